@@ -1,0 +1,43 @@
+//! Flow-table settings (validated by the config crate; plain numbers here).
+
+/// Flow-table limits and timeouts. All durations are in nanoseconds of *packet time*.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Idle timeout for TCP flows.
+    pub tcp_idle_ns: i64,
+    /// Idle timeout for UDP flows.
+    pub udp_idle_ns: i64,
+    /// Idle timeout for ICMP and ICMPv6 flows.
+    pub icmp_idle_ns: i64,
+    /// Idle timeout for flows of any other protocol (SCTP, ESP, GRE, ...).
+    pub other_idle_ns: i64,
+    /// A flow older than this is exported (reason `active`) and counting restarts in a new record.
+    pub active_timeout_ns: i64,
+    /// After FIN both ways or an RST, trailing packets within this grace still join the flow.
+    pub tcp_close_grace_ns: i64,
+    /// Hard cap on concurrent flows; at the cap the least recently seen flow is evicted.
+    pub max_flows: usize,
+    /// Cap on remembered first fragments (for attributing later fragments to their flow).
+    pub max_fragments: usize,
+    /// How long a first fragment's ports are remembered.
+    pub fragment_timeout_ns: i64,
+}
+
+/// Nanoseconds in one second.
+pub const NS_PER_SEC: i64 = 1_000_000_000;
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            tcp_idle_ns: 300 * NS_PER_SEC,
+            udp_idle_ns: 60 * NS_PER_SEC,
+            icmp_idle_ns: 60 * NS_PER_SEC,
+            other_idle_ns: 60 * NS_PER_SEC,
+            active_timeout_ns: 1800 * NS_PER_SEC,
+            tcp_close_grace_ns: 5 * NS_PER_SEC,
+            max_flows: 4_000_000,
+            max_fragments: 65_536,
+            fragment_timeout_ns: 30 * NS_PER_SEC,
+        }
+    }
+}

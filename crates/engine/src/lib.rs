@@ -1,0 +1,32 @@
+//! # burstwatch-engine
+//!
+//! The sans-IO core of burstwatch. It takes decoded packet metadata
+//! ([`burstwatch_wire::PacketMeta`]) with its capture timestamp and hands out records; it holds
+//! no sockets, opens no files, spawns no tasks and never reads the clock. Time is whatever the
+//! packets say, so replaying a capture produces exactly the records a live run produced.
+//!
+//! ```text
+//!   (ts, PacketMeta) ──ingest──▶ ┌────────────┐ ──pop_record──▶ FlowRecord
+//!   ts ───────────advance_to───▶ │ FlowTable  │
+//!   end of input ─────finish───▶ └────────────┘
+//! ```
+//!
+//! * [`FlowTable`]: bidirectional flows keyed on the innermost IP 5-tuple, with per-protocol
+//!   idle timeouts, an active timeout, TCP close handling, a hard cap with least-recently-seen
+//!   eviction, and a bounded fragment map that attributes later IP fragments to their flow.
+#![forbid(unsafe_code)]
+
+mod config;
+mod frag;
+mod key;
+mod lru;
+mod record;
+mod table;
+
+pub use config::{FlowConfig, NS_PER_SEC};
+pub use key::{Endpoint, FlowKey};
+pub use record::{proto_name, DirStats, EndReason, FlowContext, FlowRecord};
+pub use table::{FlowStats, FlowTable};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,499 @@
+//! The bidirectional flow table.
+//!
+//! Flows live in a slab (`Vec<Flow>`, free slots reused); a `hashbrown::HashTable<u32>` maps a
+//! key's hash to its slab index, so the key is stored once. Each flow sits in one of five
+//! intrusive lists ordered by last-seen time: open TCP, UDP, ICMP, other protocols, and closing
+//! TCP (FIN both ways or RST). The list heads are the flows idle the longest, so idle expiry and
+//! least-recently-seen eviction are O(1) per flow. Nothing here reads the clock: "now" is the
+//! newest packet timestamp seen.
+
+use std::collections::VecDeque;
+
+use ahash::RandomState;
+use burstwatch_wire::{Frag, PacketMeta};
+use hashbrown::HashTable;
+
+use crate::config::FlowConfig;
+use crate::frag::{FragKey, FragMap};
+use crate::key::{addr_bytes, addr_ip, FlowKey};
+use crate::lru::{LinkStore, Links, List, NIL};
+use crate::record::{DirStats, EndReason, FlowContext, FlowRecord};
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMP6: u8 = 58;
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+/// List ids.
+const L_TCP: usize = 0;
+const L_UDP: usize = 1;
+const L_ICMP: usize = 2;
+const L_OTHER: usize = 3;
+const L_CLOSING: usize = 4;
+const N_LISTS: usize = 5;
+/// Marks a free slab slot.
+const L_FREE: u8 = u8::MAX;
+
+/// Close-state bits.
+const FIN_LO: u8 = 1;
+const FIN_HI: u8 = 2;
+const RST_SEEN: u8 = 4;
+
+/// One slab entry. Kept small: see [`FlowTable::bytes_per_flow`].
+#[derive(Debug)]
+struct Flow {
+    key: FlowKey,
+    /// The initiator is the `lo` endpoint.
+    init_is_lo: bool,
+    /// Which list the flow is in, or `L_FREE`.
+    list: u8,
+    close: u8,
+    links: Links,
+    /// `[lo -> hi, hi -> lo]`.
+    dirs: [DirStats; 2],
+    context: Option<Box<FlowContext>>,
+}
+
+impl Flow {
+    fn last_ns(&self) -> i64 {
+        self.dirs[0].last_ns.max(self.dirs[1].last_ns)
+    }
+
+    fn first_ns(&self) -> i64 {
+        match (self.dirs[0].packets, self.dirs[1].packets) {
+            (0, _) => self.dirs[1].first_ns,
+            (_, 0) => self.dirs[0].first_ns,
+            _ => self.dirs[0].first_ns.min(self.dirs[1].first_ns),
+        }
+    }
+}
+
+struct Slab(Vec<Flow>);
+
+impl LinkStore for Slab {
+    #[inline]
+    fn links(&mut self, idx: u32) -> &mut Links {
+        &mut self.0[idx as usize].links
+    }
+}
+
+/// Counters kept by the flow table (all monotonic except `active`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Packets ingested.
+    pub packets: u64,
+    /// L3 bytes ingested.
+    pub bytes: u64,
+    /// Flows created.
+    pub flows_created: u64,
+    /// Records exported, by [`EndReason::index`].
+    pub ended: [u64; 6],
+    /// Flows currently open.
+    pub active: usize,
+    /// Later fragments attributed to their flow through the fragment map.
+    pub fragments_attributed: u64,
+    /// Later fragments whose first fragment was not (or no longer) known: counted in a port-0 flow.
+    pub fragments_orphaned: u64,
+    /// First fragments dropped from the fragment map at its cap.
+    pub fragment_map_evictions: u64,
+    /// Packets whose timestamp was older than the newest seen (counted normally).
+    pub out_of_order: u64,
+}
+
+/// The flow table: ingest packets in (roughly) time order, pull finished [`FlowRecord`]s.
+///
+/// ```
+/// use burstwatch_engine::{FlowConfig, FlowTable};
+/// use burstwatch_wire::PacketMeta;
+///
+/// let mut table = FlowTable::new(FlowConfig::default(), 42);
+/// let mut meta = PacketMeta::default();
+/// meta.src = "10.0.0.1".parse().unwrap();
+/// meta.dst = "192.0.2.1".parse().unwrap();
+/// meta.proto = 17;
+/// meta.sport = 5000;
+/// meta.dport = 53;
+/// meta.ip_len = 60;
+/// table.ingest(1_000_000_000, &meta);
+/// table.finish();
+/// let rec = table.pop_record().unwrap();
+/// assert_eq!((rec.fwd.packets, rec.fwd.bytes, rec.end_reason.as_str()), (1, 60, "end_of_input"));
+/// ```
+pub struct FlowTable {
+    cfg: FlowConfig,
+    hasher: RandomState,
+    table: HashTable<u32>,
+    slab: Slab,
+    free: Vec<u32>,
+    lists: [List; N_LISTS],
+    timeouts: [i64; N_LISTS],
+    frags: FragMap,
+    now_ns: i64,
+    started: bool,
+    out: VecDeque<FlowRecord>,
+    stats: FlowStats,
+}
+
+impl FlowTable {
+    /// A new, empty table. `hash_seed` keys the flow hash (pick it at random in a deployment so
+    /// hostile traffic cannot aim for collisions; fixed in tests).
+    pub fn new(cfg: FlowConfig, hash_seed: u64) -> Self {
+        let hasher = RandomState::with_seeds(
+            hash_seed,
+            hash_seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+            hash_seed.rotate_left(31) ^ 0xc2b2_ae3d_27d4_eb4f,
+            hash_seed.rotate_left(47) ^ 0x1656_67b1_9e37_79f9,
+        );
+        let frags = FragMap::new(cfg.max_fragments, cfg.fragment_timeout_ns, hasher.clone());
+        let timeouts = [
+            cfg.tcp_idle_ns,
+            cfg.udp_idle_ns,
+            cfg.icmp_idle_ns,
+            cfg.other_idle_ns,
+            cfg.tcp_close_grace_ns,
+        ];
+        Self {
+            cfg,
+            hasher,
+            table: HashTable::new(),
+            slab: Slab(Vec::new()),
+            free: Vec::new(),
+            lists: [List::default(); N_LISTS],
+            timeouts,
+            frags,
+            now_ns: i64::MIN,
+            started: false,
+            out: VecDeque::new(),
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &FlowConfig {
+        &self.cfg
+    }
+
+    /// Replace timeouts and caps (e.g. on a config reload). A lower cap takes effect as new
+    /// flows arrive; open flows are kept.
+    pub fn set_config(&mut self, cfg: FlowConfig) {
+        self.timeouts = [
+            cfg.tcp_idle_ns,
+            cfg.udp_idle_ns,
+            cfg.icmp_idle_ns,
+            cfg.other_idle_ns,
+            cfg.tcp_close_grace_ns,
+        ];
+        self.cfg = cfg;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FlowStats {
+        let mut s = self.stats.clone();
+        s.active = self.table.len();
+        s.fragment_map_evictions = self.frags.evicted;
+        s
+    }
+
+    /// Newest packet time seen (ns since the epoch), if any packet was seen.
+    pub fn now_ns(&self) -> Option<i64> {
+        self.started.then_some(self.now_ns)
+    }
+
+    /// Flows currently open.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no flow is open.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Heap bytes held by the table's flow storage (slab, index, free list), for the
+    /// memory-per-flow figure. Contexts of tunnelled/VLAN flows are counted at their boxed size.
+    pub fn heap_bytes(&self) -> usize {
+        let slab = self.slab.0.capacity() * std::mem::size_of::<Flow>();
+        // hashbrown: one u32 slot plus one control byte per bucket.
+        let buckets = self.table.capacity().next_power_of_two().max(1) * 8 / 7;
+        let index = buckets * (std::mem::size_of::<u32>() + 1);
+        let free = self.free.capacity() * std::mem::size_of::<u32>();
+        let ctx = self
+            .slab
+            .0
+            .iter()
+            .filter(|f| f.list != L_FREE && f.context.is_some())
+            .count()
+            * std::mem::size_of::<FlowContext>();
+        slab + index + free + ctx
+    }
+
+    /// Size of one slab entry in bytes.
+    pub const fn slab_entry_bytes() -> usize {
+        std::mem::size_of::<Flow>()
+    }
+
+    /// Next finished record, if any. Call after each [`Self::ingest`] / [`Self::advance_to`].
+    #[inline]
+    pub fn pop_record(&mut self) -> Option<FlowRecord> {
+        self.out.pop_front()
+    }
+
+    /// Move packet time forward to `ts_ns` and expire what timed out. Never moves backwards.
+    pub fn advance_to(&mut self, ts_ns: i64) {
+        if !self.started {
+            self.started = true;
+            self.now_ns = ts_ns;
+            return;
+        }
+        if ts_ns <= self.now_ns {
+            return;
+        }
+        self.now_ns = ts_ns;
+        for list in 0..N_LISTS {
+            let timeout = self.timeouts[list];
+            loop {
+                let head = self.lists[list].head;
+                if head == NIL {
+                    break;
+                }
+                let flow = &self.slab.0[head as usize];
+                if self.now_ns.saturating_sub(flow.last_ns()) <= timeout {
+                    break;
+                }
+                let reason = if list == L_CLOSING {
+                    if flow.close & RST_SEEN != 0 {
+                        EndReason::Rst
+                    } else {
+                        EndReason::Fin
+                    }
+                } else {
+                    EndReason::Idle
+                };
+                self.export(head, reason);
+            }
+        }
+        self.frags.expire(self.now_ns);
+    }
+
+    /// Count one decoded packet captured at `ts_ns`.
+    pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
+        if self.started && ts_ns < self.now_ns {
+            self.stats.out_of_order += 1;
+        }
+        self.advance_to(ts_ns);
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(meta.ip_len);
+
+        let (sport, dport, later) = match meta.frag {
+            Frag::None => (meta.sport, meta.dport, false),
+            Frag::First { id } => {
+                let fk = frag_key(meta, id);
+                self.frags.insert(fk, meta.sport, meta.dport, ts_ns);
+                (meta.sport, meta.dport, false)
+            }
+            Frag::Later { id } => match self.frags.get(&frag_key(meta, id)) {
+                Some((s, d)) => {
+                    self.stats.fragments_attributed += 1;
+                    (s, d, true)
+                }
+                None => {
+                    self.stats.fragments_orphaned += 1;
+                    (0, 0, true)
+                }
+            },
+        };
+        let (key, lo_to_hi) = FlowKey::from_packet(meta, sport, dport);
+        let hash = self.hasher.hash_one(key);
+        let slab = &self.slab.0;
+        let found = self.table.find(hash, |&i| slab[i as usize].key == key).copied();
+        let idx = match found {
+            Some(idx) => {
+                let first = self.slab.0[idx as usize].first_ns();
+                if ts_ns.saturating_sub(first) >= self.cfg.active_timeout_ns {
+                    self.restart_active(idx);
+                }
+                idx
+            }
+            None => self.create(key, hash, lo_to_hi, meta),
+        };
+        self.update(idx, ts_ns, lo_to_hi, meta, later);
+    }
+
+    /// Export every open flow (reason `end_of_input`), oldest first, and reset "now".
+    pub fn finish(&mut self) {
+        let mut live: Vec<u32> = (0..self.slab.0.len() as u32)
+            .filter(|&i| self.slab.0[i as usize].list != L_FREE)
+            .collect();
+        live.sort_by_key(|&i| {
+            let f = &self.slab.0[i as usize];
+            (f.first_ns(), f.key)
+        });
+        for idx in live {
+            self.export(idx, EndReason::EndOfInput);
+        }
+        let fk = self.frags.len();
+        if fk > 0 {
+            self.frags.expire(i64::MAX);
+        }
+    }
+
+    fn create(&mut self, key: FlowKey, hash: u64, lo_to_hi: bool, meta: &PacketMeta) -> u32 {
+        if self.table.len() >= self.cfg.max_flows.max(1) {
+            self.evict_one();
+        }
+        // A SYN-ACK seen first makes its receiver the initiator.
+        let synack = meta.proto == TCP && meta.tcp_flags & (SYN | ACK) == (SYN | ACK);
+        let init_is_lo = lo_to_hi != synack;
+        let context = context_of(meta);
+        let flow = Flow {
+            key,
+            init_is_lo,
+            list: L_FREE,
+            close: 0,
+            links: Links::default(),
+            dirs: [DirStats::default(); 2],
+            context,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.slab.0[idx as usize] = flow;
+                idx
+            }
+            None => {
+                self.slab.0.push(flow);
+                (self.slab.0.len() - 1) as u32
+            }
+        };
+        let list = list_for(meta.proto);
+        self.slab.0[idx as usize].list = list as u8;
+        self.lists[list].push_back(&mut self.slab, idx);
+        let slab = &self.slab.0;
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, idx, |&i| hasher.hash_one(slab[i as usize].key));
+        self.stats.flows_created += 1;
+        idx
+    }
+
+    #[inline]
+    fn update(&mut self, idx: u32, ts_ns: i64, lo_to_hi: bool, meta: &PacketMeta, later: bool) {
+        let flow = &mut self.slab.0[idx as usize];
+        let dir = usize::from(!lo_to_hi);
+        flow.dirs[dir].add(ts_ns, meta.ip_len, meta.payload_len, meta.tcp_flags, later);
+        let mut list = flow.list as usize;
+        if meta.proto == TCP {
+            if meta.tcp_flags & FIN != 0 {
+                flow.close |= if lo_to_hi { FIN_LO } else { FIN_HI };
+            }
+            if meta.tcp_flags & RST != 0 {
+                flow.close |= RST_SEEN;
+            }
+            if flow.close & RST_SEEN != 0 || flow.close & (FIN_LO | FIN_HI) == (FIN_LO | FIN_HI) {
+                list = L_CLOSING;
+            }
+        }
+        let old = flow.list as usize;
+        flow.list = list as u8;
+        self.lists[old].unlink(&mut self.slab, idx);
+        self.lists[list].push_back(&mut self.slab, idx);
+    }
+
+    /// Export the flow at `idx` for the active timeout and start a fresh record in its place.
+    fn restart_active(&mut self, idx: u32) {
+        let flow = &mut self.slab.0[idx as usize];
+        let rec = to_record(flow, EndReason::Active, flow.context.clone());
+        flow.dirs = [DirStats::default(); 2];
+        self.stats.ended[EndReason::Active.index()] += 1;
+        self.out.push_back(rec);
+    }
+
+    /// Evict the least recently seen flow among all list heads.
+    fn evict_one(&mut self) {
+        let mut best: Option<(i64, u32)> = None;
+        for list in &self.lists {
+            if list.head != NIL {
+                let last = self.slab.0[list.head as usize].last_ns();
+                if best.is_none_or(|(b, _)| last < b) {
+                    best = Some((last, list.head));
+                }
+            }
+        }
+        if let Some((_, idx)) = best {
+            self.export(idx, EndReason::Evicted);
+        }
+    }
+
+    fn export(&mut self, idx: u32, reason: EndReason) {
+        let list = self.slab.0[idx as usize].list as usize;
+        if list >= N_LISTS {
+            return;
+        }
+        self.lists[list].unlink(&mut self.slab, idx);
+        let key = self.slab.0[idx as usize].key;
+        let hash = self.hasher.hash_one(key);
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
+        let flow = &mut self.slab.0[idx as usize];
+        let ctx = flow.context.take();
+        let rec = to_record(flow, reason, ctx);
+        flow.list = L_FREE;
+        self.free.push(idx);
+        self.stats.ended[reason.index()] += 1;
+        self.out.push_back(rec);
+    }
+}
+
+fn list_for(proto: u8) -> usize {
+    match proto {
+        TCP => L_TCP,
+        UDP => L_UDP,
+        ICMP | ICMP6 => L_ICMP,
+        _ => L_OTHER,
+    }
+}
+
+fn frag_key(meta: &PacketMeta, id: u32) -> FragKey {
+    FragKey {
+        src: addr_bytes(meta.src),
+        dst: addr_bytes(meta.dst),
+        proto: meta.proto,
+        id,
+    }
+}
+
+fn context_of(meta: &PacketMeta) -> Option<Box<FlowContext>> {
+    if meta.vlan_count == 0 && meta.tunnel_count == 0 && meta.mpls_label.is_none() {
+        return None;
+    }
+    Some(Box::new(FlowContext {
+        vlans: meta.vlans().to_vec(),
+        mpls_label: meta.mpls_label,
+        tunnels: meta.tunnels().copied().collect(),
+    }))
+}
+
+fn to_record(flow: &Flow, reason: EndReason, context: Option<Box<FlowContext>>) -> FlowRecord {
+    let k = &flow.key;
+    let (init, resp, fwd, rev) = if flow.init_is_lo {
+        (k.lo, k.hi, flow.dirs[0], flow.dirs[1])
+    } else {
+        (k.hi, k.lo, flow.dirs[1], flow.dirs[0])
+    };
+    FlowRecord {
+        proto: k.proto,
+        src: addr_ip(init.addr, k.v4),
+        sport: init.port,
+        dst: addr_ip(resp.addr, k.v4),
+        dport: resp.port,
+        fwd,
+        rev,
+        end_reason: reason,
+        context,
+    }
+}
