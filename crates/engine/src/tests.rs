@@ -181,3 +181,82 @@ fn every_packet_lands_in_exactly_one_record() {
     assert_eq!(st.ended.iter().sum::<u64>(), recs.len() as u64);
     assert_eq!(st.flows_created, recs.len() as u64 - st.ended[EndReason::Active.index()]);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_packet() -> impl Strategy<Value = (i64, PacketMeta)> {
+        (
+            0i64..4_000,
+            0u8..6,
+            0u8..6,
+            prop_oneof![Just(6u8), Just(17u8), Just(1u8), Just(132u8)],
+            0u16..4,
+            0u16..4,
+            any::<u8>(),
+            20u32..1500,
+            0u8..4,
+        )
+            .prop_map(|(t, a, b, proto, sp, dp, flags, len, frag)| {
+                let mut m = pkt(
+                    &format!("10.0.0.{a}"),
+                    sp,
+                    &format!("192.0.2.{b}"),
+                    dp,
+                    proto,
+                    flags,
+                    len,
+                );
+                m.frag = match frag {
+                    1 => Frag::First { id: u32::from(sp) },
+                    2 => Frag::Later { id: u32::from(sp) },
+                    _ => Frag::None,
+                };
+                (t * S / 10, m)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Whatever arrives, in whatever time order: the table stays within its cap, and every
+        /// packet and byte ends up in exactly one record.
+        #[test]
+        fn state_stays_within_caps_and_nothing_is_lost(
+            mut pkts in proptest::collection::vec(arb_packet(), 1..400),
+            cap in 1usize..20,
+            frag_cap in 1usize..8,
+            sorted in any::<bool>(),
+        ) {
+            if sorted {
+                pkts.sort_by_key(|p| p.0);
+            }
+            let cfg = FlowConfig {
+                max_flows: cap,
+                max_fragments: frag_cap,
+                udp_idle_ns: 10 * S,
+                active_timeout_ns: 100 * S,
+                ..FlowConfig::default()
+            };
+            let mut t = FlowTable::new(cfg, 9);
+            let mut recs = Vec::new();
+            for (ts, m) in &pkts {
+                t.ingest(*ts, m);
+                prop_assert!(t.len() <= cap);
+                recs.extend(std::iter::from_fn(|| t.pop_record()));
+            }
+            t.finish();
+            recs.extend(std::iter::from_fn(|| t.pop_record()));
+            prop_assert!(t.is_empty());
+            prop_assert_eq!(recs.iter().map(|r| r.packets()).sum::<u64>(), pkts.len() as u64);
+            let bytes: u64 = pkts.iter().map(|(_, m)| u64::from(m.ip_len)).sum();
+            prop_assert_eq!(recs.iter().map(|r| r.bytes()).sum::<u64>(), bytes);
+            for r in &recs {
+                prop_assert!(r.first_ns() <= r.last_ns());
+                prop_assert!(r.packets() > 0);
+            }
+            let st = t.stats();
+            prop_assert_eq!(st.ended.iter().sum::<u64>(), recs.len() as u64);
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The human summary printed on standard error at the end of a run.
+
+use std::io::Write;
+use std::time::Duration;
+
+use burstwatch_engine::{EndReason, FlowStats};
+
+/// Run totals gathered by the shell around the engine.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Input files named (after directory expansion).
+    pub files: usize,
+    /// Files (or file tails) that could not be read.
+    pub input_errors: u64,
+    /// Frames read from the inputs.
+    pub frames: u64,
+    /// Captured bytes of those frames.
+    pub captured_bytes: u64,
+    /// Bytes of input consumed (after decompression).
+    pub bytes_read: u64,
+    /// Frames dropped by `--filter`.
+    pub filtered: u64,
+    /// Well-formed frames without IP (ARP, STP, ...).
+    pub not_ip: u64,
+    /// Undecodable frames by reason index.
+    pub decode_errors: [u64; 16],
+    /// Flow records written.
+    pub records: u64,
+    /// Flow-table counters.
+    pub flow_stats: FlowStats,
+    first_ns: Option<i64>,
+    last_ns: Option<i64>,
+}
+
+impl Summary {
+    /// A summary for a run over `files` inputs.
+    pub fn new(files: usize) -> Self {
+        Self { files, ..Self::default() }
+    }
+
+    /// Track the capture time span.
+    #[inline]
+    pub fn see_time(&mut self, ts: i64) {
+        self.first_ns = Some(self.first_ns.map_or(ts, |f| f.min(ts)));
+        self.last_ns = Some(self.last_ns.map_or(ts, |l| l.max(ts)));
+    }
+
+    /// The counters as a JSON object (for scripts and tests: `analyze --stats PATH`).
+    pub fn to_json(&self, wall: Duration, reasons: &[&str]) -> serde_json::Value {
+        let fs = &self.flow_stats;
+        let errors: serde_json::Map<String, serde_json::Value> = reasons
+            .iter()
+            .zip(self.decode_errors.iter())
+            .map(|(r, n)| ((*r).to_string(), (*n).into()))
+            .collect();
+        let ended: serde_json::Map<String, serde_json::Value> = EndReason::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), fs.ended[r.index()].into()))
+            .collect();
+        serde_json::json!({
+            "files": self.files,
+            "input_errors": self.input_errors,
+            "packets": self.frames,
+            "captured_bytes": self.captured_bytes,
+            "bytes_read": self.bytes_read,
+            "filtered": self.filtered,
+            "not_ip": self.not_ip,
+            "decode_errors": errors,
+            "ip_packets": fs.packets,
+            "ip_bytes": fs.bytes,
+            "flows_created": fs.flows_created,
+            "flow_records": self.records,
+            "flows_ended": ended,
+            "fragments_attributed": fs.fragments_attributed,
+            "fragments_orphaned": fs.fragments_orphaned,
+            "fragment_map_evictions": fs.fragment_map_evictions,
+            "out_of_order": fs.out_of_order,
+            "first_ts": self.first_ns.map(|t| t as f64 / 1e9),
+            "last_ts": self.last_ns.map(|t| t as f64 / 1e9),
+            "wall_seconds": wall.as_secs_f64(),
+        })
+    }
+
+    /// Print the summary.
+    pub fn print<W: Write>(&self, w: &mut W, wall: Duration, reasons: &[&str]) {
+        let secs = wall.as_secs_f64().max(1e-9);
+        let errors: u64 = self.decode_errors.iter().sum();
+        let by_reason: Vec<String> = reasons
+            .iter()
+            .zip(self.decode_errors.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let fs = &self.flow_stats;
+        let ended: Vec<String> = EndReason::ALL
+            .iter()
+            .filter(|r| fs.ended[r.index()] > 0)
+            .map(|r| format!("{} {}", r.as_str(), fs.ended[r.index()]))
+            .collect();
+        let _ = writeln!(
+            w,
+            "burstwatch: {} file(s), {} packets, {} bytes captured ({} of IP), {} flow records ({})",
+            self.files,
+            self.frames,
+            self.captured_bytes,
+            fs.bytes,
+            self.records,
+            if ended.is_empty() { "none".to_string() } else { ended.join(", ") },
+        );
+        let _ = writeln!(
+            w,
+            "burstwatch: {} IP packets in flows, {} not IP, {} filtered out, {} undecodable{}",
+            fs.packets,
+            self.not_ip,
+            self.filtered,
+            errors,
+            if by_reason.is_empty() { String::new() } else { format!(" ({})", by_reason.join(", ")) },
+        );
+        if fs.fragments_attributed + fs.fragments_orphaned > 0 {
+            let _ = writeln!(
+                w,
+                "burstwatch: later IP fragments: {} joined their flow, {} without a known first fragment",
+                fs.fragments_attributed, fs.fragments_orphaned
+            );
+        }
+        if let (Some(f), Some(l)) = (self.first_ns, self.last_ns) {
+            let _ = writeln!(
+                w,
+                "burstwatch: capture time {} .. {} ({:.3} s)",
+                utc(f),
+                utc(l),
+                (l - f) as f64 / 1e9
+            );
+        }
+        let _ = writeln!(
+            w,
+            "burstwatch: wall time {:.3} s, {:.0} packets/s, {:.1} MB/s{}",
+            secs,
+            self.frames as f64 / secs,
+            self.bytes_read as f64 / secs / 1e6,
+            if self.input_errors > 0 { format!(", {} input error(s)", self.input_errors) } else { String::new() },
+        );
+    }
+}
+
+/// Format ns since the epoch as an ISO 8601 UTC time with microseconds.
+pub fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) / 1_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(utc(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(utc(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(utc(-1_000), "1969-12-31T23:59:59.999999Z");
+    }
+}

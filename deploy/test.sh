@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The project's test command: unit, property and end-to-end tests of the whole workspace.
+# End-to-end tests read the shared capture corpus at ../shared/pcaps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace --locked "$@"
