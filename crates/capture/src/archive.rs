@@ -1,0 +1,289 @@
+//! [`Archive`]: many capture files (rotated archives) read as one stream in timestamp order.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::file::PacketRef;
+use crate::{CaptureFile, Packet, ReadError, ReadErrorKind};
+
+/// File names an [`Archive`] picks up when it expands a directory (compared case-insensitively).
+pub const CAPTURE_EXTENSIONS: &[&str] = &[
+    ".pcap",
+    ".pcapng",
+    ".cap",
+    ".pcap.gz",
+    ".pcapng.gz",
+    ".cap.gz",
+];
+
+/// Deepest directory nesting expanded.
+const MAX_DEPTH: usize = 64;
+
+struct Entry {
+    path: PathBuf,
+    size: u64,
+    first_ts: i64,
+}
+
+struct Slot {
+    file: CaptureFile,
+    cur: PacketRef,
+}
+
+/// Many capture files merged into one stream in timestamp order.
+///
+/// At [`Archive::open`] every file is peeked (header and first packet, then closed) and the
+/// files are ordered by their first timestamp. While reading, a file is opened only once the
+/// merge reaches its first timestamp and closed at its end, so a rotated archive of hundreds
+/// of files keeps one or two open at a time. Packets are merged by timestamp (k-way merge; ties
+/// go to the file given first); a file whose own packets are out of order is merged as it is.
+pub struct Archive {
+    entries: Vec<Entry>,
+    /// Problems found while listing and peeking, delivered first.
+    errors: VecDeque<ReadError>,
+    /// Files not yet opened, by (first timestamp, input order).
+    pending: VecDeque<usize>,
+    /// Open files, indexed like `entries`.
+    slots: Vec<Option<Slot>>,
+    /// Heads of the open files: (timestamp, entry index).
+    heap: BinaryHeap<Reverse<(i64, usize)>>,
+    /// File whose packet was handed out last: moved forward on the next call.
+    last: Option<usize>,
+    bytes_total: u64,
+    bytes_done: u64,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("files", &self.entries.len())
+            .field("pending", &self.pending.len())
+            .field("open", &self.heap.len())
+            .finish()
+    }
+}
+
+fn is_capture_name(p: &Path) -> bool {
+    let Some(name) = p.file_name() else {
+        return false;
+    };
+    let name = name.to_string_lossy().to_ascii_lowercase();
+    CAPTURE_EXTENSIONS.iter().any(|ext| name.ends_with(ext))
+}
+
+/// Lists the capture files under `dir` (recursively), reporting unreadable directories.
+fn expand(
+    dir: &Path,
+    depth: usize,
+    seen: &mut HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    errors: &mut VecDeque<ReadError>,
+) {
+    let err = |e| ReadError::new(dir, 0, ReadErrorKind::Io(e));
+    // Guard against symlink loops.
+    match fs::canonicalize(dir) {
+        Ok(c) => {
+            if !seen.insert(c) {
+                return;
+            }
+        }
+        Err(e) => return errors.push_back(err(e)),
+    }
+    let listing = match fs::read_dir(dir) {
+        Ok(l) => l,
+        Err(e) => return errors.push_back(err(e)),
+    };
+    for item in listing {
+        let path = match item {
+            Ok(i) => i.path(),
+            Err(e) => {
+                errors.push_back(err(e));
+                continue;
+            }
+        };
+        if path.is_dir() {
+            if depth < MAX_DEPTH {
+                expand(&path, depth + 1, seen, out, errors);
+            }
+        } else if is_capture_name(&path) {
+            out.push(path);
+        }
+    }
+}
+
+impl Archive {
+    /// Opens files and directories as one stream. Directories are expanded recursively to the
+    /// files whose names end in one of [`CAPTURE_EXTENSIONS`], sorted by path; files given
+    /// directly are read whatever their name. Never fails as a whole: a file that cannot be
+    /// opened, or whose first packet cannot be read, becomes an error event at the start.
+    pub fn open(inputs: &[PathBuf]) -> Archive {
+        let mut errors = VecDeque::new();
+        let mut paths = Vec::new();
+        for input in inputs {
+            if input.is_dir() {
+                let mut found = Vec::new();
+                expand(input, 0, &mut HashSet::new(), &mut found, &mut errors);
+                found.sort();
+                paths.extend(found);
+            } else {
+                paths.push(input.clone());
+            }
+        }
+        let mut entries = Vec::with_capacity(paths.len());
+        let mut bytes_total = 0;
+        let mut bytes_done = 0;
+        let mut pending = Vec::new();
+        for path in paths {
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            bytes_total += size;
+            let first = CaptureFile::open(&path).and_then(|mut f| f.advance());
+            let idx = entries.len();
+            match first {
+                Ok(Some(r)) => {
+                    pending.push((r.ts_ns, idx));
+                    entries.push(Entry {
+                        path,
+                        size,
+                        first_ts: r.ts_ns,
+                    });
+                }
+                Ok(None) => {
+                    bytes_done += size;
+                    entries.push(Entry {
+                        path,
+                        size,
+                        first_ts: 0,
+                    });
+                }
+                Err(e) => {
+                    bytes_done += size;
+                    errors.push_back(e);
+                    entries.push(Entry {
+                        path,
+                        size,
+                        first_ts: 0,
+                    });
+                }
+            }
+        }
+        pending.sort_unstable();
+        let slots = entries.iter().map(|_| None).collect();
+        Archive {
+            entries,
+            errors,
+            pending: pending.into_iter().map(|(_, i)| i).collect(),
+            slots,
+            heap: BinaryHeap::new(),
+            last: None,
+            bytes_total,
+            bytes_done,
+        }
+    }
+
+    /// The next event: a packet in global timestamp order, or the error of one file (reported
+    /// once; packets of that file before the fault were delivered). `None` at the end.
+    /// The packet borrows the archive until the next call.
+    pub fn next_event(&mut self) -> Option<Result<Packet<'_>, ReadError>> {
+        if let Some(e) = self.errors.pop_front() {
+            return Some(Err(e));
+        }
+        if let Some(i) = self.last.take() {
+            if let Err(e) = self.step(i) {
+                return Some(Err(e));
+            }
+        }
+        // Open every pending file whose first packet is due before the current head.
+        while let Some(&j) = self.pending.front() {
+            let due = match self.heap.peek() {
+                Some(Reverse(head)) => (self.entries[j].first_ts, j) <= *head,
+                None => true,
+            };
+            if !due {
+                break;
+            }
+            self.pending.pop_front();
+            if let Err(e) = self.start(j) {
+                return Some(Err(e));
+            }
+        }
+        let Reverse((_, i)) = self.heap.pop()?;
+        self.last = Some(i);
+        let slot = self.slots.get(i)?.as_ref()?;
+        Some(Ok(slot.file.packet(&slot.cur)))
+    }
+
+    /// Opens file `j` and queues its first packet.
+    fn start(&mut self, j: usize) -> Result<(), ReadError> {
+        let mut file = match CaptureFile::open(&self.entries[j].path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.bytes_done += self.entries[j].size;
+                return Err(e);
+            }
+        };
+        match file.advance() {
+            Ok(Some(cur)) => {
+                self.heap.push(Reverse((cur.ts_ns, j)));
+                self.slots[j] = Some(Slot { file, cur });
+                Ok(())
+            }
+            Ok(None) => {
+                self.bytes_done += self.entries[j].size;
+                Ok(())
+            }
+            Err(e) => {
+                self.bytes_done += self.entries[j].size;
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves open file `i` to its next packet, closing it at its end or fault.
+    fn step(&mut self, i: usize) -> Result<(), ReadError> {
+        let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let r = slot.file.advance();
+        if let Ok(Some(cur)) = r {
+            slot.cur = cur;
+            self.heap.push(Reverse((cur.ts_ns, i)));
+            return Ok(());
+        }
+        self.slots[i] = None;
+        self.bytes_done += self.entries[i].size;
+        r.map(|_| ())
+    }
+
+    /// Number of capture files in the archive (after expanding directories).
+    pub fn files(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The files, in input order (after expanding directories).
+    pub fn paths(&self) -> impl Iterator<Item = &Path> + '_ {
+        self.entries.iter().map(|e| e.path.as_path())
+    }
+
+    /// Total size on disk of all files.
+    pub fn bytes_total(&self) -> u64 {
+        self.bytes_total
+    }
+
+    /// Bytes read so far: finished files count whole, open files by what they have read.
+    pub fn bytes_consumed(&self) -> u64 {
+        let open: u64 = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|s| s.file.bytes_consumed())
+            .sum();
+        self.bytes_done + open
+    }
+
+    /// Number of files open right now.
+    pub fn open_files(&self) -> usize {
+        self.heap.len() + usize::from(self.last.is_some())
+    }
+}

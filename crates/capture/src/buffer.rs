@@ -1,0 +1,199 @@
+//! One byte-window abstraction for every input: either the whole memory-mapped file (refilling
+//! is a no-op) or a bounded buffer filled from a [`Read`] (gzip, pipes, FIFOs, files that can't
+//! be mapped).
+//!
+//! Readers walk the window with a cursor. Bytes handed out (a packet's data) stay valid until
+//! the next call to [`Buffer::fill`] or [`Buffer::skip`], which may move the window.
+
+use std::io::{self, Read};
+
+use memmap2::Mmap;
+
+/// Normal size of a streaming buffer; it grows past this only for a single larger item.
+const CHUNK: usize = 1 << 20;
+/// First allocation of a streaming buffer (small, so that peeking at many files is cheap).
+const FIRST_CHUNK: usize = 64 << 10;
+
+enum Inner {
+    Map(Mmap),
+    Stream {
+        src: Box<dyn Read + Send>,
+        buf: Vec<u8>,
+        /// End of valid data in `buf`.
+        end: usize,
+        eof: bool,
+    },
+}
+
+/// A window over the input with a read cursor.
+pub(crate) struct Buffer {
+    inner: Inner,
+    /// Cursor: index into the window.
+    pos: usize,
+    /// Absolute stream offset of window index 0.
+    base: u64,
+}
+
+impl Buffer {
+    /// A buffer over a whole memory-mapped file.
+    pub(crate) fn mapped(map: Mmap) -> Buffer {
+        Buffer {
+            inner: Inner::Map(map),
+            pos: 0,
+            base: 0,
+        }
+    }
+
+    /// A bounded buffer filled from `src`.
+    pub(crate) fn stream(src: Box<dyn Read + Send>) -> Buffer {
+        Buffer {
+            inner: Inner::Stream {
+                src,
+                buf: Vec::new(),
+                end: 0,
+                eof: false,
+            },
+            pos: 0,
+            base: 0,
+        }
+    }
+
+    /// Absolute offset of the cursor.
+    #[inline]
+    pub(crate) fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    /// The current window; index it with positions derived from [`Buffer::pos`].
+    #[inline]
+    pub(crate) fn window(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Map(m) => m,
+            Inner::Stream { buf, end, .. } => &buf[..*end],
+        }
+    }
+
+    /// The cursor, as an index into [`Buffer::window`].
+    #[inline]
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes available from the cursor without refilling.
+    #[inline]
+    pub(crate) fn available(&self) -> usize {
+        self.window().len() - self.pos
+    }
+
+    /// Makes at least `n` bytes available from the cursor, unless the input ends first.
+    /// Returns the number of bytes available (`>= n`, or everything left at the end).
+    /// `n` must already be bounded by the caller's limits: the buffer grows to hold it.
+    #[inline]
+    pub(crate) fn fill(&mut self, n: usize) -> io::Result<usize> {
+        let avail = self.available();
+        if avail >= n {
+            return Ok(avail);
+        }
+        self.refill(n)
+    }
+
+    #[cold]
+    fn refill(&mut self, n: usize) -> io::Result<usize> {
+        let Inner::Stream { src, buf, end, eof } = &mut self.inner else {
+            return Ok(self.window().len() - self.pos);
+        };
+        if *eof {
+            return Ok(*end - self.pos);
+        }
+        // A buffer the input filled completely is worth growing to the normal chunk size; the
+        // first one is small so that peeking at many small files stays cheap.
+        let was_full = *end == buf.len();
+        // Move the unread tail to the front.
+        if self.pos > 0 {
+            buf.copy_within(self.pos..*end, 0);
+            *end -= self.pos;
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        let want = if buf.is_empty() {
+            FIRST_CHUNK
+        } else if was_full {
+            CHUNK.max(buf.len())
+        } else {
+            buf.len()
+        };
+        // A single larger item gets exactly what it needs.
+        let want = want.max(n);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        while *end < n {
+            match src.read(&mut buf[*end..]) {
+                Ok(0) => {
+                    *eof = true;
+                    break;
+                }
+                Ok(k) => *end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(*end)
+    }
+
+    /// Moves the cursor forward by `n` bytes, which must be available.
+    #[inline]
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.available());
+        self.pos += n.min(self.available());
+    }
+
+    /// Skips `n` bytes, reading through the input if they are not in the window. Returns the
+    /// number of bytes skipped (fewer than `n` only at the end of the input).
+    pub(crate) fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let avail = self.available() as u64;
+        if n <= avail {
+            // n <= avail, which is a usize.
+            self.pos += n as usize;
+            return Ok(n);
+        }
+        let Inner::Stream { src, end, eof, .. } = &mut self.inner else {
+            self.pos += avail as usize;
+            return Ok(avail);
+        };
+        // Drop the window and stream past the rest.
+        self.base += *end as u64;
+        self.pos = 0;
+        *end = 0;
+        let rest = n - avail;
+        let skipped = io::copy(&mut (&mut *src).take(rest), &mut io::sink())?;
+        self.base += skipped;
+        if skipped < rest {
+            *eof = true;
+        }
+        Ok(avail + skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: failures should panic
+    use super::*;
+
+    #[test]
+    fn stream_fill_consume_skip() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        let mut b = Buffer::stream(Box::new(io::Cursor::new(data.clone())));
+        assert!(b.fill(10).unwrap() >= 10);
+        b.consume(10);
+        assert_eq!(b.offset(), 10);
+        assert!(b.fill(200_000).unwrap() >= 200_000);
+        assert_eq!(b.window()[b.pos()], data[10]);
+        assert_eq!(b.skip(250_000).unwrap(), 250_000);
+        assert_eq!(b.offset(), 250_010);
+        assert_eq!(b.fill(4).unwrap(), 300_000 - 250_010);
+        assert_eq!(b.window()[b.pos()], data[250_010]);
+        assert_eq!(b.skip(100_000).unwrap(), 300_000 - 250_010);
+        assert_eq!(b.fill(1).unwrap(), 0);
+    }
+}

@@ -1,0 +1,178 @@
+//! Archives: many files as one stream in timestamp order.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: failures should panic
+
+mod common;
+
+use std::path::PathBuf;
+
+use burstwatch_capture::{Archive, ReadErrorKind};
+use common::{frame, write_pcap};
+
+const SEC: i64 = 1_000_000_000;
+
+/// (ts_ns, tag) of every packet, and the errors, in delivery order.
+fn drain(a: &mut Archive) -> (Vec<(i64, u32)>, Vec<burstwatch_capture::ReadError>, usize) {
+    let (mut pkts, mut errs, mut max_open) = (Vec::new(), Vec::new(), 0);
+    while let Some(ev) = a.next_event() {
+        match ev {
+            Ok(p) => pkts.push((
+                p.ts_ns,
+                u32::from_be_bytes([p.data[0], p.data[1], p.data[2], p.data[3]]),
+            )),
+            Err(e) => errs.push(e),
+        }
+        max_open = max_open.max(a.open_files());
+    }
+    (pkts, errs, max_open)
+}
+
+fn records(range: std::ops::Range<u32>) -> Vec<(i64, Vec<u8>)> {
+    range
+        .map(|n| (1_700_000_000 * SEC + i64::from(n) * SEC / 10, frame(n)))
+        .collect()
+}
+
+fn expected(range: std::ops::Range<u32>) -> Vec<(i64, u32)> {
+    records(range)
+        .iter()
+        .map(|(t, f)| (*t, u32::from_be_bytes([f[0], f[1], f[2], f[3]])))
+        .collect()
+}
+
+#[test]
+fn rotated_files_in_wrong_order_and_as_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    // Names sort in the opposite order of time.
+    write_pcap(&d.join("c.pcap"), &records(0..10));
+    write_pcap(&d.join("sub/b.pcap"), &records(10..20));
+    write_pcap(&d.join("a.pcap"), &records(20..30));
+    std::fs::write(d.join("notes.txt"), "not a capture").unwrap();
+
+    let mut a = Archive::open(&[d.join("a.pcap"), d.join("sub/b.pcap"), d.join("c.pcap")]);
+    assert_eq!(a.files(), 3);
+    let (pkts, errs, max_open) = drain(&mut a);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(pkts, expected(0..30));
+    assert!(max_open <= 2, "{max_open} files open at once");
+    assert_eq!(a.bytes_consumed(), a.bytes_total());
+
+    let mut a = Archive::open(&[d.to_path_buf()]);
+    assert_eq!(a.files(), 3, "notes.txt must be skipped, sub/ expanded");
+    let (pkts, errs, _) = drain(&mut a);
+    assert!(errs.is_empty());
+    assert_eq!(pkts, expected(0..30));
+}
+
+#[test]
+fn overlapping_files_interleave_and_ties_follow_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let all = records(0..20);
+    let even: Vec<_> = all.iter().step_by(2).cloned().collect();
+    let odd: Vec<_> = all.iter().skip(1).step_by(2).cloned().collect();
+    write_pcap(&d.join("1-odd.pcap"), &odd);
+    write_pcap(&d.join("2-even.pcap"), &even);
+    // Same timestamps as "even", later in file order.
+    let dup: Vec<_> = even.iter().map(|(t, _)| (*t, frame(1000))).collect();
+    write_pcap(&d.join("3-dup.pcap"), &dup);
+    let mut a = Archive::open(&[d.to_path_buf()]);
+    let (pkts, errs, _) = drain(&mut a);
+    assert!(errs.is_empty());
+    let mut want = Vec::new();
+    for (t, f) in &all {
+        let tag = u32::from_be_bytes([f[0], f[1], f[2], f[3]]);
+        want.push((*t, tag));
+        if tag % 2 == 0 {
+            want.push((*t, 1000));
+        }
+    }
+    assert_eq!(pkts, want);
+}
+
+#[test]
+fn bad_files_give_one_error_event_and_the_rest_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pcap(&d.join("1.pcap"), &records(0..10));
+    std::fs::write(d.join("2.pcap"), b"this is not a capture file at all").unwrap();
+    // A file cut inside its 6th record: 5 packets then one error.
+    write_pcap(&d.join("3.pcap"), &records(10..20));
+    let full = std::fs::read(d.join("3.pcap")).unwrap();
+    let cut = 24 + 5 * (16 + 60) + 30;
+    std::fs::write(d.join("3.pcap"), &full[..cut]).unwrap();
+    write_pcap(&d.join("4.pcap"), &records(20..30));
+    let missing = d.join("0-missing.pcap");
+
+    let mut inputs = vec![missing.clone(), d.to_path_buf()];
+    inputs.reverse();
+    let mut a = Archive::open(&inputs);
+    let mut events = Vec::new();
+    while let Some(ev) = a.next_event() {
+        events.push(
+            ev.map(|p| p.ts_ns)
+                .map_err(|e| (e.path.clone(), e.offset, e.to_string(), e.reason)),
+        );
+    }
+    let errors: Vec<_> = events.iter().filter_map(|e| e.as_ref().err()).collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    // Startup errors first, in input order: the non-capture, then the missing file.
+    assert!(events[0].is_err() && events[1].is_err());
+    let (p0, _, _, r0) = events[0].as_ref().unwrap_err();
+    assert_eq!(p0, &d.join("2.pcap"));
+    assert!(matches!(r0, ReadErrorKind::NotACapture));
+    let (p1, _, _, r1) = events[1].as_ref().unwrap_err();
+    assert_eq!(p1, &missing);
+    assert!(matches!(r1, ReadErrorKind::Io(_)));
+    // The truncated file's error comes after its 5 good packets, at the 6th record's offset.
+    let pos = events.iter().rposition(|e| e.is_err()).unwrap();
+    let (p3, off, text, r3) = events[pos].as_ref().unwrap_err();
+    assert_eq!(p3, &d.join("3.pcap"));
+    assert_eq!(*off, 24 + 5 * 76);
+    assert!(
+        matches!(
+            r3,
+            ReadErrorKind::Truncated {
+                needed: 76,
+                have: 30
+            }
+        ),
+        "{text}"
+    );
+    let before: Vec<i64> = events[..pos]
+        .iter()
+        .filter_map(|e| e.as_ref().ok().copied())
+        .collect();
+    assert_eq!(before.len(), 15);
+    let ts: Vec<i64> = events
+        .iter()
+        .filter_map(|e| e.as_ref().ok().copied())
+        .collect();
+    let want: Vec<i64> = expected(0..15)
+        .into_iter()
+        .chain(expected(20..30))
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(ts, want);
+}
+
+#[test]
+fn empty_inputs_and_empty_files() {
+    let mut a = Archive::open(&[]);
+    assert!(a.next_event().is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let only_header = dir.path().join("h.pcap");
+    write_pcap(&only_header, &[]);
+    let empty = dir.path().join("e.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let mut a = Archive::open(&[only_header, empty.clone()]);
+    let ev: Vec<_> = std::iter::from_fn(|| {
+        a.next_event()
+            .map(|e| e.map(|p| p.ts_ns).map_err(|e| e.path))
+    })
+    .collect();
+    assert_eq!(ev, vec![Err(empty)]);
+    assert_eq!(a.bytes_consumed(), a.bytes_total());
+    let _ = PathBuf::new();
+}
