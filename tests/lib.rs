@@ -13,21 +13,35 @@ pub fn bin() -> PathBuf {
     }
     // target/<profile>/deps/e2e-<hash> -> target/<profile>/burstwatch
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let bin = dir.join(format!("burstwatch{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built: run the tests with `cargo test --workspace`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
     bin
 }
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// The shared capture corpus (`../shared/pcaps` beside the repository).
 pub fn corpus() -> PathBuf {
     let p = repo().join("../shared/pcaps");
-    assert!(p.join("MANIFEST.tsv").exists(), "capture corpus not found at {}", p.display());
+    assert!(
+        p.join("MANIFEST.tsv").exists(),
+        "capture corpus not found at {}",
+        p.display()
+    );
     p
 }
 
@@ -60,7 +74,10 @@ pub fn manifest() -> Vec<ManifestRow> {
 
 /// Run burstwatch with arguments.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("spawn burstwatch")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("spawn burstwatch")
 }
 
 /// Parse JSON lines.
@@ -103,12 +120,14 @@ pub fn parse_tshark_conv(text: &str) -> BTreeMap<ConvKey, u64> {
             (normalize_ip(a), p.parse::<u16>().expect("port"))
         };
         let frames: u64 = toks[9].parse().expect("total frames");
-        *out.entry(conv_key(proto, ep(toks[0]), ep(toks[2]))).or_insert(0) += frames;
+        *out.entry(conv_key(proto, ep(toks[0]), ep(toks[2])))
+            .or_insert(0) += frames;
     }
     out
 }
 
 /// Canonical text form of an IP address (so tshark's and ours compare equal).
 pub fn normalize_ip(s: &str) -> String {
-    s.parse::<std::net::IpAddr>().map_or_else(|_| s.to_string(), |ip| ip.to_string())
+    s.parse::<std::net::IpAddr>()
+        .map_or_else(|_| s.to_string(), |ip| ip.to_string())
 }

@@ -33,6 +33,7 @@ fn malformed_and_robustness_corpus_never_crashes_and_errors_are_clear() {
     files.sort();
     assert!(files.len() > 800, "corpus incomplete: {}", files.len());
     let mut with_errors = 0;
+    let mut reported = Vec::new();
     for f in &files {
         let path = f.to_str().unwrap();
         let out = run(&["analyze", "--flows", "-", path]);
@@ -41,26 +42,53 @@ fn malformed_and_robustness_corpus_never_crashes_and_errors_are_clear() {
             Some(0) => {}
             Some(1) => {
                 with_errors += 1;
+                reported.push(path.to_string());
                 let line = stderr
                     .lines()
                     .find(|l| l.starts_with("burstwatch: error: "))
                     .unwrap_or_else(|| panic!("{path}: exit 1 without an error line:\n{stderr}"));
                 let rest = line.trim_start_matches("burstwatch: error: ");
-                assert!(rest.starts_with(path), "{path}: error line does not name the file: {line}");
-                assert!(rest.contains(": offset "), "{path}: error line has no offset: {line}");
+                assert!(
+                    rest.starts_with(path),
+                    "{path}: error line does not name the file: {line}"
+                );
+                assert!(
+                    rest.contains(": offset "),
+                    "{path}: error line has no offset: {line}"
+                );
             }
             other => panic!("{path}: exit {other:?} (crash?)\n{stderr}"),
         }
         // Whatever was written is valid JSON lines.
         json_lines(&out.stdout);
-        assert!(stderr.contains(" packets,"), "{path}: no summary:\n{stderr}");
+        assert!(
+            stderr.contains(" packets,"),
+            "{path}: no summary:\n{stderr}"
+        );
     }
-    assert!(with_errors >= 10, "expected the deliberately broken files to be reported, got {with_errors}");
+    // The files whose structure is damaged (the other "malformed" ones are well-formed captures
+    // of link types tshark 4.0 does not know; burstwatch reads them and counts their frames as
+    // unsupported_link_type).
+    let broken = [
+        "malformed/libpcap/linktype-reserved-field-not-zero.pcap",
+        "malformed/libpcap/pcap-invalid-version-1.pcap",
+        "malformed/libpcap/pcapng-invalid-vers-1.pcapng",
+        "malformed/libpcap/pcapng-invalid-vers-2.pcapng",
+        "malformed/libpcap/shb-option-too-long.pcapng",
+        "malformed/ndpi/fuzz-2021-10-13.pcap",
+    ];
+    for b in broken {
+        assert!(
+            reported.iter().any(|p| p.ends_with(b)),
+            "{b} was not reported as damaged"
+        );
+    }
+    assert_eq!(with_errors, broken.len(), "unexpected errors: {reported:?}");
 }
 
 #[test]
 fn truncated_last_record_keeps_everything_before_it() {
-    let src = corpus().join("traffic/dns53.pcap");
+    let src = corpus().join("traffic/http__bro.org.pcap");
     let bytes = std::fs::read(&src).unwrap();
     let pcap = pcapfile::read(&bytes);
     let n = pcap.records.len() as u64;
@@ -95,22 +123,35 @@ fn not_a_capture_and_missing_files_do_not_stop_the_other_inputs() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("burstwatch: error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("burstwatch: error: "))
+        .collect();
     assert_eq!(errors.len(), 2, "{stderr}");
-    assert!(errors.iter().any(|l| l.contains("notes.pcap: offset 0: ")), "{stderr}");
-    assert!(errors.iter().any(|l| l.contains("missing.pcap")), "{stderr}");
+    assert!(
+        errors.iter().any(|l| l.contains("notes.pcap: offset 0: ")),
+        "{stderr}"
+    );
+    assert!(
+        errors.iter().any(|l| l.contains("missing.pcap")),
+        "{stderr}"
+    );
     assert_eq!(packets_in(&json_lines(&out.stdout)), good_n);
 }
 
 #[test]
 fn impossible_record_length_is_reported_with_its_offset() {
-    let src = corpus().join("traffic/dns53.pcap");
+    let src = corpus().join("traffic/http__bro.org.pcap");
     let mut bytes = std::fs::read(&src).unwrap();
     let pcap = pcapfile::read(&bytes);
     // Corrupt the incl_len of the third record.
     let off: usize = 24 + pcap.records[0].len() + pcap.records[1].len();
     let le = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) == 0xa1b2_c3d4;
-    let huge = if le { 0x7fff_fff0u32.to_le_bytes() } else { 0x7fff_fff0u32.to_be_bytes() };
+    let huge = if le {
+        0x7fff_fff0u32.to_le_bytes()
+    } else {
+        0x7fff_fff0u32.to_be_bytes()
+    };
     bytes[off + 8..off + 12].copy_from_slice(&huge);
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.pcap");
@@ -118,7 +159,10 @@ fn impossible_record_length_is_reported_with_its_offset() {
     let out = run(&["analyze", "--flows", "-", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("bad.pcap: offset {off}: ")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bad.pcap: offset {off}: ")),
+        "{stderr}"
+    );
     assert_eq!(packets_in(&json_lines(&out.stdout)), 2);
 }
 
@@ -127,7 +171,10 @@ fn usage_and_config_errors_exit_2() {
     let good = corpus().join("traffic/dns53.pcap");
     let good = good.to_str().unwrap();
     assert_eq!(run(&["analyze"]).status.code(), Some(2));
-    assert_eq!(run(&["analyze", "--no-such-flag", good]).status.code(), Some(2));
+    assert_eq!(
+        run(&["analyze", "--no-such-flag", good]).status.code(),
+        Some(2)
+    );
     let out = run(&["analyze", "--filter", "tcp port", good]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("filter"));

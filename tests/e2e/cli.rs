@@ -11,7 +11,10 @@ use crate::pcapfile;
 fn per_flow(flows: &[serde_json::Value]) -> BTreeMap<String, (u64, u64, u64, u64)> {
     let mut m = BTreeMap::new();
     for r in flows {
-        let key = format!("{} {}:{} {}:{}", r["proto"], r["src"], r["sport"], r["dst"], r["dport"]);
+        let key = format!(
+            "{} {}:{} {}:{}",
+            r["proto"], r["src"], r["sport"], r["dst"], r["dport"]
+        );
         let e = m.entry(key).or_insert((0, 0, 0, 0));
         e.0 += r["packets_fwd"].as_u64().unwrap();
         e.1 += r["packets_rev"].as_u64().unwrap();
@@ -25,7 +28,12 @@ fn analyze_flows(args: &[&str]) -> Vec<serde_json::Value> {
     let mut all = vec!["analyze", "--quiet", "--flows", "-"];
     all.extend_from_slice(args);
     let out = run(&all);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     json_lines(&out.stdout)
 }
 
@@ -34,7 +42,10 @@ fn gzip_compressed_captures_give_the_same_flows() {
     let src = corpus().join("traffic/http__bro.org.pcap");
     let dir = tempfile::tempdir().unwrap();
     let gz = dir.path().join("rotated.pcap.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
     enc.write_all(&std::fs::read(&src).unwrap()).unwrap();
     enc.finish().unwrap();
     let plain = analyze_flows(&[src.to_str().unwrap()]);
@@ -54,7 +65,11 @@ fn rotated_files_in_a_directory_read_as_one_stream() {
     // Name the parts so that name order is NOT time order: the reader must sort by time.
     let names = ["c.pcap", "a.pcap", "b.pcap"];
     for (i, chunk) in pcap.records.chunks(n.div_ceil(3)).enumerate() {
-        std::fs::write(dir.path().join(names[i]), pcapfile::write(&pcap.header, chunk)).unwrap();
+        std::fs::write(
+            dir.path().join(names[i]),
+            pcapfile::write(&pcap.header, chunk),
+        )
+        .unwrap();
     }
     let whole = analyze_flows(&[src.to_str().unwrap()]);
     let parts = analyze_flows(&[dir.path().to_str().unwrap()]);
@@ -79,7 +94,12 @@ fn bpf_filter_works_on_files() {
         .map(|r| r["packets_fwd"].as_u64().unwrap() + r["packets_rev"].as_u64().unwrap())
         .sum();
     assert_eq!(got, want);
-    assert_eq!(per_flow(&filtered).len(), all.iter().filter(|r| r["proto"] == "tcp" && (r["sport"] == 443 || r["dport"] == 443)).count());
+    assert_eq!(
+        per_flow(&filtered).len(),
+        all.iter()
+            .filter(|r| r["proto"] == "tcp" && (r["sport"] == 443 || r["dport"] == 443))
+            .count()
+    );
 }
 
 #[test]
@@ -88,7 +108,13 @@ fn summary_on_stderr_names_the_totals() {
     let out = run(&["analyze", src.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for want in ["packets", "flow records", "undecodable", "capture time", "packets/s"] {
+    for want in [
+        "packets",
+        "flow records",
+        "undecodable",
+        "capture time",
+        "packets/s",
+    ] {
         assert!(stderr.contains(want), "summary lacks {want:?}:\n{stderr}");
     }
 }
@@ -100,15 +126,28 @@ fn records_carry_the_documented_fields() {
     assert!(!flows.is_empty());
     for r in &flows {
         for key in [
-            "proto", "src", "sport", "dst", "dport", "first_ts", "last_ts", "packets_fwd", "packets_rev",
-            "bytes_fwd", "bytes_rev", "end_reason",
+            "proto",
+            "src",
+            "sport",
+            "dst",
+            "dport",
+            "first_ts",
+            "last_ts",
+            "packets_fwd",
+            "packets_rev",
+            "bytes_fwd",
+            "bytes_rev",
+            "end_reason",
         ] {
             assert!(r.get(key).is_some(), "missing {key} in {r}");
         }
         assert!(r["first_ts"].as_f64().unwrap() <= r["last_ts"].as_f64().unwrap());
     }
     let tunnelled: Vec<_> = flows.iter().filter(|r| r.get("tunnel").is_some()).collect();
-    assert!(!tunnelled.is_empty(), "geneve flows carry their tunnel layer");
+    assert!(
+        !tunnelled.is_empty(),
+        "geneve flows carry their tunnel layer"
+    );
     let layer = &tunnelled[0]["tunnel"][0];
     assert_eq!(layer["kind"], "geneve");
     assert_eq!(layer["outer_dport"], 6081);

@@ -1,11 +1,9 @@
 //! A minimal classic-pcap reader/writer for building test inputs (splitting, truncating).
 
-/// Records of a little- or big-endian microsecond/nanosecond pcap: (header bytes, records).
+/// A little- or big-endian microsecond/nanosecond pcap: file header and raw records.
 pub struct Pcap {
     pub header: Vec<u8>,
     pub records: Vec<Vec<u8>>,
-    /// Per record: timestamp seconds (for ordering checks).
-    pub ts_sec: Vec<u32>,
 }
 
 pub fn read(bytes: &[u8]) -> Pcap {
@@ -13,20 +11,25 @@ pub fn read(bytes: &[u8]) -> Pcap {
     let le = magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d;
     let u32at = |b: &[u8], o: usize| {
         let a: [u8; 4] = b[o..o + 4].try_into().unwrap();
-        if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
     };
     let mut off = 24;
     let mut records = Vec::new();
-    let mut ts_sec = Vec::new();
     while off + 16 <= bytes.len() {
         let incl = u32at(bytes, off + 8) as usize;
         let end = off + 16 + incl;
         assert!(end <= bytes.len(), "test input must be a clean pcap");
-        ts_sec.push(u32at(bytes, off));
         records.push(bytes[off..end].to_vec());
         off = end;
     }
-    Pcap { header: bytes[..24].to_vec(), records, ts_sec }
+    Pcap {
+        header: bytes[..24].to_vec(),
+        records,
+    }
 }
 
 pub fn write(header: &[u8], records: &[Vec<u8>]) -> Vec<u8> {

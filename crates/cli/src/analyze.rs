@@ -43,7 +43,10 @@ pub struct AnalyzeArgs {
 fn open_output(spec: Option<&str>) -> anyhow::Result<Option<Box<dyn Write>>> {
     Ok(match spec {
         None => None,
-        Some("-") => Some(Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout().lock()))),
+        Some("-") => Some(Box::new(BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout().lock(),
+        ))),
         Some(path) => {
             let f = File::create(path).with_context(|| format!("cannot create {path}"))?;
             Some(Box::new(BufWriter::with_capacity(1 << 16, f)))
@@ -127,7 +130,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     sum.flow_stats = table.stats();
     let wall = started.elapsed();
     if !args.quiet {
-        sum.print(&mut std::io::stderr().lock(), wall, DecodeError::ALL_REASONS);
+        sum.print(
+            &mut std::io::stderr().lock(),
+            wall,
+            DecodeError::ALL_REASONS,
+        );
     }
     if let Some(path) = &args.stats {
         let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
@@ -139,5 +146,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    Ok(if sum.input_errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if sum.input_errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

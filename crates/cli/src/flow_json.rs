@@ -53,7 +53,11 @@ pub fn flag_letters(flags: u8) -> String {
         (0x40, 'E'),
         (0x80, 'C'),
     ];
-    NAMES.iter().filter(|(bit, _)| flags & bit != 0).map(|(_, c)| *c).collect()
+    NAMES
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -86,6 +90,24 @@ struct FlowJson<'a> {
     mpls_label: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tunnel: Option<Vec<TunnelJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel_rev: Option<Vec<TunnelJson>>,
+}
+
+fn tunnels_json(layers: &[burstwatch_wire::TunnelLayer]) -> Option<Vec<TunnelJson>> {
+    (!layers.is_empty()).then(|| {
+        layers
+            .iter()
+            .map(|t| TunnelJson {
+                kind: t.kind.as_str(),
+                outer_src: t.outer_src,
+                outer_dst: t.outer_dst,
+                outer_sport: t.outer_sport,
+                outer_dport: t.outer_dport,
+                id: t.id,
+            })
+            .collect()
+    })
 }
 
 fn is_zero32(v: &u32) -> bool {
@@ -115,21 +137,12 @@ pub fn write_record<W: Write>(out: &mut W, r: &FlowRecord) -> std::io::Result<()
         fragments_fwd: r.fwd.fragments,
         fragments_rev: r.rev.fragments,
         end_reason: r.end_reason.as_str(),
-        vlan: ctx.filter(|c| !c.vlans.is_empty()).map(|c| c.vlans.as_slice()),
+        vlan: ctx
+            .filter(|c| !c.vlans.is_empty())
+            .map(|c| c.vlans.as_slice()),
         mpls_label: ctx.and_then(|c| c.mpls_label),
-        tunnel: ctx.filter(|c| !c.tunnels.is_empty()).map(|c| {
-            c.tunnels
-                .iter()
-                .map(|t| TunnelJson {
-                    kind: t.kind.as_str(),
-                    outer_src: t.outer_src,
-                    outer_dst: t.outer_dst,
-                    outer_sport: t.outer_sport,
-                    outer_dport: t.outer_dport,
-                    id: t.id,
-                })
-                .collect()
-        }),
+        tunnel: ctx.and_then(|c| tunnels_json(&c.tunnels)),
+        tunnel_rev: ctx.and_then(|c| tunnels_json(&c.tunnels_rev)),
     };
     serde_json::to_writer(&mut *out, &json)?;
     out.write_all(b"\n")

@@ -35,7 +35,10 @@ pub struct Summary {
 impl Summary {
     /// A summary for a run over `files` inputs.
     pub fn new(files: usize) -> Self {
-        Self { files, ..Self::default() }
+        Self {
+            files,
+            ..Self::default()
+        }
     }
 
     /// Track the capture time span.
@@ -114,7 +117,11 @@ impl Summary {
             self.not_ip,
             self.filtered,
             errors,
-            if by_reason.is_empty() { String::new() } else { format!(" ({})", by_reason.join(", ")) },
+            if by_reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by_reason.join(", "))
+            },
         );
         if fs.fragments_attributed + fs.fragments_orphaned > 0 {
             let _ = writeln!(
@@ -138,7 +145,11 @@ impl Summary {
             secs,
             self.frames as f64 / secs,
             self.bytes_read as f64 / secs / 1e6,
-            if self.input_errors > 0 { format!(", {} input error(s)", self.input_errors) } else { String::new() },
+            if self.input_errors > 0 {
+                format!(", {} input error(s)", self.input_errors)
+            } else {
+                String::new()
+            },
         );
     }
 }
@@ -179,7 +190,10 @@ mod tests {
     #[test]
     fn utc_formats_known_instants() {
         assert_eq!(utc(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(utc(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(
+            utc(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456Z"
+        );
         assert_eq!(utc(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
         assert_eq!(utc(-1_000), "1969-12-31T23:59:59.999999Z");
     }

@@ -84,7 +84,11 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     fn invalid(&self, offset: usize, key: &str, message: String) -> ConfigError {
@@ -96,7 +100,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn seconds(&self, v: &Option<Spanned<f64>>, key: &str, default_ns: i64) -> Result<i64, ConfigError> {
+    fn seconds(
+        &self,
+        v: &Option<Spanned<f64>>,
+        key: &str,
+        default_ns: i64,
+    ) -> Result<i64, ConfigError> {
         let Some(v) = v else { return Ok(default_ns) };
         let s = *v.get_ref();
         if !(s.is_finite() && s > 0.0 && s <= MAX_SECONDS) {
@@ -109,13 +118,29 @@ impl Ctx<'_> {
         Ok((s * NS_PER_SEC as f64).round() as i64)
     }
 
-    fn count(&self, v: &Option<Spanned<i64>>, key: &str, default: usize, max: i64) -> Result<usize, ConfigError> {
+    fn count(
+        &self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        default: usize,
+        max: i64,
+    ) -> Result<usize, ConfigError> {
         let Some(v) = v else { return Ok(default) };
         let n = *v.get_ref();
         if !(1..=max).contains(&n) {
-            return Err(self.invalid(v.span().start, key, format!("must be an integer from 1 to {max}, got {n}")));
+            return Err(self.invalid(
+                v.span().start,
+                key,
+                format!("must be an integer from 1 to {max}, got {n}"),
+            ));
         }
-        usize::try_from(n).map_err(|_| self.invalid(v.span().start, key, format!("{n} does not fit this machine")))
+        usize::try_from(n).map_err(|_| {
+            self.invalid(
+                v.span().start,
+                key,
+                format!("{n} does not fit this machine"),
+            )
+        })
     }
 }
 
@@ -130,15 +155,48 @@ impl Settings {
         let d = FlowConfig::default();
         let f = &raw.flow;
         let flow = FlowConfig {
-            tcp_idle_ns: ctx.seconds(&f.tcp_idle_timeout_seconds, "flow.tcp_idle_timeout_seconds", d.tcp_idle_ns)?,
-            udp_idle_ns: ctx.seconds(&f.udp_idle_timeout_seconds, "flow.udp_idle_timeout_seconds", d.udp_idle_ns)?,
-            icmp_idle_ns: ctx.seconds(&f.icmp_idle_timeout_seconds, "flow.icmp_idle_timeout_seconds", d.icmp_idle_ns)?,
-            other_idle_ns: ctx.seconds(&f.other_idle_timeout_seconds, "flow.other_idle_timeout_seconds", d.other_idle_ns)?,
-            active_timeout_ns: ctx.seconds(&f.active_timeout_seconds, "flow.active_timeout_seconds", d.active_timeout_ns)?,
-            tcp_close_grace_ns: ctx.seconds(&f.tcp_close_grace_seconds, "flow.tcp_close_grace_seconds", d.tcp_close_grace_ns)?,
+            tcp_idle_ns: ctx.seconds(
+                &f.tcp_idle_timeout_seconds,
+                "flow.tcp_idle_timeout_seconds",
+                d.tcp_idle_ns,
+            )?,
+            udp_idle_ns: ctx.seconds(
+                &f.udp_idle_timeout_seconds,
+                "flow.udp_idle_timeout_seconds",
+                d.udp_idle_ns,
+            )?,
+            icmp_idle_ns: ctx.seconds(
+                &f.icmp_idle_timeout_seconds,
+                "flow.icmp_idle_timeout_seconds",
+                d.icmp_idle_ns,
+            )?,
+            other_idle_ns: ctx.seconds(
+                &f.other_idle_timeout_seconds,
+                "flow.other_idle_timeout_seconds",
+                d.other_idle_ns,
+            )?,
+            active_timeout_ns: ctx.seconds(
+                &f.active_timeout_seconds,
+                "flow.active_timeout_seconds",
+                d.active_timeout_ns,
+            )?,
+            tcp_close_grace_ns: ctx.seconds(
+                &f.tcp_close_grace_seconds,
+                "flow.tcp_close_grace_seconds",
+                d.tcp_close_grace_ns,
+            )?,
             max_flows: ctx.count(&f.max_flows, "flow.max_flows", d.max_flows, 1_000_000_000)?,
-            max_fragments: ctx.count(&f.max_fragments, "flow.max_fragments", d.max_fragments, 100_000_000)?,
-            fragment_timeout_ns: ctx.seconds(&f.fragment_timeout_seconds, "flow.fragment_timeout_seconds", d.fragment_timeout_ns)?,
+            max_fragments: ctx.count(
+                &f.max_fragments,
+                "flow.max_fragments",
+                d.max_fragments,
+                100_000_000,
+            )?,
+            fragment_timeout_ns: ctx.seconds(
+                &f.fragment_timeout_seconds,
+                "flow.fragment_timeout_seconds",
+                d.fragment_timeout_ns,
+            )?,
         };
         Ok(Settings { flow })
     }
@@ -146,7 +204,10 @@ impl Settings {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: origin.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: origin.clone(),
+            source,
+        })?;
         Self::parse(&text, &origin)
     }
 }
@@ -167,7 +228,11 @@ mod tests {
 
     #[test]
     fn values_are_converted_to_nanoseconds() {
-        let s = Settings::parse("[flow]\ntcp_idle_timeout_seconds = 1.5\nmax_flows = 10\n", "t").unwrap();
+        let s = Settings::parse(
+            "[flow]\ntcp_idle_timeout_seconds = 1.5\nmax_flows = 10\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(s.flow.tcp_idle_ns, 1_500_000_000);
         assert_eq!(s.flow.max_flows, 10);
         assert_eq!(s.flow.udp_idle_ns, 60 * NS_PER_SEC);
@@ -191,6 +256,9 @@ mod tests {
     #[test]
     fn the_shipped_example_config_is_valid_and_matches_the_defaults() {
         let text = include_str!("../../../config/burstwatch.toml");
-        assert_eq!(Settings::parse(text, "burstwatch.toml").unwrap(), Settings::default());
+        assert_eq!(
+            Settings::parse(text, "burstwatch.toml").unwrap(),
+            Settings::default()
+        );
     }
 }

@@ -13,13 +13,18 @@ fn packets(flows: u32, n: usize) -> Vec<(i64, PacketMeta)> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     (0..n)
         .map(|i| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let f = ((x >> 33) as u32) % flows;
             let client = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | f));
             let server = IpAddr::V4(Ipv4Addr::from(0xc612_0000 | (f % 4096)));
             let up = (x >> 7) & 1 == 0;
-            let (src, dst, sport, dport) =
-                if up { (client, server, 40_000, 443) } else { (server, client, 443, 40_000) };
+            let (src, dst, sport, dport) = if up {
+                (client, server, 40_000, 443)
+            } else {
+                (server, client, 443, 40_000)
+            };
             let meta = PacketMeta {
                 src,
                 dst,

@@ -98,7 +98,12 @@ mod tests {
     use super::*;
 
     fn key(id: u32) -> FragKey {
-        FragKey { src: [1; 16], dst: [2; 16], proto: 17, id }
+        FragKey {
+            src: [1; 16],
+            dst: [2; 16],
+            proto: 17,
+            id,
+        }
     }
 
     #[test]

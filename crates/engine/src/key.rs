@@ -59,12 +59,34 @@ impl FlowKey {
     #[inline]
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> (FlowKey, bool) {
         let v4 = src.is_ipv4();
-        let a = Endpoint { addr: addr_bytes(src), port: sport };
-        let b = Endpoint { addr: addr_bytes(dst), port: dport };
+        let a = Endpoint {
+            addr: addr_bytes(src),
+            port: sport,
+        };
+        let b = Endpoint {
+            addr: addr_bytes(dst),
+            port: dport,
+        };
         if a <= b {
-            (FlowKey { lo: a, hi: b, proto, v4 }, true)
+            (
+                FlowKey {
+                    lo: a,
+                    hi: b,
+                    proto,
+                    v4,
+                },
+                true,
+            )
         } else {
-            (FlowKey { lo: b, hi: a, proto, v4 }, false)
+            (
+                FlowKey {
+                    lo: b,
+                    hi: a,
+                    proto,
+                    v4,
+                },
+                false,
+            )
         }
     }
 

@@ -15,7 +15,10 @@ pub(crate) struct Links {
 
 impl Default for Links {
     fn default() -> Self {
-        Self { prev: NIL, next: NIL }
+        Self {
+            prev: NIL,
+            next: NIL,
+        }
     }
 }
 
@@ -28,7 +31,10 @@ pub(crate) struct List {
 
 impl Default for List {
     fn default() -> Self {
-        Self { head: NIL, tail: NIL }
+        Self {
+            head: NIL,
+            tail: NIL,
+        }
     }
 }
 

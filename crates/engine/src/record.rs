@@ -72,7 +72,14 @@ pub struct DirStats {
 impl DirStats {
     /// Count one packet.
     #[inline]
-    pub(crate) fn add(&mut self, ts_ns: i64, ip_len: u32, payload: u32, flags: u8, later_frag: bool) {
+    pub(crate) fn add(
+        &mut self,
+        ts_ns: i64,
+        ip_len: u32,
+        payload: u32,
+        flags: u8,
+        later_frag: bool,
+    ) {
         if self.packets == 0 {
             self.first_ns = ts_ns;
             self.last_ns = ts_ns;
@@ -95,8 +102,11 @@ pub struct FlowContext {
     pub vlans: Vec<u16>,
     /// Top MPLS label, if the first packet had a label stack.
     pub mpls_label: Option<u32>,
-    /// Tunnel layers stripped, outermost first.
+    /// Tunnel layers stripped from the initiator's packets, outermost first.
     pub tunnels: Vec<TunnelLayer>,
+    /// Tunnel layers of the responder's packets, when they differ from `tunnels` (UDP tunnels
+    /// usually pick a different outer source port per direction).
+    pub tunnels_rev: Vec<TunnelLayer>,
 }
 
 /// One finished (or cut) flow. `src` is the initiator.

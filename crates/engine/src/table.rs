@@ -53,6 +53,8 @@ struct Flow {
     /// Which list the flow is in, or `L_FREE`.
     list: u8,
     close: u8,
+    /// `context.tunnels` came from a `lo -> hi` packet (else from `hi -> lo`).
+    ctx_from_lo: bool,
     links: Links,
     /// `[lo -> hi, hi -> lo]`.
     dirs: [DirStats; 2],
@@ -310,7 +312,10 @@ impl FlowTable {
         let (key, lo_to_hi) = FlowKey::from_packet(meta, sport, dport);
         let hash = self.hasher.hash_one(key);
         let slab = &self.slab.0;
-        let found = self.table.find(hash, |&i| slab[i as usize].key == key).copied();
+        let found = self
+            .table
+            .find(hash, |&i| slab[i as usize].key == key)
+            .copied();
         let idx = match found {
             Some(idx) => {
                 let first = self.slab.0[idx as usize].first_ns();
@@ -355,6 +360,7 @@ impl FlowTable {
             init_is_lo,
             list: L_FREE,
             close: 0,
+            ctx_from_lo: lo_to_hi,
             links: Links::default(),
             dirs: [DirStats::default(); 2],
             context,
@@ -384,6 +390,9 @@ impl FlowTable {
     fn update(&mut self, idx: u32, ts_ns: i64, lo_to_hi: bool, meta: &PacketMeta, later: bool) {
         let flow = &mut self.slab.0[idx as usize];
         let dir = usize::from(!lo_to_hi);
+        if meta.tunnel_count > 0 && flow.dirs[dir].packets == 0 && lo_to_hi != flow.ctx_from_lo {
+            note_reverse_tunnels(flow, meta);
+        }
         flow.dirs[dir].add(ts_ns, meta.ip_len, meta.payload_len, meta.tcp_flags, later);
         let mut list = flow.list as usize;
         if meta.proto == TCP {
@@ -475,11 +484,29 @@ fn context_of(meta: &PacketMeta) -> Option<Box<FlowContext>> {
         vlans: meta.vlans().to_vec(),
         mpls_label: meta.mpls_label,
         tunnels: meta.tunnels().copied().collect(),
+        tunnels_rev: Vec::new(),
     }))
 }
 
-fn to_record(flow: &Flow, reason: EndReason, context: Option<Box<FlowContext>>) -> FlowRecord {
+/// The first packet against the direction the context came from: keep its tunnel layers when
+/// they differ.
+#[cold]
+fn note_reverse_tunnels(flow: &mut Flow, meta: &PacketMeta) {
+    let ctx = flow.context.get_or_insert_with(Box::default);
+    if !ctx.tunnels.iter().eq(meta.tunnels()) {
+        ctx.tunnels_rev = meta.tunnels().copied().collect();
+    }
+}
+
+fn to_record(flow: &Flow, reason: EndReason, mut context: Option<Box<FlowContext>>) -> FlowRecord {
     let k = &flow.key;
+    if flow.ctx_from_lo != flow.init_is_lo {
+        if let Some(ctx) = context.as_deref_mut() {
+            if !ctx.tunnels_rev.is_empty() {
+                std::mem::swap(&mut ctx.tunnels, &mut ctx.tunnels_rev);
+            }
+        }
+    }
     let (init, resp, fwd, rev) = if flow.init_is_lo {
         (k.lo, k.hi, flow.dirs[0], flow.dirs[1])
     } else {

@@ -62,7 +62,10 @@ fn handshake_and_fin_close_with_grace() {
 fn synack_seen_first_makes_its_receiver_the_initiator() {
     let mut t = table();
     t.ingest(S, &pkt("192.0.2.10", 443, "10.0.0.2", 40000, 6, 0x12, 60));
-    t.ingest(S + 5, &pkt("10.0.0.2", 40000, "192.0.2.10", 443, 6, 0x10, 52));
+    t.ingest(
+        S + 5,
+        &pkt("10.0.0.2", 40000, "192.0.2.10", 443, 6, 0x10, 52),
+    );
     t.finish();
     let r = t.pop_record().unwrap();
     assert_eq!(r.src, "10.0.0.2".parse::<IpAddr>().unwrap());
@@ -119,7 +122,10 @@ fn active_timeout_cuts_long_flows_without_losing_packets() {
     t.finish();
     let recs = drain(&mut t);
     let reasons: Vec<_> = recs.iter().map(|r| r.end_reason).collect();
-    assert_eq!(reasons, [EndReason::Active, EndReason::Active, EndReason::EndOfInput]);
+    assert_eq!(
+        reasons,
+        [EndReason::Active, EndReason::Active, EndReason::EndOfInput]
+    );
     assert_eq!(recs.iter().map(|r| r.packets()).sum::<u64>(), total);
     assert_eq!(recs[0].packets(), 1800);
     assert_eq!(recs[1].first_ns(), 1800 * S);
@@ -127,10 +133,16 @@ fn active_timeout_cuts_long_flows_without_losing_packets() {
 
 #[test]
 fn cap_evicts_least_recently_seen() {
-    let cfg = FlowConfig { max_flows: 3, ..FlowConfig::default() };
+    let cfg = FlowConfig {
+        max_flows: 3,
+        ..FlowConfig::default()
+    };
     let mut t = FlowTable::new(cfg, 1);
     for port in 1..=3u16 {
-        t.ingest(i64::from(port), &pkt("10.0.0.1", port, "192.0.2.1", 80, 17, 0, 40));
+        t.ingest(
+            i64::from(port),
+            &pkt("10.0.0.1", port, "192.0.2.1", 80, 17, 0, 40),
+        );
     }
     // Touch flow 1 so flow 2 becomes the least recently seen.
     t.ingest(10, &pkt("10.0.0.1", 1, "192.0.2.1", 80, 17, 0, 40));
@@ -158,19 +170,31 @@ fn later_fragments_join_their_flow() {
     let recs = drain(&mut t);
     assert_eq!(recs.len(), 2);
     let main = recs.iter().find(|r| r.dport == 53).unwrap();
-    assert_eq!((main.fwd.packets, main.fwd.fragments, main.fwd.bytes), (2, 1, 2000));
+    assert_eq!(
+        (main.fwd.packets, main.fwd.fragments, main.fwd.bytes),
+        (2, 1, 2000)
+    );
     let st = t.stats();
     assert_eq!((st.fragments_attributed, st.fragments_orphaned), (1, 1));
 }
 
 #[test]
 fn every_packet_lands_in_exactly_one_record() {
-    let mut t = FlowTable::new(FlowConfig { max_flows: 50, ..FlowConfig::default() }, 3);
+    let mut t = FlowTable::new(
+        FlowConfig {
+            max_flows: 50,
+            ..FlowConfig::default()
+        },
+        3,
+    );
     let mut n = 0u64;
     for i in 0..10_000i64 {
         let port = (i * 7919 % 200) as u16;
         let flags = if i % 97 == 0 { 0x04 } else { 0x10 };
-        t.ingest(i * S / 10, &pkt("10.0.0.1", port, "192.0.2.1", 443, 6, flags, 52));
+        t.ingest(
+            i * S / 10,
+            &pkt("10.0.0.1", port, "192.0.2.1", 443, 6, flags, 52),
+        );
         n += 1;
     }
     t.finish();
@@ -179,7 +203,10 @@ fn every_packet_lands_in_exactly_one_record() {
     assert!(t.is_empty());
     let st = t.stats();
     assert_eq!(st.ended.iter().sum::<u64>(), recs.len() as u64);
-    assert_eq!(st.flows_created, recs.len() as u64 - st.ended[EndReason::Active.index()]);
+    assert_eq!(
+        st.flows_created,
+        recs.len() as u64 - st.ended[EndReason::Active.index()]
+    );
 }
 
 mod props {

@@ -63,9 +63,11 @@ pub fn decode(link: LinkType, frame: &[u8], meta: &mut PacketMeta) -> Result<Dec
     meta.clear();
     match link {
         LinkType::ETHERNET => link::ethernet(frame, meta, 0),
-        LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 => ip::ip_any(frame, meta, 0),
-        LinkType::IPV4 => ip::ipv4(frame, meta, 0),
-        LinkType::IPV6 => ip::ipv6(frame, meta, 0),
+        // LINKTYPE_IPV4/IPV6 promise one version, but captures that carry the other exist
+        // (tcpdump's test suite has them); the version nibble decides, as in Wireshark.
+        LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 | LinkType::IPV4 | LinkType::IPV6 => {
+            ip::ip_any(frame, meta, 0)
+        }
         LinkType::LINUX_SLL => link::sll(frame, meta),
         LinkType::LINUX_SLL2 => link::sll2(frame, meta),
         LinkType::NULL | LinkType::LOOP => link::null_loop(frame, meta),

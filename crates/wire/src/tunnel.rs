@@ -24,6 +24,8 @@ const PORT_GENEVE: u16 = 6081;
 const PORT_GTPU: u16 = 2152;
 /// Teredo's port.
 const PORT_TEREDO: u16 = 3544;
+/// GRE-in-UDP's port (RFC 8086).
+const PORT_GRE_UDP: u16 = 4754;
 
 /// GRE protocol type: PPP (PPTP).
 const GRE_PPP: u16 = 0x880B;
@@ -204,6 +206,13 @@ pub(crate) fn udp(
     meta: &mut PacketMeta,
     depth: u8,
 ) -> Result<Decoded, DecodeError> {
+    if meta.dport == PORT_GRE_UDP || meta.sport == PORT_GRE_UDP {
+        // RFC 8086: the UDP payload is a GRE header; GRE's own rules apply from here.
+        return match gre(payload, meta, depth) {
+            Err(DecodeError::BadTunnel) => Ok(Decoded::Ip),
+            other => other,
+        };
+    }
     let found = match meta.dport {
         PORT_VXLAN => vxlan(payload),
         PORT_GENEVE => geneve(payload),
