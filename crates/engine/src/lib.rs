@@ -11,22 +11,33 @@
 //!   end of input ─────finish───▶ └────────────┘
 //! ```
 //!
+//! * [`Engine`]: the flow table and the detector fed from one packet stream.
+//! * [`Detector`]: per-subscriber baselines, per-(subscriber, endpoint) one-second windows with
+//!   burst segmentation, endpoint prevalence, recurrence and beacon analysis, and explained
+//!   scores ([`Alert`]).
 //! * [`FlowTable`]: bidirectional flows keyed on the innermost IP 5-tuple, with per-protocol
 //!   idle timeouts, an active timeout, TCP close handling, a hard cap with least-recently-seen
 //!   eviction, and a bounded fragment map that attributes later IP fragments to their flow.
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod detect;
+mod engine;
 mod frag;
 mod key;
 mod lru;
+mod lrumap;
+pub mod net;
 mod record;
 mod table;
 
 pub use config::{FlowConfig, NS_PER_SEC};
+pub use detect::{Alert, AlertKind, DetectConfig, DetectStats, Detector, Severity};
+pub use engine::Engine;
 pub use key::{Endpoint, FlowKey};
+pub use net::{Prefix, PrefixSet};
 pub use record::{proto_name, DirStats, EndReason, FlowContext, FlowRecord};
-pub use table::{FlowStats, FlowTable};
+pub use table::{FlowStats, FlowTable, Ingested};
 
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,17 @@ impl LinkStore for Slab {
     }
 }
 
+/// What [`FlowTable::ingest`] tells the caller about the packet it counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    /// Source port the packet was counted under.
+    pub sport: u16,
+    /// Destination port the packet was counted under.
+    pub dport: u16,
+    /// Identifies the flow within this table's run (keyed hash; not stable across runs).
+    pub flow_hash: u32,
+}
+
 /// Counters kept by the flow table (all monotonic except `active`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlowStats {
@@ -282,8 +293,9 @@ impl FlowTable {
         self.frags.expire(self.now_ns);
     }
 
-    /// Count one decoded packet captured at `ts_ns`.
-    pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
+    /// Count one decoded packet captured at `ts_ns`. Returns the ports the packet was counted
+    /// under (later fragments get their first fragment's) and a hash identifying its flow.
+    pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
         if self.started && ts_ns < self.now_ns {
             self.stats.out_of_order += 1;
         }
@@ -327,6 +339,11 @@ impl FlowTable {
             None => self.create(key, hash, lo_to_hi, meta),
         };
         self.update(idx, ts_ns, lo_to_hi, meta, later);
+        Ingested {
+            sport,
+            dport,
+            flow_hash: (hash >> 32) as u32,
+        }
     }
 
     /// Export every open flow (reason `end_of_input`), oldest first, and reset "now".

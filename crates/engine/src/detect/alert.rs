@@ -1,0 +1,147 @@
+//! Alerts: one per burst or beacon event, with the numbers behind the score.
+
+use std::net::IpAddr;
+
+/// What was detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlertKind {
+    /// A short, high-bandwidth upstream transfer to an unusual endpoint.
+    Burst,
+    /// Small, regular exchanges with an unusual endpoint.
+    Beacon,
+}
+
+impl AlertKind {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Burst => "burst",
+            AlertKind::Beacon => "beacon",
+        }
+    }
+}
+
+/// Severity from the configured score bands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Below the first band.
+    Low,
+    /// At least the first band.
+    Medium,
+    /// At least the second band.
+    High,
+    /// At least the third band.
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Severity of a score given `[medium, high, critical]` lower bounds.
+    pub fn from_score(score: f64, bands: &[f64; 3]) -> Severity {
+        if score >= bands[2] {
+            Severity::Critical
+        } else if score >= bands[1] {
+            Severity::High
+        } else if score >= bands[0] {
+            Severity::Medium
+        } else {
+            Severity::Low
+        }
+    }
+}
+
+/// One part of the score: its name, the measured value, and what it added to the score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    /// Stable name (`rate_jump`, `volume`, `asymmetry`, `rarity`, `novelty`, `recurrence`,
+    /// `port_rarity`, `watchlist`, `regularity`, `warmup`).
+    pub name: &'static str,
+    /// The measured value, in the unit the name implies (ratio, bytes, hosts, seconds, ...).
+    pub value: f64,
+    /// Contribution to the score (weight x normalised part; negative for damping).
+    pub contribution: f64,
+}
+
+/// What is known about the endpoint at alert time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointInfo {
+    /// Distinct subscribers that talked to it within the look-back (capped at the tracking
+    /// set size; `popular` says when the cap was reached).
+    pub prevalence: u32,
+    /// More subscribers than the exact set tracks.
+    pub popular: bool,
+    /// Whether the look-back had filled when the alert was made (else rarity is uncertain).
+    pub rarity_certain: bool,
+    /// When this subscriber first talked to it (ns since the epoch), if known.
+    pub first_seen_ns: Option<i64>,
+    /// Autonomous system number, when a database is loaded.
+    pub asn: Option<u32>,
+    /// Country code, when a database is loaded.
+    pub country: Option<String>,
+    /// Whether it is on the watch list.
+    pub watched: bool,
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Stable id: a hash of kind, pair and start time (the same input gives the same ids).
+    pub id: u64,
+    /// Burst or beacon.
+    pub kind: AlertKind,
+    /// Subscriber (home) address.
+    pub src: IpAddr,
+    /// Endpoint (external) address.
+    pub dst: IpAddr,
+    /// Endpoint port carrying most of the upstream bytes.
+    pub dst_port: u16,
+    /// IP protocol of that port.
+    pub proto: u8,
+    /// First packet of the event (ns since the epoch).
+    pub start_ns: i64,
+    /// Last packet of the event (ns since the epoch).
+    pub end_ns: i64,
+    /// Packet time when the alert was decided.
+    pub detected_ns: i64,
+    /// Bytes subscriber -> endpoint (L3).
+    pub bytes_out: u64,
+    /// Bytes endpoint -> subscriber (L3).
+    pub bytes_in: u64,
+    /// Packets subscriber -> endpoint.
+    pub packets_out: u64,
+    /// Packets endpoint -> subscriber.
+    pub packets_in: u64,
+    /// Highest one-second upstream rate, bit/s.
+    pub peak_bps: f64,
+    /// Distinct transport connections involved (capped at 64).
+    pub flows: u32,
+    /// Events of this kind for this pair so far, this one included.
+    pub occurrence: u32,
+    /// Score in [0, 1].
+    pub score: f64,
+    /// Severity from the score bands.
+    pub severity: Severity,
+    /// The parts of the score.
+    pub reasons: Vec<Reason>,
+    /// Endpoint context.
+    pub endpoint: EndpointInfo,
+    /// Host baseline (p95 upstream bit/s over active seconds) at detection, if warmed up.
+    pub baseline_bps: Option<f64>,
+}

@@ -1,0 +1,151 @@
+//! Detection settings (validated by the config crate; plain numbers here).
+
+use crate::config::NS_PER_SEC;
+use crate::net::{default_home_nets, PrefixSet};
+
+/// Weights of the score's parts; they are normalised to sum to 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    /// Burst peak rate relative to the host's own baseline.
+    pub rate_jump: f64,
+    /// Upstream volume of the burst.
+    pub volume: f64,
+    /// Share of the burst's bytes that went upstream.
+    pub asymmetry: f64,
+    /// How few subscribers talk to the endpoint.
+    pub rarity: f64,
+    /// How recently this host first talked to the endpoint.
+    pub novelty: f64,
+    /// Repetition and regularity of earlier bursts of the pair.
+    pub recurrence: f64,
+    /// How rarely the destination port is used across the population.
+    pub port_rarity: f64,
+    /// Watch-list hit (prefix, ASN or country).
+    pub watchlist: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self {
+            rate_jump: 0.15,
+            volume: 0.10,
+            asymmetry: 0.10,
+            rarity: 0.30,
+            novelty: 0.10,
+            recurrence: 0.10,
+            port_rarity: 0.05,
+            watchlist: 0.10,
+        }
+    }
+}
+
+/// Lists that mark endpoints as watched (raise the score) or allowed (never alerted).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EndpointLists {
+    /// Prefixes.
+    pub prefixes: PrefixSet,
+    /// Autonomous system numbers (need an ASN database).
+    pub asns: Vec<u32>,
+    /// ISO 3166-1 alpha-2 country codes (need a country database).
+    pub countries: Vec<String>,
+}
+
+impl EndpointLists {
+    /// Whether nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty() && self.asns.is_empty() && self.countries.is_empty()
+    }
+}
+
+/// Detection thresholds, caps and weights. Durations in ns of packet time, rates in bit/s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectConfig {
+    /// Subscriber prefixes: upstream is from inside them to outside.
+    pub home_nets: PrefixSet,
+    /// A burst must move at least this many bytes upstream.
+    pub burst_min_bytes: u64,
+    /// A burst lasts at most this long; longer high-rate periods are sustained transfers.
+    pub burst_max_ns: i64,
+    /// A second starts a burst only if the pair's upstream rate is at least this.
+    pub burst_rate_floor_bps: f64,
+    /// ... and at least this many times the host's own p95 upstream rate (once it is known).
+    pub burst_baseline_factor: f64,
+    /// A burst continues through seconds at this fraction of the entry rate or more.
+    pub burst_continue_ratio: f64,
+    /// A burst ends after this long below the continuation rate.
+    pub burst_quiet_ns: i64,
+    /// At least this share of the burst's bytes must go upstream.
+    pub burst_min_upstream_ratio: f64,
+    /// Seconds of host activity before its baseline is trusted.
+    pub baseline_warmup_seconds: u32,
+    /// An endpoint contacted by at most this many distinct subscribers is rare.
+    pub rare_max_hosts: u32,
+    /// Distinct subscribers are counted over this look-back.
+    pub lookback_ns: i64,
+    /// A pair first seen less than this long ago is new.
+    pub novelty_ns: i64,
+    /// Alerts are held this long after the event so that prevalence settles.
+    pub alert_hold_ns: i64,
+    /// Alerts need at least this score.
+    pub alert_min_score: f64,
+    /// Score bands for severity: `[medium, high, critical]` lower bounds (below: low).
+    pub severity_bands: [f64; 3],
+    /// Silence that separates two events of a pair (beacon analysis).
+    pub beacon_event_gap_ns: i64,
+    /// Events needed before a pair is scored as a beacon.
+    pub beacon_min_events: u32,
+    /// Median bytes (both ways) of an event of a beacon, at most.
+    pub beacon_max_event_bytes: u64,
+    /// Median interval between beacon events, at least.
+    pub beacon_min_interval_ns: i64,
+    /// Minimum regularity (0..1) of a beacon's intervals.
+    pub beacon_min_regularity: f64,
+    /// After a beacon alert, the pair is not alerted again as a beacon for this long.
+    pub beacon_realert_ns: i64,
+    /// Cap on tracked subscribers (least recently seen evicted, counted).
+    pub max_hosts: usize,
+    /// Cap on tracked (subscriber, endpoint) pairs.
+    pub max_pairs: usize,
+    /// Cap on tracked endpoints.
+    pub max_endpoints: usize,
+    /// Endpoints whose bursts raise the score.
+    pub watch: EndpointLists,
+    /// Endpoints never alerted (backup services, speed tests).
+    pub allow: EndpointLists,
+    /// Score weights.
+    pub weights: Weights,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            home_nets: default_home_nets(),
+            burst_min_bytes: 2_000_000,
+            burst_max_ns: 60 * NS_PER_SEC,
+            burst_rate_floor_bps: 4_000_000.0,
+            burst_baseline_factor: 4.0,
+            burst_continue_ratio: 0.25,
+            burst_quiet_ns: 3 * NS_PER_SEC,
+            burst_min_upstream_ratio: 0.7,
+            baseline_warmup_seconds: 30,
+            rare_max_hosts: 3,
+            lookback_ns: 3600 * NS_PER_SEC,
+            novelty_ns: 3600 * NS_PER_SEC,
+            alert_hold_ns: 60 * NS_PER_SEC,
+            alert_min_score: 0.5,
+            severity_bands: [0.65, 0.8, 0.9],
+            beacon_event_gap_ns: 2 * NS_PER_SEC,
+            beacon_min_events: 10,
+            beacon_max_event_bytes: 20_000,
+            beacon_min_interval_ns: 5 * NS_PER_SEC,
+            beacon_min_regularity: 0.8,
+            beacon_realert_ns: 3600 * NS_PER_SEC,
+            max_hosts: 1_000_000,
+            max_pairs: 2_000_000,
+            max_endpoints: 2_000_000,
+            watch: EndpointLists::default(),
+            allow: EndpointLists::default(),
+            weights: Weights::default(),
+        }
+    }
+}

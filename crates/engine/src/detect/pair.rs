@@ -1,0 +1,492 @@
+//! Per (subscriber, endpoint) pair: one-second upstream/downstream bins, burst segmentation on
+//! them, and the event series used for recurrence and beacon analysis.
+
+/// Slots in the event and burst-start rings.
+pub const EVENT_RING: usize = 16;
+/// Slots in the burst-start ring.
+pub const BURST_RING: usize = 8;
+/// Distinct flow hashes remembered per burst (the count goes on beyond).
+const FLOW_SET: usize = 16;
+/// Destination ports tracked per burst.
+const PORTS: usize = 4;
+
+/// A burst in progress.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BurstAcc {
+    /// First packet of the first hot second.
+    pub start_ns: i64,
+    /// Last packet of the last hot second.
+    pub end_ns: i64,
+    /// Second index of the last hot second.
+    pub last_hot_sec: i64,
+    /// Upstream/downstream bytes and packets of the burst's seconds.
+    pub up: u64,
+    /// Downstream bytes.
+    pub down: u64,
+    /// Upstream packets.
+    pub pk_up: u64,
+    /// Downstream packets.
+    pub pk_down: u64,
+    /// Bytes of seconds after the last hot one (added if the burst goes on).
+    pub(crate) pend_up: u64,
+    pub(crate) pend_down: u64,
+    pub(crate) pend_pk_up: u64,
+    pub(crate) pend_pk_down: u64,
+    /// Highest one-second upstream byte count.
+    pub peak_up: u64,
+    /// Rate (bytes/s) a second needed to start the burst.
+    pub entry_bytes: f64,
+    /// Distinct flows seen (hash set of the first few, then a count).
+    pub(crate) flow_hashes: [u32; FLOW_SET],
+    /// Distinct flows counted.
+    pub flows: u32,
+    /// Upstream bytes per (proto, port), the top few.
+    pub(crate) ports: [(u8, u16, u64); PORTS],
+}
+
+impl BurstAcc {
+    fn note_flow(&mut self, h: u32) {
+        let n = (self.flows as usize).min(FLOW_SET);
+        if self.flow_hashes[..n].contains(&h) {
+            return;
+        }
+        if n < FLOW_SET {
+            self.flow_hashes[n] = h;
+        }
+        self.flows = self.flows.saturating_add(1).min(64);
+    }
+
+    fn note_port(&mut self, proto: u8, port: u16, bytes: u64) {
+        if let Some(p) = self
+            .ports
+            .iter_mut()
+            .find(|p| p.2 > 0 && p.0 == proto && p.1 == port)
+        {
+            p.2 += bytes;
+        } else if let Some(p) = self.ports.iter_mut().min_by_key(|p| p.2) {
+            if p.2 == 0 || bytes > p.2 {
+                *p = (proto, port, bytes);
+            }
+        }
+    }
+
+    /// The (proto, port) that carried the most upstream bytes.
+    pub fn main_port(&self) -> (u8, u16) {
+        self.ports
+            .iter()
+            .max_by_key(|p| p.2)
+            .map_or((0, 0), |p| (p.0, p.1))
+    }
+}
+
+/// A finished burst handed to the detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedBurst {
+    /// The accumulated burst.
+    pub acc: BurstAcc,
+    /// It went on longer than the configured maximum (a sustained transfer).
+    pub too_long: bool,
+}
+
+/// State of one pair (~340 bytes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairState {
+    /// Second index of the open bin, `i64::MIN` when none.
+    sec: i64,
+    bin_up: u64,
+    bin_down: u64,
+    bin_pk_up: u64,
+    bin_pk_down: u64,
+    bin_first_ns: i64,
+    bin_last_ns: i64,
+    /// Hashes of flows and ports seen in the open bin are noted straight into the burst when
+    /// one is open; before that, the first flow/port of the bin is remembered here.
+    bin_flow: u32,
+    bin_port: (u8, u16),
+    /// The burst in progress.
+    pub burst: Option<Box<BurstAcc>>,
+    /// When the pair was first seen (ns).
+    pub first_seen_ns: i64,
+    /// Last packet (ns).
+    pub last_ns: i64,
+    /// Totals since first seen.
+    pub total_up: u64,
+    /// Totals since first seen.
+    pub total_down: u64,
+    /// Totals since first seen.
+    pub total_pk_up: u64,
+    /// Totals since first seen.
+    pub total_pk_down: u64,
+    /// Start seconds of recent events (silence-separated exchanges), a ring.
+    ev_start: [u32; EVENT_RING],
+    /// Bytes (both ways) of recent events, a ring.
+    ev_bytes: [u32; EVENT_RING],
+    ev_len: u8,
+    ev_pos: u8,
+    cur_ev_start: u32,
+    cur_ev_bytes: u64,
+    /// Events seen since the pair was first seen.
+    pub events: u32,
+    /// Start seconds of recent bursts, a ring.
+    burst_start: [u32; BURST_RING],
+    burst_len: u8,
+    burst_pos: u8,
+    /// Bursts alerted or not, this pair.
+    pub bursts: u32,
+    /// Beacon alerts of this pair.
+    pub beacons: u32,
+    /// When the last beacon alert was made (ns), `i64::MIN` if never.
+    pub last_beacon_ns: i64,
+    /// Whether the pair is in the detector's bursting list.
+    pub in_bursting: bool,
+}
+
+impl Default for PairState {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl PairState {
+    /// A pair first seen at `ts`.
+    pub fn new(ts: i64) -> Self {
+        Self {
+            sec: i64::MIN,
+            bin_up: 0,
+            bin_down: 0,
+            bin_pk_up: 0,
+            bin_pk_down: 0,
+            bin_first_ns: 0,
+            bin_last_ns: 0,
+            bin_flow: 0,
+            bin_port: (0, 0),
+            burst: None,
+            first_seen_ns: ts,
+            last_ns: i64::MIN,
+            total_up: 0,
+            total_down: 0,
+            total_pk_up: 0,
+            total_pk_down: 0,
+            ev_start: [0; EVENT_RING],
+            ev_bytes: [0; EVENT_RING],
+            ev_len: 0,
+            ev_pos: 0,
+            cur_ev_start: 0,
+            cur_ev_bytes: 0,
+            events: 0,
+            burst_start: [0; BURST_RING],
+            burst_len: 0,
+            burst_pos: 0,
+            bursts: 0,
+            beacons: 0,
+            last_beacon_ns: i64::MIN,
+            in_bursting: false,
+        }
+    }
+
+    /// Second index of the open bin, if any.
+    pub fn open_sec(&self) -> Option<i64> {
+        (self.sec != i64::MIN).then_some(self.sec)
+    }
+
+    /// Count one packet. `event_gap_ns` separates events; returns `true` when an event closed
+    /// (the caller may then run the beacon analysis).
+    #[inline]
+    #[allow(clippy::too_many_arguments)] // the per-packet facts, passed flat to stay allocation-free
+    pub fn add(
+        &mut self,
+        ts: i64,
+        up: bool,
+        bytes: u32,
+        flow_hash: u32,
+        proto: u8,
+        port: u16,
+        event_gap_ns: i64,
+    ) -> bool {
+        let b = u64::from(bytes);
+        let mut event_closed = false;
+        if self.last_ns == i64::MIN || ts.saturating_sub(self.last_ns) >= event_gap_ns {
+            if self.last_ns != i64::MIN {
+                self.push_event();
+                event_closed = true;
+            }
+            self.cur_ev_start = crate::detect::prevalence::sec_of(ts);
+            self.cur_ev_bytes = 0;
+        }
+        self.cur_ev_bytes = self.cur_ev_bytes.saturating_add(b);
+        self.last_ns = self.last_ns.max(ts);
+        if self.sec == i64::MIN {
+            self.sec = ts.div_euclid(1_000_000_000);
+            self.bin_first_ns = ts;
+        }
+        if self.bin_up == 0 && self.bin_down == 0 {
+            self.bin_first_ns = ts;
+        }
+        self.bin_last_ns = self.bin_last_ns.max(ts);
+        if up {
+            self.bin_up += b;
+            self.bin_pk_up += 1;
+            self.total_up += b;
+            self.total_pk_up += 1;
+        } else {
+            self.bin_down += b;
+            self.bin_pk_down += 1;
+            self.total_down += b;
+            self.total_pk_down += 1;
+        }
+        match self.burst.as_deref_mut() {
+            Some(acc) => {
+                acc.note_flow(flow_hash);
+                if up {
+                    acc.note_port(proto, port, b);
+                }
+            }
+            None => {
+                if up && self.bin_flow == 0 {
+                    self.bin_flow = flow_hash | 1;
+                    self.bin_port = (proto, port);
+                }
+            }
+        }
+        event_closed
+    }
+
+    fn push_event(&mut self) {
+        let i = usize::from(self.ev_pos);
+        self.ev_start[i] = self.cur_ev_start;
+        self.ev_bytes[i] = u32::try_from(self.cur_ev_bytes).unwrap_or(u32::MAX);
+        self.ev_pos = ((i + 1) % EVENT_RING) as u8;
+        self.ev_len = (usize::from(self.ev_len) + 1).min(EVENT_RING) as u8;
+        self.events = self.events.saturating_add(1);
+    }
+
+    /// Recent events, oldest first: (start second, bytes).
+    pub fn recent_events(&self) -> Vec<(u32, u32)> {
+        let n = usize::from(self.ev_len);
+        let start = (usize::from(self.ev_pos) + EVENT_RING - n) % EVENT_RING;
+        (0..n)
+            .map(|k| {
+                let i = (start + k) % EVENT_RING;
+                (self.ev_start[i], self.ev_bytes[i])
+            })
+            .collect()
+    }
+
+    /// Recent burst start seconds, oldest first.
+    pub fn recent_burst_starts(&self) -> Vec<u32> {
+        let n = usize::from(self.burst_len);
+        let start = (usize::from(self.burst_pos) + BURST_RING - n) % BURST_RING;
+        (0..n)
+            .map(|k| self.burst_start[(start + k) % BURST_RING])
+            .collect()
+    }
+
+    /// Remember a burst's start (for recurrence).
+    pub fn push_burst_start(&mut self, sec: u32) {
+        let i = usize::from(self.burst_pos);
+        self.burst_start[i] = sec;
+        self.burst_pos = ((i + 1) % BURST_RING) as u8;
+        self.burst_len = (usize::from(self.burst_len) + 1).min(BURST_RING) as u8;
+        self.bursts = self.bursts.saturating_add(1);
+    }
+
+    /// Close the open bin if it is older than `now_sec`, feeding the burst state machine.
+    /// `entry_bytes` is the bytes/s a second needs to start a burst. Returns a burst that ended.
+    pub fn close_bin_before(
+        &mut self,
+        now_sec: i64,
+        entry_bytes: f64,
+        continue_ratio: f64,
+        quiet_secs: i64,
+        max_ns: i64,
+    ) -> Option<FinishedBurst> {
+        if self.sec == i64::MIN || self.sec >= now_sec {
+            return None;
+        }
+        let sec = self.sec;
+        let (up, down, pk_up, pk_down) =
+            (self.bin_up, self.bin_down, self.bin_pk_up, self.bin_pk_down);
+        let (first, last) = (self.bin_first_ns, self.bin_last_ns);
+        let (flow, port) = (self.bin_flow, self.bin_port);
+        self.sec = i64::MIN;
+        self.bin_up = 0;
+        self.bin_down = 0;
+        self.bin_pk_up = 0;
+        self.bin_pk_down = 0;
+        self.bin_flow = 0;
+        self.bin_last_ns = i64::MIN;
+        let upf = up as f64;
+        let mut finished = None;
+        match self.burst.as_deref_mut() {
+            None => {
+                if up > 0 && upf >= entry_bytes {
+                    let mut acc = BurstAcc {
+                        start_ns: first,
+                        end_ns: last,
+                        last_hot_sec: sec,
+                        up,
+                        down,
+                        pk_up,
+                        pk_down,
+                        peak_up: up,
+                        entry_bytes,
+                        ..BurstAcc::default()
+                    };
+                    acc.note_flow(flow);
+                    acc.note_port(port.0, port.1, up);
+                    self.burst = Some(Box::new(acc));
+                }
+            }
+            Some(acc) => {
+                if sec - acc.last_hot_sec > quiet_secs {
+                    finished = self.finish_burst(max_ns);
+                    // This bin may start a new burst.
+                    if up > 0 && upf >= entry_bytes {
+                        self.sec = sec;
+                        self.bin_up = up;
+                        self.bin_down = down;
+                        self.bin_pk_up = pk_up;
+                        self.bin_pk_down = pk_down;
+                        self.bin_first_ns = first;
+                        self.bin_last_ns = last;
+                        self.bin_flow = flow;
+                        self.bin_port = port;
+                        let again = self.close_bin_before(
+                            now_sec,
+                            entry_bytes,
+                            continue_ratio,
+                            quiet_secs,
+                            max_ns,
+                        );
+                        debug_assert!(again.is_none());
+                    }
+                } else if upf >= acc.entry_bytes * continue_ratio && up > 0 {
+                    acc.up += up + acc.pend_up;
+                    acc.down += down + acc.pend_down;
+                    acc.pk_up += pk_up + acc.pend_pk_up;
+                    acc.pk_down += pk_down + acc.pend_pk_down;
+                    acc.pend_up = 0;
+                    acc.pend_down = 0;
+                    acc.pend_pk_up = 0;
+                    acc.pend_pk_down = 0;
+                    acc.peak_up = acc.peak_up.max(up);
+                    acc.last_hot_sec = sec;
+                    acc.end_ns = acc.end_ns.max(last);
+                } else {
+                    acc.pend_up += up;
+                    acc.pend_down += down;
+                    acc.pend_pk_up += pk_up;
+                    acc.pend_pk_down += pk_down;
+                }
+            }
+        }
+        finished
+    }
+
+    /// Whether the burst in progress has been quiet long enough at `now_sec` to be over.
+    pub fn burst_is_over(&self, now_sec: i64, quiet_secs: i64) -> bool {
+        self.burst
+            .as_ref()
+            .is_some_and(|b| now_sec - b.last_hot_sec > quiet_secs)
+    }
+
+    /// End the burst in progress.
+    pub fn finish_burst(&mut self, max_ns: i64) -> Option<FinishedBurst> {
+        let acc = *self.burst.take()?;
+        let too_long = acc.end_ns.saturating_sub(acc.start_ns) > max_ns;
+        Some(FinishedBurst { acc, too_long })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    /// Feed `bytes_per_sec` upstream in 10 packets per second over `[from, to)` seconds.
+    fn feed(
+        p: &mut PairState,
+        from: i64,
+        to: i64,
+        bytes_per_sec: u32,
+        out: &mut Vec<FinishedBurst>,
+    ) {
+        for sec in from..to {
+            for k in 0..10 {
+                let ts = sec * S + k * S / 10;
+                if let Some(f) = p.close_bin_before(ts.div_euclid(S), 500_000.0, 0.25, 3, 60 * S) {
+                    out.push(f);
+                }
+                p.add(
+                    ts,
+                    true,
+                    bytes_per_sec / 10,
+                    7 + (sec as u32 % 2),
+                    6,
+                    443,
+                    2 * S,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn segments_a_burst_between_quiet_periods() {
+        let mut p = PairState::new(0);
+        let mut out = Vec::new();
+        feed(&mut p, 100, 110, 20_000, &mut out); // background
+        feed(&mut p, 110, 120, 2_000_000, &mut out); // 10 s at 2 MB/s
+        feed(&mut p, 120, 140, 20_000, &mut out); // background again
+        assert_eq!(out.len(), 1, "{out:?}");
+        let b = &out[0];
+        assert!(!b.too_long);
+        assert_eq!(b.acc.start_ns, 110 * S);
+        assert_eq!(b.acc.end_ns, 119 * S + 9 * S / 10);
+        assert_eq!(b.acc.up, 20_000_000);
+        assert_eq!(b.acc.peak_up, 2_000_000);
+        assert_eq!(b.acc.flows, 2);
+        assert_eq!(b.acc.main_port(), (6, 443));
+    }
+
+    #[test]
+    fn a_short_dip_does_not_split_a_burst_but_silence_ends_it() {
+        let mut p = PairState::new(0);
+        let mut out = Vec::new();
+        feed(&mut p, 0, 5, 2_000_000, &mut out);
+        feed(&mut p, 5, 6, 200_000, &mut out); // 0.1 of entry: a cool second
+        feed(&mut p, 6, 10, 2_000_000, &mut out);
+        assert!(out.is_empty());
+        // The sweep closes the open bin (second 9) before asking.
+        assert!(p.close_bin_before(12, 500_000.0, 0.25, 3, 60 * S).is_none());
+        assert!(!p.burst_is_over(12, 3));
+        assert!(p.burst_is_over(13, 3));
+        let f = p.finish_burst(60 * S).unwrap();
+        assert_eq!(f.acc.up, 9 * 2_000_000 + 200_000);
+    }
+
+    #[test]
+    fn sustained_transfers_are_marked_too_long() {
+        let mut p = PairState::new(0);
+        let mut out = Vec::new();
+        feed(&mut p, 0, 100, 2_000_000, &mut out);
+        feed(&mut p, 100, 110, 1_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].too_long);
+    }
+
+    #[test]
+    fn events_are_separated_by_silence() {
+        let mut p = PairState::new(0);
+        for i in 0..5 {
+            let t = i * 30 * S;
+            p.add(t, true, 300, 1, 17, 9000, 2 * S);
+            p.add(t + S / 10, false, 200, 1, 17, 9000, 2 * S);
+        }
+        let ev = p.recent_events();
+        assert_eq!(ev.len(), 4, "the fifth event is still open");
+        assert_eq!(ev[1], (30, 500));
+        assert_eq!(p.events, 4);
+    }
+}

@@ -1,0 +1,128 @@
+//! Endpoint prevalence: how many distinct subscribers talked to an endpoint within the
+//! look-back, in bounded memory.
+//!
+//! Each endpoint keeps an exact set of up to [`SET_SIZE`] subscribers (a 32-bit hash of the
+//! address, first and last contact second). A subscriber whose last contact fell out of the
+//! look-back no longer counts and its slot is reused. When more subscribers than the set holds
+//! are active at once, the endpoint is "popular" until the look-back passes without overflow:
+//! its exact count is no longer needed, because rarity is only ever asked of endpoints with a
+//! handful of subscribers.
+
+/// Exact distinct subscribers tracked per endpoint.
+pub const SET_SIZE: usize = 8;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Member {
+    host: u32,
+    first_sec: u32,
+    last_sec: u32,
+}
+
+/// Prevalence state of one endpoint (~110 bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointState {
+    members: [Member; SET_SIZE],
+    len: u8,
+    /// Until this second the endpoint counts as popular (overflowed set), 0 if never.
+    popular_until: u32,
+    /// First second any subscriber talked to it.
+    pub first_sec: u32,
+}
+
+/// Seconds since the epoch as u32 (valid until 2106; saturates).
+pub fn sec_of(ns: i64) -> u32 {
+    u32::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(if ns < 0 { 0 } else { u32::MAX })
+}
+
+impl EndpointState {
+    /// A new endpoint first seen at `now_sec`.
+    pub fn new(now_sec: u32) -> Self {
+        Self {
+            first_sec: now_sec,
+            ..Self::default()
+        }
+    }
+
+    /// Record a contact by `host` (a hash of its address) at `now_sec`.
+    pub fn touch(&mut self, host: u32, now_sec: u32, lookback_sec: u32) {
+        let n = usize::from(self.len);
+        if let Some(m) = self.members[..n].iter_mut().find(|m| m.host == host) {
+            m.last_sec = now_sec;
+            return;
+        }
+        let fresh = Member {
+            host,
+            first_sec: now_sec,
+            last_sec: now_sec,
+        };
+        if n < SET_SIZE {
+            self.members[n] = fresh;
+            self.len += 1;
+            return;
+        }
+        // Reuse the slot of the member idle the longest, if it left the look-back.
+        let (i, oldest) = self
+            .members
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, m)| m.last_sec)
+            .map(|(i, m)| (i, *m))
+            .unwrap_or((0, Member::default()));
+        if now_sec.saturating_sub(oldest.last_sec) > lookback_sec {
+            self.members[i] = fresh;
+        } else {
+            self.popular_until = now_sec.saturating_add(lookback_sec);
+        }
+    }
+
+    /// Distinct subscribers within the look-back (at most [`SET_SIZE`]) and whether the endpoint
+    /// is popular (more than the set holds were active within the look-back).
+    pub fn prevalence(&self, now_sec: u32, lookback_sec: u32) -> (u32, bool) {
+        let n = self.members[..usize::from(self.len)]
+            .iter()
+            .filter(|m| now_sec.saturating_sub(m.last_sec) <= lookback_sec)
+            .count() as u32;
+        (n, self.popular_until > now_sec)
+    }
+
+    /// When `host` first talked to the endpoint, if it is in the set.
+    pub fn first_contact(&self, host: u32) -> Option<u32> {
+        self.members[..usize::from(self.len)]
+            .iter()
+            .find(|m| m.host == host)
+            .map(|m| m.first_sec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_distinct_hosts_within_lookback() {
+        let mut e = EndpointState::new(1000);
+        e.touch(1, 1000, 600);
+        e.touch(1, 1010, 600);
+        e.touch(2, 1020, 600);
+        assert_eq!(e.prevalence(1030, 600), (2, false));
+        // Host 1 last seen at 1010: out of a 600 s look-back at 1611.
+        assert_eq!(e.prevalence(1611, 600), (1, false));
+        assert_eq!(e.first_contact(1), Some(1000));
+        assert_eq!(e.first_contact(3), None);
+    }
+
+    #[test]
+    fn overflow_marks_popular_and_recovers() {
+        let mut e = EndpointState::new(0);
+        for h in 0..20 {
+            e.touch(h, 100 + h, 600);
+        }
+        let (n, popular) = e.prevalence(130, 600);
+        assert_eq!(n, SET_SIZE as u32);
+        assert!(popular);
+        // Long after everyone left, it is no longer popular and slots are reused.
+        assert_eq!(e.prevalence(2000, 600), (0, false));
+        e.touch(99, 2000, 600);
+        assert_eq!(e.prevalence(2000, 600), (1, false));
+    }
+}

@@ -1,0 +1,161 @@
+//! A bounded map with least-recently-used order: slab storage, a `HashTable` of slab indices,
+//! and an intrusive list. Used for the detector's host, pair and endpoint state.
+
+use std::hash::Hash;
+
+use ahash::RandomState;
+use hashbrown::HashTable;
+
+use crate::lru::{LinkStore, Links, List, NIL};
+
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    links: Links,
+    live: bool,
+}
+
+struct Slab<K, V>(Vec<Entry<K, V>>);
+
+impl<K, V> LinkStore for Slab<K, V> {
+    #[inline]
+    fn links(&mut self, idx: u32) -> &mut Links {
+        &mut self.0[idx as usize].links
+    }
+}
+
+/// A map of at most `cap` entries; inserting into a full map evicts the least recently used.
+pub(crate) struct LruMap<K, V> {
+    hasher: RandomState,
+    table: HashTable<u32>,
+    slab: Slab<K, V>,
+    free: Vec<u32>,
+    order: List,
+    cap: usize,
+    pub(crate) evicted: u64,
+}
+
+impl<K: Hash + Eq + Copy, V: Default> LruMap<K, V> {
+    pub(crate) fn new(cap: usize, hasher: RandomState) -> Self {
+        Self {
+            hasher,
+            table: HashTable::new(),
+            slab: Slab(Vec::new()),
+            free: Vec::new(),
+            order: List::default(),
+            cap: cap.max(1),
+            evicted: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.max(1);
+    }
+
+    /// Index of `key`, moved to most recently used; inserts `make()` if absent (evicting the
+    /// least recently used entry at the cap, handed to `on_evict`). Returns `(index, inserted)`.
+    pub(crate) fn upsert(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> V,
+        mut on_evict: impl FnMut(K, V),
+    ) -> (u32, bool) {
+        let hash = self.hasher.hash_one(key);
+        let slab = &self.slab.0;
+        if let Some(&idx) = self.table.find(hash, |&i| slab[i as usize].key == key) {
+            self.order.unlink(&mut self.slab, idx);
+            self.order.push_back(&mut self.slab, idx);
+            return (idx, false);
+        }
+        if self.table.len() >= self.cap {
+            if let Some((k, v)) = self.pop_oldest() {
+                self.evicted += 1;
+                on_evict(k, v);
+            }
+        }
+        let entry = Entry {
+            key,
+            value: make(),
+            links: Links::default(),
+            live: true,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slab.0[i as usize] = entry;
+                i
+            }
+            None => {
+                self.slab.0.push(entry);
+                (self.slab.0.len() - 1) as u32
+            }
+        };
+        self.order.push_back(&mut self.slab, idx);
+        let slab = &self.slab.0;
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, idx, |&i| hasher.hash_one(slab[i as usize].key));
+        (idx, true)
+    }
+
+    /// Look up without changing the order.
+    pub(crate) fn find(&self, key: &K) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        let slab = &self.slab.0;
+        self.table
+            .find(hash, |&i| slab[i as usize].key == *key)
+            .copied()
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, idx: u32) -> &V {
+        &self.slab.0[idx as usize].value
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, idx: u32) -> &mut V {
+        &mut self.slab.0[idx as usize].value
+    }
+
+    /// The least recently used entry's index.
+    pub(crate) fn oldest(&self) -> Option<u32> {
+        (self.order.head != NIL).then_some(self.order.head)
+    }
+
+    /// Remove an entry by index.
+    pub(crate) fn remove(&mut self, idx: u32) -> Option<(K, V)> {
+        let e = self.slab.0.get(idx as usize)?;
+        if !e.live {
+            return None;
+        }
+        let key = e.key;
+        let hash = self.hasher.hash_one(key);
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
+        self.order.unlink(&mut self.slab, idx);
+        let e = &mut self.slab.0[idx as usize];
+        e.live = false;
+        let value = std::mem::take(&mut e.value);
+        self.free.push(idx);
+        Some((key, value))
+    }
+
+    fn pop_oldest(&mut self) -> Option<(K, V)> {
+        let head = self.oldest()?;
+        let e = &self.slab.0[head as usize];
+        let key = e.key;
+        let hash = self.hasher.hash_one(key);
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == head) {
+            entry.remove();
+        }
+        self.order.unlink(&mut self.slab, head);
+        self.free.push(head);
+        let e = &mut self.slab.0[head as usize];
+        e.live = false;
+        Some((key, std::mem::take(&mut e.value)))
+    }
+}

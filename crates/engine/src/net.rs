@@ -1,0 +1,207 @@
+//! IP prefixes and the home-network classifier.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::key::{addr_bytes, Addr};
+
+/// An IP prefix (`10.0.0.0/8`, `2001:db8::/32`), stored IPv4-mapped like flow keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    addr: Addr,
+    /// Prefix length in bits of the 128-bit (mapped) form.
+    bits: u8,
+    v4: bool,
+}
+
+/// Why a prefix did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP prefix (expected e.g. 10.0.0.0/8 or 2001:db8::/32): {0}")]
+pub struct PrefixError(pub String);
+
+impl Prefix {
+    /// Prefix from an address and its length in that address family's bits.
+    pub fn new(ip: IpAddr, len: u8) -> Option<Prefix> {
+        let (v4, max, extra) = match ip {
+            IpAddr::V4(_) => (true, 32u8, 96u8),
+            IpAddr::V6(_) => (false, 128u8, 0u8),
+        };
+        (len <= max).then(|| {
+            let bits = len + extra;
+            let mut addr = addr_bytes(ip);
+            mask(&mut addr, bits);
+            Prefix { addr, bits, v4 }
+        })
+    }
+
+    /// Whether the key-form address lies in this prefix.
+    #[inline]
+    pub fn contains_bytes(&self, a: &Addr) -> bool {
+        let full = usize::from(self.bits / 8);
+        if a[..full] != self.addr[..full] {
+            return false;
+        }
+        let rem = self.bits % 8;
+        rem == 0 || {
+            let m = 0xffu8 << (8 - rem);
+            a[full] & m == self.addr[full]
+        }
+    }
+
+    /// Whether the address lies in this prefix.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.contains_bytes(&addr_bytes(ip))
+    }
+}
+
+fn mask(a: &mut Addr, bits: u8) {
+    for (i, byte) in a.iter_mut().enumerate() {
+        let lo = (i * 8) as u32;
+        let b = u32::from(bits);
+        if b <= lo {
+            *byte = 0;
+        } else if b < lo + 8 {
+            *byte &= 0xffu8 << (lo + 8 - b);
+        }
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = PrefixError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || PrefixError(s.to_string());
+        let (ip, len) = match s.split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (s, None),
+        };
+        let ip: IpAddr = ip.trim().parse().map_err(|_| err())?;
+        let len = match len {
+            Some(l) => l.trim().parse::<u8>().map_err(|_| err())?,
+            None if ip.is_ipv4() => 32,
+            None => 128,
+        };
+        Prefix::new(ip, len).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip = crate::key::addr_ip(self.addr, self.v4);
+        let len = if self.v4 { self.bits - 96 } else { self.bits };
+        write!(f, "{ip}/{len}")
+    }
+}
+
+/// A list of prefixes with a fast membership test (a handful of prefixes: a linear scan).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrefixSet {
+    prefixes: Vec<Prefix>,
+}
+
+impl PrefixSet {
+    /// A set of these prefixes.
+    pub fn new(prefixes: Vec<Prefix>) -> Self {
+        Self { prefixes }
+    }
+
+    /// Whether any prefix contains the key-form address.
+    #[inline]
+    pub fn contains_bytes(&self, a: &Addr) -> bool {
+        self.prefixes.iter().any(|p| p.contains_bytes(a))
+    }
+
+    /// Whether any prefix contains the address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.contains_bytes(&addr_bytes(ip))
+    }
+
+    /// The prefixes.
+    pub fn prefixes(&self) -> &[Prefix] {
+        &self.prefixes
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
+    }
+}
+
+/// The default subscriber ("home") networks: RFC 1918, CGNAT (RFC 6598) and IPv6 ULA (RFC 4193).
+pub fn default_home_nets() -> PrefixSet {
+    PrefixSet::new(
+        [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "fc00::/7",
+        ]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_and_matches_v4_and_v6() {
+        let p: Prefix = "100.64.0.0/10".parse().unwrap();
+        assert!(p.contains(ip("100.127.255.255")));
+        assert!(!p.contains(ip("100.128.0.0")));
+        assert!(
+            !p.contains(ip("::ffff:0:0")),
+            "IPv6 space outside ::ffff:0:0/96 never matches"
+        );
+        let q: Prefix = "fc00::/7".parse().unwrap();
+        assert!(q.contains(ip("fd12::1")));
+        assert!(!q.contains(ip("fe80::1")));
+        assert_eq!(q.to_string(), "fc00::/7");
+        assert_eq!(
+            "10.1.2.3/8".parse::<Prefix>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            "192.0.2.7".parse::<Prefix>().unwrap().to_string(),
+            "192.0.2.7/32"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_prefixes() {
+        for bad in ["10.0.0.0/33", "fc00::/129", "nope", "10.0.0.0/x", ""] {
+            assert!(bad.parse::<Prefix>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_home_nets_cover_private_space() {
+        let h = default_home_nets();
+        for inside in [
+            "10.1.1.1",
+            "172.31.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd00::1",
+        ] {
+            assert!(h.contains(ip(inside)), "{inside}");
+        }
+        for outside in [
+            "198.18.0.1",
+            "192.0.2.1",
+            "2001:db8::1",
+            "172.32.0.1",
+            "8.8.8.8",
+        ] {
+            assert!(!h.contains(ip(outside)), "{outside}");
+        }
+    }
+}
