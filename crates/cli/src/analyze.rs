@@ -9,9 +9,11 @@ use std::time::Instant;
 use anyhow::Context as _;
 use burstwatch_capture::{Archive, BpfFilter};
 use burstwatch_config::Settings;
-use burstwatch_engine::FlowTable;
+use burstwatch_engine::net::Prefix;
+use burstwatch_engine::{Alert, Engine};
 use burstwatch_wire::{decode, DecodeError, Decoded, PacketMeta};
 
+use crate::alert_json::{print_top, write_alert};
 use crate::flow_json::write_record;
 use crate::summary::Summary;
 
@@ -24,6 +26,12 @@ pub struct AnalyzeArgs {
     /// Write flow records as JSON lines to this file ('-' for standard output).
     #[arg(long, value_name = "PATH|-")]
     pub flows: Option<String>,
+    /// Write alerts as JSON lines to this file ('-' for standard output).
+    #[arg(long, value_name = "PATH|-")]
+    pub alerts: Option<String>,
+    /// Subscriber prefix (repeatable); replaces `detect.home_nets` of the config.
+    #[arg(long = "home-net", value_name = "CIDR")]
+    pub home_nets: Vec<Prefix>,
     /// Only count packets matching this libpcap filter expression (e.g. 'tcp port 443').
     #[arg(long, value_name = "BPF")]
     pub filter: Option<String>,
@@ -56,15 +64,23 @@ fn open_output(spec: Option<&str>) -> anyhow::Result<Option<Box<dyn Write>>> {
 
 /// Run the analysis. `Err` is a usage/config error (exit 2); input faults give exit 1.
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let settings = match &args.config {
+    let mut settings = match &args.config {
         Some(path) => Settings::load(path)?,
         None => Settings::default(),
     };
+    if !args.home_nets.is_empty() {
+        settings.detect.home_nets = burstwatch_engine::PrefixSet::new(args.home_nets.clone());
+    }
     let mut filter = match &args.filter {
         Some(expr) => Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?),
         None => None,
     };
+    if args.flows.as_deref() == Some("-") && args.alerts.as_deref() == Some("-") {
+        anyhow::bail!("--flows and --alerts cannot both write to standard output");
+    }
     let mut out = open_output(args.flows.as_deref())?;
+    let mut alerts_out = open_output(args.alerts.as_deref())?;
+    let mut alerts: Vec<Alert> = Vec::new();
     let started = Instant::now();
     // The flow hash is keyed per run so crafted traffic cannot aim for collisions; the seed
     // never influences the output.
@@ -72,7 +88,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(0x6275_7273_7477_6174_u64)
     };
-    let mut table = FlowTable::new(settings.flow, seed);
+    let mut table = Engine::new(settings.flow, settings.detect, seed);
     let mut archive = Archive::open(&args.inputs);
     let mut sum = Summary::new(archive.files());
     let mut meta = PacketMeta::default();
@@ -101,25 +117,25 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             Ok(Decoded::NotIp) => sum.not_ip += 1,
             Err(e) => sum.decode_errors[e.index()] += 1,
         }
-        while let Some(rec) = table.pop_record() {
-            if let (Some(w), None) = (out.as_mut(), &write_err) {
-                if let Err(e) = write_record(w, &rec) {
-                    write_err = Some(e);
-                }
-            }
-            sum.records += 1;
-        }
+        drain(
+            &mut table,
+            &mut out,
+            &mut alerts_out,
+            &mut alerts,
+            &mut sum,
+            &mut write_err,
+        );
     }
     table.finish();
-    while let Some(rec) = table.pop_record() {
-        if let (Some(w), None) = (out.as_mut(), &write_err) {
-            if let Err(e) = write_record(w, &rec) {
-                write_err = Some(e);
-            }
-        }
-        sum.records += 1;
-    }
-    if let Some(w) = out.as_mut() {
+    drain(
+        &mut table,
+        &mut out,
+        &mut alerts_out,
+        &mut alerts,
+        &mut sum,
+        &mut write_err,
+    );
+    for w in [out.as_mut(), alerts_out.as_mut()].into_iter().flatten() {
         if write_err.is_none() {
             if let Err(e) = w.flush() {
                 write_err = Some(e);
@@ -127,14 +143,13 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     sum.bytes_read = archive.bytes_consumed();
-    sum.flow_stats = table.stats();
+    sum.flow_stats = table.flows().stats();
+    sum.detect_stats = table.detector().stats();
     let wall = started.elapsed();
     if !args.quiet {
-        sum.print(
-            &mut std::io::stderr().lock(),
-            wall,
-            DecodeError::ALL_REASONS,
-        );
+        let mut err = std::io::stderr().lock();
+        sum.print(&mut err, wall, DecodeError::ALL_REASONS);
+        print_top(&mut err, &alerts, 10);
     }
     if let Some(path) = &args.stats {
         let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
@@ -151,4 +166,35 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Write out every record and alert the engine has ready.
+fn drain(
+    engine: &mut Engine,
+    out: &mut Option<Box<dyn Write>>,
+    alerts_out: &mut Option<Box<dyn Write>>,
+    alerts: &mut Vec<Alert>,
+    sum: &mut Summary,
+    write_err: &mut Option<std::io::Error>,
+) {
+    while let Some(rec) = engine.pop_record() {
+        if let (Some(w), None) = (out.as_mut(), &*write_err) {
+            if let Err(e) = write_record(w, &rec) {
+                *write_err = Some(e);
+            }
+        }
+        sum.records += 1;
+    }
+    while let Some(alert) = engine.pop_alert() {
+        if let (Some(w), None) = (alerts_out.as_mut(), &*write_err) {
+            if let Err(e) = write_alert(w, &alert) {
+                *write_err = Some(e);
+            }
+        }
+        sum.alerts += 1;
+        // Kept for the closing table; alerts are few (one per event, rare endpoints only).
+        if alerts.len() < 100_000 {
+            alerts.push(alert);
+        }
+    }
 }

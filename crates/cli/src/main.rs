@@ -11,8 +11,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod alert_json;
 mod analyze;
 mod flow_json;
+mod simulate;
 mod summary;
 
 /// Find short, high-bandwidth bursts to unusual endpoints in ISP traffic.
@@ -28,6 +30,8 @@ enum Command {
     /// Read captures (pcap/pcapng, optionally .gz; files or directories) as one stream in
     /// timestamp order and write bidirectional flow records as JSON lines.
     Analyze(analyze::AnalyzeArgs),
+    /// Write a seeded, synthetic ISP-like capture (pcap) for demos, tuning, tests and benchmarks.
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(code) => code,

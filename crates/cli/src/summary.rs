@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use burstwatch_engine::{EndReason, FlowStats};
+use burstwatch_engine::{DetectStats, EndReason, FlowStats};
 
 /// Run totals gathered by the shell around the engine.
 #[derive(Debug, Default)]
@@ -28,6 +28,10 @@ pub struct Summary {
     pub records: u64,
     /// Flow-table counters.
     pub flow_stats: FlowStats,
+    /// Detector counters.
+    pub detect_stats: DetectStats,
+    /// Alerts written.
+    pub alerts: u64,
     first_ns: Option<i64>,
     last_ns: Option<i64>,
 }
@@ -78,6 +82,26 @@ impl Summary {
             "fragments_orphaned": fs.fragments_orphaned,
             "fragment_map_evictions": fs.fragment_map_evictions,
             "out_of_order": fs.out_of_order,
+            "alerts": self.alerts,
+            "detect": {
+                "packets_up": self.detect_stats.packets_up,
+                "packets_down": self.detect_stats.packets_down,
+                "packets_internal": self.detect_stats.packets_internal,
+                "packets_transit": self.detect_stats.packets_transit,
+                "bursts": self.detect_stats.bursts,
+                "bursts_too_long": self.detect_stats.bursts_too_long,
+                "bursts_too_small": self.detect_stats.bursts_too_small,
+                "bursts_not_upstream": self.detect_stats.bursts_not_upstream,
+                "suppressed_allowed": self.detect_stats.suppressed_allowed,
+                "suppressed_common": self.detect_stats.suppressed_common,
+                "suppressed_low_score": self.detect_stats.suppressed_low_score,
+                "hosts": self.detect_stats.hosts,
+                "pairs": self.detect_stats.pairs,
+                "endpoints": self.detect_stats.endpoints,
+                "evicted_hosts": self.detect_stats.evicted[0],
+                "evicted_pairs": self.detect_stats.evicted[1],
+                "evicted_endpoints": self.detect_stats.evicted[2],
+            },
             "first_ts": self.first_ns.map(|t| t as f64 / 1e9),
             "last_ts": self.last_ns.map(|t| t as f64 / 1e9),
             "wall_seconds": wall.as_secs_f64(),
@@ -130,6 +154,23 @@ impl Summary {
                 fs.fragments_attributed, fs.fragments_orphaned
             );
         }
+        let ds = &self.detect_stats;
+        let _ = writeln!(
+            w,
+            "burstwatch: scored {} upstream / {} downstream packets ({} internal, {} transit not scored); {} bursts ({} too long, {} too small, {} not upstream), {} to common endpoints, {} allow-listed, {} below the score threshold; {} alert(s)",
+            ds.packets_up,
+            ds.packets_down,
+            ds.packets_internal,
+            ds.packets_transit,
+            ds.bursts,
+            ds.bursts_too_long,
+            ds.bursts_too_small,
+            ds.bursts_not_upstream,
+            ds.suppressed_common,
+            ds.suppressed_allowed,
+            ds.suppressed_low_score,
+            self.alerts,
+        );
         if let (Some(f), Some(l)) = (self.first_ns, self.last_ns) {
             let _ = writeln!(
                 w,

@@ -1,1 +1,490 @@
-//! Synthetic traffic (in progress).
+//! # burstwatch-sim
+//!
+//! A seeded, deterministic generator of ISP-like traffic, written as a classic pcap file
+//! (Ethernet link type, microsecond timestamps, little-endian magic `a1b2c3d4`, snaplen 65535),
+//! as seen at a tap between a population of home subscribers and the internet.
+//!
+//! ```no_run
+//! use burstwatch_sim::{SimConfig, Simulator};
+//! let cfg = SimConfig { seed: 7, subscribers: 500, target_bytes: Some(50 << 20), ..SimConfig::default() };
+//! let file = std::fs::File::create("sim.pcap")?;
+//! let summary = Simulator::new(cfg).write_pcap(file)?;
+//! eprintln!("{} packets in {} bytes", summary.packets, summary.bytes);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! ## Traffic model
+//!
+//! Subscribers start *activities* at Poisson-distributed times; each subscriber has a
+//! log-normally distributed activity level (a few heavy users, many light ones) and a line rate.
+//! An activity is one of:
+//!
+//! * **web browsing** (about half): an optional DNS lookup, then 1–3 TLS-over-TCP connections
+//!   to port 443 of a server chosen by Zipf popularity over the server pool (a few servers are
+//!   contacted by nearly every subscriber, most by few) – or one QUIC connection instead;
+//! * **DNS** lookups alone (UDP 53 to one of two resolvers, with real queries and A/AAAA answers
+//!   for names like `cdn123.example.net`);
+//! * **video** streaming over TCP 443 or QUIC from one of the most popular servers: a chunk of
+//!   about a megabyte every few seconds for minutes;
+//! * **messaging** over QUIC (moderate sizes both ways);
+//! * **uploads** (cloud sync) over TCP 443 to a top server: large upstream transfers;
+//! * **NTP** (UDP 123) and **ping** (ICMP/ICMPv6 echo).
+//!
+//! TCP connections have a three-way handshake (with MSS, window-scale and SACK-permitted
+//! options), one or more request/response rounds split into MSS-sized segments (each carrying
+//! one TLS application-data record), delayed ACKs every second segment, and end with FIN/ACK
+//! both ways (92 %), a reset (5 %) or nothing (3 %); 1 % of SYNs go unanswered and are retried.
+//! QUIC connections start with long-header Initial/Handshake packets (version 1, random
+//! ciphertext) and continue with short-header packets; acknowledgements are small packets.
+//! Send rates are paced by a per-flow bandwidth capped by the subscriber's line rate, and
+//! timing follows per-server and per-home round-trip times.
+//!
+//! A share of flows ([`SimConfig::ipv6_share`]) uses IPv6. Addresses come only from reserved
+//! ranges: homes in 10.0.0.0/8, 100.64.0.0/10 and fd00::/8; servers in 198.51.100.0/24,
+//! 203.0.113.0/24, 198.18.0.0/15 and 2001:db8:100::/40; resolvers and NTP servers in
+//! 192.0.2.0/24 and 2001:db8::/32. The rest of 192.0.2.0/24 is kept free for scenario
+//! endpoints. MAC addresses are locally administered and derived from the IP address.
+//!
+//! ## Packets
+//!
+//! Frames are 60 to 1514 bytes (frames shorter than 60 bytes get an Ethernet zero-padding
+//! trailer). IP lengths, UDP lengths and **all** checksums (IPv4 header, TCP, UDP, ICMP,
+//! ICMPv6) are correct. Packets are written in non-decreasing timestamp order.
+//!
+//! ## Determinism
+//!
+//! The same [`SimConfig`] always produces byte-identical output with the same build (the
+//! generator is a hand-rolled xoshiro256++; only `f64::ln`/`exp`/`cos` from the platform's math
+//! library are involved, which could in principle differ in the last bit across platforms).
+
+mod frame;
+mod rng;
+mod session;
+mod world;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, BufWriter, Write};
+
+use frame::{Frame, Net};
+use rng::Rng;
+use session::{App, Kind, Session, Spec};
+use world::{mac_for, World, NTP_V4, NTP_V6, RESOLVERS_V4, RESOLVERS_V6};
+
+/// 2026-01-01T00:00:00Z in nanoseconds since the Unix epoch.
+pub const DEFAULT_START_TS_NS: i64 = 1_767_225_600 * 1_000_000_000;
+
+/// Average pcap bytes one activity produces under the built-in model (measured), used to scale
+/// the activity rate when [`SimConfig::target_bytes`] is set.
+const BYTES_PER_ACTIVITY: f64 = 122_000.0;
+
+/// Activities per subscriber per second when neither a rate nor a size is given.
+const DEFAULT_ACTIVITY_RATE: f64 = 1.0 / 150.0;
+
+/// What to simulate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    /// Seed of every random choice; the same configuration gives byte-identical output.
+    pub seed: u64,
+    /// Number of home subscribers (default 2000).
+    pub subscribers: u32,
+    /// Number of external servers in the popularity pool (default 4000).
+    pub servers: u32,
+    /// Packet-time span in seconds (default 600). Without [`SimConfig::target_bytes`] no packet
+    /// is later than `start + duration` (flows still open then are cut off, as by the end of a
+    /// capture).
+    pub duration_secs: u32,
+    /// Stop once this many bytes of pcap (headers included) have been written; the file ends
+    /// at the first record that reaches the target, so it is at most one record larger. When
+    /// set (and [`SimConfig::activity_rate`] is not), the activity rate is scaled so that the
+    /// target is expected to be reached after about `duration_secs`; with a target, traffic
+    /// continues past `duration_secs` if needed.
+    pub target_bytes: Option<u64>,
+    /// Time of the start of the simulation, ns since the Unix epoch (default 2026-01-01 UTC).
+    pub start_ts_ns: i64,
+    /// Share of flows over IPv6, 0..=1 (default 0.2).
+    pub ipv6_share: f64,
+    /// Activities (browsing, lookups, streams, ...) started per subscriber per second, on
+    /// average. `None` (the default) picks it: scaled to `target_bytes` when that is set,
+    /// otherwise 1/150, which gives about 1 GB for the other defaults.
+    pub activity_rate: Option<f64>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            subscribers: 2000,
+            servers: 4000,
+            duration_secs: 600,
+            target_bytes: None,
+            start_ts_ns: DEFAULT_START_TS_NS,
+            ipv6_share: 0.2,
+            activity_rate: None,
+        }
+    }
+}
+
+/// What a run wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimSummary {
+    /// Packets (pcap records) written.
+    pub packets: u64,
+    /// Bytes written, pcap file header included.
+    pub bytes: u64,
+    /// Flows (TCP/QUIC connections, DNS/NTP exchanges, ping sequences) with at least one packet.
+    pub flows: u64,
+    /// Timestamp of the first packet, ns since the Unix epoch (0 if none).
+    pub first_ts_ns: i64,
+    /// Timestamp of the last packet, ns since the Unix epoch (0 if none).
+    pub last_ts_ns: i64,
+}
+
+/// The generator: build once from a [`SimConfig`], then write one or more (identical) pcaps.
+pub struct Simulator {
+    cfg: SimConfig,
+    world: World,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live flow in the run loop.
+struct Slot {
+    session: Session,
+    started: bool,
+}
+
+/// Mutable state of one run.
+struct Run<'w> {
+    world: &'w World,
+    subs_next_port: Vec<u16>,
+    rng: Rng,
+    ipv6_share: f64,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    serial: u64,
+    recycled: Option<Session>,
+}
+
+impl Simulator {
+    /// Build the world (addresses, line rates, popularity) for `cfg`.
+    pub fn new(cfg: SimConfig) -> Self {
+        let world = World::new(cfg.seed, cfg.subscribers, cfg.servers);
+        Self { cfg, world }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    /// Generate the traffic and write it as a pcap to `out` (buffered internally; pass a plain
+    /// `File`). Every call with the same configuration writes the same bytes.
+    pub fn write_pcap<W: Write>(&mut self, out: W) -> io::Result<SimSummary> {
+        let cfg = &self.cfg;
+        let mut w = BufWriter::with_capacity(4 << 20, out);
+        let mut hdr = [0u8; 24];
+        hdr[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
+        hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
+        hdr[16..20].copy_from_slice(&65535u32.to_le_bytes());
+        hdr[20..24].copy_from_slice(&1u32.to_le_bytes());
+        w.write_all(&hdr)?;
+        let mut sum = SimSummary {
+            bytes: 24,
+            ..SimSummary::default()
+        };
+        if cfg.target_bytes.is_some_and(|t| t <= 24) {
+            w.flush()?;
+            return Ok(sum);
+        }
+
+        let start = cfg.start_ts_ns;
+        let end = start.saturating_add(i64::from(cfg.duration_secs) * 1_000_000_000);
+        let unbounded = cfg.target_bytes.is_some();
+        let nsubs = f64::from(cfg.subscribers);
+        let per_sub = match (cfg.activity_rate, cfg.target_bytes) {
+            (Some(r), _) => r,
+            (None, Some(t)) => {
+                t as f64
+                    / (f64::from(cfg.duration_secs.max(1)) * BYTES_PER_ACTIVITY)
+                    / nsubs.max(1.0)
+            }
+            (None, None) => DEFAULT_ACTIVITY_RATE,
+        };
+        let total_rate = per_sub * nsubs; // activities per second
+        let mean_gap_ns = if total_rate > 0.0 && total_rate.is_finite() {
+            1e9 / total_rate
+        } else {
+            0.0
+        };
+
+        let mut run = Run {
+            world: &self.world,
+            subs_next_port: self.world.subs.iter().map(|s| s.next_port).collect(),
+            rng: Rng::new(cfg.seed, 2),
+            ipv6_share: cfg.ipv6_share.clamp(0.0, 1.0),
+            slots: Vec::new(),
+            free: Vec::new(),
+            heap: BinaryHeap::new(),
+            serial: 0,
+            recycled: None,
+        };
+        let mut frame = Frame::new();
+        let mut next_arrival = if mean_gap_ns > 0.0 {
+            start + run.rng.exp(mean_gap_ns) as i64
+        } else {
+            i64::MAX
+        };
+        let pool = &self.world.pool[..];
+        loop {
+            let top = run.heap.peek().map(|r| r.0 .0);
+            let arrivals_open = next_arrival != i64::MAX && (unbounded || next_arrival <= end);
+            if arrivals_open && top.is_none_or(|t| next_arrival <= t) {
+                run.spawn_activity(next_arrival);
+                next_arrival += (run.rng.exp(mean_gap_ns) as i64).max(1);
+                continue;
+            }
+            let Some(Reverse((ts, _, idx))) = run.heap.pop() else {
+                break;
+            };
+            if !unbounded && ts > end {
+                break;
+            }
+            let Some(slot) = run.slots[idx as usize].as_mut() else {
+                continue;
+            };
+            let (t, len) = slot.session.step(&mut run.rng, &mut frame, pool);
+            debug_assert_eq!(t, ts);
+            if !slot.started {
+                slot.started = true;
+                sum.flows += 1;
+            }
+            w.write_all(&frame.buf[..len])?;
+            if sum.packets == 0 {
+                sum.first_ts_ns = t;
+            }
+            sum.last_ts_ns = t;
+            sum.packets += 1;
+            sum.bytes += len as u64;
+            match slot.session.next_ts() {
+                Some(n) => {
+                    run.serial += 1;
+                    run.heap.push(Reverse((n, run.serial, idx)));
+                }
+                None => {
+                    run.recycled = run.slots[idx as usize].take().map(|s| s.session);
+                    run.free.push(idx);
+                }
+            }
+            if cfg.target_bytes.is_some_and(|t| sum.bytes >= t) {
+                break;
+            }
+        }
+        w.flush()?;
+        Ok(sum)
+    }
+}
+
+impl Run<'_> {
+    fn add(&mut self, spec: Spec) {
+        let session = Session::new(spec, &mut self.rng, self.recycled.take());
+        let Some(ts) = session.next_ts() else { return };
+        let slot = Some(Slot {
+            session,
+            started: false,
+        });
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.serial += 1;
+        self.heap.push(Reverse((ts, self.serial, idx)));
+    }
+
+    /// The two ends of a new flow from subscriber `si` to `srv_ip`.
+    fn net(&mut self, si: usize, v6: bool, srv_ip: [u8; 16], srv_port: u16) -> Net {
+        let sub = &self.world.subs[si];
+        let sub_ip = if v6 { sub.v6 } else { v4_16(sub.v4) };
+        let p = &mut self.subs_next_port[si];
+        let sub_port = *p;
+        *p = if *p >= 60999 { 32768 } else { *p + 1 };
+        Net {
+            v6,
+            sub_mac: mac_for(&sub_ip, v6),
+            srv_mac: mac_for(&srv_ip, v6),
+            sub_ip,
+            srv_ip,
+            sub_port,
+            srv_port,
+        }
+    }
+
+    fn server_ip(&self, k: u32, v6: bool) -> [u8; 16] {
+        let s = &self.world.servers[k as usize];
+        if v6 {
+            s.v6
+        } else {
+            v4_16(s.v4)
+        }
+    }
+
+    /// A flow from subscriber `si` to server `k`.
+    #[allow(clippy::too_many_arguments)]
+    fn flow(&mut self, si: usize, k: u32, v6: bool, kind: Kind, app: App, port: u16, at: i64) {
+        let srv_ip = self.server_ip(k, v6);
+        let net = self.net(si, v6, srv_ip, port);
+        let sub = &self.world.subs[si];
+        let srv = &self.world.servers[k as usize];
+        let spec = Spec {
+            kind,
+            app,
+            net,
+            start_ns: at,
+            rtt_srv_ns: srv.rtt_ns * self.rng.uniform(0.9, 1.2),
+            rtt_sub_ns: sub.access_rtt_ns * self.rng.uniform(0.9, 1.3),
+            up_ttl: sub.ttl - 1,
+            down_ttl: srv.ttl,
+            up_bps: sub.up_bps.min(self.rng.lognormal(10e6, 0.9, 0.5e6, 1e9)),
+            down_bps: sub.down_bps.min(self.rng.lognormal(30e6, 0.9, 1e6, 1e9)),
+            name: k,
+            answer: [0; 16],
+        };
+        self.add(spec);
+    }
+
+    /// A DNS lookup of server `k`'s name (or an NTP exchange when `ntp`); returns the lookup's
+    /// round-trip time in ns.
+    fn infra(&mut self, si: usize, k: u32, v6: bool, ntp: bool, at: i64) -> f64 {
+        let which = self.rng.below(2) as usize;
+        let (srv_ip, port) = match (ntp, v6) {
+            (false, false) => (v4_16(RESOLVERS_V4[which]), 53),
+            (false, true) => (RESOLVERS_V6[which], 53),
+            (true, false) => (v4_16(NTP_V4[which]), 123),
+            (true, true) => (NTP_V6[which], 123),
+        };
+        let rtt = if ntp || self.rng.chance(0.7) {
+            self.rng.lognormal(3e6, 0.5, 0.5e6, 30e6)
+        } else {
+            self.rng.lognormal(40e6, 0.8, 5e6, 1e9)
+        };
+        let net = self.net(si, v6, srv_ip, port);
+        let sub = &self.world.subs[si];
+        let spec = Spec {
+            kind: if ntp { Kind::Ntp } else { Kind::Dns },
+            app: App::Web,
+            net,
+            start_ns: at,
+            rtt_srv_ns: rtt,
+            rtt_sub_ns: sub.access_rtt_ns,
+            up_ttl: sub.ttl - 1,
+            down_ttl: 60,
+            up_bps: sub.up_bps,
+            down_bps: sub.down_bps,
+            name: k,
+            answer: self.server_ip(k, v6),
+        };
+        self.add(spec);
+        rtt
+    }
+
+    /// Start one activity of a random subscriber at `t`.
+    fn spawn_activity(&mut self, t: i64) {
+        let si = self.world.sub_pick.sample(&mut self.rng);
+        let v6 = self.rng.chance(self.ipv6_share);
+        let x = self.rng.f64();
+        let (kind, app, top, lookup) = if x < 0.47 {
+            (Kind::Tcp, App::Web, None, 0.7)
+        } else if x < 0.55 {
+            (Kind::Quic, App::Web, None, 0.7)
+        } else if x < 0.555 {
+            let kind = if self.rng.chance(0.5) {
+                Kind::Tcp
+            } else {
+                Kind::Quic
+            };
+            (kind, App::Video, Some(30), 0.5)
+        } else if x < 0.655 {
+            (Kind::Quic, App::Messaging, Some(100), 0.3)
+        } else if x < 0.665 {
+            (Kind::Tcp, App::Upload, Some(10), 0.5)
+        } else if x < 0.93 {
+            let k = self.world.pick_server(&mut self.rng, None);
+            self.infra(si, k, v6, false, t);
+            return;
+        } else if x < 0.96 {
+            self.infra(si, 0, v6, true, t);
+            return;
+        } else {
+            let k = self.world.pick_server(&mut self.rng, None);
+            self.flow(si, k, v6, Kind::Ping, App::Web, 0, t);
+            return;
+        };
+        let k = self.world.pick_server(&mut self.rng, top);
+        let at = self.connect(si, k, v6, kind, app, lookup, t);
+        if app == App::Web {
+            // A page pulls in third-party servers too (CDNs, fonts, analytics): popular ones
+            // mostly, each with its own lookup and connection.
+            for _ in 0..self.rng.geometric(1.5).min(6) {
+                let k3 = self.world.pick_server(&mut self.rng, None);
+                let kind3 = if self.rng.chance(0.8) {
+                    Kind::Tcp
+                } else {
+                    Kind::Quic
+                };
+                let at3 = at + self.rng.uniform(30e6, 600e6) as i64;
+                self.connect(si, k3, v6, kind3, App::Web, 0.6, at3);
+            }
+        }
+    }
+
+    /// Optionally look server `k` up (with probability `lookup`), then open the connection(s)
+    /// to it; returns when the first connection starts.
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        &mut self,
+        si: usize,
+        k: u32,
+        v6: bool,
+        kind: Kind,
+        app: App,
+        lookup: f64,
+        t: i64,
+    ) -> i64 {
+        let mut at = t;
+        if self.rng.chance(lookup) {
+            let rtt = self.infra(si, k, v6, false, t);
+            at = t + (rtt + self.rng.uniform(50e3, 2e6)) as i64;
+        }
+        let first = at;
+        let conns = if kind == Kind::Tcp && app == App::Web {
+            1 + self.rng.geometric(0.6).min(5)
+        } else {
+            1
+        };
+        for _ in 0..conns {
+            self.flow(si, k, v6, kind, app, 443, at);
+            at += self.rng.uniform(0.0, 50e6) as i64;
+        }
+        first
+    }
+}
+
+fn v4_16(a: [u8; 4]) -> [u8; 16] {
+    let mut x = [0u8; 16];
+    x[..4].copy_from_slice(&a);
+    x
+}

@@ -1,0 +1,185 @@
+//! Alerts as JSON lines, and the top-alerts table for the terminal.
+
+use std::io::Write;
+
+use burstwatch_engine::{proto_name, Alert};
+use serde::Serialize;
+
+use crate::flow_json::Ts;
+
+#[derive(Serialize)]
+struct ReasonJson {
+    name: &'static str,
+    value: f64,
+    contribution: f64,
+}
+
+#[derive(Serialize)]
+struct EndpointJson<'a> {
+    prevalence: u32,
+    popular: bool,
+    rarity_certain: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_seen: Option<Ts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    watched: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Proto {
+    Name(&'static str),
+    Number(u8),
+}
+
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    id: String,
+    kind: &'static str,
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    dst_port: u16,
+    proto: Proto,
+    start_ts: Ts,
+    end_ts: Ts,
+    detected_ts: Ts,
+    bytes_out: u64,
+    bytes_in: u64,
+    packets_out: u64,
+    packets_in: u64,
+    peak_bps: f64,
+    flows: u32,
+    occurrence: u32,
+    score: f64,
+    severity: &'static str,
+    reasons: Vec<ReasonJson>,
+    endpoint: EndpointJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_bps: Option<f64>,
+}
+
+/// Round to a fixed number of decimals so output is stable and readable.
+fn round(x: f64, decimals: i32) -> f64 {
+    let m = 10f64.powi(decimals);
+    (x * m).round() / m
+}
+
+/// The alert id as printed: 16 hex digits.
+pub fn id_string(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// Write one alert as a JSON line.
+pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> std::io::Result<()> {
+    let json = AlertJson {
+        id: id_string(a.id),
+        kind: a.kind.as_str(),
+        src: a.src,
+        dst: a.dst,
+        dst_port: a.dst_port,
+        proto: proto_name(a.proto).map_or(Proto::Number(a.proto), Proto::Name),
+        start_ts: Ts(a.start_ns),
+        end_ts: Ts(a.end_ns),
+        detected_ts: Ts(a.detected_ns),
+        bytes_out: a.bytes_out,
+        bytes_in: a.bytes_in,
+        packets_out: a.packets_out,
+        packets_in: a.packets_in,
+        peak_bps: round(a.peak_bps, 0),
+        flows: a.flows,
+        occurrence: a.occurrence,
+        score: round(a.score, 4),
+        severity: a.severity.as_str(),
+        reasons: a
+            .reasons
+            .iter()
+            .map(|r| ReasonJson {
+                name: r.name,
+                value: round(r.value, 4),
+                contribution: round(r.contribution, 4),
+            })
+            .collect(),
+        endpoint: EndpointJson {
+            prevalence: a.endpoint.prevalence,
+            popular: a.endpoint.popular,
+            rarity_certain: a.endpoint.rarity_certain,
+            first_seen: a.endpoint.first_seen_ns.map(Ts),
+            asn: a.endpoint.asn,
+            country: a.endpoint.country.as_deref(),
+            watched: a.endpoint.watched,
+        },
+        baseline_bps: a.baseline_bps.map(|b| round(b, 0)),
+    };
+    serde_json::to_writer(&mut *out, &json)?;
+    out.write_all(b"\n")
+}
+
+fn human_bytes(b: u64) -> String {
+    const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut x = b as f64;
+    let mut i = 0;
+    while x >= 1000.0 && i < U.len() - 1 {
+        x /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{x:.1} {}", U[i])
+    }
+}
+
+/// Print the highest-scoring alerts as a table.
+pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize) {
+    if alerts.is_empty() {
+        let _ = writeln!(w, "burstwatch: no alerts");
+        return;
+    }
+    let mut sorted: Vec<&Alert> = alerts.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.start_ns.cmp(&b.start_ns))
+    });
+    let _ = writeln!(
+        w,
+        "burstwatch: {} alert(s); top {}:",
+        alerts.len(),
+        limit.min(alerts.len())
+    );
+    let _ = writeln!(
+        w,
+        "  {:<8} {:<6} {:<5} {:<24} {:<28} {:>9} {:>9} {:>10} {:>4}  top reasons",
+        "severity", "kind", "score", "subscriber", "endpoint", "out", "in", "peak", "hosts"
+    );
+    for a in sorted.into_iter().take(limit) {
+        let mut reasons: Vec<_> = a.reasons.iter().filter(|r| r.contribution > 0.0).collect();
+        reasons.sort_by(|x, y| y.contribution.total_cmp(&x.contribution));
+        let top: Vec<String> = reasons
+            .iter()
+            .take(3)
+            .map(|r| format!("{} +{:.2}", r.name, r.contribution))
+            .collect();
+        let endpoint = match a.dst {
+            std::net::IpAddr::V6(_) => format!("[{}]:{}", a.dst, a.dst_port),
+            std::net::IpAddr::V4(_) => format!("{}:{}", a.dst, a.dst_port),
+        };
+        let _ = writeln!(
+            w,
+            "  {:<8} {:<6} {:<5.2} {:<24} {:<28} {:>9} {:>9} {:>10} {:>4}  {}",
+            a.severity.as_str(),
+            a.kind.as_str(),
+            a.score,
+            a.src.to_string(),
+            endpoint,
+            human_bytes(a.bytes_out),
+            human_bytes(a.bytes_in),
+            format!("{:.1} Mb/s", a.peak_bps / 1e6),
+            a.endpoint.prevalence,
+            top.join(", ")
+        );
+    }
+}

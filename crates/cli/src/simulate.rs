@@ -1,0 +1,124 @@
+//! `burstwatch simulate`: write a seeded, deterministic synthetic ISP capture (classic pcap) for
+//! demos, tuning and benchmarks. See the `burstwatch-sim` crate for the traffic model.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use burstwatch_sim::{SimConfig, Simulator};
+
+/// Arguments of `burstwatch simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Output pcap file.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// Seed; the same arguments always give a byte-identical file.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of home subscribers.
+    #[arg(long, default_value_t = 2000)]
+    pub subscribers: u32,
+    /// Packet-time span in seconds (with --size: the span the traffic rate is scaled to).
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub duration: u32,
+    /// Stop once the file reaches this size, e.g. 1G, 500M, 10k (binary multiples: 1k = 1024).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub size: Option<u64>,
+    /// Share of flows over IPv6 (0 to 1).
+    #[arg(long, default_value_t = 0.2, value_name = "FRACTION")]
+    pub ipv6_share: f64,
+    /// Number of external servers in the popularity pool.
+    #[arg(long, default_value_t = 4000)]
+    pub servers: u32,
+    /// Do not print the summary on standard error.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Parse a byte size: a number with an optional suffix k/K, M, G, T (powers of 1024; an
+/// optional trailing `B` or `iB` is accepted, e.g. `1GiB`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("unknown size suffix in '{s}' (use k, M, G or T)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: '{s}'"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("not a size: '{s}'"));
+    }
+    Ok((v * mult as f64).round() as u64)
+}
+
+/// Run the simulation. `Err` is a usage or I/O error.
+pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.ipv6_share),
+        "--ipv6-share must be between 0 and 1"
+    );
+    let cfg = SimConfig {
+        seed: args.seed,
+        subscribers: args.subscribers,
+        servers: args.servers,
+        duration_secs: args.duration,
+        target_bytes: args.size,
+        ipv6_share: args.ipv6_share,
+        ..SimConfig::default()
+    };
+    let file = File::create(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let started = Instant::now();
+    let summary = Simulator::new(cfg)
+        .write_pcap(file)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    if !args.quiet {
+        eprintln!(
+            "burstwatch simulate: {} packets, {} bytes, {} flows, {:.1} s of traffic, {:.1} s, {:.0} MB/s -> {}",
+            summary.packets,
+            summary.bytes,
+            summary.flows,
+            (summary.last_ts_ns - summary.first_ts_ns) as f64 / 1e9,
+            secs,
+            summary.bytes as f64 / 1e6 / secs,
+            args.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("10k"), Ok(10 << 10));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("12x").is_err());
+        assert!(parse_size("").is_err());
+    }
+}
