@@ -607,6 +607,29 @@ mod tests {
     }
 
     #[test]
+    fn detection_keys_are_validated_with_their_line() {
+        assert_eq!(
+            err("[detect]\nhome_nets = [\"10.0.0.0/8\", \"bogus\"]\n"),
+            "t.toml:2: detect.home_nets: not an IP prefix (expected e.g. 10.0.0.0/8 or 2001:db8::/32): bogus"
+        );
+        assert!(err("[detect]\nburst_continue_ratio = 1.5\n")
+            .starts_with("t.toml:2: detect.burst_continue_ratio: "));
+        assert!(err("[detect]\nseverity_high_score = 0.95\n").contains("bands must rise"));
+        assert!(err("[detect.watch]\ncountries = [\"usa\"]\n")
+            .starts_with("t.toml:2: detect.watch.countries: "));
+        assert!(
+            err("[detect.weights]\nrarity = -1\n").starts_with("t.toml:2: detect.weights.rarity: ")
+        );
+        let s = Settings::parse(
+            "[detect]\nhome_nets = [\"198.18.0.0/15\"]\n[detect.allow]\nasns = [64500]\n",
+            "t",
+        )
+        .unwrap();
+        assert!(s.detect.home_nets.contains("198.18.1.1".parse().unwrap()));
+        assert_eq!(s.detect.allow.asns, vec![64500]);
+    }
+
+    #[test]
     fn the_shipped_example_config_is_valid_and_matches_the_defaults() {
         let text = include_str!("../../../config/burstwatch.toml");
         assert_eq!(
