@@ -311,7 +311,7 @@ impl Detector {
         );
         if let Some((k, mut v)) = evicted {
             if let Some(f) = v.finish_burst(self.cfg.burst_max_ns) {
-                self.on_burst(k, v4, f, &v, baseline);
+                self.on_burst(k, v4, f, &v);
             }
         }
         if new_pair || self.pairs.get(pidx).last_ns < ts - S {
@@ -332,12 +332,12 @@ impl Detector {
         );
         let pair = self.pairs.get_mut(pidx);
         let had_burst = pair.burst.is_some();
-        let finished = pair.close_bin_before(now_sec, entry, cont, quiet, max_ns);
+        let finished = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
         let event_closed = pair.add(ts, up, ip_len, flow_hash, proto, ext_port, gap);
         let now_bursting = pair.burst.is_some();
         if let Some(f) = finished {
             let snapshot = self.pairs.get(pidx).clone();
-            self.on_burst((home, ext), v4, f, &snapshot, baseline);
+            self.on_burst((home, ext), v4, f, &snapshot);
         }
         if now_bursting && (!had_burst || !self.pairs.get(pidx).in_bursting) {
             let p = self.pairs.get_mut(pidx);
@@ -407,7 +407,7 @@ impl Detector {
             });
             let entry = self.entry_bytes(baseline);
             let pair = self.pairs.get_mut(idx);
-            let mut done = pair.close_bin_before(now_sec, entry, cont, quiet, max_ns);
+            let mut done = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
             if done.is_none() && (all || pair.burst_is_over(now_sec, quiet)) {
                 done = pair.finish_burst(max_ns);
             }
@@ -415,7 +415,7 @@ impl Detector {
             if let Some(f) = done {
                 let snapshot = self.pairs.get(idx).clone();
                 let v4 = addr_ip(key.1, true).is_ipv4();
-                self.on_burst(key, v4, f, &snapshot, baseline);
+                self.on_burst(key, v4, f, &snapshot);
             }
             if still && !all {
                 i += 1;
@@ -455,14 +455,7 @@ impl Detector {
         self.emit_due(true);
     }
 
-    fn on_burst(
-        &mut self,
-        key: (Addr, Addr),
-        v4: bool,
-        f: FinishedBurst,
-        pair: &PairState,
-        baseline: Option<f64>,
-    ) {
+    fn on_burst(&mut self, key: (Addr, Addr), v4: bool, f: FinishedBurst, pair: &PairState) {
         self.stats.bursts += 1;
         let acc = &f.acc;
         if f.too_long {
@@ -487,6 +480,7 @@ impl Detector {
             self.pairs.get_mut(idx).push_burst_start(start_sec);
         }
         let proto_port = acc.main_port();
+        let baseline_bytes = acc.baseline_bytes;
         self.pending.push_back(Candidate {
             emit_at: acc.end_ns.saturating_add(self.cfg.alert_hold_ns),
             kind: AlertKind::Burst,
@@ -503,7 +497,7 @@ impl Detector {
             pair_first_seen_ns: pair.first_seen_ns,
             occurrence,
             recurrence,
-            baseline_bytes: baseline,
+            baseline_bytes,
         });
     }
 

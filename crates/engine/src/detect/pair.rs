@@ -36,6 +36,8 @@ pub struct BurstAcc {
     pub peak_up: u64,
     /// Rate (bytes/s) a second needed to start the burst.
     pub entry_bytes: f64,
+    /// The subscriber's baseline (p95 bytes/s) when the burst started, if warm.
+    pub baseline_bytes: Option<f64>,
     /// Distinct flows seen (hash set of the first few, then a count).
     pub(crate) flow_hashes: [u32; FLOW_SET],
     /// Distinct flows counted.
@@ -99,9 +101,10 @@ pub struct PairState {
     bin_pk_down: u64,
     bin_first_ns: i64,
     bin_last_ns: i64,
-    /// Hashes of flows and ports seen in the open bin are noted straight into the burst when
-    /// one is open; before that, the first flow/port of the bin is remembered here.
-    bin_flow: u32,
+    /// Flows and the upstream port of the open bin, for a burst that starts with it (a burst
+    /// in progress notes them directly).
+    bin_flows: [u32; 4],
+    bin_nflows: u8,
     bin_port: (u8, u16),
     /// The burst in progress.
     pub burst: Option<Box<BurstAcc>>,
@@ -158,7 +161,8 @@ impl PairState {
             bin_pk_down: 0,
             bin_first_ns: 0,
             bin_last_ns: 0,
-            bin_flow: 0,
+            bin_flows: [0; 4],
+            bin_nflows: 0,
             bin_port: (0, 0),
             burst: None,
             first_seen_ns: ts,
@@ -242,8 +246,12 @@ impl PairState {
                 }
             }
             None => {
-                if up && self.bin_flow == 0 {
-                    self.bin_flow = flow_hash | 1;
+                let n = usize::from(self.bin_nflows);
+                if n < self.bin_flows.len() && !self.bin_flows[..n].contains(&flow_hash) {
+                    self.bin_flows[n] = flow_hash;
+                    self.bin_nflows += 1;
+                }
+                if up && self.bin_port == (0, 0) {
                     self.bin_port = (proto, port);
                 }
             }
@@ -292,10 +300,12 @@ impl PairState {
 
     /// Close the open bin if it is older than `now_sec`, feeding the burst state machine.
     /// `entry_bytes` is the bytes/s a second needs to start a burst. Returns a burst that ended.
+    #[allow(clippy::too_many_arguments)] // thresholds passed flat: no allocation per bin
     pub fn close_bin_before(
         &mut self,
         now_sec: i64,
         entry_bytes: f64,
+        baseline_bytes: Option<f64>,
         continue_ratio: f64,
         quiet_secs: i64,
         max_ns: i64,
@@ -307,13 +317,14 @@ impl PairState {
         let (up, down, pk_up, pk_down) =
             (self.bin_up, self.bin_down, self.bin_pk_up, self.bin_pk_down);
         let (first, last) = (self.bin_first_ns, self.bin_last_ns);
-        let (flow, port) = (self.bin_flow, self.bin_port);
+        let (flows, nflows, port) = (self.bin_flows, self.bin_nflows, self.bin_port);
         self.sec = i64::MIN;
         self.bin_up = 0;
         self.bin_down = 0;
         self.bin_pk_up = 0;
         self.bin_pk_down = 0;
-        self.bin_flow = 0;
+        self.bin_nflows = 0;
+        self.bin_port = (0, 0);
         self.bin_last_ns = i64::MIN;
         let upf = up as f64;
         let mut finished = None;
@@ -330,9 +341,12 @@ impl PairState {
                         pk_down,
                         peak_up: up,
                         entry_bytes,
+                        baseline_bytes,
                         ..BurstAcc::default()
                     };
-                    acc.note_flow(flow);
+                    for &f in &flows[..usize::from(nflows)] {
+                        acc.note_flow(f);
+                    }
                     acc.note_port(port.0, port.1, up);
                     self.burst = Some(Box::new(acc));
                 }
@@ -349,11 +363,13 @@ impl PairState {
                         self.bin_pk_down = pk_down;
                         self.bin_first_ns = first;
                         self.bin_last_ns = last;
-                        self.bin_flow = flow;
+                        self.bin_flows = flows;
+                        self.bin_nflows = nflows;
                         self.bin_port = port;
                         let again = self.close_bin_before(
                             now_sec,
                             entry_bytes,
+                            baseline_bytes,
                             continue_ratio,
                             quiet_secs,
                             max_ns,
@@ -416,7 +432,9 @@ mod tests {
         for sec in from..to {
             for k in 0..10 {
                 let ts = sec * S + k * S / 10;
-                if let Some(f) = p.close_bin_before(ts.div_euclid(S), 500_000.0, 0.25, 3, 60 * S) {
+                if let Some(f) =
+                    p.close_bin_before(ts.div_euclid(S), 500_000.0, None, 0.25, 3, 60 * S)
+                {
                     out.push(f);
                 }
                 p.add(
@@ -459,7 +477,9 @@ mod tests {
         feed(&mut p, 6, 10, 2_000_000, &mut out);
         assert!(out.is_empty());
         // The sweep closes the open bin (second 9) before asking.
-        assert!(p.close_bin_before(12, 500_000.0, 0.25, 3, 60 * S).is_none());
+        assert!(p
+            .close_bin_before(12, 500_000.0, None, 0.25, 3, 60 * S)
+            .is_none());
         assert!(!p.burst_is_over(12, 3));
         assert!(p.burst_is_over(13, 3));
         let f = p.finish_burst(60 * S).unwrap();

@@ -85,10 +85,11 @@ pub fn score(cfg: &DetectConfig, i: &Inputs<'_>) -> (f64, Vec<Reason>) {
     match (i.kind, i.burst, i.beacon) {
         (AlertKind::Burst, Some(b), _) => {
             let peak_bps = b.peak_up as f64 * 8.0;
-            let reference = i
-                .baseline_bps
-                .unwrap_or(0.0)
-                .max(cfg.burst_rate_floor_bps / 8.0);
+            // Against the subscriber's own p95 (or the floor while the baseline warms up), but
+            // never against less than 1/40 of the floor, so that idle hosts do not get
+            // unbounded jumps.
+            let floor = cfg.burst_rate_floor_bps;
+            let reference = i.baseline_bps.unwrap_or(floor).max(floor / 40.0);
             let jump = peak_bps / reference.max(1.0);
             parts.push(("rate_jump", jump, clamp01(jump.log10() / 2.0), w.rate_jump));
             let vol = b.up as f64 / cfg.burst_min_bytes.max(1) as f64;
@@ -141,7 +142,7 @@ pub fn score(cfg: &DetectConfig, i: &Inputs<'_>) -> (f64, Vec<Reason>) {
         .collect();
     let raw: f64 = reasons.iter().map(|r| r.contribution).sum();
     // While the look-back fills, prevalence may understate how common an endpoint is: damp.
-    let damp = 0.7 + 0.3 * clamp01(i.lookback_fill);
+    let damp = 0.8 + 0.2 * clamp01(i.lookback_fill);
     let score = clamp01(raw * damp);
     if damp < 1.0 {
         reasons.push(Reason {
