@@ -59,6 +59,16 @@ struct AlertJson<'a> {
     endpoint: EndpointJson<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline_bps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pair_before: Option<PairRatesJson>,
+}
+
+#[derive(Serialize)]
+struct PairRatesJson {
+    up_10s_bps: f64,
+    up_60s_bps: f64,
+    down_10s_bps: f64,
+    down_60s_bps: f64,
 }
 
 /// Round to a fixed number of decimals so output is stable and readable.
@@ -112,6 +122,12 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> std::io::Result<()> {
             watched: a.endpoint.watched,
         },
         baseline_bps: a.baseline_bps.map(|b| round(b, 0)),
+        pair_before: a.pair_before.map(|r| PairRatesJson {
+            up_10s_bps: round(r.up_10s * 8.0, 0),
+            up_60s_bps: round(r.up_60s * 8.0, 0),
+            down_10s_bps: round(r.down_10s * 8.0, 0),
+            down_60s_bps: round(r.down_60s * 8.0, 0),
+        }),
     };
     serde_json::to_writer(&mut *out, &json)?;
     out.write_all(b"\n")

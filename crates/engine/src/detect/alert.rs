@@ -144,4 +144,6 @@ pub struct Alert {
     pub endpoint: EndpointInfo,
     /// Host baseline (p95 upstream bit/s over active seconds) at detection, if warmed up.
     pub baseline_bps: Option<f64>,
+    /// The pair's smoothed rates (bytes/s, 10 s and 60 s views) just before a burst.
+    pub pair_before: Option<super::pair::PairRates>,
 }

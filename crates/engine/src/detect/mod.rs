@@ -30,6 +30,7 @@ use crate::key::{addr_bytes, addr_ip, Addr};
 use crate::lrumap::LruMap;
 pub use alert::{Alert, AlertKind, EndpointInfo, Reason, Severity};
 pub use config::{DetectConfig, EndpointLists, Weights};
+pub use pair::PairRates;
 use pair::{FinishedBurst, PairState};
 use prevalence::{sec_of, EndpointState};
 use stats::LogQuantile;
@@ -687,6 +688,7 @@ impl Detector {
                 watched,
             },
             baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
+            pair_before: c.burst.as_ref().map(|f| f.acc.before),
         });
     }
 }

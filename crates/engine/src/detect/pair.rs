@@ -38,6 +38,8 @@ pub struct BurstAcc {
     pub entry_bytes: f64,
     /// The subscriber's baseline (p95 bytes/s) when the burst started, if warm.
     pub baseline_bytes: Option<f64>,
+    /// The pair's smoothed rates just before the burst.
+    pub before: PairRates,
     /// Distinct flows seen (hash set of the first few, then a count).
     pub(crate) flow_hashes: [u32; FLOW_SET],
     /// Distinct flows counted.
@@ -142,6 +144,24 @@ pub struct PairState {
     pub last_beacon_ns: i64,
     /// Whether the pair is in the detector's bursting list.
     pub in_bursting: bool,
+    /// Exponentially weighted per-second rates (bytes/s) over ~10 s and ~60 s, `[up, down]`,
+    /// as of the end of second `rates_sec`.
+    rate10: [f32; 2],
+    rate60: [f32; 2],
+    rates_sec: i64,
+}
+
+/// The pair's smoothed rates, bytes per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PairRates {
+    /// Upstream over ~10 s.
+    pub up_10s: f64,
+    /// Upstream over ~60 s.
+    pub up_60s: f64,
+    /// Downstream over ~10 s.
+    pub down_10s: f64,
+    /// Downstream over ~60 s.
+    pub down_60s: f64,
 }
 
 impl Default for PairState {
@@ -185,6 +205,9 @@ impl PairState {
             beacons: 0,
             last_beacon_ns: i64::MIN,
             in_bursting: false,
+            rate10: [0.0; 2],
+            rate60: [0.0; 2],
+            rates_sec: i64::MIN,
         }
     }
 
@@ -326,6 +349,8 @@ impl PairState {
         self.bin_nflows = 0;
         self.bin_port = (0, 0);
         self.bin_last_ns = i64::MIN;
+        let before = self.rates();
+        self.fold_rates(sec, up, down);
         let upf = up as f64;
         let mut finished = None;
         match self.burst.as_deref_mut() {
@@ -342,6 +367,7 @@ impl PairState {
                         peak_up: up,
                         entry_bytes,
                         baseline_bytes,
+                        before,
                         ..BurstAcc::default()
                     };
                     for &f in &flows[..usize::from(nflows)] {
@@ -397,6 +423,41 @@ impl PairState {
             }
         }
         finished
+    }
+
+    /// Fold a closed one-second bin into the 10 s / 60 s exponentially weighted rates
+    /// (time constants 10 s and 60 s; skipped seconds count as zero).
+    fn fold_rates(&mut self, sec: i64, up: u64, down: u64) {
+        const A10: f64 = 0.904_837_418_035_959_6; // e^(-1/10)
+        const A60: f64 = 0.983_471_453_821_617_2; // e^(-1/60)
+        let gap = if self.rates_sec == i64::MIN {
+            1
+        } else {
+            (sec - self.rates_sec).clamp(1, 10_000)
+        };
+        let decay = |r: f32, a: f64, x: u64| -> f32 {
+            let kept = f64::from(r) * a.powi((gap - 1) as i32);
+            (kept * a + (1.0 - a) * x as f64) as f32
+        };
+        self.rate10 = [
+            decay(self.rate10[0], A10, up),
+            decay(self.rate10[1], A10, down),
+        ];
+        self.rate60 = [
+            decay(self.rate60[0], A60, up),
+            decay(self.rate60[1], A60, down),
+        ];
+        self.rates_sec = sec;
+    }
+
+    /// Smoothed rates as of the last closed second.
+    pub fn rates(&self) -> PairRates {
+        PairRates {
+            up_10s: f64::from(self.rate10[0]),
+            up_60s: f64::from(self.rate60[0]),
+            down_10s: f64::from(self.rate10[1]),
+            down_60s: f64::from(self.rate60[1]),
+        }
     }
 
     /// Whether the burst in progress has been quiet long enough at `now_sec` to be over.
@@ -494,6 +555,22 @@ mod tests {
         feed(&mut p, 100, 110, 1_000, &mut out);
         assert_eq!(out.len(), 1);
         assert!(out[0].too_long);
+    }
+
+    #[test]
+    fn smoothed_rates_follow_the_bins_at_two_time_scales() {
+        let mut p = PairState::new(0);
+        let mut out = Vec::new();
+        feed(&mut p, 0, 120, 10_000, &mut out);
+        let r = p.rates();
+        assert!((r.up_10s - 10_000.0).abs() < 10.0, "{r:?}");
+        assert!((r.up_60s - 10_000.0).abs() < 1_500.0, "{r:?}");
+        assert_eq!(r.down_10s, 0.0);
+        // After 30 silent seconds the 10 s view has mostly forgotten, the 60 s view less so.
+        p.close_bin_before(121, 1e12, None, 0.25, 3, 60 * S);
+        p.fold_rates(151, 0, 0);
+        let r = p.rates();
+        assert!(r.up_10s < 600.0 && r.up_60s > 5_000.0, "{r:?}");
     }
 
     #[test]
