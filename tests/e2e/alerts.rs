@@ -13,9 +13,14 @@ pub fn check_schema(schema_file: &str, jsonl: &[u8]) -> usize {
     let loc = format!("file://{}", path.display());
     let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     compiler.add_resource(&loc, schema).unwrap();
-    let idx = compiler.compile(&loc, &mut schemas).unwrap_or_else(|e| panic!("{schema_file}: {e}"));
+    let idx = compiler
+        .compile(&loc, &mut schemas)
+        .unwrap_or_else(|e| panic!("{schema_file}: {e}"));
     let mut n = 0;
-    for line in String::from_utf8_lossy(jsonl).lines().filter(|l| !l.is_empty()) {
+    for line in String::from_utf8_lossy(jsonl)
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if let Err(e) = schemas.validate(&v, idx) {
             panic!("{schema_file}: line does not validate: {e}\n{line}");
@@ -38,7 +43,12 @@ fn simulate(dir: &Path, seed: &str, subscribers: &str, duration: &str) -> std::p
         "--duration",
         duration,
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     pcap
 }
 
@@ -57,16 +67,31 @@ fn alerts_and_flows_match_their_schemas_and_replay_byte_for_byte() {
             "--flows",
             flows.to_str().unwrap(),
         ]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        (std::fs::read(alerts).unwrap(), std::fs::read(flows).unwrap(), out.stderr)
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            std::fs::read(alerts).unwrap(),
+            std::fs::read(flows).unwrap(),
+            out.stderr,
+        )
     };
     let (alerts, flows, stderr) = analyze("a");
     let n_alerts = check_schema("deploy/schema/alert.schema.json", &alerts);
     let n_flows = check_schema("deploy/schema/flow.schema.json", &flows);
-    assert!(n_alerts > 0, "the simulator injects bursts: expected alerts");
+    assert!(
+        n_alerts > 0,
+        "the simulator injects bursts: expected alerts"
+    );
     assert!(n_flows > 1000);
     let stderr = String::from_utf8_lossy(&stderr);
-    assert!(stderr.contains("alert(s); top"), "readable table on stderr:\n{stderr}");
+    assert!(
+        stderr.contains("alert(s); top"),
+        "readable table on stderr:\n{stderr}"
+    );
     // Replay determinism: the same input gives byte-identical alerts (and flows).
     let (alerts2, flows2, _) = analyze("b");
     assert_eq!(alerts, alerts2);

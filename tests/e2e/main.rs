@@ -4,5 +4,6 @@
 mod alerts;
 mod bad_input;
 mod cli;
+mod crafted;
 mod pcapfile;
 mod truth;

@@ -32,6 +32,14 @@ pub struct AnalyzeArgs {
     /// Subscriber prefix (repeatable); replaces `detect.home_nets` of the config.
     #[arg(long = "home-net", value_name = "CIDR")]
     pub home_nets: Vec<Prefix>,
+    /// ASN database (MaxMind format, GeoLite2-ASN layout) for endpoint context and ASN lists;
+    /// overrides `enrich.asn_database`.
+    #[arg(long, value_name = "PATH")]
+    pub asn_db: Option<PathBuf>,
+    /// Country database (MaxMind format, GeoLite2-Country layout); overrides
+    /// `enrich.country_database`.
+    #[arg(long, value_name = "PATH")]
+    pub country_db: Option<PathBuf>,
     /// Only count packets matching this libpcap filter expression (e.g. 'tcp port 443').
     #[arg(long, value_name = "BPF")]
     pub filter: Option<String>,
@@ -88,7 +96,19 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(0x6275_7273_7477_6174_u64)
     };
+    let asn_db = args.asn_db.clone().or(settings.enrich.asn_database.clone());
+    let country_db = args.country_db.clone().or(settings.enrich.country_database.clone());
+    let enricher = if asn_db.is_some() || country_db.is_some() {
+        let e = burstwatch_enrich::MmdbEnricher::open(asn_db.as_deref(), country_db.as_deref())?;
+        tracing::info!(asn = ?e.asn_database_type(), country = ?e.country_database_type(), "endpoint enrichment loaded");
+        Some(e)
+    } else {
+        None
+    };
     let mut table = Engine::new(settings.flow, settings.detect, seed);
+    if let Some(e) = enricher {
+        table.detector_mut().set_enrich(Box::new(e));
+    }
     let mut archive = Archive::open(&args.inputs);
     let mut sum = Summary::new(archive.files());
     let mut meta = PacketMeta::default();
