@@ -47,9 +47,17 @@ fn burst_capture(dir: &Path) -> PathBuf {
     let mut recs = Vec::new();
     for i in 0..2200u32 {
         let us = i * 900;
-        recs.push((t0 + us / 1_000_000, us % 1_000_000, frame([10, 0, 0, 5], [192, 0, 2, 9], 40_000, 9001, 1400)));
+        recs.push((
+            t0 + us / 1_000_000,
+            us % 1_000_000,
+            frame([10, 0, 0, 5], [192, 0, 2, 9], 40_000, 9001, 1400),
+        ));
         if i % 50 == 0 {
-            recs.push((t0 + us / 1_000_000, us % 1_000_000 + 1, frame([192, 0, 2, 9], [10, 0, 0, 5], 9001, 40_000, 60)));
+            recs.push((
+                t0 + us / 1_000_000,
+                us % 1_000_000 + 1,
+                frame([192, 0, 2, 9], [10, 0, 0, 5], 9001, 40_000, 60),
+            ));
         }
     }
     let path = dir.join("burst.pcap");
@@ -57,18 +65,39 @@ fn burst_capture(dir: &Path) -> PathBuf {
     path
 }
 
-fn analyze(dir: &Path, capture: &Path, config: &str, extra: &[&str]) -> (Option<i32>, Vec<serde_json::Value>, String) {
+fn analyze(
+    dir: &Path,
+    capture: &Path,
+    config: &str,
+    extra: &[&str],
+) -> (Option<i32>, Vec<serde_json::Value>, String) {
     let cfg = dir.join("c.toml");
     // A one-second look-back: the whole capture counts as warmed up.
     std::fs::write(&cfg, format!("[detect]\nlookback_seconds = 1\n{config}")).unwrap();
-    let mut args = vec!["analyze", capture.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--alerts", "-"];
+    let mut args = vec![
+        "analyze",
+        capture.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--alerts",
+        "-",
+    ];
     args.extend_from_slice(extra);
     let out = run(&args);
-    (out.status.code(), json_lines(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        json_lines(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn db(name: &str) -> String {
-    repo().join("tests/data").join(name).to_str().unwrap().to_string()
+    repo()
+        .join("tests/data")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -76,19 +105,35 @@ fn alerts_carry_asn_and_country_from_the_databases() {
     let dir = tempfile::tempdir().unwrap();
     let cap = burst_capture(dir.path());
     let (asn, country) = (db("test-asn.mmdb"), db("test-country.mmdb"));
-    let (code, alerts, stderr) = analyze(dir.path(), &cap, "", &["--asn-db", &asn, "--country-db", &country]);
+    let (code, alerts, stderr) = analyze(
+        dir.path(),
+        &cap,
+        "",
+        &["--asn-db", &asn, "--country-db", &country],
+    );
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(alerts.len(), 1, "{stderr}");
     let a = &alerts[0];
-    assert_eq!((a["kind"].as_str(), a["src"].as_str(), a["dst"].as_str()), (Some("burst"), Some("10.0.0.5"), Some("192.0.2.9")));
+    assert_eq!(
+        (a["kind"].as_str(), a["src"].as_str(), a["dst"].as_str()),
+        (Some("burst"), Some("10.0.0.5"), Some("192.0.2.9"))
+    );
     assert_eq!(a["dst_port"], 9001);
     assert_eq!(a["proto"], "udp");
     assert_eq!(a["endpoint"]["asn"], 64500);
     assert_eq!(a["endpoint"]["country"], "XA");
     assert_eq!(a["endpoint"]["prevalence"], 1);
     assert_eq!(a["bytes_out"], 2200 * 1400);
-    let sum: f64 = a["reasons"].as_array().unwrap().iter().map(|r| r["contribution"].as_f64().unwrap()).sum();
-    assert!((sum - a["score"].as_f64().unwrap()).abs() < 1e-3, "contributions add up to the score");
+    let sum: f64 = a["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["contribution"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (sum - a["score"].as_f64().unwrap()).abs() < 1e-3,
+        "contributions add up to the score"
+    );
 }
 
 #[test]
@@ -98,13 +143,28 @@ fn allow_lists_suppress_and_watch_lists_raise() {
     let asn = db("test-asn.mmdb");
     let (_, plain, _) = analyze(dir.path(), &cap, "", &[]);
     assert_eq!(plain.len(), 1);
-    let (code, allowed, stderr) = analyze(dir.path(), &cap, "[detect.allow]\nasns = [64500]\n", &["--asn-db", &asn]);
+    let (code, allowed, stderr) = analyze(
+        dir.path(),
+        &cap,
+        "[detect.allow]\nasns = [64500]\n",
+        &["--asn-db", &asn],
+    );
     assert_eq!(code, Some(0));
     assert!(allowed.is_empty(), "allow-listed ASN alerted");
     assert!(stderr.contains("1 allow-listed"), "{stderr}");
-    let (_, allowed_prefix, _) = analyze(dir.path(), &cap, "[detect.allow]\nprefixes = [\"192.0.2.0/24\"]\n", &[]);
+    let (_, allowed_prefix, _) = analyze(
+        dir.path(),
+        &cap,
+        "[detect.allow]\nprefixes = [\"192.0.2.0/24\"]\n",
+        &[],
+    );
     assert!(allowed_prefix.is_empty());
-    let (_, watched, _) = analyze(dir.path(), &cap, "[detect.watch]\ncountries = [\"XA\"]\n", &["--country-db", &db("test-country.mmdb")]);
+    let (_, watched, _) = analyze(
+        dir.path(),
+        &cap,
+        "[detect.watch]\ncountries = [\"XA\"]\n",
+        &["--country-db", &db("test-country.mmdb")],
+    );
     assert_eq!(watched.len(), 1);
     assert_eq!(watched[0]["endpoint"]["watched"], true);
     assert!(watched[0]["score"].as_f64().unwrap() > plain[0]["score"].as_f64().unwrap());
@@ -118,7 +178,17 @@ fn home_net_flag_decides_direction() {
     let (code, alerts, _) = analyze(dir.path(), &cap, "", &["--home-net", "192.0.2.0/24"]);
     assert_eq!(code, Some(0));
     assert!(alerts.is_empty());
-    assert_eq!(run(&["analyze", cap.to_str().unwrap(), "--home-net", "not-a-prefix"]).status.code(), Some(2));
+    assert_eq!(
+        run(&[
+            "analyze",
+            cap.to_str().unwrap(),
+            "--home-net",
+            "not-a-prefix"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -126,10 +196,20 @@ fn a_bad_database_is_a_startup_error() {
     let dir = tempfile::tempdir().unwrap();
     let cap = burst_capture(dir.path());
     let sample = repo().join("tests/data/sample.pcap");
-    let (code, _, stderr) = analyze(dir.path(), &cap, "", &["--asn-db", sample.to_str().unwrap()]);
+    let (code, _, stderr) = analyze(
+        dir.path(),
+        &cap,
+        "",
+        &["--asn-db", sample.to_str().unwrap()],
+    );
     assert_eq!(code, Some(2));
     assert!(stderr.contains("not a MaxMind DB"), "{stderr}");
-    let (code, _, stderr) = analyze(dir.path(), &cap, "", &["--country-db", &db("test-asn.mmdb")]);
+    let (code, _, stderr) = analyze(
+        dir.path(),
+        &cap,
+        "",
+        &["--country-db", &db("test-asn.mmdb")],
+    );
     assert_eq!(code, Some(2));
     assert!(stderr.contains("country database"), "{stderr}");
 }

@@ -97,7 +97,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         std::collections::hash_map::RandomState::new().hash_one(0x6275_7273_7477_6174_u64)
     };
     let asn_db = args.asn_db.clone().or(settings.enrich.asn_database.clone());
-    let country_db = args.country_db.clone().or(settings.enrich.country_database.clone());
+    let country_db = args
+        .country_db
+        .clone()
+        .or(settings.enrich.country_database.clone());
     let enricher = if asn_db.is_some() || country_db.is_some() {
         let e = burstwatch_enrich::MmdbEnricher::open(asn_db.as_deref(), country_db.as_deref())?;
         tracing::info!(asn = ?e.asn_database_type(), country = ?e.country_database_type(), "endpoint enrichment loaded");

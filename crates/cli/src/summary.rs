@@ -88,6 +88,7 @@ impl Summary {
                 "packets_down": self.detect_stats.packets_down,
                 "packets_internal": self.detect_stats.packets_internal,
                 "packets_transit": self.detect_stats.packets_transit,
+                "packets_not_unicast": self.detect_stats.packets_not_unicast,
                 "bursts": self.detect_stats.bursts,
                 "bursts_too_long": self.detect_stats.bursts_too_long,
                 "bursts_too_small": self.detect_stats.bursts_too_small,

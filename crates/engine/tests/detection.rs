@@ -196,7 +196,7 @@ fn golden_regular_small_exchanges_are_a_beacon_not_a_burst() {
     assert_eq!(sim.alerts.len(), 1, "{}", snapshot(&sim.alerts));
     let got = snapshot(&sim.alerts);
     let want = "\
-beacon 10.0.0.23 -> 198.51.100.7:0/0 start=100.000 end=550.050 out=4620 in=2600 peak_mbps=0.0 flows=0 occ=1 score=0.751 medium baseline_kbps=-1.0
+beacon 10.0.0.23 -> 198.51.100.7:9000/17 start=100.000 end=550.050 out=4620 in=2600 peak_mbps=0.0 flows=0 occ=1 score=0.751 medium baseline_kbps=-1.0
     regularity   value=1.000          contribution=+0.4500
     interval     value=45.000         contribution=+0.0000
     rarity       value=1.000          contribution=+0.3500

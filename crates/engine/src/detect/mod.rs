@@ -107,6 +107,9 @@ pub struct DetectStats {
     pub packets_internal: u64,
     /// Packets with neither side at home (counted, not scored).
     pub packets_transit: u64,
+    /// Packets to or from a non-unicast outside address (broadcast, multicast, link-local;
+    /// counted, not scored).
+    pub packets_not_unicast: u64,
     /// Bursts segmented (before any gate).
     pub bursts: u64,
     /// Bursts longer than the maximum duration (sustained transfers, not alerted).
@@ -290,6 +293,11 @@ impl Detector {
                 return;
             }
         };
+        if !is_unicast_endpoint(&ext) {
+            // Broadcast, multicast, link-local and the like are not endpoints anyone "talks to".
+            self.stats.packets_not_unicast += 1;
+            return;
+        }
         let v4 = src.is_ipv4();
         let now_sec = ts.div_euclid(S);
 
@@ -532,6 +540,12 @@ impl Detector {
         if regularity < cfg.beacon_min_regularity {
             return;
         }
+        if pair.last_proto == 6 && pair.distinct_event_flows() * 2 < events.len() {
+            // Keep-alives inside one long-lived TCP connection (push, VPN, WebSocket) are not
+            // periodic sessions.
+            return;
+        }
+        let beacon_port = (pair.last_proto, pair.last_port);
         let start_ns = i64::from(events[0].0) * S;
         let (first_seen, totals) = (
             pair.first_seen_ns,
@@ -556,7 +570,7 @@ impl Detector {
             start_ns,
             end_ns: ts,
             totals,
-            proto_port: (0, 0),
+            proto_port: beacon_port,
             burst: None,
             beacon: Some((regularity, med_interval, med_bytes, events.len() as u32)),
             pair_first_seen_ns: first_seen,
@@ -588,7 +602,9 @@ impl Detector {
     }
 
     fn emit(&mut self, c: Candidate) {
-        let now_sec = sec_of(self.now_ns);
+        // Prevalence as of the end of the hold (packet time may have moved on much further,
+        // e.g. across a gap between rotated captures).
+        let now_sec = sec_of(self.now_ns.min(c.emit_at));
         let lookback = sec_of(self.cfg.lookback_ns);
         let (prevalence, popular, first_contact) = match self.endpoints.find(&c.ext) {
             Some(i) => {
@@ -690,6 +706,27 @@ impl Detector {
             baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
             pair_before: c.burst.as_ref().map(|f| f.acc.before),
         });
+    }
+}
+
+/// Whether an outside address can be an endpoint: not unspecified, loopback, link-local,
+/// multicast or the IPv4 limited broadcast.
+fn is_unicast_endpoint(a: &Addr) -> bool {
+    match addr_ip(*a, true) {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => {
+            let seg0 = v6.segments()[0];
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || (seg0 & 0xffc0) == 0xfe80)
+        }
     }
 }
 

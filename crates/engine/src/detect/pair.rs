@@ -126,6 +126,13 @@ pub struct PairState {
     ev_start: [u32; EVENT_RING],
     /// Bytes (both ways) of recent events, a ring.
     ev_bytes: [u32; EVENT_RING],
+    /// Flow of each recent event's first packet, a ring.
+    ev_flow: [u32; EVENT_RING],
+    cur_ev_flow: u32,
+    /// Protocol and endpoint port of the latest upstream packet.
+    pub last_proto: u8,
+    /// Endpoint port of the latest upstream packet.
+    pub last_port: u16,
     ev_len: u8,
     ev_pos: u8,
     cur_ev_start: u32,
@@ -193,6 +200,10 @@ impl PairState {
             total_pk_down: 0,
             ev_start: [0; EVENT_RING],
             ev_bytes: [0; EVENT_RING],
+            ev_flow: [0; EVENT_RING],
+            cur_ev_flow: 0,
+            last_proto: 0,
+            last_port: 0,
             ev_len: 0,
             ev_pos: 0,
             cur_ev_start: 0,
@@ -239,6 +250,7 @@ impl PairState {
             }
             self.cur_ev_start = crate::detect::prevalence::sec_of(ts);
             self.cur_ev_bytes = 0;
+            self.cur_ev_flow = flow_hash;
         }
         self.cur_ev_bytes = self.cur_ev_bytes.saturating_add(b);
         self.last_ns = self.last_ns.max(ts);
@@ -251,6 +263,8 @@ impl PairState {
         }
         self.bin_last_ns = self.bin_last_ns.max(ts);
         if up {
+            self.last_proto = proto;
+            self.last_port = port;
             self.bin_up += b;
             self.bin_pk_up += 1;
             self.total_up += b;
@@ -286,6 +300,7 @@ impl PairState {
         let i = usize::from(self.ev_pos);
         self.ev_start[i] = self.cur_ev_start;
         self.ev_bytes[i] = u32::try_from(self.cur_ev_bytes).unwrap_or(u32::MAX);
+        self.ev_flow[i] = self.cur_ev_flow;
         self.ev_pos = ((i + 1) % EVENT_RING) as u8;
         self.ev_len = (usize::from(self.ev_len) + 1).min(EVENT_RING) as u8;
         self.events = self.events.saturating_add(1);
@@ -301,6 +316,20 @@ impl PairState {
                 (self.ev_start[i], self.ev_bytes[i])
             })
             .collect()
+    }
+
+    /// Distinct flows among the recent events' first packets.
+    pub fn distinct_event_flows(&self) -> usize {
+        let n = usize::from(self.ev_len);
+        let mut seen: [u32; EVENT_RING] = [0; EVENT_RING];
+        let mut k = 0;
+        for &f in &self.ev_flow[..n.min(EVENT_RING)] {
+            if !seen[..k].contains(&f) {
+                seen[k] = f;
+                k += 1;
+            }
+        }
+        k
     }
 
     /// Recent burst start seconds, oldest first.
