@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod alert_json;
 mod analyze;
+mod eval;
 mod flow_json;
 mod simulate;
 mod summary;
@@ -32,6 +33,9 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Write a seeded, synthetic ISP-like capture (pcap) for demos, tuning, tests and benchmarks.
     Simulate(simulate::SimulateArgs),
+    /// Score alerts against a simulator ground truth: recall, precision and detection delay
+    /// per scenario kind.
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Eval(args) => eval::run(&args),
     };
     match result {
         Ok(code) => code,

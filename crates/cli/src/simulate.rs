@@ -1,5 +1,10 @@
 //! `burstwatch simulate`: write a seeded, deterministic synthetic ISP capture (classic pcap) for
 //! demos, tuning and benchmarks. See the `burstwatch-sim` crate for the traffic model.
+//!
+//! Unless `--no-scenarios` is given, labelled scenarios (upstream bursts and beacons to rare
+//! endpoints, and decoys that should not alert) are injected after the first 40 % of the
+//! duration, and their ground truth is written as JSON beside the pcap (`X.truth.json`, or
+//! `--truth PATH`), for `burstwatch eval`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -30,9 +35,20 @@ pub struct SimulateArgs {
     /// Share of flows over IPv6 (0 to 1).
     #[arg(long, default_value_t = 0.2, value_name = "FRACTION")]
     pub ipv6_share: f64,
+    /// Activities started per subscriber per second [default: 1/150, or scaled to --size].
+    /// Lower it for large populations, e.g. 0.0005 for 20 000 subscribers.
+    #[arg(long, value_name = "RATE")]
+    pub activity_rate: Option<f64>,
     /// Number of external servers in the popularity pool.
     #[arg(long, default_value_t = 4000)]
     pub servers: u32,
+    /// Ground-truth JSON of the injected scenarios [default: the output path with its
+    /// extension replaced by `.truth.json`].
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Pure background traffic: inject no scenarios and write no truth file (for benchmarks).
+    #[arg(long, conflicts_with = "truth")]
+    pub no_scenarios: bool,
     /// Do not print the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -75,6 +91,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         (0.0..=1.0).contains(&args.ipv6_share),
         "--ipv6-share must be between 0 and 1"
     );
+    anyhow::ensure!(
+        args.activity_rate.is_none_or(|r| r.is_finite() && r >= 0.0),
+        "--activity-rate must be a non-negative number"
+    );
     let cfg = SimConfig {
         seed: args.seed,
         subscribers: args.subscribers,
@@ -82,15 +102,27 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         duration_secs: args.duration,
         target_bytes: args.size,
         ipv6_share: args.ipv6_share,
+        scenarios: !args.no_scenarios,
+        activity_rate: args.activity_rate,
         ..SimConfig::default()
     };
     let file = File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let started = Instant::now();
-    let summary = Simulator::new(cfg)
-        .write_pcap(file)
+    let (summary, truth) = Simulator::new(cfg)
+        .write_pcap_with_truth(file)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let truth_path = (!args.no_scenarios).then(|| {
+        args.truth
+            .clone()
+            .unwrap_or_else(|| default_truth_path(&args.output))
+    });
+    if let Some(path) = &truth_path {
+        let mut text = serde_json::to_string_pretty(&truth)?;
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if !args.quiet {
         eprintln!(
             "burstwatch simulate: {} packets, {} bytes, {} flows, {:.1} s of traffic, {:.1} s, {:.0} MB/s -> {}",
@@ -102,13 +134,40 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             summary.bytes as f64 / 1e6 / secs,
             args.output.display()
         );
+        if let Some(path) = &truth_path {
+            let events: usize = truth.scenarios.iter().map(|s| s.events.len()).sum();
+            eprintln!(
+                "burstwatch simulate: {} scenarios ({} events) -> {}",
+                truth.scenarios.len(),
+                events,
+                path.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `X.pcap` -> `X.truth.json` (any extension is replaced; none: appended).
+pub fn default_truth_path(pcap: &std::path::Path) -> PathBuf {
+    pcap.with_extension("truth.json")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{default_truth_path, parse_size};
+    use std::path::Path;
+
+    #[test]
+    fn truth_path_sits_beside_the_pcap() {
+        assert_eq!(
+            default_truth_path(Path::new("/tmp/x.pcap")),
+            Path::new("/tmp/x.truth.json")
+        );
+        assert_eq!(
+            default_truth_path(Path::new("y")),
+            Path::new("y.truth.json")
+        );
+    }
 
     #[test]
     fn sizes_parse() {

@@ -57,9 +57,12 @@
 //! generator is a hand-rolled xoshiro256++; only `f64::ln`/`exp`/`cos` from the platform's math
 //! library are involved, which could in principle differ in the last bit across platforms).
 
+pub mod eval;
 mod frame;
 mod rng;
+mod scenario;
 mod session;
+pub mod truth;
 mod world;
 
 use std::cmp::Reverse;
@@ -70,6 +73,8 @@ use frame::{Frame, Net};
 use rng::Rng;
 use session::{App, Kind, Session, Spec};
 use world::{mac_for, World, NTP_V4, NTP_V6, RESOLVERS_V4, RESOLVERS_V6};
+
+pub use truth::{Expect, ScenarioKind, Truth, TruthEvent, TruthScenario};
 
 /// 2026-01-01T00:00:00Z in nanoseconds since the Unix epoch.
 pub const DEFAULT_START_TS_NS: i64 = 1_767_225_600 * 1_000_000_000;
@@ -108,6 +113,12 @@ pub struct SimConfig {
     /// average. `None` (the default) picks it: scaled to `target_bytes` when that is set,
     /// otherwise 1/150, which gives about 1 GB for the other defaults.
     pub activity_rate: Option<f64>,
+    /// Inject the labelled scenarios (bursts, beacons, decoys; see [`truth`]) into the
+    /// background (default `false`: pure background). The background is the same either way.
+    pub scenarios: bool,
+    /// Multiplier of the byte volumes (and rates) of scenario transfers and calls, for quick
+    /// tests (default 1: the sizes documented in [`truth`]).
+    pub scenario_scale: f64,
 }
 
 impl Default for SimConfig {
@@ -121,6 +132,8 @@ impl Default for SimConfig {
             start_ts_ns: DEFAULT_START_TS_NS,
             ipv6_share: 0.2,
             activity_rate: None,
+            scenarios: false,
+            scenario_scale: 1.0,
         }
     }
 }
@@ -158,6 +171,20 @@ impl std::fmt::Debug for Simulator {
 struct Slot {
     session: Session,
     started: bool,
+    /// Scenario event index + 1; 0 for background.
+    tag: u32,
+}
+
+/// What was measured of one scenario event while writing.
+#[derive(Clone, Copy, Debug, Default)]
+struct EventAcc {
+    first: i64,
+    last: i64,
+    up: u64,
+    down: u64,
+    packets: u64,
+    /// Flows of the event still open (or not started) when the run ended.
+    open: u32,
 }
 
 /// Mutable state of one run.
@@ -171,6 +198,8 @@ struct Run<'w> {
     heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
     serial: u64,
     recycled: Option<Session>,
+    /// Random stream of the scenario flows (so the background does not depend on them).
+    srng: Rng,
 }
 
 impl Simulator {
@@ -188,6 +217,14 @@ impl Simulator {
     /// Generate the traffic and write it as a pcap to `out` (buffered internally; pass a plain
     /// `File`). Every call with the same configuration writes the same bytes.
     pub fn write_pcap<W: Write>(&mut self, out: W) -> io::Result<SimSummary> {
+        self.write_pcap_with_truth(out).map(|(s, _)| s)
+    }
+
+    /// Like [`Simulator::write_pcap`], and return the ground truth of the injected scenarios
+    /// (none unless [`SimConfig::scenarios`]). Scenarios are placed between 42 % and 95 % of
+    /// the duration (85 % with a size target); one not complete when the capture ends (possible
+    /// with a size target) is left out of the truth.
+    pub fn write_pcap_with_truth<W: Write>(&mut self, out: W) -> io::Result<(SimSummary, Truth)> {
         let cfg = &self.cfg;
         let mut w = BufWriter::with_capacity(4 << 20, out);
         let mut hdr = [0u8; 24];
@@ -201,14 +238,50 @@ impl Simulator {
             bytes: 24,
             ..SimSummary::default()
         };
+        let start = cfg.start_ts_ns;
+        let mut truth = Truth {
+            seed: cfg.seed,
+            subscribers: cfg.subscribers,
+            start_ts: truth::ns_to_ts(start),
+            end_ts: truth::ns_to_ts(start),
+            scenarios: Vec::new(),
+        };
         if cfg.target_bytes.is_some_and(|t| t <= 24) {
             w.flush()?;
-            return Ok(sum);
+            return Ok((sum, truth));
         }
 
-        let start = cfg.start_ts_ns;
         let end = start.saturating_add(i64::from(cfg.duration_secs) * 1_000_000_000);
         let unbounded = cfg.target_bytes.is_some();
+        let plan = if cfg.scenarios {
+            let d = i64::from(cfg.duration_secs) * 1_000_000_000;
+            let w1 = if unbounded {
+                d / 100 * 85
+            } else {
+                d / 100 * 95
+            };
+            scenario::plan(
+                &self.world,
+                cfg.seed,
+                cfg.scenario_scale,
+                start + d / 100 * 42,
+                start + w1,
+            )
+        } else {
+            scenario::Plan::default()
+        };
+        let mut events = vec![
+            EventAcc {
+                first: i64::MAX,
+                last: i64::MIN,
+                ..EventAcc::default()
+            };
+            plan.event_src.len()
+        ];
+        for f in &plan.flows {
+            events[f.event as usize].open += 1;
+        }
+        let mut next_planned = 0usize;
         let nsubs = f64::from(cfg.subscribers);
         let per_sub = match (cfg.activity_rate, cfg.target_bytes) {
             (Some(r), _) => r,
@@ -236,6 +309,7 @@ impl Simulator {
             heap: BinaryHeap::new(),
             serial: 0,
             recycled: None,
+            srng: Rng::new(cfg.seed, 4),
         };
         let mut frame = Frame::new();
         let mut next_arrival = if mean_gap_ns > 0.0 {
@@ -246,6 +320,14 @@ impl Simulator {
         let pool = &self.world.pool[..];
         loop {
             let top = run.heap.peek().map(|r| r.0 .0);
+            if let Some(pf) = plan.flows.get(next_planned) {
+                let at = pf.spec.start_ns;
+                if (unbounded || at <= end) && top.is_none_or(|t| at <= t) && at <= next_arrival {
+                    run.add_tagged(pf.spec.clone(), pf.event + 1);
+                    next_planned += 1;
+                    continue;
+                }
+            }
             let arrivals_open = next_arrival != i64::MAX && (unbounded || next_arrival <= end);
             if arrivals_open && top.is_none_or(|t| next_arrival <= t) {
                 run.spawn_activity(next_arrival);
@@ -261,7 +343,22 @@ impl Simulator {
             let Some(slot) = run.slots[idx as usize].as_mut() else {
                 continue;
             };
-            let (t, len) = slot.session.step(&mut run.rng, &mut frame, pool);
+            let (t, len) = if slot.tag == 0 {
+                slot.session.step(&mut run.rng, &mut frame, pool)
+            } else {
+                let r = slot.session.step(&mut run.srng, &mut frame, pool);
+                let ev = &mut events[slot.tag as usize - 1];
+                let (up, l3) = frame_facts(&frame.buf, &slot.session.net().sub_ip);
+                ev.first = ev.first.min(r.0);
+                ev.last = ev.last.max(r.0);
+                ev.packets += 1;
+                if up {
+                    ev.up += l3;
+                } else {
+                    ev.down += l3;
+                }
+                r
+            };
             debug_assert_eq!(t, ts);
             if !slot.started {
                 slot.started = true;
@@ -280,6 +377,9 @@ impl Simulator {
                     run.heap.push(Reverse((n, run.serial, idx)));
                 }
                 None => {
+                    if slot.tag != 0 {
+                        events[slot.tag as usize - 1].open -= 1;
+                    }
                     run.recycled = run.slots[idx as usize].take().map(|s| s.session);
                     run.free.push(idx);
                 }
@@ -289,17 +389,97 @@ impl Simulator {
             }
         }
         w.flush()?;
-        Ok(sum)
+        if sum.packets > 0 {
+            truth.start_ts = truth::ns_to_ts(sum.first_ts_ns);
+            truth.end_ts = truth::ns_to_ts(sum.last_ts_ns);
+        }
+        truth.scenarios = build_truth(&plan, &events);
+        Ok((sum, truth))
     }
+}
+
+/// Direction (from the subscriber?) and L3 length of the frame just built.
+fn frame_facts(buf: &[u8], sub_ip: &[u8; 16]) -> (bool, u64) {
+    let ip = frame::REC + 14;
+    if buf[ip] >> 4 == 6 {
+        let l3 = u64::from(u16::from_be_bytes([buf[ip + 4], buf[ip + 5]])) + 40;
+        (buf[ip + 8..ip + 24] == sub_ip[..], l3)
+    } else {
+        let l3 = u64::from(u16::from_be_bytes([buf[ip + 2], buf[ip + 3]]));
+        (buf[ip + 12..ip + 16] == sub_ip[..4], l3)
+    }
+}
+
+fn ip_of(a: &[u8; 16], v6: bool) -> std::net::IpAddr {
+    if v6 {
+        std::net::IpAddr::from(*a)
+    } else {
+        std::net::IpAddr::from([a[0], a[1], a[2], a[3]])
+    }
+}
+
+/// Truth entries of the scenarios whose every event completed.
+fn build_truth(plan: &scenario::Plan, events: &[EventAcc]) -> Vec<TruthScenario> {
+    let mut out = Vec::new();
+    for sc in &plan.scenarios {
+        let complete = sc.events.iter().all(|&e| {
+            let ev = &events[e as usize];
+            ev.open == 0 && ev.packets > 0
+        });
+        if !complete {
+            continue;
+        }
+        let evs = sc
+            .events
+            .iter()
+            .map(|&e| {
+                let ev = &events[e as usize];
+                TruthEvent {
+                    start_ts: truth::ns_to_ts(ev.first),
+                    end_ts: truth::ns_to_ts(ev.last),
+                    bytes_out: ev.up,
+                    bytes_in: ev.down,
+                    src: sc
+                        .per_event_src
+                        .then(|| ip_of(&plan.event_src[e as usize], sc.v6)),
+                }
+            })
+            .collect();
+        out.push(TruthScenario {
+            id: format!("s{:04}", out.len() + 1),
+            kind: sc.kind,
+            expect: sc.kind.expect(),
+            src: ip_of(&sc.src, sc.v6),
+            dst: ip_of(&sc.dst, sc.v6),
+            dst_port: sc.dst_port,
+            proto: if sc.udp { "udp" } else { "tcp" }.to_owned(),
+            flows: sc.flows,
+            part_of: sc.part_of.map(str::to_owned),
+            mission: sc.mission.map(|m| format!("m{m:03}")),
+            events: evs,
+        });
+    }
+    out
 }
 
 impl Run<'_> {
     fn add(&mut self, spec: Spec) {
         let session = Session::new(spec, &mut self.rng, self.recycled.take());
+        self.push_slot(session, 0);
+    }
+
+    /// Add a scenario flow of event `tag - 1`.
+    fn add_tagged(&mut self, spec: Spec, tag: u32) {
+        let session = Session::new(spec, &mut self.srng, self.recycled.take());
+        self.push_slot(session, tag);
+    }
+
+    fn push_slot(&mut self, session: Session, tag: u32) {
         let Some(ts) = session.next_ts() else { return };
         let slot = Some(Slot {
             session,
             started: false,
+            tag,
         });
         let idx = match self.free.pop() {
             Some(i) => {
@@ -362,6 +542,7 @@ impl Run<'_> {
             down_bps: sub.down_bps.min(self.rng.lognormal(30e6, 0.9, 1e6, 1e9)),
             name: k,
             answer: [0; 16],
+            script: None,
         };
         self.add(spec);
     }
@@ -396,6 +577,7 @@ impl Run<'_> {
             down_bps: sub.down_bps,
             name: k,
             answer: self.server_ip(k, v6),
+            script: None,
         };
         self.add(spec);
         rtt

@@ -37,7 +37,32 @@ pub(crate) enum Kind {
     Ntp,
     /// ICMP or ICMPv6 echo.
     Ping,
+    /// A real-time call: RTP-like UDP frames both ways at a fixed frame interval
+    /// (scenario flows only; needs a [`Script`]).
+    Call,
 }
+
+/// Fixed shape of a scenario flow, overriding the random draws of the traffic model.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Script {
+    /// Bytes of each request (upstream) and response (downstream); for a call, the mean bytes
+    /// of one frame each way.
+    pub up: u64,
+    pub down: u64,
+    /// Request/response rounds on the connection.
+    pub rounds: u32,
+    /// Pause between rounds, ns.
+    pub think_ns: f64,
+    /// Idle time between the last data and the close, ns (drawn up to this).
+    pub linger_ns: f64,
+    /// QUIC: start with the long-header handshake (otherwise plain datagrams right away).
+    pub handshake: bool,
+    /// Call: end of the call, ns since the epoch.
+    pub call_end_ns: i64,
+}
+
+/// Frame interval of a call.
+const CALL_FRAME_NS: i64 = 20_000_000;
 
 /// How a connection ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +113,8 @@ pub(crate) struct Spec {
     pub name: u32,
     /// DNS: the answer address (4 or 16 bytes used by family).
     pub answer: [u8; 16],
+    /// Scenario flows: the fixed shape (`None` for background traffic).
+    pub script: Option<Script>,
 }
 
 /// A live flow.
@@ -122,6 +149,12 @@ pub(crate) struct Session {
     count: u32,
     name: u32,
     answer: [u8; 16],
+    script: Option<Script>,
+    /// Call: next packet time per direction (`[up, down]`), start of the current frame and
+    /// frame counters.
+    call_next: [i64; 2],
+    call_frame: [i64; 2],
+    call_seq: [u16; 2],
 }
 
 const TCP_SYN_OPTS_1460: [u8; 12] = [2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2];
@@ -139,8 +172,31 @@ impl Session {
         } else {
             0
         };
-        let (phase, dead, close, exchanges_left, count) = match spec.kind {
-            Kind::Tcp => {
+        let (phase, dead, close, exchanges_left, count) = match (spec.kind, spec.script) {
+            (Kind::Tcp, Some(sc)) => (
+                Phase::Syn(0),
+                false,
+                Close::Fin {
+                    by_client: rng.chance(0.8),
+                },
+                sc.rounds.max(1),
+                0,
+            ),
+            (Kind::Quic, Some(sc)) => (
+                if sc.handshake {
+                    Phase::QuicHs(0)
+                } else {
+                    Phase::Data
+                },
+                false,
+                Close::Fin {
+                    by_client: rng.chance(0.8),
+                },
+                sc.rounds.max(1),
+                0,
+            ),
+            (Kind::Call, _) => (Phase::Data, false, Close::Silent, 0, 0),
+            (Kind::Tcp, None) => {
                 let x = rng.f64();
                 let by_client = rng.chance(0.6);
                 let close = if x < 0.92 {
@@ -158,7 +214,7 @@ impl Session {
                     0,
                 )
             }
-            Kind::Quic => {
+            (Kind::Quic, None) => {
                 let close = if rng.chance(0.75) {
                     Close::Fin {
                         by_client: rng.chance(0.5),
@@ -168,9 +224,9 @@ impl Session {
                 };
                 (Phase::QuicHs(0), false, close, exchanges(spec.app, rng), 0)
             }
-            Kind::Dns => (Phase::Query, rng.chance(0.01), Close::Silent, 0, 1),
-            Kind::Ntp => (Phase::Query, rng.chance(0.02), Close::Silent, 0, 1),
-            Kind::Ping => (
+            (Kind::Dns, _) => (Phase::Query, rng.chance(0.01), Close::Silent, 0, 1),
+            (Kind::Ntp, _) => (Phase::Query, rng.chance(0.02), Close::Silent, 0, 1),
+            (Kind::Ping, _) => (
                 Phase::Query,
                 rng.chance(0.05),
                 Close::Silent,
@@ -178,7 +234,7 @@ impl Session {
                 1 + rng.below(4) as u32,
             ),
         };
-        Self {
+        let mut session = Self {
             kind: spec.kind,
             app: spec.app,
             phase,
@@ -213,7 +269,29 @@ impl Session {
             name: spec.name,
             answer: spec.answer,
             net: spec.net,
+            script: spec.script,
+            call_next: [i64::MAX; 2],
+            call_frame: [0; 2],
+            call_seq: [0; 2],
+        };
+        if let Some(sc) = spec.script {
+            match spec.kind {
+                Kind::Quic if !sc.handshake => session.start_exchange(rng, spec.start_ns),
+                Kind::Call => {
+                    let down = spec.start_ns + rng.uniform(1e6, 19e6) as i64;
+                    session.call_next = [spec.start_ns, down];
+                    session.call_frame = [spec.start_ns, down];
+                    session.call_seq = [rng.next_u32() as u16, rng.next_u32() as u16];
+                }
+                _ => {}
+            }
         }
+        session
+    }
+
+    /// The two ends of the flow.
+    pub(crate) fn net(&self) -> &Net {
+        &self.net
     }
 
     /// Time of the next packet, or `None` when the flow has nothing more to send.
@@ -267,8 +345,69 @@ impl Session {
             Kind::Tcp => self.step_tcp(rng, f, pool),
             Kind::Quic => self.step_quic(rng, f, pool),
             Kind::Dns | Kind::Ntp | Kind::Ping => self.step_query(rng, f, pool),
+            Kind::Call => self.step_call(rng, f, pool),
         };
         (t, len)
+    }
+
+    /// One RTP-like packet of a call: each 20 ms frame of each direction is sent as packets of
+    /// at most 1200 bytes of payload.
+    fn step_call(&mut self, rng: &mut Rng, f: &mut Frame, pool: &[u8]) -> usize {
+        let sc = self.script.unwrap_or_default();
+        let d = usize::from(self.call_next[1] < self.call_next[0]);
+        let up = d == 0;
+        let t = self.call_next[d];
+        let rem = if up {
+            &mut self.xfer_left
+        } else {
+            &mut self.pending_down
+        };
+        if *rem == 0 {
+            let mean = if up { sc.up } else { sc.down };
+            *rem = ((mean as f64) * rng.uniform(0.75, 1.25)).max(60.0) as u64;
+        }
+        let n = if *rem <= 1200 + 60 { *rem } else { 1200 };
+        *rem -= n;
+        let last = *rem == 0;
+        let o = Frame::l4(self.net.v6) + 8;
+        let n = n as usize;
+        let b = &mut f.buf[o..o + n];
+        let off = (rng.next_u32() as usize) & POOL_MASK;
+        b.copy_from_slice(&pool[off..off + n]);
+        // RTP header: version 2, dynamic payload type (marker on a frame's last packet).
+        let seq = self.call_seq[d];
+        self.call_seq[d] = seq.wrapping_add(1);
+        let ssrc = if up { self.cid_client } else { self.cid_server } as u32;
+        let rtp_ts = ((self.call_frame[d] / 1_000_000) as u32).wrapping_mul(90);
+        b[0] = 0x80;
+        b[1] = 96 | if last { 0x80 } else { 0 };
+        b[2..4].copy_from_slice(&seq.to_be_bytes());
+        b[4..8].copy_from_slice(&rtp_ts.to_be_bytes());
+        b[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        let hop = if up {
+            &mut self.up_hop
+        } else {
+            &mut self.down_hop
+        };
+        let len = f.udp(&self.net, up, hop, n, t);
+        self.call_next[d] = if last {
+            self.call_frame[d] += CALL_FRAME_NS;
+            let next = self.call_frame[d] + rng.uniform(0.0, 2e6) as i64;
+            if next > sc.call_end_ns {
+                i64::MAX
+            } else {
+                next
+            }
+        } else {
+            t + rng.uniform(30e3, 150e3) as i64
+        };
+        let next = self.call_next[0].min(self.call_next[1]);
+        if next == i64::MAX {
+            self.phase = Phase::Done;
+        } else {
+            self.ts = next;
+        }
+        len
     }
 
     fn step_tcp(&mut self, rng: &mut Rng, f: &mut Frame, pool: &[u8]) -> usize {
@@ -585,16 +724,19 @@ impl Session {
         } else {
             self.exchanges_left = self.exchanges_left.saturating_sub(1);
             if self.exchanges_left > 0 {
-                let think = match self.app {
-                    App::Web => rng.exp(2e9),
-                    App::Video => rng.uniform(1.5e9, 6e9),
-                    App::Upload => rng.exp(1e9),
-                    App::Messaging => rng.exp(4e9),
+                let think = match (self.script, self.app) {
+                    (Some(sc), _) => sc.think_ns * rng.uniform(0.8, 1.2),
+                    (None, App::Web) => rng.exp(2e9),
+                    (None, App::Video) => rng.uniform(1.5e9, 6e9),
+                    (None, App::Upload) => rng.exp(1e9),
+                    (None, App::Messaging) => rng.exp(4e9),
                 };
                 self.start_exchange(rng, t + (self.rtt_sub + think) as i64);
             } else {
                 let last_ack = self.acks.back().map_or(t, |a| a.ts);
-                let linger = if rng.chance(0.3) {
+                let linger = if let Some(sc) = self.script {
+                    rng.uniform(0.1, 1.0) * sc.linger_ns
+                } else if rng.chance(0.3) {
                     rng.exp(15e9)
                 } else {
                     rng.exp(0.5e9)
@@ -617,7 +759,20 @@ impl Session {
 
     /// Draw the next request/response sizes and start the request at `at`.
     fn start_exchange(&mut self, rng: &mut Rng, at: i64) {
-        let (up, down) = match self.app {
+        let (up, down) = if let Some(sc) = self.script {
+            (sc.up as f64, sc.down as f64)
+        } else {
+            self.draw_exchange(rng)
+        };
+        self.begin_xfer(true, up as u64);
+        self.pending_down = (down as u64).max(MIN_TAIL);
+        self.phase = Phase::Data;
+        self.ts = at;
+    }
+
+    /// Request/response sizes of the traffic model.
+    fn draw_exchange(&self, rng: &mut Rng) -> (f64, f64) {
+        match self.app {
             App::Web => (
                 rng.lognormal(450.0, 0.7, 80.0, 16e3),
                 rng.lognormal(8e3, 1.3, 200.0, 20e6),
@@ -634,11 +789,7 @@ impl Session {
                 rng.lognormal(1500.0, 1.2, 60.0, 1e6),
                 rng.lognormal(6000.0, 1.3, 100.0, 3e6),
             ),
-        };
-        self.begin_xfer(true, up as u64);
-        self.pending_down = (down as u64).max(MIN_TAIL);
-        self.phase = Phase::Data;
-        self.ts = at;
+        }
     }
 
     fn quic_short(&mut self, f: &mut Frame, up: bool, n: usize, t: i64, pool: &[u8]) -> usize {

@@ -1,0 +1,106 @@
+//! `burstwatch eval`: score alerts (`burstwatch analyze --alerts`) against the ground truth of
+//! a simulated capture (`burstwatch simulate` writes it beside the pcap). The matching rules
+//! are those of `burstwatch_sim::eval`:
+//!
+//! * a burst EVENT of a scenario expecting `burst` is detected by a `burst` alert with the same
+//!   src and dst whose [start_ts, end_ts] overlaps [event start − slack, event end + slack];
+//! * a scenario expecting `beacon` is detected by a `beacon` alert with the same src/dst whose
+//!   detected_ts lies in [first event start, last event end + slack];
+//! * an alert that detects a positive scenario of its own kind is a true positive; any other
+//!   alert is a false positive, attributed to the decoy it overlaps (same src/dst), else to a
+//!   positive scenario of the same pair (wrong kind/time), else to `background`;
+//! * delay: earliest matching detected_ts − event end (bursts), − first event start (beacons).
+//!
+//! Exit status: 0; 1 when `--min-recall` (overall and per positive kind) or `--min-precision`
+//! (overall) is given and not met; 2 for usage or I/O errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use burstwatch_sim::eval::{evaluate, parse_alerts};
+use burstwatch_sim::Truth;
+
+/// Arguments of `burstwatch eval`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Matching rules (times in seconds, slack from --slack-seconds):
+  burst event detected: a `burst` alert with the same src and dst whose [start_ts, end_ts]
+    overlaps [event start - slack, event end + slack]; recall per kind = detected events / events.
+  beacon scenario detected: a `beacon` alert with the same src/dst whose detected_ts lies in
+    [first event start, last event end + slack]; recall = detected scenarios / scenarios
+    (missed ones with only a `burst` alert for the pair are counted as burst_only).
+  true positive: an alert that detects a positive scenario of its own kind; any other alert is a
+    false positive, attributed to the decoy it overlaps (same src/dst, [start_ts,
+    max(end_ts, detected_ts)] overlapping a decoy event +- slack), else to a positive scenario of
+    the same pair (wrong kind/time), else to `background`. Precision = TP / alerts.
+  delay: earliest matching detected_ts - event end (bursts) or - first event start (beacons).
+  The two parts of a beacon-plus-bursts mission are reported as burst_with_beacon/beacon and
+  burst_with_beacon/burst_periodic.
+Exit status: 0; 1 when --min-recall (overall and each positive kind) or --min-precision
+(overall) is not met; 2 on usage or I/O errors."
+)]
+pub struct EvalArgs {
+    /// Ground-truth JSON written by `burstwatch simulate`.
+    #[arg(long, value_name = "FILE")]
+    pub truth: PathBuf,
+    /// Alerts as JSON lines (`burstwatch analyze --alerts`).
+    #[arg(long, value_name = "FILE")]
+    pub alerts: PathBuf,
+    /// Also write the numbers as JSON to this file ('-' for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Widen truth windows by this many seconds when matching.
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub slack_seconds: f64,
+    /// Exit 1 unless recall (overall and of each positive kind) is at least this.
+    #[arg(long, value_name = "R")]
+    pub min_recall: Option<f64>,
+    /// Exit 1 unless overall alert precision is at least this.
+    #[arg(long, value_name = "P")]
+    pub min_precision: Option<f64>,
+}
+
+/// Run the evaluation. `Err` is a usage or I/O error.
+pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.slack_seconds.is_finite() && args.slack_seconds >= 0.0,
+        "--slack-seconds must be a non-negative number"
+    );
+    let text = std::fs::read_to_string(&args.truth)
+        .with_context(|| format!("cannot read {}", args.truth.display()))?;
+    let truth: Truth = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a truth file", args.truth.display()))?;
+    let text = std::fs::read_to_string(&args.alerts)
+        .with_context(|| format!("cannot read {}", args.alerts.display()))?;
+    let alerts = parse_alerts(&text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("bad alert in {}", args.alerts.display()))?;
+    let report = evaluate(&truth, &alerts, args.slack_seconds);
+    let failures = report.failures(args.min_recall, args.min_precision);
+    if let Some(path) = &args.json {
+        let mut json = serde_json::to_value(&report)?;
+        if let Some(o) = json.as_object_mut() {
+            o.insert("failures".into(), serde_json::to_value(&failures)?);
+        }
+        let mut out = serde_json::to_string_pretty(&json)?;
+        out.push('\n');
+        if path.as_os_str() == "-" {
+            print!("{out}");
+        } else {
+            std::fs::write(path, out)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    if args.json.as_deref() != Some(std::path::Path::new("-")) {
+        print!("{}", report.table());
+    }
+    for f in &failures {
+        eprintln!("burstwatch eval: target not met: {f}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

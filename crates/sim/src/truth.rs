@@ -1,0 +1,164 @@
+//! The ground truth written beside a simulated capture: which scenarios were injected, where
+//! and when, and what the detector is expected to report for each (serde, JSON).
+//!
+//! ```json
+//! {"seed":1,"subscribers":2000,"start_ts":1767225600.0,"end_ts":1767226201.1,
+//!  "scenarios":[{"id":"s0001","kind":"burst_single","expect":"burst","src":"10.1.2.3",
+//!    "dst":"192.0.2.44","dst_port":8443,"proto":"tcp","flows":3,
+//!    "events":[{"start_ts":1767225900.123456,"end_ts":1767225911.5,
+//!               "bytes_out":12000000,"bytes_in":240000}]}]}
+//! ```
+//!
+//! Timestamps are seconds since the Unix epoch with microsecond precision; `bytes_*` are L3
+//! (IP) bytes counted from the packets actually written (`out` = from the subscriber). An
+//! event's `start_ts`/`end_ts` are its first and last packet. Beacon scenarios have one event
+//! per session. `decoy_new_popular` events each carry their own `src` (one adopter each; the
+//! scenario's `src` is the first adopter). The two entries of a beacon-plus-bursts mission
+//! share src/dst and carry `"part_of": "burst_with_beacon"` and the same `"mission"` id.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What an injected scenario models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioKind {
+    /// One upstream burst (3–40 MB in 2–30 s) to a rare endpoint.
+    BurstSingle,
+    /// 3–6 bursts by one subscriber to one rare endpoint, spaced 60–240 s (±5 %).
+    BurstPeriodic,
+    /// Small periodic sessions (period 10–60 s, ±3 %) to a rare endpoint.
+    Beacon,
+    /// A large upload to one of the most popular servers.
+    DecoyUploadPopular,
+    /// A long symmetric UDP call to a rare peer.
+    DecoyVideoCall,
+    /// A large download from a popular or a rare server.
+    DecoyCdnDownload,
+    /// A new endpoint that many subscribers adopt at once, each with an upload.
+    DecoyNewPopular,
+}
+
+impl ScenarioKind {
+    /// Every kind, in report order.
+    pub const ALL: [ScenarioKind; 7] = [
+        Self::BurstSingle,
+        Self::BurstPeriodic,
+        Self::Beacon,
+        Self::DecoyUploadPopular,
+        Self::DecoyVideoCall,
+        Self::DecoyCdnDownload,
+        Self::DecoyNewPopular,
+    ];
+
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BurstSingle => "burst_single",
+            Self::BurstPeriodic => "burst_periodic",
+            Self::Beacon => "beacon",
+            Self::DecoyUploadPopular => "decoy_upload_popular",
+            Self::DecoyVideoCall => "decoy_video_call",
+            Self::DecoyCdnDownload => "decoy_cdn_download",
+            Self::DecoyNewPopular => "decoy_new_popular",
+        }
+    }
+
+    /// What the detector should report.
+    pub fn expect(self) -> Expect {
+        match self {
+            Self::BurstSingle | Self::BurstPeriodic => Expect::Burst,
+            Self::Beacon => Expect::Beacon,
+            _ => Expect::None,
+        }
+    }
+}
+
+/// The expected alert kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// `burst` alerts, one per event.
+    Burst,
+    /// At least one `beacon` alert over the scenario's span.
+    Beacon,
+    /// No alert (a decoy).
+    None,
+}
+
+/// One event of a scenario (a burst, a beacon session, a call, a download, an adoption).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TruthEvent {
+    /// First packet, seconds since the epoch.
+    pub start_ts: f64,
+    /// Last packet, seconds since the epoch.
+    pub end_ts: f64,
+    /// L3 bytes from the subscriber.
+    pub bytes_out: u64,
+    /// L3 bytes to the subscriber.
+    pub bytes_in: u64,
+    /// The subscriber of this event when it differs per event (`decoy_new_popular`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
+}
+
+/// One injected scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TruthScenario {
+    /// `s0001`, ...
+    pub id: String,
+    /// What it models.
+    pub kind: ScenarioKind,
+    /// What the detector should report.
+    pub expect: Expect,
+    /// The subscriber.
+    pub src: IpAddr,
+    /// The external endpoint.
+    pub dst: IpAddr,
+    /// The endpoint's port.
+    pub dst_port: u16,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Parallel flows per event.
+    pub flows: u32,
+    /// Set on both entries of a mission (`burst_with_beacon`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<String>,
+    /// Mission id shared by the entries of one mission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mission: Option<String>,
+    /// Its events in time order.
+    pub events: Vec<TruthEvent>,
+}
+
+impl TruthScenario {
+    /// Report label: the kind, prefixed by the mission shape for mission parts
+    /// (`burst_with_beacon/beacon`).
+    pub fn label(&self) -> String {
+        match &self.part_of {
+            Some(p) => format!("{p}/{}", self.kind.as_str()),
+            None => self.kind.as_str().to_owned(),
+        }
+    }
+}
+
+/// The ground truth of one simulated capture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Truth {
+    /// The simulation seed.
+    pub seed: u64,
+    /// Subscribers simulated.
+    pub subscribers: u32,
+    /// First packet of the capture, seconds since the epoch.
+    pub start_ts: f64,
+    /// Last packet of the capture, seconds since the epoch.
+    pub end_ts: f64,
+    /// Injected scenarios.
+    pub scenarios: Vec<TruthScenario>,
+}
+
+/// Nanoseconds since the epoch as seconds with microsecond precision.
+pub fn ns_to_ts(ns: i64) -> f64 {
+    ns.div_euclid(1_000) as f64 / 1e6
+}
