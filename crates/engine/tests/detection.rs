@@ -161,7 +161,7 @@ fn golden_upstream_burst_to_a_rare_endpoint_over_parallel_flows() {
     sim.finish();
     let got = snapshot(&sim.alerts);
     let want = "\
-burst 10.0.0.17 -> 192.0.2.9:8443/6 start=600.000 end=605.999 out=11999400 in=22256 peak_mbps=16.0 flows=3 occ=1 score=0.649 low baseline_kbps=1.4
+burst 10.0.0.17 -> 192.0.2.9:8443/6 start=600.000 end=605.999 out=11999400 in=22256 peak_mbps=16.0 flows=3 occ=1 score=0.680 medium baseline_kbps=1.1
     rate_jump    value=160.048        contribution=+0.1500
     volume       value=11999400.000   contribution=+0.0811
     asymmetry    value=0.998          contribution=+0.0996
@@ -170,7 +170,7 @@ burst 10.0.0.17 -> 192.0.2.9:8443/6 start=600.000 end=605.999 out=11999400 in=22
     recurrence   value=1.000          contribution=+0.0000
     port_rarity  value=1.000          contribution=+0.0444
     watchlist    value=0.000          contribution=+0.0000
-    warmup       value=0.185          contribution=-0.1264
+    warmup       value=0.185          contribution=-0.0948
 ";
     assert_eq!(got, want, "\n--- got ---\n{got}");
 }
@@ -196,13 +196,13 @@ fn golden_regular_small_exchanges_are_a_beacon_not_a_burst() {
     assert_eq!(sim.alerts.len(), 1, "{}", snapshot(&sim.alerts));
     let got = snapshot(&sim.alerts);
     let want = "\
-beacon 10.0.0.23 -> 198.51.100.7:9000/17 start=100.000 end=550.050 out=4620 in=2600 peak_mbps=0.0 flows=0 occ=1 score=0.751 medium baseline_kbps=-1.0
-    regularity   value=1.000          contribution=+0.4500
-    interval     value=45.000         contribution=+0.0000
+beacon 10.0.0.23 -> 198.51.100.7:9000/17 start=100.000 end=640.000 out=5460 in=3120 peak_mbps=0.0 flows=0 occ=1 score=0.785 medium baseline_kbps=-1.0
+    regularity   value=0.992          contribution=+0.4425
+    interval     value=45.050         contribution=+0.0000
     rarity       value=1.000          contribution=+0.3500
     novelty      value=0.000          contribution=+0.1000
     watchlist    value=0.000          contribution=+0.0000
-    warmup       value=0.170          contribution=-0.1494
+    warmup       value=0.194          contribution=-0.1078
 ";
     assert_eq!(got, want, "\n--- got ---\n{got}");
 }

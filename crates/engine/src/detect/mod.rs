@@ -68,17 +68,20 @@ struct HostState {
 }
 
 impl HostState {
-    fn add_up(&mut self, ts: i64, bytes: u64) {
+    /// Count upstream bytes; a closed second at or above `burst_bytes` (the rate that starts a
+    /// burst) is left out of the baseline, which describes the subscriber's ordinary activity:
+    /// otherwise its own bursts would raise the bar for its next ones.
+    fn add_up(&mut self, ts: i64, bytes: u64, burst_bytes: f64) {
         let sec = ts.div_euclid(S);
         if sec != self.sec {
-            self.close_bin();
+            self.close_bin(burst_bytes);
             self.sec = sec;
         }
         self.bin_up += bytes;
     }
 
-    fn close_bin(&mut self) {
-        if self.bin_up > 0 {
+    fn close_bin(&mut self, burst_bytes: f64) {
+        if self.bin_up > 0 && (self.bin_up as f64) < burst_bytes {
             let x = self.bin_up as f64;
             self.p50.get_or_insert(LogQuantile::new(0.5)).update(x);
             self.p95.get_or_insert(LogQuantile::new(0.95)).update(x);
@@ -304,7 +307,14 @@ impl Detector {
         // Subscriber baseline.
         let (hidx, _) = self.hosts.upsert(home, HostState::default, |_, _| {});
         if up {
-            self.hosts.get_mut(hidx).add_up(ts, u64::from(ip_len));
+            let before = self
+                .hosts
+                .get(hidx)
+                .baseline_bytes(self.cfg.baseline_warmup_seconds);
+            let burst_bytes = self.entry_bytes(before);
+            self.hosts
+                .get_mut(hidx)
+                .add_up(ts, u64::from(ip_len), burst_bytes);
         }
         let baseline = self
             .hosts
@@ -519,21 +529,26 @@ impl Detector {
         {
             return;
         }
-        let events = pair.recent_events();
+        // Only small exchanges count: bursts to the same endpoint (the mission shape) would
+        // otherwise break up the beacon's rhythm.
+        let events: Vec<(u32, u32)> = pair
+            .recent_events()
+            .into_iter()
+            .filter(|e| u64::from(e.1) <= cfg.beacon_max_event_bytes)
+            .collect();
         if events.len() < (cfg.beacon_min_events as usize).min(pair::EVENT_RING) {
             return;
         }
+        // Event starts are in centiseconds.
         let intervals: Vec<f64> = events
             .windows(2)
-            .map(|w| f64::from(w[1].0.saturating_sub(w[0].0)))
+            .map(|w| f64::from(w[1].0.saturating_sub(w[0].0)) / 100.0)
             .collect();
         let mut iv = intervals.clone();
         let med_interval = stats::median(&mut iv);
         let mut sizes: Vec<f64> = events.iter().map(|e| f64::from(e.1)).collect();
         let med_bytes = stats::median(&mut sizes);
-        if med_interval * (S as f64) < (cfg.beacon_min_interval_ns as f64)
-            || med_bytes > (cfg.beacon_max_event_bytes as f64)
-        {
+        if med_interval * (S as f64) < (cfg.beacon_min_interval_ns as f64) {
             return;
         }
         let regularity = stats::regularity(&intervals);
@@ -546,7 +561,7 @@ impl Detector {
             return;
         }
         let beacon_port = (pair.last_proto, pair.last_port);
-        let start_ns = i64::from(events[0].0) * S;
+        let start_ns = pair.first_seen_ns + i64::from(events[0].0) * 10_000_000;
         let (first_seen, totals) = (
             pair.first_seen_ns,
             (

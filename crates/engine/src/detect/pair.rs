@@ -40,6 +40,8 @@ pub struct BurstAcc {
     pub baseline_bytes: Option<f64>,
     /// The pair's smoothed rates just before the burst.
     pub before: PairRates,
+    /// The first second after the last hot one (the transfer's tail), added when the burst ends.
+    pub(crate) tail: Lead,
     /// Distinct flows seen (hash set of the first few, then a count).
     pub(crate) flow_hashes: [u32; FLOW_SET],
     /// Distinct flows counted.
@@ -83,6 +85,19 @@ impl BurstAcc {
     }
 }
 
+/// One closed second's counts, kept to extend a burst by its ramp-up second (before) or its
+/// tail second (after): a transfer rarely starts and ends on a second boundary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lead {
+    sec: i64,
+    up: u64,
+    down: u64,
+    pk_up: u64,
+    pk_down: u64,
+    /// First packet of the second (for a lead-in) or last packet (for a tail).
+    edge_ns: i64,
+}
+
 /// A finished burst handed to the detector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedBurst {
@@ -123,6 +138,7 @@ pub struct PairState {
     /// Totals since first seen.
     pub total_pk_down: u64,
     /// Start seconds of recent events (silence-separated exchanges), a ring.
+    /// (Start of each event in centiseconds after `first_seen_ns`, saturating: 497 days.)
     ev_start: [u32; EVENT_RING],
     /// Bytes (both ways) of recent events, a ring.
     ev_bytes: [u32; EVENT_RING],
@@ -156,6 +172,8 @@ pub struct PairState {
     rate10: [f32; 2],
     rate60: [f32; 2],
     rates_sec: i64,
+    /// The last closed second that did not start a burst.
+    lead: Lead,
 }
 
 /// The pair's smoothed rates, bytes per second.
@@ -219,6 +237,7 @@ impl PairState {
             rate10: [0.0; 2],
             rate60: [0.0; 2],
             rates_sec: i64::MIN,
+            lead: Lead::default(),
         }
     }
 
@@ -248,7 +267,8 @@ impl PairState {
                 self.push_event();
                 event_closed = true;
             }
-            self.cur_ev_start = crate::detect::prevalence::sec_of(ts);
+            let cs = ts.saturating_sub(self.first_seen_ns).max(0) / 10_000_000;
+            self.cur_ev_start = u32::try_from(cs).unwrap_or(u32::MAX);
             self.cur_ev_bytes = 0;
             self.cur_ev_flow = flow_hash;
         }
@@ -306,7 +326,7 @@ impl PairState {
         self.events = self.events.saturating_add(1);
     }
 
-    /// Recent events, oldest first: (start second, bytes).
+    /// Recent events, oldest first: (start in centiseconds after the pair was first seen, bytes).
     pub fn recent_events(&self) -> Vec<(u32, u32)> {
         let n = usize::from(self.ev_len);
         let start = (usize::from(self.ev_pos) + EVENT_RING - n) % EVENT_RING;
@@ -399,11 +419,29 @@ impl PairState {
                         before,
                         ..BurstAcc::default()
                     };
+                    let lead = self.lead;
+                    // A ramp-up second (not just background: at least 5 % of the first hot one).
+                    if lead.sec == sec - 1 && lead.up * 20 >= up {
+                        acc.start_ns = lead.edge_ns;
+                        acc.up += lead.up;
+                        acc.down += lead.down;
+                        acc.pk_up += lead.pk_up;
+                        acc.pk_down += lead.pk_down;
+                    }
                     for &f in &flows[..usize::from(nflows)] {
                         acc.note_flow(f);
                     }
                     acc.note_port(port.0, port.1, up);
                     self.burst = Some(Box::new(acc));
+                } else {
+                    self.lead = Lead {
+                        sec,
+                        up,
+                        down,
+                        pk_up,
+                        pk_down,
+                        edge_ns: first,
+                    };
                 }
             }
             Some(acc) => {
@@ -442,8 +480,19 @@ impl PairState {
                     acc.pend_pk_down = 0;
                     acc.peak_up = acc.peak_up.max(up);
                     acc.last_hot_sec = sec;
+                    acc.tail = Lead::default();
                     acc.end_ns = acc.end_ns.max(last);
                 } else {
+                    if sec == acc.last_hot_sec + 1 {
+                        acc.tail = Lead {
+                            sec,
+                            up,
+                            down,
+                            pk_up,
+                            pk_down,
+                            edge_ns: last,
+                        };
+                    }
                     acc.pend_up += up;
                     acc.pend_down += down;
                     acc.pend_pk_up += pk_up;
@@ -498,7 +547,15 @@ impl PairState {
 
     /// End the burst in progress.
     pub fn finish_burst(&mut self, max_ns: i64) -> Option<FinishedBurst> {
-        let acc = *self.burst.take()?;
+        let mut acc = *self.burst.take()?;
+        let t = acc.tail;
+        if t.up > 0 && t.up * 20 >= acc.peak_up {
+            acc.up += t.up;
+            acc.down += t.down;
+            acc.pk_up += t.pk_up;
+            acc.pk_down += t.pk_down;
+            acc.end_ns = acc.end_ns.max(t.edge_ns);
+        }
         let too_long = acc.end_ns.saturating_sub(acc.start_ns) > max_ns;
         Some(FinishedBurst { acc, too_long })
     }
@@ -612,7 +669,7 @@ mod tests {
         }
         let ev = p.recent_events();
         assert_eq!(ev.len(), 4, "the fifth event is still open");
-        assert_eq!(ev[1], (30, 500));
+        assert_eq!(ev[1], (3000, 500), "centiseconds after first seen");
         assert_eq!(p.events, 4);
     }
 }

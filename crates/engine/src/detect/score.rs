@@ -142,7 +142,7 @@ pub fn score(cfg: &DetectConfig, i: &Inputs<'_>) -> (f64, Vec<Reason>) {
         .collect();
     let raw: f64 = reasons.iter().map(|r| r.contribution).sum();
     // While the look-back fills, prevalence may understate how common an endpoint is: damp.
-    let damp = 0.8 + 0.2 * clamp01(i.lookback_fill);
+    let damp = 0.85 + 0.15 * clamp01(i.lookback_fill);
     let score = clamp01(raw * damp);
     if damp < 1.0 {
         reasons.push(Reason {
