@@ -3,4 +3,5 @@
 # End-to-end tests read the shared capture corpus at ../shared/pcaps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace --locked "$@"
+# Release mode: the accuracy test simulates and analyzes several GB of traffic.
+cargo test --workspace --release --locked "$@"

@@ -551,7 +551,13 @@ impl Detector {
         if med_interval * (S as f64) < (cfg.beacon_min_interval_ns as f64) {
             return;
         }
-        let regularity = stats::regularity(&intervals);
+        // An exchange lost inside a burst (or not sent) is a missed beat, not irregularity:
+        // intervals near a multiple of the median period count as that many beats.
+        let beats: Vec<f64> = intervals
+            .iter()
+            .map(|&iv| iv / (iv / med_interval.max(1e-9)).round().max(1.0))
+            .collect();
+        let regularity = stats::regularity(&beats);
         if regularity < cfg.beacon_min_regularity {
             return;
         }
