@@ -31,7 +31,7 @@ fi
 mkdir -p "$BENCH_DIR"
 if [[ ! -s $FILE ]]; then
     echo "== generating $FILE ($BENCH_SIZE, seed $BENCH_SEED)" >&2
-    "$BIN" simulate --seed "$BENCH_SEED" --size "$BENCH_SIZE" -o "$FILE.tmp"
+    "$BIN" simulate --no-scenarios --seed "$BENCH_SEED" --size "$BENCH_SIZE" -o "$FILE.tmp"
     mv "$FILE.tmp" "$FILE"
 else
     echo "== reusing $FILE" >&2

@@ -207,7 +207,13 @@ mod tests {
     fn raw_links_choose_by_version() {
         let ip4 = v4(17, &udp(1, 2, b"abc"));
         let ip6 = v6(17, &udp(1, 2, b"abc"));
-        for link in [LinkType::RAW, LinkType::RAW_12, LinkType::RAW_14] {
+        for link in [
+            LinkType::RAW,
+            LinkType::RAW_12,
+            LinkType::RAW_14,
+            LinkType::IPV4,
+            LinkType::IPV6,
+        ] {
             assert_eq!(ok(link, &ip4).ip_len, 31);
             assert_eq!(ok(link, &ip6).ip_len, 51);
             assert_eq!(res(link, &[0x50, 0, 0]), Err(DecodeError::BadIpVersion));
@@ -215,8 +221,13 @@ mod tests {
         }
         assert_eq!(ok(LinkType::IPV4, &ip4).payload_len, 3);
         assert_eq!(ok(LinkType::IPV6, &ip6).payload_len, 3);
-        assert_eq!(res(LinkType::IPV4, &ip6), Err(DecodeError::BadIpVersion));
-        assert_eq!(res(LinkType::IPV6, &ip4), Err(DecodeError::BadIpVersion));
+        // The version nibble decides even where the link type promises one version.
+        assert_eq!(ok(LinkType::IPV4, &ip6).ip_len, 51);
+        assert_eq!(ok(LinkType::IPV6, &ip4).ip_len, 31);
+        assert_eq!(
+            res(LinkType::IPV4, &[0x50, 0, 0]),
+            Err(DecodeError::BadIpVersion)
+        );
         assert_eq!(
             res(LinkType(9999), &ip4),
             Err(DecodeError::UnsupportedLinkType(9999))
