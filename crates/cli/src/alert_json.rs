@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use burstwatch_engine::{proto_name, Alert};
+use burstwatch_engine::Alert;
 use serde::Serialize;
 
-use crate::flow_json::Ts;
+use crate::flow_json::{Proto, Ts};
 
 #[derive(Serialize)]
 struct ReasonJson {
@@ -26,13 +26,6 @@ struct EndpointJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
     watched: bool,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Proto {
-    Name(&'static str),
-    Number(u8),
 }
 
 #[derive(Serialize)]
@@ -90,7 +83,7 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> std::io::Result<()> {
         src: a.src,
         dst: a.dst,
         dst_port: a.dst_port,
-        proto: proto_name(a.proto).map_or(Proto::Number(a.proto), Proto::Name),
+        proto: Proto::of(a.proto),
         start_ts: Ts(a.start_ns),
         end_ts: Ts(a.end_ns),
         detected_ts: Ts(a.detected_ns),

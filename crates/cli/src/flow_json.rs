@@ -17,11 +17,21 @@ impl Serialize for Ts {
     }
 }
 
+/// A protocol as JSON: its conventional name, else its number.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Proto {
+pub enum Proto {
+    /// `tcp`, `udp`, `icmp`, `icmp6`, `sctp`.
     Name(&'static str),
+    /// Any other IP protocol number.
     Number(u8),
+}
+
+impl Proto {
+    /// The JSON form of an IP protocol number.
+    pub fn of(proto: u8) -> Proto {
+        proto_name(proto).map_or(Proto::Number(proto), Proto::Name)
+    }
 }
 
 #[derive(Serialize)]
@@ -119,7 +129,7 @@ pub fn write_record<W: Write>(out: &mut W, r: &FlowRecord) -> std::io::Result<()
     let tcp = r.proto == 6;
     let ctx = r.context.as_deref();
     let json = FlowJson {
-        proto: proto_name(r.proto).map_or(Proto::Number(r.proto), Proto::Name),
+        proto: Proto::of(r.proto),
         src: r.src,
         sport: r.sport,
         dst: r.dst,
