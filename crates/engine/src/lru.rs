@@ -77,6 +77,16 @@ impl List {
         }
         *store.links(idx) = Links::default();
     }
+
+    /// Move `idx` (which must be in this list) to the back; free when it is already there,
+    /// as it is for consecutive packets of one flow.
+    #[inline]
+    pub(crate) fn move_to_back<S: LinkStore>(&mut self, store: &mut S, idx: u32) {
+        if self.tail != idx {
+            self.unlink(store, idx);
+            self.push_back(store, idx);
+        }
+    }
 }
 
 #[cfg(test)]

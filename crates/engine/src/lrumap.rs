@@ -67,8 +67,7 @@ impl<K: Hash + Eq + Copy, V: Default> LruMap<K, V> {
         let hash = self.hasher.hash_one(key);
         let slab = &self.slab.0;
         if let Some(&idx) = self.table.find(hash, |&i| slab[i as usize].key == key) {
-            self.order.unlink(&mut self.slab, idx);
-            self.order.push_back(&mut self.slab, idx);
+            self.order.move_to_back(&mut self.slab, idx);
             return (idx, false);
         }
         if self.table.len() >= self.cap {

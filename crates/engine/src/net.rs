@@ -35,18 +35,15 @@ impl Prefix {
         })
     }
 
-    /// Whether the key-form address lies in this prefix.
+    /// Whether the key-form address lies in this prefix: one mask and compare on 128 bits, in
+    /// native byte order (the mask is built in network order and reinterpreted alike).
     #[inline]
     pub fn contains_bytes(&self, a: &Addr) -> bool {
-        let full = usize::from(self.bits / 8);
-        if a[..full] != self.addr[..full] {
-            return false;
-        }
-        let rem = self.bits % 8;
-        rem == 0 || {
-            let m = 0xffu8 << (8 - rem);
-            a[full] & m == self.addr[full]
-        }
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.bits))
+            .unwrap_or(0);
+        let mask = u128::from_ne_bytes(mask.to_be_bytes());
+        u128::from_ne_bytes(*a) & mask == u128::from_ne_bytes(self.addr)
     }
 
     /// Whether the address lies in this prefix.

@@ -425,8 +425,12 @@ impl FlowTable {
         }
         let old = flow.list as usize;
         flow.list = list as u8;
-        self.lists[old].unlink(&mut self.slab, idx);
-        self.lists[list].push_back(&mut self.slab, idx);
+        if old == list {
+            self.lists[list].move_to_back(&mut self.slab, idx);
+        } else {
+            self.lists[old].unlink(&mut self.slab, idx);
+            self.lists[list].push_back(&mut self.slab, idx);
+        }
     }
 
     /// Export the flow at `idx` for the active timeout and start a fresh record in its place.
