@@ -1,0 +1,141 @@
+//! Reading and decoding, on the calling thread or on a thread of their own.
+//!
+//! The engine needs one ordered stream of decoded packets. With `threads >= 2` the input is
+//! read, filtered and decoded on a second thread and handed over in batches of
+//! [`BATCH`] packets through a bounded channel; the batches' buffers go back to the reader
+//! for reuse, so after warm-up nothing is allocated per packet. The engine sees exactly the
+//! same sequence either way, so the output does not depend on the thread count.
+
+use std::sync::mpsc;
+
+use burstwatch_capture::{Archive, BpfFilter};
+use burstwatch_wire::{decode, Decoded, PacketMeta};
+
+use crate::summary::Summary;
+
+/// Packets per batch handed from the reader to the engine thread.
+pub const BATCH: usize = 1024;
+/// Batches in flight between the two threads (bounds the memory of the hand-over).
+const IN_FLIGHT: usize = 8;
+
+/// What the reader counts; merged into the run's [`Summary`] at the end.
+#[derive(Debug, Default)]
+pub struct ReadCounts {
+    /// Frames read.
+    pub frames: u64,
+    /// Captured bytes of those frames.
+    pub captured_bytes: u64,
+    /// Frames dropped by the filter.
+    pub filtered: u64,
+    /// Frames without IP.
+    pub not_ip: u64,
+    /// Undecodable frames by reason index.
+    pub decode_errors: [u64; 16],
+    /// Input faults (each already reported on stderr).
+    pub input_errors: u64,
+    /// Earliest and latest capture time.
+    pub span: Option<(i64, i64)>,
+}
+
+impl ReadCounts {
+    /// Add these counts to a summary.
+    pub fn merge_into(&self, sum: &mut Summary) {
+        sum.frames += self.frames;
+        sum.captured_bytes += self.captured_bytes;
+        sum.filtered += self.filtered;
+        sum.not_ip += self.not_ip;
+        sum.input_errors += self.input_errors;
+        for (a, b) in sum.decode_errors.iter_mut().zip(self.decode_errors) {
+            *a += b;
+        }
+        if let Some((first, last)) = self.span {
+            sum.see_time(first);
+            sum.see_time(last);
+        }
+    }
+}
+
+/// Read every packet of `archive` (through `filter`), decode it, and call `on_ip` with each IP
+/// packet in input order. Returns the reader's counts.
+pub fn run(
+    archive: &mut Archive,
+    filter: Option<&mut BpfFilter>,
+    threads: usize,
+    mut on_ip: impl FnMut(i64, &PacketMeta),
+) -> ReadCounts {
+    if threads < 2 {
+        return read(archive, filter, |ts, meta| on_ip(ts, meta));
+    }
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<(i64, PacketMeta)>>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<(i64, PacketMeta)>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch: Vec<(i64, PacketMeta)> = Vec::with_capacity(BATCH);
+            let counts = read(archive, filter, |ts, meta| {
+                batch.push((ts, meta.clone()));
+                if batch.len() == BATCH {
+                    let next = empty_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                    let full = std::mem::replace(&mut batch, next);
+                    // The engine side only hangs up when it is gone; nothing left to do then.
+                    let _ = full_tx.send(full);
+                }
+            });
+            if !batch.is_empty() {
+                let _ = full_tx.send(batch);
+            }
+            counts
+        });
+        for mut batch in full_rx.iter() {
+            for (ts, meta) in &batch {
+                on_ip(*ts, meta);
+            }
+            batch.clear();
+            let _ = empty_tx.send(batch);
+        }
+        reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The single-threaded reader loop.
+fn read(
+    archive: &mut Archive,
+    mut filter: Option<&mut BpfFilter>,
+    mut on_ip: impl FnMut(i64, &PacketMeta),
+) -> ReadCounts {
+    let mut c = ReadCounts::default();
+    let mut meta = PacketMeta::default();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    while let Some(event) = archive.next_event() {
+        let pkt = match event {
+            Ok(pkt) => pkt,
+            Err(err) => {
+                eprintln!("burstwatch: error: {err}");
+                c.input_errors += 1;
+                continue;
+            }
+        };
+        c.frames += 1;
+        c.captured_bytes += pkt.data.len() as u64;
+        first = first.min(pkt.ts_ns);
+        last = last.max(pkt.ts_ns);
+        if let Some(f) = filter.as_deref_mut() {
+            if !f.matches(&pkt) {
+                c.filtered += 1;
+                continue;
+            }
+        }
+        match decode(pkt.link_type, pkt.data, &mut meta) {
+            Ok(Decoded::Ip) => on_ip(pkt.ts_ns, &meta),
+            Ok(Decoded::NotIp) => c.not_ip += 1,
+            Err(e) => c.decode_errors[e.index()] += 1,
+        }
+    }
+    if first <= last {
+        c.span = Some((first, last));
+    }
+    c
+}
