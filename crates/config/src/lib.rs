@@ -18,6 +18,9 @@ use std::path::Path;
 
 use std::path::PathBuf;
 
+mod daemon;
+pub use daemon::{Backend, DaemonSettings};
+
 use burstwatch_engine::detect::{DetectConfig, EndpointLists, Weights};
 use burstwatch_engine::net::{Prefix, PrefixSet};
 use burstwatch_engine::{FlowConfig, NS_PER_SEC};
@@ -58,6 +61,8 @@ pub struct Settings {
     pub detect: DetectConfig,
     /// Endpoint enrichment databases.
     pub enrich: EnrichSettings,
+    /// Live capture, outputs and state of `burstwatch daemon`.
+    pub daemon: DaemonSettings,
 }
 
 /// MaxMind-format (`.mmdb`) databases for endpoint ASN and country.
@@ -78,6 +83,8 @@ struct RawConfig {
     detect: RawDetect,
     #[serde(default)]
     enrich: RawEnrich,
+    #[serde(default)]
+    daemon: daemon::RawDaemon,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -547,10 +554,12 @@ impl Settings {
             asn_database: path(&raw.enrich.asn_database),
             country_database: path(&raw.enrich.country_database),
         };
+        let daemon = ctx.daemon(&raw.daemon, base)?;
         Ok(Settings {
             flow,
             detect,
             enrich,
+            daemon,
         })
     }
 
