@@ -46,6 +46,7 @@ mod buffer;
 mod error;
 mod file;
 mod filter;
+mod live;
 mod pcap;
 mod pcapng;
 
@@ -54,6 +55,7 @@ pub use burstwatch_wire::LinkType;
 pub use error::{FilterError, ReadError, ReadErrorKind};
 pub use file::{CaptureFile, Format};
 pub use filter::BpfFilter;
+pub use live::{LiveBackend, LiveCapture, LiveConfig, LiveError, LiveStats};
 
 /// Most captured bytes accepted in one record (larger records are reported as
 /// [`ReadErrorKind::RecordTooLong`]; nothing is allocated for them).

@@ -1,0 +1,249 @@
+//! Live capture from a network interface: libpcap (BPF filter, kernel buffer, drop counters)
+//! or a plain AF_PACKET socket through `pnet_datalink`.
+//!
+//! Both are polled without blocking forever: [`LiveCapture::next_packet`] returns `Ok(None)`
+//! when nothing arrived within about `poll_ms`, so the caller can check for shutdown, publish
+//! counters and move idle time forward.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{LinkType, Packet};
+
+/// Which library reads the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveBackend {
+    /// libpcap.
+    Pcap,
+    /// AF_PACKET through `pnet_datalink` (Ethernet frames; timestamps taken on receipt).
+    AfPacket,
+}
+
+/// How to open an interface.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Interface name.
+    pub interface: String,
+    /// Library.
+    pub backend: LiveBackend,
+    /// Bytes kept per packet.
+    pub snaplen: u32,
+    /// Kernel buffer in bytes.
+    pub buffer_bytes: u32,
+    /// Promiscuous mode.
+    pub promiscuous: bool,
+    /// Deliver packets at once.
+    pub immediate: bool,
+    /// libpcap filter expression (pcap backend only); empty for none.
+    pub filter: String,
+    /// Longest wait inside one [`LiveCapture::next_packet`] call.
+    pub poll_ms: u32,
+}
+
+/// Packets seen and lost, as the capture library reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Packets handed to the application.
+    pub received: u64,
+    /// Dropped by the kernel for lack of buffer space (libpcap `ps_drop`).
+    pub dropped: u64,
+    /// Dropped by the interface or driver (libpcap `ps_ifdrop`).
+    pub if_dropped: u64,
+    /// Whether the backend reports drops at all.
+    pub drops_known: bool,
+}
+
+/// A live capture could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{interface}: {message}")]
+pub struct LiveError {
+    /// Interface name.
+    pub interface: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+enum Inner {
+    Pcap(pcap::Capture<pcap::Active>),
+    AfPacket(Box<dyn pnet_datalink::DataLinkReceiver>),
+}
+
+/// An open live capture.
+pub struct LiveCapture {
+    name: String,
+    inner: Inner,
+    link_type: LinkType,
+    snaplen: u32,
+    received: u64,
+    /// libpcap's counters are 32-bit and wrap; these extend them.
+    last_raw: (u32, u32, u32),
+    wide: (u64, u64, u64),
+}
+
+impl std::fmt::Debug for LiveCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCapture")
+            .field("interface", &self.name)
+            .field("link_type", &self.link_type)
+            .finish()
+    }
+}
+
+impl LiveCapture {
+    /// Open the interface. Needs CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode on some
+    /// systems).
+    pub fn open(cfg: &LiveConfig) -> Result<LiveCapture, LiveError> {
+        let err = |message: String| LiveError {
+            interface: cfg.interface.clone(),
+            message,
+        };
+        let poll = Duration::from_millis(u64::from(cfg.poll_ms.max(1)));
+        let (inner, link_type) = match cfg.backend {
+            LiveBackend::Pcap => {
+                let snaplen =
+                    i32::try_from(cfg.snaplen.clamp(64, crate::MAX_RECORD)).unwrap_or(256);
+                let buffer = i32::try_from(cfg.buffer_bytes).unwrap_or(i32::MAX);
+                let inactive = pcap::Capture::from_device(cfg.interface.as_str())
+                    .map_err(|e| err(e.to_string()))?
+                    .snaplen(snaplen)
+                    .buffer_size(buffer)
+                    .promisc(cfg.promiscuous)
+                    .immediate_mode(cfg.immediate)
+                    .timeout(i32::try_from(poll.as_millis()).unwrap_or(100))
+                    .precision(pcap::Precision::Nano);
+                let mut cap = inactive.open().map_err(|e| err(e.to_string()))?;
+                if !cfg.filter.is_empty() {
+                    cap.filter(&cfg.filter, true)
+                        .map_err(|e| err(format!("filter {:?}: {e}", cfg.filter)))?;
+                }
+                // Idle interfaces can keep a blocking read waiting forever: poll instead.
+                let cap = cap.setnonblock().map_err(|e| err(e.to_string()))?;
+                let lt = LinkType(cap.get_datalink().0 as u32);
+                (Inner::Pcap(cap), lt)
+            }
+            LiveBackend::AfPacket => {
+                let iface = pnet_datalink::interfaces()
+                    .into_iter()
+                    .find(|i| i.name == cfg.interface)
+                    .ok_or_else(|| err("no such interface".into()))?;
+                let config = pnet_datalink::Config {
+                    read_timeout: Some(poll),
+                    read_buffer_size: 65_536,
+                    promiscuous: cfg.promiscuous,
+                    ..pnet_datalink::Config::default()
+                };
+                match pnet_datalink::channel(&iface, config) {
+                    Ok(pnet_datalink::Channel::Ethernet(_tx, rx)) => {
+                        (Inner::AfPacket(rx), LinkType(1))
+                    }
+                    Ok(_) => return Err(err("not an Ethernet channel".into())),
+                    Err(e) => return Err(err(e.to_string())),
+                }
+            }
+        };
+        Ok(LiveCapture {
+            name: cfg.interface.clone(),
+            inner,
+            link_type,
+            snaplen: cfg.snaplen.clamp(64, crate::MAX_RECORD),
+            received: 0,
+            last_raw: (0, 0, 0),
+            wide: (0, 0, 0),
+        })
+    }
+
+    /// The interface name.
+    pub fn interface(&self) -> &str {
+        &self.name
+    }
+
+    /// The next packet, or `Ok(None)` when none was waiting (after a pause of at most the poll
+    /// interval, so a caller looping on it does not spin).
+    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, LiveError> {
+        let link_type = self.link_type;
+        let snaplen = self.snaplen as usize;
+        match &mut self.inner {
+            Inner::Pcap(cap) => match cap.next_packet() {
+                Ok(p) => {
+                    self.received += 1;
+                    let ts = &p.header.ts;
+                    // Nanosecond precision was requested: tv_usec holds nanoseconds.
+                    let ts_ns = (ts.tv_sec as i64)
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(ts.tv_usec as i64);
+                    Ok(Some(Packet {
+                        ts_ns,
+                        link_type,
+                        data: p.data,
+                        wire_len: p.header.len,
+                        interface: 0,
+                    }))
+                }
+                Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => {
+                    // Non-blocking and empty: wait a little (packets queue in the kernel buffer).
+                    std::thread::sleep(Duration::from_millis(1));
+                    Ok(None)
+                }
+                Err(e) => Err(LiveError {
+                    interface: self.name.clone(),
+                    message: e.to_string(),
+                }),
+            },
+            Inner::AfPacket(rx) => match rx.next() {
+                Ok(frame) => {
+                    self.received += 1;
+                    let ts_ns = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+                    let wire_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+                    Ok(Some(Packet {
+                        ts_ns,
+                        link_type,
+                        data: frame.get(..snaplen.min(frame.len())).unwrap_or(frame),
+                        wire_len,
+                        interface: 0,
+                    }))
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(LiveError {
+                    interface: self.name.clone(),
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Counters so far (monotonic: libpcap's 32-bit counters are widened across wraps).
+    pub fn stats(&mut self) -> LiveStats {
+        match &mut self.inner {
+            Inner::Pcap(cap) => {
+                if let Ok(s) = cap.stats() {
+                    let raw = (s.received, s.dropped, s.if_dropped);
+                    let step = |old: u32, new: u32| u64::from(new.wrapping_sub(old));
+                    self.wide.0 += step(self.last_raw.0, raw.0);
+                    self.wide.1 += step(self.last_raw.1, raw.1);
+                    self.wide.2 += step(self.last_raw.2, raw.2);
+                    self.last_raw = raw;
+                }
+                LiveStats {
+                    received: self.received,
+                    dropped: self.wide.1,
+                    if_dropped: self.wide.2,
+                    drops_known: true,
+                }
+            }
+            Inner::AfPacket(_) => LiveStats {
+                received: self.received,
+                dropped: 0,
+                if_dropped: 0,
+                drops_known: false,
+            },
+        }
+    }
+}
