@@ -167,9 +167,9 @@ impl LiveCapture {
                     self.received += 1;
                     let ts = &p.header.ts;
                     // Nanosecond precision was requested: tv_usec holds nanoseconds.
-                    let ts_ns = (ts.tv_sec as i64)
+                    let ts_ns = i64::from(ts.tv_sec)
                         .saturating_mul(1_000_000_000)
-                        .saturating_add(ts.tv_usec as i64);
+                        .saturating_add(i64::from(ts.tv_usec));
                     Ok(Some(Packet {
                         ts_ns,
                         link_type,
