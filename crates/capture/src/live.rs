@@ -167,7 +167,8 @@ impl LiveCapture {
                     self.received += 1;
                     let ts = &p.header.ts;
                     // Nanosecond precision was requested: tv_usec holds nanoseconds.
-                    #[allow(clippy::useless_conversion)] // time_t/suseconds_t widths vary by platform
+                    #[allow(clippy::useless_conversion)]
+                    // time_t/suseconds_t widths vary by platform
                     let ts_ns = i64::from(ts.tv_sec)
                         .saturating_mul(1_000_000_000)
                         .saturating_add(i64::from(ts.tv_usec));

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod alert_json;
 mod analyze;
+mod daemon;
 mod eval;
 mod flow_json;
 mod pipeline;
@@ -34,6 +35,11 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Write a seeded, synthetic ISP-like capture (pcap) for demos, tuning, tests and benchmarks.
     Simulate(simulate::SimulateArgs),
+    /// Capture live on the configured interfaces, export Prometheus metrics and write alerts,
+    /// until SIGTERM (SIGHUP reloads thresholds and reopens output files).
+    Daemon(daemon::DaemonArgs),
+    /// Validate a configuration file (exit 0, or 2 naming the key and line).
+    CheckConfig(daemon::CheckConfigArgs),
     /// Score alerts against a simulator ground truth: recall, precision and detection delay
     /// per scenario kind.
     Eval(eval::EvalArgs),
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Daemon(args) => daemon::run(&args),
+        Command::CheckConfig(args) => daemon::check_config(&args),
     };
     match result {
         Ok(code) => code,

@@ -110,6 +110,14 @@ pub struct DetectStats {
     pub packets_internal: u64,
     /// Packets with neither side at home (counted, not scored).
     pub packets_transit: u64,
+    /// L3 bytes by the same four directions: up, down, internal, transit.
+    pub bytes_up: u64,
+    /// L3 bytes from outside to home.
+    pub bytes_down: u64,
+    /// L3 bytes with both sides at home.
+    pub bytes_internal: u64,
+    /// L3 bytes with neither side at home.
+    pub bytes_transit: u64,
     /// Packets to or from a non-unicast outside address (broadcast, multicast, link-local;
     /// counted, not scored).
     pub packets_not_unicast: u64,
@@ -281,18 +289,22 @@ impl Detector {
         let (up, home, ext, ext_port) = match self.direction(&s, &d) {
             Direction::Up => {
                 self.stats.packets_up += 1;
+                self.stats.bytes_up += u64::from(ip_len);
                 (true, s, d, dport)
             }
             Direction::Down => {
                 self.stats.packets_down += 1;
+                self.stats.bytes_down += u64::from(ip_len);
                 (false, d, s, sport)
             }
             Direction::Internal => {
                 self.stats.packets_internal += 1;
+                self.stats.bytes_internal += u64::from(ip_len);
                 return;
             }
             Direction::Transit => {
                 self.stats.packets_transit += 1;
+                self.stats.bytes_transit += u64::from(ip_len);
                 return;
             }
         };

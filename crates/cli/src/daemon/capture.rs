@@ -1,0 +1,133 @@
+//! One capture thread per interface: open (retrying with backoff), read, decode, and hand
+//! decoded packets to the engine worker in batches.
+
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burstwatch_capture::{LiveCapture, LiveConfig};
+use burstwatch_wire::{decode, Decoded, PacketMeta};
+
+use super::shared::{IfaceCounters, Shared};
+
+/// Decoded packets handed to the worker.
+pub type Batch = Vec<(i64, PacketMeta)>;
+
+/// Packets per batch (a partial batch is sent as soon as the interface goes quiet).
+const BATCH: usize = 256;
+/// Longest pause between retries of an interface that is missing or down.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Run until shutdown: capture on `cfg.interface`, publishing counters in slot `slot`.
+pub fn run(
+    cfg: LiveConfig,
+    slot: usize,
+    retry: Duration,
+    tx: SyncSender<Batch>,
+    shared: Arc<Shared>,
+) {
+    let mut local = IfaceCounters {
+        name: cfg.interface.clone(),
+        ..IfaceCounters::default()
+    };
+    let mut backoff = retry;
+    let mut meta = PacketMeta::default();
+    let mut batch: Batch = Vec::with_capacity(BATCH);
+    // Counters of captures closed earlier (libpcap's restart at zero on reopen).
+    let (mut base_dropped, mut base_ifdropped) = (0u64, 0u64);
+    while !shared.stopping() {
+        let mut cap = match LiveCapture::open(&cfg) {
+            Ok(cap) => cap,
+            Err(e) => {
+                local.open_failures += 1;
+                local.up = false;
+                publish(&shared, slot, &local);
+                tracing::warn!(error = %e, retry_in = ?backoff, "capture not open; retrying");
+                sleep_unless_stopped(&shared, backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        tracing::info!(interface = %cfg.interface, "capturing");
+        backoff = retry;
+        local.up = true;
+        publish(&shared, slot, &local);
+        let mut last_publish = Instant::now();
+        let mut since_check = 0u32;
+        loop {
+            if shared.stopping() {
+                break;
+            }
+            match cap.next_packet() {
+                Ok(Some(pkt)) => {
+                    local.packets += 1;
+                    local.bytes += u64::from(pkt.wire_len);
+                    match decode(pkt.link_type, pkt.data, &mut meta) {
+                        Ok(Decoded::Ip) => batch.push((pkt.ts_ns, meta.clone())),
+                        Ok(Decoded::NotIp) => local.not_ip += 1,
+                        Err(e) => local.decode_errors[e.index()] += 1,
+                    }
+                    if batch.len() >= BATCH && send(&tx, &mut batch).is_err() {
+                        return;
+                    }
+                    since_check += 1;
+                }
+                Ok(None) => {
+                    if !batch.is_empty() && send(&tx, &mut batch).is_err() {
+                        return;
+                    }
+                    since_check = 4096;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "capture failed; reopening");
+                    local.up = false;
+                    break;
+                }
+            }
+            if since_check >= 4096 {
+                since_check = 0;
+                if last_publish.elapsed() >= Duration::from_secs(1) {
+                    last_publish = Instant::now();
+                    let s = cap.stats();
+                    local.dropped = base_dropped + s.dropped;
+                    local.if_dropped = base_ifdropped + s.if_dropped;
+                    publish(&shared, slot, &local);
+                }
+            }
+        }
+        let s = cap.stats();
+        base_dropped += s.dropped;
+        base_ifdropped += s.if_dropped;
+        local.dropped = base_dropped;
+        local.if_dropped = base_ifdropped;
+        publish(&shared, slot, &local);
+        if !shared.stopping() {
+            sleep_unless_stopped(&shared, backoff);
+        }
+    }
+    if !batch.is_empty() {
+        let _ = send(&tx, &mut batch);
+    }
+    local.up = false;
+    publish(&shared, slot, &local);
+}
+
+fn send(tx: &SyncSender<Batch>, batch: &mut Batch) -> Result<(), ()> {
+    let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+    tx.send(full).map_err(|_| ())
+}
+
+fn publish(shared: &Shared, slot: usize, local: &IfaceCounters) {
+    if let Ok(mut v) = shared.ifaces.lock() {
+        if let Some(s) = v.get_mut(slot) {
+            *s = local.clone();
+        }
+    }
+}
+
+fn sleep_unless_stopped(shared: &Shared, d: Duration) {
+    let until = Instant::now() + d;
+    while !shared.stopping() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

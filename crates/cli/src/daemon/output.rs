@@ -1,0 +1,121 @@
+//! The output thread: flow records and alerts as JSON lines to files (appended, reopened on
+//! SIGHUP for logrotate) and optionally alerts to standard output.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use burstwatch_engine::Alert;
+
+use super::shared::Shared;
+use super::worker::Output;
+
+/// Where the output thread writes.
+pub struct Outputs {
+    /// Flow records file.
+    pub flows: Option<PathBuf>,
+    /// Alerts file.
+    pub alerts: Option<PathBuf>,
+    /// Alerts on standard output too.
+    pub alerts_stdout: bool,
+}
+
+struct Sink {
+    path: PathBuf,
+    w: Option<BufWriter<File>>,
+}
+
+impl Sink {
+    fn open(path: &Path) -> Sink {
+        let mut s = Sink {
+            path: path.to_path_buf(),
+            w: None,
+        };
+        s.reopen();
+        s
+    }
+
+    fn reopen(&mut self) {
+        if let Some(mut w) = self.w.take() {
+            let _ = w.flush();
+        }
+        match OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            Ok(f) => self.w = Some(BufWriter::with_capacity(1 << 16, f)),
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot open output")
+            }
+        }
+    }
+
+    fn write(&mut self, line: &[u8]) {
+        if let Some(w) = self.w.as_mut() {
+            if let Err(e) = w.write_all(line) {
+                tracing::error!(path = %self.path.display(), error = %e, "write failed");
+                self.w = None;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(w) = self.w.as_mut() {
+            let _ = w.flush();
+        }
+    }
+}
+
+/// Run until the worker hangs up; `on_alert` sees every alert (metrics, webhook).
+pub fn run(
+    cfg: Outputs,
+    rx: Receiver<Output>,
+    shared: Arc<Shared>,
+    mut on_alert: impl FnMut(&[u8], &Alert),
+) {
+    let mut flows = cfg.flows.as_deref().map(Sink::open);
+    let mut alerts = cfg.alerts.as_deref().map(Sink::open);
+    let mut stdout = std::io::stdout();
+    loop {
+        let msg = rx.recv_timeout(Duration::from_millis(500));
+        if shared.reopen.swap(false, Ordering::Relaxed) {
+            flows
+                .iter_mut()
+                .chain(alerts.iter_mut())
+                .for_each(Sink::reopen);
+            tracing::info!("output files reopened");
+        }
+        match msg {
+            Ok(Output::Flow(line)) => {
+                if let Some(s) = flows.as_mut() {
+                    s.write(&line);
+                }
+            }
+            Ok(Output::Alert(line, alert)) => {
+                if let Some(s) = alerts.as_mut() {
+                    s.write(&line);
+                    // Alerts are rare and wanted at once.
+                    s.flush();
+                }
+                if cfg.alerts_stdout {
+                    let _ = stdout.write_all(&line);
+                    let _ = stdout.flush();
+                }
+                on_alert(&line, &alert);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                flows.iter_mut().for_each(Sink::flush);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    flows
+        .iter_mut()
+        .chain(alerts.iter_mut())
+        .for_each(Sink::flush);
+}

@@ -1,0 +1,78 @@
+//! State shared between the daemon's threads. Touched about once per second per thread,
+//! never per packet.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use burstwatch_engine::detect::DetectStats;
+use burstwatch_engine::FlowStats;
+
+/// Counters of one capture interface.
+#[derive(Debug, Clone, Default)]
+pub struct IfaceCounters {
+    /// Interface name.
+    pub name: String,
+    /// Whether the capture is open now.
+    pub up: bool,
+    /// Frames read.
+    pub packets: u64,
+    /// Captured bytes (on-wire length).
+    pub bytes: u64,
+    /// Kernel drops (libpcap `ps_drop`).
+    pub dropped: u64,
+    /// Interface drops (libpcap `ps_ifdrop`).
+    pub if_dropped: u64,
+    /// Failed opens (each followed by a retry).
+    pub open_failures: u64,
+    /// Frames without IP.
+    pub not_ip: u64,
+    /// Undecodable frames by reason index.
+    pub decode_errors: [u64; 16],
+}
+
+/// Counters of the engine worker.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerCounters {
+    /// Flow-table counters.
+    pub flows: FlowStats,
+    /// Detector counters.
+    pub detect: DetectStats,
+    /// Newest packet time seen (ns since the epoch).
+    pub last_packet_ns: Option<i64>,
+    /// Flow records written.
+    pub records: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+}
+
+/// Everything the threads publish.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Set once: stop capturing, flush and exit.
+    pub stop: AtomicBool,
+    /// Set on SIGHUP: reopen output files.
+    pub reopen: AtomicBool,
+    /// Capture interfaces, in config order.
+    pub ifaces: Mutex<Vec<IfaceCounters>>,
+    /// The engine worker.
+    pub worker: Mutex<WorkerCounters>,
+    /// Config reloads that succeeded and failed.
+    pub reloads: Mutex<(u64, u64)>,
+    /// Whether state was restored from a snapshot at start.
+    pub restored: AtomicBool,
+}
+
+impl Shared {
+    /// Whether shutdown was requested.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Whether every interface is capturing.
+    pub fn all_up(&self) -> bool {
+        self.ifaces
+            .lock()
+            .map(|v| !v.is_empty() && v.iter().all(|i| i.up))
+            .unwrap_or(false)
+    }
+}
