@@ -100,6 +100,20 @@ impl<K: Hash + Eq + Copy, V: Default> LruMap<K, V> {
         (idx, true)
     }
 
+    /// Entries from least to most recently used (inserting them in this order rebuilds the
+    /// same order).
+    pub(crate) fn iter_lru(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        let mut idx = self.order.head;
+        std::iter::from_fn(move || {
+            if idx == NIL {
+                return None;
+            }
+            let e = self.slab.0.get(idx as usize)?;
+            idx = e.links.next;
+            Some((&e.key, &e.value))
+        })
+    }
+
     /// Look up without changing the order.
     pub(crate) fn find(&self, key: &K) -> Option<u32> {
         let hash = self.hasher.hash_one(key);

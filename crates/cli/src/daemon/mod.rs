@@ -10,6 +10,7 @@
 mod capture;
 mod output;
 mod shared;
+mod state_file;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -76,7 +77,11 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
     }
-    let engine = build_engine(&settings)?;
+    let mut engine = build_engine(&settings)?;
+    if let Some(path) = &d.state_file {
+        let restored = state_file::restore(&mut engine, path);
+        shared.restored.store(restored, Ordering::Relaxed);
+    }
 
     let (pkt_tx, pkt_rx) = mpsc::sync_channel(64);
     let (ctl_tx, ctl_rx) = mpsc::channel();
@@ -135,12 +140,19 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     for c in captures {
         let _ = c.join();
     }
-    let _engine = worker
+    let engine = worker
         .join()
         .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
     let _ = output.join();
+    let mut code = ExitCode::SUCCESS;
+    if let Some(path) = &d.state_file {
+        if let Err(e) = state_file::save(&engine, path) {
+            tracing::error!(error = %format!("{e:#}"), "learned state not saved");
+            code = ExitCode::from(1);
+        }
+    }
     tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 fn build_engine(settings: &Settings) -> anyhow::Result<Engine> {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod pair;
 pub mod prevalence;
 pub mod score;
+pub mod state;
 pub mod stats;
 
 use std::collections::VecDeque;
@@ -58,7 +59,7 @@ pub enum Direction {
 }
 
 /// Subscriber state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct HostState {
     sec: i64,
     bin_up: u64,

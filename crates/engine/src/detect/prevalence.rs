@@ -11,7 +11,7 @@
 /// Exact distinct subscribers tracked per endpoint.
 pub const SET_SIZE: usize = 8;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Member {
     host: u32,
     first_sec: u32,
@@ -19,7 +19,7 @@ struct Member {
 }
 
 /// Prevalence state of one endpoint (~110 bytes).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EndpointState {
     members: [Member; SET_SIZE],
     len: u8,
@@ -83,6 +83,11 @@ impl EndpointState {
             .filter(|m| now_sec.saturating_sub(m.last_sec) <= lookback_sec)
             .count() as u32;
         (n, self.popular_until > now_sec)
+    }
+
+    /// Repair a state read from a file: the member count never exceeds the set.
+    pub(crate) fn sanitize(&mut self) {
+        self.len = self.len.min(SET_SIZE as u8);
     }
 
     /// When `host` first talked to the endpoint, if it is in the set.

@@ -4,7 +4,7 @@
 /// A streaming quantile estimate in the log domain (log2(1 + x)), updated by stochastic
 /// approximation: `q += step * (tau - [x < q])`. Robust to outliers, O(1) memory, and scale-free
 /// because it works on orders of magnitude.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogQuantile {
     tau: f32,
     log_q: f32,
