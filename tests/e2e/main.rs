@@ -6,5 +6,6 @@ mod alerts;
 mod bad_input;
 mod cli;
 mod crafted;
+mod live;
 mod pcapfile;
 mod truth;

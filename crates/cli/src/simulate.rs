@@ -46,6 +46,10 @@ pub struct SimulateArgs {
     /// extension replaced by `.truth.json`].
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
+    /// Multiply the byte volumes (and rates) of scenario transfers and calls, e.g. 0.1 for a
+    /// small capture meant to be replayed ten times faster (`tcpreplay --multiplier 10`).
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    pub scenario_scale: f64,
     /// Pure background traffic: inject no scenarios and write no truth file (for benchmarks).
     #[arg(long, conflicts_with = "truth")]
     pub no_scenarios: bool,
@@ -95,6 +99,12 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         args.activity_rate.is_none_or(|r| r.is_finite() && r >= 0.0),
         "--activity-rate must be a non-negative number"
     );
+    anyhow::ensure!(
+        args.scenario_scale.is_finite()
+            && args.scenario_scale > 0.0
+            && args.scenario_scale <= 100.0,
+        "--scenario-scale must be a number above 0 and at most 100"
+    );
     let cfg = SimConfig {
         seed: args.seed,
         subscribers: args.subscribers,
@@ -104,6 +114,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         ipv6_share: args.ipv6_share,
         scenarios: !args.no_scenarios,
         activity_rate: args.activity_rate,
+        scenario_scale: args.scenario_scale,
         ..SimConfig::default()
     };
     let file = File::create(&args.output)

@@ -254,6 +254,9 @@ impl Planner<'_> {
         min_rate: f64,
         max_rate: f64,
     ) -> (f64, f64) {
+        // Volumes and rates scale together, durations stay (`scale` 1 changes nothing).
+        let k = self.scale;
+        let (size, min_rate, max_rate) = ((size.0 * k, size.1 * k), min_rate * k, max_rate * k);
         for _ in 0..50 {
             let b = self.loguniform(size.0, size.1);
             let rlo = min_rate.max(b / dur.1);

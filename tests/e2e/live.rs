@@ -1,0 +1,324 @@
+//! The daemon on a real interface: a veth pair between two network namespaces made by the test
+//! (no route out), `tcpreplay` sending a simulator capture into one end, `burstwatch daemon`
+//! capturing on the other. Needs root (namespaces), `ip` and `tcpreplay`; set
+//! `BURSTWATCH_SKIP_LIVE=1` to skip on a machine without them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burstwatch_tests::{bin, json_lines, run};
+
+/// Two namespaces joined by a veth pair; removed on drop, also when the test fails.
+pub struct Netns {
+    /// Namespace of the capturing end.
+    pub cap_ns: String,
+    /// Capturing interface (inside `cap_ns`).
+    pub cap_if: String,
+    /// Namespace of the sending end.
+    pub send_ns: String,
+    /// Sending interface (inside `send_ns`).
+    pub send_if: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// Create the pair, named after `tag` and the process id (unique per test).
+    pub fn new(tag: &str) -> Netns {
+        let id = std::process::id();
+        let n = Netns {
+            cap_ns: format!("bw{tag}{id}c"),
+            cap_if: format!("bw{tag}{id}c"),
+            send_ns: format!("bw{tag}{id}s"),
+            send_if: format!("bw{tag}{id}s"),
+        };
+        assert!(n.cap_if.len() <= 15, "interface name too long");
+        ip(&["netns", "add", &n.cap_ns]);
+        ip(&["netns", "add", &n.send_ns]);
+        ip(&[
+            "link", "add", &n.cap_if, "type", "veth", "peer", "name", &n.send_if,
+        ]);
+        ip(&["link", "set", &n.cap_if, "netns", &n.cap_ns]);
+        ip(&["link", "set", &n.send_if, "netns", &n.send_ns]);
+        for (ns, dev) in [(&n.cap_ns, &n.cap_if), (&n.send_ns, &n.send_if)] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        n
+    }
+
+    /// A command run inside `ns`.
+    pub fn exec(ns: &str, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting a namespace removes its end of the veth, and so the pair.
+        for ns in [&self.cap_ns, &self.send_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A child process killed on drop.
+pub struct Guard(pub Option<Child>);
+
+impl Guard {
+    /// Send SIGTERM and wait (up to `limit`) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.0.as_mut()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.0 = None;
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether live tests can run here; panics (a failed test, not a silent pass) when they
+/// cannot and were not explicitly skipped.
+pub fn live_tests_enabled() -> bool {
+    if std::env::var_os("BURSTWATCH_SKIP_LIVE").is_some() {
+        eprintln!("BURSTWATCH_SKIP_LIVE set: live test skipped");
+        return false;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let has = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    assert!(
+        root && has("tcpreplay") && has("ip"),
+        "live tests need root, iproute2 and tcpreplay (or set BURSTWATCH_SKIP_LIVE=1)"
+    );
+    true
+}
+
+/// Wait until `path` contains `needle` (a log line), up to `limit`.
+pub fn wait_for_log(path: &Path, needle: &str, limit: Duration) -> String {
+    let until = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < until,
+            "no {needle:?} in the daemon log within {limit:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A small simulator capture meant for replay five times faster than recorded: scenario
+/// volumes and rates scaled by 1/20, so bursts stand out at the sped-up replay as they do in
+/// the original.
+pub fn live_capture(dir: &Path) -> (PathBuf, PathBuf) {
+    let pcap = dir.join("live.pcap");
+    let out = run(&[
+        "simulate",
+        "-o",
+        pcap.to_str().unwrap(),
+        "--seed",
+        "5",
+        "--subscribers",
+        "40",
+        "--duration",
+        "300",
+        "--scenario-scale",
+        "0.05",
+        "--activity-rate",
+        "0.002",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth = pcap.with_extension("truth.json");
+    (pcap, truth)
+}
+
+/// Daemon settings for the scaled capture (thresholds scaled like the scenarios).
+pub fn daemon_config(dir: &Path, iface: &str, extra: &str) -> PathBuf {
+    let cfg = dir.join("burstwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[detect]\nburst_min_bytes = 100000\nburst_rate_floor_bps = 1000000\n\
+             alert_hold_seconds = 2\n\n[daemon]\ninterfaces = [\"{iface}\"]\n\
+             # The kernel's own IPv6 multicast (MLD, router solicitations) is not part of the replay.\n\
+             filter = \"not ip6 multicast\"\nsnaplen = 262144\n\
+             flows_file = \"flows.jsonl\"\nalerts_file = \"alerts.jsonl\"\nstate_file = \"state.json\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Start the daemon in the capturing namespace; stderr goes to `log`.
+pub fn start_daemon(net: &Netns, cfg: &Path, log: &Path) -> Guard {
+    let child = Netns::exec(&net.cap_ns, &bin())
+        .args(["daemon", "--config", cfg.to_str().unwrap()])
+        .env("BURSTWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start the daemon");
+    Guard(Some(child))
+}
+
+/// Replay `pcap` into the sending end; returns the packets tcpreplay reports as sent.
+pub fn replay(net: &Netns, pcap: &Path, multiplier: &str) -> u64 {
+    let out = Netns::exec(&net.send_ns, Path::new("tcpreplay"))
+        .args(["-i", &net.send_if, "--multiplier", multiplier])
+        .arg(pcap)
+        .output()
+        .expect("run tcpreplay");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "tcpreplay: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Successful packets:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("tcpreplay's packet count");
+    let failed: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Failed packets:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert_eq!(failed, 0, "tcpreplay failed to send some packets:\n{text}");
+    sent
+}
+
+/// Packets per unordered 5-tuple, summed over flow records.
+pub fn per_conversation(jsonl: &[u8]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for r in json_lines(jsonl) {
+        let mut ends = [
+            format!("{}:{}", r["src"], r["sport"]),
+            format!("{}:{}", r["dst"], r["dport"]),
+        ];
+        ends.sort();
+        let key = format!("{} {} {}", r["proto"], ends[0], ends[1]);
+        *m.entry(key).or_default() +=
+            r["packets_fwd"].as_u64().unwrap() + r["packets_rev"].as_u64().unwrap();
+    }
+    m
+}
+
+#[test]
+fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learning() {
+    if !live_tests_enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, truth) = live_capture(dir.path());
+    let net = Netns::new("d");
+    let cfg = daemon_config(dir.path(), &net.cap_if, "");
+    let log = dir.path().join("daemon.log");
+    let mut daemon = start_daemon(&net, &cfg, &log);
+    wait_for_log(&log, "capturing", Duration::from_secs(20));
+    let sent = replay(&net, &pcap, "5");
+    // Held alerts go out once packet time (following the wall clock on an idle link) passes.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        daemon.terminate(Duration::from_secs(30)),
+        Some(0),
+        "clean exit on SIGTERM"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("learned state saved"), "{text}");
+
+    // Nothing lost: the daemon's flow records count every replayed packet, per conversation
+    // exactly as `analyze` does on the same capture.
+    let live = per_conversation(&std::fs::read(dir.path().join("flows.jsonl")).unwrap());
+    let offline = run(&["analyze", pcap.to_str().unwrap(), "--flows", "-", "-q"]);
+    let offline = per_conversation(&offline.stdout);
+    assert_eq!(
+        live.values().sum::<u64>(),
+        sent,
+        "every replayed packet counted"
+    );
+    assert_eq!(live, offline, "same packets per conversation as analyze");
+
+    // Every injected burst scenario raised a burst alert in the JSONL sink.
+    let alerts = json_lines(&std::fs::read(dir.path().join("alerts.jsonl")).unwrap());
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(&truth).unwrap()).unwrap();
+    let bursts: Vec<_> = truth["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["expect"] == "burst")
+        .collect();
+    assert!(bursts.len() >= 8, "the capture carries burst scenarios");
+    let missed: Vec<String> = bursts
+        .iter()
+        .filter(|s| {
+            !alerts
+                .iter()
+                .any(|a| a["kind"] == "burst" && a["src"] == s["src"] && a["dst"] == s["dst"])
+        })
+        .map(|s| format!("{} ({} -> {})", s["id"], s["src"], s["dst"]))
+        .collect();
+    // Replayed in real time (sped up), packet times carry the sender's and receiver's jitter,
+    // unlike a capture file: allow one miss in the dozen.
+    assert!(
+        missed.len() <= 1,
+        "burst scenarios without a burst alert: {missed:?}"
+    );
+
+    // A restart restores what was learned.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    let hosts = state["hosts"].as_array().unwrap().len();
+    assert_eq!(hosts, 40, "every subscriber's baseline saved");
+    let log2 = dir.path().join("daemon2.log");
+    let mut again = start_daemon(&net, &cfg, &log2);
+    let text = wait_for_log(&log2, "learned state restored", Duration::from_secs(20));
+    assert!(text.contains("hosts=40"), "{text}");
+    assert_eq!(again.terminate(Duration::from_secs(30)), Some(0));
+}
