@@ -38,7 +38,10 @@ impl Engine {
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
         let got = self.flows.ingest(ts_ns, meta);
-        self.detector.ingest(
+        let mut hint = u32::MAX;
+        let slot = self.flows.aux_mut(got.slot);
+        let hint_ref = slot.unwrap_or(&mut hint);
+        self.detector.ingest_hinted(
             ts_ns,
             meta.src,
             meta.dst,
@@ -47,6 +50,7 @@ impl Engine {
             meta.proto,
             meta.ip_len,
             got.flow_hash,
+            hint_ref,
         );
     }
 

@@ -114,6 +114,22 @@ impl<K: Hash + Eq + Copy, V: Default> LruMap<K, V> {
         })
     }
 
+    /// The key at `idx`, if that slot is live.
+    #[inline]
+    pub(crate) fn key_at(&self, idx: u32) -> Option<&K> {
+        self.slab
+            .0
+            .get(idx as usize)
+            .filter(|e| e.live)
+            .map(|e| &e.key)
+    }
+
+    /// Mark the live entry at `idx` most recently used.
+    #[inline]
+    pub(crate) fn touch(&mut self, idx: u32) {
+        self.order.move_to_back(&mut self.slab, idx);
+    }
+
     /// Look up without changing the order.
     pub(crate) fn find(&self, key: &K) -> Option<u32> {
         let hash = self.hasher.hash_one(key);

@@ -56,6 +56,8 @@ struct Flow {
     /// `context.tunnels` came from a `lo -> hi` packet (else from `hi -> lo`).
     ctx_from_lo: bool,
     links: Links,
+    /// A value the engine attaches to the flow (the detector's pair slot); `NIL` when new.
+    aux: u32,
     /// `[lo -> hi, hi -> lo]`.
     dirs: [DirStats; 2],
     context: Option<Box<FlowContext>>,
@@ -93,6 +95,8 @@ pub struct Ingested {
     pub dport: u16,
     /// Identifies the flow within this table's run (keyed hash; not stable across runs).
     pub flow_hash: u32,
+    /// Slab slot of the flow (valid until the next call), for [`FlowTable::aux_mut`].
+    pub slot: u32,
 }
 
 /// Counters kept by the flow table (all monotonic except `active`).
@@ -343,7 +347,15 @@ impl FlowTable {
             sport,
             dport,
             flow_hash: (hash >> 32) as u32,
+            slot: idx,
         }
+    }
+
+    /// A 32-bit value kept with the flow in `slot` (from [`Ingested::slot`]) for the caller, e.g.
+    /// a cache of where related state lives; `u32::MAX` for a new flow.
+    #[inline]
+    pub fn aux_mut(&mut self, slot: u32) -> Option<&mut u32> {
+        self.slab.0.get_mut(slot as usize).map(|f| &mut f.aux)
     }
 
     /// Export every open flow (reason `end_of_input`), oldest first, and reset "now".
@@ -379,6 +391,7 @@ impl FlowTable {
             close: 0,
             ctx_from_lo: lo_to_hi,
             links: Links::default(),
+            aux: NIL,
             dirs: [DirStats::default(); 2],
             context,
         };

@@ -285,6 +285,29 @@ impl Detector {
         ip_len: u32,
         flow_hash: u32,
     ) {
+        let mut hint = u32::MAX;
+        self.ingest_hinted(
+            ts, src, dst, sport, dport, proto, ip_len, flow_hash, &mut hint,
+        );
+    }
+
+    /// [`Detector::ingest`] with a cache of the pair's slot kept by the caller per connection
+    /// (`u32::MAX` to start): a valid hint skips two hash lookups; a stale one is detected
+    /// (the slot's key is compared) and replaced. The result is the same either way.
+    #[allow(clippy::too_many_arguments)] // as `ingest`
+    #[inline]
+    pub fn ingest_hinted(
+        &mut self,
+        ts: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        proto: u8,
+        ip_len: u32,
+        flow_hash: u32,
+        pair_hint: &mut u32,
+    ) {
         self.advance_to(ts);
         let (s, d) = (addr_bytes(src), addr_bytes(dst));
         let (up, home, ext, ext_port) = match self.direction(&s, &d) {
@@ -317,8 +340,21 @@ impl Detector {
         let v4 = src.is_ipv4();
         let now_sec = ts.div_euclid(S);
 
+        // The cached pair slot, if still this pair's, and its subscriber's slot.
+        let cached = (self.pairs.key_at(*pair_hint) == Some(&(home, ext))).then_some(*pair_hint);
+        let cached_host = cached.and_then(|p| {
+            let h = self.pairs.get(p).host_hint;
+            (self.hosts.key_at(h) == Some(&home)).then_some(h)
+        });
+
         // Subscriber baseline.
-        let (hidx, _) = self.hosts.upsert(home, HostState::default, |_, _| {});
+        let hidx = match cached_host {
+            Some(h) => {
+                self.hosts.touch(h);
+                h
+            }
+            None => self.hosts.upsert(home, HostState::default, |_, _| {}).0,
+        };
         if up {
             let before = self
                 .hosts
@@ -336,11 +372,19 @@ impl Detector {
 
         // Pair state (a new pair registers the subscriber with the endpoint).
         let mut evicted: Option<((Addr, Addr), PairState)> = None;
-        let (pidx, new_pair) = self.pairs.upsert(
-            (home, ext),
-            || PairState::new(ts),
-            |k, v| evicted = Some((k, v)),
-        );
+        let (pidx, new_pair) = match (cached, cached_host) {
+            (Some(p), Some(_)) => {
+                self.pairs.touch(p);
+                (p, false)
+            }
+            _ => self.pairs.upsert(
+                (home, ext),
+                || PairState::new(ts),
+                |k, v| evicted = Some((k, v)),
+            ),
+        };
+        *pair_hint = pidx;
+        self.pairs.get_mut(pidx).host_hint = hidx;
         if let Some((k, mut v)) = evicted {
             if let Some(f) = v.finish_burst(self.cfg.burst_max_ns) {
                 self.on_burst(k, v4, f, &v);

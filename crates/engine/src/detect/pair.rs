@@ -110,6 +110,8 @@ pub struct FinishedBurst {
 /// State of one pair (~340 bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairState {
+    /// Slot of the subscriber's state in the host map when last seen (checked before use).
+    pub(crate) host_hint: u32,
     /// Second index of the open bin, `i64::MIN` when none.
     sec: i64,
     bin_up: u64,
@@ -199,6 +201,7 @@ impl PairState {
     /// A pair first seen at `ts`.
     pub fn new(ts: i64) -> Self {
         Self {
+            host_hint: u32::MAX,
             sec: i64::MIN,
             bin_up: 0,
             bin_down: 0,
