@@ -584,8 +584,10 @@ mod tests {
     #[test]
     fn unknown_decode_reasons_are_not_labels() {
         let m = Metrics::new("1").unwrap();
-        let mut s = StatsSnapshot::default();
-        s.decode_errors = vec![("10.0.0.1", 3)];
+        let s = StatsSnapshot {
+            decode_errors: vec![("10.0.0.1", 3)],
+            ..StatsSnapshot::default()
+        };
         m.update(&s, 0);
         assert!(!m.render().unwrap().contains("10.0.0.1"));
     }

@@ -98,7 +98,7 @@ pub struct DetectorStats {
     pub evicted: [u64; 3],
     /// Bursts segmented (before any gate).
     pub bursts: u64,
-    /// Burst outcomes: `(outcome, count)`; outcomes from [`DetectorStats::OUTCOMES`].
+    /// Bursts and candidates stopped by a gate, indexed like [`DetectorStats::OUTCOMES`].
     pub burst_outcomes: [u64; 6],
     /// Alerts by kind ([`ALERT_KINDS`]) and severity ([`SEVERITIES`]).
     pub alerts: [[u64; 4]; 2],
