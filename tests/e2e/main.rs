@@ -7,4 +7,5 @@ mod bad_input;
 mod cli;
 mod crafted;
 mod pcapfile;
+mod prometheus;
 mod truth;
