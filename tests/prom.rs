@@ -354,7 +354,8 @@ pub struct QueryReport {
 
 /// Start a Prometheus scraping `target` (`host:port` serving `/metrics`) with the repository's
 /// rules, then evaluate every Grafana dashboard query and every rule expression (for rules with
-/// a comparison, its measured side must return data; the full expression decides `firing`),
+/// a comparison, its measured side must return data; the full expression, after ten scrapes,
+/// decides `firing`),
 /// and lint a scrape with promtool. Each query may take `timeout` to return data.
 pub fn check_deploy_queries(
     target: SocketAddr,
@@ -388,6 +389,8 @@ pub fn check_deploy_queries(
         let measured = comparison_lhs(&r.expr).unwrap_or(&r.expr);
         check(format!("rule: {}", r.name), measured, &mut report);
     }
+    // Whether a rule fires depends on rates and increases: give them ten scrapes of history.
+    prom.query_until_data("count_over_time(up{job=\"burstwatch\"}[1m]) >= 10", timeout)?;
     for r in &rules {
         match prom.query(&r.expr) {
             Ok(v) if !v.is_empty() => report.firing.push(r.name.clone()),
