@@ -141,7 +141,7 @@ impl Families {
             sink_failed: reg!(r, cv("sink_alerts_failed_total", "Alerts the sink gave up on after its retries.", &["sink"])?),
             sink_overflow: reg!(r, cv("sink_queue_overflow_total", "Alerts dropped because the sink's queue was full.", &["sink"])?),
             sink_retries: reg!(r, cv("sink_retries_total", "Delivery attempts the sink repeated after a failure.", &["sink"])?),
-            sink_queued: reg!(r, gv("sink_queue_length", "Alerts waiting in the sink's queue.", &["sink"])?),
+            sink_queued: reg!(r, gv("sink_queue_length", "Alerts queued for the sink or being delivered by it.", &["sink"])?),
             reloads: reg!(r, cv("config_reloads_total", "Configuration reloads, by result (ok, error).", &["result"])?),
             reload_ok: reg!(r, IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last configuration reload succeeded (1 before any reload)."))?),
         })
@@ -579,6 +579,30 @@ mod tests {
             1.0
         );
         assert_eq!(sample(&t, "burstwatch_config_last_reload_successful"), 0.0);
+    }
+
+    #[test]
+    fn metrics_md_lists_every_family_with_its_type() {
+        let m = Metrics::new("1").unwrap();
+        m.update(&snap(1, 1), 0);
+        let served: std::collections::BTreeSet<(String, String)> = m
+            .render()
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        let documented: std::collections::BTreeSet<(String, String)> =
+            include_str!("../METRICS.md")
+                .lines()
+                .filter_map(|l| {
+                    let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+                    let name = cols.get(1)?.strip_prefix("`burstwatch_")?.strip_suffix('`')?;
+                    Some((format!("burstwatch_{name}"), cols.get(2)?.to_string()))
+                })
+                .collect();
+        assert_eq!(served, documented);
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub struct SinkStats {
     pub overflow: u64,
     /// Delivery attempts repeated after a failure.
     pub retries: u64,
-    /// Alerts waiting in the queue now.
+    /// Alerts queued or being delivered now.
     pub queued: u64,
 }
 

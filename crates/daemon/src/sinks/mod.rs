@@ -225,8 +225,8 @@ impl Sinks {
         Ok(Self { handles })
     }
 
-    /// Offer an alert to every sink. Never waits: a sink whose queue is full drops it and
-    /// counts an overflow.
+    /// Offer an alert to every sink. Never waits, needs no runtime context (any thread may
+    /// call it): a sink whose queue is full drops the alert and counts an overflow.
     pub fn send(&self, event: AlertEvent) {
         let event = Arc::new(event);
         for h in &self.handles {
