@@ -598,7 +598,10 @@ mod tests {
                 .lines()
                 .filter_map(|l| {
                     let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-                    let name = cols.get(1)?.strip_prefix("`burstwatch_")?.strip_suffix('`')?;
+                    let name = cols
+                        .get(1)?
+                        .strip_prefix("`burstwatch_")?
+                        .strip_suffix('`')?;
                     Some((format!("burstwatch_{name}"), cols.get(2)?.to_string()))
                 })
                 .collect();
