@@ -1,6 +1,10 @@
 //! Helpers shared by the end-to-end tests: locating the binary and the shared capture corpus,
-//! running `burstwatch`, and reading its JSON output.
+//! running `burstwatch`, and reading its JSON output; [`prom`] and
+//! [`alertmanager`] run a real Prometheus and Alertmanager.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed unwrap is a failed test
+
+pub mod alertmanager;
+pub mod prom;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,10 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod accuracy;
+mod alertmanager;
 mod alerts;
 mod bad_input;
 mod cli;
 mod crafted;
 mod live;
 mod pcapfile;
+mod prometheus;
 mod truth;

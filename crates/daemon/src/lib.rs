@@ -1,0 +1,22 @@
+//! # burstwatch-daemon
+//!
+//! The library behind `burstwatch daemon`, the long-running NOC service. Its boundary with the
+//! sans-IO engine is plain data:
+//!
+//! ```text
+//!  workers (engine, counters) ──once a second──▶ StatsSnapshot ──update──▶ Metrics ──▶ GET /metrics
+//!  engine alerts ──▶ AlertEvent ──send (never blocks)──▶ Sinks ──▶ file, stdout, Alertmanager
+//! ```
+//!
+//! * [`stats`]: [`stats::StatsSnapshot`], the plain-data interface between the daemon core and
+//!   the exporter.
+//! * [`metrics`]: the Prometheus registry (`burstwatch_*` families, listed in `METRICS.md`).
+//! * [`http`]: `/metrics`, `/healthz`, `/readyz` on tokio and hyper, with graceful shutdown.
+//! * [`sinks`]: alert sinks (JSON lines to a file or stdout, the Alertmanager v2 API) behind
+//!   bounded queues whose overflow is counted.
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod metrics;
+pub mod sinks;
+pub mod stats;

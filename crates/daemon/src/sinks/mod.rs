@@ -1,0 +1,304 @@
+//! Alert sinks: where [`AlertEvent`]s go.
+//!
+//! Each sink runs as a tokio task behind its own bounded queue. [`Sinks::send`] offers the
+//! event to every queue without waiting: a full queue drops the event for that sink and counts
+//! it (`burstwatch_sink_queue_overflow_total`). [`Sinks::shutdown`] closes the queues and waits,
+//! up to a deadline, for the sinks to deliver what is queued.
+//!
+//! * [`lines`]: one JSON object per line, appended to a file (re-opened on [`Sinks::reopen`],
+//!   for logrotate) or written to standard output.
+//! * [`alertmanager`]: batched `POST {url}/api/v2/alerts` with a timeout and retries with
+//!   exponential backoff.
+
+pub mod alertmanager;
+pub mod lines;
+mod time;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::stats::SinkStats;
+pub use alertmanager::AlertmanagerConfig;
+pub use time::rfc3339;
+
+/// One alert, as built by the daemon core from an engine alert.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertEvent {
+    /// The alert as one JSON object, without a trailing newline.
+    pub json_line: String,
+    /// Stable alert id.
+    pub id: String,
+    /// `burst` or `beacon`.
+    pub kind: &'static str,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: &'static str,
+    /// Score in [0, 1].
+    pub score: f64,
+    /// Subscriber address.
+    pub src: String,
+    /// Endpoint address (and port).
+    pub dst: String,
+    /// Start of the event, ns since the Unix epoch.
+    pub starts_at_unix_ns: i64,
+    /// End of the event, ns since the Unix epoch.
+    pub ends_at_unix_ns: i64,
+    /// One human sentence.
+    pub summary: String,
+}
+
+/// Errors starting a sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The alert file could not be opened for appending.
+    #[error("cannot open alert file {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The Alertmanager URL is not usable.
+    #[error("alertmanager url {url:?}: {reason}")]
+    Url {
+        /// The configured URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Which sinks to run.
+#[derive(Debug, Clone)]
+pub struct SinksConfig {
+    /// Append JSON lines to this file.
+    pub file: Option<PathBuf>,
+    /// Write JSON lines to standard output.
+    pub stdout: bool,
+    /// Post to an Alertmanager.
+    pub alertmanager: Option<AlertmanagerConfig>,
+    /// Queue length of the file and stdout sinks (the Alertmanager sink has its own).
+    pub queue: usize,
+}
+
+impl Default for SinksConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            stdout: false,
+            alertmanager: None,
+            queue: 4096,
+        }
+    }
+}
+
+/// Counters one sink task updates; read into [`SinkStats`].
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    /// Alerts delivered.
+    pub sent: AtomicU64,
+    /// Alerts given up on.
+    pub failed: AtomicU64,
+    /// Alerts dropped at a full queue.
+    pub overflow: AtomicU64,
+    /// Repeated delivery attempts.
+    pub retries: AtomicU64,
+    /// Alerts in the queue or being delivered.
+    pub queued: AtomicU64,
+}
+
+impl SinkCounters {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters as plain data.
+    pub fn stats(&self, name: &'static str) -> SinkStats {
+        SinkStats {
+            name,
+            sent: self.sent.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            overflow: self.overflow.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Mark `n` queued alerts as handled (delivered or given up on).
+    pub(crate) fn done(&self, n: u64) {
+        // Saturating: never wraps even if a caller miscounts.
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(n))
+            });
+    }
+}
+
+/// A message to a sink task.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    /// Deliver this alert.
+    Alert(Arc<AlertEvent>),
+    /// Deliver everything before this message, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// One running sink.
+struct Handle {
+    name: &'static str,
+    tx: mpsc::Sender<Msg>,
+    counters: Arc<SinkCounters>,
+    task: JoinHandle<()>,
+    reopen: Option<Arc<Notify>>,
+}
+
+/// The fan-out over every configured sink.
+pub struct Sinks {
+    handles: Vec<Handle>,
+}
+
+impl std::fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.handles.iter().map(|h| h.name).collect();
+        f.debug_struct("Sinks").field("sinks", &names).finish()
+    }
+}
+
+impl Sinks {
+    /// Open the configured sinks and start their tasks (call inside a tokio runtime).
+    pub async fn start(cfg: &SinksConfig) -> Result<Self, SinkError> {
+        let mut handles = Vec::new();
+        let queue = cfg.queue.max(1);
+        if let Some(path) = &cfg.file {
+            let file = lines::open_append(path).await?;
+            let reopen = Arc::new(Notify::new());
+            let (tx, rx) = mpsc::channel(queue);
+            let counters = Arc::new(SinkCounters::default());
+            let target = lines::Target::File {
+                path: path.clone(),
+                reopen: Arc::clone(&reopen),
+            };
+            let task = tokio::spawn(lines::run(rx, target, file, Arc::clone(&counters)));
+            handles.push(Handle {
+                name: "file",
+                tx,
+                counters,
+                task,
+                reopen: Some(reopen),
+            });
+        }
+        if cfg.stdout {
+            let (tx, rx) = mpsc::channel(queue);
+            let counters = Arc::new(SinkCounters::default());
+            let task = tokio::spawn(lines::run(
+                rx,
+                lines::Target::Stdout,
+                Box::new(tokio::io::stdout()),
+                Arc::clone(&counters),
+            ));
+            handles.push(Handle {
+                name: "stdout",
+                tx,
+                counters,
+                task,
+                reopen: None,
+            });
+        }
+        if let Some(am) = &cfg.alertmanager {
+            let sink = alertmanager::Webhook::new(am)?;
+            let (tx, rx) = mpsc::channel(am.queue.max(1));
+            let counters = Arc::new(SinkCounters::default());
+            let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
+            handles.push(Handle {
+                name: "alertmanager",
+                tx,
+                counters,
+                task,
+                reopen: None,
+            });
+        }
+        Ok(Self { handles })
+    }
+
+    /// Offer an alert to every sink. Never waits, needs no runtime context (any thread may
+    /// call it): a sink whose queue is full drops the alert and counts an overflow.
+    pub fn send(&self, event: AlertEvent) {
+        let event = Arc::new(event);
+        for h in &self.handles {
+            match h.tx.try_send(Msg::Alert(Arc::clone(&event))) {
+                Ok(()) => SinkCounters::add(&h.counters.queued, 1),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    SinkCounters::add(&h.counters.overflow, 1);
+                    tracing::warn!(sink = h.name, id = %event.id, "alert sink queue full; alert dropped");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    SinkCounters::add(&h.counters.failed, 1);
+                }
+            }
+        }
+    }
+
+    /// Re-open the alert file by name before its next write (after logrotate moved it; the
+    /// daemon calls this on SIGHUP).
+    pub fn reopen(&self) {
+        for h in &self.handles {
+            if let Some(n) = &h.reopen {
+                n.notify_one();
+            }
+        }
+    }
+
+    /// Wait until every sink handled what was queued before this call (or `deadline` passed).
+    /// Returns whether all sinks answered in time.
+    pub async fn flush(&self, deadline: Duration) -> bool {
+        let all = async {
+            let mut ok = true;
+            for h in &self.handles {
+                let (tx, rx) = oneshot::channel();
+                ok &= h.tx.send(Msg::Flush(tx)).await.is_ok() && rx.await.is_ok();
+            }
+            ok
+        };
+        tokio::time::timeout(deadline, all).await.unwrap_or(false)
+    }
+
+    /// Counters of every sink.
+    pub fn stats(&self) -> Vec<SinkStats> {
+        self.handles
+            .iter()
+            .map(|h| h.counters.stats(h.name))
+            .collect()
+    }
+
+    /// Close the queues and let the sinks deliver what is queued, for at most `deadline`;
+    /// sinks still busy then are stopped and their queued alerts counted as failed. Returns the
+    /// final counters.
+    pub async fn shutdown(self, deadline: Duration) -> Vec<SinkStats> {
+        let end = tokio::time::Instant::now() + deadline;
+        let mut rest = Vec::new();
+        for h in self.handles {
+            drop(h.tx);
+            rest.push((h.name, h.counters, h.task));
+        }
+        let mut out = Vec::new();
+        for (name, counters, mut task) in rest {
+            if tokio::time::timeout_at(end, &mut task).await.is_err() {
+                task.abort();
+                let left = counters.queued.swap(0, Ordering::Relaxed);
+                SinkCounters::add(&counters.failed, left);
+                tracing::warn!(
+                    sink = name,
+                    lost = left,
+                    "alert sink did not finish in time"
+                );
+            }
+            out.push(counters.stats(name));
+        }
+        out
+    }
+}
