@@ -1,14 +1,16 @@
 //! The daemon on a real interface: a veth pair between two network namespaces made by the test
 //! (no route out), `tcpreplay` sending a simulator capture into one end, `burstwatch daemon`
-//! capturing on the other. Needs root (namespaces), `ip` and `tcpreplay`; set
-//! `BURSTWATCH_SKIP_LIVE=1` to skip on a machine without them.
+//! capturing on the other, and a real Prometheus scraping the daemon over a second, management
+//! veth (link-local addresses, carrying only the scrapes). Needs root (namespaces), `ip`,
+//! `tcpreplay` and `prometheus`; set `BURSTWATCH_SKIP_LIVE=1` to skip on a machine without them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burstwatch_tests::{bin, json_lines, run};
+use burstwatch_tests::prom::{check_deploy_queries, free_port, Prometheus};
+use burstwatch_tests::{bin, json_lines, repo, run};
 
 /// Two namespaces joined by a veth pair; removed on drop, also when the test fails.
 pub struct Netns {
@@ -20,6 +22,10 @@ pub struct Netns {
     pub send_ns: String,
     /// Sending interface (inside `send_ns`).
     pub send_if: String,
+    /// Management link: root-namespace end.
+    pub mgmt_if: String,
+    /// Address of the management link's end inside `cap_ns` (the daemon's metrics bind).
+    pub mgmt_addr: std::net::Ipv4Addr,
 }
 
 fn ip(args: &[&str]) {
@@ -36,11 +42,14 @@ impl Netns {
     /// Create the pair, named after `tag` and the process id (unique per test).
     pub fn new(tag: &str) -> Netns {
         let id = std::process::id();
+        let octet = (id % 250) as u8;
         let n = Netns {
             cap_ns: format!("bw{tag}{id}c"),
             cap_if: format!("bw{tag}{id}c"),
             send_ns: format!("bw{tag}{id}s"),
             send_if: format!("bw{tag}{id}s"),
+            mgmt_if: format!("bw{tag}{id}m"),
+            mgmt_addr: std::net::Ipv4Addr::new(169, 254, octet, 2),
         };
         assert!(n.cap_if.len() <= 15, "interface name too long");
         ip(&["netns", "add", &n.cap_ns]);
@@ -54,6 +63,30 @@ impl Netns {
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
+        // The management link: metrics only, a /30 of link-local addresses, no routes.
+        let inner = format!("bw{tag}{id}n");
+        ip(&[
+            "link", "add", &n.mgmt_if, "type", "veth", "peer", "name", &inner,
+        ]);
+        ip(&["link", "set", &inner, "netns", &n.cap_ns]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("169.254.{octet}.1/30"),
+            "dev",
+            &n.mgmt_if,
+        ]);
+        ip(&["link", "set", &n.mgmt_if, "up"]);
+        ip(&[
+            "-n",
+            &n.cap_ns,
+            "addr",
+            "add",
+            &format!("{}/30", n.mgmt_addr),
+            "dev",
+            &inner,
+        ]);
+        ip(&["-n", &n.cap_ns, "link", "set", &inner, "up"]);
         n
     }
 
@@ -67,10 +100,14 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Deleting a namespace removes its end of the veth, and so the pair.
+        // Deleting a namespace removes its end of each veth, and so the pairs.
         for ns in [&self.cap_ns, &self.send_ns] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.mgmt_if])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -126,8 +163,8 @@ pub fn live_tests_enabled() -> bool {
             .is_ok()
     };
     assert!(
-        root && has("tcpreplay") && has("ip"),
-        "live tests need root, iproute2 and tcpreplay (or set BURSTWATCH_SKIP_LIVE=1)"
+        root && has("tcpreplay") && has("ip") && has("prometheus"),
+        "live tests need root, iproute2, tcpreplay and prometheus (or set BURSTWATCH_SKIP_LIVE=1)"
     );
     true
 }
@@ -258,13 +295,78 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
     let dir = tempfile::tempdir().unwrap();
     let (pcap, truth) = live_capture(dir.path());
     let net = Netns::new("d");
-    let cfg = daemon_config(dir.path(), &net.cap_if, "");
+    let port = free_port();
+    let target = std::net::SocketAddr::from((net.mgmt_addr, port));
+    let cfg = daemon_config(
+        dir.path(),
+        &net.cap_if,
+        &format!("metrics_bind = \"{target}\"\n"),
+    );
     let log = dir.path().join("daemon.log");
     let mut daemon = start_daemon(&net, &cfg, &log);
     wait_for_log(&log, "capturing", Duration::from_secs(20));
+    let prom = Prometheus::start(&[target.to_string()], &[]).unwrap();
     let sent = replay(&net, &pcap, "5");
     // Held alerts go out once packet time (following the wall clock on an idle link) passes.
     std::thread::sleep(Duration::from_secs(6));
+
+    // Through Prometheus: the packet counter equals what tcpreplay sent, bursts are counted.
+    let got = prom
+        .query_until_data(
+            &format!("burstwatch_interface_packets_total == {sent}"),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!(
+        got.len(),
+        1,
+        "interface packet counter equals the {sent} replayed"
+    );
+    let drops = prom.query("sum(burstwatch_capture_drops_total)").unwrap();
+    assert_eq!(drops.first().map(|d| d.1), Some(0.0), "no capture drops");
+
+    // SIGHUP: a good file is taken, a bad one is refused (the daemon keeps running).
+    let hup = |d: &Guard| {
+        let pid = d.0.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    hup(&daemon);
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{good}\n[flow]\nmax_flows = -1\n")).unwrap();
+    hup(&daemon);
+    let text = wait_for_log(&log, "configuration rejected", Duration::from_secs(10));
+    assert!(
+        text.contains("flow.max_flows"),
+        "the rejection names the key:\n{text}"
+    );
+    std::fs::write(&cfg, good).unwrap();
+    prom.query_until_data(
+        "burstwatch_config_reloads_total{result=\"ok\"} == 1 and on() burstwatch_config_reloads_total{result=\"error\"} == 1",
+        Duration::from_secs(20),
+    )
+    .unwrap();
+
+    // Every Grafana query and every alerting rule returns data against the live daemon, and
+    // promtool finds the scrape clean.
+    let report = check_deploy_queries(target, &repo(), Duration::from_secs(30)).unwrap();
+    assert!(
+        report.failed.is_empty(),
+        "queries without data: {:#?}",
+        report.failed
+    );
+    assert_eq!(report.lint, None, "promtool check metrics");
+    assert!(
+        report.firing.iter().any(|r| r.contains("Burst")),
+        "the burst alerting rule fires: {:?}",
+        report.firing
+    );
+    let alerted = prom
+        .query("sum(burstwatch_alerts_total{kind=\"burst\"})")
+        .unwrap();
     assert_eq!(
         daemon.terminate(Duration::from_secs(30)),
         Some(0),
@@ -295,6 +397,12 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
         .filter(|s| s["expect"] == "burst")
         .collect();
     assert!(bursts.len() >= 8, "the capture carries burst scenarios");
+    let burst_lines = alerts.iter().filter(|a| a["kind"] == "burst").count();
+    assert_eq!(
+        alerted.first().map(|a| a.1),
+        Some(burst_lines as f64),
+        "burst alerts in the metrics equal those in the JSONL sink"
+    );
     let missed: Vec<String> = bursts
         .iter()
         .filter(|s| {

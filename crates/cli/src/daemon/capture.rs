@@ -31,6 +31,7 @@ pub fn run(
         ..IfaceCounters::default()
     };
     let mut backoff = retry;
+    let mut opened = false;
     let mut meta = PacketMeta::default();
     let mut batch: Batch = Vec::with_capacity(BATCH);
     // Counters of captures closed earlier (libpcap's restart at zero on reopen).
@@ -49,6 +50,10 @@ pub fn run(
             }
         };
         tracing::info!(interface = %cfg.interface, "capturing");
+        if opened {
+            local.reopens += 1;
+        }
+        opened = true;
         backoff = retry;
         local.up = true;
         publish(&shared, slot, &local);

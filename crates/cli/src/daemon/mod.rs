@@ -8,6 +8,7 @@
 //! key and line, and the running settings stay) and reopens the output files.
 
 mod capture;
+mod export;
 mod output;
 mod shared;
 mod state_file;
@@ -15,13 +16,17 @@ mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use burstwatch_capture::{LiveBackend, LiveConfig};
 use burstwatch_config::{Backend, Settings};
+use burstwatch_daemon::http::{self, Endpoints};
+use burstwatch_daemon::metrics::Metrics;
+use burstwatch_daemon::sinks::alertmanager::AlertmanagerConfig;
+use burstwatch_daemon::sinks::{Sinks, SinksConfig};
 use burstwatch_engine::Engine;
 
 use shared::{IfaceCounters, Shared};
@@ -77,11 +82,28 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
     }
+    if let Ok(mut c) = shared.caps.lock() {
+        *c = (settings.flow.max_flows, settings.detect.clone());
+    }
     let mut engine = build_engine(&settings)?;
     if let Some(path) = &d.state_file {
-        let restored = state_file::restore(&mut engine, path);
-        shared.restored.store(restored, Ordering::Relaxed);
+        let saved = state_file::restore(&mut engine, path);
+        shared.restored.store(saved.is_some(), Ordering::Relaxed);
+        if let Ok(mut s) = shared.state_saved_ns.lock() {
+            *s = saved;
+        }
     }
+
+    // Signals, HTTP and sinks run on one small runtime driven by this thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))?);
+    let sinks = Arc::new(rt.block_on(Sinks::start(&sinks_config(&d)))?);
+    let listener = rt.block_on(http::bind(d.metrics_bind))?;
+    tracing::info!(bind = %d.metrics_bind, "metrics endpoint listening");
+    let ready = Arc::new(AtomicBool::new(false));
 
     let (pkt_tx, pkt_rx) = mpsc::sync_channel(64);
     let (ctl_tx, ctl_rx) = mpsc::channel();
@@ -93,15 +115,26 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             .spawn(move || worker::run(engine, pkt_rx, ctl_rx, out_tx, shared))?
     };
     let output = {
-        let shared = Arc::clone(&shared);
+        let (shared, sinks, metrics) = (
+            Arc::clone(&shared),
+            Arc::clone(&sinks),
+            Arc::clone(&metrics),
+        );
         let cfg = output::Outputs {
             flows: d.flows_file.clone(),
-            alerts: d.alerts_file.clone(),
-            alerts_stdout: d.alerts_stdout,
         };
         std::thread::Builder::new()
             .name("output".into())
-            .spawn(move || output::run(cfg, out_rx, shared, |_, _| {}))?
+            .spawn(move || {
+                output::run(cfg, out_rx, shared, |line, alert| {
+                    metrics.observe_alert(
+                        alert.kind.as_str(),
+                        alert.severity.as_str(),
+                        alert.score,
+                    );
+                    sinks.send(export::alert_event(line, alert));
+                })
+            })?
     };
     let retry = Duration::from_secs_f64(d.retry_seconds);
     let mut captures = Vec::new();
@@ -129,13 +162,27 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     drop(pkt_tx);
     tracing::info!(interfaces = ?d.interfaces, "daemon started");
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    rt.block_on(signals(&args.config, &shared, &ctl_tx))?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(http::serve(
+        listener,
+        Endpoints {
+            metrics: Arc::clone(&metrics),
+            ready: Arc::clone(&ready),
+        },
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
+    let publisher = rt.spawn(publish(
+        Arc::clone(&shared),
+        Arc::clone(&metrics),
+        Arc::clone(&sinks),
+        Arc::clone(&ready),
+    ));
+    rt.block_on(signals(&args.config, &shared, &ctl_tx, &metrics, &sinks))?;
 
     tracing::info!("stopping: flushing flows and alerts");
+    ready.store(false, Ordering::Relaxed);
     shared.stop.store(true, Ordering::Relaxed);
     for c in captures {
         let _ = c.join();
@@ -151,8 +198,52 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             code = ExitCode::from(1);
         }
     }
+    publisher.abort();
+    // Final counters for a last scrape, then hand the alerts still queued to their sinks.
+    metrics.update(&export::snapshot(&shared, sinks.stats()), export::now_ns());
+    if let Ok(sinks) = Arc::try_unwrap(sinks) {
+        let left = rt.block_on(sinks.shutdown(Duration::from_secs(10)));
+        for s in left.iter().filter(|s| s.failed > 0 || s.overflow > 0) {
+            tracing::warn!(
+                sink = s.name,
+                failed = s.failed,
+                overflow = s.overflow,
+                "alerts not delivered"
+            );
+        }
+    }
+    let _ = stop_http.send(());
+    let _ = rt.block_on(server);
     tracing::info!("stopped");
     Ok(code)
+}
+
+fn sinks_config(d: &burstwatch_config::DaemonSettings) -> SinksConfig {
+    SinksConfig {
+        file: d.alerts_file.clone(),
+        stdout: d.alerts_stdout,
+        alertmanager: d.alertmanager_url.as_ref().map(|url| AlertmanagerConfig {
+            url: url.clone(),
+            queue: d.alertmanager_queue,
+            ..AlertmanagerConfig::default()
+        }),
+        queue: d.alertmanager_queue.max(1024),
+    }
+}
+
+/// Once a second: counters to the exporter; ready once every interface captures.
+async fn publish(
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    sinks: Arc<Sinks>,
+    ready: Arc<AtomicBool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        metrics.update(&export::snapshot(&shared, sinks.stats()), export::now_ns());
+        ready.store(shared.all_up(), Ordering::Relaxed);
+    }
 }
 
 fn build_engine(settings: &Settings) -> anyhow::Result<Engine> {
@@ -177,6 +268,8 @@ async fn signals(
     config: &Path,
     shared: &Shared,
     control: &mpsc::Sender<Control>,
+    metrics: &Metrics,
+    sinks: &Sinks,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -188,9 +281,13 @@ async fn signals(
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
                 shared.reopen.store(true, Ordering::Relaxed);
+                sinks.reopen();
                 let ok = match Settings::load(config) {
                     Ok(s) => {
                         tracing::info!(config = %config.display(), "configuration reloaded");
+                        if let Ok(mut c) = shared.caps.lock() {
+                            *c = (s.flow.max_flows, s.detect.clone());
+                        }
                         let _ = control.send(Control::Reload(Box::new(s)));
                         true
                     }
@@ -199,9 +296,7 @@ async fn signals(
                         false
                     }
                 };
-                if let Ok(mut r) = shared.reloads.lock() {
-                    if ok { r.0 += 1 } else { r.1 += 1 }
-                }
+                metrics.config_reload(ok);
             }
         }
     }

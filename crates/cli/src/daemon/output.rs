@@ -1,5 +1,5 @@
-//! The output thread: flow records and alerts as JSON lines to files (appended, reopened on
-//! SIGHUP for logrotate) and optionally alerts to standard output.
+//! The output thread: flow records as JSON lines to a file (appended, reopened on SIGHUP for
+//! logrotate); each alert is handed on (to the alert sinks and the metrics).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -18,10 +18,6 @@ use super::worker::Output;
 pub struct Outputs {
     /// Flow records file.
     pub flows: Option<PathBuf>,
-    /// Alerts file.
-    pub alerts: Option<PathBuf>,
-    /// Alerts on standard output too.
-    pub alerts_stdout: bool,
 }
 
 struct Sink {
@@ -71,7 +67,7 @@ impl Sink {
     }
 }
 
-/// Run until the worker hangs up; `on_alert` sees every alert (metrics, webhook).
+/// Run until the worker hangs up; `on_alert` sees every alert (sinks, metrics).
 pub fn run(
     cfg: Outputs,
     rx: Receiver<Output>,
@@ -79,16 +75,11 @@ pub fn run(
     mut on_alert: impl FnMut(&[u8], &Alert),
 ) {
     let mut flows = cfg.flows.as_deref().map(Sink::open);
-    let mut alerts = cfg.alerts.as_deref().map(Sink::open);
-    let mut stdout = std::io::stdout();
     loop {
         let msg = rx.recv_timeout(Duration::from_millis(500));
         if shared.reopen.swap(false, Ordering::Relaxed) {
-            flows
-                .iter_mut()
-                .chain(alerts.iter_mut())
-                .for_each(Sink::reopen);
-            tracing::info!("output files reopened");
+            flows.iter_mut().for_each(Sink::reopen);
+            tracing::info!("flow file reopened");
         }
         match msg {
             Ok(Output::Flow(line)) => {
@@ -96,26 +87,10 @@ pub fn run(
                     s.write(&line);
                 }
             }
-            Ok(Output::Alert(line, alert)) => {
-                if let Some(s) = alerts.as_mut() {
-                    s.write(&line);
-                    // Alerts are rare and wanted at once.
-                    s.flush();
-                }
-                if cfg.alerts_stdout {
-                    let _ = stdout.write_all(&line);
-                    let _ = stdout.flush();
-                }
-                on_alert(&line, &alert);
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                flows.iter_mut().for_each(Sink::flush);
-            }
+            Ok(Output::Alert(line, alert)) => on_alert(&line, &alert),
+            Err(RecvTimeoutError::Timeout) => flows.iter_mut().for_each(Sink::flush),
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    flows
-        .iter_mut()
-        .chain(alerts.iter_mut())
-        .for_each(Sink::flush);
+    flows.iter_mut().for_each(Sink::flush);
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use burstwatch_engine::detect::DetectStats;
+use burstwatch_engine::DetectConfig;
 use burstwatch_engine::FlowStats;
 
 /// Counters of one capture interface.
@@ -24,6 +25,8 @@ pub struct IfaceCounters {
     pub if_dropped: u64,
     /// Failed opens (each followed by a retry).
     pub open_failures: u64,
+    /// Successful opens after the first (the interface came back).
+    pub reopens: u64,
     /// Frames without IP.
     pub not_ip: u64,
     /// Undecodable frames by reason index.
@@ -56,10 +59,12 @@ pub struct Shared {
     pub ifaces: Mutex<Vec<IfaceCounters>>,
     /// The engine worker.
     pub worker: Mutex<WorkerCounters>,
-    /// Config reloads that succeeded and failed.
-    pub reloads: Mutex<(u64, u64)>,
     /// Whether state was restored from a snapshot at start.
     pub restored: AtomicBool,
+    /// Packet time of the restored snapshot.
+    pub state_saved_ns: Mutex<Option<i64>>,
+    /// Flow-table capacity and detector settings in force (for fill ratios).
+    pub caps: Mutex<(usize, DetectConfig)>,
 }
 
 impl Shared {

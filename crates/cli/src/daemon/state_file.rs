@@ -11,34 +11,36 @@ use burstwatch_engine::Engine;
 /// Largest state file read (a full detector at default caps is far smaller).
 const MAX_BYTES: u64 = 2 << 30;
 
-/// Restore `engine` from `path` if the file exists. Returns whether state was restored.
-pub fn restore(engine: &mut Engine, path: &Path) -> bool {
+/// Restore `engine` from `path` if the file exists. Returns the packet time the state was saved
+/// at, when it was restored.
+pub fn restore(engine: &mut Engine, path: &Path) -> Option<i64> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(_) => {
             tracing::info!(path = %path.display(), "no saved state; learning from scratch");
-            return false;
+            return None;
         }
     };
-    let result = (|| -> anyhow::Result<(usize, usize)> {
+    let result = (|| -> anyhow::Result<(usize, usize, i64)> {
         anyhow::ensure!(meta.len() <= MAX_BYTES, "larger than {MAX_BYTES} bytes");
         let text = std::fs::read(path)?;
         let state: LearnedState = serde_json::from_slice(&text)?;
-        let sizes = state.sizes();
+        let (hosts, endpoints) = state.sizes();
+        let saved = state.now_ns;
         engine.detector_mut().restore(state)?;
-        Ok(sizes)
+        Ok((hosts, endpoints, saved))
     })();
     match result {
-        Ok((hosts, endpoints)) => {
+        Ok((hosts, endpoints, saved)) => {
             tracing::info!(path = %path.display(), hosts, endpoints, "learned state restored");
-            true
+            Some(saved)
         }
         Err(e) => {
             let bad = path.with_extension("bad");
             let _ = std::fs::rename(path, &bad);
             tracing::warn!(path = %path.display(), error = %e, set_aside = %bad.display(),
                 "saved state not usable; learning from scratch");
-            false
+            None
         }
     }
 }

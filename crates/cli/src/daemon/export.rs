@@ -1,0 +1,93 @@
+//! From the threads' published counters to a [`StatsSnapshot`] for the exporter, and alerts
+//! to the sinks' [`AlertEvent`].
+
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use burstwatch_daemon::sinks::AlertEvent;
+use burstwatch_daemon::stats::{
+    DetectorStats, DirectionStats, FlowTableStats, InterfaceStats, StatsSnapshot,
+};
+use burstwatch_engine::Alert;
+
+use super::shared::Shared;
+
+/// Wall-clock now, ns since the epoch (the shell's clock; the engine never sees it).
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The counters as the exporter wants them.
+pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>) -> StatsSnapshot {
+    let mut s = StatsSnapshot::default();
+    let mut errors = [0u64; 16];
+    if let Ok(ifaces) = shared.ifaces.lock() {
+        for i in ifaces.iter() {
+            s.interfaces.push(InterfaceStats {
+                name: i.name.clone(),
+                up: i.up,
+                packets: i.packets,
+                captured_bytes: i.bytes,
+                kernel_drops: i.dropped,
+                interface_drops: i.if_dropped,
+                open_failures: i.open_failures,
+                reopens: i.reopens,
+            });
+            s.not_ip += i.not_ip;
+            for (a, b) in errors.iter_mut().zip(i.decode_errors) {
+                *a += b;
+            }
+        }
+    }
+    s.decode_errors = StatsSnapshot::decode_errors_from(&errors);
+    if let (Ok(w), Ok(caps)) = (shared.worker.lock(), shared.caps.lock()) {
+        let d = &w.detect;
+        s.direction = DirectionStats {
+            packets: [
+                d.packets_up,
+                d.packets_down,
+                d.packets_internal,
+                d.packets_transit,
+            ],
+            bytes: [d.bytes_up, d.bytes_down, d.bytes_internal, d.bytes_transit],
+        };
+        s.flows = FlowTableStats::from_flow_stats(&w.flows, caps.0);
+        s.detector = DetectorStats::from_detect(&w.detect, &caps.1);
+        s.worker_newest_ns = vec![w.last_packet_ns.unwrap_or(0)];
+    }
+    s.state_restored = shared.restored.load(Ordering::Relaxed);
+    if let Ok(saved) = shared.state_saved_ns.lock() {
+        if let Some(t) = *saved {
+            s.snapshot_age_seconds = (now_ns().saturating_sub(t)) as f64 / 1e9;
+        }
+    }
+    s.sinks = sinks;
+    s
+}
+
+/// The sinks' view of an alert.
+pub fn alert_event(line: &[u8], a: &Alert) -> AlertEvent {
+    let json_line = String::from_utf8_lossy(line).trim_end().to_string();
+    AlertEvent {
+        json_line,
+        id: format!("{:016x}", a.id),
+        kind: a.kind.as_str(),
+        severity: a.severity.as_str(),
+        score: a.score,
+        src: a.src.to_string(),
+        dst: a.dst.to_string(),
+        starts_at_unix_ns: a.start_ns,
+        ends_at_unix_ns: a.end_ns,
+        summary: format!(
+            "{} from {} to {}:{} ({} bytes up, score {:.2})",
+            a.kind.as_str(),
+            a.src,
+            a.dst,
+            a.dst_port,
+            a.bytes_out,
+            a.score
+        ),
+    }
+}
