@@ -146,6 +146,20 @@ impl Pseudonymizer {
         }
     }
 
+    /// A keyed 64-bit tag of `v` (first half of `AES(v ‖ "burstwid")`): a stand-in for an
+    /// identifier derived from addresses (such as an alert id, a hash of the pair), so that it
+    /// cannot be used to test guesses of the original addresses without the key.
+    pub fn tag_u64(&self, v: u64) -> u64 {
+        let mut block = [0u8; 16];
+        block[..8].copy_from_slice(&v.to_be_bytes());
+        block[8..].copy_from_slice(b"burstwid");
+        let mut b = GenericArray::from(block);
+        self.cipher.encrypt_block(&mut b);
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&b[..8]);
+        u64::from_be_bytes(out)
+    }
+
     /// The original address of a pseudonym made with the same key.
     pub fn reveal(&self, pseudonym: IpAddr) -> IpAddr {
         match pseudonym {

@@ -162,3 +162,13 @@ fn debug_hides_the_key() {
     let p = Pseudonymizer::new(&REFERENCE_KEY);
     assert_eq!(format!("{p:?}"), "Pseudonymizer { .. }");
 }
+
+#[test]
+fn tags_are_keyed_and_stable() {
+    let a = Pseudonymizer::new(&REFERENCE_KEY);
+    let b = Pseudonymizer::new(&[7u8; 32]);
+    assert_eq!(a.tag_u64(42), a.tag_u64(42));
+    assert_ne!(a.tag_u64(42), a.tag_u64(43));
+    assert_ne!(a.tag_u64(42), b.tag_u64(42));
+    assert_ne!(a.tag_u64(42), 42);
+}

@@ -15,13 +15,17 @@ use burstwatch_wire::{decode, DecodeError, Decoded, PacketMeta};
 
 use crate::alert_json::{print_top, write_alert};
 use crate::flow_json::write_record;
+use crate::privacy::{Privacy, PrivacyArgs};
+use crate::progress::Progress;
+use crate::select::SelectArgs;
 use crate::summary::Summary;
 
 /// Arguments of `burstwatch analyze`.
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap, pcapng, optionally gzip-compressed) and directories of them.
-    #[arg(required = true, value_name = "FILE|DIR")]
+    /// Capture files (pcap, pcapng, optionally gzip-compressed), directories of them and glob
+    /// patterns ('caps/*.pcap.gz'); read as one stream ordered by time.
+    #[arg(required = true, value_name = "FILE|DIR|GLOB")]
     pub inputs: Vec<PathBuf>,
     /// Write flow records as JSON lines to this file ('-' for standard output).
     #[arg(long, value_name = "PATH|-")]
@@ -50,9 +54,15 @@ pub struct AnalyzeArgs {
     /// one JSON object to this file.
     #[arg(long, value_name = "PATH")]
     pub stats: Option<PathBuf>,
-    /// Do not print the summary on standard error.
+    /// Do not print progress or the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Packet selection (time window, hosts, endpoints).
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Pseudonymisation of output addresses.
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
 }
 
 /// Where records go.
@@ -79,6 +89,13 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if !args.home_nets.is_empty() {
         settings.detect.home_nets = burstwatch_engine::PrefixSet::new(args.home_nets.clone());
     }
+    let selection = args.select.selection()?;
+    let by_address = selection.has_addresses();
+    let privacy = args.privacy.privacy(&settings)?;
+    if privacy.enabled() {
+        tracing::info!("home-network addresses are pseudonymised in every output");
+    }
+    let inputs = crate::inputs::expand(&args.inputs)?;
     let mut filter = match &args.filter {
         Some(expr) => Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?),
         None => None,
@@ -112,12 +129,17 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = enricher {
         table.detector_mut().set_enrich(Box::new(e));
     }
-    let mut archive = Archive::open(&args.inputs);
+    let mut archive = Archive::open(&inputs);
     let mut sum = Summary::new(archive.files());
     let mut meta = PacketMeta::default();
     let mut write_err: Option<std::io::Error> = None;
+    let mut progress = Progress::new(archive.bytes_total(), args.quiet);
 
-    while let Some(event) = archive.next_event() {
+    loop {
+        progress.packet(|| archive.bytes_consumed());
+        let Some(event) = archive.next_event() else {
+            break;
+        };
         let pkt = match event {
             Ok(pkt) => pkt,
             Err(err) => {
@@ -129,6 +151,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         sum.frames += 1;
         sum.captured_bytes += pkt.data.len() as u64;
         sum.see_time(pkt.ts_ns);
+        if !selection.time_ok(pkt.ts_ns) {
+            sum.filtered += 1;
+            continue;
+        }
         if let Some(f) = filter.as_mut() {
             if !f.matches(&pkt) {
                 sum.filtered += 1;
@@ -136,6 +162,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         match decode(pkt.link_type, pkt.data, &mut meta) {
+            Ok(Decoded::Ip) if by_address && !selection.addrs_ok(meta.src, meta.dst) => {
+                sum.filtered += 1;
+            }
             Ok(Decoded::Ip) => table.ingest(pkt.ts_ns, &meta),
             Ok(Decoded::NotIp) => sum.not_ip += 1,
             Err(e) => sum.decode_errors[e.index()] += 1,
@@ -147,8 +176,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             &mut alerts,
             &mut sum,
             &mut write_err,
+            &privacy,
         );
     }
+    progress.finish();
     table.finish();
     drain(
         &mut table,
@@ -157,6 +188,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &mut alerts,
         &mut sum,
         &mut write_err,
+        &privacy,
     );
     for w in [out.as_mut(), alerts_out.as_mut()].into_iter().flatten() {
         if write_err.is_none() {
@@ -172,7 +204,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         sum.print(&mut err, wall, DecodeError::ALL_REASONS);
-        print_top(&mut err, &alerts, 10);
+        print_top(&mut err, &alerts, 10, &privacy);
     }
     if let Some(path) = &args.stats {
         let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
@@ -199,10 +231,11 @@ fn drain(
     alerts: &mut Vec<Alert>,
     sum: &mut Summary,
     write_err: &mut Option<std::io::Error>,
+    privacy: &Privacy,
 ) {
     while let Some(rec) = engine.pop_record() {
         if let (Some(w), None) = (out.as_mut(), &*write_err) {
-            if let Err(e) = write_record(w, &rec) {
+            if let Err(e) = write_record(w, &rec, privacy) {
                 *write_err = Some(e);
             }
         }
@@ -210,7 +243,7 @@ fn drain(
     }
     while let Some(alert) = engine.pop_alert() {
         if let (Some(w), None) = (alerts_out.as_mut(), &*write_err) {
-            if let Err(e) = write_alert(w, &alert) {
+            if let Err(e) = write_alert(w, &alert, privacy) {
                 *write_err = Some(e);
             }
         }

@@ -58,6 +58,15 @@ pub struct Settings {
     pub detect: DetectConfig,
     /// Endpoint enrichment databases.
     pub enrich: EnrichSettings,
+    /// What pseudonymisation (`analyze --pseudonymize KEYFILE`) covers.
+    pub privacy: PrivacySettings,
+}
+
+/// What `--pseudonymize` maps when it is given (the key itself is never in the config).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrivacySettings {
+    /// Also pseudonymise external endpoints, not only home-network (subscriber) addresses.
+    pub pseudonymize_endpoints: bool,
 }
 
 /// MaxMind-format (`.mmdb`) databases for endpoint ASN and country.
@@ -78,6 +87,14 @@ struct RawConfig {
     detect: RawDetect,
     #[serde(default)]
     enrich: RawEnrich,
+    #[serde(default)]
+    privacy: RawPrivacy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPrivacy {
+    pseudonymize_endpoints: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -547,10 +564,14 @@ impl Settings {
             asn_database: path(&raw.enrich.asn_database),
             country_database: path(&raw.enrich.country_database),
         };
+        let privacy = PrivacySettings {
+            pseudonymize_endpoints: raw.privacy.pseudonymize_endpoints.unwrap_or(false),
+        };
         Ok(Settings {
             flow,
             detect,
             enrich,
+            privacy,
         })
     }
 
@@ -627,6 +648,9 @@ mod tests {
         .unwrap();
         assert!(s.detect.home_nets.contains("198.18.1.1".parse().unwrap()));
         assert_eq!(s.detect.allow.asns, vec![64500]);
+        let p = Settings::parse("[privacy]\npseudonymize_endpoints = true\n", "t").unwrap();
+        assert!(p.privacy.pseudonymize_endpoints);
+        assert!(err("[privacy]\npseudonymize_endpoints = 1\n").starts_with("t.toml:2"));
     }
 
     #[test]
