@@ -4,7 +4,11 @@
 mod accuracy;
 mod alerts;
 mod bad_input;
+mod carve;
 mod cli;
 mod crafted;
 mod pcapfile;
+mod privacy;
+mod select;
+mod simcap;
 mod truth;

@@ -82,21 +82,43 @@ impl Selection {
 }
 
 /// Parses a time given as RFC 3339 (`2026-11-21T10:00:00Z`, `2026-11-21T11:00:00.5+01:00`)
-/// or as seconds since the Unix epoch (`1763719200`, `1763719200.25`), to ns since the epoch.
+/// or as decimal seconds since the Unix epoch (`1763719200`, `1763719200.25`, read exactly),
+/// to ns since the epoch.
 pub fn parse_time(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        anyhow::ensure!(
-            secs.is_finite() && secs.abs() < 9.2e9,
-            "time out of range: {s}"
-        );
-        return Ok((secs * 1e9).round() as i64);
+    if let Some(ns) = parse_epoch(s) {
+        return ns;
     }
     parse_rfc3339(s).with_context(|| {
         format!(
             "not a time (expected RFC 3339 such as 2026-11-21T10:00:00Z, or epoch seconds): {s}"
         )
     })
+}
+
+/// Decimal epoch seconds, read exactly (no floating point): `Some(Err)` when out of range.
+fn parse_epoch(s: &str) -> Option<anyhow::Result<i64>> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || (body.contains('.') && frac.is_empty()) {
+        return None;
+    }
+    let mut frac_ns = 0i64;
+    for (i, c) in frac.bytes().take(9).enumerate() {
+        frac_ns += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
+    }
+    let ns = int
+        .parse::<i64>()
+        .ok()
+        .and_then(|secs| secs.checked_mul(1_000_000_000))
+        .and_then(|ns| ns.checked_add(frac_ns))
+        .map(|ns| if neg { -ns } else { ns })
+        .ok_or_else(|| anyhow::anyhow!("time out of range: {s}"));
+    Some(ns)
 }
 
 fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
@@ -181,6 +203,11 @@ mod tests {
         assert_eq!(parse_time("2023-11-14 20:13:20.123456-02:00").unwrap(), t);
         assert_eq!(parse_time("1700000000.123456").unwrap(), t);
         assert_eq!(parse_time("1700000000").unwrap(), 1_700_000_000_000_000_000);
+        assert_eq!(
+            parse_time("1767225978.957767").unwrap(),
+            1_767_225_978_957_767_000
+        );
+        assert_eq!(parse_time("-1.5").unwrap(), -1_500_000_000);
         assert_eq!(
             parse_time("2000-02-29T00:00:00Z").unwrap(),
             951_782_400_000_000_000
