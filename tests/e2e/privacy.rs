@@ -178,3 +178,43 @@ fn key_files_are_checked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("64 hexadecimal digits"));
 }
+
+#[test]
+fn tunnel_outer_addresses_follow_the_home_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    keygen(&key);
+    let keyarg = key.to_str().unwrap();
+    let encap = burstwatch_tests::corpus().join("encap");
+    let mut layers_seen = 0;
+    for entry in std::fs::read_dir(&encap).unwrap() {
+        let path = entry.unwrap().path();
+        let p = path.to_str().unwrap();
+        let flows = |extra: &[&str]| {
+            let mut args = vec!["analyze", p, "--flows", "-", "-q"];
+            args.extend_from_slice(extra);
+            json_lines(&run(&args).stdout)
+        };
+        let clear = flows(&[]);
+        let home_only = flows(&["--pseudonymize", keyarg]);
+        let every = flows(&["--pseudonymize", keyarg, "--pseudonymize-endpoints"]);
+        assert_eq!(clear.len(), home_only.len(), "{p}");
+        assert_eq!(clear.len(), every.len(), "{p}");
+        for ((c, h), e) in clear.iter().zip(&home_only).zip(&every) {
+            let Some(layers) = c["tunnel"].as_array() else {
+                continue;
+            };
+            for (i, layer) in layers.iter().enumerate() {
+                for k in ["outer_src", "outer_dst"] {
+                    let ca = addr(layer, k);
+                    let ha = addr(&h["tunnel"][i], k);
+                    let ea = addr(&e["tunnel"][i], k);
+                    assert_eq!(ca != ha, is_home(ca), "{p}: {k} {ca} -> {ha}");
+                    assert_ne!(ca, ea, "{p}: {k} {ca} left in clear");
+                    layers_seen += 1;
+                }
+            }
+        }
+    }
+    assert!(layers_seen > 20, "tunnel layers checked: {layers_seen}");
+}

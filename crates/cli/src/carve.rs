@@ -315,6 +315,12 @@ fn finish(
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
     std::fs::write(&manifest_path, text)
         .with_context(|| format!("cannot write {}", manifest_path.display()))?;
+    if tally.packets == 0 {
+        eprintln!(
+            "burstwatch: warning: no packet matched {} <-> {} in the span (pseudonymised alerts name pseudonyms: carve needs real addresses)",
+            t.src, t.dst
+        );
+    }
     eprintln!(
         "burstwatch: carved {} packets ({} bytes captured, {} of IP) into {}",
         tally.packets,
