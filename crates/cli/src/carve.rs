@@ -42,7 +42,7 @@ pub struct CarveArgs {
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub margin: f64,
     /// The evidence file: pcap with the packets' link type, or pcapng with one interface per
-    /// link type when the packets have several. `OUT.manifest.json` is written beside it.
+    /// link type when the packets have several. `OUT.pcap.manifest.json` (the output name plus `.manifest.json`) is written beside it.
     #[arg(short, long, value_name = "OUT.pcap")]
     pub output: PathBuf,
 }
