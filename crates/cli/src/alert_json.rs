@@ -6,6 +6,7 @@ use burstwatch_engine::Alert;
 use serde::Serialize;
 
 use crate::flow_json::{Proto, Ts};
+use crate::privacy::Privacy;
 
 #[derive(Serialize)]
 struct ReasonJson {
@@ -75,13 +76,14 @@ pub fn id_string(id: u64) -> String {
     format!("{id:016x}")
 }
 
-/// Write one alert as a JSON line.
-pub fn write_alert<W: Write>(out: &mut W, a: &Alert) -> std::io::Result<()> {
+/// Write one alert as a JSON line, its addresses passed through `privacy`. (Reasons carry
+/// names and numbers only, never addresses.)
+pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::io::Result<()> {
     let json = AlertJson {
-        id: id_string(a.id),
+        id: id_string(privacy.alert_id(a.id)),
         kind: a.kind.as_str(),
-        src: a.src,
-        dst: a.dst,
+        src: privacy.addr(a.src),
+        dst: privacy.addr(a.dst),
         dst_port: a.dst_port,
         proto: Proto::of(a.proto),
         start_ts: Ts(a.start_ns),
@@ -141,8 +143,8 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-/// Print the highest-scoring alerts as a table.
-pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize) {
+/// Print the highest-scoring alerts as a table, addresses passed through `privacy`.
+pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize, privacy: &Privacy) {
     if alerts.is_empty() {
         let _ = writeln!(w, "burstwatch: no alerts");
         return;
@@ -172,9 +174,10 @@ pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize) {
             .take(3)
             .map(|r| format!("{} +{:.2}", r.name, r.contribution))
             .collect();
-        let endpoint = match a.dst {
-            std::net::IpAddr::V6(_) => format!("[{}]:{}", a.dst, a.dst_port),
-            std::net::IpAddr::V4(_) => format!("{}:{}", a.dst, a.dst_port),
+        let dst = privacy.addr(a.dst);
+        let endpoint = match dst {
+            std::net::IpAddr::V6(_) => format!("[{}]:{}", dst, a.dst_port),
+            std::net::IpAddr::V4(_) => format!("{}:{}", dst, a.dst_port),
         };
         let _ = writeln!(
             w,
@@ -182,7 +185,7 @@ pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize) {
             a.severity.as_str(),
             a.kind.as_str(),
             a.score,
-            a.src.to_string(),
+            privacy.addr(a.src).to_string(),
             endpoint,
             human_bytes(a.bytes_out),
             human_bytes(a.bytes_in),

@@ -16,13 +16,17 @@ use burstwatch_wire::DecodeError;
 use crate::alert_json::{print_top, write_alert};
 use crate::flow_json::write_record;
 use crate::pipeline;
+use crate::privacy::{Privacy, PrivacyArgs};
+use crate::progress::Progress;
+use crate::select::SelectArgs;
 use crate::summary::Summary;
 
 /// Arguments of `burstwatch analyze`.
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap, pcapng, optionally gzip-compressed) and directories of them.
-    #[arg(required = true, value_name = "FILE|DIR")]
+    /// Capture files (pcap, pcapng, optionally gzip-compressed), directories of them and glob
+    /// patterns ('caps/*.pcap.gz'); read as one stream ordered by time.
+    #[arg(required = true, value_name = "FILE|DIR|GLOB")]
     pub inputs: Vec<PathBuf>,
     /// Write flow records as JSON lines to this file ('-' for standard output).
     #[arg(long, value_name = "PATH|-")]
@@ -55,9 +59,15 @@ pub struct AnalyzeArgs {
     /// thread while the engine runs (the default where two cores exist). The output is the same.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
-    /// Do not print the summary on standard error.
+    /// Do not print progress or the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Packet selection (time window, hosts, endpoints).
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Pseudonymisation of output addresses.
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
 }
 
 /// Where records go.
@@ -84,6 +94,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if !args.home_nets.is_empty() {
         settings.detect.home_nets = burstwatch_engine::PrefixSet::new(args.home_nets.clone());
     }
+    let selection = args.select.selection()?;
+    let privacy = args.privacy.privacy(&settings)?;
+    if privacy.enabled() {
+        tracing::info!("home-network addresses are pseudonymised in every output");
+    }
+    let inputs = crate::inputs::expand(&args.inputs)?;
     let mut filter = match &args.filter {
         Some(expr) => Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?),
         None => None,
@@ -117,25 +133,35 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = enricher {
         table.detector_mut().set_enrich(Box::new(e));
     }
-    let mut archive = Archive::open(&args.inputs);
+    let mut archive = Archive::open(&inputs);
     let mut sum = Summary::new(archive.files());
     let mut write_err: Option<std::io::Error> = None;
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
         usize::from,
     );
-    let counts = pipeline::run(&mut archive, filter.as_mut(), threads, |ts, meta| {
-        table.ingest(ts, meta);
-        drain(
-            &mut table,
-            &mut out,
-            &mut alerts_out,
-            &mut alerts,
-            &mut sum,
-            &mut write_err,
-        );
-    });
+    let mut progress = Progress::new(archive.bytes_total(), args.quiet);
+    let counts = pipeline::run(
+        &mut archive,
+        filter.as_mut(),
+        &selection,
+        &mut progress,
+        threads,
+        |ts, meta| {
+            table.ingest(ts, meta);
+            drain(
+                &mut table,
+                &mut out,
+                &mut alerts_out,
+                &mut alerts,
+                &mut sum,
+                &mut write_err,
+                &privacy,
+            );
+        },
+    );
     counts.merge_into(&mut sum);
+    progress.finish();
     table.finish();
     drain(
         &mut table,
@@ -144,6 +170,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &mut alerts,
         &mut sum,
         &mut write_err,
+        &privacy,
     );
     for w in [out.as_mut(), alerts_out.as_mut()].into_iter().flatten() {
         if write_err.is_none() {
@@ -159,7 +186,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         sum.print(&mut err, wall, DecodeError::ALL_REASONS);
-        print_top(&mut err, &alerts, 10);
+        print_top(&mut err, &alerts, 10, &privacy);
     }
     if let Some(path) = &args.stats {
         let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
@@ -186,10 +213,11 @@ fn drain(
     alerts: &mut Vec<Alert>,
     sum: &mut Summary,
     write_err: &mut Option<std::io::Error>,
+    privacy: &Privacy,
 ) {
     while let Some(rec) = engine.pop_record() {
         if let (Some(w), None) = (out.as_mut(), &*write_err) {
-            if let Err(e) = write_record(w, &rec) {
+            if let Err(e) = write_record(w, &rec, privacy) {
                 *write_err = Some(e);
             }
         }
@@ -197,7 +225,7 @@ fn drain(
     }
     while let Some(alert) = engine.pop_alert() {
         if let (Some(w), None) = (alerts_out.as_mut(), &*write_err) {
-            if let Err(e) = write_alert(w, &alert) {
+            if let Err(e) = write_alert(w, &alert, privacy) {
                 *write_err = Some(e);
             }
         }

@@ -5,6 +5,8 @@ use std::io::Write;
 use burstwatch_engine::{proto_name, FlowRecord};
 use serde::Serialize;
 
+use crate::privacy::Privacy;
+
 /// Seconds since the epoch with microsecond precision, as a JSON number.
 #[derive(Debug, Clone, Copy)]
 pub struct Ts(pub i64);
@@ -104,14 +106,17 @@ struct FlowJson<'a> {
     tunnel_rev: Option<Vec<TunnelJson>>,
 }
 
-fn tunnels_json(layers: &[burstwatch_wire::TunnelLayer]) -> Option<Vec<TunnelJson>> {
+fn tunnels_json(
+    layers: &[burstwatch_wire::TunnelLayer],
+    privacy: &Privacy,
+) -> Option<Vec<TunnelJson>> {
     (!layers.is_empty()).then(|| {
         layers
             .iter()
             .map(|t| TunnelJson {
                 kind: t.kind.as_str(),
-                outer_src: t.outer_src,
-                outer_dst: t.outer_dst,
+                outer_src: privacy.addr(t.outer_src),
+                outer_dst: privacy.addr(t.outer_dst),
                 outer_sport: t.outer_sport,
                 outer_dport: t.outer_dport,
                 id: t.id,
@@ -124,15 +129,20 @@ fn is_zero32(v: &u32) -> bool {
     *v == 0
 }
 
-/// Write one record as a JSON line.
-pub fn write_record<W: Write>(out: &mut W, r: &FlowRecord) -> std::io::Result<()> {
+/// Write one record as a JSON line, its addresses (tunnel outer ones included) passed through
+/// `privacy`.
+pub fn write_record<W: Write>(
+    out: &mut W,
+    r: &FlowRecord,
+    privacy: &Privacy,
+) -> std::io::Result<()> {
     let tcp = r.proto == 6;
     let ctx = r.context.as_deref();
     let json = FlowJson {
         proto: Proto::of(r.proto),
-        src: r.src,
+        src: privacy.addr(r.src),
         sport: r.sport,
-        dst: r.dst,
+        dst: privacy.addr(r.dst),
         dport: r.dport,
         first_ts: Ts(r.first_ns()),
         last_ts: Ts(r.last_ns()),
@@ -151,8 +161,8 @@ pub fn write_record<W: Write>(out: &mut W, r: &FlowRecord) -> std::io::Result<()
             .filter(|c| !c.vlans.is_empty())
             .map(|c| c.vlans.as_slice()),
         mpls_label: ctx.and_then(|c| c.mpls_label),
-        tunnel: ctx.and_then(|c| tunnels_json(&c.tunnels)),
-        tunnel_rev: ctx.and_then(|c| tunnels_json(&c.tunnels_rev)),
+        tunnel: ctx.and_then(|c| tunnels_json(&c.tunnels, privacy)),
+        tunnel_rev: ctx.and_then(|c| tunnels_json(&c.tunnels_rev, privacy)),
     };
     serde_json::to_writer(&mut *out, &json)?;
     out.write_all(b"\n")

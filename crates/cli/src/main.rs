@@ -13,10 +13,17 @@ use clap::{Parser, Subcommand};
 
 mod alert_json;
 mod analyze;
+mod carve;
 mod daemon;
 mod eval;
+mod evidence;
 mod flow_json;
+mod inputs;
+mod keys;
 mod pipeline;
+mod privacy;
+mod progress;
+mod select;
 mod simulate;
 mod summary;
 
@@ -43,6 +50,13 @@ enum Command {
     /// Score alerts against a simulator ground truth: recall, precision and detection delay
     /// per scenario kind.
     Eval(eval::EvalArgs),
+    /// Copy the packets of one address pair within a time span (an alert's, or given) from
+    /// captures into an evidence pcap with a manifest of hashes.
+    Carve(carve::CarveArgs),
+    /// Write a fresh random pseudonymisation key (for `analyze --pseudonymize`).
+    Keygen(keys::KeygenArgs),
+    /// Print the original address of each pseudonym: `pseudonym original` per line.
+    Reveal(keys::RevealArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +76,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Daemon(args) => daemon::run(&args),
         Command::CheckConfig(args) => daemon::check_config(&args),
+        Command::Carve(args) => carve::run(&args),
+        Command::Keygen(args) => keys::keygen(&args),
+        Command::Reveal(args) => keys::reveal(&args),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,8 @@ use std::sync::mpsc;
 use burstwatch_capture::{Archive, BpfFilter};
 use burstwatch_wire::{decode, Decoded, PacketMeta};
 
+use crate::progress::Progress;
+use crate::select::Selection;
 use crate::summary::Summary;
 
 /// Packets per batch handed from the reader to the engine thread.
@@ -25,7 +27,7 @@ pub struct ReadCounts {
     pub frames: u64,
     /// Captured bytes of those frames.
     pub captured_bytes: u64,
-    /// Frames dropped by the filter.
+    /// Frames dropped by the filter or the selection (`--since`, `--host`, ...).
     pub filtered: u64,
     /// Frames without IP.
     pub not_ip: u64,
@@ -55,23 +57,27 @@ impl ReadCounts {
     }
 }
 
-/// Read every packet of `archive` (through `filter`), decode it, and call `on_ip` with each IP
-/// packet in input order. Returns the reader's counts.
+/// Read every packet of `archive` (through `filter` and `selection`), decode it, and call
+/// `on_ip` with each selected IP packet in input order. Returns the reader's counts.
 pub fn run(
     archive: &mut Archive,
     filter: Option<&mut BpfFilter>,
+    selection: &Selection,
+    progress: &mut Progress,
     threads: usize,
     mut on_ip: impl FnMut(i64, &PacketMeta),
 ) -> ReadCounts {
     if threads < 2 {
-        return read(archive, filter, |ts, meta| on_ip(ts, meta));
+        return read(archive, filter, selection, progress, |ts, meta| {
+            on_ip(ts, meta)
+        });
     }
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<(i64, PacketMeta)>>(IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<(i64, PacketMeta)>>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut batch: Vec<(i64, PacketMeta)> = Vec::with_capacity(BATCH);
-            let counts = read(archive, filter, |ts, meta| {
+            let counts = read(archive, filter, selection, progress, |ts, meta| {
                 batch.push((ts, meta.clone()));
                 if batch.len() == BATCH {
                     let next = empty_rx
@@ -104,12 +110,19 @@ pub fn run(
 fn read(
     archive: &mut Archive,
     mut filter: Option<&mut BpfFilter>,
+    selection: &Selection,
+    progress: &mut Progress,
     mut on_ip: impl FnMut(i64, &PacketMeta),
 ) -> ReadCounts {
     let mut c = ReadCounts::default();
     let mut meta = PacketMeta::default();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
-    while let Some(event) = archive.next_event() {
+    let by_address = selection.has_addresses();
+    loop {
+        progress.packet(|| archive.bytes_consumed());
+        let Some(event) = archive.next_event() else {
+            break;
+        };
         let pkt = match event {
             Ok(pkt) => pkt,
             Err(err) => {
@@ -122,6 +135,10 @@ fn read(
         c.captured_bytes += pkt.data.len() as u64;
         first = first.min(pkt.ts_ns);
         last = last.max(pkt.ts_ns);
+        if !selection.time_ok(pkt.ts_ns) {
+            c.filtered += 1;
+            continue;
+        }
         if let Some(f) = filter.as_deref_mut() {
             if !f.matches(&pkt) {
                 c.filtered += 1;
@@ -129,6 +146,9 @@ fn read(
             }
         }
         match decode(pkt.link_type, pkt.data, &mut meta) {
+            Ok(Decoded::Ip) if by_address && !selection.addrs_ok(meta.src, meta.dst) => {
+                c.filtered += 1;
+            }
             Ok(Decoded::Ip) => on_ip(pkt.ts_ns, &meta),
             Ok(Decoded::NotIp) => c.not_ip += 1,
             Err(e) => c.decode_errors[e.index()] += 1,

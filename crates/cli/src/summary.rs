@@ -18,7 +18,7 @@ pub struct Summary {
     pub captured_bytes: u64,
     /// Bytes of input consumed (after decompression).
     pub bytes_read: u64,
-    /// Frames dropped by `--filter`.
+    /// Frames dropped by `--filter`, `--since`/`--until` or `--host`/`--endpoint`.
     pub filtered: u64,
     /// Well-formed frames without IP (ARP, STP, ...).
     pub not_ip: u64,

@@ -63,6 +63,15 @@ pub struct Settings {
     pub enrich: EnrichSettings,
     /// Live capture, outputs and state of `burstwatch daemon`.
     pub daemon: DaemonSettings,
+    /// What pseudonymisation (`analyze --pseudonymize KEYFILE`) covers.
+    pub privacy: PrivacySettings,
+}
+
+/// What `--pseudonymize` maps when it is given (the key itself is never in the config).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrivacySettings {
+    /// Also pseudonymise external endpoints, not only home-network (subscriber) addresses.
+    pub pseudonymize_endpoints: bool,
 }
 
 /// MaxMind-format (`.mmdb`) databases for endpoint ASN and country.
@@ -85,6 +94,13 @@ struct RawConfig {
     enrich: RawEnrich,
     #[serde(default)]
     daemon: daemon::RawDaemon,
+    privacy: RawPrivacy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPrivacy {
+    pseudonymize_endpoints: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -555,11 +571,15 @@ impl Settings {
             country_database: path(&raw.enrich.country_database),
         };
         let daemon = ctx.daemon(&raw.daemon, base)?;
+        let privacy = PrivacySettings {
+            pseudonymize_endpoints: raw.privacy.pseudonymize_endpoints.unwrap_or(false),
+        };
         Ok(Settings {
             flow,
             detect,
             enrich,
             daemon,
+            privacy,
         })
     }
 
@@ -636,6 +656,9 @@ mod tests {
         .unwrap();
         assert!(s.detect.home_nets.contains("198.18.1.1".parse().unwrap()));
         assert_eq!(s.detect.allow.asns, vec![64500]);
+        let p = Settings::parse("[privacy]\npseudonymize_endpoints = true\n", "t").unwrap();
+        assert!(p.privacy.pseudonymize_endpoints);
+        assert!(err("[privacy]\npseudonymize_endpoints = 1\n").starts_with("t.toml:2"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::capture::Batch;
 use super::shared::Shared;
 use crate::alert_json::write_alert;
 use crate::flow_json::write_record;
+use crate::privacy::Privacy;
 
 /// What the worker sends to the output thread.
 pub enum Output {
@@ -80,14 +81,14 @@ pub fn run(
 fn drain(engine: &mut Engine, out: &Sender<Output>, records: &mut u64, alerts: &mut u64) {
     while let Some(rec) = engine.pop_record() {
         let mut line = Vec::with_capacity(320);
-        if write_record(&mut line, &rec).is_ok() {
+        if write_record(&mut line, &rec, &Privacy::disabled()).is_ok() {
             *records += 1;
             let _ = out.send(Output::Flow(line));
         }
     }
     while let Some(alert) = engine.pop_alert() {
         let mut line = Vec::with_capacity(1024);
-        if write_alert(&mut line, &alert).is_ok() {
+        if write_alert(&mut line, &alert, &Privacy::disabled()).is_ok() {
             *alerts += 1;
             let _ = out.send(Output::Alert(line, Box::new(alert)));
         }

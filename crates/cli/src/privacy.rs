@@ -1,0 +1,136 @@
+//! [`Privacy`]: the one place where output addresses are pseudonymised. Every writer (flow and
+//! alert JSON, the alert table, reports) passes each address it prints through
+//! [`Privacy::addr`].
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::Context as _;
+use burstwatch_anon::Pseudonymizer;
+use burstwatch_engine::PrefixSet;
+
+/// Command-line options of pseudonymisation.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PrivacyArgs {
+    /// Replace every home-network (subscriber) address in every output (flows, alerts, the
+    /// alert table) by its keyed, prefix-preserving pseudonym (Crypto-PAn). KEYFILE holds 32
+    /// raw bytes or 64 hex digits (`burstwatch keygen`); `burstwatch reveal` maps back.
+    #[arg(long, value_name = "KEYFILE")]
+    pub pseudonymize: Option<std::path::PathBuf>,
+    /// With --pseudonymize, map external endpoints too (config: privacy.pseudonymize_endpoints).
+    #[arg(long, requires = "pseudonymize")]
+    pub pseudonymize_endpoints: bool,
+}
+
+impl PrivacyArgs {
+    /// The output mapping for these arguments and settings.
+    pub fn privacy(&self, settings: &burstwatch_config::Settings) -> anyhow::Result<Privacy> {
+        match &self.pseudonymize {
+            None => Ok(Privacy::disabled()),
+            Some(key) => Privacy::from_key_file(
+                key,
+                settings.detect.home_nets.clone(),
+                self.pseudonymize_endpoints || settings.privacy.pseudonymize_endpoints,
+            ),
+        }
+    }
+}
+
+/// Which output addresses are replaced by their pseudonyms; the identity when disabled.
+#[derive(Debug, Clone, Default)]
+pub struct Privacy {
+    inner: Option<Enabled>,
+}
+
+#[derive(Debug, Clone)]
+struct Enabled {
+    pseudonymizer: Pseudonymizer,
+    home_nets: PrefixSet,
+    endpoints: bool,
+}
+
+impl Privacy {
+    /// No pseudonymisation: [`Privacy::addr`] returns its argument.
+    pub fn disabled() -> Privacy {
+        Privacy::default()
+    }
+
+    /// Pseudonymise addresses inside `home_nets`, and every other address too when
+    /// `endpoints` is set.
+    pub fn new(pseudonymizer: Pseudonymizer, home_nets: PrefixSet, endpoints: bool) -> Privacy {
+        Privacy {
+            inner: Some(Enabled {
+                pseudonymizer,
+                home_nets,
+                endpoints,
+            }),
+        }
+    }
+
+    /// Reads the key file and enables pseudonymisation.
+    pub fn from_key_file(
+        path: &Path,
+        home_nets: PrefixSet,
+        endpoints: bool,
+    ) -> anyhow::Result<Privacy> {
+        let p =
+            Pseudonymizer::from_key_file(path).context("cannot read the pseudonymisation key")?;
+        Ok(Privacy::new(p, home_nets, endpoints))
+    }
+
+    /// Whether any address is mapped.
+    pub fn enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// An alert id as it may appear in output. Ids hash the address pair, so with
+    /// pseudonymisation on they are replaced by a keyed tag (stable for the same key and
+    /// input) that cannot confirm a guessed address.
+    pub fn alert_id(&self, id: u64) -> u64 {
+        match &self.inner {
+            Some(e) => e.pseudonymizer.tag_u64(id),
+            None => id,
+        }
+    }
+
+    /// The address as it may appear in output.
+    #[inline]
+    pub fn addr(&self, ip: IpAddr) -> IpAddr {
+        match &self.inner {
+            Some(e) if e.endpoints || e.home_nets.contains(ip) => e.pseudonymizer.pseudonymize(ip),
+            _ => ip,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn maps_home_addresses_and_optionally_endpoints() {
+        let key: [u8; 32] = core::array::from_fn(|i| i as u8 * 7);
+        let home = PrefixSet::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "fd00::/8".parse().unwrap(),
+        ]);
+        let p = Pseudonymizer::new(&key);
+        let only_home = Privacy::new(p.clone(), home.clone(), false);
+        let all = Privacy::new(p.clone(), home, true);
+        for a in ["10.1.2.3", "fd00::1"] {
+            assert_eq!(only_home.addr(ip(a)), p.pseudonymize(ip(a)));
+            assert_ne!(only_home.addr(ip(a)), ip(a));
+        }
+        assert_eq!(only_home.addr(ip("192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(all.addr(ip("192.0.2.1")), p.pseudonymize(ip("192.0.2.1")));
+        assert_eq!(Privacy::disabled().addr(ip("10.1.2.3")), ip("10.1.2.3"));
+        assert!(!Privacy::disabled().enabled() && all.enabled());
+        assert_eq!(Privacy::disabled().alert_id(7), 7);
+        assert_ne!(all.alert_id(7), 7);
+    }
+}
