@@ -50,8 +50,6 @@ pub struct DaemonSettings {
     /// Learned state (baselines, endpoint prevalence, first contacts) written on exit and read
     /// on start.
     pub state_file: Option<PathBuf>,
-    /// Switch to this user once the captures are open (empty: stay).
-    pub user: Option<String>,
     /// Seconds between retries of an interface that is down or missing (doubles up to 60).
     pub retry_seconds: f64,
 }
@@ -73,7 +71,6 @@ impl Default for DaemonSettings {
             alertmanager_url: None,
             alertmanager_queue: 10_000,
             state_file: None,
-            user: None,
             retry_seconds: 1.0,
         }
     }
@@ -96,7 +93,6 @@ pub(crate) struct RawDaemon {
     alertmanager_url: Option<Spanned<String>>,
     alertmanager_queue: Option<Spanned<i64>>,
     state_file: Option<String>,
-    user: Option<String>,
     retry_seconds: Option<Spanned<f64>>,
 }
 
@@ -197,7 +193,6 @@ impl Ctx<'_> {
                 10_000_000,
             )?,
             state_file: path(&r.state_file),
-            user: non_empty(&r.user).cloned(),
             retry_seconds: retry_ns as f64 / 1e9,
         })
     }
@@ -214,7 +209,7 @@ mod tests {
     fn daemon_section_parses_and_resolves_paths() {
         let s = Settings::parse(
             "[daemon]\ninterfaces = [\"eth1\", \"eth2\"]\nbackend = \"afpacket\"\n\
-             metrics_bind = \"0.0.0.0:9900\"\nalerts_file = \"alerts.jsonl\"\nuser = \"bw\"\n",
+             metrics_bind = \"0.0.0.0:9900\"\nalerts_file = \"alerts.jsonl\"\n",
             "/etc/bw/b.toml",
         )
         .unwrap();
@@ -225,7 +220,6 @@ mod tests {
             s.daemon.alerts_file.as_deref(),
             Some(Path::new("/etc/bw/alerts.jsonl"))
         );
-        assert_eq!(s.daemon.user.as_deref(), Some("bw"));
     }
 
     #[test]

@@ -94,6 +94,7 @@ struct RawConfig {
     enrich: RawEnrich,
     #[serde(default)]
     daemon: daemon::RawDaemon,
+    #[serde(default)]
     privacy: RawPrivacy,
 }
 
