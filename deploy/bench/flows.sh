@@ -92,7 +92,9 @@ bench() {
         }')")
 }
 
+# Default: reading and decoding on a second thread; --threads 1: everything on one core.
 bench burstwatch "$BIN" analyze --quiet --flows /dev/null "$FILE"
+bench burstwatch-1-thread "$BIN" analyze --quiet --threads 1 --flows /dev/null "$FILE"
 bench tshark tshark -q -n -r "$FILE" -z conv,tcp -z conv,udp
 mkdir -p "$work/nfcapd"
 bench nfpcapd nfpcapd -r "$FILE" -w "$work/nfcapd"
