@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Archive benchmark (run by hand; not a test): one multi-GB simulator capture, the same packets
+# split into rotated files, `burstwatch analyze` over the archive with 1 and 2 threads.
+#
+#   deploy/bench/archive.sh                      # BENCH_DIR=target/bench, 2 GiB, 8 files
+#   BENCH_SIZE=4G BENCH_FILES=16 deploy/bench/archive.sh
+#   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/archive.sh
+#   REPORT=1 deploy/bench/archive.sh             # also --report (needs the `report` feature)
+#
+# Prints wall time, CPU time and peak RSS per run, the 2-thread/1-thread wall-time ratio, and
+# checks that the archive gives byte-identical alerts to the single file.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+BENCH_DIR=${BENCH_DIR:-target/bench}
+BENCH_SIZE=${BENCH_SIZE:-2G}
+BENCH_FILES=${BENCH_FILES:-8}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET_DIR/release/burstwatch
+TIME=/usr/bin/time
+ONE=$BENCH_DIR/archive-one.pcap
+PARTS=$BENCH_DIR/archive-parts
+
+[[ -x $TIME ]] || { echo "archive.sh: GNU time is needed at $TIME" >&2; exit 2; }
+command -v editcap >/dev/null || { echo "archive.sh: editcap (wireshark-common) is needed" >&2; exit 2; }
+
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+    features=()
+    [[ ${REPORT:-0} == 1 ]] && features=(--features report)
+    cargo build --release -p burstwatch "${features[@]}"
+fi
+
+mkdir -p "$BENCH_DIR"
+if [[ ! -s $ONE ]]; then
+    echo "== generating $ONE ($BENCH_SIZE, with scenarios)" >&2
+    # Scenarios at their natural size in a population sized so the capture holds a few GB.
+    "$BIN" simulate --seed 4 --subscribers 3000 --size "$BENCH_SIZE" -o "$ONE.tmp" -q
+    mv "$ONE.tmp" "$ONE"
+    rm -rf "$PARTS"
+fi
+if [[ ! -d $PARTS ]]; then
+    packets=$(capinfos -c -M "$ONE" | awk -F: '/Number of packets/ { gsub(/[^0-9]/, "", $2); print $2 }')
+    per=$(((packets + BENCH_FILES - 1) / BENCH_FILES))
+    echo "== splitting into $BENCH_FILES files of $per packets" >&2
+    mkdir -p "$PARTS.tmp"
+    editcap -F pcap -c "$per" "$ONE" "$PARTS.tmp/part.pcap"
+    mv "$PARTS.tmp" "$PARTS"
+fi
+echo "== warming the page cache" >&2
+cat "$ONE" "$PARTS"/* >/dev/null
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/burstwatch-archive.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+report=()
+rows=()
+run() { # NAME THREADS INPUT...
+    local name=$1 threads=$2
+    shift 2
+    [[ ${REPORT:-0} == 1 ]] && report=(--report "$work/report-$name")
+    "$TIME" -f '%e %U %S %M' -o "$work/$name.time" "$BIN" analyze -q --threads "$threads" \
+        --flows /dev/null --alerts "$work/$name.alerts" "${report[@]}" "$@"
+    local wall user sys rss
+    read -r wall user sys rss < <(tail -n 1 "$work/$name.time")
+    rows+=("$name|$threads|$wall|$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')|$(awk -v m="$rss" 'BEGIN { printf "%.1f", m / 1024 }')|$(wc -l <"$work/$name.alerts")")
+    echo "$wall" >"$work/$name.wall"
+}
+run single-file 2 "$ONE"
+run archive-1-thread 1 "$PARTS"
+run archive-2-threads 2 "$PARTS"
+
+echo
+printf 'single file: %s (%s bytes); archive: %s files in %s\n\n' "$ONE" "$(stat -c %s "$ONE")" \
+    "$(ls "$PARTS" | wc -l)" "$PARTS"
+{
+    echo "run|threads|wall s|CPU s|peak RSS MiB|alerts"
+    printf '%s\n' "${rows[@]}"
+} | column -t -s '|'
+echo
+if cmp -s "$work/single-file.alerts" "$work/archive-2-threads.alerts" &&
+    cmp -s "$work/single-file.alerts" "$work/archive-1-thread.alerts"; then
+    echo "alerts: identical for the single file and the archive (1 and 2 threads)"
+else
+    echo "alerts: DIFFER between the single file and the archive" >&2
+    exit 1
+fi
+awk -v a="$(cat "$work/archive-2-threads.wall")" -v b="$(cat "$work/archive-1-thread.wall")" \
+    'BEGIN { printf "2 threads / 1 thread wall time: %.2f\n", a / b }'
