@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Release mode: the accuracy test simulates and analyzes several GB of traffic.
-cargo test --workspace --release --locked "$@"
+# The report feature (polars) and its end-to-end tests are included: crates/report is built in
+# any case as a workspace member, so this only adds the feature's tests and a bigger binary.
+cargo test --workspace --release --locked \
+    --features "${BURSTWATCH_FEATURES:-burstwatch/report,burstwatch-tests/report}" "$@"

@@ -7,4 +7,6 @@ mod bad_input;
 mod cli;
 mod crafted;
 mod pcapfile;
+#[cfg(feature = "report")]
+mod report;
 mod truth;

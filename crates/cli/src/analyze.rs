@@ -15,6 +15,7 @@ use burstwatch_wire::{decode, DecodeError, Decoded, PacketMeta};
 
 use crate::alert_json::{print_top, write_alert};
 use crate::flow_json::write_record;
+use crate::report::{Collector, ReportArgs};
 use crate::summary::Summary;
 
 /// Arguments of `burstwatch analyze`.
@@ -53,6 +54,9 @@ pub struct AnalyzeArgs {
     /// Do not print the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Forensic report.
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// Where records go.
@@ -108,7 +112,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let mut report = Collector::start(&args.report, &settings.detect.home_nets)?;
     let mut table = Engine::new(settings.flow, settings.detect, seed);
+    if let Some(r) = &report {
+        r.enable(&mut table);
+    }
     if let Some(e) = enricher {
         table.detector_mut().set_enrich(Box::new(e));
     }
@@ -136,7 +144,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             }
         }
         match decode(pkt.link_type, pkt.data, &mut meta) {
-            Ok(Decoded::Ip) => table.ingest(pkt.ts_ns, &meta),
+            Ok(Decoded::Ip) => {
+                table.ingest(pkt.ts_ns, &meta);
+                if let Some(r) = report.as_mut() {
+                    r.packet(pkt.ts_ns, &meta);
+                }
+            }
             Ok(Decoded::NotIp) => sum.not_ip += 1,
             Err(e) => sum.decode_errors[e.index()] += 1,
         }
@@ -147,6 +160,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             &mut alerts,
             &mut sum,
             &mut write_err,
+            &mut report,
         );
     }
     table.finish();
@@ -157,6 +171,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &mut alerts,
         &mut sum,
         &mut write_err,
+        &mut report,
     );
     for w in [out.as_mut(), alerts_out.as_mut()].into_iter().flatten() {
         if write_err.is_none() {
@@ -177,6 +192,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.stats {
         let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(r) = report {
+        if let Err(e) = r.finish(args, &sum) {
+            eprintln!("burstwatch: error: report: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
     }
     if let Some(e) = write_err {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -199,6 +220,7 @@ fn drain(
     alerts: &mut Vec<Alert>,
     sum: &mut Summary,
     write_err: &mut Option<std::io::Error>,
+    report: &mut Option<Collector>,
 ) {
     while let Some(rec) = engine.pop_record() {
         if let (Some(w), None) = (out.as_mut(), &*write_err) {
@@ -207,6 +229,9 @@ fn drain(
             }
         }
         sum.records += 1;
+        if let Some(r) = report.as_mut() {
+            r.flow(&rec);
+        }
     }
     while let Some(alert) = engine.pop_alert() {
         if let (Some(w), None) = (alerts_out.as_mut(), &*write_err) {
@@ -215,9 +240,15 @@ fn drain(
             }
         }
         sum.alerts += 1;
+        if let Some(r) = report.as_mut() {
+            r.alert(&alert);
+        }
         // Kept for the closing table; alerts are few (one per event, rare endpoints only).
         if alerts.len() < 100_000 {
             alerts.push(alert);
         }
+    }
+    if let Some(r) = report.as_mut() {
+        r.bursts(engine);
     }
 }

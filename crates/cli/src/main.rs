@@ -15,6 +15,7 @@ mod alert_json;
 mod analyze;
 mod eval;
 mod flow_json;
+mod report;
 mod simulate;
 mod summary;
 
