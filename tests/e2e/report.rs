@@ -74,15 +74,15 @@ fn parquet(dir: &Path, table: &str) -> DataFrame {
 }
 
 fn strs(df: &DataFrame, col: &str) -> Vec<String> {
-    let c = df.column(col).unwrap().str().unwrap().clone();
-    c.into_iter()
-        .map(|v| v.unwrap_or_default().to_string())
+    let c = df.column(col).unwrap().str().unwrap();
+    (0..c.len())
+        .map(|i| c.get(i).unwrap_or_default().to_string())
         .collect()
 }
 
 fn u64s(df: &DataFrame, col: &str) -> Vec<u64> {
-    let c = df.column(col).unwrap().u64().unwrap().clone();
-    c.into_iter().map(|v| v.unwrap_or(0)).collect()
+    let c = df.column(col).unwrap().u64().unwrap();
+    (0..c.len()).map(|i| c.get(i).unwrap_or(0)).collect()
 }
 
 const TABLES: [&str; 6] = [

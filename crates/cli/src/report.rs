@@ -5,8 +5,6 @@
 
 use std::path::PathBuf;
 
-use burstwatch_engine::PrefixSet;
-
 /// Arguments of `analyze` for the report.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -38,7 +36,10 @@ pub enum Collector {}
 #[cfg(not(feature = "report"))]
 impl Collector {
     /// `--report` given: a usage error; else no collector.
-    pub fn start(args: &ReportArgs, _home: &PrefixSet) -> anyhow::Result<Option<Self>> {
+    pub fn start(
+        args: &ReportArgs,
+        _home: &burstwatch_engine::PrefixSet,
+    ) -> anyhow::Result<Option<Self>> {
         if args.report.is_some() {
             anyhow::bail!(
                 "--report needs burstwatch built with the `report` feature \

@@ -181,7 +181,8 @@ impl Batch {
 }
 
 enum Writer {
-    Parquet(polars::io::parquet::write::BatchedWriter<BufWriter<File>>),
+    // Boxed: the Parquet writer is several times the size of the CSV one.
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<BufWriter<File>>>),
     Csv(polars::io::csv::write::BatchedWriter<BufWriter<File>>),
 }
 
@@ -235,7 +236,7 @@ impl TableOut {
                 Format::Parquet => ParquetWriter::new(out)
                     .with_compression(ParquetCompression::Zstd(None))
                     .batched(schema)
-                    .map(Writer::Parquet),
+                    .map(|w| Writer::Parquet(Box::new(w))),
                 Format::Csv => CsvWriter::new(out).batched(schema).map(Writer::Csv),
             };
             self.writer = Some(w.map_err(|e| self.pl_err(e))?);
