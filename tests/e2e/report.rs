@@ -2,7 +2,7 @@
 //! burst and a beacon alert, the tables read back with polars and checked against the JSON
 //! outputs of the same run, and `report.html` rendered by a headless Chromium.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
