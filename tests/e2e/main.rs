@@ -12,6 +12,8 @@ mod live;
 mod pcapfile;
 mod privacy;
 mod prometheus;
+#[cfg(feature = "report")]
+mod report;
 mod select;
 mod simcap;
 mod truth;

@@ -18,6 +18,7 @@ use crate::flow_json::write_record;
 use crate::pipeline;
 use crate::privacy::{Privacy, PrivacyArgs};
 use crate::progress::Progress;
+use crate::report::{Collector, ReportArgs};
 use crate::select::SelectArgs;
 use crate::summary::Summary;
 
@@ -68,6 +69,9 @@ pub struct AnalyzeArgs {
     /// Pseudonymisation of output addresses.
     #[command(flatten)]
     pub privacy: PrivacyArgs,
+    /// Forensic report.
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// Where records go.
@@ -129,7 +133,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let mut report = Collector::start(&args.report, &settings.detect.home_nets)?;
     let mut table = Engine::new(settings.flow, settings.detect, seed);
+    if let Some(r) = &report {
+        r.enable(&mut table);
+    }
     if let Some(e) = enricher {
         table.detector_mut().set_enrich(Box::new(e));
     }
@@ -149,6 +157,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         threads,
         |ts, meta| {
             table.ingest(ts, meta);
+            if let Some(r) = report.as_mut() {
+                r.packet(ts, meta);
+            }
             drain(
                 &mut table,
                 &mut out,
@@ -157,6 +168,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 &mut sum,
                 &mut write_err,
                 &privacy,
+                &mut report,
             );
         },
     );
@@ -171,6 +183,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &mut sum,
         &mut write_err,
         &privacy,
+        &mut report,
     );
     for w in [out.as_mut(), alerts_out.as_mut()].into_iter().flatten() {
         if write_err.is_none() {
@@ -192,6 +205,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(r) = report {
+        if let Err(e) = r.finish(args, &sum) {
+            eprintln!("burstwatch: error: report: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    }
     if let Some(e) = write_err {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("burstwatch: error: writing flow records: {e}");
@@ -206,6 +225,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Write out every record and alert the engine has ready.
+#[allow(clippy::too_many_arguments)] // the run's outputs, borrowed separately from one closure
 fn drain(
     engine: &mut Engine,
     out: &mut Option<Box<dyn Write>>,
@@ -214,6 +234,7 @@ fn drain(
     sum: &mut Summary,
     write_err: &mut Option<std::io::Error>,
     privacy: &Privacy,
+    report: &mut Option<Collector>,
 ) {
     while let Some(rec) = engine.pop_record() {
         if let (Some(w), None) = (out.as_mut(), &*write_err) {
@@ -222,6 +243,9 @@ fn drain(
             }
         }
         sum.records += 1;
+        if let Some(r) = report.as_mut() {
+            r.flow(&rec);
+        }
     }
     while let Some(alert) = engine.pop_alert() {
         if let (Some(w), None) = (alerts_out.as_mut(), &*write_err) {
@@ -230,9 +254,15 @@ fn drain(
             }
         }
         sum.alerts += 1;
+        if let Some(r) = report.as_mut() {
+            r.alert(&alert);
+        }
         // Kept for the closing table; alerts are few (one per event, rare endpoints only).
         if alerts.len() < 100_000 {
             alerts.push(alert);
         }
+    }
+    if let Some(r) = report.as_mut() {
+        r.bursts(engine);
     }
 }

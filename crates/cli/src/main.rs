@@ -23,6 +23,7 @@ mod keys;
 mod pipeline;
 mod privacy;
 mod progress;
+mod report;
 mod select;
 mod simulate;
 mod summary;
@@ -39,7 +40,7 @@ struct Cli {
 enum Command {
     /// Read captures (pcap/pcapng, optionally .gz; files or directories) as one stream in
     /// timestamp order and write bidirectional flow records as JSON lines.
-    Analyze(analyze::AnalyzeArgs),
+    Analyze(Box<analyze::AnalyzeArgs>),
     /// Write a seeded, synthetic ISP-like capture (pcap) for demos, tuning, tests and benchmarks.
     Simulate(simulate::SimulateArgs),
     /// Capture live on the configured interfaces, export Prometheus metrics and write alerts,

@@ -352,3 +352,78 @@ proptest! {
         prop_assert!(st.hosts <= caps.0 && st.pairs <= caps.1 && st.endpoints <= caps.2);
     }
 }
+
+#[test]
+fn burst_records_give_every_segmented_burst_its_gate_outcome() {
+    use burstwatch_engine::detect::BurstOutcome;
+    use burstwatch_engine::AlertKind;
+    let scenario = |record: bool| {
+        let mut sim = Sim::new(DetectConfig::default());
+        if record {
+            sim.engine.detector_mut().record_bursts(10_000);
+        }
+        sim.background(T0, T0 + 900 * S, 40, 12);
+        // Rare endpoint: alerted. Popular endpoint: common. Tiny burst: too small.
+        sim.burst(
+            T0 + 400 * S,
+            "10.0.0.17",
+            "192.0.2.44",
+            8443,
+            6,
+            20_000_000,
+            8,
+            3,
+        );
+        sim.burst(
+            T0 + 500 * S,
+            "10.0.0.18",
+            "198.18.0.3",
+            443,
+            6,
+            30_000_000,
+            10,
+            2,
+        );
+        sim.finish();
+        let mut recs = Vec::new();
+        while let Some(r) = sim.engine.detector_mut().pop_burst() {
+            recs.push(r);
+        }
+        (sim, recs)
+    };
+    let (off, none) = scenario(false);
+    assert!(none.is_empty(), "recording is off unless enabled");
+    let (sim, recs) = scenario(true);
+    assert_eq!(
+        off.alerts, sim.alerts,
+        "recording does not change the alerts"
+    );
+    let st = sim.engine.detector().stats();
+    let count = |o: BurstOutcome| recs.iter().filter(|r| r.outcome == o).count() as u64;
+    assert_eq!(recs.len() as u64, st.bursts);
+    assert_eq!(count(BurstOutcome::TooLong), st.bursts_too_long);
+    assert_eq!(count(BurstOutcome::TooSmall), st.bursts_too_small);
+    assert_eq!(count(BurstOutcome::NotUpstream), st.bursts_not_upstream);
+    assert_eq!(count(BurstOutcome::CommonEndpoint), st.suppressed_common);
+    assert!(count(BurstOutcome::CommonEndpoint) >= 1);
+    let bursts: Vec<_> = sim
+        .alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::Burst)
+        .collect();
+    assert!(!bursts.is_empty());
+    assert_eq!(count(BurstOutcome::Alerted), bursts.len() as u64);
+    for a in bursts {
+        let r = recs
+            .iter()
+            .find(|r| r.alert_id == Some(a.id))
+            .expect("alerted burst has a record");
+        assert_eq!(
+            (r.src, r.dst, r.start_ns, r.bytes_up),
+            (a.src, a.dst, a.start_ns, a.bytes_out)
+        );
+        assert_eq!(r.score, Some(a.score));
+        assert_eq!(r.outcome, BurstOutcome::Alerted);
+    }
+    assert_eq!(sim.engine.detector().bursts_dropped(), 0);
+}

@@ -15,6 +15,7 @@
 //! silence-separated exchanges are small and regular become `beacon` candidates.
 
 pub mod alert;
+pub mod burstlog;
 pub mod config;
 pub mod pair;
 pub mod prevalence;
@@ -30,6 +31,7 @@ use ahash::RandomState;
 use crate::key::{addr_bytes, addr_ip, Addr};
 use crate::lrumap::LruMap;
 pub use alert::{Alert, AlertKind, EndpointInfo, Reason, Severity};
+pub use burstlog::{BurstOutcome, BurstRecord};
 pub use config::{DetectConfig, EndpointLists, Weights};
 pub use pair::PairRates;
 use pair::{FinishedBurst, PairState};
@@ -187,6 +189,8 @@ pub struct Detector {
     enrich: Option<Box<dyn Enrich>>,
     stats: DetectStats,
     host_hasher: RandomState,
+    /// Opt-in record of every segmented burst (forensic reports); `None` in the daemon.
+    burst_log: Option<burstlog::BurstLog>,
 }
 
 impl Detector {
@@ -217,6 +221,7 @@ impl Detector {
                 0x686f_7374,
                 0x7365_7473,
             ),
+            burst_log: None,
         }
     }
 
@@ -255,6 +260,40 @@ impl Detector {
     /// Next alert, if any.
     pub fn pop_alert(&mut self) -> Option<Alert> {
         self.out.pop_front()
+    }
+
+    /// Record every segmented burst with its gate outcome, keeping at most `cap` undrained
+    /// records (drain them with [`Detector::pop_burst`]). Off unless called.
+    pub fn record_bursts(&mut self, cap: usize) {
+        self.burst_log = Some(burstlog::BurstLog::new(cap));
+    }
+
+    /// Next burst record, if recording is on and one is ready.
+    pub fn pop_burst(&mut self) -> Option<BurstRecord> {
+        self.burst_log.as_mut()?.pop()
+    }
+
+    /// Burst records lost to a full queue.
+    pub fn bursts_dropped(&self) -> u64 {
+        self.burst_log.as_ref().map_or(0, |l| l.dropped)
+    }
+
+    fn log_burst(
+        &mut self,
+        key: (Addr, Addr),
+        v4: bool,
+        acc: &pair::BurstAcc,
+        outcome: BurstOutcome,
+        scored: Option<(f64, u64)>,
+    ) {
+        if let Some(log) = self.burst_log.as_mut() {
+            let mut rec = BurstRecord::new(addr_ip(key.0, v4), addr_ip(key.1, v4), acc, outcome);
+            rec.score = scored.map(|s| s.0);
+            rec.alert_id = scored
+                .filter(|_| outcome == BurstOutcome::Alerted)
+                .map(|s| s.1);
+            log.push(rec);
+        }
     }
 
     /// Which side is the subscriber.
@@ -536,15 +575,18 @@ impl Detector {
         let acc = &f.acc;
         if f.too_long {
             self.stats.bursts_too_long += 1;
+            self.log_burst(key, v4, acc, BurstOutcome::TooLong, None);
             return;
         }
         if acc.up < self.cfg.burst_min_bytes {
             self.stats.bursts_too_small += 1;
+            self.log_burst(key, v4, acc, BurstOutcome::TooSmall, None);
             return;
         }
         let total = (acc.up + acc.down).max(1) as f64;
         if (acc.up as f64) / total < self.cfg.burst_min_upstream_ratio {
             self.stats.bursts_not_upstream += 1;
+            self.log_burst(key, v4, acc, BurstOutcome::NotUpstream, None);
             return;
         }
         let start_sec = sec_of(acc.start_ns);
@@ -679,6 +721,13 @@ impl Detector {
         }
     }
 
+    /// Record the outcome of a burst candidate (beacon candidates are not bursts).
+    fn log_candidate(&mut self, c: &Candidate, outcome: BurstOutcome, scored: Option<(f64, u64)>) {
+        if let (Some(f), true) = (c.burst.as_ref(), self.burst_log.is_some()) {
+            self.log_burst((c.home, c.ext), c.v4, &f.acc, outcome, scored);
+        }
+    }
+
     fn emit(&mut self, c: Candidate) {
         // Prevalence as of the end of the hold (packet time may have moved on much further,
         // e.g. across a gap between rotated captures).
@@ -703,11 +752,13 @@ impl Detector {
         };
         if listed(&self.cfg.allow) {
             self.stats.suppressed_allowed += 1;
+            self.log_candidate(&c, BurstOutcome::Allowed, None);
             return;
         }
         let watched = listed(&self.cfg.watch);
         if !watched && (popular || prevalence > self.cfg.rare_max_hosts) {
             self.stats.suppressed_common += 1;
+            self.log_candidate(&c, BurstOutcome::CommonEndpoint, None);
             return;
         }
         let elapsed = self
@@ -739,10 +790,13 @@ impl Detector {
             lookback_fill: fill,
         };
         let (score, reasons) = score::score(&self.cfg, &inputs);
+        let id = alert_id(c.kind, &c.home, &c.ext, c.start_ns);
         if score < self.cfg.alert_min_score {
             self.stats.suppressed_low_score += 1;
+            self.log_candidate(&c, BurstOutcome::LowScore, Some((score, id)));
             return;
         }
+        self.log_candidate(&c, BurstOutcome::Alerted, Some((score, id)));
         let severity = Severity::from_score(score, &self.cfg.severity_bands);
         let kind_i = usize::from(c.kind == AlertKind::Beacon);
         self.stats.alerts[kind_i][severity as usize] += 1;
@@ -753,7 +807,7 @@ impl Detector {
             .as_ref()
             .map_or((0.0, 0), |f| (f.acc.peak_up as f64 * 8.0, f.acc.flows));
         self.out.push_back(Alert {
-            id: alert_id(c.kind, &c.home, &c.ext, c.start_ns),
+            id,
             kind: c.kind,
             src,
             dst,
