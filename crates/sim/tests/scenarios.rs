@@ -220,7 +220,9 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
             }
             ScenarioKind::BurstSingle | ScenarioKind::BurstPeriodic => {
                 assert_eq!(s.expect, Expect::Burst);
-                assert!(first.bytes_out > 20 * first.bytes_in, "{first:?}");
+                // Scaled down (0.02) a transfer is a few hundred kB, so its handshakes and
+                // fixed replies weigh more than at full size (> 20x there): still mostly up.
+                assert!(first.bytes_out > 5 * first.bytes_in, "{first:?}");
             }
             ScenarioKind::DecoyVideoCall => {
                 let ratio = first.bytes_out as f64 / first.bytes_in as f64;
