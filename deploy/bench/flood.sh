@@ -8,13 +8,15 @@
 #   FLOOD_PACKETS=10000000 FLOOD_MBPS=200 deploy/bench/flood.sh   # fixed rate instead
 #   FLOOD_MAX_FLOWS=50000 FLOOD_MAX_TABLE=50000 deploy/bench/flood.sh   # other caps
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/flood.sh   # use a prebuilt binary
+#   FLOOD_DEFAULT_CAPS=0 deploy/bench/flood.sh     # skip the comparison run with the default caps
 #
 # The capture is written by deploy/bench/flood_pcap.py (one 62-byte UDP/IPv6 frame per source,
 # 2001:db8::/32 with 96 random low bits, to fd00:0:0:{1..4}::1) and reused while it exists.
 # Daemon: capture on a veth in a network namespace (snaplen 256, 64 MiB buffer), peak RSS is
 # VmHWM from /proc/PID/status, sampled every 0.2 s while it runs (the last sample is the value
 # at exit); counters come from /metrics once they stop moving. analyze: GNU time's maximum
-# resident set size and the counters of --stats.
+# resident set size and the counters of --stats, with the small caps and, for comparison,
+# with the default caps.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -115,6 +117,22 @@ print(s["packets"], s["flows_ended"]["evicted"], d["evicted_hosts"], d["evicted_
 PY
 )
 
+# The same file with the default caps (config/burstwatch.toml), to show what the caps bound.
+if [[ ${FLOOD_DEFAULT_CAPS:-1} == 1 ]]; then
+    echo "== analyze with the default caps under GNU time" >&2
+    "$TIME" -v -o "$work/default.time" "$BIN" analyze --quiet --stats "$work/default.json" \
+        --flows /dev/null "$FILE" >/dev/null
+    d_kib=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/default.time")
+    read -r d_packets d_flows_evicted d_ev_hosts d_ev_pairs d_ev_endpoints < <(python3 - "$work/default.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+d = s["detect"]
+print(s["packets"], s["flows_ended"]["evicted"], d["evicted_hosts"], d["evicted_pairs"],
+      d["evicted_endpoints"])
+PY
+)
+fi
+
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo
 printf 'capture: %s (%s bytes, %s packets); caps: max_flows %s, max_hosts/pairs/endpoints %s\n' \
@@ -125,6 +143,8 @@ printf 'daemon: tcpreplay %s: %s Mbit/s, %s pps achieved\n' "${rate[*]}" "$RATED
     echo "run|packets sent|received|dropped|peak RSS MiB|RSS at exit MiB|flows evicted|hosts ev.|pairs ev.|endpoints ev."
     echo "daemon|$SENT|$received|$dropped|$(mib "$peak_kib")|$(mib "$exit_kib")|$flows_evicted|$ev_hosts|$ev_pairs|$ev_endpoints"
     echo "analyze|-|$a_packets|-|$(mib "$a_kib")|-|$a_flows_evicted|$a_ev_hosts|$a_ev_pairs|$a_ev_endpoints"
+    [[ -z ${d_kib:-} ]] ||
+        echo "analyze, default caps|-|$d_packets|-|$(mib "$d_kib")|-|$d_flows_evicted|$d_ev_hosts|$d_ev_pairs|$d_ev_endpoints"
 } | column -t -s '|'
 echo
 printf 'daemon: VmHWM %s MiB at start (idle), %s MiB after the replay; %s flows open, %s pairs and %s endpoints held\n' \
