@@ -44,7 +44,7 @@ fi
 
 # shellcheck source=deploy/bench/netns.sh
 . deploy/bench/netns.sh
-bench_require
+bench_require column
 
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
     echo "== building release binary" >&2
@@ -53,7 +53,10 @@ fi
 BIN=$(realpath "$BIN")
 
 mkdir -p "$BENCH_DIR"
-if [[ ! -s $FILE ]]; then
+if [[ -n ${BENCH_FILE:-} && ! -s $FILE ]]; then
+    echo "live.sh: BENCH_FILE $FILE does not exist" >&2
+    exit 2
+elif [[ ! -s $FILE ]]; then
     echo "== generating $FILE ($BENCH_SIZE, seed $BENCH_SEED)" >&2
     "$BIN" simulate --no-scenarios --seed "$BENCH_SEED" --size "$BENCH_SIZE" -o "$FILE.tmp" -q
     mv "$FILE.tmp" "$FILE"
@@ -129,7 +132,8 @@ elif ! command -v fastnetmon >/dev/null 2>&1; then
     fnm_note="FastNetMon: not installed (apt-get install fastnetmon), skipped"
 else
     echo "== FastNetMon (AF_PACKET, networks $FNM_NETWORKS)" >&2
-    echo "$FNM_NETWORKS" | tr ' ,' '\n\n' >"$work/fnm-networks"
+    read -ra nets <<<"${FNM_NETWORKS//,/ }"
+    printf '%s\n' "${nets[@]}" >"$work/fnm-networks"
     : >"$work/fnm-whitelist"
     cat >"$work/fastnetmon.conf" <<EOF
 logging_level = info

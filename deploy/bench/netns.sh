@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the live benchmarks (sourced by live.sh and flood.sh; not run directly).
 #
 # A capture namespace and a sending namespace joined by a veth pair (no addresses, IPv6 off so
@@ -77,8 +78,7 @@ bench_daemon_start() {
     ip netns exec "$CAP_NS" "$BIN" daemon --config "$1" 2>"$2" >/dev/null &
     DAEMON_PID=$!
     PIDS+=("$DAEMON_PID")
-    local i
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         if [[ $(bench_metric burstwatch_interface_up) == 1 ]]; then
             return 0
         fi
@@ -110,8 +110,8 @@ bench_metric() {
 # bench_settle CMD...: run CMD (prints one number) once a second until it returns the same
 # value three times in a row (the daemon publishes its counters once a second); print it.
 bench_settle() {
-    local last="" same=0 v i
-    for i in $(seq 60); do
+    local last="" same=0 v
+    for _ in $(seq 60); do
         v=$("$@")
         if [[ $v == "$last" ]]; then
             same=$((same + 1))
@@ -126,7 +126,8 @@ bench_settle() {
 }
 
 # bench_replay OUT ARGS...: tcpreplay from the sending namespace; output kept in OUT. Sets
-# SENT, RATED_MBPS, RATED_PPS.
+# SENT, RATED_MBPS, RATED_PPS (read by the calling script).
+# shellcheck disable=SC2034
 bench_replay() {
     local out=$1
     shift
