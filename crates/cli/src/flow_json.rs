@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use burstwatch_engine::{proto_name, FlowRecord};
+use burstwatch_engine::{proto_name, tcp_flag_letters, FlowRecord};
 use serde::Serialize;
 
 use crate::privacy::Privacy;
@@ -51,25 +51,6 @@ struct TunnelJson {
 
 fn is_zero(v: &u16) -> bool {
     *v == 0
-}
-
-/// TCP flags as letters in the conventional order (`CEUAPRSF` subset), e.g. `"SA"`.
-pub fn flag_letters(flags: u8) -> String {
-    const NAMES: [(u8, char); 8] = [
-        (0x02, 'S'),
-        (0x10, 'A'),
-        (0x01, 'F'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x20, 'U'),
-        (0x40, 'E'),
-        (0x80, 'C'),
-    ];
-    NAMES
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, c)| *c)
-        .collect()
 }
 
 #[derive(Serialize)]
@@ -152,8 +133,8 @@ pub fn write_record<W: Write>(
         bytes_rev: r.rev.bytes,
         payload_fwd: r.fwd.payload,
         payload_rev: r.rev.payload,
-        tcp_flags_fwd: tcp.then(|| flag_letters(r.fwd.tcp_flags)),
-        tcp_flags_rev: tcp.then(|| flag_letters(r.rev.tcp_flags)),
+        tcp_flags_fwd: tcp.then(|| tcp_flag_letters(r.fwd.tcp_flags)),
+        tcp_flags_rev: tcp.then(|| tcp_flag_letters(r.rev.tcp_flags)),
         fragments_fwd: r.fwd.fragments,
         fragments_rev: r.rev.fragments,
         end_reason: r.end_reason.as_str(),
@@ -182,8 +163,8 @@ mod tests {
 
     #[test]
     fn flags_in_conventional_order() {
-        assert_eq!(flag_letters(0x12), "SA");
-        assert_eq!(flag_letters(0x11), "AF");
-        assert_eq!(flag_letters(0), "");
+        assert_eq!(tcp_flag_letters(0x12), "SA");
+        assert_eq!(tcp_flag_letters(0x11), "AF");
+        assert_eq!(tcp_flag_letters(0), "");
     }
 }

@@ -36,7 +36,7 @@ pub use detect::{Alert, AlertKind, DetectConfig, DetectStats, Detector, Severity
 pub use engine::Engine;
 pub use key::{Endpoint, FlowKey};
 pub use net::{Prefix, PrefixSet};
-pub use record::{proto_name, DirStats, EndReason, FlowContext, FlowRecord};
+pub use record::{proto_name, tcp_flag_letters, DirStats, EndReason, FlowContext, FlowRecord};
 pub use table::{FlowStats, FlowTable, Ingested};
 
 #[cfg(test)]

@@ -158,6 +158,26 @@ impl FlowRecord {
     }
 }
 
+/// TCP flags as letters in the conventional order (`CEUAPRSF` subset), e.g. `"SA"`: the form
+/// flow records show them in (JSON lines, reports).
+pub fn tcp_flag_letters(flags: u8) -> String {
+    const NAMES: [(u8, char); 8] = [
+        (0x02, 'S'),
+        (0x10, 'A'),
+        (0x01, 'F'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'C'),
+    ];
+    NAMES
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
 /// Conventional protocol name for JSON output, if there is one.
 pub fn proto_name(proto: u8) -> Option<&'static str> {
     match proto {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use burstwatch_engine::detect::BurstRecord;
-use burstwatch_engine::{proto_name, Alert, FlowRecord};
+use burstwatch_engine::{proto_name, tcp_flag_letters, Alert, FlowRecord};
 
 use crate::aggregate::{EndpointAgg, HostAgg};
 use crate::schema::REASON_NAMES;
@@ -49,25 +49,6 @@ pub fn id_text(id: u64) -> String {
     format!("{id:016x}")
 }
 
-/// TCP flags as letters in the conventional order, e.g. `SAF`.
-fn flag_letters(flags: u8) -> String {
-    const NAMES: [(u8, char); 8] = [
-        (0x02, 'S'),
-        (0x10, 'A'),
-        (0x01, 'F'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x20, 'U'),
-        (0x40, 'E'),
-        (0x80, 'C'),
-    ];
-    NAMES
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, c)| *c)
-        .collect()
-}
-
 fn s(v: String) -> Val {
     Val::S(Some(v))
 }
@@ -97,8 +78,8 @@ pub fn flow_row(a: &AddrText, r: &FlowRecord) -> Vec<Val> {
         u64v(r.rev.bytes),
         u64v(r.fwd.payload),
         u64v(r.rev.payload),
-        Val::S(tcp.then(|| flag_letters(r.fwd.tcp_flags))),
-        Val::S(tcp.then(|| flag_letters(r.rev.tcp_flags))),
+        Val::S(tcp.then(|| tcp_flag_letters(r.fwd.tcp_flags))),
+        Val::S(tcp.then(|| tcp_flag_letters(r.rev.tcp_flags))),
         u64v(u64::from(r.fwd.fragments)),
         u64v(u64::from(r.rev.fragments)),
         s(r.end_reason.as_str().to_string()),

@@ -72,7 +72,7 @@ pub fn alert_event(line: &[u8], a: &Alert) -> AlertEvent {
     let json_line = String::from_utf8_lossy(line).trim_end().to_string();
     AlertEvent {
         json_line,
-        id: format!("{:016x}", a.id),
+        id: crate::alert_json::id_string(a.id),
         kind: a.kind.as_str(),
         severity: a.severity.as_str(),
         score: a.score,
