@@ -111,9 +111,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if args.flows.as_deref() == Some("-") && args.alerts.as_deref() == Some("-") {
         anyhow::bail!("--flows and --alerts cannot both write to standard output");
     }
-    let mut out = open_output(args.flows.as_deref())?;
-    let mut alerts_out = open_output(args.alerts.as_deref())?;
-    let mut alerts: Vec<Alert> = Vec::new();
+    let flows_out = open_output(args.flows.as_deref())?;
+    let alerts_out = open_output(args.alerts.as_deref())?;
     let started = Instant::now();
     // The flow hash is keyed per run so crafted traffic cannot aim for collisions; the seed
     // never influences the output.
@@ -133,17 +132,24 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let mut report = Collector::start(&args.report, &settings.detect.home_nets)?;
+    let report = Collector::start(&args.report, &settings.detect.home_nets)?;
     let mut table = Engine::new(settings.flow, settings.detect, seed);
     if let Some(r) = &report {
         r.enable(&mut table);
     }
+    let mut outputs = Outputs {
+        flows: flows_out,
+        alerts: alerts_out,
+        kept: Vec::new(),
+        write_err: None,
+        privacy,
+        report,
+    };
     if let Some(e) = enricher {
         table.detector_mut().set_enrich(Box::new(e));
     }
     let mut archive = Archive::open(&inputs);
     let mut sum = Summary::new(archive.files());
-    let mut write_err: Option<std::io::Error> = None;
     let threads = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
         usize::from,
@@ -157,41 +163,17 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         threads,
         |ts, meta| {
             table.ingest(ts, meta);
-            if let Some(r) = report.as_mut() {
+            if let Some(r) = outputs.report.as_mut() {
                 r.packet(ts, meta);
             }
-            drain(
-                &mut table,
-                &mut out,
-                &mut alerts_out,
-                &mut alerts,
-                &mut sum,
-                &mut write_err,
-                &privacy,
-                &mut report,
-            );
+            outputs.drain(&mut table, &mut sum);
         },
     );
     counts.merge_into(&mut sum);
     progress.finish();
     table.finish();
-    drain(
-        &mut table,
-        &mut out,
-        &mut alerts_out,
-        &mut alerts,
-        &mut sum,
-        &mut write_err,
-        &privacy,
-        &mut report,
-    );
-    for w in [out.as_mut(), alerts_out.as_mut()].into_iter().flatten() {
-        if write_err.is_none() {
-            if let Err(e) = w.flush() {
-                write_err = Some(e);
-            }
-        }
-    }
+    outputs.drain(&mut table, &mut sum);
+    outputs.flush();
     sum.bytes_read = archive.bytes_consumed();
     sum.flow_stats = table.flows().stats();
     sum.detect_stats = table.detector().stats();
@@ -199,19 +181,19 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         sum.print(&mut err, wall, DecodeError::ALL_REASONS);
-        print_top(&mut err, &alerts, 10, &privacy);
+        print_top(&mut err, &outputs.kept, 10, &outputs.privacy);
     }
     if let Some(path) = &args.stats {
         let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if let Some(r) = report {
+    if let Some(r) = outputs.report.take() {
         if let Err(e) = r.finish(args, &sum) {
             eprintln!("burstwatch: error: report: {e:#}");
             return Ok(ExitCode::from(1));
         }
     }
-    if let Some(e) = write_err {
+    if let Some(e) = outputs.write_err {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("burstwatch: error: writing flow records: {e}");
             return Ok(ExitCode::from(1));
@@ -224,45 +206,65 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Write out every record and alert the engine has ready.
-#[allow(clippy::too_many_arguments)] // the run's outputs, borrowed separately from one closure
-fn drain(
-    engine: &mut Engine,
-    out: &mut Option<Box<dyn Write>>,
-    alerts_out: &mut Option<Box<dyn Write>>,
-    alerts: &mut Vec<Alert>,
-    sum: &mut Summary,
-    write_err: &mut Option<std::io::Error>,
-    privacy: &Privacy,
-    report: &mut Option<Collector>,
-) {
-    while let Some(rec) = engine.pop_record() {
-        if let (Some(w), None) = (out.as_mut(), &*write_err) {
-            if let Err(e) = write_record(w, &rec, privacy) {
-                *write_err = Some(e);
+/// Where a run's records and alerts go.
+struct Outputs {
+    /// `--flows`.
+    flows: Option<Box<dyn Write>>,
+    /// `--alerts`.
+    alerts: Option<Box<dyn Write>>,
+    /// Alerts kept for the closing table (capped).
+    kept: Vec<Alert>,
+    /// The first write error; writing stops there, counting goes on.
+    write_err: Option<std::io::Error>,
+    privacy: Privacy,
+    report: Option<Collector>,
+}
+
+impl Outputs {
+    /// Write out every record and alert the engine has ready.
+    fn drain(&mut self, engine: &mut Engine, sum: &mut Summary) {
+        while let Some(rec) = engine.pop_record() {
+            if let (Some(w), None) = (self.flows.as_mut(), &self.write_err) {
+                if let Err(e) = write_record(w, &rec, &self.privacy) {
+                    self.write_err = Some(e);
+                }
+            }
+            sum.records += 1;
+            if let Some(r) = self.report.as_mut() {
+                r.flow(&rec);
             }
         }
-        sum.records += 1;
-        if let Some(r) = report.as_mut() {
-            r.flow(&rec);
-        }
-    }
-    while let Some(alert) = engine.pop_alert() {
-        if let (Some(w), None) = (alerts_out.as_mut(), &*write_err) {
-            if let Err(e) = write_alert(w, &alert, privacy) {
-                *write_err = Some(e);
+        while let Some(alert) = engine.pop_alert() {
+            if let (Some(w), None) = (self.alerts.as_mut(), &self.write_err) {
+                if let Err(e) = write_alert(w, &alert, &self.privacy) {
+                    self.write_err = Some(e);
+                }
+            }
+            sum.alerts += 1;
+            if let Some(r) = self.report.as_mut() {
+                r.alert(&alert);
+            }
+            // Kept for the closing table; alerts are few (one per event, rare endpoints only).
+            if self.kept.len() < 100_000 {
+                self.kept.push(alert);
             }
         }
-        sum.alerts += 1;
-        if let Some(r) = report.as_mut() {
-            r.alert(&alert);
-        }
-        // Kept for the closing table; alerts are few (one per event, rare endpoints only).
-        if alerts.len() < 100_000 {
-            alerts.push(alert);
+        if let Some(r) = self.report.as_mut() {
+            r.bursts(engine);
         }
     }
-    if let Some(r) = report.as_mut() {
-        r.bursts(engine);
+
+    /// Flush both outputs (unless writing already failed).
+    fn flush(&mut self) {
+        for w in [self.flows.as_mut(), self.alerts.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if self.write_err.is_none() {
+                if let Err(e) = w.flush() {
+                    self.write_err = Some(e);
+                }
+            }
+        }
     }
 }
