@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use burstwatch_engine::{Alert, Severity};
 
 use crate::plot;
-use crate::rows::{id_text, proto_text, secs, AddrText};
+use crate::rows::{proto_text, secs, AddrText};
 use crate::timeline::Timelines;
 use crate::RunInfo;
 
@@ -88,7 +88,7 @@ pub struct PageInput<'a> {
     pub burst_outcomes: &'a [(&'static str, u64)],
     /// Flow records written.
     pub flows: u64,
-    /// Address text.
+    /// Address and alert id text.
     pub addr: &'a AddrText,
 }
 
@@ -197,7 +197,7 @@ fn alert_table(h: &mut String, p: &PageInput<'_>) {
          <th>bytes out / in</th><th>peak</th><th>reasons: value (contribution)</th></tr>\n",
     );
     for (i, a) in p.alerts.iter().enumerate() {
-        let id = id_text(a.id);
+        let id = p.addr.id(a.id);
         let id_cell = if i < MAX_PLOTS.min(p.timelines.windows.len()) {
             format!("<a href=\"#a-{id}\">{id}</a>")
         } else {
@@ -246,7 +246,7 @@ fn alert_plots(h: &mut String, p: &PageInput<'_>) {
         let Some(a) = p.alerts.get(w.alert) else {
             continue;
         };
-        let id = id_text(a.id);
+        let id = p.addr.id(a.id);
         let title = format!(
             "{} {} → {}:{}  score {:.2}",
             a.kind.as_str(),

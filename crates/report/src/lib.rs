@@ -17,8 +17,9 @@
 //! ```
 //!
 //! Memory is bounded: flows and bursts are written in batches; hosts, endpoints, alerts and
-//! timelines have caps (see `SCHEMA.md` for every column). Addresses become text in one place,
-//! [`Report::addr_text`], which applies the mapper given to [`Report::set_addr_map`].
+//! timelines have caps (see `SCHEMA.md` for every column). Addresses and alert ids become text
+//! in one place, [`Report::addr_text`] and [`Report::id_text`], which apply the
+//! [`OutputMap`] given to [`Report::set_output_map`] (pseudonymisation).
 #![forbid(unsafe_code)]
 
 mod aggregate;
@@ -37,7 +38,7 @@ use burstwatch_engine::detect::{BurstOutcome, BurstRecord};
 use burstwatch_engine::{Alert, FlowRecord, PrefixSet};
 
 pub use error::ReportError;
-pub use rows::AddrMap;
+pub use rows::OutputMap;
 pub use table::Format;
 pub use timeline::{Timelines, MAX_TIMELINES};
 
@@ -124,14 +125,20 @@ impl Report {
         })
     }
 
-    /// Map every address before it is written (tables and page), e.g. to pseudonymise.
-    pub fn set_addr_map(&mut self, map: AddrMap) {
+    /// Map every address and alert id before it is written (tables and page), e.g. to
+    /// pseudonymise. Set it before the first record.
+    pub fn set_output_map(&mut self, map: Box<dyn OutputMap>) {
         self.addr.set_map(map);
     }
 
     /// An address as the report writes it.
     pub fn addr_text(&self, ip: IpAddr) -> String {
         self.addr.text(ip)
+    }
+
+    /// An alert id as the report writes it.
+    pub fn id_text(&self, id: u64) -> String {
+        self.addr.id(id)
     }
 
     /// Which side of a packet or flow is the subscriber: `Some(true)` when `src` is home and

@@ -1,4 +1,4 @@
-//! Records → table rows. Every address goes through [`AddrText`].
+//! Records → table rows. Every address and alert id goes through [`AddrText`].
 
 use std::net::IpAddr;
 
@@ -10,27 +10,39 @@ use crate::schema::REASON_NAMES;
 use crate::table::Val;
 use crate::timeline::Window;
 
-/// Maps an address before it is written (e.g. pseudonymisation); identity by default.
-pub type AddrMap = Box<dyn Fn(IpAddr) -> IpAddr + Send>;
+/// How identifying values are written, e.g. pseudonymised: every address, and every alert id
+/// (ids hash the address pair, so a pseudonymising map replaces them too).
+pub trait OutputMap: Send {
+    /// The address as written.
+    fn addr(&self, ip: IpAddr) -> IpAddr;
+    /// The alert id as written.
+    fn alert_id(&self, id: u64) -> u64;
+}
 
-/// The one place where addresses become text, for every table and the HTML page.
+/// The one place where addresses and alert ids become text, for every table and the HTML
+/// page; the identity unless an [`OutputMap`] is set.
 #[derive(Default)]
 pub struct AddrText {
-    map: Option<AddrMap>,
+    map: Option<Box<dyn OutputMap>>,
 }
 
 impl AddrText {
-    /// Apply `map` to every address written from now on.
-    pub fn set_map(&mut self, map: AddrMap) {
+    /// Apply `map` to every address and alert id written from now on.
+    pub fn set_map(&mut self, map: Box<dyn OutputMap>) {
         self.map = Some(map);
     }
 
     /// An address as written in the report.
     pub fn text(&self, ip: IpAddr) -> String {
         match &self.map {
-            Some(m) => m(ip).to_string(),
+            Some(m) => m.addr(ip).to_string(),
             None => ip.to_string(),
         }
+    }
+
+    /// An alert id as written in the report: 16 hex digits.
+    pub fn id(&self, id: u64) -> String {
+        id_text(self.map.as_ref().map_or(id, |m| m.alert_id(id)))
     }
 }
 
@@ -44,8 +56,8 @@ pub fn proto_text(proto: u8) -> String {
     proto_name(proto).map_or_else(|| proto.to_string(), str::to_string)
 }
 
-/// Alert id as 16 hex digits.
-pub fn id_text(id: u64) -> String {
+/// Alert id as 16 hex digits (unmapped: use [`AddrText::id`] for output).
+fn id_text(id: u64) -> String {
     format!("{id:016x}")
 }
 
@@ -106,7 +118,7 @@ pub fn flow_row(a: &AddrText, r: &FlowRecord) -> Vec<Val> {
 /// An `alerts` row.
 pub fn alert_row(a: &AddrText, al: &Alert) -> Vec<Val> {
     let mut row = vec![
-        s(id_text(al.id)),
+        s(a.id(al.id)),
         s(al.kind.as_str().to_string()),
         s(al.severity.as_str().to_string()),
         f64v(al.score),
@@ -166,7 +178,7 @@ pub fn burst_row(a: &AddrText, b: &BurstRecord) -> Vec<Val> {
         u64v(u64::from(b.flows)),
         s(b.outcome.as_str().to_string()),
         Val::F64(b.score),
-        Val::S(b.alert_id.map(id_text)),
+        Val::S(b.alert_id.map(|id| a.id(id))),
     ]
 }
 
@@ -207,7 +219,7 @@ pub fn endpoint_row(a: &AddrText, ip: IpAddr, e: &EndpointAgg) -> Vec<Val> {
 
 /// `timeline` rows of one window.
 pub fn timeline_rows(a: &AddrText, alert: &Alert, w: &Window) -> Vec<Vec<Val>> {
-    let (id, src, dst) = (id_text(alert.id), a.text(w.src), a.text(w.dst));
+    let (id, src, dst) = (a.id(alert.id), a.text(w.src), a.text(w.dst));
     w.seconds()
         .map(|(sec, b)| {
             vec![

@@ -320,8 +320,9 @@ pub fn markdown() -> String {
          nulls as empty fields). Timestamps are `Float64` seconds since the Unix epoch (UTC)\n\
          with microsecond precision, as in the JSON output; no column is a list or struct, so\n\
          the files open as-is in polars, DuckDB, pandas/pyarrow and spreadsheets. Addresses are\n\
-         text, written through one function (`Report::addr_text`), so a pseudonymising mapper\n\
-         applies to every table and the HTML page alike.\n",
+         text, written through one function (`Report::addr_text`; alert ids through\n\
+         `Report::id_text`), so a pseudonymising map applies to every table and the HTML page\n\
+         alike.\n",
     );
     for t in all_tables() {
         s.push_str(&format!(

@@ -328,22 +328,40 @@ fn page_escapes_text_and_embeds_plots() {
     assert!(page.contains("id=\"a-"));
 }
 
+/// Keeps the first octet of IPv4 addresses and flips every bit of alert ids.
+struct Coarse;
+
+impl OutputMap for Coarse {
+    fn addr(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v) => IpAddr::from([v.octets()[0], 0, 0, 0]),
+            v6 => v6,
+        }
+    }
+    fn alert_id(&self, id: u64) -> u64 {
+        !id
+    }
+}
+
 #[test]
-fn addresses_go_through_the_mapper() {
+fn addresses_and_alert_ids_go_through_the_output_map() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = Report::create(dir.path(), Format::Csv, home()).unwrap();
-    r.set_addr_map(Box::new(|ip| match ip {
-        IpAddr::V4(v) => IpAddr::from([v.octets()[0], 0, 0, 0]),
-        v6 => v6,
-    }));
+    r.set_output_map(Box::new(Coarse));
     r.add_flow(&flow("10.0.0.1", "198.51.100.7", 10, T0))
         .unwrap();
-    r.add_alert(&alert(0.9, T0));
+    let a = alert(0.9, T0);
+    r.add_alert(&a);
+    let mut b = burst(BurstOutcome::Alerted);
+    b.alert_id = Some(a.id);
+    r.add_burst(&b).unwrap();
     let tl = r.plan_timelines();
     let w = r.finish(&RunInfo::default(), &tl).unwrap();
+    let (clear_id, mapped_id) = (format!("{:016x}", a.id), format!("{:016x}", !a.id));
     for f in [
         "flows.csv",
         "alerts.csv",
+        "bursts.csv",
         "hosts.csv",
         "endpoints.csv",
         "timeline.csv",
@@ -353,7 +371,12 @@ fn addresses_go_through_the_mapper() {
             !text.contains("10.0.0.1") && !text.contains("198.51.100.7"),
             "{f}: {text}"
         );
+        assert!(!text.contains(&clear_id), "{f}: {text}");
+        if ["alerts.csv", "bursts.csv", "timeline.csv"].contains(&f) {
+            assert!(text.contains(&mapped_id), "{f}: {text}");
+        }
     }
     let page = std::fs::read_to_string(w.html).unwrap();
     assert!(!page.contains("10.0.0.1") && page.contains("10.0.0.0"));
+    assert!(!page.contains(&clear_id) && page.contains(&format!("id=\"a-{mapped_id}\"")));
 }

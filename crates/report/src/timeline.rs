@@ -55,6 +55,8 @@ pub struct Timelines {
     /// Windows in alert order.
     pub windows: Vec<Window>,
     by_pair: HashMap<(IpAddr, IpAddr), Vec<usize>>,
+    /// The seconds any window covers: sorted, disjoint `(first, last)` ranges.
+    covered: Vec<(i64, i64)>,
 }
 
 impl Timelines {
@@ -82,7 +84,28 @@ impl Timelines {
                 bins: vec![[0; 4]; len],
             });
         }
+        let mut ranges: Vec<(i64, i64)> = t
+            .windows
+            .iter()
+            .map(|w| (w.first_sec, w.first_sec + w.bins.len() as i64 - 1))
+            .collect();
+        ranges.sort_unstable();
+        for r in ranges {
+            match t.covered.last_mut() {
+                Some(last) if r.0 <= last.1.saturating_add(1) => last.1 = last.1.max(r.1),
+                _ => t.covered.push(r),
+            }
+        }
         t
+    }
+
+    /// Whether a packet at `ts_ns` can fall into any window: the second pass skips the
+    /// others before decoding them.
+    #[inline]
+    pub fn wants(&self, ts_ns: i64) -> bool {
+        let sec = ts_ns.div_euclid(S);
+        let i = self.covered.partition_point(|r| r.1 < sec);
+        self.covered.get(i).is_some_and(|r| r.0 <= sec)
     }
 
     /// Whether no window was planned (the second pass can be skipped).
@@ -178,6 +201,33 @@ mod tests {
             .filter(|(_, b)| b[2] + b[3] > 0)
             .collect();
         assert_eq!(bins, vec![(1_005, &[1_000, 40, 1, 1])]);
+    }
+
+    #[test]
+    fn wants_exactly_the_seconds_of_some_window() {
+        // Two overlapping windows and one apart.
+        let t = Timelines::plan(&[
+            alert(1_000, 1_010),
+            alert(1_050, 1_060),
+            alert(5_000, 5_000),
+        ]);
+        let m = MARGIN_SECONDS;
+        for (sec, want) in [
+            (1_000 - m - 1, false),
+            (1_000 - m, true),
+            (1_040, true),
+            (1_060 + m, true),
+            (1_060 + m + 1, false),
+            (5_000 - m - 1, false),
+            (5_000, true),
+            (5_000 + m, true),
+            (5_000 + m + 1, false),
+            (i64::MIN / S, false),
+        ] {
+            assert_eq!(t.wants(sec * S), want, "second {sec}");
+            assert_eq!(t.wants(sec * S + S - 1), want, "end of second {sec}");
+        }
+        assert!(!Timelines::plan(&[]).wants(0));
     }
 
     #[test]
