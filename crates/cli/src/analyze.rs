@@ -132,7 +132,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let report = Collector::start(&args.report, &settings.detect.home_nets)?;
+    let report = Collector::start(&args.report, &settings.detect.home_nets, &privacy)?;
     let mut table = Engine::new(settings.flow, settings.detect, seed);
     if let Some(r) = &report {
         r.enable(&mut table);

@@ -13,8 +13,8 @@ use burstwatch_engine::PrefixSet;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PrivacyArgs {
     /// Replace every home-network (subscriber) address in every output (flows, alerts, the
-    /// alert table) by its keyed, prefix-preserving pseudonym (Crypto-PAn). KEYFILE holds 32
-    /// raw bytes or 64 hex digits (`burstwatch keygen`); `burstwatch reveal` maps back.
+    /// alert table, the report) by its keyed, prefix-preserving pseudonym (Crypto-PAn). KEYFILE
+    /// holds 32 raw bytes or 64 hex digits (`burstwatch keygen`); `burstwatch reveal` maps back.
     #[arg(long, value_name = "KEYFILE")]
     pub pseudonymize: Option<std::path::PathBuf>,
     /// With --pseudonymize, map external endpoints too (config: privacy.pseudonymize_endpoints).

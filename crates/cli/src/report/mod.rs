@@ -2,8 +2,15 @@
 //!
 //! Without the feature the arguments still parse, and `--report` is a usage error naming the
 //! feature; [`Collector`] is then an empty enum, so the hooks in `analyze` compile to nothing.
+//! With it, `collect.rs` feeds the report during the run and `second_pass.rs` reads the inputs
+//! again for the alert timelines, selecting packets exactly as the first pass did.
 
 use std::path::PathBuf;
+
+#[cfg(feature = "report")]
+mod collect;
+#[cfg(feature = "report")]
+mod second_pass;
 
 /// Arguments of `analyze` for the report.
 #[derive(Debug, clap::Args)]
@@ -27,7 +34,7 @@ pub enum ReportFormat {
 }
 
 #[cfg(feature = "report")]
-pub use with::Collector;
+pub use collect::Collector;
 
 /// Without the `report` feature: no collector can exist.
 #[cfg(not(feature = "report"))]
@@ -39,6 +46,7 @@ impl Collector {
     pub fn start(
         args: &ReportArgs,
         _home: &burstwatch_engine::PrefixSet,
+        _privacy: &crate::privacy::Privacy,
     ) -> anyhow::Result<Option<Self>> {
         if args.report.is_some() {
             anyhow::bail!(
@@ -75,137 +83,5 @@ impl Collector {
         _sum: &crate::summary::Summary,
     ) -> anyhow::Result<()> {
         match self {}
-    }
-}
-
-#[cfg(feature = "report")]
-mod with {
-    use anyhow::Context as _;
-    use burstwatch_capture::{Archive, BpfFilter};
-    use burstwatch_engine::{Alert, Engine, FlowRecord, PrefixSet};
-    use burstwatch_report::{Format, Report, ReportError, RunInfo};
-    use burstwatch_wire::{decode, Decoded, PacketMeta};
-
-    use super::{ReportArgs, ReportFormat};
-    use crate::analyze::AnalyzeArgs;
-    use crate::summary::Summary;
-
-    /// Undrained burst records the detector may hold (the shell drains after every packet).
-    const BURST_QUEUE: usize = 4_096;
-
-    /// Collects the report during `analyze` and writes it at the end.
-    pub struct Collector {
-        report: Report,
-        err: Option<ReportError>,
-        first_ns: Option<i64>,
-        last_ns: Option<i64>,
-    }
-
-    impl Collector {
-        /// A collector when `--report` was given.
-        pub fn start(args: &ReportArgs, home: &PrefixSet) -> anyhow::Result<Option<Self>> {
-            let Some(dir) = &args.report else {
-                return Ok(None);
-            };
-            let format = match args.report_format {
-                ReportFormat::Parquet => Format::Parquet,
-                ReportFormat::Csv => Format::Csv,
-            };
-            let report = Report::create(dir, format, home.clone())?;
-            // Pseudonymisation hooks in here: `report.set_addr_map(...)` maps every address
-            // the tables and the page write.
-            Ok(Some(Self {
-                report,
-                err: None,
-                first_ns: None,
-                last_ns: None,
-            }))
-        }
-
-        /// Turn on the detector's burst records.
-        pub fn enable(&self, engine: &mut Engine) {
-            engine.detector_mut().record_bursts(BURST_QUEUE);
-        }
-
-        /// One decoded IP packet (whole-run overview).
-        #[inline]
-        pub fn packet(&mut self, ts_ns: i64, meta: &PacketMeta) {
-            self.first_ns = Some(self.first_ns.map_or(ts_ns, |f| f.min(ts_ns)));
-            self.last_ns = Some(self.last_ns.map_or(ts_ns, |l| l.max(ts_ns)));
-            self.report.packet(ts_ns, meta.src, meta.dst, meta.ip_len);
-        }
-
-        fn keep(&mut self, r: Result<(), ReportError>) {
-            if let (Err(e), None) = (r, &self.err) {
-                self.err = Some(e);
-            }
-        }
-
-        /// One flow record.
-        pub fn flow(&mut self, rec: &FlowRecord) {
-            if self.err.is_none() {
-                let r = self.report.add_flow(rec);
-                self.keep(r);
-            }
-        }
-
-        /// One alert.
-        pub fn alert(&mut self, alert: &Alert) {
-            self.report.add_alert(alert);
-        }
-
-        /// Every burst record the detector has ready.
-        pub fn bursts(&mut self, engine: &mut Engine) {
-            while let Some(b) = engine.detector_mut().pop_burst() {
-                if self.err.is_none() {
-                    let r = self.report.add_burst(&b);
-                    self.keep(r);
-                }
-            }
-        }
-
-        /// Second pass for the alert timelines, then write every table and the page.
-        pub fn finish(mut self, args: &AnalyzeArgs, sum: &Summary) -> anyhow::Result<()> {
-            if let Some(e) = self.err.take() {
-                return Err(e.into());
-            }
-            let mut timelines = self.report.plan_timelines();
-            if !timelines.is_empty() {
-                let mut filter = match &args.filter {
-                    Some(expr) => Some(
-                        BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?,
-                    ),
-                    None => None,
-                };
-                let mut archive = Archive::open(&args.inputs);
-                let mut meta = PacketMeta::default();
-                // Read errors were reported by the first pass.
-                while let Some(event) = archive.next_event() {
-                    let Ok(pkt) = event else { continue };
-                    if filter.as_mut().is_some_and(|f| !f.matches(&pkt)) {
-                        continue;
-                    }
-                    if let Ok(Decoded::Ip) = decode(pkt.link_type, pkt.data, &mut meta) {
-                        timelines.add_packet(pkt.ts_ns, meta.src, meta.dst, meta.ip_len);
-                    }
-                }
-            }
-            let run = RunInfo {
-                inputs: args
-                    .inputs
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect(),
-                version: format!("burstwatch {}", env!("CARGO_PKG_VERSION")),
-                packets: sum.frames,
-                bytes: sum.captured_bytes,
-                first_ns: self.first_ns,
-                last_ns: self.last_ns,
-                input_errors: sum.input_errors,
-            };
-            let written = self.report.finish(&run, &timelines)?;
-            tracing::info!(tables = ?written.tables, html = %written.html.display(), "report written");
-            Ok(())
-        }
     }
 }
