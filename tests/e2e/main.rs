@@ -14,6 +14,10 @@ mod privacy;
 mod prometheus;
 #[cfg(feature = "report")]
 mod report;
+#[cfg(feature = "report")]
+mod report_privacy;
+#[cfg(feature = "report")]
+mod report_select;
 mod select;
 mod simcap;
 mod truth;

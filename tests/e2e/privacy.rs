@@ -8,7 +8,8 @@ use burstwatch_tests::{json_lines, run};
 
 use crate::simcap::{addresses_in, analyze, is_home, sim};
 
-fn keygen(path: &std::path::Path) {
+/// `keygen -o path`.
+pub fn keygen(path: &std::path::Path) {
     let out = run(&["keygen", "-o", path.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
@@ -19,7 +20,7 @@ fn keygen(path: &std::path::Path) {
 }
 
 /// `reveal` of many addresses at once: pseudonym -> original.
-fn reveal(key: &std::path::Path, addrs: &BTreeSet<IpAddr>) -> BTreeMap<IpAddr, IpAddr> {
+pub fn reveal(key: &std::path::Path, addrs: &BTreeSet<IpAddr>) -> BTreeMap<IpAddr, IpAddr> {
     let mut args = vec![
         "reveal".to_string(),
         "--key".into(),

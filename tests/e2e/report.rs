@@ -68,24 +68,28 @@ fn analyze(pcap: &Path, dir: &Path, format: &str) -> Run {
     }
 }
 
-fn parquet(dir: &Path, table: &str) -> DataFrame {
+/// One table of a Parquet report.
+pub fn parquet(dir: &Path, table: &str) -> DataFrame {
     let f = std::fs::File::open(dir.join(format!("{table}.parquet"))).unwrap();
     ParquetReader::new(f).finish().unwrap()
 }
 
-fn strs(df: &DataFrame, col: &str) -> Vec<String> {
+/// A text column, nulls as empty strings.
+pub fn strs(df: &DataFrame, col: &str) -> Vec<String> {
     let c = df.column(col).unwrap().str().unwrap();
     (0..c.len())
         .map(|i| c.get(i).unwrap_or_default().to_string())
         .collect()
 }
 
-fn u64s(df: &DataFrame, col: &str) -> Vec<u64> {
+/// A UInt64 column, nulls as 0.
+pub fn u64s(df: &DataFrame, col: &str) -> Vec<u64> {
     let c = df.column(col).unwrap().u64().unwrap();
     (0..c.len()).map(|i| c.get(i).unwrap_or(0)).collect()
 }
 
-const TABLES: [&str; 6] = [
+/// Every table of a report.
+pub const TABLES: [&str; 6] = [
     "flows",
     "alerts",
     "bursts",
@@ -357,6 +361,38 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
     (w, h, ch, px)
 }
 
+/// Why a screenshot does not look like a rendered report: mostly background, or no
+/// upstream-series blue (`#1f5fbf`) anywhere.
+fn not_rendered(png: &Path) -> Option<String> {
+    let (w, h, ch, px) = decode_png(&std::fs::read(png).unwrap());
+    let bg = &px[..ch];
+    let differ = px.chunks(ch).filter(|p| p[..3] != bg[..3]).count();
+    if differ * 50 <= w * h {
+        return Some(format!("mostly blank: {differ} of {} pixels differ", w * h));
+    }
+    let blue = px
+        .chunks(ch)
+        .filter(|p| {
+            p[0].abs_diff(0x1f) < 24 && p[1].abs_diff(0x5f) < 24 && p[2].abs_diff(0xbf) < 24
+        })
+        .count();
+    (blue <= 50).then(|| format!("upstream series not visible: {blue} blue pixels"))
+}
+
+/// A full-page screenshot of `page` (1280 x 2000).
+fn screenshot(page: &Path, png: &Path) {
+    browse(
+        page,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,2000",
+            "--hide-scrollbars",
+        ],
+    );
+    let (w, h, _, _) = decode_png(&std::fs::read(png).unwrap());
+    assert_eq!((w, h), (1280, 2000));
+}
+
 #[test]
 fn the_page_renders_in_a_headless_browser_without_console_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -364,18 +400,40 @@ fn the_page_renders_in_a_headless_browser_without_console_errors() {
     let r = analyze(pcap, dir.path(), "parquet");
     let page = r.report.join("report.html");
 
-    // The DOM after loading holds the overview and one plot per alert (up to 200).
+    // The DOM after loading holds the overview and one plot per alert (up to 200), each
+    // under its alert's heading with the span shaded (a rect), the upstream (blue) and
+    // downstream (green) series and, when known, the baseline (orange) as lines: each colour
+    // twice, once in the plot and once in the legend.
     let (dom, log) = browse(&page, &["--dump-dom"]);
-    let plots = dom.matches("<svg").count();
+    assert!(dom.contains("id=\"overview\"><svg"), "overview plot");
     assert_eq!(
-        plots,
+        dom.matches("<svg").count(),
         1 + r.alerts.len().min(200),
         "svg elements in the DOM"
     );
-    assert!(
-        dom.contains("<polyline") || dom.contains("<path"),
-        "plot lines"
-    );
+    for a in r.alerts.iter().take(200) {
+        let id = a["id"].as_str().unwrap();
+        let at = dom
+            .find(&format!("<h3 id=\"a-{id}\""))
+            .unwrap_or_else(|| panic!("no heading for alert {id}"));
+        let section = &dom[at..];
+        let section = &section[..section[4..].find("<h3").map_or(section.len(), |e| e + 4)];
+        let svg = &section[section.find("<svg").expect("a plot under the heading")..];
+        let lower = svg.to_ascii_lowercase();
+        assert!(lower.contains("<rect"), "alert {id}: no span");
+        let lines = |colour: &str| {
+            lower
+                .matches(&format!(
+                    "<polyline fill=\"none\" opacity=\"1\" stroke=\"{colour}\""
+                ))
+                .count()
+        };
+        assert!(lines("#1f5fbf") >= 2, "alert {id}: no upstream line");
+        assert!(lines("#2a9d3f") >= 2, "alert {id}: no downstream line");
+        if a["baseline_bps"].is_number() {
+            assert!(lines("#e07b00") >= 2, "alert {id}: no baseline");
+        }
+    }
     assert!(
         console_errors(&log).is_empty(),
         "{:?}",
@@ -395,30 +453,19 @@ fn the_page_renders_in_a_headless_browser_without_console_errors() {
         "console error not detected:\n{bad_log}"
     );
 
-    // The screenshot is not blank and shows the plots' upstream blue.
+    // The screenshot is not blank and shows the plots' upstream blue; a blank page fails
+    // the same check.
     let png = dir.path().join("report.png");
-    browse(
-        &page,
-        &[
-            &format!("--screenshot={}", png.display()),
-            "--window-size=1280,2000",
-            "--hide-scrollbars",
-        ],
-    );
-    let (w, h, ch, px) = decode_png(&std::fs::read(&png).unwrap());
-    assert_eq!((w, h), (1280, 2000));
-    let bg = &px[..ch];
-    let differ = px.chunks(ch).filter(|p| p[..3] != bg[..3]).count();
+    screenshot(&page, &png);
+    if let Some(why) = not_rendered(&png) {
+        panic!("report.html: {why}");
+    }
+    let blank = dir.path().join("blank.html");
+    std::fs::write(&blank, "<html><body><p>nothing</p></body></html>").unwrap();
+    let blank_png = dir.path().join("blank.png");
+    screenshot(&blank, &blank_png);
     assert!(
-        differ * 50 > w * h,
-        "mostly blank: {differ} of {} pixels differ",
-        w * h
+        not_rendered(&blank_png).is_some(),
+        "a blank page passes the check"
     );
-    let blue = px
-        .chunks(ch)
-        .filter(|p| {
-            p[0].abs_diff(0x1f) < 24 && p[1].abs_diff(0x5f) < 24 && p[2].abs_diff(0xbf) < 24
-        })
-        .count();
-    assert!(blue > 50, "upstream series not visible: {blue} blue pixels");
 }

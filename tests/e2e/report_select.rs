@@ -1,0 +1,134 @@
+//! The report's second pass (needs the `report` feature): the alert timelines are read from
+//! the same packets as the first pass, whether the inputs are a file, a glob or a directory of
+//! rotated files, and only within `--since`/`--until`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burstwatch_tests::run;
+use polars::prelude::*;
+
+use crate::report::{parquet, strs, u64s};
+use crate::simcap::sim;
+
+/// `analyze INPUTS... --report DIR/TAG EXTRA...`; returns the report directory.
+fn report(dir: &Path, tag: &str, inputs: &[&str], extra: &[&str]) -> PathBuf {
+    let out_dir = dir.join(tag);
+    let mut args = vec!["analyze", "-q"];
+    args.extend_from_slice(inputs);
+    args.extend_from_slice(&["--report", out_dir.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_dir
+}
+
+fn f64s(df: &DataFrame, col: &str) -> Vec<f64> {
+    let c = df.column(col).unwrap().f64().unwrap();
+    (0..c.len()).map(|i| c.get(i).unwrap_or(f64::NAN)).collect()
+}
+
+/// Timeline rows as (alert id, second, packets up + down).
+fn timeline(report: &Path) -> Vec<(String, i64, u64)> {
+    let tl = parquet(report, "timeline");
+    let (id, ts) = (strs(&tl, "alert_id"), f64s(&tl, "ts"));
+    let (up, down) = (u64s(&tl, "packets_up"), u64s(&tl, "packets_down"));
+    (0..tl.height())
+        .map(|i| (id[i].clone(), ts[i] as i64, up[i] + down[i]))
+        .collect()
+}
+
+#[test]
+fn timelines_of_a_glob_and_a_directory_equal_those_of_the_single_file() {
+    let s = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    // Rotated files of 100 s each.
+    let st = Command::new("editcap")
+        .args(["-F", "pcap", "-i", "100"])
+        .arg(&s.pcap)
+        .arg(parts.join("part.pcap"))
+        .status()
+        .expect("editcap installed");
+    assert!(st.success());
+    let n = std::fs::read_dir(&parts).unwrap().count();
+    assert!(n >= 3, "{n} parts");
+
+    let single = timeline(&report(
+        dir.path(),
+        "single",
+        &[s.pcap.to_str().unwrap()],
+        &[],
+    ));
+    let packets: u64 = single.iter().map(|r| r.2).sum();
+    assert!(packets > 0, "the timelines hold packets");
+    let glob = parts.join("part*.pcap");
+    for (tag, input) in [
+        ("glob", glob.to_str().unwrap()),
+        ("dir", parts.to_str().unwrap()),
+    ] {
+        let other = timeline(&report(dir.path(), tag, &[input], &[]));
+        assert!(
+            other == single,
+            "{tag}: timelines differ from the single file's"
+        );
+    }
+}
+
+#[test]
+fn timelines_hold_no_packet_after_until() {
+    let s = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = s.pcap.to_str().unwrap();
+    let full_dir = report(dir.path(), "full", &[pcap], &[]);
+    let full = timeline(&full_dir);
+    let alerts = parquet(&full_dir, "alerts");
+    let (ids, starts, ends) = (
+        strs(&alerts, "id"),
+        f64s(&alerts, "start_ts"),
+        f64s(&alerts, "end_ts"),
+    );
+    // The longest alert, cut two seconds after its start: still raised (its id hashes kind,
+    // pair and start), with packets of the full run after the cut.
+    let i = (0..ids.len())
+        .max_by(|&a, &b| (ends[a] - starts[a]).total_cmp(&(ends[b] - starts[b])))
+        .unwrap();
+    assert!(
+        ends[i] - starts[i] >= 3.0,
+        "longest alert: {} s",
+        ends[i] - starts[i]
+    );
+    let (id, until) = (&ids[i], starts[i].floor() as i64 + 2);
+    let by_second = |t: &[(String, i64, u64)]| -> BTreeMap<i64, u64> {
+        t.iter()
+            .filter(|r| &r.0 == id)
+            .map(|r| (r.1, r.2))
+            .collect()
+    };
+    let before = by_second(&full);
+    assert!(
+        before.iter().any(|(sec, n)| *sec > until && *n > 0),
+        "alert {id}: no packets after {until} to cut"
+    );
+
+    let cut_dir = report(dir.path(), "cut", &[pcap], &["--until", &until.to_string()]);
+    let after = by_second(&timeline(&cut_dir));
+    assert!(
+        !after.is_empty(),
+        "alert {id} is still raised with --until {until}"
+    );
+    for (sec, got) in &after {
+        if *sec < until {
+            assert_eq!(got, &before[sec], "second {sec}: packets before --until");
+        } else if *sec > until {
+            assert_eq!(*got, 0, "second {sec}: packets after --until {until}");
+        }
+    }
+}
