@@ -7,8 +7,9 @@
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/archive.sh
 #   REPORT=1 deploy/bench/archive.sh             # also --report (needs the `report` feature)
 #
-# Prints wall time, CPU time and peak RSS per run, the 2-thread/1-thread wall-time ratio, and
-# checks that the archive gives byte-identical alerts to the single file.
+# Prints wall time, packets/s, CPU time and peak RSS per run, the 2-thread/1-thread wall-time
+# ratio, and checks that the archive gives byte-identical alerts to the single file (with
+# REPORT=1 also identical alerts and timeline tables in the reports).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -23,6 +24,7 @@ PARTS=$BENCH_DIR/archive-parts
 
 [[ -x $TIME ]] || { echo "archive.sh: GNU time is needed at $TIME" >&2; exit 2; }
 command -v editcap >/dev/null || { echo "archive.sh: editcap (wireshark-common) is needed" >&2; exit 2; }
+command -v jq >/dev/null || { echo "archive.sh: jq is needed" >&2; exit 2; }
 
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
     features=()
@@ -58,10 +60,12 @@ run() { # NAME THREADS INPUT...
     shift 2
     [[ ${REPORT:-0} == 1 ]] && report=(--report "$work/report-$name")
     "$TIME" -f '%e %U %S %M' -o "$work/$name.time" "$BIN" analyze -q --threads "$threads" \
-        --flows /dev/null --alerts "$work/$name.alerts" "${report[@]}" "$@"
-    local wall user sys rss
+        --flows /dev/null --alerts "$work/$name.alerts" --stats "$work/$name.stats" \
+        "${report[@]}" "$@"
+    local wall user sys rss packets
     read -r wall user sys rss < <(tail -n 1 "$work/$name.time")
-    rows+=("$name|$threads|$wall|$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')|$(awk -v m="$rss" 'BEGIN { printf "%.1f", m / 1024 }')|$(wc -l <"$work/$name.alerts")")
+    packets=$(jq .packets "$work/$name.stats")
+    rows+=("$name|$threads|$wall|$(awk -v p="$packets" -v w="$wall" 'BEGIN { printf "%.0f", p / w }')|$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')|$(awk -v m="$rss" 'BEGIN { printf "%.1f", m / 1024 }')|$(wc -l <"$work/$name.alerts")")
     echo "$wall" >"$work/$name.wall"
 }
 run single-file 2 "$ONE"
@@ -70,9 +74,9 @@ run archive-2-threads 2 "$PARTS"
 
 echo
 printf 'single file: %s (%s bytes); archive: %s files in %s\n\n' "$ONE" "$(stat -c %s "$ONE")" \
-    "$(ls "$PARTS" | wc -l)" "$PARTS"
+    "$(find "$PARTS" -type f | wc -l)" "$PARTS"
 {
-    echo "run|threads|wall s|CPU s|peak RSS MiB|alerts"
+    echo "run|threads|wall s|packets/s|CPU s|peak RSS MiB|alerts"
     printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
 echo
@@ -82,6 +86,17 @@ if cmp -s "$work/single-file.alerts" "$work/archive-2-threads.alerts" &&
 else
     echo "alerts: DIFFER between the single file and the archive" >&2
     exit 1
+fi
+if [[ ${REPORT:-0} == 1 ]]; then
+    for table in alerts timeline; do
+        for name in archive-1-thread archive-2-threads; do
+            if ! cmp -s "$work/report-single-file/$table.parquet" "$work/report-$name/$table.parquet"; then
+                echo "report: $table.parquet of $name DIFFERS from the single file's" >&2
+                exit 1
+            fi
+        done
+    done
+    echo "report: alerts and timeline tables identical for the single file and the archive"
 fi
 awk -v a="$(cat "$work/archive-2-threads.wall")" -v b="$(cat "$work/archive-1-thread.wall")" \
     'BEGIN { printf "2 threads / 1 thread wall time: %.2f\n", a / b }'
