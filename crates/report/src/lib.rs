@@ -12,7 +12,7 @@
 //!  flow records ─add_flow──▶ ┌────────┐ ─▶ flows.parquet (streamed, 64 Ki rows per row group)
 //!  burst records ─add_burst▶ │ Report │ ─▶ bursts.parquet, hosts, endpoints
 //!  alerts ───────add_alert─▶ │        │ ─▶ alerts.parquet
-//!  packets ──────packet────▶ └────────┘     (overview bins)
+//!  packets ──packet/traffic─▶└────────┘     (overview bins)
 //!  plan_timelines ─▶ Timelines ◀─ second pass: add_packet ─▶ timeline.parquet, report.html
 //! ```
 //!
@@ -90,8 +90,10 @@ pub struct Report {
     format: Format,
     home: PrefixSet,
     addr: AddrText,
-    flows: TableOut,
-    bursts: TableOut,
+    /// The streamed tables, until [`Report::write_tables`] closes them.
+    streamed: Option<(TableOut, TableOut)>,
+    /// Tables written so far, `(name, rows)`.
+    written: Vec<(&'static str, u64)>,
     flow_rows: u64,
     alerts: Vec<Alert>,
     alerts_dropped: u64,
@@ -109,8 +111,11 @@ impl Report {
             source,
         })?;
         Ok(Self {
-            flows: TableOut::new(dir, schema::FLOWS, format),
-            bursts: TableOut::new(dir, schema::BURSTS, format),
+            streamed: Some((
+                TableOut::new(dir, schema::FLOWS, format),
+                TableOut::new(dir, schema::BURSTS, format),
+            )),
+            written: Vec::new(),
             dir: dir.to_path_buf(),
             format,
             home,
@@ -159,9 +164,21 @@ impl Report {
         }
     }
 
-    /// One flow record: a `flows` row, and host/endpoint totals.
+    /// Count subscriber ↔ external bytes at `ts_ns` in the whole-run overview, already summed
+    /// (e.g. per second by a shell that classifies packets itself): the same as calling
+    /// [`Report::packet`] for each of those packets.
+    pub fn traffic(&mut self, ts_ns: i64, bytes_up: u64, bytes_down: u64) {
+        self.overview.add(ts_ns, true, bytes_up);
+        self.overview.add(ts_ns, false, bytes_down);
+    }
+
+    /// One flow record: a `flows` row, and host/endpoint totals. Ignored once the tables
+    /// are written.
     pub fn add_flow(&mut self, r: &FlowRecord) -> Result<(), ReportError> {
-        self.flows.push(rows::flow_row(&self.addr, r))?;
+        let Some((flows, _)) = self.streamed.as_mut() else {
+            return Ok(());
+        };
+        flows.push(rows::flow_row(&self.addr, r))?;
         self.flow_rows += 1;
         if let Some(up) = self.upstream(r.src, r.dst) {
             let (host, ep, out, back) = if up {
@@ -183,9 +200,12 @@ impl Report {
         Ok(())
     }
 
-    /// One segmented burst: a `bursts` row.
+    /// One segmented burst: a `bursts` row. Ignored once the tables are written.
     pub fn add_burst(&mut self, b: &BurstRecord) -> Result<(), ReportError> {
-        self.bursts.push(rows::burst_row(&self.addr, b))?;
+        let Some((_, bursts)) = self.streamed.as_mut() else {
+            return Ok(());
+        };
+        bursts.push(rows::burst_row(&self.addr, b))?;
         if let Some(i) = BurstOutcome::ALL.iter().position(|o| *o == b.outcome) {
             self.outcomes[i] += 1;
         }
@@ -193,8 +213,11 @@ impl Report {
         Ok(())
     }
 
-    /// One alert (kept up to [`MAX_ALERTS`]).
+    /// One alert (kept up to [`MAX_ALERTS`]). Ignored once the tables are written.
     pub fn add_alert(&mut self, a: &Alert) {
+        if self.streamed.is_none() {
+            return;
+        }
         self.agg.bump(a.src, false);
         if self.alerts.len() < MAX_ALERTS {
             self.alerts.push(a.clone());
@@ -223,19 +246,23 @@ impl Report {
         Timelines::plan(&self.alerts)
     }
 
-    /// Write the remaining tables and `report.html`.
-    pub fn finish(mut self, run: &RunInfo, timelines: &Timelines) -> Result<Written, ReportError> {
+    /// Write every table that does not need the timelines (flows, bursts, alerts, hosts,
+    /// endpoints), e.g. while the second pass runs. Records added afterwards are ignored.
+    /// [`Report::finish`] calls it when it has not been called.
+    pub fn write_tables(&mut self) -> Result<(), ReportError> {
+        let Some((flows, bursts)) = self.streamed.take() else {
+            return Ok(());
+        };
         self.sort_alerts();
-        let mut written = Written::default();
-        written.tables.push(("flows", self.flows.finish()?));
-        written.tables.push(("bursts", self.bursts.finish()?));
+        self.written.push(("flows", flows.finish()?));
+        self.written.push(("bursts", bursts.finish()?));
         let (dir, format, a) = (&self.dir, self.format, &self.addr);
 
         let mut t = TableOut::new(dir, schema::alerts(), format);
         for al in &self.alerts {
             t.push(rows::alert_row(a, al))?;
         }
-        written.tables.push(("alerts", t.finish()?));
+        self.written.push(("alerts", t.finish()?));
 
         let mut hosts: Vec<_> = self.agg.hosts.iter().collect();
         hosts.sort_by(|x, y| (y.1.bytes_up, x.0).cmp(&(x.1.bytes_up, y.0)));
@@ -243,7 +270,7 @@ impl Report {
         for (ip, h) in hosts {
             t.push(rows::host_row(a, *ip, h))?;
         }
-        written.tables.push(("hosts", t.finish()?));
+        self.written.push(("hosts", t.finish()?));
 
         let mut eps: Vec<_> = self.agg.endpoints.iter().collect();
         eps.sort_by(|x, y| (x.1.hosts.len(), x.0).cmp(&(y.1.hosts.len(), y.0)));
@@ -251,8 +278,18 @@ impl Report {
         for (ip, e) in eps {
             t.push(rows::endpoint_row(a, *ip, e))?;
         }
-        written.tables.push(("endpoints", t.finish()?));
+        self.written.push(("endpoints", t.finish()?));
+        Ok(())
+    }
 
+    /// Write the remaining tables, the filled `timelines` and `report.html`.
+    pub fn finish(mut self, run: &RunInfo, timelines: &Timelines) -> Result<Written, ReportError> {
+        self.write_tables()?;
+        let mut written = Written {
+            tables: std::mem::take(&mut self.written),
+            ..Written::default()
+        };
+        let (dir, format, a) = (&self.dir, self.format, &self.addr);
         let mut t = TableOut::new(dir, schema::TIMELINE, format);
         for w in &timelines.windows {
             if let Some(al) = self.alerts.get(w.alert) {

@@ -380,3 +380,51 @@ fn addresses_and_alert_ids_go_through_the_output_map() {
     assert!(!page.contains("10.0.0.1") && page.contains("10.0.0.0"));
     assert!(!page.contains(&clear_id) && page.contains(&format!("id=\"a-{mapped_id}\"")));
 }
+
+#[test]
+fn traffic_summed_per_run_of_seconds_counts_like_its_packets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut by_packet = Report::create(dir.path(), Format::Csv, home()).unwrap();
+    let mut by_second = Report::create(dir.path(), Format::Csv, home()).unwrap();
+    let (sub, ext) = (ip("10.0.0.1"), ip("198.51.100.1"));
+    // Sums over runs of packets within one second, handed over when the second changes (as
+    // the shell does); packets out of order, some before the first one.
+    let mut run: Option<(i64, u64, u64)> = None;
+    for i in 0..20_000i64 {
+        let t = T0 + i * S / 4 - (i % 7 == 3) as i64 * 5 * S;
+        let (src, dst, len) = match i % 4 {
+            0 => (ext, sub, 1_500),
+            3 => (sub, ip("10.0.0.2"), 99),
+            _ => (sub, ext, 60 + i as u32 % 900),
+        };
+        by_packet.packet(t, src, dst, len);
+        let up = match (home().contains(src), home().contains(dst)) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => continue,
+        };
+        let sec = t.div_euclid(S) * S;
+        let mut cur = match run {
+            Some(r) if r.0 == sec => r,
+            prev => {
+                if let Some((t, u, d)) = prev {
+                    by_second.traffic(t, u, d);
+                }
+                (sec, 0, 0)
+            }
+        };
+        if up {
+            cur.1 += u64::from(len);
+        } else {
+            cur.2 += u64::from(len);
+        }
+        run = Some(cur);
+    }
+    if let Some((t, u, d)) = run {
+        by_second.traffic(t, u, d);
+    }
+    let a: Vec<_> = by_packet.overview.bins().collect();
+    let b: Vec<_> = by_second.overview.bins().collect();
+    assert!(a.len() > 1_000, "{}", a.len());
+    assert_eq!(a, b);
+}

@@ -3,7 +3,9 @@
 //! The first pass does not know which pairs will alert, so the shell reads the inputs again
 //! and hands every decoded packet to [`Timelines::add_packet`]; only packets of an alerted
 //! pair inside one of its windows are counted. Exact, simple, and bounded: at most
-//! [`MAX_TIMELINES`] windows of at most [`MAX_WINDOW_SECONDS`] seconds each.
+//! [`MAX_TIMELINES`] windows of at most [`MAX_WINDOW_SECONDS`] seconds each. Counting does not
+//! depend on packet order, so the pass may read files in parallel into copies of the plan and
+//! [`Timelines::merge`] them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -111,6 +113,17 @@ impl Timelines {
     /// Whether no window was planned (the second pass can be skipped).
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
+    }
+
+    /// Add the counts of `other`, a copy of the same plan filled from other packets.
+    pub fn merge(&mut self, other: &Timelines) {
+        for (w, o) in self.windows.iter_mut().zip(&other.windows) {
+            for (b, ob) in w.bins.iter_mut().zip(&o.bins) {
+                for (x, y) in b.iter_mut().zip(ob) {
+                    *x = x.saturating_add(*y);
+                }
+            }
+        }
     }
 
     /// Count one packet if it belongs to an alerted pair's window.
@@ -228,6 +241,25 @@ mod tests {
             assert_eq!(t.wants(sec * S + S - 1), want, "end of second {sec}");
         }
         assert!(!Timelines::plan(&[]).wants(0));
+    }
+
+    #[test]
+    fn merged_copies_count_like_one() {
+        let a = alert(1_000, 1_010);
+        let plan = Timelines::plan(std::slice::from_ref(&a));
+        let (mut one, mut x, mut y) = (plan.clone(), plan.clone(), plan);
+        let packets = [
+            (1_001 * S, a.src, a.dst, 100),
+            (1_002 * S, a.dst, a.src, 40),
+            (1_002 * S + 5, a.src, a.dst, 1_500),
+        ];
+        for (i, &(ts, src, dst, len)) in packets.iter().enumerate() {
+            one.add_packet(ts, src, dst, len);
+            if i % 2 == 0 { &mut x } else { &mut y }.add_packet(ts, src, dst, len);
+        }
+        x.merge(&y);
+        assert_eq!(x.windows[0].bins, one.windows[0].bins);
+        assert_eq!(one.windows[0].bins[32], [1_500, 40, 1, 1]);
     }
 
     #[test]
