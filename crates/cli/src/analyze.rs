@@ -74,6 +74,16 @@ pub struct AnalyzeArgs {
     pub report: ReportArgs,
 }
 
+impl AnalyzeArgs {
+    /// Threads to use: `--threads`, else two where two cores exist.
+    pub fn thread_count(&self) -> usize {
+        self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
+            usize::from,
+        )
+    }
+}
+
 /// Where records go.
 fn open_output(spec: Option<&str>) -> anyhow::Result<Option<Box<dyn Write>>> {
     Ok(match spec {
@@ -132,7 +142,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let report = Collector::start(&args.report, &settings.detect.home_nets, &privacy)?;
+    let report = Collector::start(args, &settings.detect.home_nets, &privacy)?;
     let mut table = Engine::new(settings.flow, settings.detect, seed);
     if let Some(r) = &report {
         r.enable(&mut table);
@@ -150,10 +160,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut archive = Archive::open(&inputs);
     let mut sum = Summary::new(archive.files());
-    let threads = args.threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
-        usize::from,
-    );
+    let threads = args.thread_count();
     let mut progress = Progress::new(archive.bytes_total(), args.quiet);
     let counts = pipeline::run(
         &mut archive,

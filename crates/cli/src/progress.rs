@@ -63,6 +63,17 @@ impl Progress {
         }
     }
 
+    /// Sets the packets and input bytes done so far, for work counted elsewhere (threads
+    /// reading files in parallel), and updates the display.
+    // Only the report's second pass (feature `report`) counts elsewhere.
+    #[cfg_attr(not(feature = "report"), allow(dead_code))]
+    pub fn set(&mut self, packets: u64, bytes_done: u64) {
+        self.packets = packets;
+        if !matches!(self.mode, Mode::Off) {
+            self.update(bytes_done);
+        }
+    }
+
     fn update(&mut self, done: u64) {
         let elapsed = self.started.elapsed();
         let pps = self.packets as f64 / elapsed.as_secs_f64().max(1e-9);

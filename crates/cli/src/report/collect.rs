@@ -1,12 +1,17 @@
 //! [`Collector`]: feeds the report during `analyze` and writes it at the end.
+//!
+//! Records and alerts go to the report's [`Sink`] (on a thread of its own when the run has two
+//! threads). Whole-run traffic (the overview plot) is summed per second on the engine thread,
+//! two prefix look-ups per packet, and handed over when the second changes.
 
-use anyhow::Context as _;
-use burstwatch_capture::{Archive, BpfFilter};
+use burstwatch_capture::Archive;
 use burstwatch_engine::{Alert, Engine, FlowRecord, PrefixSet};
-use burstwatch_report::{Format, OutputMap, Report, ReportError, RunInfo};
+use burstwatch_report::{Format, OutputMap, Report, RunInfo};
 use burstwatch_wire::PacketMeta;
 
-use super::{ReportArgs, ReportFormat};
+use super::second_pass::{self, Pass};
+use super::sink::{Item, Sink};
+use super::ReportFormat;
 use crate::analyze::AnalyzeArgs;
 use crate::privacy::Privacy;
 use crate::progress::Progress;
@@ -14,6 +19,8 @@ use crate::summary::Summary;
 
 /// Undrained burst records the detector may hold (the shell drains after every packet).
 const BURST_QUEUE: usize = 4_096;
+
+const S: i64 = 1_000_000_000;
 
 /// The run's [`Privacy`] as the report's output map: addresses and alert ids are written
 /// exactly as in the JSON outputs.
@@ -30,24 +37,27 @@ impl OutputMap for Pseudonyms {
 
 /// Collects the report during `analyze` and writes it at the end.
 pub struct Collector {
-    report: Report,
-    err: Option<ReportError>,
+    sink: Sink,
+    home: PrefixSet,
+    /// The second being summed: (start ns, bytes up, bytes down).
+    second: Option<(i64, u64, u64)>,
     first_ns: Option<i64>,
     last_ns: Option<i64>,
 }
 
 impl Collector {
-    /// A collector when `--report` was given. With `--pseudonymize` every address and alert
-    /// id the report writes goes through `privacy`, as in the JSON outputs.
+    /// A collector when `--report` was given; the report is built on a thread of its own
+    /// when the run has two or more. With `--pseudonymize` every address and alert id the
+    /// report writes goes through `privacy`, as in the JSON outputs.
     pub fn start(
-        args: &ReportArgs,
+        args: &AnalyzeArgs,
         home: &PrefixSet,
         privacy: &Privacy,
     ) -> anyhow::Result<Option<Self>> {
-        let Some(dir) = &args.report else {
+        let Some(dir) = &args.report.report else {
             return Ok(None);
         };
-        let format = match args.report_format {
+        let format = match args.report.report_format {
             ReportFormat::Parquet => Format::Parquet,
             ReportFormat::Csv => Format::Csv,
         };
@@ -56,8 +66,9 @@ impl Collector {
             report.set_output_map(Box::new(Pseudonyms(privacy.clone())));
         }
         Ok(Some(Self {
-            report,
-            err: None,
+            sink: Sink::new(report, args.thread_count() >= 2)?,
+            home: home.clone(),
+            second: None,
             first_ns: None,
             last_ns: None,
         }))
@@ -68,68 +79,80 @@ impl Collector {
         engine.detector_mut().record_bursts(BURST_QUEUE);
     }
 
-    /// One decoded IP packet (whole-run overview).
+    /// One decoded IP packet: the run's span, and subscriber ↔ external bytes per second.
     #[inline]
     pub fn packet(&mut self, ts_ns: i64, meta: &PacketMeta) {
         self.first_ns = Some(self.first_ns.map_or(ts_ns, |f| f.min(ts_ns)));
         self.last_ns = Some(self.last_ns.map_or(ts_ns, |l| l.max(ts_ns)));
-        self.report.packet(ts_ns, meta.src, meta.dst, meta.ip_len);
-    }
-
-    fn keep(&mut self, r: Result<(), ReportError>) {
-        if let (Err(e), None) = (r, &self.err) {
-            self.err = Some(e);
+        let up = match (self.home.contains(meta.src), self.home.contains(meta.dst)) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => return,
+        };
+        let sec = ts_ns.div_euclid(S) * S;
+        let (t, mut bytes_up, mut bytes_down) = match self.second {
+            Some(cur) if cur.0 == sec => cur,
+            prev => {
+                if let Some((t, u, d)) = prev {
+                    self.sink.put(Item::Traffic(t, u, d));
+                }
+                (sec, 0, 0)
+            }
+        };
+        let len = u64::from(meta.ip_len);
+        if up {
+            bytes_up += len;
+        } else {
+            bytes_down += len;
         }
+        self.second = Some((t, bytes_up, bytes_down));
     }
 
     /// One flow record.
     pub fn flow(&mut self, rec: &FlowRecord) {
-        if self.err.is_none() {
-            let r = self.report.add_flow(rec);
-            self.keep(r);
-        }
+        self.sink.put(Item::Flow(rec.clone()));
     }
 
     /// One alert.
     pub fn alert(&mut self, alert: &Alert) {
-        self.report.add_alert(alert);
+        self.sink.put(Item::Alert(Box::new(alert.clone())));
     }
 
     /// Every burst record the detector has ready.
     pub fn bursts(&mut self, engine: &mut Engine) {
         while let Some(b) = engine.detector_mut().pop_burst() {
-            if self.err.is_none() {
-                let r = self.report.add_burst(&b);
-                self.keep(r);
-            }
+            self.sink.put(Item::Burst(b));
         }
     }
 
     /// Second pass for the alert timelines, then write every table and the page.
     pub fn finish(mut self, args: &AnalyzeArgs, sum: &Summary) -> anyhow::Result<()> {
-        if let Some(e) = self.err.take() {
-            return Err(e.into());
+        if let Some((t, u, d)) = self.second.take() {
+            self.sink.put(Item::Traffic(t, u, d));
         }
-        let mut timelines = self.report.plan_timelines();
-        if !timelines.is_empty() {
-            // The first pass's selection, from the same arguments.
-            let inputs = crate::inputs::expand(&args.inputs)?;
-            let selection = args.select.selection()?;
-            let mut filter = match &args.filter {
-                Some(expr) => {
-                    Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?)
-                }
-                None => None,
-            };
-            let mut archive = Archive::open(&inputs);
-            let mut progress = Progress::new(archive.bytes_total(), args.quiet);
-            super::second_pass::fill(
-                &mut timelines,
-                &mut archive,
-                filter.as_mut(),
-                &selection,
-                &mut progress,
-            );
+        let (plan, closed) = self.sink.close();
+        // On the report thread, the other tables are written meanwhile.
+        let timelines = match plan {
+            Some(mut timelines) if !timelines.is_empty() => {
+                // The first pass's files and selection, from the same arguments.
+                let archive = Archive::open(&crate::inputs::expand(&args.inputs)?);
+                let selection = args.select.selection()?;
+                let pass = Pass {
+                    files: archive.paths().map(Into::into).collect(),
+                    filter: args.filter.as_deref(),
+                    selection: &selection,
+                    threads: args.thread_count(),
+                };
+                let mut progress = Progress::new(archive.bytes_total(), args.quiet);
+                second_pass::fill(&mut timelines, &pass, &mut progress)?;
+                timelines
+            }
+            Some(empty) => empty,
+            None => Default::default(),
+        };
+        let built = closed.join();
+        if let Some(e) = built.err {
+            return Err(e.into());
         }
         let run = RunInfo {
             inputs: args
@@ -144,7 +167,7 @@ impl Collector {
             last_ns: self.last_ns,
             input_errors: sum.input_errors,
         };
-        let written = self.report.finish(&run, &timelines)?;
+        let written = built.report.finish(&run, &timelines)?;
         tracing::info!(tables = ?written.tables, html = %written.html.display(), "report written");
         Ok(())
     }

@@ -2,8 +2,9 @@
 //!
 //! Without the feature the arguments still parse, and `--report` is a usage error naming the
 //! feature; [`Collector`] is then an empty enum, so the hooks in `analyze` compile to nothing.
-//! With it, `collect.rs` feeds the report during the run and `second_pass.rs` reads the inputs
-//! again for the alert timelines, selecting packets exactly as the first pass did.
+//! With it, `collect.rs` feeds the report during the run through `sink.rs` (the report on a
+//! thread of its own when the run has two) and `second_pass.rs` reads the inputs again for the
+//! alert timelines, selecting packets exactly as the first pass did.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,8 @@ use std::path::PathBuf;
 mod collect;
 #[cfg(feature = "report")]
 mod second_pass;
+#[cfg(feature = "report")]
+mod sink;
 
 /// Arguments of `analyze` for the report.
 #[derive(Debug, clap::Args)]
@@ -44,11 +47,11 @@ pub enum Collector {}
 impl Collector {
     /// `--report` given: a usage error; else no collector.
     pub fn start(
-        args: &ReportArgs,
+        args: &crate::analyze::AnalyzeArgs,
         _home: &burstwatch_engine::PrefixSet,
         _privacy: &crate::privacy::Privacy,
     ) -> anyhow::Result<Option<Self>> {
-        if args.report.is_some() {
+        if args.report.report.is_some() {
             anyhow::bail!(
                 "--report needs burstwatch built with the `report` feature \
                  (cargo build --release --features report)"
