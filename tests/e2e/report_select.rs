@@ -1,6 +1,8 @@
-//! The report's second pass (needs the `report` feature): the alert timelines are read from
-//! the same packets as the first pass, whether the inputs are a file, a glob or a directory of
-//! rotated files, and only within `--since`/`--until`.
+//! The report's second pass and threads (needs the `report` feature): the alert timelines are
+//! read from the same packets as the first pass, whether the inputs are a file, a glob or a
+//! directory of rotated files, and only within `--since`/`--until`; one thread or two (the
+//! report built on a thread of its own, the second pass reading files in parallel) write the
+//! same report.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::process::Command;
 use burstwatch_tests::run;
 use polars::prelude::*;
 
-use crate::report::{parquet, strs, u64s};
+use crate::report::{parquet, strs, u64s, TABLES};
 use crate::simcap::sim;
 
 /// `analyze INPUTS... --report DIR/TAG EXTRA...`; returns the report directory.
@@ -27,6 +29,22 @@ fn report(dir: &Path, tag: &str, inputs: &[&str], extra: &[&str]) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     out_dir
+}
+
+/// `pcap` split by editcap into rotated files of 100 s each in `dir/parts`.
+fn rotated(pcap: &Path, dir: &Path) -> PathBuf {
+    let parts = dir.join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    let st = Command::new("editcap")
+        .args(["-F", "pcap", "-i", "100"])
+        .arg(pcap)
+        .arg(parts.join("part.pcap"))
+        .status()
+        .expect("editcap installed");
+    assert!(st.success());
+    let n = std::fs::read_dir(&parts).unwrap().count();
+    assert!(n >= 3, "{n} parts");
+    parts
 }
 
 fn f64s(df: &DataFrame, col: &str) -> Vec<f64> {
@@ -48,18 +66,7 @@ fn timeline(report: &Path) -> Vec<(String, i64, u64)> {
 fn timelines_of_a_glob_and_a_directory_equal_those_of_the_single_file() {
     let s = sim();
     let dir = tempfile::tempdir().unwrap();
-    let parts = dir.path().join("parts");
-    std::fs::create_dir(&parts).unwrap();
-    // Rotated files of 100 s each.
-    let st = Command::new("editcap")
-        .args(["-F", "pcap", "-i", "100"])
-        .arg(&s.pcap)
-        .arg(parts.join("part.pcap"))
-        .status()
-        .expect("editcap installed");
-    assert!(st.success());
-    let n = std::fs::read_dir(&parts).unwrap().count();
-    assert!(n >= 3, "{n} parts");
+    let parts = rotated(&s.pcap, dir.path());
 
     let single = timeline(&report(
         dir.path(),
@@ -131,4 +138,21 @@ fn timelines_hold_no_packet_after_until() {
             assert_eq!(*got, 0, "second {sec}: packets after --until {until}");
         }
     }
+}
+
+#[test]
+fn one_thread_and_two_write_the_same_report() {
+    let s = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let parts = rotated(&s.pcap, dir.path());
+    let input = parts.to_str().unwrap();
+    let one = report(dir.path(), "one", &[input], &["--threads", "1"]);
+    let two = report(dir.path(), "two", &[input], &["--threads", "2"]);
+    for t in TABLES {
+        let (a, b) = (parquet(&one, t), parquet(&two, t));
+        assert!(a.height() > 0, "{t} is empty");
+        assert!(a.equals_missing(&b), "{t} differs:\n{a:?}\n{b:?}");
+    }
+    let page = |d: &Path| std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert_eq!(page(&one), page(&two));
 }
