@@ -6,9 +6,10 @@
 #   BENCH_SIZE=4G BENCH_FILES=16 deploy/bench/archive.sh
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/archive.sh
 #   REPORT=1 deploy/bench/archive.sh             # also --report (needs the `report` feature)
+#   BENCH_REPS=5 deploy/bench/archive.sh         # runs per case (default 3)
 #
-# Prints wall time, packets/s, CPU time and peak RSS per run, the 2-thread/1-thread wall-time
-# ratio, and checks that the archive gives byte-identical alerts to the single file (with
+# Prints wall time, packets/s, CPU time and peak RSS per case (of its run with the median wall
+# time: a shared machine's noise), the 2-thread/1-thread wall-time ratio, and checks that the archive gives byte-identical alerts to the single file (with
 # REPORT=1 also identical alerts and timeline tables in the reports).
 set -euo pipefail
 
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/../.."
 BENCH_DIR=${BENCH_DIR:-target/bench}
 BENCH_SIZE=${BENCH_SIZE:-2G}
 BENCH_FILES=${BENCH_FILES:-8}
+BENCH_REPS=${BENCH_REPS:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/burstwatch
 TIME=/usr/bin/time
@@ -56,14 +58,19 @@ trap 'rm -rf "$work"' EXIT
 report=()
 rows=()
 run() { # NAME THREADS INPUT...
-    local name=$1 threads=$2
+    local name=$1 threads=$2 rep median
     shift 2
     [[ ${REPORT:-0} == 1 ]] && report=(--report "$work/report-$name")
-    "$TIME" -f '%e %U %S %M' -o "$work/$name.time" "$BIN" analyze -q --threads "$threads" \
-        --flows /dev/null --alerts "$work/$name.alerts" --stats "$work/$name.stats" \
-        "${report[@]}" "$@"
+    for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+        "$TIME" -f '%e %U %S %M' -o "$work/$name.time.$rep" "$BIN" analyze -q --threads "$threads" \
+            --flows /dev/null --alerts "$work/$name.alerts" --stats "$work/$name.stats" \
+            "${report[@]}" "$@"
+    done
+    median=$(for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+        echo "$(tail -n 1 "$work/$name.time.$rep" | cut -d ' ' -f 1) $rep"
+    done | sort -n | awk -v n="$BENCH_REPS" 'NR == int((n + 1) / 2) { print $2 }')
     local wall user sys rss packets
-    read -r wall user sys rss < <(tail -n 1 "$work/$name.time")
+    read -r wall user sys rss < <(tail -n 1 "$work/$name.time.$median")
     packets=$(jq .packets "$work/$name.stats")
     rows+=("$name|$threads|$wall|$(awk -v p="$packets" -v w="$wall" 'BEGIN { printf "%.0f", p / w }')|$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')|$(awk -v m="$rss" 'BEGIN { printf "%.1f", m / 1024 }')|$(wc -l <"$work/$name.alerts")")
     echo "$wall" >"$work/$name.wall"
