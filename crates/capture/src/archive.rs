@@ -51,6 +51,8 @@ pub struct Archive {
     heap: BinaryHeap<Reverse<(i64, usize)>>,
     /// File whose packet was handed out last: moved forward on the next call.
     last: Option<usize>,
+    /// Per file, the earliest and latest timestamp handed out so far.
+    spans: Vec<Option<(i64, i64)>>,
     bytes_total: u64,
     bytes_done: u64,
 }
@@ -170,6 +172,7 @@ impl Archive {
         }
         pending.sort_unstable();
         let slots = entries.iter().map(|_| None).collect();
+        let spans = vec![None; entries.len()];
         Archive {
             entries,
             errors,
@@ -177,6 +180,7 @@ impl Archive {
             slots,
             heap: BinaryHeap::new(),
             last: None,
+            spans,
             bytes_total,
             bytes_done,
         }
@@ -208,8 +212,11 @@ impl Archive {
                 return Some(Err(e));
             }
         }
-        let Reverse((_, i)) = self.heap.pop()?;
+        let Reverse((ts, i)) = self.heap.pop()?;
         self.last = Some(i);
+        if let Some(span) = self.spans.get_mut(i) {
+            *span = Some(span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
+        }
         let slot = self.slots.get(i)?.as_ref()?;
         Some(Ok(slot.file.packet(&slot.cur)))
     }
@@ -264,6 +271,14 @@ impl Archive {
     /// The files, in input order (after expanding directories).
     pub fn paths(&self) -> impl Iterator<Item = &Path> + '_ {
         self.entries.iter().map(|e| e.path.as_path())
+    }
+
+    /// Per file, in the order of [`Archive::paths`], the earliest and latest timestamp (ns) of
+    /// the packets handed out so far; `None` for a file none came from. After a full read, a
+    /// file whose span misses a time range holds no packet in it: a later pass over the same
+    /// files may skip it.
+    pub fn spans(&self) -> &[Option<(i64, i64)>] {
+        &self.spans
     }
 
     /// Total size on disk of all files.

@@ -66,6 +66,27 @@ fn rotated_files_in_wrong_order_and_as_directory() {
 }
 
 #[test]
+fn spans_are_the_time_range_read_from_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_pcap(&d.join("late.pcap"), &records(20..30));
+    // Out of order within the file: the span is its earliest and latest packet.
+    let mut shuffled = records(0..10);
+    shuffled.swap(0, 9);
+    write_pcap(&d.join("early.pcap"), &shuffled);
+    std::fs::write(d.join("bad.pcap"), b"this is not a capture file at all").unwrap();
+    let mut a = Archive::open(&[
+        d.join("late.pcap"),
+        d.join("bad.pcap"),
+        d.join("early.pcap"),
+    ]);
+    assert_eq!(a.spans(), &[None, None, None], "nothing read yet");
+    drain(&mut a);
+    let t = |n: i64| 1_700_000_000 * SEC + n * SEC / 10;
+    assert_eq!(a.spans(), &[Some((t(20), t(29))), None, Some((t(0), t(9)))]);
+}
+
+#[test]
 fn overlapping_files_interleave_and_ties_follow_file_order() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

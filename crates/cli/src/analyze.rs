@@ -195,7 +195,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(r) = outputs.report.take() {
-        if let Err(e) = r.finish(args, &sum) {
+        if let Err(e) = r.finish(args, &sum, &archive) {
             eprintln!("burstwatch: error: report: {e:#}");
             return Ok(ExitCode::from(1));
         }

@@ -115,6 +115,14 @@ impl Timelines {
         self.windows.is_empty()
     }
 
+    /// Whether any window covers a second between `first_ns` and `last_ns` (inclusive): a
+    /// file whose packets all lie outside can be skipped.
+    pub fn overlaps(&self, first_ns: i64, last_ns: i64) -> bool {
+        let (a, b) = (first_ns.div_euclid(S), last_ns.div_euclid(S));
+        let i = self.covered.partition_point(|r| r.1 < a);
+        self.covered.get(i).is_some_and(|r| r.0 <= b)
+    }
+
     /// Add the counts of `other`, a copy of the same plan filled from other packets.
     pub fn merge(&mut self, other: &Timelines) {
         for (w, o) in self.windows.iter_mut().zip(&other.windows) {
@@ -241,6 +249,19 @@ mod tests {
             assert_eq!(t.wants(sec * S + S - 1), want, "end of second {sec}");
         }
         assert!(!Timelines::plan(&[]).wants(0));
+        // Spans: inside, across, touching and between the windows.
+        let m = MARGIN_SECONDS;
+        for (a, b, want) in [
+            (1_000, 1_001, true),
+            (0, 1_000 - m, true),
+            (0, 1_000 - m - 1, false),
+            (1_060 + m + 1, 5_000 - m - 1, false),
+            (1_060 + m, 5_000 - m, true),
+            (0, 10_000, true),
+            (5_000 + m + 1, 10_000, false),
+        ] {
+            assert_eq!(t.overlaps(a * S, b * S + S - 1), want, "{a}..{b}");
+        }
     }
 
     #[test]

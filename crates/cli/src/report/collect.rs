@@ -4,6 +4,8 @@
 //! threads). Whole-run traffic (the overview plot) is summed per second on the engine thread,
 //! two prefix look-ups per packet, and handed over when the second changes.
 
+use std::path::PathBuf;
+
 use burstwatch_capture::Archive;
 use burstwatch_engine::{Alert, Engine, FlowRecord, PrefixSet};
 use burstwatch_report::{Format, OutputMap, Report, RunInfo};
@@ -125,8 +127,15 @@ impl Collector {
         }
     }
 
-    /// Second pass for the alert timelines, then write every table and the page.
-    pub fn finish(mut self, args: &AnalyzeArgs, sum: &Summary) -> anyhow::Result<()> {
+    /// Second pass for the alert timelines over the files the first pass read from `archive`
+    /// (those whose packets all lie outside every timeline window are skipped), then write
+    /// every table and the page.
+    pub fn finish(
+        mut self,
+        args: &AnalyzeArgs,
+        sum: &Summary,
+        archive: &Archive,
+    ) -> anyhow::Result<()> {
         if let Some((t, u, d)) = self.second.take() {
             self.sink.put(Item::Traffic(t, u, d));
         }
@@ -134,16 +143,25 @@ impl Collector {
         // On the report thread, the other tables are written meanwhile.
         let timelines = match plan {
             Some(mut timelines) if !timelines.is_empty() => {
-                // The first pass's files and selection, from the same arguments.
-                let archive = Archive::open(&crate::inputs::expand(&args.inputs)?);
+                // The first pass's files and selection.
+                let files: Vec<PathBuf> = archive
+                    .paths()
+                    .zip(archive.spans())
+                    .filter(|(_, span)| span.is_some_and(|(a, b)| timelines.overlaps(a, b)))
+                    .map(|(path, _)| path.to_path_buf())
+                    .collect();
+                let bytes = files
+                    .iter()
+                    .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                    .sum();
                 let selection = args.select.selection()?;
                 let pass = Pass {
-                    files: archive.paths().map(Into::into).collect(),
+                    files,
                     filter: args.filter.as_deref(),
                     selection: &selection,
                     threads: args.thread_count(),
                 };
-                let mut progress = Progress::new(archive.bytes_total(), args.quiet);
+                let mut progress = Progress::new(bytes, args.quiet);
                 second_pass::fill(&mut timelines, &pass, &mut progress)?;
                 timelines
             }

@@ -84,6 +84,7 @@ impl Collector {
         self,
         _args: &crate::analyze::AnalyzeArgs,
         _sum: &crate::summary::Summary,
+        _archive: &burstwatch_capture::Archive,
     ) -> anyhow::Result<()> {
         match self {}
     }

@@ -1,10 +1,11 @@
 //! The report's second pass: the inputs read again to fill the alert timelines.
 //!
 //! It selects packets exactly as the first pass did (`pipeline::read`): the same files (the
-//! [`Archive`]'s expansion of the same expanded inputs), the `--since`/`--until` window, the
-//! `--filter` expression and the `--host`/`--endpoint` selectors, all on the same decoded
-//! addresses. Packets outside every timeline window are skipped before the filter and the
-//! decoder, so the pass costs little more than reading the files.
+//! first pass's [`burstwatch_capture::Archive`], without those whose packets all lay outside
+//! every timeline window), the `--since`/`--until` window, the `--filter` expression and the
+//! `--host`/`--endpoint` selectors, all on the same decoded addresses. Packets outside every
+//! window are skipped before the filter and the decoder, so the pass costs little more than
+//! reading the files.
 //!
 //! Timeline counts do not depend on packet order, so there is no merge by timestamp: each of
 //! `threads` workers takes the next unread file, counts into its own copy of the plan, and the
@@ -29,7 +30,7 @@ const PROGRESS_EVERY: u64 = 8_192;
 
 /// What the pass reads and keeps.
 pub struct Pass<'a> {
-    /// Capture files, directories already expanded.
+    /// Capture files to read (directories already expanded).
     pub files: Vec<PathBuf>,
     /// `--filter`, compiled again by each worker.
     pub filter: Option<&'a str>,
