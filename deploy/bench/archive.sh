@@ -9,7 +9,8 @@
 #   BENCH_REPS=5 deploy/bench/archive.sh         # runs per case (default 3)
 #
 # Prints wall time, packets/s, CPU time and peak RSS per case (of its run with the median wall
-# time: a shared machine's noise), the 2-thread/1-thread wall-time ratio, and checks that the archive gives byte-identical alerts to the single file (with
+# time; the cases' runs interleave, against a shared machine's noise), the 2-thread/1-thread
+# wall-time ratio, and checks that the archive gives byte-identical alerts to the single file (with
 # REPORT=1 also identical alerts and timeline tables in the reports).
 set -euo pipefail
 
@@ -55,29 +56,35 @@ cat "$ONE" "$PARTS"/* >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/burstwatch-archive.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-report=()
 rows=()
-run() { # NAME THREADS INPUT...
-    local name=$1 threads=$2 rep median
-    shift 2
+once() { # NAME REP THREADS INPUT...: one timed run
+    local name=$1 rep=$2 threads=$3
+    shift 3
+    local report=()
     [[ ${REPORT:-0} == 1 ]] && report=(--report "$work/report-$name")
-    for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-        "$TIME" -f '%e %U %S %M' -o "$work/$name.time.$rep" "$BIN" analyze -q --threads "$threads" \
-            --flows /dev/null --alerts "$work/$name.alerts" --stats "$work/$name.stats" \
-            "${report[@]}" "$@"
-    done
+    "$TIME" -f '%e %U %S %M' -o "$work/$name.time.$rep" "$BIN" analyze -q --threads "$threads" \
+        --flows /dev/null --alerts "$work/$name.alerts" --stats "$work/$name.stats" \
+        "${report[@]}" "$@"
+}
+row() { # NAME THREADS: the table row of the run with the median wall time
+    local name=$1 threads=$2 rep median wall user sys rss packets
     median=$(for ((rep = 1; rep <= BENCH_REPS; rep++)); do
         echo "$(tail -n 1 "$work/$name.time.$rep" | cut -d ' ' -f 1) $rep"
     done | sort -n | awk -v n="$BENCH_REPS" 'NR == int((n + 1) / 2) { print $2 }')
-    local wall user sys rss packets
     read -r wall user sys rss < <(tail -n 1 "$work/$name.time.$median")
     packets=$(jq .packets "$work/$name.stats")
     rows+=("$name|$threads|$wall|$(awk -v p="$packets" -v w="$wall" 'BEGIN { printf "%.0f", p / w }')|$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')|$(awk -v m="$rss" 'BEGIN { printf "%.1f", m / 1024 }')|$(wc -l <"$work/$name.alerts")")
     echo "$wall" >"$work/$name.wall"
 }
-run single-file 2 "$ONE"
-run archive-1-thread 1 "$PARTS"
-run archive-2-threads 2 "$PARTS"
+# Interleaved, so that a slow spell of a shared machine touches every case alike.
+for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    once single-file "$rep" 2 "$ONE"
+    once archive-1-thread "$rep" 1 "$PARTS"
+    once archive-2-threads "$rep" 2 "$PARTS"
+done
+row single-file 2
+row archive-1-thread 1
+row archive-2-threads 2
 
 echo
 printf 'single file: %s (%s bytes); archive: %s files in %s\n\n' "$ONE" "$(stat -c %s "$ONE")" \
