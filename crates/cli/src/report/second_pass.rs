@@ -9,7 +9,7 @@
 //!
 //! Timeline counts do not depend on packet order, so there is no merge by timestamp: each of
 //! `threads` workers takes the next unread file, counts into its own copy of the plan, and the
-//! copies are added up at the end. A rotated archive is read about `threads` times faster;
+//! copies are added up at the end. A rotated archive is read up to `threads` times faster;
 //! one file is read by one worker.
 
 use std::path::PathBuf;
