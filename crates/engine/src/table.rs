@@ -122,6 +122,23 @@ pub struct FlowStats {
     pub out_of_order: u64,
 }
 
+impl FlowStats {
+    /// Add another table's counters (host shards each count their own).
+    pub fn add(&mut self, o: &FlowStats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.flows_created += o.flows_created;
+        for (a, b) in self.ended.iter_mut().zip(o.ended) {
+            *a += b;
+        }
+        self.active += o.active;
+        self.fragments_attributed += o.fragments_attributed;
+        self.fragments_orphaned += o.fragments_orphaned;
+        self.fragment_map_evictions += o.fragment_map_evictions;
+        self.out_of_order += o.out_of_order;
+    }
+}
+
 /// The flow table: ingest packets in (roughly) time order, pull finished [`FlowRecord`]s.
 ///
 /// ```
