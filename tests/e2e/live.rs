@@ -297,10 +297,11 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
     let net = Netns::new("d");
     let port = free_port();
     let target = std::net::SocketAddr::from((net.mgmt_addr, port));
+    // Two engine workers (host shards); the restart below runs one, from the same state.
     let cfg = daemon_config(
         dir.path(),
         &net.cap_if,
-        &format!("metrics_bind = \"{target}\"\n"),
+        &format!("metrics_bind = \"{target}\"\nworkers = 2\n"),
     );
     let log = dir.path().join("daemon.log");
     let mut daemon = start_daemon(&net, &cfg, &log);
@@ -424,6 +425,11 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
         serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
     let hosts = state["hosts"].as_array().unwrap().len();
     assert_eq!(hosts, 40, "every subscriber's baseline saved");
+    daemon_config(
+        dir.path(),
+        &net.cap_if,
+        &format!("metrics_bind = \"{target}\"\nworkers = 1\n"),
+    );
     let log2 = dir.path().join("daemon2.log");
     let mut again = start_daemon(&net, &cfg, &log2);
     let text = wait_for_log(&log2, "learned state restored", Duration::from_secs(20));

@@ -52,6 +52,9 @@ pub struct DaemonSettings {
     pub state_file: Option<PathBuf>,
     /// Seconds between retries of an interface that is down or missing (doubles up to 60).
     pub retry_seconds: f64,
+    /// Engine workers: flow tables and per-subscriber detection split by home host over this
+    /// many threads (endpoint prevalence and scoring stay on one). Read at start only.
+    pub workers: usize,
 }
 
 impl Default for DaemonSettings {
@@ -72,6 +75,7 @@ impl Default for DaemonSettings {
             alertmanager_queue: 10_000,
             state_file: None,
             retry_seconds: 1.0,
+            workers: 1,
         }
     }
 }
@@ -94,6 +98,7 @@ pub(crate) struct RawDaemon {
     alertmanager_queue: Option<Spanned<i64>>,
     state_file: Option<String>,
     retry_seconds: Option<Spanned<f64>>,
+    workers: Option<Spanned<i64>>,
 }
 
 fn non_empty(s: &Option<String>) -> Option<&String> {
@@ -194,6 +199,7 @@ impl Ctx<'_> {
             )?,
             state_file: path(&r.state_file),
             retry_seconds: retry_ns as f64 / 1e9,
+            workers: self.count(&r.workers, "daemon.workers", d.workers, 64)?,
         })
     }
 }
