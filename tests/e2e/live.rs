@@ -436,3 +436,76 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
     assert!(text.contains("hosts=40"), "{text}");
     assert_eq!(again.terminate(Duration::from_secs(30)), Some(0));
 }
+
+/// Status lines of every thread of a process (`Uid`, `CapEff`, ...).
+fn thread_status(pid: u32, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        if let Some(line) = status.lines().find(|l| l.starts_with(key)) {
+            out.push(
+                line.split_whitespace()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn daemon_gives_up_root_once_its_captures_are_open() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !live_tests_enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The unprivileged account writes flows, alerts and the state here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let net = Netns::new("u");
+    let cfg = daemon_config(dir.path(), &net.cap_if, "user = \"nobody\"\nworkers = 2\n");
+    let log = dir.path().join("daemon.log");
+    let mut daemon = start_daemon(&net, &cfg, &log);
+    wait_for_log(&log, "daemon started", Duration::from_secs(20));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("running unprivileged"), "{text}");
+    let pid = daemon.0.as_ref().unwrap().id();
+    // Every thread: user nobody (65534), and of root's powers only CAP_NET_ADMIN (12) and
+    // CAP_NET_RAW (13), bits 0x3000.
+    let uids = thread_status(pid, "Uid:");
+    assert!(
+        uids.len() >= 5,
+        "capture, worker, shard, output threads: {uids:?}"
+    );
+    assert!(
+        uids.iter().all(|u| u == "65534 65534 65534 65534"),
+        "{uids:?}"
+    );
+    for key in ["CapEff:", "CapPrm:"] {
+        let caps = thread_status(pid, key);
+        assert!(
+            caps.iter().all(|c| c == "0000000000003000"),
+            "{key} {caps:?}"
+        );
+    }
+    assert!(thread_status(pid, "CapInh:")
+        .iter()
+        .all(|c| c == "0000000000000000"));
+    // It still captures: the replayed packets are counted in its flows, and it writes its
+    // state as that user on the way out.
+    let sent = replay(&net, &repo().join("tests/data/sample.pcap"), "10");
+    assert!(sent > 100);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    let flows = std::fs::read(dir.path().join("flows.jsonl")).unwrap();
+    let counted: u64 = per_conversation(&flows).values().sum();
+    assert!(counted > 100, "{counted} packets in flows of {sent} sent");
+    let state = std::fs::metadata(dir.path().join("state.json")).unwrap();
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(
+        state.uid(),
+        65534,
+        "state written by the unprivileged account"
+    );
+}

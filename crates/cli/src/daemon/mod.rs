@@ -21,7 +21,8 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use burstwatch_capture::{LiveBackend, LiveConfig};
+use burstwatch_capture::privilege;
+use burstwatch_capture::{LiveBackend, LiveCapture, LiveConfig};
 use burstwatch_config::{Backend, Settings};
 use burstwatch_daemon::http::{self, Endpoints};
 use burstwatch_daemon::metrics::Metrics;
@@ -94,6 +95,16 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             *s = state.as_ref().map(|s| s.now_ns);
         }
     }
+    // Captures open first, while the process may still be root, and with one thread: then the
+    // switch to `daemon.user` applies to every thread started after it.
+    let live = open_captures(&d);
+    if let Some(user) = &d.user {
+        let account = privilege::lookup_user(user)
+            .with_context(|| format!("{}: daemon.user", args.config.display()))?;
+        privilege::drop_to(&account).with_context(|| format!("cannot switch to user {user:?}"))?;
+        tracing::info!(user = %account.name, uid = account.uid, gid = account.gid,
+            "running unprivileged; kept CAP_NET_RAW and CAP_NET_ADMIN");
+    }
     let engine = build_engine(&settings, state)?;
     tracing::info!(workers = d.workers, "engine ready");
 
@@ -141,25 +152,12 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     };
     let retry = Duration::from_secs_f64(d.retry_seconds);
     let mut captures = Vec::new();
-    for (slot, name) in d.interfaces.iter().enumerate() {
-        let cfg = LiveConfig {
-            interface: name.clone(),
-            backend: match d.backend {
-                Backend::Pcap => LiveBackend::Pcap,
-                Backend::AfPacket => LiveBackend::AfPacket,
-            },
-            snaplen: d.snaplen,
-            buffer_bytes: d.buffer_mib.saturating_mul(1 << 20),
-            promiscuous: d.promiscuous,
-            immediate: d.immediate,
-            filter: d.filter.clone(),
-            poll_ms: 100,
-        };
+    for (slot, ((cfg, first), name)) in live.into_iter().zip(&d.interfaces).enumerate() {
         let (tx, shared) = (pkt_tx.clone(), Arc::clone(&shared));
         captures.push(
             std::thread::Builder::new()
                 .name(format!("capture-{name}"))
-                .spawn(move || capture::run(cfg, slot, retry, tx, shared))?,
+                .spawn(move || capture::run(cfg, first, slot, retry, tx, shared))?,
         );
     }
     drop(pkt_tx);
@@ -247,6 +245,33 @@ async fn publish(
         metrics.update(&export::snapshot(&shared, sinks.stats()), export::now_ns());
         ready.store(shared.all_up(), Ordering::Relaxed);
     }
+}
+
+/// The capture settings of every interface, each with its capture if it opened now (the
+/// capture threads retry the others).
+fn open_captures(d: &burstwatch_config::DaemonSettings) -> Vec<(LiveConfig, Option<LiveCapture>)> {
+    d.interfaces
+        .iter()
+        .map(|name| {
+            let cfg = LiveConfig {
+                interface: name.clone(),
+                backend: match d.backend {
+                    Backend::Pcap => LiveBackend::Pcap,
+                    Backend::AfPacket => LiveBackend::AfPacket,
+                },
+                snaplen: d.snaplen,
+                buffer_bytes: d.buffer_mib.saturating_mul(1 << 20),
+                promiscuous: d.promiscuous,
+                immediate: d.immediate,
+                filter: d.filter.clone(),
+                poll_ms: 100,
+            };
+            let cap = LiveCapture::open(&cfg)
+                .map_err(|e| tracing::warn!(interface = %name, error = %e, "capture not open yet"))
+                .ok();
+            (cfg, cap)
+        })
+        .collect()
 }
 
 fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Result<Engines> {
