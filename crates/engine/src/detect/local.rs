@@ -176,7 +176,10 @@ impl Local {
                 return;
             }
         };
-        if !is_unicast_endpoint(&ext) {
+        // The cached pair slot, if still this pair's, and its subscriber's slot.
+        let cached = (self.pairs.key_at(*pair_hint) == Some(&(home, ext))).then_some(*pair_hint);
+        // A known pair has a unicast endpoint (no other kind ever gets a pair).
+        if cached.is_none() && !is_unicast_endpoint(&ext) {
             // Broadcast, multicast, link-local and the like are not endpoints anyone "talks to".
             self.stats.packets_not_unicast += 1;
             return;
@@ -184,8 +187,6 @@ impl Local {
         let v4 = src.is_ipv4();
         let now_sec = ts.div_euclid(S);
 
-        // The cached pair slot, if still this pair's, and its subscriber's slot.
-        let cached = (self.pairs.key_at(*pair_hint) == Some(&(home, ext))).then_some(*pair_hint);
         let cached_host = cached.and_then(|p| {
             let h = self.pairs.get(p).host_hint;
             (self.hosts.key_at(h) == Some(&home)).then_some(h)
