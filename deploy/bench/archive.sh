@@ -7,6 +7,7 @@
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/archive.sh
 #   REPORT=1 deploy/bench/archive.sh             # also --report (needs the `report` feature)
 #   BENCH_REPS=5 deploy/bench/archive.sh         # runs per case (default 3)
+#   BENCH_PROFILE=test-release deploy/bench/archive.sh  # another cargo profile (default release)
 #
 # Prints wall time, packets/s, CPU time and peak RSS per case (of its run with the median wall
 # time; the cases' runs interleave, against a shared machine's noise), the 2-thread/1-thread
@@ -20,7 +21,8 @@ BENCH_SIZE=${BENCH_SIZE:-2G}
 BENCH_FILES=${BENCH_FILES:-8}
 BENCH_REPS=${BENCH_REPS:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN=$TARGET_DIR/release/burstwatch
+BENCH_PROFILE=${BENCH_PROFILE:-release}
+BIN=$TARGET_DIR/$BENCH_PROFILE/burstwatch
 TIME=/usr/bin/time
 ONE=$BENCH_DIR/archive-one.pcap
 PARTS=$BENCH_DIR/archive-parts
@@ -32,7 +34,7 @@ command -v jq >/dev/null || { echo "archive.sh: jq is needed" >&2; exit 2; }
 if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
     features=()
     [[ ${REPORT:-0} == 1 ]] && features=(--features report)
-    cargo build --release -p burstwatch "${features[@]}"
+    cargo build --profile "$BENCH_PROFILE" -p burstwatch "${features[@]}"
 fi
 
 mkdir -p "$BENCH_DIR"

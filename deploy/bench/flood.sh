@@ -9,6 +9,7 @@
 #   FLOOD_MAX_FLOWS=50000 FLOOD_MAX_TABLE=50000 deploy/bench/flood.sh   # other caps
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/flood.sh   # use a prebuilt binary
 #   FLOOD_DEFAULT_CAPS=0 deploy/bench/flood.sh     # skip the comparison run with the default caps
+#   FLOOD_WORKERS=2 deploy/bench/flood.sh          # daemon engine workers (caps hold per worker)
 #
 # The capture is written by deploy/bench/flood_pcap.py (one 62-byte UDP/IPv6 frame per source,
 # 2001:db8::/32 with 96 random low bits, to fd00:0:0:{1..4}::1) and reused while it exists.
@@ -26,6 +27,7 @@ FLOOD_SEED=${FLOOD_SEED:-1}
 FLOOD_MBPS=${FLOOD_MBPS:-}
 FLOOD_MAX_FLOWS=${FLOOD_MAX_FLOWS:-100000}
 FLOOD_MAX_TABLE=${FLOOD_MAX_TABLE:-100000}
+FLOOD_WORKERS=${FLOOD_WORKERS:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/burstwatch
 TIME=/usr/bin/time
@@ -65,6 +67,7 @@ max_pairs = $FLOOD_MAX_TABLE
 max_endpoints = $FLOOD_MAX_TABLE
 "
 bench_daemon_config "$work/burstwatch.toml" "$caps"
+echo "workers = $FLOOD_WORKERS" >>"$work/burstwatch.toml" # the [daemon] section is last
 printf '%s' "$caps" >"$work/analyze.toml"
 
 echo "== daemon" >&2

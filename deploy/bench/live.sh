@@ -6,15 +6,16 @@
 #   RATES="100 250 500" deploy/bench/live.sh   # Mbit/s steps (a --topspeed run always follows)
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/live.sh   # use a prebuilt binary
 #   FASTNETMON=0 deploy/bench/live.sh          # skip FastNetMon
+#   WORKERS="1 2 4" deploy/bench/live.sh       # engine workers (daemon.workers) to run
 #   BENCH_FILE=target/bench/flood-5000000-1.pcap deploy/bench/live.sh   # replay another capture
 #   FNM_NETWORKS=10.0.0.0/12 deploy/bench/live.sh   # FastNetMon's monitored networks
 #
-# The daemon (release build, one engine worker) captures on one end of a veth pair in its own
-# network namespace with snaplen 256 and a 64 MiB kernel buffer; tcpreplay sends the capture
+# The daemon (release build; once per WORKERS count, default "1 2") captures on one end of a
+# veth pair in its own network namespace with snaplen 256 and a 64 MiB kernel buffer; tcpreplay sends the capture
 # from the other end at each rate, then once at --topspeed. After each replay the counters are
 # read from /metrics over a management veth once they stop moving: a run passes when no packet
 # was dropped (kernel + interface) and the daemon received exactly what tcpreplay sent.
-# "achieved" is tcpreplay's own figure. WORKERS is for engine sharding, which does not exist yet.
+# "achieved" is tcpreplay's own figure.
 #
 # FastNetMon (Debian package fastnetmon) gets the same replays in AF_PACKET mode on the same
 # veth end. Its Prometheus endpoint exposes the packets it parsed but no drop counter (its
@@ -29,18 +30,12 @@ BENCH_DIR=${BENCH_DIR:-target/bench}
 BENCH_SIZE=${BENCH_SIZE:-256M}
 BENCH_SEED=${BENCH_SEED:-1}
 RATES=${RATES:-250 500 1000 2000 4000}
-WORKERS=${WORKERS:-1}
+WORKERS=${WORKERS:-1 2}
 FASTNETMON=${FASTNETMON:-1}
 FNM_NETWORKS=${FNM_NETWORKS:-10.0.0.0/14}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/burstwatch
 FILE=${BENCH_FILE:-$BENCH_DIR/live-$BENCH_SIZE-$BENCH_SEED.pcap}
-
-if [[ $WORKERS != 1 ]]; then
-    echo "live.sh: WORKERS=$WORKERS is not supported yet: the daemon runs one engine worker" \
-        "and config/burstwatch.toml has no key for more" >&2
-    exit 2
-fi
 
 # shellcheck source=deploy/bench/netns.sh
 . deploy/bench/netns.sh
@@ -111,11 +106,14 @@ run_steps() {
 bw_received() { bench_metric burstwatch_interface_packets_total; }
 bw_dropped() { bench_metric burstwatch_capture_drops_total; }
 
-echo "== burstwatch daemon (workers: $WORKERS)" >&2
-bench_daemon_config "$work/burstwatch.toml" ""
-bench_daemon_start "$work/burstwatch.toml" "$work/daemon.log"
-run_steps "burstwatch" bw_received bw_dropped
-bench_daemon_stop
+for w in $WORKERS; do
+    echo "== burstwatch daemon (workers: $w)" >&2
+    bench_daemon_config "$work/burstwatch.toml" ""
+    echo "workers = $w" >>"$work/burstwatch.toml" # the [daemon] section is last
+    bench_daemon_start "$work/burstwatch.toml" "$work/daemon.log"
+    run_steps "burstwatch-$w-worker" bw_received bw_dropped
+    bench_daemon_stop
+done
 
 fnm_note=""
 fnm_scrape() {
@@ -195,7 +193,7 @@ printf 'capture: %s (%s bytes, %s packets); %s cores, load average %s\n\n' "$FIL
     printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
 echo
-for tool in burstwatch fastnetmon; do
+for tool in $(printf '%s\n' "${rows[@]}" | cut -d'|' -f1 | uniq); do
     best=$(printf '%s\n' "${rows[@]}" | awk -F'|' -v t="$tool" '
         $1 == t && $8 ~ /^pass/ && $2 != "topspeed" && $2 + 0 > b { b = $2 + 0 }
         $1 == t && $8 ~ /^pass/ && $2 == "topspeed" { ts = $3 }

@@ -49,6 +49,7 @@ mod filter;
 mod live;
 mod pcap;
 mod pcapng;
+pub mod privilege;
 
 pub use archive::{Archive, CAPTURE_EXTENSIONS};
 pub use burstwatch_wire::LinkType;

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use burstwatch_capture::{Archive, BpfFilter};
 use burstwatch_config::Settings;
 use burstwatch_engine::net::Prefix;
-use burstwatch_engine::{Alert, Engine};
+use burstwatch_engine::Alert;
 use burstwatch_wire::DecodeError;
 
 use crate::alert_json::{print_top, write_alert};
@@ -20,6 +20,7 @@ use crate::privacy::{Privacy, PrivacyArgs};
 use crate::progress::Progress;
 use crate::report::{Collector, ReportArgs};
 use crate::select::SelectArgs;
+use crate::shards::Engines;
 use crate::summary::Summary;
 
 /// Arguments of `burstwatch analyze`.
@@ -60,6 +61,12 @@ pub struct AnalyzeArgs {
     /// thread while the engine runs (the default where two cores exist). The output is the same.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+    /// Engine workers: the flow table and per-subscriber detection are split by home host over
+    /// this many threads (endpoint prevalence and scoring stay on one). The alerts are the same
+    /// as with 1 (the default); flow records are the same set in another order. Runs with
+    /// --report use 1.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
     /// Do not print progress or the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -143,9 +150,22 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let report = Collector::start(args, &settings.detect.home_nets, &privacy)?;
-    let mut table = Engine::new(settings.flow, settings.detect, seed);
-    if let Some(r) = &report {
-        r.enable(&mut table);
+    let mut workers = usize::from(args.workers);
+    if report.is_some() && workers > 1 {
+        tracing::info!("--report follows every packet on one engine: --workers 1");
+        workers = 1;
+    }
+    let enricher = enricher.map(|e| Box::new(e) as Box<dyn burstwatch_engine::detect::Enrich>);
+    let mut table = Engines::new(
+        workers,
+        settings.flow,
+        settings.detect,
+        seed,
+        enricher,
+        None,
+    )?;
+    if let (Some(r), Some(engine)) = (&report, table.single()) {
+        r.enable(engine);
     }
     let mut outputs = Outputs {
         flows: flows_out,
@@ -155,9 +175,6 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         privacy,
         report,
     };
-    if let Some(e) = enricher {
-        table.detector_mut().set_enrich(Box::new(e));
-    }
     let mut archive = Archive::open(&inputs);
     let mut sum = Summary::new(archive.files());
     let threads = args.thread_count();
@@ -182,8 +199,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     outputs.drain(&mut table, &mut sum);
     outputs.flush();
     sum.bytes_read = archive.bytes_consumed();
-    sum.flow_stats = table.flows().stats();
-    sum.detect_stats = table.detector().stats();
+    sum.flow_stats = table.flow_stats();
+    sum.detect_stats = table.detect_stats();
     let wall = started.elapsed();
     if !args.quiet {
         let mut err = std::io::stderr().lock();
@@ -229,7 +246,7 @@ struct Outputs {
 
 impl Outputs {
     /// Write out every record and alert the engine has ready.
-    fn drain(&mut self, engine: &mut Engine, sum: &mut Summary) {
+    fn drain(&mut self, engine: &mut Engines, sum: &mut Summary) {
         while let Some(rec) = engine.pop_record() {
             if let (Some(w), None) = (self.flows.as_mut(), &self.write_err) {
                 if let Err(e) = write_record(w, &rec, &self.privacy) {
@@ -256,7 +273,7 @@ impl Outputs {
                 self.kept.push(alert);
             }
         }
-        if let Some(r) = self.report.as_mut() {
+        if let (Some(r), Some(engine)) = (self.report.as_mut(), engine.single()) {
             r.bursts(engine);
         }
     }

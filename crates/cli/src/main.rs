@@ -25,6 +25,7 @@ mod privacy;
 mod progress;
 mod report;
 mod select;
+mod shards;
 mod simulate;
 mod summary;
 

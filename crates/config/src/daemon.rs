@@ -52,6 +52,12 @@ pub struct DaemonSettings {
     pub state_file: Option<PathBuf>,
     /// Seconds between retries of an interface that is down or missing (doubles up to 60).
     pub retry_seconds: f64,
+    /// Engine workers: flow tables and per-subscriber detection split by home host over this
+    /// many threads (endpoint prevalence and scoring stay on one). Read at start only.
+    pub workers: usize,
+    /// Account to switch to once the captures are open (keeping only CAP_NET_RAW and
+    /// CAP_NET_ADMIN); `None` to keep running as started.
+    pub user: Option<String>,
 }
 
 impl Default for DaemonSettings {
@@ -72,6 +78,8 @@ impl Default for DaemonSettings {
             alertmanager_queue: 10_000,
             state_file: None,
             retry_seconds: 1.0,
+            workers: 1,
+            user: None,
         }
     }
 }
@@ -94,6 +102,8 @@ pub(crate) struct RawDaemon {
     alertmanager_queue: Option<Spanned<i64>>,
     state_file: Option<String>,
     retry_seconds: Option<Spanned<f64>>,
+    workers: Option<Spanned<i64>>,
+    user: Option<Spanned<String>>,
 }
 
 fn non_empty(s: &Option<String>) -> Option<&String> {
@@ -167,6 +177,20 @@ impl Ctx<'_> {
                 ));
             }
         }
+        let user = match &r.user {
+            Some(u) if !u.get_ref().is_empty() => {
+                let name = u.get_ref();
+                if name.len() > 64 || name.contains(['\0', '/', ':']) {
+                    return Err(self.invalid(
+                        u.span().start,
+                        "daemon.user",
+                        format!("not an account name: {name:?}"),
+                    ));
+                }
+                Some(name.clone())
+            }
+            _ => None,
+        };
         let retry_ns = self.seconds(&r.retry_seconds, "daemon.retry_seconds", 1_000_000_000)?;
         Ok(DaemonSettings {
             interfaces,
@@ -194,6 +218,8 @@ impl Ctx<'_> {
             )?,
             state_file: path(&r.state_file),
             retry_seconds: retry_ns as f64 / 1e9,
+            workers: self.count(&r.workers, "daemon.workers", d.workers, 64)?,
+            user,
         })
     }
 }

@@ -15,6 +15,8 @@
 //! * [`Detector`]: per-subscriber baselines, per-(subscriber, endpoint) one-second windows with
 //!   burst segmentation, endpoint prevalence, recurrence and beacon analysis, and explained
 //!   scores ([`Alert`]).
+//! * [`shard`]: the same engine split by home host over several shards (threads in the
+//!   shell) with one [`Scorer`], giving the same alerts.
 //! * [`FlowTable`]: bidirectional flows keyed on the innermost IP 5-tuple, with per-protocol
 //!   idle timeouts, an active timeout, TCP close handling, a hard cap with least-recently-seen
 //!   eviction, and a bounded fragment map that attributes later IP fragments to their flow.
@@ -29,10 +31,13 @@ mod lru;
 mod lrumap;
 pub mod net;
 mod record;
+pub mod shard;
 mod table;
 
 pub use config::{FlowConfig, NS_PER_SEC};
-pub use detect::{Alert, AlertKind, DetectConfig, DetectStats, Detector, Severity};
+pub use detect::{
+    Alert, AlertKind, DetectConfig, DetectStats, Detector, Event, Local, Scorer, Severity,
+};
 pub use engine::Engine;
 pub use key::{Endpoint, FlowKey};
 pub use net::{Prefix, PrefixSet};

@@ -39,11 +39,20 @@ impl Prefix {
     /// native byte order (the mask is built in network order and reinterpreted alike).
     #[inline]
     pub fn contains_bytes(&self, a: &Addr) -> bool {
+        let (mask, value) = self.mask_value();
+        u128::from_ne_bytes(*a) & mask == value
+    }
+
+    /// The mask and masked address as native-order words.
+    #[inline]
+    fn mask_value(&self) -> (u128, u128) {
         let mask = u128::MAX
             .checked_shl(128 - u32::from(self.bits))
             .unwrap_or(0);
-        let mask = u128::from_ne_bytes(mask.to_be_bytes());
-        u128::from_ne_bytes(*a) & mask == u128::from_ne_bytes(self.addr)
+        (
+            u128::from_ne_bytes(mask.to_be_bytes()),
+            u128::from_ne_bytes(self.addr),
+        )
     }
 
     /// Whether the address lies in this prefix.
@@ -90,22 +99,27 @@ impl fmt::Display for Prefix {
     }
 }
 
-/// A list of prefixes with a fast membership test (a handful of prefixes: a linear scan).
+/// A list of prefixes with a fast membership test (a handful of prefixes: a linear scan over
+/// precomputed masks, two word operations each).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PrefixSet {
     prefixes: Vec<Prefix>,
+    /// `(mask, masked address)` of each prefix, native order (derived from `prefixes`).
+    masks: Vec<(u128, u128)>,
 }
 
 impl PrefixSet {
     /// A set of these prefixes.
     pub fn new(prefixes: Vec<Prefix>) -> Self {
-        Self { prefixes }
+        let masks = prefixes.iter().map(Prefix::mask_value).collect();
+        Self { prefixes, masks }
     }
 
     /// Whether any prefix contains the key-form address.
     #[inline]
     pub fn contains_bytes(&self, a: &Addr) -> bool {
-        self.prefixes.iter().any(|p| p.contains_bytes(a))
+        let x = u128::from_ne_bytes(*a);
+        self.masks.iter().any(|&(mask, value)| x & mask == value)
     }
 
     /// Whether any prefix contains the address.

@@ -122,6 +122,23 @@ pub struct FlowStats {
     pub out_of_order: u64,
 }
 
+impl FlowStats {
+    /// Add another table's counters (host shards each count their own).
+    pub fn add(&mut self, o: &FlowStats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.flows_created += o.flows_created;
+        for (a, b) in self.ended.iter_mut().zip(o.ended) {
+            *a += b;
+        }
+        self.active += o.active;
+        self.fragments_attributed += o.fragments_attributed;
+        self.fragments_orphaned += o.fragments_orphaned;
+        self.fragment_map_evictions += o.fragment_map_evictions;
+        self.out_of_order += o.out_of_order;
+    }
+}
+
 /// The flow table: ingest packets in (roughly) time order, pull finished [`FlowRecord`]s.
 ///
 /// ```
@@ -151,6 +168,9 @@ pub struct FlowTable {
     timeouts: [i64; N_LISTS],
     frags: FragMap,
     now_ns: i64,
+    /// No list head can expire before this packet time: the heads are checked only from then
+    /// on (a lower bound, lowered whenever a head may have changed).
+    next_check_ns: i64,
     started: bool,
     out: VecDeque<FlowRecord>,
     stats: FlowStats,
@@ -184,6 +204,7 @@ impl FlowTable {
             timeouts,
             frags,
             now_ns: i64::MIN,
+            next_check_ns: i64::MIN,
             started: false,
             out: VecDeque::new(),
             stats: FlowStats::default(),
@@ -205,6 +226,7 @@ impl FlowTable {
             cfg.other_idle_ns,
             cfg.tcp_close_grace_ns,
         ];
+        self.next_check_ns = i64::MIN;
         self.cfg = cfg;
     }
 
@@ -271,28 +293,33 @@ impl FlowTable {
             return;
         }
         self.now_ns = ts_ns;
-        for list in 0..N_LISTS {
-            let timeout = self.timeouts[list];
-            loop {
-                let head = self.lists[list].head;
-                if head == NIL {
-                    break;
-                }
-                let flow = &self.slab.0[head as usize];
-                if self.now_ns.saturating_sub(flow.last_ns()) <= timeout {
-                    break;
-                }
-                let reason = if list == L_CLOSING {
-                    if flow.close & RST_SEEN != 0 {
-                        EndReason::Rst
-                    } else {
-                        EndReason::Fin
+        if ts_ns >= self.next_check_ns {
+            let mut next = i64::MAX;
+            for list in 0..N_LISTS {
+                let timeout = self.timeouts[list];
+                loop {
+                    let head = self.lists[list].head;
+                    if head == NIL {
+                        break;
                     }
-                } else {
-                    EndReason::Idle
-                };
-                self.export(head, reason);
+                    let flow = &self.slab.0[head as usize];
+                    if self.now_ns.saturating_sub(flow.last_ns()) <= timeout {
+                        next = next.min(expiry(flow.last_ns(), timeout));
+                        break;
+                    }
+                    let reason = if list == L_CLOSING {
+                        if flow.close & RST_SEEN != 0 {
+                            EndReason::Rst
+                        } else {
+                            EndReason::Fin
+                        }
+                    } else {
+                        EndReason::Idle
+                    };
+                    self.export(head, reason);
+                }
             }
+            self.next_check_ns = next;
         }
         self.frags.expire(self.now_ns);
     }
@@ -408,6 +435,7 @@ impl FlowTable {
         let list = list_for(meta.proto);
         self.slab.0[idx as usize].list = list as u8;
         self.lists[list].push_back(&mut self.slab, idx);
+        self.note_head(list);
         let slab = &self.slab.0;
         let hasher = &self.hasher;
         self.table
@@ -439,10 +467,26 @@ impl FlowTable {
         let old = flow.list as usize;
         flow.list = list as u8;
         if old == list {
+            let was_head = self.lists[list].head == idx;
             self.lists[list].move_to_back(&mut self.slab, idx);
+            if was_head {
+                self.note_head(list);
+            }
         } else {
             self.lists[old].unlink(&mut self.slab, idx);
             self.lists[list].push_back(&mut self.slab, idx);
+            self.note_head(old);
+            self.note_head(list);
+        }
+    }
+
+    /// A list's head may have changed: its expiry lowers the next check if it is earlier.
+    #[inline]
+    fn note_head(&mut self, list: usize) {
+        let head = self.lists[list].head;
+        if head != NIL {
+            let t = expiry(self.slab.0[head as usize].last_ns(), self.timeouts[list]);
+            self.next_check_ns = self.next_check_ns.min(t);
         }
     }
 
@@ -477,6 +521,7 @@ impl FlowTable {
             return;
         }
         self.lists[list].unlink(&mut self.slab, idx);
+        self.note_head(list);
         let key = self.slab.0[idx as usize].key;
         let hash = self.hasher.hash_one(key);
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
@@ -490,6 +535,12 @@ impl FlowTable {
         self.stats.ended[reason.index()] += 1;
         self.out.push_back(rec);
     }
+}
+
+/// First packet time at which a flow last seen at `last_ns` has been idle longer than `timeout`.
+#[inline]
+fn expiry(last_ns: i64, timeout: i64) -> i64 {
+    last_ns.saturating_add(timeout).saturating_add(1)
 }
 
 fn list_for(proto: u8) -> usize {

@@ -427,3 +427,164 @@ fn burst_records_give_every_segmented_burst_its_gate_outcome() {
     }
     assert_eq!(sim.engine.detector().bursts_dropped(), 0);
 }
+
+/// The whole detection scenario set at once: background, bursts (one recurring), a beacon,
+/// a popular upload, out-of-order timestamps.
+fn mixed_scenario() -> Vec<(i64, PacketMeta)> {
+    let mut sim = Sim::new(DetectConfig::default());
+    sim.background(T0, T0 + 1300 * S, 60, 12);
+    for k in 0..3 {
+        sim.burst(
+            T0 + (300 + k * 240) * S,
+            "10.0.1.5",
+            "203.0.113.50",
+            4433,
+            17,
+            5_000_000,
+            3,
+            1,
+        );
+    }
+    sim.burst(
+        T0 + 500 * S,
+        "10.0.0.9",
+        "192.0.2.77",
+        443,
+        6,
+        8_000_000,
+        4,
+        2,
+    );
+    sim.burst(
+        T0 + 700 * S,
+        "10.0.0.17",
+        "198.18.0.3",
+        443,
+        6,
+        30_000_000,
+        10,
+        2,
+    );
+    for i in 0..20 {
+        let t = T0 + 100 * S + i * 45 * S + (i % 3) * S / 20;
+        sim.pkt(t, "10.0.0.23", 41_000, "198.51.100.7", 9000, 17, 420);
+        sim.pkt(
+            t + S / 5,
+            "198.51.100.7",
+            9000,
+            "10.0.0.23",
+            41_000,
+            17,
+            260,
+        );
+    }
+    let mut packets = std::mem::take(&mut sim.packets);
+    packets.sort_by_key(|p| p.0);
+    // A few timestamps step back (capture jitter across interfaces).
+    for i in (1000..packets.len()).step_by(997) {
+        packets.swap(i - 1, i);
+    }
+    packets
+}
+
+/// Run `packets` through `n` host shards and one scorer, handing events over every `batch`
+/// packets, as the threaded shells do.
+fn sharded(
+    packets: &[(i64, PacketMeta)],
+    n: usize,
+    batch: usize,
+) -> (Vec<Alert>, Vec<String>, burstwatch_engine::DetectStats) {
+    use burstwatch_engine::shard::{merge_into, Router, Shard};
+    use burstwatch_engine::Scorer;
+    let cfg = DetectConfig::default();
+    let mut router = Router::new(n, cfg.home_nets.clone());
+    let mut shards: Vec<Shard> = (0..n)
+        .map(|i| Shard::new(i, FlowConfig::default(), cfg.clone(), 5 + i as u64))
+        .collect();
+    let mut scorer = Scorer::new(cfg, 77);
+    let (mut alerts, mut records) = (Vec::new(), Vec::new());
+    let mut hand_over = |shards: &mut Vec<Shard>, scorer: &mut Scorer| {
+        let mut parts: Vec<_> = shards.iter_mut().map(|s| s.take_events()).collect();
+        merge_into(&mut parts, scorer);
+        for s in shards.iter_mut() {
+            while let Some(r) = s.pop_record() {
+                records.push(format!("{:?}", r));
+            }
+        }
+        while let Some(a) = scorer.pop_alert() {
+            alerts.push(a);
+        }
+    };
+    for (i, (ts, meta)) in packets.iter().enumerate() {
+        let r = router.route(*ts, meta);
+        if let Some(t) = r.tick {
+            for s in shards.iter_mut() {
+                s.tick(r.seq, t);
+            }
+        }
+        shards[r.shard].packet(r.seq, *ts, r.now, meta);
+        if (i + 1) % batch == 0 {
+            hand_over(&mut shards, &mut scorer);
+        }
+    }
+    let fin = router.finish();
+    for s in shards.iter_mut() {
+        s.finish(fin.seq, fin.now);
+    }
+    hand_over(&mut shards, &mut scorer);
+    let mut stats = scorer.stats();
+    for s in &shards {
+        stats.add(&s.local().stats());
+    }
+    records.sort();
+    (alerts, records, stats)
+}
+
+#[test]
+fn host_shards_give_exactly_the_alerts_of_one_engine() {
+    let packets = mixed_scenario();
+    let mut one = Engine::new(FlowConfig::default(), DetectConfig::default(), 3);
+    let (mut want, mut want_records) = (Vec::new(), Vec::new());
+    for (ts, meta) in &packets {
+        one.ingest(*ts, meta);
+        while let Some(r) = one.pop_record() {
+            want_records.push(format!("{:?}", r));
+        }
+        while let Some(a) = one.pop_alert() {
+            want.push(a);
+        }
+    }
+    one.finish();
+    while let Some(r) = one.pop_record() {
+        want_records.push(format!("{:?}", r));
+    }
+    while let Some(a) = one.pop_alert() {
+        want.push(a);
+    }
+    want_records.sort();
+    let kinds: Vec<&str> = want.iter().map(|a| a.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"burst") && kinds.contains(&"beacon") && want.len() >= 4,
+        "{}",
+        snapshot(&want)
+    );
+    let want_stats = one.detector().stats();
+    for (n, batch) in [(1, 1024), (2, 1024), (3, 1), (4, 333), (7, 50_000)] {
+        let (got, records, stats) = sharded(&packets, n, batch);
+        // Every field, exactly (scores, reasons, detection times, prevalence, first contact).
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{n} shards");
+        let differ: Vec<_> = records
+            .iter()
+            .zip(&want_records)
+            .filter(|(a, b)| a != b)
+            .take(2)
+            .collect();
+        assert!(
+            differ.is_empty() && records.len() == want_records.len(),
+            "{n} shards: flow records differ ({} vs {}): {differ:?}",
+            records.len(),
+            want_records.len()
+        );
+        assert_eq!(stats, want_stats, "{n} shards: counters");
+    }
+}

@@ -18,9 +18,11 @@ const BATCH: usize = 256;
 /// Longest pause between retries of an interface that is missing or down.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Run until shutdown: capture on `cfg.interface`, publishing counters in slot `slot`.
+/// Run until shutdown: capture on `cfg.interface` (starting with `first` if it was opened
+/// already), publishing counters in slot `slot`.
 pub fn run(
     cfg: LiveConfig,
+    first: Option<LiveCapture>,
     slot: usize,
     retry: Duration,
     tx: SyncSender<Batch>,
@@ -36,8 +38,13 @@ pub fn run(
     let mut batch: Batch = Vec::with_capacity(BATCH);
     // Counters of captures closed earlier (libpcap's restart at zero on reopen).
     let (mut base_dropped, mut base_ifdropped) = (0u64, 0u64);
+    let mut first = first;
     while !shared.stopping() {
-        let mut cap = match LiveCapture::open(&cfg) {
+        let opened_now = match first.take() {
+            Some(cap) => Ok(cap),
+            None => LiveCapture::open(&cfg),
+        };
+        let mut cap = match opened_now {
             Ok(cap) => cap,
             Err(e) => {
                 local.open_failures += 1;

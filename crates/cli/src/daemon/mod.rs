@@ -21,13 +21,17 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use burstwatch_capture::{LiveBackend, LiveConfig};
+use burstwatch_capture::privilege;
+use burstwatch_capture::{LiveBackend, LiveCapture, LiveConfig};
 use burstwatch_config::{Backend, Settings};
 use burstwatch_daemon::http::{self, Endpoints};
 use burstwatch_daemon::metrics::Metrics;
 use burstwatch_daemon::sinks::alertmanager::AlertmanagerConfig;
 use burstwatch_daemon::sinks::{Sinks, SinksConfig};
-use burstwatch_engine::Engine;
+use burstwatch_engine::detect::state::LearnedState;
+use burstwatch_engine::detect::Enrich;
+
+use crate::shards::Engines;
 
 use shared::{IfaceCounters, Shared};
 use worker::Control;
@@ -82,17 +86,27 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
     }
-    if let Ok(mut c) = shared.caps.lock() {
-        *c = (settings.flow.max_flows, settings.detect.clone());
-    }
-    let mut engine = build_engine(&settings)?;
-    if let Some(path) = &d.state_file {
-        let saved = state_file::restore(&mut engine, path);
-        shared.restored.store(saved.is_some(), Ordering::Relaxed);
+    shared.workers.store(d.workers, Ordering::Relaxed);
+    shared.set_caps(settings.flow.max_flows, &settings.detect);
+    let state = d.state_file.as_deref().and_then(state_file::load);
+    if d.state_file.is_some() {
+        shared.restored.store(state.is_some(), Ordering::Relaxed);
         if let Ok(mut s) = shared.state_saved_ns.lock() {
-            *s = saved;
+            *s = state.as_ref().map(|s| s.now_ns);
         }
     }
+    // Captures open first, while the process may still be root, and with one thread: then the
+    // switch to `daemon.user` applies to every thread started after it.
+    let live = open_captures(&d);
+    if let Some(user) = &d.user {
+        let account = privilege::lookup_user(user)
+            .with_context(|| format!("{}: daemon.user", args.config.display()))?;
+        privilege::drop_to(&account).with_context(|| format!("cannot switch to user {user:?}"))?;
+        tracing::info!(user = %account.name, uid = account.uid, gid = account.gid,
+            "running unprivileged; kept CAP_NET_RAW and CAP_NET_ADMIN");
+    }
+    let engine = build_engine(&settings, state)?;
+    tracing::info!(workers = d.workers, "engine ready");
 
     // Signals, HTTP and sinks run on one small runtime driven by this thread.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -138,25 +152,12 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     };
     let retry = Duration::from_secs_f64(d.retry_seconds);
     let mut captures = Vec::new();
-    for (slot, name) in d.interfaces.iter().enumerate() {
-        let cfg = LiveConfig {
-            interface: name.clone(),
-            backend: match d.backend {
-                Backend::Pcap => LiveBackend::Pcap,
-                Backend::AfPacket => LiveBackend::AfPacket,
-            },
-            snaplen: d.snaplen,
-            buffer_bytes: d.buffer_mib.saturating_mul(1 << 20),
-            promiscuous: d.promiscuous,
-            immediate: d.immediate,
-            filter: d.filter.clone(),
-            poll_ms: 100,
-        };
+    for (slot, ((cfg, first), name)) in live.into_iter().zip(&d.interfaces).enumerate() {
         let (tx, shared) = (pkt_tx.clone(), Arc::clone(&shared));
         captures.push(
             std::thread::Builder::new()
                 .name(format!("capture-{name}"))
-                .spawn(move || capture::run(cfg, slot, retry, tx, shared))?,
+                .spawn(move || capture::run(cfg, first, slot, retry, tx, shared))?,
         );
     }
     drop(pkt_tx);
@@ -193,7 +194,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     let _ = output.join();
     let mut code = ExitCode::SUCCESS;
     if let Some(path) = &d.state_file {
-        if let Err(e) = state_file::save(&engine, path) {
+        if let Err(e) = state_file::save(&engine.learned_state(), path) {
             tracing::error!(error = %format!("{e:#}"), "learned state not saved");
             code = ExitCode::from(1);
         }
@@ -246,21 +247,56 @@ async fn publish(
     }
 }
 
-fn build_engine(settings: &Settings) -> anyhow::Result<Engine> {
+/// The capture settings of every interface, each with its capture if it opened now (the
+/// capture threads retry the others).
+fn open_captures(d: &burstwatch_config::DaemonSettings) -> Vec<(LiveConfig, Option<LiveCapture>)> {
+    d.interfaces
+        .iter()
+        .map(|name| {
+            let cfg = LiveConfig {
+                interface: name.clone(),
+                backend: match d.backend {
+                    Backend::Pcap => LiveBackend::Pcap,
+                    Backend::AfPacket => LiveBackend::AfPacket,
+                },
+                snaplen: d.snaplen,
+                buffer_bytes: d.buffer_mib.saturating_mul(1 << 20),
+                promiscuous: d.promiscuous,
+                immediate: d.immediate,
+                filter: d.filter.clone(),
+                poll_ms: 100,
+            };
+            let cap = LiveCapture::open(&cfg)
+                .map_err(|e| tracing::warn!(interface = %name, error = %e, "capture not open yet"))
+                .ok();
+            (cfg, cap)
+        })
+        .collect()
+}
+
+fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Result<Engines> {
     let seed = {
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(0x6461_656d_6f6e_u64)
     };
-    let mut engine = Engine::new(settings.flow.clone(), settings.detect.clone(), seed);
     let e = &settings.enrich;
-    if e.asn_database.is_some() || e.country_database.is_some() {
-        let en = burstwatch_enrich::MmdbEnricher::open(
-            e.asn_database.as_deref(),
-            e.country_database.as_deref(),
-        )?;
-        engine.detector_mut().set_enrich(Box::new(en));
-    }
-    Ok(engine)
+    let enrich: Option<Box<dyn Enrich>> =
+        if e.asn_database.is_some() || e.country_database.is_some() {
+            Some(Box::new(burstwatch_enrich::MmdbEnricher::open(
+                e.asn_database.as_deref(),
+                e.country_database.as_deref(),
+            )?))
+        } else {
+            None
+        };
+    Engines::new(
+        settings.daemon.workers,
+        settings.flow.clone(),
+        settings.detect.clone(),
+        seed,
+        enrich,
+        state,
+    )
 }
 
 /// Wait for SIGTERM/SIGINT; handle SIGHUP (reload, reopen) meanwhile.
@@ -285,9 +321,7 @@ async fn signals(
                 let ok = match Settings::load(config) {
                     Ok(s) => {
                         tracing::info!(config = %config.display(), "configuration reloaded");
-                        if let Ok(mut c) = shared.caps.lock() {
-                            *c = (s.flow.max_flows, s.detect.clone());
-                        }
+                        shared.set_caps(s.flow.max_flows, &s.detect);
                         let _ = control.send(Control::Reload(Box::new(s)));
                         true
                     }

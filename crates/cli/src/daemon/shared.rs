@@ -1,7 +1,7 @@
 //! State shared between the daemon's threads. Touched about once per second per thread,
 //! never per packet.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use burstwatch_engine::detect::DetectStats;
@@ -63,11 +63,25 @@ pub struct Shared {
     pub restored: AtomicBool,
     /// Packet time of the restored snapshot.
     pub state_saved_ns: Mutex<Option<i64>>,
-    /// Flow-table capacity and detector settings in force (for fill ratios).
+    /// Flow-table capacity and detector settings in force (for fill ratios), over all workers.
     pub caps: Mutex<(usize, DetectConfig)>,
+    /// Engine workers (fixed at start).
+    pub workers: AtomicUsize,
 }
 
 impl Shared {
+    /// Record the caps in force: flow, subscriber and pair caps hold per worker, the endpoint
+    /// cap once.
+    pub fn set_caps(&self, max_flows: usize, detect: &DetectConfig) {
+        let n = self.workers.load(Ordering::Relaxed).max(1);
+        let mut d = detect.clone();
+        d.max_hosts = d.max_hosts.saturating_mul(n);
+        d.max_pairs = d.max_pairs.saturating_mul(n);
+        if let Ok(mut c) = self.caps.lock() {
+            *c = (max_flows.saturating_mul(n), d);
+        }
+    }
+
     /// Whether shutdown was requested.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)

@@ -5,15 +5,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use burstwatch_engine::detect::state::LearnedState;
-use burstwatch_engine::Engine;
+use burstwatch_engine::detect::state::{LearnedState, STATE_VERSION};
 
 /// Largest state file read (a full detector at default caps is far smaller).
 const MAX_BYTES: u64 = 2 << 30;
 
-/// Restore `engine` from `path` if the file exists. Returns the packet time the state was saved
-/// at, when it was restored.
-pub fn restore(engine: &mut Engine, path: &Path) -> Option<i64> {
+/// Read the learned state at `path`, if the file exists and is usable (else it is set aside).
+pub fn load(path: &Path) -> Option<LearnedState> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(_) => {
@@ -21,19 +19,22 @@ pub fn restore(engine: &mut Engine, path: &Path) -> Option<i64> {
             return None;
         }
     };
-    let result = (|| -> anyhow::Result<(usize, usize, i64)> {
+    let result = (|| -> anyhow::Result<LearnedState> {
         anyhow::ensure!(meta.len() <= MAX_BYTES, "larger than {MAX_BYTES} bytes");
         let text = std::fs::read(path)?;
         let state: LearnedState = serde_json::from_slice(&text)?;
-        let (hosts, endpoints) = state.sizes();
-        let saved = state.now_ns;
-        engine.detector_mut().restore(state)?;
-        Ok((hosts, endpoints, saved))
+        anyhow::ensure!(
+            state.version == STATE_VERSION,
+            "state format version {} is not {STATE_VERSION}",
+            state.version
+        );
+        Ok(state)
     })();
     match result {
-        Ok((hosts, endpoints, saved)) => {
+        Ok(state) => {
+            let (hosts, endpoints) = state.sizes();
             tracing::info!(path = %path.display(), hosts, endpoints, "learned state restored");
-            Some(saved)
+            Some(state)
         }
         Err(e) => {
             let bad = path.with_extension("bad");
@@ -45,13 +46,12 @@ pub fn restore(engine: &mut Engine, path: &Path) -> Option<i64> {
     }
 }
 
-/// Write the engine's learned state to `path` atomically.
-pub fn save(engine: &Engine, path: &Path) -> anyhow::Result<()> {
-    let state = engine.detector().learned_state();
+/// Write learned state to `path` atomically.
+pub fn save(state: &LearnedState, path: &Path) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, &state)?;
+        serde_json::to_writer(&mut f, state)?;
         f.write_all(b"\n")?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

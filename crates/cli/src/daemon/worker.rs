@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burstwatch_config::Settings;
-use burstwatch_engine::{Alert, Engine};
+use burstwatch_engine::Alert;
 
 use super::capture::Batch;
 use super::shared::Shared;
 use crate::alert_json::write_alert;
 use crate::flow_json::write_record;
 use crate::privacy::Privacy;
+use crate::shards::Engines;
+
+/// Longest wait before host shards get a partly filled round.
+const FLUSH: Duration = Duration::from_millis(50);
 
 /// What the worker sends to the output thread.
 pub enum Output {
@@ -29,17 +33,18 @@ pub enum Control {
 }
 
 /// Run until every capture thread has hung up; then flush every flow and alert and return the
-/// engine (for the state snapshot).
+/// engines (for the state snapshot).
 pub fn run(
-    mut engine: Engine,
+    mut engine: Engines,
     rx: Receiver<Batch>,
     control: Receiver<Control>,
     out: Sender<Output>,
     shared: Arc<Shared>,
-) -> Engine {
+) -> Engines {
     let mut last_ts: Option<i64> = None;
     let mut last_wall = Instant::now();
     let mut last_publish = Instant::now();
+    let mut last_flush = Instant::now();
     let mut records = 0u64;
     let mut alerts = 0u64;
     loop {
@@ -50,6 +55,12 @@ pub fn run(
                     last_ts = Some(last_ts.map_or(*ts, |l| l.max(*ts)));
                 }
                 last_wall = Instant::now();
+                if last_flush.elapsed() >= FLUSH {
+                    // Host shards: hand over a partly filled round so a slow link still
+                    // gets its records and alerts promptly.
+                    last_flush = last_wall;
+                    engine.flush();
+                }
             }
             Err(RecvTimeoutError::Timeout) => {
                 // An idle link: packet time stands still, so let it follow the wall clock from
@@ -63,8 +74,7 @@ pub fn run(
         }
         drain(&mut engine, &out, &mut records, &mut alerts);
         while let Ok(Control::Reload(s)) = control.try_recv() {
-            engine.flows_mut().set_config(s.flow.clone());
-            engine.detector_mut().set_config(s.detect.clone());
+            engine.set_config(s.flow.clone(), s.detect.clone());
             tracing::info!("thresholds reloaded; learned state kept");
         }
         if last_publish.elapsed() >= Duration::from_secs(1) {
@@ -78,7 +88,7 @@ pub fn run(
     engine
 }
 
-fn drain(engine: &mut Engine, out: &Sender<Output>, records: &mut u64, alerts: &mut u64) {
+fn drain(engine: &mut Engines, out: &Sender<Output>, records: &mut u64, alerts: &mut u64) {
     while let Some(rec) = engine.pop_record() {
         let mut line = Vec::with_capacity(320);
         if write_record(&mut line, &rec, &Privacy::disabled()).is_ok() {
@@ -95,10 +105,10 @@ fn drain(engine: &mut Engine, out: &Sender<Output>, records: &mut u64, alerts: &
     }
 }
 
-fn publish(engine: &Engine, shared: &Shared, last_ts: Option<i64>, records: u64, alerts: u64) {
+fn publish(engine: &Engines, shared: &Shared, last_ts: Option<i64>, records: u64, alerts: u64) {
     if let Ok(mut w) = shared.worker.lock() {
-        w.flows = engine.flows().stats();
-        w.detect = engine.detector().stats();
+        w.flows = engine.flow_stats();
+        w.detect = engine.detect_stats();
         w.last_packet_ns = last_ts;
         w.records = records;
         w.alerts = alerts;

@@ -9,8 +9,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::local::HostState;
 use super::prevalence::EndpointState;
-use super::{Detector, HostState};
+use super::{Detector, Local, Scorer};
 use crate::key::{addr_bytes, addr_ip};
 
 /// Format version; a file with another version is not restored.
@@ -40,16 +41,16 @@ impl LearnedState {
     }
 }
 
-impl Detector {
-    /// What the detector has learned so far.
-    pub fn learned_state(&self) -> LearnedState {
+impl LearnedState {
+    /// What a scorer and its subscriber shards have learned so far.
+    pub fn collect(scorer: &Scorer, locals: &[&Local]) -> Self {
         LearnedState {
             version: STATE_VERSION,
-            now_ns: self.now_ns,
-            start_ns: self.start_ns,
-            hosts: self
-                .hosts
-                .iter_lru()
+            now_ns: scorer.now_ns,
+            start_ns: scorer.start_ns,
+            hosts: locals
+                .iter()
+                .flat_map(|l| l.hosts.iter_lru())
                 .map(|(k, v)| {
                     // The second in progress is not carried over.
                     let mut v = v.clone();
@@ -57,12 +58,12 @@ impl Detector {
                     (addr_ip(*k, true), v)
                 })
                 .collect(),
-            endpoints: self
+            endpoints: scorer
                 .endpoints
                 .iter_lru()
                 .map(|(k, v)| (addr_ip(*k, true), v.clone()))
                 .collect(),
-            ports: self
+            ports: scorer
                 .port_pairs
                 .iter()
                 .enumerate()
@@ -72,34 +73,57 @@ impl Detector {
         }
     }
 
-    /// Take over learned state (at start, before any packet). Entries beyond the configured
-    /// caps are dropped oldest first; a state of another version is refused.
-    pub fn restore(&mut self, s: LearnedState) -> Result<(), StateError> {
-        if s.version != STATE_VERSION {
-            return Err(StateError::Version(s.version));
+    /// Hand the state to a scorer and its subscriber shards (at start, before any packet);
+    /// `shard_of` names the shard that owns a subscriber. Entries beyond the configured caps
+    /// are dropped oldest first; a state of another version is refused.
+    pub fn restore_into(
+        self,
+        scorer: &mut Scorer,
+        locals: &mut [&mut Local],
+        shard_of: impl Fn(IpAddr) -> usize,
+    ) -> Result<(), StateError> {
+        if self.version != STATE_VERSION {
+            return Err(StateError::Version(self.version));
         }
-        self.start_ns = s.start_ns;
-        for (ip, mut h) in s.hosts {
+        scorer.start_ns = self.start_ns;
+        for (ip, mut h) in self.hosts {
+            let Some(local) = locals.get_mut(shard_of(ip)) else {
+                continue;
+            };
             h.bin_up = 0;
-            let (idx, _) = self
+            let (idx, _) = local
                 .hosts
                 .upsert(addr_bytes(ip), HostState::default, |_, _| {});
-            *self.hosts.get_mut(idx) = h;
+            *local.hosts.get_mut(idx) = h;
         }
-        for (ip, mut e) in s.endpoints {
+        for (ip, mut e) in self.endpoints {
             e.sanitize();
-            let (idx, _) = self
-                .endpoints
-                .upsert(addr_bytes(ip), EndpointState::default, |_, _| {});
-            *self.endpoints.get_mut(idx) = e;
+            let (idx, _) =
+                scorer
+                    .endpoints
+                    .upsert(addr_bytes(ip), EndpointState::default, |_, _| {});
+            *scorer.endpoints.get_mut(idx) = e;
         }
-        for (slot, n) in s.ports {
-            if let Some(p) = self.port_pairs.get_mut(slot as usize) {
+        for (slot, n) in self.ports {
+            if let Some(p) = scorer.port_pairs.get_mut(slot as usize) {
                 *p = n;
-                self.port_max = self.port_max.max(n);
+                scorer.port_max = scorer.port_max.max(n);
             }
         }
         Ok(())
+    }
+}
+
+impl Detector {
+    /// What the detector has learned so far.
+    pub fn learned_state(&self) -> LearnedState {
+        LearnedState::collect(&self.scorer, &[&self.local])
+    }
+
+    /// Take over learned state (at start, before any packet). Entries beyond the configured
+    /// caps are dropped oldest first; a state of another version is refused.
+    pub fn restore(&mut self, s: LearnedState) -> Result<(), StateError> {
+        s.restore_into(&mut self.scorer, &mut [&mut self.local], |_| 0)
     }
 }
 
@@ -151,8 +175,11 @@ mod tests {
         // The restored baselines are warm: same trusted p95 as before the restart.
         let key = addr_bytes("10.0.0.3".parse().unwrap());
         let p95 = |d: &Detector| {
-            let i = d.hosts.find(&key).unwrap();
-            d.hosts.get(i).baseline_bytes(d.cfg.baseline_warmup_seconds)
+            let i = d.local.hosts.find(&key).unwrap();
+            d.local
+                .hosts
+                .get(i)
+                .baseline_bytes(d.local.cfg.baseline_warmup_seconds)
         };
         assert!(p95(&a).is_some());
         assert_eq!(p95(&a), p95(&b));

@@ -1,0 +1,186 @@
+//! Giving up root once the captures are open.
+//!
+//! A daemon started as root opens its packet sockets, then becomes an unprivileged account
+//! that keeps exactly two capabilities: `CAP_NET_RAW` (to open a packet socket again when an
+//! interface comes back) and `CAP_NET_ADMIN` (promiscuous mode). Everything else root could do
+//! is gone for good. Linux only; call it while the process has one thread, because
+//! capabilities belong to threads and new threads inherit the caller's.
+
+use std::ffi::CString;
+use std::io;
+
+/// Capability numbers (linux/capability.h).
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// An account to run as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its name as configured.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+}
+
+/// Why privileges could not be dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    /// The account does not exist.
+    #[error("no such user: {0:?}")]
+    NoUser(String),
+    /// A system call refused.
+    #[error("{call} failed: {err}")]
+    Call {
+        /// The call.
+        call: &'static str,
+        /// What the kernel said.
+        err: io::Error,
+    },
+}
+
+fn check(call: &'static str, rc: libc::c_int) -> Result<(), PrivilegeError> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PrivilegeError::Call {
+            call,
+            err: io::Error::last_os_error(),
+        })
+    }
+}
+
+/// Look an account up by name in the system's user database (a number is taken as a uid
+/// whose group is the same number).
+pub fn lookup_user(name: &str) -> Result<Account, PrivilegeError> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok(Account {
+            name: name.to_string(),
+            uid: id,
+            gid: id,
+        });
+    }
+    let no_user = || PrivilegeError::NoUser(name.to_string());
+    let cname = CString::new(name).map_err(|_| no_user())?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: `passwd` is plain data; all-zero is a valid (empty) value that getpwnam_r fills.
+    #[allow(unsafe_code)]
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf.len()` is the buffer's true size;
+    // the strings getpwnam_r stores point into `buf`, which outlives their only use below.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(no_user());
+    }
+    Ok(Account {
+        name: name.to_string(),
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    })
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Become `account`, keeping only `CAP_NET_RAW` and `CAP_NET_ADMIN` (effective and
+/// permitted; nothing inheritable). Supplementary groups are cleared. Already running as that
+/// account: nothing to do.
+pub fn drop_to(account: &Account) -> Result<(), PrivilegeError> {
+    // SAFETY: getuid/geteuid cannot fail and touch no memory.
+    #[allow(unsafe_code)]
+    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    if uid == account.uid && euid == account.uid {
+        return Ok(());
+    }
+    let keep = (1u32 << CAP_NET_RAW) | (1u32 << CAP_NET_ADMIN);
+    let gid = account.gid;
+    // SAFETY: plain system calls with valid arguments: `prctl` with integer arguments, one
+    // group id read from a live local, and a capability header and two data words (version 3)
+    // that live across the `capset` call.
+    #[allow(unsafe_code)]
+    unsafe {
+        // Keep the permitted set across the change of user id...
+        check(
+            "prctl(PR_SET_KEEPCAPS)",
+            libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0),
+        )?;
+        check("setgroups", libc::setgroups(1, &gid))?;
+        check("setgid", libc::setgid(gid))?;
+        check("setuid", libc::setuid(account.uid))?;
+        // ... then narrow it to the two capabilities and make them effective.
+        let mut header = CapHeader {
+            version: CAP_VERSION_3,
+            pid: 0,
+        };
+        let data = [
+            CapData {
+                effective: keep,
+                permitted: keep,
+                inheritable: 0,
+            },
+            CapData {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+        ];
+        let rc = libc::syscall(libc::SYS_capset, &mut header, data.as_ptr());
+        check("capset", if rc == 0 { 0 } else { -1 })?;
+        check(
+            "prctl(PR_SET_KEEPCAPS)",
+            libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0),
+        )?;
+    }
+    // SAFETY: as above.
+    #[allow(unsafe_code)]
+    let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+    if uid != account.uid || euid != account.uid {
+        return Err(PrivilegeError::Call {
+            call: "setuid (user id did not change)",
+            err: io::Error::from(io::ErrorKind::PermissionDenied),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    #[test]
+    fn root_is_found_and_strangers_are_not() {
+        let root = lookup_user("root").unwrap();
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert!(matches!(
+            lookup_user("no-such-user-burstwatch"),
+            Err(PrivilegeError::NoUser(_))
+        ));
+        assert!(lookup_user("bad\0name").is_err());
+        assert_eq!(lookup_user("4242").unwrap().uid, 4242);
+    }
+}

@@ -1,0 +1,414 @@
+//! The engine on one thread, or split by home host over worker threads.
+//!
+//! [`Engines::One`] is the plain [`Engine`]. [`Engines::Sharded`] runs one
+//! [`Shard`] (flow table and per-subscriber detector) per worker thread and the
+//! population-wide [`Scorer`] on the calling thread: the caller routes each packet to the shard
+//! of its home host ([`Router`]), packets travel in rounds of [`ROUND`] (every shard gets its
+//! part of every round, so all shards stay in step), and the shards' events come back and are
+//! merged into packet order before the scorer sees them. Alerts are exactly those of one engine
+//! (see `burstwatch_engine::shard`); flow records are the same set, in another order.
+//!
+//! Nothing is locked per packet: each shard owns its state, and the only shared state (the
+//! scorer's) lives on one thread.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use anyhow::Context as _;
+use burstwatch_engine::detect::state::LearnedState;
+use burstwatch_engine::detect::Enrich;
+use burstwatch_engine::shard::{merge_into, Router, Shard, Tagged};
+use burstwatch_engine::{
+    Alert, DetectConfig, DetectStats, Engine, FlowConfig, FlowRecord, FlowStats, Scorer,
+};
+use burstwatch_wire::PacketMeta;
+
+/// Packets per round handed to the shards.
+pub const ROUND: usize = 1024;
+/// Rounds in flight before the caller waits for the oldest one's results.
+const DEPTH: usize = 4;
+
+/// One engine, or several host shards and a scorer.
+pub enum Engines {
+    /// Everything on the calling thread.
+    One(Box<Engine>),
+    /// Host shards on worker threads.
+    Sharded(Box<ShardPool>),
+}
+
+impl Engines {
+    /// `workers` engines (1: a plain engine on the calling thread) with these settings,
+    /// endpoint enrichment and learned state.
+    pub fn new(
+        workers: usize,
+        flow: FlowConfig,
+        detect: DetectConfig,
+        seed: u64,
+        enrich: Option<Box<dyn Enrich>>,
+        state: Option<LearnedState>,
+    ) -> anyhow::Result<Self> {
+        if workers <= 1 {
+            let mut e = Engine::new(flow, detect, seed);
+            if let Some(en) = enrich {
+                e.detector_mut().set_enrich(en);
+            }
+            if let Some(s) = state {
+                e.detector_mut().restore(s)?;
+            }
+            return Ok(Engines::One(Box::new(e)));
+        }
+        Ok(Engines::Sharded(Box::new(ShardPool::new(
+            workers, flow, detect, seed, enrich, state,
+        )?)))
+    }
+
+    /// Count one decoded packet.
+    #[inline]
+    pub fn ingest(&mut self, ts: i64, meta: &PacketMeta) {
+        match self {
+            Engines::One(e) => e.ingest(ts, meta),
+            Engines::Sharded(p) => p.ingest(ts, meta),
+        }
+    }
+
+    /// Packet time with no packet (an idle link). With shards this also hands over the
+    /// round in progress and waits for every result, so an idle link gets its alerts.
+    pub fn advance_to(&mut self, ts: i64) {
+        match self {
+            Engines::One(e) => e.advance_to(ts),
+            Engines::Sharded(p) => p.advance_to(ts),
+        }
+    }
+
+    /// Host shards: hand over the round in progress now (the results come back with later
+    /// rounds). Nothing to do for one engine.
+    pub fn flush(&mut self) {
+        if let Engines::Sharded(p) = self {
+            p.send_round();
+            while p.in_flight > DEPTH {
+                p.collect_one();
+            }
+        }
+    }
+
+    /// End of input: every flow exported, every burst finished, every alert emitted.
+    pub fn finish(&mut self) {
+        match self {
+            Engines::One(e) => e.finish(),
+            Engines::Sharded(p) => p.finish(),
+        }
+    }
+
+    /// Next finished flow record.
+    #[inline]
+    pub fn pop_record(&mut self) -> Option<FlowRecord> {
+        match self {
+            Engines::One(e) => e.pop_record(),
+            Engines::Sharded(p) => p.records.pop_front(),
+        }
+    }
+
+    /// Next alert.
+    #[inline]
+    pub fn pop_alert(&mut self) -> Option<Alert> {
+        match self {
+            Engines::One(e) => e.pop_alert(),
+            Engines::Sharded(p) => p.scorer.pop_alert(),
+        }
+    }
+
+    /// Flow-table counters (summed over shards, as of their last results).
+    pub fn flow_stats(&self) -> FlowStats {
+        match self {
+            Engines::One(e) => e.flows().stats(),
+            Engines::Sharded(p) => {
+                let mut s = FlowStats::default();
+                for f in &p.flow_stats {
+                    s.add(f);
+                }
+                s
+            }
+        }
+    }
+
+    /// Detector counters (summed over shards and the scorer).
+    pub fn detect_stats(&self) -> DetectStats {
+        match self {
+            Engines::One(e) => e.detector().stats(),
+            Engines::Sharded(p) => {
+                let mut s = p.scorer.stats();
+                for d in &p.detect_stats {
+                    s.add(d);
+                }
+                s
+            }
+        }
+    }
+
+    /// New thresholds and caps; learned state is kept. With shards, they apply from the next
+    /// round on, in packet order.
+    pub fn set_config(&mut self, flow: FlowConfig, detect: DetectConfig) {
+        match self {
+            Engines::One(e) => {
+                e.flows_mut().set_config(flow);
+                e.detector_mut().set_config(detect);
+            }
+            Engines::Sharded(p) => p.set_config(flow, detect),
+        }
+    }
+
+    /// What has been learned (call after [`Engines::finish`] when sharded: the shards'
+    /// baselines come back with their threads).
+    pub fn learned_state(&self) -> LearnedState {
+        match self {
+            Engines::One(e) => e.detector().learned_state(),
+            Engines::Sharded(p) => {
+                let locals: Vec<_> = p.done.iter().map(|s| s.local()).collect();
+                LearnedState::collect(&p.scorer, &locals)
+            }
+        }
+    }
+
+    /// The single engine, if that is what runs (forensic report hooks).
+    pub fn single(&mut self) -> Option<&mut Engine> {
+        match self {
+            Engines::One(e) => Some(e),
+            Engines::Sharded(_) => None,
+        }
+    }
+}
+
+/// An item of a round, in packet order.
+#[allow(clippy::large_enum_variant)] // packets are nearly every item; boxing would allocate each
+enum Item {
+    Packet(u64, i64, i64, PacketMeta),
+    Tick(u64, i64),
+    Finish(u64, i64),
+    Config(Box<(FlowConfig, DetectConfig)>),
+}
+
+/// What a shard hands back after a round.
+struct Done {
+    /// The round's buffer, emptied, for reuse.
+    items: Vec<Item>,
+    events: Vec<Tagged>,
+    records: Vec<FlowRecord>,
+    flows: FlowStats,
+    detect: DetectStats,
+}
+
+/// Host shards on worker threads, and the scorer.
+pub struct ShardPool {
+    router: Router,
+    scorer: Scorer,
+    round: Vec<Vec<Item>>,
+    /// Emptied round buffers back from each shard.
+    spare: Vec<Vec<Vec<Item>>>,
+    in_round: usize,
+    inputs: Vec<SyncSender<Vec<Item>>>,
+    outputs: Vec<Receiver<Done>>,
+    threads: Vec<JoinHandle<Shard>>,
+    in_flight: usize,
+    records: VecDeque<FlowRecord>,
+    flow_stats: Vec<FlowStats>,
+    detect_stats: Vec<DetectStats>,
+    /// The shards, back from their threads after `finish`.
+    done: Vec<Shard>,
+    finished: bool,
+}
+
+impl ShardPool {
+    fn new(
+        workers: usize,
+        flow: FlowConfig,
+        detect: DetectConfig,
+        seed: u64,
+        enrich: Option<Box<dyn Enrich>>,
+        state: Option<LearnedState>,
+    ) -> anyhow::Result<Self> {
+        let router = Router::new(workers, detect.home_nets.clone());
+        let mut scorer = Scorer::new(detect.clone(), seed);
+        if let Some(en) = enrich {
+            scorer.set_enrich(en);
+        }
+        let mut shards: Vec<Shard> = (0..workers)
+            .map(|i| Shard::new(i, flow.clone(), detect.clone(), seed))
+            .collect();
+        if let Some(s) = state {
+            let mut locals: Vec<_> = shards.iter_mut().map(|s| s.local_mut()).collect();
+            s.restore_into(&mut scorer, &mut locals, |ip| router.shard_of_host(ip))?;
+        }
+        let (mut inputs, mut outputs, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, shard) in shards.into_iter().enumerate() {
+            let (in_tx, in_rx) = mpsc::sync_channel::<Vec<Item>>(DEPTH + 1);
+            let (out_tx, out_rx) = mpsc::sync_channel::<Done>(DEPTH + 1);
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn(move || shard_loop(shard, in_rx, out_tx))
+                .context("cannot start a shard thread")?;
+            inputs.push(in_tx);
+            outputs.push(out_rx);
+            threads.push(handle);
+        }
+        Ok(Self {
+            router,
+            scorer,
+            round: (0..workers).map(|_| Vec::new()).collect(),
+            spare: (0..workers).map(|_| Vec::new()).collect(),
+            in_round: 0,
+            inputs,
+            outputs,
+            threads,
+            in_flight: 0,
+            records: VecDeque::new(),
+            flow_stats: vec![FlowStats::default(); workers],
+            detect_stats: vec![DetectStats::default(); workers],
+            done: Vec::new(),
+            finished: false,
+        })
+    }
+
+    #[inline]
+    fn ingest(&mut self, ts: i64, meta: &PacketMeta) {
+        if self.finished {
+            return;
+        }
+        let r = self.router.route(ts, meta);
+        if let Some(t) = r.tick {
+            for part in &mut self.round {
+                part.push(Item::Tick(r.seq, t));
+            }
+        }
+        if let Some(part) = self.round.get_mut(r.shard) {
+            part.push(Item::Packet(r.seq, ts, r.now, meta.clone()));
+        }
+        self.in_round += 1;
+        if self.in_round >= ROUND {
+            self.send_round();
+            while self.in_flight > DEPTH {
+                self.collect_one();
+            }
+        }
+    }
+
+    fn advance_to(&mut self, ts: i64) {
+        if self.finished {
+            return;
+        }
+        if let Some((seq, t)) = self.router.advance(ts) {
+            for part in &mut self.round {
+                part.push(Item::Tick(seq, t));
+            }
+        }
+        self.send_round();
+        while self.in_flight > 0 {
+            self.collect_one();
+        }
+    }
+
+    fn set_config(&mut self, flow: FlowConfig, detect: DetectConfig) {
+        self.router.set_home(detect.home_nets.clone());
+        self.scorer.set_config(detect.clone());
+        for part in &mut self.round {
+            part.push(Item::Config(Box::new((flow.clone(), detect.clone()))));
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        let fin = self.router.finish();
+        for part in &mut self.round {
+            part.push(Item::Finish(fin.seq, fin.now));
+        }
+        self.send_round();
+        while self.in_flight > 0 {
+            self.collect_one();
+        }
+        self.finished = true;
+        self.inputs.clear(); // hang up: the shard threads end
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(shard) => self.done.push(shard),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
+
+    /// Hand every shard its part of the round (parts may be empty: all stay in step).
+    fn send_round(&mut self) {
+        if self.round.iter().all(Vec::is_empty) {
+            return;
+        }
+        for ((part, tx), spare) in self.round.iter_mut().zip(&self.inputs).zip(&mut self.spare) {
+            let items = std::mem::replace(part, spare.pop().unwrap_or_default());
+            if tx.send(items).is_err() {
+                panic_from_shards(&mut self.threads);
+            }
+        }
+        self.in_round = 0;
+        self.in_flight += 1;
+    }
+
+    /// Take the oldest round's results from every shard, merge the events into packet order
+    /// for the scorer, and queue the records.
+    fn collect_one(&mut self) {
+        let mut parts = Vec::with_capacity(self.outputs.len());
+        for (i, rx) in self.outputs.iter().enumerate() {
+            let Ok(done) = rx.recv() else {
+                panic_from_shards(&mut self.threads);
+            };
+            parts.push(done.events);
+            self.spare[i].push(done.items);
+            self.records.extend(done.records);
+            self.flow_stats[i] = done.flows;
+            self.detect_stats[i] = done.detect;
+        }
+        merge_into(&mut parts, &mut self.scorer);
+        self.in_flight -= 1;
+    }
+}
+
+/// A shard thread hung up: it panicked; pass the panic on.
+fn panic_from_shards(threads: &mut Vec<JoinHandle<Shard>>) -> ! {
+    for t in threads.drain(..) {
+        if let Err(panic) = t.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    panic!("a shard thread stopped");
+}
+
+fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -> Shard {
+    for mut items in rx.iter() {
+        let mut records = Vec::new();
+        for item in items.drain(..) {
+            match item {
+                Item::Packet(seq, ts, now, meta) => shard.packet(seq, ts, now, &meta),
+                Item::Tick(seq, ts) => shard.tick(seq, ts),
+                Item::Finish(seq, now) => shard.finish(seq, now),
+                Item::Config(c) => {
+                    let (flow, detect) = *c;
+                    shard.flows_mut().set_config(flow);
+                    shard.local_mut().set_config(detect);
+                }
+            }
+            while let Some(r) = shard.pop_record() {
+                records.push(r);
+            }
+        }
+        let done = Done {
+            items,
+            events: shard.take_events(),
+            records,
+            flows: shard.flows().stats(),
+            detect: shard.local().stats(),
+        };
+        if tx.send(done).is_err() {
+            break;
+        }
+    }
+    shard
+}

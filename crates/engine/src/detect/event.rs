@@ -1,0 +1,69 @@
+//! What the per-subscriber half of the detector tells the population-wide half.
+//!
+//! [`Local`](super::local::Local) keeps the state that belongs to one subscriber (baseline,
+//! pairs, bursts); [`Scorer`](super::scorer::Scorer) keeps what needs every subscriber
+//! (endpoint prevalence, port usage) and turns candidates into alerts. Everything that crosses
+//! from one to the other is an [`Event`], so the two can run in one thread (the
+//! [`Detector`](super::Detector)) or on different threads (host shards and one scorer), and
+//! the scorer sees the same sequence either way.
+
+use super::alert::AlertKind;
+use super::burstlog::BurstRecord;
+use super::pair::FinishedBurst;
+use crate::key::Addr;
+
+/// One message from a subscriber shard to the scorer. Opaque outside the engine: shells
+/// carry it between threads in the order they got it.
+#[derive(Debug, Clone)]
+pub struct Event(pub(crate) Ev);
+
+#[derive(Debug, Clone)]
+pub(crate) enum Ev {
+    /// Packet time entered a new second (`ts`, ns): hold-expired candidates are due, idle
+    /// endpoints can go.
+    Tick(i64),
+    /// End of input at packet time `now` (ns): everything pending is emitted.
+    Finish(i64),
+    /// A subscriber talked to an endpoint (new pair, or after a second of silence) at `ts`;
+    /// `port_slot` is set for a new TCP/UDP pair (TCP port, or 65536 + UDP port).
+    Touch {
+        ext: Addr,
+        host: u32,
+        ts: i64,
+        port_slot: Option<u32>,
+    },
+    /// A burst or beacon waiting for its hold.
+    Candidate(Box<Candidate>),
+    /// A burst stopped by a per-subscriber gate (recorded only when burst recording is on).
+    Burst(Box<BurstRecord>),
+}
+
+impl Event {
+    /// Whether this event marks a new second of packet time (shells tag it between the
+    /// candidates its sweep produced and the packet's own events).
+    pub fn is_tick(&self) -> bool {
+        matches!(self.0, Ev::Tick(_) | Ev::Finish(_))
+    }
+}
+
+/// A burst or beacon waiting for its hold to pass.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub emit_at: i64,
+    pub kind: AlertKind,
+    pub home: Addr,
+    pub ext: Addr,
+    pub v4: bool,
+    pub detected_ns: i64,
+    pub burst: Option<FinishedBurst>,
+    /// Beacon: (regularity, median interval s, median event bytes, events).
+    pub beacon: Option<(f64, f64, f64, u32)>,
+    pub pair_first_seen_ns: i64,
+    pub occurrence: u32,
+    pub recurrence: f64,
+    pub baseline_bytes: Option<f64>,
+    pub totals: (u64, u64, u64, u64),
+    pub proto_port: (u8, u16),
+    pub start_ns: i64,
+    pub end_ns: i64,
+}

@@ -1,0 +1,511 @@
+//! The per-subscriber half of the detector: baselines, pairs and their bursts and beacons.
+//!
+//! Everything here depends on one subscriber's own packets only, so subscribers can be split
+//! across shards by a hash of the home address. What needs the whole population (endpoint
+//! prevalence, port usage, the hold and the score) goes out as [`Event`]s.
+
+use std::net::IpAddr;
+
+use ahash::RandomState;
+
+use super::burstlog::{BurstOutcome, BurstRecord};
+use super::config::DetectConfig;
+use super::event::{Candidate, Ev, Event};
+use super::pair::{self, FinishedBurst, PairState};
+use super::prevalence::sec_of;
+use super::stats::{self, LogQuantile};
+use super::{is_unicast_endpoint, AlertKind, DetectStats, Direction, S};
+use crate::key::{addr_bytes, addr_ip, Addr};
+use crate::lrumap::LruMap;
+
+/// Subscriber state.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HostState {
+    sec: i64,
+    pub(crate) bin_up: u64,
+    p50: Option<LogQuantile>,
+    p95: Option<LogQuantile>,
+    active_secs: u32,
+}
+
+impl HostState {
+    /// Count upstream bytes; a closed second at or above `burst_bytes` (the rate that starts a
+    /// burst) is left out of the baseline, which describes the subscriber's ordinary activity:
+    /// otherwise its own bursts would raise the bar for its next ones.
+    fn add_up(&mut self, ts: i64, bytes: u64, burst_bytes: f64) {
+        let sec = ts.div_euclid(S);
+        if sec != self.sec {
+            self.close_bin(burst_bytes);
+            self.sec = sec;
+        }
+        self.bin_up += bytes;
+    }
+
+    fn close_bin(&mut self, burst_bytes: f64) {
+        if self.bin_up > 0 && (self.bin_up as f64) < burst_bytes {
+            let x = self.bin_up as f64;
+            self.p50.get_or_insert(LogQuantile::new(0.5)).update(x);
+            self.p95.get_or_insert(LogQuantile::new(0.95)).update(x);
+            self.active_secs = self.active_secs.saturating_add(1);
+        }
+        self.bin_up = 0;
+    }
+
+    /// p95 of active-second upstream bytes, once warm.
+    pub(crate) fn baseline_bytes(&self, warmup: u32) -> Option<f64> {
+        if self.active_secs < warmup {
+            return None;
+        }
+        self.p95.map(|q| q.value())
+    }
+}
+
+/// Hash of a subscriber address as kept in endpoint prevalence sets (a fixed key: it must
+/// not depend on the run, the shard or the machine).
+pub(crate) fn host_hash(home: &Addr) -> u32 {
+    static HASHER: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    let h = HASHER.get_or_init(|| {
+        RandomState::with_seeds(0x6275_7273_7477, 0x6174_6368, 0x686f_7374, 0x7365_7473)
+    });
+    (h.hash_one(home) >> 32) as u32
+}
+
+/// Subscribers and their pairs. Feed packets of the subscribers this instance owns; collect
+/// the [`Event`]s for the [`Scorer`](super::scorer::Scorer).
+pub struct Local {
+    pub(crate) cfg: DetectConfig,
+    pub(crate) hosts: LruMap<Addr, HostState>,
+    pairs: LruMap<(Addr, Addr), PairState>,
+    bursting: Vec<(u32, (Addr, Addr))>,
+    now_ns: i64,
+    last_sweep_sec: i64,
+    stats: DetectStats,
+    record_bursts: bool,
+}
+
+impl Local {
+    /// Per-subscriber state with these settings; `hash_seed` keys the hash tables only.
+    pub fn new(cfg: DetectConfig, hash_seed: u64) -> Self {
+        let h = |k: u64| {
+            RandomState::with_seeds(hash_seed ^ k, hash_seed.rotate_left(9) ^ k, 0x5151, k)
+        };
+        Self {
+            hosts: LruMap::new(cfg.max_hosts, h(1)),
+            pairs: LruMap::new(cfg.max_pairs, h(2)),
+            cfg,
+            bursting: Vec::new(),
+            now_ns: i64::MIN,
+            last_sweep_sec: i64::MIN,
+            stats: DetectStats::default(),
+            record_bursts: false,
+        }
+    }
+
+    /// Replace thresholds; learned state is kept.
+    pub fn set_config(&mut self, cfg: DetectConfig) {
+        self.hosts.set_cap(cfg.max_hosts);
+        self.pairs.set_cap(cfg.max_pairs);
+        self.cfg = cfg;
+    }
+
+    /// Also report bursts stopped by the per-subscriber gates (for forensic burst logs).
+    pub fn record_bursts(&mut self, on: bool) {
+        self.record_bursts = on;
+    }
+
+    /// Counters of this half (packets, bursts, hosts, pairs and their evictions).
+    pub fn stats(&self) -> DetectStats {
+        let mut s = self.stats.clone();
+        s.hosts = self.hosts.len();
+        s.pairs = self.pairs.len();
+        s.evicted = [self.hosts.evicted, self.pairs.evicted, 0];
+        s
+    }
+
+    /// Which side is the subscriber.
+    #[inline]
+    pub fn direction(&self, src: &Addr, dst: &Addr) -> Direction {
+        match (
+            self.cfg.home_nets.contains_bytes(src),
+            self.cfg.home_nets.contains_bytes(dst),
+        ) {
+            (true, false) => Direction::Up,
+            (false, true) => Direction::Down,
+            (true, true) => Direction::Internal,
+            (false, false) => Direction::Transit,
+        }
+    }
+
+    /// Count one packet (see [`Detector::ingest_hinted`](super::Detector::ingest_hinted)).
+    #[allow(clippy::too_many_arguments)] // the per-packet facts, passed flat to stay allocation-free
+    #[inline]
+    pub fn ingest_hinted(
+        &mut self,
+        ts: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        sport: u16,
+        dport: u16,
+        proto: u8,
+        ip_len: u32,
+        flow_hash: u32,
+        pair_hint: &mut u32,
+        out: &mut Vec<Event>,
+    ) {
+        self.advance_to(ts, out);
+        let (s, d) = (addr_bytes(src), addr_bytes(dst));
+        let (up, home, ext, ext_port) = match self.direction(&s, &d) {
+            Direction::Up => {
+                self.stats.packets_up += 1;
+                self.stats.bytes_up += u64::from(ip_len);
+                (true, s, d, dport)
+            }
+            Direction::Down => {
+                self.stats.packets_down += 1;
+                self.stats.bytes_down += u64::from(ip_len);
+                (false, d, s, sport)
+            }
+            Direction::Internal => {
+                self.stats.packets_internal += 1;
+                self.stats.bytes_internal += u64::from(ip_len);
+                return;
+            }
+            Direction::Transit => {
+                self.stats.packets_transit += 1;
+                self.stats.bytes_transit += u64::from(ip_len);
+                return;
+            }
+        };
+        // The cached pair slot, if still this pair's, and its subscriber's slot.
+        let cached = (self.pairs.key_at(*pair_hint) == Some(&(home, ext))).then_some(*pair_hint);
+        // A known pair has a unicast endpoint (no other kind ever gets a pair).
+        if cached.is_none() && !is_unicast_endpoint(&ext) {
+            // Broadcast, multicast, link-local and the like are not endpoints anyone "talks to".
+            self.stats.packets_not_unicast += 1;
+            return;
+        }
+        let v4 = src.is_ipv4();
+        let now_sec = ts.div_euclid(S);
+
+        let cached_host = cached.and_then(|p| {
+            let h = self.pairs.get(p).host_hint;
+            (self.hosts.key_at(h) == Some(&home)).then_some(h)
+        });
+
+        // Subscriber baseline.
+        let hidx = match cached_host {
+            Some(h) => {
+                self.hosts.touch(h);
+                h
+            }
+            None => self.hosts.upsert(home, HostState::default, |_, _| {}).0,
+        };
+        if up {
+            let before = self
+                .hosts
+                .get(hidx)
+                .baseline_bytes(self.cfg.baseline_warmup_seconds);
+            let burst_bytes = self.entry_bytes(before);
+            self.hosts
+                .get_mut(hidx)
+                .add_up(ts, u64::from(ip_len), burst_bytes);
+        }
+        let baseline = self
+            .hosts
+            .get(hidx)
+            .baseline_bytes(self.cfg.baseline_warmup_seconds);
+
+        // Pair state (a new pair registers the subscriber with the endpoint).
+        let mut evicted: Option<((Addr, Addr), PairState)> = None;
+        let (pidx, new_pair) = match (cached, cached_host) {
+            (Some(p), Some(_)) => {
+                self.pairs.touch(p);
+                (p, false)
+            }
+            _ => self.pairs.upsert(
+                (home, ext),
+                || PairState::new(ts),
+                |k, v| evicted = Some((k, v)),
+            ),
+        };
+        *pair_hint = pidx;
+        self.pairs.get_mut(pidx).host_hint = hidx;
+        if let Some((k, mut v)) = evicted {
+            if let Some(f) = v.finish_burst(self.cfg.burst_max_ns) {
+                self.on_burst(k, v4, f, &v, out);
+            }
+        }
+        if new_pair || self.pairs.get(pidx).last_ns < ts - S {
+            let port_slot = (new_pair && matches!(proto, 6 | 17))
+                .then(|| u32::from(proto == 17) * 65_536 + u32::from(ext_port));
+            out.push(Event(Ev::Touch {
+                ext,
+                host: host_hash(&home),
+                ts,
+                port_slot,
+            }));
+        }
+
+        let entry = self.entry_bytes(baseline);
+        let (cont, quiet, max_ns, gap) = (
+            self.cfg.burst_continue_ratio,
+            self.cfg.burst_quiet_ns / S,
+            self.cfg.burst_max_ns,
+            self.cfg.beacon_event_gap_ns,
+        );
+        let pair = self.pairs.get_mut(pidx);
+        let had_burst = pair.burst.is_some();
+        let finished = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
+        let event_closed = pair.add(ts, up, ip_len, flow_hash, proto, ext_port, gap);
+        let now_bursting = pair.burst.is_some();
+        if let Some(f) = finished {
+            let snapshot = self.pairs.get(pidx).clone();
+            self.on_burst((home, ext), v4, f, &snapshot, out);
+        }
+        if now_bursting && (!had_burst || !self.pairs.get(pidx).in_bursting) {
+            let p = self.pairs.get_mut(pidx);
+            if !p.in_bursting {
+                p.in_bursting = true;
+                self.bursting.push((pidx, (home, ext)));
+            }
+        }
+        if event_closed {
+            self.check_beacon(pidx, (home, ext), v4, ts, out);
+        }
+    }
+
+    fn entry_bytes(&self, baseline: Option<f64>) -> f64 {
+        let floor = self.cfg.burst_rate_floor_bps / 8.0;
+        baseline.map_or(floor, |b| floor.max(b * self.cfg.burst_baseline_factor))
+    }
+
+    /// Move packet time forward: at a new second, end quiet bursts, tell the scorer (a tick)
+    /// and drop idle pairs.
+    pub fn advance_to(&mut self, ts: i64, out: &mut Vec<Event>) {
+        if ts <= self.now_ns {
+            return;
+        }
+        self.now_ns = ts;
+        let sec = ts.div_euclid(S);
+        if sec == self.last_sweep_sec {
+            return;
+        }
+        self.last_sweep_sec = sec;
+        self.sweep_bursts(sec, false, out);
+        out.push(Event(Ev::Tick(ts)));
+        self.expire_idle();
+    }
+
+    /// End of input: finish every burst, then tell the scorer to emit everything.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let sec = self.now_ns.div_euclid(S).saturating_add(1);
+        self.sweep_bursts(sec, true, out);
+        out.push(Event(Ev::Finish(self.now_ns)));
+    }
+
+    fn sweep_bursts(&mut self, now_sec: i64, all: bool, out: &mut Vec<Event>) {
+        let quiet = self.cfg.burst_quiet_ns / S;
+        let (cont, max_ns) = (self.cfg.burst_continue_ratio, self.cfg.burst_max_ns);
+        let mut i = 0;
+        while i < self.bursting.len() {
+            let (idx, key) = self.bursting[i];
+            let valid = self.pairs.find(&key) == Some(idx);
+            if !valid {
+                self.bursting.swap_remove(i);
+                continue;
+            }
+            let baseline = self.hosts.find(&key.0).and_then(|h| {
+                self.hosts
+                    .get(h)
+                    .baseline_bytes(self.cfg.baseline_warmup_seconds)
+            });
+            let entry = self.entry_bytes(baseline);
+            let pair = self.pairs.get_mut(idx);
+            let mut done = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
+            if done.is_none() && (all || pair.burst_is_over(now_sec, quiet)) {
+                done = pair.finish_burst(max_ns);
+            }
+            let still = pair.burst.is_some();
+            if let Some(f) = done {
+                let snapshot = self.pairs.get(idx).clone();
+                let v4 = addr_ip(key.1, true).is_ipv4();
+                self.on_burst(key, v4, f, &snapshot, out);
+            }
+            if still && !all {
+                i += 1;
+            } else {
+                self.pairs.get_mut(idx).in_bursting = false;
+                self.bursting.swap_remove(i);
+            }
+        }
+    }
+
+    fn expire_idle(&mut self) {
+        // Pairs idle for longer than the look-back carry nothing the detector still needs.
+        let limit = self.cfg.lookback_ns.max(self.cfg.beacon_realert_ns);
+        while let Some(idx) = self.pairs.oldest() {
+            let p = self.pairs.get(idx);
+            if p.burst.is_some() || self.now_ns.saturating_sub(p.last_ns) <= limit {
+                break;
+            }
+            self.pairs.remove(idx);
+        }
+    }
+
+    fn reject(
+        &mut self,
+        key: (Addr, Addr),
+        v4: bool,
+        f: &FinishedBurst,
+        outcome: BurstOutcome,
+        out: &mut Vec<Event>,
+    ) {
+        if self.record_bursts {
+            let rec = BurstRecord::new(addr_ip(key.0, v4), addr_ip(key.1, v4), &f.acc, outcome);
+            out.push(Event(Ev::Burst(Box::new(rec))));
+        }
+    }
+
+    fn on_burst(
+        &mut self,
+        key: (Addr, Addr),
+        v4: bool,
+        f: FinishedBurst,
+        pair: &PairState,
+        out: &mut Vec<Event>,
+    ) {
+        self.stats.bursts += 1;
+        let acc = &f.acc;
+        if f.too_long {
+            self.stats.bursts_too_long += 1;
+            self.reject(key, v4, &f, BurstOutcome::TooLong, out);
+            return;
+        }
+        if acc.up < self.cfg.burst_min_bytes {
+            self.stats.bursts_too_small += 1;
+            self.reject(key, v4, &f, BurstOutcome::TooSmall, out);
+            return;
+        }
+        let total = (acc.up + acc.down).max(1) as f64;
+        if (acc.up as f64) / total < self.cfg.burst_min_upstream_ratio {
+            self.stats.bursts_not_upstream += 1;
+            self.reject(key, v4, &f, BurstOutcome::NotUpstream, out);
+            return;
+        }
+        let start_sec = sec_of(acc.start_ns);
+        let mut starts = pair.recent_burst_starts();
+        starts.push(start_sec);
+        let recurrence = super::score::recurrence(&starts);
+        let occurrence = pair.bursts.saturating_add(1);
+        if let Some(idx) = self.pairs.find(&key) {
+            self.pairs.get_mut(idx).push_burst_start(start_sec);
+        }
+        out.push(Event(Ev::Candidate(Box::new(Candidate {
+            emit_at: acc.end_ns.saturating_add(self.cfg.alert_hold_ns),
+            kind: AlertKind::Burst,
+            home: key.0,
+            ext: key.1,
+            v4,
+            detected_ns: self.now_ns.max(acc.end_ns),
+            start_ns: acc.start_ns,
+            end_ns: acc.end_ns,
+            totals: (acc.up, acc.down, acc.pk_up, acc.pk_down),
+            proto_port: acc.main_port(),
+            baseline_bytes: acc.baseline_bytes,
+            pair_first_seen_ns: pair.first_seen_ns,
+            occurrence,
+            recurrence,
+            beacon: None,
+            burst: Some(f),
+        }))));
+    }
+
+    fn check_beacon(
+        &mut self,
+        pidx: u32,
+        key: (Addr, Addr),
+        v4: bool,
+        ts: i64,
+        out: &mut Vec<Event>,
+    ) {
+        let cfg = &self.cfg;
+        let pair = self.pairs.get(pidx);
+        if pair.events < cfg.beacon_min_events
+            || (pair.last_beacon_ns != i64::MIN
+                && ts.saturating_sub(pair.last_beacon_ns) < cfg.beacon_realert_ns)
+        {
+            return;
+        }
+        // Only small exchanges count: bursts to the same endpoint (the mission shape) would
+        // otherwise break up the beacon's rhythm.
+        let events: Vec<(u32, u32)> = pair
+            .recent_events()
+            .into_iter()
+            .filter(|e| u64::from(e.1) <= cfg.beacon_max_event_bytes)
+            .collect();
+        if events.len() < (cfg.beacon_min_events as usize).min(pair::EVENT_RING) {
+            return;
+        }
+        // Event starts are in centiseconds.
+        let intervals: Vec<f64> = events
+            .windows(2)
+            .map(|w| f64::from(w[1].0.saturating_sub(w[0].0)) / 100.0)
+            .collect();
+        let mut iv = intervals.clone();
+        let med_interval = stats::median(&mut iv);
+        let mut sizes: Vec<f64> = events.iter().map(|e| f64::from(e.1)).collect();
+        let med_bytes = stats::median(&mut sizes);
+        if med_interval * (S as f64) < (cfg.beacon_min_interval_ns as f64) {
+            return;
+        }
+        // An exchange lost inside a burst (or not sent) is a missed beat, not irregularity:
+        // intervals near a multiple of the median period count as that many beats.
+        let beats: Vec<f64> = intervals
+            .iter()
+            .map(|&iv| iv / (iv / med_interval.max(1e-9)).round().max(1.0))
+            .collect();
+        let regularity = stats::regularity(&beats);
+        if regularity < cfg.beacon_min_regularity {
+            return;
+        }
+        if pair.last_proto == 6 && pair.distinct_event_flows() * 2 < events.len() {
+            // Keep-alives inside one long-lived TCP connection (push, VPN, WebSocket) are not
+            // periodic sessions.
+            return;
+        }
+        let beacon_port = (pair.last_proto, pair.last_port);
+        let start_ns = pair.first_seen_ns + i64::from(events[0].0) * 10_000_000;
+        let (first_seen, totals) = (
+            pair.first_seen_ns,
+            (
+                pair.total_up,
+                pair.total_down,
+                pair.total_pk_up,
+                pair.total_pk_down,
+            ),
+        );
+        let hold = self.cfg.alert_hold_ns;
+        let p = self.pairs.get_mut(pidx);
+        p.last_beacon_ns = ts;
+        p.beacons = p.beacons.saturating_add(1);
+        let occurrence = p.beacons;
+        out.push(Event(Ev::Candidate(Box::new(Candidate {
+            emit_at: ts.saturating_add(hold),
+            kind: AlertKind::Beacon,
+            home: key.0,
+            ext: key.1,
+            v4,
+            detected_ns: ts,
+            start_ns,
+            end_ns: ts,
+            totals,
+            proto_port: beacon_port,
+            burst: None,
+            beacon: Some((regularity, med_interval, med_bytes, events.len() as u32)),
+            pair_first_seen_ns: first_seen,
+            occurrence,
+            recurrence: 0.0,
+            baseline_bytes: None,
+        }))));
+    }
+}

@@ -1,0 +1,304 @@
+//! The population-wide half of the detector: endpoint prevalence, port usage, the hold, the
+//! score and the alert.
+//!
+//! It is fed the [`Event`]s of every subscriber shard in one order (packet order; see
+//! [`crate::shard`]), so its state and its alerts do not depend on how many shards there are.
+
+use std::collections::VecDeque;
+
+use ahash::RandomState;
+
+use super::alert::{Alert, AlertKind, EndpointInfo, Severity};
+use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
+use super::config::{DetectConfig, EndpointLists};
+use super::event::{Candidate, Ev, Event};
+use super::local::host_hash;
+use super::prevalence::{sec_of, EndpointState};
+use super::{alert_id, score, DetectStats, Enrich, S};
+use crate::key::{addr_ip, Addr};
+use crate::lrumap::LruMap;
+
+/// Endpoint prevalence, port usage, pending candidates and finished alerts.
+pub struct Scorer {
+    pub(crate) cfg: DetectConfig,
+    pub(crate) endpoints: LruMap<Addr, EndpointState>,
+    pending: VecDeque<Candidate>,
+    out: VecDeque<Alert>,
+    pub(crate) port_pairs: Vec<u32>,
+    pub(crate) port_max: u32,
+    pub(crate) start_ns: Option<i64>,
+    pub(crate) now_ns: i64,
+    finished: bool,
+    enrich: Option<Box<dyn Enrich>>,
+    stats: DetectStats,
+    /// Opt-in record of every segmented burst (forensic reports); `None` in the daemon.
+    burst_log: Option<BurstLog>,
+}
+
+impl Scorer {
+    /// A scorer with these settings; `hash_seed` keys the endpoint table only.
+    pub fn new(cfg: DetectConfig, hash_seed: u64) -> Self {
+        let k = 3;
+        let hasher =
+            RandomState::with_seeds(hash_seed ^ k, hash_seed.rotate_left(9) ^ k, 0x5151, k);
+        Self {
+            endpoints: LruMap::new(cfg.max_endpoints, hasher),
+            cfg,
+            pending: VecDeque::new(),
+            out: VecDeque::new(),
+            port_pairs: vec![0; 2 * 65_536],
+            port_max: 1,
+            start_ns: None,
+            now_ns: i64::MIN,
+            finished: false,
+            enrich: None,
+            stats: DetectStats::default(),
+            burst_log: None,
+        }
+    }
+
+    /// Use an ASN/country lookup for endpoint context and ASN/country lists.
+    pub fn set_enrich(&mut self, enrich: Box<dyn Enrich>) {
+        self.enrich = Some(enrich);
+    }
+
+    /// Replace thresholds; learned state is kept.
+    pub fn set_config(&mut self, cfg: DetectConfig) {
+        self.endpoints.set_cap(cfg.max_endpoints);
+        self.cfg = cfg;
+    }
+
+    /// Counters of this half (suppressions, alerts, endpoints and their evictions).
+    pub fn stats(&self) -> DetectStats {
+        let mut s = self.stats.clone();
+        s.endpoints = self.endpoints.len();
+        s.evicted = [0, 0, self.endpoints.evicted];
+        s
+    }
+
+    /// Keep every segmented burst with its gate outcome, at most `cap` undrained.
+    pub fn record_bursts(&mut self, cap: usize) {
+        self.burst_log = Some(BurstLog::new(cap));
+    }
+
+    /// Next burst record, if recording is on and one is ready.
+    pub fn pop_burst(&mut self) -> Option<BurstRecord> {
+        self.burst_log.as_mut()?.pop()
+    }
+
+    /// Burst records lost to a full queue.
+    pub fn bursts_dropped(&self) -> u64 {
+        self.burst_log.as_ref().map_or(0, |l| l.dropped)
+    }
+
+    /// Next alert, if any.
+    pub fn pop_alert(&mut self) -> Option<Alert> {
+        self.out.pop_front()
+    }
+
+    /// Take one event, in packet order.
+    pub fn apply(&mut self, ev: Event) {
+        match ev.0 {
+            Ev::Tick(ts) => {
+                if ts <= self.now_ns {
+                    return; // the same tick from another shard
+                }
+                self.start_ns.get_or_insert(ts);
+                self.now_ns = ts;
+                self.emit_due(false);
+                self.expire_idle();
+            }
+            Ev::Finish(now) => {
+                if self.finished {
+                    return;
+                }
+                self.finished = true;
+                self.now_ns = self.now_ns.max(now);
+                self.emit_due(true);
+            }
+            Ev::Touch {
+                ext,
+                host,
+                ts,
+                port_slot,
+            } => {
+                let now_sec = sec_of(ts);
+                let lookback = sec_of(self.cfg.lookback_ns);
+                let (eidx, _) =
+                    self.endpoints
+                        .upsert(ext, || EndpointState::new(now_sec), |_, _| {});
+                self.endpoints.get_mut(eidx).touch(host, now_sec, lookback);
+                if let Some(slot) = port_slot.and_then(|s| self.port_pairs.get_mut(s as usize)) {
+                    *slot = slot.saturating_add(1);
+                    self.port_max = self.port_max.max(*slot);
+                }
+            }
+            Ev::Candidate(c) => self.pending.push_back(*c),
+            Ev::Burst(rec) => {
+                if let Some(log) = self.burst_log.as_mut() {
+                    log.push(*rec);
+                }
+            }
+        }
+    }
+
+    fn expire_idle(&mut self) {
+        while let Some(idx) = self.endpoints.oldest() {
+            let (n, popular) = self
+                .endpoints
+                .get(idx)
+                .prevalence(sec_of(self.now_ns), sec_of(self.cfg.lookback_ns));
+            if n > 0 || popular {
+                break;
+            }
+            self.endpoints.remove(idx);
+        }
+    }
+
+    fn emit_due(&mut self, all: bool) {
+        // Candidates enter in roughly time order; sort the due ones for deterministic output.
+        let mut due: Vec<Candidate> = Vec::new();
+        let mut keep = VecDeque::with_capacity(self.pending.len());
+        for c in self.pending.drain(..) {
+            if all || c.emit_at <= self.now_ns {
+                due.push(c);
+            } else {
+                keep.push_back(c);
+            }
+        }
+        self.pending = keep;
+        due.sort_by(|a, b| {
+            (a.emit_at, a.start_ns, a.home, a.ext, a.kind)
+                .cmp(&(b.emit_at, b.start_ns, b.home, b.ext, b.kind))
+        });
+        for c in due {
+            self.emit(c);
+        }
+    }
+
+    /// Record the outcome of a burst candidate (beacon candidates are not bursts).
+    fn log_candidate(&mut self, c: &Candidate, outcome: BurstOutcome, scored: Option<(f64, u64)>) {
+        let (Some(f), Some(log)) = (c.burst.as_ref(), self.burst_log.as_mut()) else {
+            return;
+        };
+        let mut rec =
+            BurstRecord::new(addr_ip(c.home, c.v4), addr_ip(c.ext, c.v4), &f.acc, outcome);
+        rec.score = scored.map(|s| s.0);
+        rec.alert_id = scored
+            .filter(|_| outcome == BurstOutcome::Alerted)
+            .map(|s| s.1);
+        log.push(rec);
+    }
+
+    fn emit(&mut self, c: Candidate) {
+        // Prevalence as of the end of the hold (packet time may have moved on much further,
+        // e.g. across a gap between rotated captures).
+        let now_sec = sec_of(self.now_ns.min(c.emit_at));
+        let lookback = sec_of(self.cfg.lookback_ns);
+        let (prevalence, popular, first_contact) = match self.endpoints.find(&c.ext) {
+            Some(i) => {
+                let e = self.endpoints.get(i);
+                let (n, p) = e.prevalence(now_sec, lookback);
+                (n, p, e.first_contact(host_hash(&c.home)))
+            }
+            None => (0, false, None),
+        };
+        let dst = addr_ip(c.ext, c.v4);
+        let (asn, country) = self.enrich.as_ref().map_or((None, None), |e| e.lookup(dst));
+        let listed = |l: &EndpointLists| {
+            l.prefixes.contains_bytes(&c.ext)
+                || asn.is_some_and(|a| l.asns.contains(&a))
+                || country
+                    .as_ref()
+                    .is_some_and(|cc| l.countries.iter().any(|x| x.eq_ignore_ascii_case(cc)))
+        };
+        if listed(&self.cfg.allow) {
+            self.stats.suppressed_allowed += 1;
+            self.log_candidate(&c, BurstOutcome::Allowed, None);
+            return;
+        }
+        let watched = listed(&self.cfg.watch);
+        if !watched && (popular || prevalence > self.cfg.rare_max_hosts) {
+            self.stats.suppressed_common += 1;
+            self.log_candidate(&c, BurstOutcome::CommonEndpoint, None);
+            return;
+        }
+        let elapsed = self
+            .now_ns
+            .saturating_sub(self.start_ns.unwrap_or(self.now_ns));
+        let fill = (elapsed as f64 / self.cfg.lookback_ns.max(1) as f64).clamp(0.0, 1.0);
+        let first_seen_ns = first_contact
+            .map(|s| i64::from(s) * S)
+            .unwrap_or(c.pair_first_seen_ns);
+        let novelty_age_s = (c.start_ns.saturating_sub(first_seen_ns)).max(0) as f64 / S as f64;
+        let slot = match c.proto_port.0 {
+            6 => Some(usize::from(c.proto_port.1)),
+            17 => Some(65_536 + usize::from(c.proto_port.1)),
+            _ => None,
+        };
+        let port_pairs = slot.map(|s| self.port_pairs[s]);
+        let inputs = score::Inputs {
+            kind: c.kind,
+            burst: c.burst.as_ref().map(|f| &f.acc),
+            beacon: c.beacon,
+            baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
+            prevalence,
+            novelty_age_s,
+            recurrence: c.recurrence,
+            occurrence: c.occurrence,
+            port_pairs,
+            port_max: self.port_max,
+            watched,
+            lookback_fill: fill,
+        };
+        let (score, reasons) = score::score(&self.cfg, &inputs);
+        let id = alert_id(c.kind, &c.home, &c.ext, c.start_ns);
+        if score < self.cfg.alert_min_score {
+            self.stats.suppressed_low_score += 1;
+            self.log_candidate(&c, BurstOutcome::LowScore, Some((score, id)));
+            return;
+        }
+        self.log_candidate(&c, BurstOutcome::Alerted, Some((score, id)));
+        let severity = Severity::from_score(score, &self.cfg.severity_bands);
+        let kind_i = usize::from(c.kind == AlertKind::Beacon);
+        self.stats.alerts[kind_i][severity as usize] += 1;
+        let src = addr_ip(c.home, c.v4);
+        let (bytes_out, bytes_in, packets_out, packets_in) = c.totals;
+        let (peak_bps, flows) = c
+            .burst
+            .as_ref()
+            .map_or((0.0, 0), |f| (f.acc.peak_up as f64 * 8.0, f.acc.flows));
+        self.out.push_back(Alert {
+            id,
+            kind: c.kind,
+            src,
+            dst,
+            dst_port: c.proto_port.1,
+            proto: c.proto_port.0,
+            start_ns: c.start_ns,
+            end_ns: c.end_ns,
+            detected_ns: c.detected_ns,
+            bytes_out,
+            bytes_in,
+            packets_out,
+            packets_in,
+            peak_bps,
+            flows,
+            occurrence: c.occurrence,
+            score,
+            severity,
+            reasons,
+            endpoint: EndpointInfo {
+                prevalence,
+                popular,
+                rarity_certain: fill >= 1.0,
+                first_seen_ns: Some(first_seen_ns),
+                asn,
+                country,
+                watched,
+            },
+            baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
+            pair_before: c.burst.as_ref().map(|f| f.acc.before),
+        });
+    }
+}
