@@ -66,7 +66,7 @@ fn bytes(n: u64) -> String {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1200px}\
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:3px 7px;\
-text-align:left;font-size:13px;vertical-align:top}th{background:#f0f0f0}td.n{text-align:right}\
+text-align:left;font-size:13px;vertical-align:top}th{background:#f0f0f0}td.n{text-align:right}td.why{white-space:nowrap}\
 .sev-critical{background:#f8c9c4}.sev-high{background:#fde0c2}.sev-medium{background:#fff3c4}\
 .plot{margin:6px 0 26px}.note{color:#666;font-size:13px}code{font-size:12px}";
 
@@ -212,15 +212,14 @@ fn alert_table(h: &mut String, p: &PageInput<'_>) {
             h,
             "<tr class=\"sev-{sev}\"><td class=\"n\">{n}</td><td><code>{id_cell}</code></td>\
              <td>{kind}</td><td>{sev}</td><td class=\"n\">{score:.3}</td><td>{src}</td>\
-             <td>{dst}:{port}/{proto}</td><td>{start}</td><td class=\"n\">{dur:.1} s</td>\
-             <td class=\"n\">{bo} / {bi}</td><td class=\"n\">{peak}</td><td>{reasons}</td></tr>",
+             <td>{dst}/{proto}</td><td>{start}</td><td class=\"n\">{dur:.1} s</td>\
+             <td class=\"n\">{bo} / {bi}</td><td class=\"n\">{peak}</td><td class=\"why\">{reasons}</td></tr>",
             n = i + 1,
             kind = a.kind.as_str(),
             sev = a.severity.as_str(),
             score = a.score,
             src = esc(&p.addr.text(a.src)),
-            dst = esc(&p.addr.text(a.dst)),
-            port = a.dst_port,
+            dst = esc(&with_port(&p.addr.text(a.dst), a.dst_port)),
             proto = esc(&proto_text(a.proto)),
             start = utc(a.start_ns),
             dur = secs(a.end_ns.saturating_sub(a.start_ns)),
@@ -247,12 +246,11 @@ fn alert_plots(h: &mut String, p: &PageInput<'_>) {
             continue;
         };
         let id = p.addr.id(a.id);
+        let endpoint = with_port(&p.addr.text(a.dst), a.dst_port);
         let title = format!(
-            "{} {} → {}:{}  score {:.2}",
+            "{} {} → {endpoint}  score {:.2}",
             a.kind.as_str(),
             p.addr.text(a.src),
-            p.addr.text(a.dst),
-            a.dst_port,
             a.score
         );
         let _ = writeln!(h, "<h3 id=\"a-{id}\">{}</h3>", esc(&title));
@@ -264,6 +262,16 @@ fn alert_plots(h: &mut String, p: &PageInput<'_>) {
                 let _ = writeln!(h, "<p class=\"note\">Plot failed: {}</p>", esc(&e));
             }
         }
+    }
+}
+
+/// An address with a port: IPv6 in brackets (RFC 5952, section 6), `192.0.2.1:443`,
+/// `[2001:db8::1]:443`.
+fn with_port(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
     }
 }
 
@@ -285,5 +293,11 @@ mod tests {
         assert_eq!(utc(1_767_226_020_104_233_000), "2026-01-01 00:07:00.104");
         assert_eq!(utc(951_782_400_000_000_000), "2000-02-29 00:00:00.000");
         assert_eq!(utc(-1_000_000), "1969-12-31 23:59:59.999");
+    }
+
+    #[test]
+    fn ipv6_endpoints_take_brackets_before_the_port() {
+        assert_eq!(with_port("192.0.2.1", 443), "192.0.2.1:443");
+        assert_eq!(with_port("2001:db8::1", 443), "[2001:db8::1]:443");
     }
 }
