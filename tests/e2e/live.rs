@@ -527,7 +527,22 @@ fn daemon_gives_up_root_once_its_captures_are_open() {
     // The unprivileged account writes flows, alerts and the state here.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let net = Netns::new("u");
-    let cfg = daemon_config(dir.path(), &net.cap_if, "user = \"nobody\"\nworkers = 2\n");
+    // A pseudonymisation key only root can read: the daemon reads it before it gives up root.
+    let key = dir.path().join("case.key");
+    let keygen = Command::new(bin())
+        .args(["keygen", "-o", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let cfg = daemon_config(
+        dir.path(),
+        &net.cap_if,
+        "user = \"nobody\"\nworkers = 2\n\n[privacy]\nkey_file = \"case.key\"\n",
+    );
     let log = dir.path().join("daemon.log");
     let mut daemon = start_daemon(&net, &cfg, &log);
     wait_for_log(&log, "daemon started", Duration::from_secs(20));
@@ -564,6 +579,26 @@ fn daemon_gives_up_root_once_its_captures_are_open() {
     let flows = std::fs::read(dir.path().join("flows.jsonl")).unwrap();
     let counted: u64 = per_conversation(&flows).values().sum();
     assert!(counted > 100, "{counted} packets in flows of {sent} sent");
+    // The subscriber of the sample (10.0.2.15) is pseudonymised in the flow records; the key
+    // holder maps its pseudonym back.
+    let text = String::from_utf8(flows).unwrap();
+    assert!(!text.contains("\"10.0.2.15\""), "home address in clear");
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().find(|l| l.contains("192.150.187.43")).unwrap()).unwrap();
+    let pseudonym = [&first["src"], &first["dst"]]
+        .into_iter()
+        .filter_map(|v| v.as_str())
+        .find(|a| *a != "192.150.187.43")
+        .unwrap()
+        .to_string();
+    let reveal = Command::new(bin())
+        .args(["reveal", "--key", key.to_str().unwrap(), &pseudonym])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reveal.stdout).trim(),
+        format!("{pseudonym} 10.0.2.15")
+    );
     let state = std::fs::metadata(dir.path().join("state.json")).unwrap();
     use std::os::unix::fs::MetadataExt as _;
     assert_eq!(

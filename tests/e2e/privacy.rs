@@ -153,6 +153,33 @@ fn pseudonymised_outputs_hold_no_home_address_and_reveal_inverts_them() {
     assert_eq!(again[0], outs[0]);
     assert_eq!(again[1], outs[1]);
 
+    // The config's privacy.key_file (relative to the config) does what the flag does.
+    let cfg = dir.path().join("private.toml");
+    std::fs::write(&cfg, "[privacy]\nkey_file = \"key\"\n").unwrap();
+    let cfgarg = cfg.to_str().unwrap();
+    let by_config = analyze(dir.path(), "config", &s.pcap, &["--config", cfgarg]);
+    assert_eq!(by_config[0], outs[0]);
+    assert_eq!(by_config[1], outs[1]);
+    let checked = run(&["check-config", cfgarg]);
+    assert_eq!(checked.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("pseudonymised output"));
+    std::fs::write(&cfg, "[privacy]\nkey_file = \"missing.key\"\n").unwrap();
+    let checked = run(&["check-config", cfgarg]);
+    assert_eq!(checked.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&checked.stderr).contains("privacy.key_file"),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Endpoints alone, with no key anywhere, is a usage error rather than a silent no-op.
+    let out = run(&[
+        "analyze",
+        s.pcap.to_str().unwrap(),
+        "--pseudonymize-endpoints",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+
     // Another key gives other pseudonyms.
     let key2 = dir.path().join("key2");
     keygen(&key2);

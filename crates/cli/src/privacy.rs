@@ -17,15 +17,24 @@ pub struct PrivacyArgs {
     /// holds 32 raw bytes or 64 hex digits (`burstwatch keygen`); `burstwatch reveal` maps back.
     #[arg(long, value_name = "KEYFILE")]
     pub pseudonymize: Option<std::path::PathBuf>,
-    /// With --pseudonymize, map external endpoints too (config: privacy.pseudonymize_endpoints).
-    #[arg(long, requires = "pseudonymize")]
+    /// With --pseudonymize (or the config's privacy.key_file), map external endpoints too
+    /// (config: privacy.pseudonymize_endpoints).
+    #[arg(long)]
     pub pseudonymize_endpoints: bool,
 }
 
 impl PrivacyArgs {
-    /// The output mapping for these arguments and settings.
+    /// The output mapping for these arguments and settings (`--pseudonymize`, else the config's
+    /// `privacy.key_file`).
     pub fn privacy(&self, settings: &burstwatch_config::Settings) -> anyhow::Result<Privacy> {
-        match &self.pseudonymize {
+        match self
+            .pseudonymize
+            .as_ref()
+            .or(settings.privacy.key_file.as_ref())
+        {
+            None if self.pseudonymize_endpoints => anyhow::bail!(
+                "--pseudonymize-endpoints needs a key: --pseudonymize KEYFILE or privacy.key_file"
+            ),
             None => Ok(Privacy::disabled()),
             Some(key) => Privacy::from_key_file(
                 key,
@@ -91,6 +100,20 @@ impl Privacy {
             Some(e) => e.pseudonymizer.tag_u64(id),
             None => id,
         }
+    }
+
+    /// For the settings alone (the daemon): the config's `privacy.key_file`, if any.
+    pub fn from_settings(settings: &burstwatch_config::Settings) -> anyhow::Result<Privacy> {
+        PrivacyArgs::default().privacy(settings)
+    }
+
+    /// The alert as it may appear in output: addresses and id mapped. Writing it with
+    /// [`Privacy::disabled`] then gives what writing the original with `self` gives.
+    pub fn alert(&self, mut a: burstwatch_engine::Alert) -> burstwatch_engine::Alert {
+        a.id = self.alert_id(a.id);
+        a.src = self.addr(a.src);
+        a.dst = self.addr(a.dst);
+        a
     }
 
     /// The address as it may appear in output.

@@ -72,6 +72,10 @@ pub struct Settings {
 pub struct PrivacySettings {
     /// Also pseudonymise external endpoints, not only home-network (subscriber) addresses.
     pub pseudonymize_endpoints: bool,
+    /// A key file that turns pseudonymisation on for every run with this config: the daemon's
+    /// flow records, alerts and sinks, and `analyze` without `--pseudonymize`. Relative to the
+    /// config file.
+    pub key_file: Option<PathBuf>,
 }
 
 /// MaxMind-format (`.mmdb`) databases for endpoint ASN and country.
@@ -102,6 +106,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawPrivacy {
     pseudonymize_endpoints: Option<bool>,
+    key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -574,6 +579,8 @@ impl Settings {
         let daemon = ctx.daemon(&raw.daemon, base)?;
         let privacy = PrivacySettings {
             pseudonymize_endpoints: raw.privacy.pseudonymize_endpoints.unwrap_or(false),
+            // Empty: no key (the shipped config's way of leaving it unset).
+            key_file: path(&raw.privacy.key_file.clone().filter(|k| !k.is_empty())),
         };
         Ok(Settings {
             flow,
@@ -659,6 +666,11 @@ mod tests {
         assert_eq!(s.detect.allow.asns, vec![64500]);
         let p = Settings::parse("[privacy]\npseudonymize_endpoints = true\n", "t").unwrap();
         assert!(p.privacy.pseudonymize_endpoints);
+        assert_eq!(p.privacy.key_file, None);
+        let k = Settings::parse("[privacy]\nkey_file = \"case.key\"\n", "/etc/bw/c.toml").unwrap();
+        assert_eq!(k.privacy.key_file, Some(PathBuf::from("/etc/bw/case.key")));
+        let e = Settings::parse("[privacy]\nkey_file = \"\"\n", "t").unwrap();
+        assert_eq!(e.privacy.key_file, None);
         assert!(err("[privacy]\npseudonymize_endpoints = 1\n").starts_with("t.toml:2"));
     }
 

@@ -55,12 +55,20 @@ pub struct CheckConfigArgs {
 /// Validate a config file: exit 0 and a one-line summary, or exit 2 and the key and line.
 pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let s = Settings::load(&args.config)?;
+    // The key file too: a daemon that cannot read it does not start.
+    let privacy = crate::privacy::Privacy::from_settings(&s)
+        .with_context(|| format!("{}: privacy.key_file", args.config.display()))?;
     println!(
-        "{}: ok ({} interface(s), {} home prefix(es), metrics on {})",
+        "{}: ok ({} interface(s), {} home prefix(es), metrics on {}{})",
         args.config.display(),
         s.daemon.interfaces.len(),
         s.detect.home_nets.prefixes().len(),
-        s.daemon.metrics_bind
+        s.daemon.metrics_bind,
+        if privacy.enabled() {
+            ", pseudonymised output"
+        } else {
+            ""
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -95,6 +103,15 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             *s = state.as_ref().map(|s| s.now_ns);
         }
     }
+    // The pseudonymisation key is read while the process may still be root (it can stay
+    // root-only), once: a reload keeps the running key.
+    let privacy = crate::privacy::Privacy::from_settings(&settings)
+        .with_context(|| format!("{}: privacy.key_file", args.config.display()))?;
+    if privacy.enabled() {
+        tracing::info!(
+            "home-network addresses are pseudonymised in flow records, alerts and sinks"
+        );
+    }
     // Captures open first, while the process may still be root, and with one thread: then the
     // switch to `daemon.user` applies to every thread started after it.
     let live = open_captures(&d);
@@ -126,7 +143,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || worker::run(engine, pkt_rx, ctl_rx, out_tx, shared))?
+            .spawn(move || worker::run(engine, pkt_rx, ctl_rx, out_tx, shared, privacy))?
     };
     let output = {
         let (shared, sinks, metrics) = (

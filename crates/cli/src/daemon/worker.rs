@@ -40,6 +40,7 @@ pub fn run(
     control: Receiver<Control>,
     out: Sender<Output>,
     shared: Arc<Shared>,
+    privacy: Privacy,
 ) -> Engines {
     let mut last_ts: Option<i64> = None;
     let mut last_wall = Instant::now();
@@ -72,7 +73,7 @@ pub fn run(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        drain(&mut engine, &out, &mut records, &mut alerts);
+        drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
         while let Ok(Control::Reload(s)) = control.try_recv() {
             engine.set_config(s.flow.clone(), s.detect.clone());
             tracing::info!("thresholds reloaded; learned state kept");
@@ -83,20 +84,29 @@ pub fn run(
         }
     }
     engine.finish();
-    drain(&mut engine, &out, &mut records, &mut alerts);
+    drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
     publish(&engine, &shared, last_ts, records, alerts);
     engine
 }
 
-fn drain(engine: &mut Engines, out: &Sender<Output>, records: &mut u64, alerts: &mut u64) {
+/// Send every ready record and alert to the output thread, as they may appear in output: an
+/// alert is pseudonymised before anything (JSON line, sink labels, summary) is made of it.
+fn drain(
+    engine: &mut Engines,
+    out: &Sender<Output>,
+    privacy: &Privacy,
+    records: &mut u64,
+    alerts: &mut u64,
+) {
     while let Some(rec) = engine.pop_record() {
         let mut line = Vec::with_capacity(320);
-        if write_record(&mut line, &rec, &Privacy::disabled()).is_ok() {
+        if write_record(&mut line, &rec, privacy).is_ok() {
             *records += 1;
             let _ = out.send(Output::Flow(line));
         }
     }
     while let Some(alert) = engine.pop_alert() {
+        let alert = privacy.alert(alert);
         let mut line = Vec::with_capacity(1024);
         if write_alert(&mut line, &alert, &Privacy::disabled()).is_ok() {
             *alerts += 1;
