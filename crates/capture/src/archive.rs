@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::file::PacketRef;
-use crate::{CaptureFile, Packet, ReadError, ReadErrorKind};
+use crate::{CaptureFile, FileIndex, Packet, ReadError, ReadErrorKind};
 
 /// File names an [`Archive`] picks up when it expands a directory (compared case-insensitively).
 pub const CAPTURE_EXTENSIONS: &[&str] = &[
@@ -53,6 +53,8 @@ pub struct Archive {
     last: Option<usize>,
     /// Per file, the earliest and latest timestamp handed out so far.
     spans: Vec<Option<(i64, i64)>>,
+    /// Per file, where its seconds start (plain classic pcap files only).
+    indexes: Vec<Option<FileIndex>>,
     bytes_total: u64,
     bytes_done: u64,
 }
@@ -173,6 +175,7 @@ impl Archive {
         pending.sort_unstable();
         let slots = entries.iter().map(|_| None).collect();
         let spans = vec![None; entries.len()];
+        let indexes = vec![None; entries.len()];
         Archive {
             entries,
             errors,
@@ -181,6 +184,7 @@ impl Archive {
             heap: BinaryHeap::new(),
             last: None,
             spans,
+            indexes,
             bytes_total,
             bytes_done,
         }
@@ -230,13 +234,24 @@ impl Archive {
                 return Err(e);
             }
         };
-        match file.advance() {
+        let mut index = file.is_indexable().then(FileIndex::new);
+        let at = file.stream_offset();
+        let first = file.advance();
+        match first {
             Ok(Some(cur)) => {
+                if let Some(ix) = index.as_mut() {
+                    ix.note(cur.ts_ns, at);
+                }
+                self.indexes[j] = index;
                 self.heap.push(Reverse((cur.ts_ns, j)));
                 self.slots[j] = Some(Slot { file, cur });
                 Ok(())
             }
             Ok(None) => {
+                if let Some(mut ix) = index {
+                    ix.set_complete();
+                    self.indexes[j] = Some(ix);
+                }
                 self.bytes_done += self.entries[j].size;
                 Ok(())
             }
@@ -252,11 +267,19 @@ impl Archive {
         let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) else {
             return Ok(());
         };
+        let at = slot.file.stream_offset();
         let r = slot.file.advance();
+        let index = self.indexes.get_mut(i).and_then(Option::as_mut);
         if let Ok(Some(cur)) = r {
+            if let Some(ix) = index {
+                ix.note(cur.ts_ns, at);
+            }
             slot.cur = cur;
             self.heap.push(Reverse((cur.ts_ns, i)));
             return Ok(());
+        }
+        if let (Ok(None), Some(ix)) = (&r, index) {
+            ix.set_complete();
         }
         self.slots[i] = None;
         self.bytes_done += self.entries[i].size;
@@ -279,6 +302,14 @@ impl Archive {
     /// files may skip it.
     pub fn spans(&self) -> &[Option<(i64, i64)>] {
         &self.spans
+    }
+
+    /// Per file, in the order of [`Archive::paths`], where its seconds of packet time start:
+    /// for plain classic pcap files that were opened, `None` for the others. After a full read,
+    /// a later pass can read only the parts of a file that hold the seconds it wants
+    /// ([`FileIndex::ranges`], [`CaptureFile::open_range`]).
+    pub fn indexes(&self) -> &[Option<FileIndex>] {
+        &self.indexes
     }
 
     /// Total size on disk of all files.

@@ -179,6 +179,42 @@ impl CaptureFile {
         }
     }
 
+    /// Opens a byte range of a plain classic pcap file: its file header, then the records
+    /// from byte `start` to byte `end` (exclusive; `u64::MAX` for the end of the file). Both
+    /// must be record boundaries, as a [`crate::FileIndex`] of the file gives them. Offsets in
+    /// errors count from the header followed by the range, not from the file's start.
+    pub fn open_range(path: &Path, start: u64, end: u64) -> Result<CaptureFile, ReadError> {
+        use std::io::Seek as _;
+        let err = |offset, reason| ReadError::new(path, offset, reason);
+        let mut file = File::open(path).map_err(|e| err(0, ReadErrorKind::Io(e)))?;
+        let mut header = [0u8; crate::pcap::HEADER_LEN];
+        file.read_exact(&mut header)
+            .map_err(|e| err(0, ReadErrorKind::Io(e)))?;
+        if Magic::detect([header[0], header[1], header[2], header[3]]).is_none() {
+            return Err(err(
+                0,
+                ReadErrorKind::BadHeader("a byte range needs a classic pcap file".into()),
+            ));
+        }
+        let start = start.max(header.len() as u64);
+        file.seek(io::SeekFrom::Start(start))
+            .map_err(|e| err(start, ReadErrorKind::Io(e)))?;
+        let body = file.take(end.saturating_sub(start));
+        CaptureFile::from_reader(path, io::Cursor::new(header).chain(body))
+    }
+
+    /// Whether a [`crate::FileIndex`] of this file can later serve
+    /// [`CaptureFile::open_range`]: a plain classic pcap file.
+    pub fn is_indexable(&self) -> bool {
+        !self.gzip && matches!(self.walker, Walker::Pcap(_))
+    }
+
+    /// Byte offset in the (decompressed) stream of the next record to be read.
+    #[inline]
+    pub(crate) fn stream_offset(&self) -> u64 {
+        self.buf.offset()
+    }
+
     /// Reads a capture from any byte stream (stdin, a socket...), plain or gzip-compressed,
     /// through a bounded buffer. `name` is used in errors.
     pub fn from_reader<R: Read + Send + 'static>(

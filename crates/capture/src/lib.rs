@@ -46,6 +46,7 @@ mod buffer;
 mod error;
 mod file;
 mod filter;
+mod index;
 mod live;
 mod pcap;
 mod pcapng;
@@ -56,6 +57,7 @@ pub use burstwatch_wire::LinkType;
 pub use error::{FilterError, ReadError, ReadErrorKind};
 pub use file::{CaptureFile, Format};
 pub use filter::BpfFilter;
+pub use index::FileIndex;
 pub use live::{LiveBackend, LiveCapture, LiveConfig, LiveError, LiveStats};
 
 /// Most captured bytes accepted in one record (larger records are reported as

@@ -197,3 +197,75 @@ fn empty_inputs_and_empty_files() {
     assert_eq!(a.bytes_consumed(), a.bytes_total());
     let _ = PathBuf::new();
 }
+
+#[test]
+fn indexed_byte_ranges_hold_exactly_the_packets_of_the_wanted_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 10 packets a second for 60 s, and a file whose seconds go backwards once.
+    write_pcap(&d.join("a.pcap"), &records(0..600));
+    let mut shuffled = records(600..700);
+    shuffled.swap(10, 60);
+    write_pcap(&d.join("b.pcap"), &shuffled);
+    std::fs::write(d.join("c.pcap.gz"), b"not even gzip").unwrap();
+    let mut a = Archive::open(&[d.join("a.pcap"), d.join("b.pcap"), d.join("c.pcap.gz")]);
+    drain(&mut a);
+    let [Some(ix), Some(unordered), None] = a.indexes() else {
+        panic!("{:?}", a.indexes());
+    };
+    assert!(ix.is_complete());
+    assert_eq!(
+        unordered.ranges(&[(0, i64::MAX)], u64::MAX),
+        None,
+        "read whole"
+    );
+    let base = 1_700_000_000;
+    for wanted in [
+        vec![(base + 5, base + 5)],
+        vec![
+            (base, base + 2),
+            (base + 30, base + 31),
+            (base + 59, base + 90),
+        ],
+        vec![(base - 10, base - 1)],
+    ] {
+        let ranges = ix.ranges(&wanted, 1_000).unwrap();
+        let mut got = Vec::new();
+        for (start, end) in ranges {
+            let mut f =
+                burstwatch_capture::CaptureFile::open_range(&d.join("a.pcap"), start, end).unwrap();
+            while let Some(p) = f.next_packet().unwrap() {
+                got.push((
+                    p.ts_ns,
+                    u32::from_be_bytes([p.data[0], p.data[1], p.data[2], p.data[3]]),
+                ));
+            }
+        }
+        // Whole seconds around the wanted ones may come too; every wanted packet comes, once.
+        let want: Vec<(i64, u32)> = expected(0..600)
+            .into_iter()
+            .filter(|(t, _)| wanted.iter().any(|(a, b)| (*a..=*b).contains(&(t / SEC))))
+            .collect();
+        let kept: Vec<(i64, u32)> = got
+            .iter()
+            .copied()
+            .filter(|(t, _)| wanted.iter().any(|(a, b)| (*a..=*b).contains(&(t / SEC))))
+            .collect();
+        assert_eq!(kept, want, "{wanted:?}");
+        let mut sorted = got.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), got.len(), "no packet twice");
+        // Only the wanted seconds and their neighbours were read: 10 packets a second.
+        let seconds: i64 = wanted
+            .iter()
+            .map(|(a, b)| (b.min(&(base + 59)) - a.max(&base) + 1).max(0))
+            .sum();
+        assert!(
+            got.len() as i64 <= 10 * (seconds + 2 * wanted.len() as i64),
+            "{} read",
+            got.len()
+        );
+    }
+    // A range of something else than a plain pcap file is refused.
+    assert!(burstwatch_capture::CaptureFile::open_range(&d.join("c.pcap.gz"), 0, 100).is_err());
+}

@@ -195,6 +195,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     );
     counts.merge_into(&mut sum);
     progress.finish();
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "first pass done");
     table.finish();
     outputs.drain(&mut table, &mut sum);
     outputs.flush();

@@ -56,6 +56,7 @@ impl Prefix {
     }
 
     /// Whether the address lies in this prefix.
+    #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.contains_bytes(&addr_bytes(ip))
     }
@@ -123,6 +124,7 @@ impl PrefixSet {
     }
 
     /// Whether any prefix contains the address.
+    #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.contains_bytes(&addr_bytes(ip))
     }

@@ -56,7 +56,8 @@ impl Window {
 pub struct Timelines {
     /// Windows in alert order.
     pub windows: Vec<Window>,
-    by_pair: HashMap<(IpAddr, IpAddr), Vec<usize>>,
+    /// Looked up for every packet of the second pass inside a window: a fast keyed hash.
+    by_pair: HashMap<(IpAddr, IpAddr), Vec<usize>, ahash::RandomState>,
     /// The seconds any window covers: sorted, disjoint `(first, last)` ranges.
     covered: Vec<(i64, i64)>,
 }
@@ -110,6 +111,11 @@ impl Timelines {
         self.covered.get(i).is_some_and(|r| r.0 <= sec)
     }
 
+    /// The seconds any window covers: sorted, disjoint, inclusive `(first, last)` ranges.
+    pub fn covered(&self) -> &[(i64, i64)] {
+        &self.covered
+    }
+
     /// Whether no window was planned (the second pass can be skipped).
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
@@ -137,17 +143,14 @@ impl Timelines {
     /// Count one packet if it belongs to an alerted pair's window.
     #[inline]
     pub fn add_packet(&mut self, ts_ns: i64, src: IpAddr, dst: IpAddr, ip_len: u32) {
-        let (key, up) = if self.by_pair.contains_key(&(src, dst)) {
-            ((src, dst), true)
-        } else if self.by_pair.contains_key(&(dst, src)) {
-            ((dst, src), false)
-        } else {
-            return;
+        let (idxs, up) = match self.by_pair.get(&(src, dst)) {
+            Some(idxs) => (idxs, true),
+            None => match self.by_pair.get(&(dst, src)) {
+                Some(idxs) => (idxs, false),
+                None => return,
+            },
         };
         let sec = ts_ns.div_euclid(S);
-        let Some(idxs) = self.by_pair.get(&key) else {
-            return;
-        };
         for &w in idxs {
             let Some(win) = self.windows.get_mut(w) else {
                 continue;

@@ -4,14 +4,12 @@
 //! threads). Whole-run traffic (the overview plot) is summed per second on the engine thread,
 //! two prefix look-ups per packet, and handed over when the second changes.
 
-use std::path::PathBuf;
-
 use burstwatch_capture::Archive;
 use burstwatch_engine::{Alert, Engine, FlowRecord, PrefixSet};
 use burstwatch_report::{Format, OutputMap, Report, RunInfo};
 use burstwatch_wire::PacketMeta;
 
-use super::second_pass::{self, Pass};
+use super::second_pass::{self, Part, Pass};
 use super::sink::{Item, Sink};
 use super::ReportFormat;
 use crate::analyze::AnalyzeArgs;
@@ -144,16 +142,28 @@ impl Collector {
         let timelines = match plan {
             Some(mut timelines) if !timelines.is_empty() => {
                 // The first pass's files and selection.
-                let files: Vec<PathBuf> = archive
-                    .paths()
-                    .zip(archive.spans())
-                    .filter(|(_, span)| span.is_some_and(|(a, b)| timelines.overlaps(a, b)))
-                    .map(|(path, _)| path.to_path_buf())
-                    .collect();
-                let bytes = files
-                    .iter()
-                    .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
-                    .sum();
+                // Of a plain pcap file read in order, only the byte ranges of the windows'
+                // seconds; other files whole.
+                let mut files: Vec<Part> = Vec::new();
+                for ((path, span), index) in
+                    archive.paths().zip(archive.spans()).zip(archive.indexes())
+                {
+                    if !span.is_some_and(|(a, b)| timelines.overlaps(a, b)) {
+                        continue;
+                    }
+                    let path = path.to_path_buf();
+                    match index
+                        .as_ref()
+                        .and_then(|ix| ix.ranges(timelines.covered(), second_pass::PART_BYTES))
+                    {
+                        Some(ranges) => files.extend(ranges.into_iter().map(|r| Part {
+                            path: path.clone(),
+                            range: Some(r),
+                        })),
+                        None => files.push(Part { path, range: None }),
+                    }
+                }
+                let bytes = files.iter().map(Part::size).sum();
                 let selection = args.select.selection()?;
                 let pass = Pass {
                     files,
@@ -162,13 +172,26 @@ impl Collector {
                     threads: args.thread_count(),
                 };
                 let mut progress = Progress::new(bytes, args.quiet);
+                let started = std::time::Instant::now();
+                let reread = pass.files.len();
                 second_pass::fill(&mut timelines, &pass, &mut progress)?;
+                tracing::debug!(
+                    files = reread,
+                    bytes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "timeline pass done"
+                );
                 timelines
             }
             Some(empty) => empty,
             None => Default::default(),
         };
+        let waited = std::time::Instant::now();
         let built = closed.join();
+        tracing::debug!(
+            waited_seconds = waited.elapsed().as_secs_f64(),
+            "report thread joined"
+        );
         if let Some(e) = built.err {
             return Err(e.into());
         }
@@ -185,7 +208,12 @@ impl Collector {
             last_ns: self.last_ns,
             input_errors: sum.input_errors,
         };
+        let paged = std::time::Instant::now();
         let written = built.report.finish(&run, &timelines)?;
+        tracing::debug!(
+            seconds = paged.elapsed().as_secs_f64(),
+            "timeline table and page written"
+        );
         tracing::info!(tables = ?written.tables, html = %written.html.display(), "report written");
         Ok(())
     }

@@ -7,10 +7,13 @@
 //! window are skipped before the filter and the decoder, so the pass costs little more than
 //! reading the files.
 //!
+//! Of a plain pcap file whose packets the first pass found in time order, only the byte ranges
+//! that hold the windows' seconds are read (the first pass noted where each second starts:
+//! [`burstwatch_capture::FileIndex`]); other files (pcapng, gzip, out of order) are read whole.
+//!
 //! Timeline counts do not depend on packet order, so there is no merge by timestamp: each of
-//! `threads` workers takes the next unread file, counts into its own copy of the plan, and the
-//! copies are added up at the end. A rotated archive is read up to `threads` times faster;
-//! one file is read by one worker.
+//! `threads` workers takes the next unread part (a byte range or a whole file), counts into its
+//! own copy of the plan, and the copies are added up at the end.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,13 +28,45 @@ use burstwatch_wire::{decode, Decoded, PacketMeta};
 use crate::progress::Progress;
 use crate::select::Selection;
 
+/// Byte ranges longer than this are cut (at the first pass's index points), so that the
+/// workers share a large file evenly.
+pub const PART_BYTES: u64 = 64 << 20;
+
 /// Packets between two updates of the shared progress counters.
 const PROGRESS_EVERY: u64 = 8_192;
 
+/// One piece of work: a capture file, or a byte range of one.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The file.
+    pub path: PathBuf,
+    /// `[start, end)` of a plain pcap file (records only; `end` may be `u64::MAX`), or `None`
+    /// for the whole file.
+    pub range: Option<(u64, u64)>,
+}
+
+impl Part {
+    /// Bytes to read, for progress.
+    pub fn size(&self) -> u64 {
+        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        match self.range {
+            Some((start, end)) => end.min(len).saturating_sub(start),
+            None => len,
+        }
+    }
+
+    fn open(&self) -> Result<CaptureFile, burstwatch_capture::ReadError> {
+        match self.range {
+            Some((start, end)) => CaptureFile::open_range(&self.path, start, end),
+            None => CaptureFile::open(&self.path),
+        }
+    }
+}
+
 /// What the pass reads and keeps.
 pub struct Pass<'a> {
-    /// Capture files to read (directories already expanded).
-    pub files: Vec<PathBuf>,
+    /// Files and parts of files to read.
+    pub files: Vec<Part>,
     /// `--filter`, compiled again by each worker.
     pub filter: Option<&'a str>,
     /// `--since`/`--until`, `--host`/`--endpoint`.
@@ -97,7 +132,7 @@ pub fn fill(
     Ok(())
 }
 
-/// One worker: reads whole files until none is left.
+/// One worker: reads parts until none is left.
 fn worker(mut timelines: Timelines, pass: &Pass<'_>, shared: &Shared) -> anyhow::Result<Timelines> {
     let mut filter = match pass.filter {
         Some(expr) => Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?),
@@ -106,11 +141,11 @@ fn worker(mut timelines: Timelines, pass: &Pass<'_>, shared: &Shared) -> anyhow:
     let selection = pass.selection;
     let by_address = selection.has_addresses();
     let mut meta = PacketMeta::default();
-    while let Some(path) = pass
+    while let Some(part) = pass
         .files
         .get(shared.next_file.fetch_add(1, Ordering::Relaxed))
     {
-        let Ok(mut file) = CaptureFile::open(path) else {
+        let Ok(mut file) = part.open() else {
             continue;
         };
         let (mut packets, mut reported) = (0u64, 0u64);
