@@ -217,3 +217,54 @@ fn mixed_link_types_are_carved_to_pcapng() {
     assert!(packets >= 2);
     assert_eq!(tshark_count(&out, None), packets);
 }
+
+#[test]
+fn a_pseudonymised_alert_is_carved_with_its_key() {
+    let s = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("case.key");
+    crate::privacy::keygen(&key);
+    let keyarg = key.to_str().unwrap();
+    let outs = crate::simcap::analyze(dir.path(), "pseudo", &s.pcap, &["--pseudonymize", keyarg]);
+    let pseudo_alerts = dir.path().join("pseudo.alerts.jsonl");
+    let pseudo = burstwatch_tests::json_lines(&outs[1]);
+    // The same alert in the clear run and in the pseudonymised one (same order, other id).
+    let (clear, hidden) = (&s.alerts[0], &pseudo[0]);
+    assert_ne!(clear["src"], hidden["src"]);
+    let clear_alerts = dir.path().join("clear.alerts.jsonl");
+    let text: String = s.alerts.iter().map(|a| format!("{a}\n")).collect();
+    std::fs::write(&clear_alerts, text).unwrap();
+    let pcap = s.pcap.to_str().unwrap();
+    let by_clear = dir.path().join("clear.pcap");
+    let m1 = carve(
+        &[
+            pcap,
+            "--alert",
+            clear["id"].as_str().unwrap(),
+            "--alerts",
+            clear_alerts.to_str().unwrap(),
+        ],
+        &by_clear,
+    );
+    let by_key = dir.path().join("key.pcap");
+    let hidden_id = hidden["id"].as_str().unwrap();
+    let pseudo_arg = pseudo_alerts.to_str().unwrap();
+    let m2 = carve(
+        &[
+            pcap, "--alert", hidden_id, "--alerts", pseudo_arg, "--key", keyarg,
+        ],
+        &by_key,
+    );
+    assert!(m1["packets"].as_u64().unwrap() > 0);
+    assert_eq!(m2["packets"], m1["packets"]);
+    assert_eq!(
+        std::fs::read(&by_key).unwrap(),
+        std::fs::read(&by_clear).unwrap()
+    );
+    assert_eq!(m2["selection"]["src"], clear["src"]);
+    assert_eq!(m2["selection"]["revealed_from"]["src"], hidden["src"]);
+    // Without the key the pseudonyms match nothing.
+    let none = dir.path().join("none.pcap");
+    let m3 = carve(&[pcap, "--alert", hidden_id, "--alerts", pseudo_arg], &none);
+    assert_eq!(m3["packets"], 0);
+}

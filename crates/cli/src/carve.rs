@@ -38,6 +38,14 @@ pub struct CarveArgs {
     /// End of the span for --pair (RFC 3339 or epoch seconds).
     #[arg(long, value_name = "TS", value_parser = parse_time)]
     pub to: Option<i64>,
+    /// The alerts file is pseudonymised with this key (`analyze --pseudonymize KEYFILE`): the
+    /// alert's subscriber address is revealed before packets are matched (the manifest keeps
+    /// the pseudonyms beside the addresses).
+    #[arg(long, value_name = "KEYFILE", requires = "alert")]
+    pub key: Option<PathBuf>,
+    /// With --key: the alert's endpoint is a pseudonym too (`--pseudonymize-endpoints`).
+    #[arg(long, requires = "key")]
+    pub pseudonymize_endpoints: bool,
     /// Seconds added before and after the span.
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub margin: f64,
@@ -54,6 +62,8 @@ struct Target {
     from_ns: i64,
     to_ns: i64,
     alert: Option<String>,
+    /// The alert's (src, dst) as the pseudonymised alerts file names them, when revealed.
+    pseudonyms: Option<(IpAddr, IpAddr)>,
 }
 
 /// Packets matched so far, and the facts that decide the container.
@@ -116,6 +126,7 @@ fn find_alert(path: &Path, id: &str) -> anyhow::Result<Target> {
             // Times are printed to the microsecond: the end covers its whole microsecond.
             to_ns: json_ts(&v["end_ts"]).with_context(bad)? + 999,
             alert: Some(id.to_string()),
+            pseudonyms: None,
         });
     }
     anyhow::bail!("no alert {id} in {}", path.display())
@@ -123,7 +134,17 @@ fn find_alert(path: &Path, id: &str) -> anyhow::Result<Target> {
 
 fn target(args: &CarveArgs) -> anyhow::Result<Target> {
     if let (Some(id), Some(alerts)) = (&args.alert, &args.alerts) {
-        return find_alert(alerts, id);
+        let mut t = find_alert(alerts, id)?;
+        if let Some(key) = &args.key {
+            let p = burstwatch_anon::Pseudonymizer::from_key_file(key)
+                .with_context(|| format!("cannot read the key {}", key.display()))?;
+            t.pseudonyms = Some((t.src, t.dst));
+            t.src = p.reveal(t.src);
+            if args.pseudonymize_endpoints {
+                t.dst = p.reveal(t.dst);
+            }
+        }
+        return Ok(t);
     }
     let pair = args
         .pair
@@ -140,6 +161,7 @@ fn target(args: &CarveArgs) -> anyhow::Result<Target> {
         from_ns,
         to_ns,
         alert: None,
+        pseudonyms: None,
     })
 }
 
@@ -296,6 +318,10 @@ fn finish(
             "from_ts": ts(t.from_ns),
             "to_ts": ts(t.to_ns),
             "margin_seconds": args.margin,
+            "revealed_from": t.pseudonyms.map(|(src, dst)| serde_json::json!({
+                "src": src,
+                "dst": dst,
+            })),
             "both_directions": true,
             "addresses": "innermost IP header",
         },
@@ -317,7 +343,7 @@ fn finish(
         .with_context(|| format!("cannot write {}", manifest_path.display()))?;
     if tally.packets == 0 {
         eprintln!(
-            "burstwatch: warning: no packet matched {} <-> {} in the span (pseudonymised alerts name pseudonyms: carve needs real addresses)",
+            "burstwatch: warning: no packet matched {} <-> {} in the span (alerts of a pseudonymised run name pseudonyms: give their key with --key)",
             t.src, t.dst
         );
     }
