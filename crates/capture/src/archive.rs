@@ -18,6 +18,9 @@ pub const CAPTURE_EXTENSIONS: &[&str] = &[
     ".cap.gz",
 ];
 
+/// Index points ([`FileIndex`]) shared out among an archive's files: at most 64 MiB of them.
+const INDEX_POINTS_BUDGET: usize = 4 << 20;
+
 /// Deepest directory nesting expanded.
 const MAX_DEPTH: usize = 64;
 
@@ -234,7 +237,8 @@ impl Archive {
                 return Err(e);
             }
         };
-        let mut index = file.is_indexable().then(FileIndex::new);
+        let limit = INDEX_POINTS_BUDGET / self.entries.len().max(1);
+        let mut index = file.is_indexable().then(|| FileIndex::with_limit(limit));
         let at = file.stream_offset();
         let first = file.advance();
         match first {

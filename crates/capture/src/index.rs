@@ -6,6 +6,9 @@
 /// the step between points doubles), so a file of any length costs at most 16 KiB.
 pub const MAX_POINTS: usize = 1024;
 
+/// Fewest points per file however many files an archive has (see [`FileIndex::with_limit`]).
+pub const MIN_POINTS: usize = 16;
+
 const NS: i64 = 1_000_000_000;
 
 /// Seconds of packet time and the byte offsets where they start, in one file.
@@ -19,6 +22,8 @@ const NS: i64 = 1_000_000_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileIndex {
     points: Vec<(i64, u64)>,
+    /// Most points kept (a power of two).
+    limit: usize,
     /// Least distance in seconds between two points.
     step: i64,
     /// Second of the latest record noted.
@@ -30,7 +35,16 @@ pub struct FileIndex {
 impl FileIndex {
     /// An empty index, for a file about to be read from its first record.
     pub fn new() -> FileIndex {
+        FileIndex::with_limit(MAX_POINTS)
+    }
+
+    /// An empty index keeping at most `limit` points, rounded down to a power of two within
+    /// [`MIN_POINTS`]..=[`MAX_POINTS`] (an archive of many files gives each fewer, so that the
+    /// indexes of all of them stay within a fixed budget).
+    pub fn with_limit(limit: usize) -> FileIndex {
+        let limit = limit.clamp(MIN_POINTS, MAX_POINTS);
         FileIndex {
+            limit: 1 << limit.ilog2(),
             points: Vec::new(),
             step: 1,
             last_sec: None,
@@ -63,7 +77,7 @@ impl FileIndex {
         if !due {
             return;
         }
-        if self.points.len() == MAX_POINTS {
+        if self.points.len() >= self.limit {
             // Keep points 0, 2, 4, ...: each still is the first record of its second.
             let mut i = 0;
             self.points.retain(|_| {
@@ -210,6 +224,15 @@ mod tests {
         let records: Vec<(i64, u64)> = (0..10_000).map(|s| (s, 24 + 100 * s as u64)).collect();
         let ix = index(&records);
         assert!(ix.points().len() <= MAX_POINTS);
+        // A small limit thins out sooner and is as exact.
+        let mut small = FileIndex::with_limit(20);
+        for &(sec, off) in &records {
+            small.note(sec * NS, off);
+        }
+        small.set_complete();
+        assert!((MIN_POINTS / 2..=MIN_POINTS).contains(&small.points().len()));
+        let (start, end) = small.ranges(&[(5_000, 5_010)], u64::MAX).unwrap()[0];
+        assert!(start <= 24 + 100 * 5_000 && 24 + 100 * 5_010 < end);
         for &(a, b) in &[(0, 0), (5_000, 5_010), (9_990, 9_999), (1_234, 4_321)] {
             let ranges = ix.ranges(&[(a, b)], u64::MAX).unwrap();
             assert_eq!(ranges.len(), 1);
