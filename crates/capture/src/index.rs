@@ -28,6 +28,9 @@ pub struct FileIndex {
     step: i64,
     /// Second of the latest record noted.
     last_sec: Option<i64>,
+    /// `[lo, hi)` in ns: records here need no work (the latest record's second; everything
+    /// once the file is known to be out of order).
+    quiet: (i64, i64),
     ordered: bool,
     complete: bool,
 }
@@ -48,14 +51,24 @@ impl FileIndex {
             points: Vec::new(),
             step: 1,
             last_sec: None,
+            quiet: (i64::MAX, i64::MIN),
             ordered: true,
             complete: false,
         }
     }
 
-    /// Note the record at byte `offset` with timestamp `ts_ns` (records in file order).
+    /// Note the record at byte `offset` with timestamp `ts_ns` (records in file order). Two
+    /// comparisons for every record but the first of each second.
     #[inline]
     pub fn note(&mut self, ts_ns: i64, offset: u64) {
+        if ts_ns >= self.quiet.0 && ts_ns < self.quiet.1 {
+            return;
+        }
+        self.new_second(ts_ns, offset);
+    }
+
+    #[inline(never)]
+    fn new_second(&mut self, ts_ns: i64, offset: u64) {
         if !self.ordered {
             return;
         }
@@ -64,12 +77,15 @@ impl FileIndex {
             Some(last) if sec < last => {
                 self.ordered = false;
                 self.points = Vec::new();
+                self.quiet = (i64::MIN, i64::MAX);
                 return;
             }
             Some(last) if sec == last => return,
             _ => {}
         }
         self.last_sec = Some(sec);
+        let lo = sec.saturating_mul(NS);
+        self.quiet = (lo, lo.saturating_add(NS));
         let due = self
             .points
             .last()
