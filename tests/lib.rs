@@ -84,6 +84,19 @@ pub fn run(args: &[&str]) -> Output {
         .expect("spawn burstwatch")
 }
 
+/// [`run`], asserting exit status 0 (the message is the command's standard error).
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "burstwatch {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Parse JSON lines.
 pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(bytes)

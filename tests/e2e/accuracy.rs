@@ -3,7 +3,7 @@
 //! precision >= 0.95 with every decoy kind present, every beacon scenario reported as `beacon`.
 //! The numbers come from `burstwatch eval`, the same command an analyst runs.
 
-use burstwatch_tests::run;
+use burstwatch_tests::run_ok;
 
 struct Case {
     seed: &'static str,
@@ -69,14 +69,8 @@ fn five_seeds_meet_recall_and_precision_targets() {
         if let Some(a) = c.activity {
             args.extend_from_slice(&["--activity-rate", a]);
         }
-        let out = run(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = run(&[
+        run_ok(&args);
+        run_ok(&[
             "analyze",
             "-q",
             pcap.to_str().unwrap(),
@@ -85,15 +79,9 @@ fn five_seeds_meet_recall_and_precision_targets() {
             "--alerts",
             alerts.to_str().unwrap(),
         ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         // The capture is several GB: free the disk before the next seed.
         std::fs::remove_file(&pcap).unwrap();
-        let out = run(&[
+        let out = run_ok(&[
             "eval",
             "--truth",
             truth.to_str().unwrap(),
@@ -102,12 +90,6 @@ fn five_seeds_meet_recall_and_precision_targets() {
             "--json",
             "-",
         ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let recall = e["recall"].as_f64().unwrap();
         let precision = e["alerts"]["precision"].as_f64().unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burstwatch_tests::run;
+use burstwatch_tests::{run, run_ok};
 use sha2::{Digest, Sha256};
 
 use crate::simcap::sim;
@@ -19,13 +19,7 @@ fn carve(args: &[&str], out: &Path) -> serde_json::Value {
     let mut all = vec!["carve"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-o", out.to_str().unwrap()]);
-    let r = run(&all);
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    run_ok(&all);
     let m = PathBuf::from(format!("{}.manifest.json", out.display()));
     serde_json::from_slice(&std::fs::read(m).unwrap()).unwrap()
 }

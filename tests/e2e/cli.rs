@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use burstwatch_tests::{corpus, json_lines, run};
+use burstwatch_tests::{corpus, json_lines, run, run_ok};
 
 use crate::pcapfile;
 
@@ -27,13 +27,7 @@ fn per_flow(flows: &[serde_json::Value]) -> BTreeMap<String, (u64, u64, u64, u64
 fn analyze_flows(args: &[&str]) -> Vec<serde_json::Value> {
     let mut all = vec!["analyze", "--quiet", "--flows", "-"];
     all.extend_from_slice(args);
-    let out = run(&all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&all);
     json_lines(&out.stdout)
 }
 

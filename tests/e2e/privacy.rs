@@ -4,19 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use burstwatch_tests::{json_lines, run};
+use burstwatch_tests::{json_lines, run, run_ok};
 
 use crate::simcap::{addresses_in, analyze, is_home, sim};
 
 /// `keygen -o path`.
 pub fn keygen(path: &std::path::Path) {
-    let out = run(&["keygen", "-o", path.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&["keygen", "-o", path.to_str().unwrap()]);
 }
 
 /// `reveal` of many addresses at once: pseudonym -> original.
@@ -28,13 +22,7 @@ pub fn reveal(key: &std::path::Path, addrs: &BTreeSet<IpAddr>) -> BTreeMap<IpAdd
     ];
     args.extend(addrs.iter().map(ToString::to_string));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&refs);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&refs);
     let map: BTreeMap<IpAddr, IpAddr> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use burstwatch_tests::{json_lines, run};
+use burstwatch_tests::{json_lines, run_ok};
 use polars::prelude::*;
 
 /// Simulator settings with at least one burst and one beacon alert (the smallest population
@@ -22,13 +22,7 @@ fn simulated() -> &'static Path {
         let pcap = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sim.pcap");
         let mut args = vec!["simulate", "-q", "-o", pcap.to_str().unwrap()];
         args.extend(SIM);
-        let out = run(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(&args);
         pcap
     })
 }
@@ -43,7 +37,7 @@ fn analyze(pcap: &Path, dir: &Path, format: &str) -> Run {
     let report = dir.join(format!("report-{format}"));
     let alerts = dir.join(format!("alerts-{format}.jsonl"));
     let flows = dir.join(format!("flows-{format}.jsonl"));
-    let out = run(&[
+    run_ok(&[
         "analyze",
         pcap.to_str().unwrap(),
         "--alerts",
@@ -55,12 +49,6 @@ fn analyze(pcap: &Path, dir: &Path, format: &str) -> Run {
         "--report-format",
         format,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     Run {
         alerts: json_lines(&std::fs::read(alerts).unwrap()),
         flows: json_lines(&std::fs::read(flows).unwrap()).len(),

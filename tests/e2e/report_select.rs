@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burstwatch_tests::run;
+use burstwatch_tests::run_ok;
 use polars::prelude::*;
 
 use crate::report::{parquet, strs, u64s, TABLES};
@@ -21,13 +21,7 @@ fn report(dir: &Path, tag: &str, inputs: &[&str], extra: &[&str]) -> PathBuf {
     args.extend_from_slice(inputs);
     args.extend_from_slice(&["--report", out_dir.to_str().unwrap()]);
     args.extend_from_slice(extra);
-    let out = run(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&args);
     out_dir
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use burstwatch_tests::{json_lines, run};
+use burstwatch_tests::{json_lines, run_ok};
 
 /// The capture, its clear-text flows and alerts, and the run's standard error.
 pub struct SimCapture {
@@ -37,13 +37,7 @@ pub fn analyze(dir: &Path, tag: &str, pcap: &Path, extra: &[&str]) -> [Vec<u8>; 
         s.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = run(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&args);
     [
         std::fs::read(f).unwrap(),
         std::fs::read(a).unwrap(),
@@ -59,7 +53,7 @@ pub fn sim() -> &'static SimCapture {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let pcap = dir.join("sim.pcap");
-        let out = run(&[
+        run_ok(&[
             "simulate",
             "-o",
             pcap.to_str().unwrap(),
@@ -73,12 +67,6 @@ pub fn sim() -> &'static SimCapture {
             "100M",
             "-q",
         ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let [flows, alerts, stats, stderr] = analyze(&dir, "clear", &pcap, &[]);
         let outputs = [flows.as_slice(), &alerts, &stats, &stderr].concat();
         let sim = SimCapture {
