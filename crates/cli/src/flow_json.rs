@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use burstwatch_engine::{proto_name, FlowRecord};
+use burstwatch_engine::{proto_name, FlowRecord, TCP_FLAG_LETTERS};
 use serde::Serialize;
 
 use crate::privacy::Privacy;
@@ -76,15 +76,15 @@ fn tunnels_json(
 /// Write one record as a JSON line, its addresses (tunnel outer ones included) passed through
 /// `privacy`.
 ///
-/// Written field by field rather than through serde: a record is the per-flow cost of a run
-/// (about a third less time than the derived serializer). The field names, their order and the
-/// numbers are those of the serde form, which the tests keep as the reference.
+/// Written field by field rather than through serde (callgrind: 4 % fewer instructions for a
+/// whole `analyze --flows` run). The field names, their order and the numbers are those of the
+/// serde form, which the tests keep as the reference.
 pub fn write_record<W: Write>(
     out: &mut W,
     r: &FlowRecord,
     privacy: &Privacy,
 ) -> std::io::Result<()> {
-    let mut line = Line::default();
+    let mut line = Line(Vec::with_capacity(384));
     line.raw(b"{\"proto\":");
     match proto_name(r.proto) {
         Some(name) => line.string(name),
@@ -159,48 +159,18 @@ pub fn write_record<W: Write>(
     out.write_all(line.bytes())
 }
 
-/// One JSON line under construction, on the stack while it fits (a record without tunnels
-/// always does).
-struct Line {
-    stack: [u8; 512],
-    len: usize,
-    /// Everything, once the line outgrew `stack`.
-    heap: Vec<u8>,
-}
-
-impl Default for Line {
-    fn default() -> Self {
-        Line {
-            stack: [0; 512],
-            len: 0,
-            heap: Vec::new(),
-        }
-    }
-}
+/// One JSON line under construction.
+#[derive(Default)]
+struct Line(Vec<u8>);
 
 impl Line {
     #[inline]
     fn raw(&mut self, b: &[u8]) {
-        match self.stack.get_mut(self.len..self.len + b.len()) {
-            Some(dst) if self.heap.is_empty() => {
-                dst.copy_from_slice(b);
-                self.len += b.len();
-            }
-            _ => {
-                if self.heap.is_empty() {
-                    self.heap.extend_from_slice(&self.stack[..self.len]);
-                }
-                self.heap.extend_from_slice(b);
-            }
-        }
+        self.0.extend_from_slice(b);
     }
 
     fn bytes(&self) -> &[u8] {
-        if self.heap.is_empty() {
-            &self.stack[..self.len]
-        } else {
-            &self.heap
-        }
+        &self.0
     }
 
     /// A string that needs no escaping (the fixed names of this module).
@@ -275,19 +245,15 @@ impl Line {
         self.raw(b"\"");
     }
 
-    /// TCP flag letters in their conventional order (see [`burstwatch_engine::tcp_flag_letters`]).
+    /// TCP flag letters (see [`burstwatch_engine::tcp_flag_letters`]).
     fn flags(&mut self, flags: u8) {
-        let mut letters = [0u8; 10];
-        letters[0] = b'"';
-        let mut n = 1;
-        for (bit, c) in TCP_FLAG_ORDER {
+        self.raw(b"\"");
+        for (bit, c) in TCP_FLAG_LETTERS {
             if flags & bit != 0 {
-                letters[n] = c;
-                n += 1;
+                self.raw(&[c]);
             }
         }
-        letters[n] = b'"';
-        self.raw(&letters[..=n]);
+        self.raw(b"\"");
     }
 
     fn json<T: Serialize>(&mut self, v: &T) -> std::io::Result<()> {
@@ -296,18 +262,6 @@ impl Line {
         Ok(())
     }
 }
-
-/// The order [`burstwatch_engine::tcp_flag_letters`] writes the flags in.
-const TCP_FLAG_ORDER: [(u8, u8); 8] = [
-    (0x02, b'S'),
-    (0x10, b'A'),
-    (0x01, b'F'),
-    (0x04, b'R'),
-    (0x08, b'P'),
-    (0x20, b'U'),
-    (0x40, b'E'),
-    (0x80, b'C'),
-];
 
 #[cfg(test)]
 mod tests {
@@ -521,7 +475,7 @@ mod tests {
     }
 
     #[test]
-    fn lines_longer_than_the_stack_buffer_are_whole() {
+    fn long_lines_with_tunnels_are_whole() {
         let layer = TunnelLayer {
             kind: TunnelKind::Geneve,
             outer_src: "2001:db8:1:2:3:4:5:6".parse().unwrap(),

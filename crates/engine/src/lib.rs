@@ -41,7 +41,9 @@ pub use detect::{
 pub use engine::Engine;
 pub use key::{Endpoint, FlowKey};
 pub use net::{Prefix, PrefixSet};
-pub use record::{proto_name, tcp_flag_letters, DirStats, EndReason, FlowContext, FlowRecord};
+pub use record::{
+    proto_name, tcp_flag_letters, DirStats, EndReason, FlowContext, FlowRecord, TCP_FLAG_LETTERS,
+};
 pub use table::{FlowStats, FlowTable, Ingested};
 
 #[cfg(test)]

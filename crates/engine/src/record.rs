@@ -158,23 +158,25 @@ impl FlowRecord {
     }
 }
 
-/// TCP flags as letters in the conventional order (`CEUAPRSF` subset), e.g. `"SA"`: the form
-/// flow records show them in (JSON lines, reports).
+/// TCP flag bits and their letters, in the order flow records show them (`SAFRPUEC`).
+pub const TCP_FLAG_LETTERS: [(u8, u8); 8] = [
+    (0x02, b'S'),
+    (0x10, b'A'),
+    (0x01, b'F'),
+    (0x04, b'R'),
+    (0x08, b'P'),
+    (0x20, b'U'),
+    (0x40, b'E'),
+    (0x80, b'C'),
+];
+
+/// TCP flags as letters in [`TCP_FLAG_LETTERS`] order, e.g. `"SA"`: the form flow records show
+/// them in (JSON lines, reports).
 pub fn tcp_flag_letters(flags: u8) -> String {
-    const NAMES: [(u8, char); 8] = [
-        (0x02, 'S'),
-        (0x10, 'A'),
-        (0x01, 'F'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x20, 'U'),
-        (0x40, 'E'),
-        (0x80, 'C'),
-    ];
-    NAMES
+    TCP_FLAG_LETTERS
         .iter()
         .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, c)| *c)
+        .map(|(_, c)| char::from(*c))
         .collect()
 }
 
