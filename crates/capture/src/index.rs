@@ -19,7 +19,7 @@ const NS: i64 = 1_000_000_000;
 /// marked unordered and must be read whole. Points are only noted for records read one after
 /// the other from the start; a file that was not read to its end (a fault, a stop) is not
 /// [complete](FileIndex::is_complete).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileIndex {
     points: Vec<(i64, u64)>,
     /// Most points kept (a power of two).
@@ -33,6 +33,12 @@ pub struct FileIndex {
     quiet: (i64, i64),
     ordered: bool,
     complete: bool,
+}
+
+impl Default for FileIndex {
+    fn default() -> Self {
+        FileIndex::new()
+    }
 }
 
 impl FileIndex {
