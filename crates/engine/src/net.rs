@@ -129,6 +129,18 @@ impl PrefixSet {
         self.contains_bytes(&addr_bytes(ip))
     }
 
+    /// Which way a packet or flow from `src` to `dst` goes for a subscriber in this set:
+    /// `Some(true)` upstream (`src` inside, `dst` outside), `Some(false)` downstream, `None`
+    /// when both or neither are inside.
+    #[inline]
+    pub fn upstream(&self, src: IpAddr, dst: IpAddr) -> Option<bool> {
+        match (self.contains(src), self.contains(dst)) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        }
+    }
+
     /// The prefixes.
     pub fn prefixes(&self) -> &[Prefix] {
         &self.prefixes
@@ -163,6 +175,15 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn upstream_is_subscriber_to_outside() {
+        let home = default_home_nets();
+        assert_eq!(home.upstream(ip("10.0.0.1"), ip("192.0.2.1")), Some(true));
+        assert_eq!(home.upstream(ip("192.0.2.1"), ip("fd00::1")), Some(false));
+        assert_eq!(home.upstream(ip("10.0.0.1"), ip("10.0.0.2")), None);
+        assert_eq!(home.upstream(ip("192.0.2.1"), ip("198.51.100.1")), None);
     }
 
     #[test]

@@ -146,20 +146,10 @@ impl Report {
         self.addr.id(id)
     }
 
-    /// Which side of a packet or flow is the subscriber: `Some(true)` when `src` is home and
-    /// `dst` is not, `Some(false)` for the reverse, `None` otherwise.
-    fn upstream(&self, src: IpAddr, dst: IpAddr) -> Option<bool> {
-        match (self.home.contains(src), self.home.contains(dst)) {
-            (true, false) => Some(true),
-            (false, true) => Some(false),
-            _ => None,
-        }
-    }
-
     /// Count one packet in the whole-run overview (subscriber ↔ external traffic only).
     #[inline]
     pub fn packet(&mut self, ts_ns: i64, src: IpAddr, dst: IpAddr, ip_len: u32) {
-        if let Some(up) = self.upstream(src, dst) {
+        if let Some(up) = self.home.upstream(src, dst) {
             self.overview.add(ts_ns, up, u64::from(ip_len));
         }
     }
@@ -180,7 +170,7 @@ impl Report {
         };
         flows.push(rows::flow_row(&self.addr, r))?;
         self.flow_rows += 1;
-        if let Some(up) = self.upstream(r.src, r.dst) {
+        if let Some(up) = self.home.upstream(r.src, r.dst) {
             let (host, ep, out, back) = if up {
                 (r.src, r.dst, &r.fwd, &r.rev)
             } else {

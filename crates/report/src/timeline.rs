@@ -106,9 +106,7 @@ impl Timelines {
     /// others before decoding them.
     #[inline]
     pub fn wants(&self, ts_ns: i64) -> bool {
-        let sec = ts_ns.div_euclid(S);
-        let i = self.covered.partition_point(|r| r.1 < sec);
-        self.covered.get(i).is_some_and(|r| r.0 <= sec)
+        self.overlaps(ts_ns, ts_ns)
     }
 
     /// The seconds any window covers: sorted, disjoint, inclusive `(first, last)` ranges.
@@ -123,6 +121,7 @@ impl Timelines {
 
     /// Whether any window covers a second between `first_ns` and `last_ns` (inclusive): a
     /// file whose packets all lie outside can be skipped.
+    #[inline]
     pub fn overlaps(&self, first_ns: i64, last_ns: i64) -> bool {
         let (a, b) = (first_ns.div_euclid(S), last_ns.div_euclid(S));
         let i = self.covered.partition_point(|r| r.1 < a);

@@ -84,10 +84,8 @@ impl Collector {
     pub fn packet(&mut self, ts_ns: i64, meta: &PacketMeta) {
         self.first_ns = Some(self.first_ns.map_or(ts_ns, |f| f.min(ts_ns)));
         self.last_ns = Some(self.last_ns.map_or(ts_ns, |l| l.max(ts_ns)));
-        let up = match (self.home.contains(meta.src), self.home.contains(meta.dst)) {
-            (true, false) => true,
-            (false, true) => false,
-            _ => return,
+        let Some(up) = self.home.upstream(meta.src, meta.dst) else {
+            return;
         };
         let sec = ts_ns.div_euclid(S) * S;
         let (t, mut bytes_up, mut bytes_down) = match self.second {
@@ -141,9 +139,8 @@ impl Collector {
         // On the report thread, the other tables are written meanwhile.
         let timelines = match plan {
             Some(mut timelines) if !timelines.is_empty() => {
-                // The first pass's files and selection.
-                // Of a plain pcap file read in order, only the byte ranges of the windows'
-                // seconds; other files whole.
+                // The first pass's files and selection: of a plain pcap file read in order,
+                // only the byte ranges of the windows' seconds; other files whole.
                 let mut files: Vec<Part> = Vec::new();
                 for ((path, span), index) in
                     archive.paths().zip(archive.spans()).zip(archive.indexes())
