@@ -10,15 +10,17 @@ use common::{frame, write_pcap};
 
 const SEC: i64 = 1_000_000_000;
 
+/// The tag `frame(n)` starts with: `n`.
+fn tag(frame: &[u8]) -> u32 {
+    u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]])
+}
+
 /// (ts_ns, tag) of every packet, and the errors, in delivery order.
 fn drain(a: &mut Archive) -> (Vec<(i64, u32)>, Vec<burstwatch_capture::ReadError>, usize) {
     let (mut pkts, mut errs, mut max_open) = (Vec::new(), Vec::new(), 0);
     while let Some(ev) = a.next_event() {
         match ev {
-            Ok(p) => pkts.push((
-                p.ts_ns,
-                u32::from_be_bytes([p.data[0], p.data[1], p.data[2], p.data[3]]),
-            )),
+            Ok(p) => pkts.push((p.ts_ns, tag(p.data))),
             Err(e) => errs.push(e),
         }
         max_open = max_open.max(a.open_files());
@@ -33,10 +35,7 @@ fn records(range: std::ops::Range<u32>) -> Vec<(i64, Vec<u8>)> {
 }
 
 fn expected(range: std::ops::Range<u32>) -> Vec<(i64, u32)> {
-    records(range)
-        .iter()
-        .map(|(t, f)| (*t, u32::from_be_bytes([f[0], f[1], f[2], f[3]])))
-        .collect()
+    records(range).iter().map(|(t, f)| (*t, tag(f))).collect()
 }
 
 #[test]
@@ -103,9 +102,9 @@ fn overlapping_files_interleave_and_ties_follow_file_order() {
     assert!(errs.is_empty());
     let mut want = Vec::new();
     for (t, f) in &all {
-        let tag = u32::from_be_bytes([f[0], f[1], f[2], f[3]]);
-        want.push((*t, tag));
-        if tag % 2 == 0 {
+        let n = tag(f);
+        want.push((*t, n));
+        if n % 2 == 0 {
             want.push((*t, 1000));
         }
     }
@@ -235,10 +234,7 @@ fn indexed_byte_ranges_hold_exactly_the_packets_of_the_wanted_seconds() {
             let mut f =
                 burstwatch_capture::CaptureFile::open_range(&d.join("a.pcap"), start, end).unwrap();
             while let Some(p) = f.next_packet().unwrap() {
-                got.push((
-                    p.ts_ns,
-                    u32::from_be_bytes([p.data[0], p.data[1], p.data[2], p.data[3]]),
-                ));
+                got.push((p.ts_ns, tag(p.data)));
             }
         }
         // Whole seconds around the wanted ones may come too; every wanted packet comes, once.
