@@ -217,7 +217,7 @@ fn a_pseudonymised_alert_is_carved_with_its_key() {
     let s = sim();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("case.key");
-    crate::privacy::keygen(&key);
+    burstwatch_tests::write_test_key(&key);
     let keyarg = key.to_str().unwrap();
     let outs = crate::simcap::analyze(dir.path(), "pseudo", &s.pcap, &["--pseudonymize", keyarg]);
     let pseudo_alerts = dir.path().join("pseudo.alerts.jsonl");

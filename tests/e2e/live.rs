@@ -523,11 +523,7 @@ fn daemon_gives_up_root_once_its_captures_are_open() {
     let net = Netns::new("u");
     // A pseudonymisation key only root can read: the daemon reads it before it gives up root.
     let key = dir.path().join("case.key");
-    let keygen = Command::new(bin())
-        .args(["keygen", "-o", key.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(keygen.status.success(), "{keygen:?}");
+    burstwatch_tests::write_test_key(&key);
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600

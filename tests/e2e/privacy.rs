@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use burstwatch_tests::{json_lines, run, run_ok};
+use burstwatch_tests::{json_lines, run, run_ok, write_test_key};
 
 use crate::simcap::{addresses_in, analyze, is_home, sim};
 
@@ -84,14 +84,17 @@ fn check_lines(
 fn pseudonymised_outputs_hold_no_home_address_and_reveal_inverts_them() {
     let s = sim();
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("key");
-    keygen(&key);
+    // keygen writes a key only its owner can read.
+    let generated = dir.path().join("generated.key");
+    keygen(&generated);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&generated).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    let key = dir.path().join("key");
+    write_test_key(&key);
     let home: BTreeSet<IpAddr> = addresses_in(&s.outputs)
         .into_iter()
         .filter(|a| is_home(*a))
@@ -199,7 +202,7 @@ fn key_files_are_checked() {
 fn tunnel_outer_addresses_follow_the_home_rule() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
-    keygen(&key);
+    write_test_key(&key);
     let keyarg = key.to_str().unwrap();
     let encap = burstwatch_tests::corpus().join("encap");
     let mut layers_seen = 0;

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 
-use burstwatch_tests::json_lines;
+use burstwatch_tests::{json_lines, write_test_key};
 use polars::prelude::*;
 
-use crate::privacy::{keygen, reveal};
+use crate::privacy::reveal;
 use crate::report::{parquet, strs, TABLES};
 use crate::simcap::{addresses_in, analyze, is_home, sim};
 
@@ -66,7 +66,7 @@ fn pseudonymised_report_holds_no_home_address_and_reveal_maps_it_back() {
     let s = sim();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
-    keygen(&key);
+    write_test_key(&key);
     let keyarg = key.to_str().unwrap();
     let home: BTreeSet<IpAddr> = addresses_in(&s.outputs)
         .into_iter()
