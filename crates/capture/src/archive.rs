@@ -200,26 +200,41 @@ impl Archive {
         if let Some(e) = self.errors.pop_front() {
             return Some(Err(e));
         }
+        // The file handed out last, moved to its next packet. While it stays ahead of every
+        // other open file (always, for a single file) it goes on without a trip through the heap.
+        let mut lead = None;
         if let Some(i) = self.last.take() {
-            if let Err(e) = self.step(i) {
-                return Some(Err(e));
+            match self.step(i) {
+                Ok(next) => lead = next.map(|ts| (ts, i)),
+                Err(e) => return Some(Err(e)),
             }
         }
         // Open every pending file whose first packet is due before the current head.
         while let Some(&j) = self.pending.front() {
-            let due = match self.heap.peek() {
-                Some(Reverse(head)) => (self.entries[j].first_ts, j) <= *head,
-                None => true,
+            let head = match (lead, self.heap.peek()) {
+                (Some(l), Some(Reverse(h))) => Some(l.min(*h)),
+                (Some(l), None) => Some(l),
+                (None, h) => h.map(|Reverse(h)| *h),
             };
-            if !due {
+            if head.is_some_and(|head| head < (self.entries[j].first_ts, j)) {
                 break;
             }
             self.pending.pop_front();
             if let Err(e) = self.start(j) {
+                if let Some(l) = lead {
+                    self.heap.push(Reverse(l));
+                }
                 return Some(Err(e));
             }
         }
-        let Reverse((ts, i)) = self.heap.pop()?;
+        let (ts, i) = match lead {
+            Some(l) if self.heap.peek().is_none_or(|Reverse(h)| l <= *h) => l,
+            Some(l) => {
+                self.heap.push(Reverse(l));
+                self.heap.pop()?.0
+            }
+            None => self.heap.pop()?.0,
+        };
         self.last = Some(i);
         if let Some(span) = self.spans.get_mut(i) {
             *span = Some(span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
@@ -266,10 +281,11 @@ impl Archive {
         }
     }
 
-    /// Moves open file `i` to its next packet, closing it at its end or fault.
-    fn step(&mut self, i: usize) -> Result<(), ReadError> {
+    /// Moves open file `i` to its next packet and returns that packet's timestamp (the caller
+    /// queues it); closes the file at its end or fault.
+    fn step(&mut self, i: usize) -> Result<Option<i64>, ReadError> {
         let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) else {
-            return Ok(());
+            return Ok(None);
         };
         let at = slot.file.stream_offset();
         let r = slot.file.advance();
@@ -279,15 +295,14 @@ impl Archive {
                 ix.note(cur.ts_ns, at);
             }
             slot.cur = cur;
-            self.heap.push(Reverse((cur.ts_ns, i)));
-            return Ok(());
+            return Ok(Some(cur.ts_ns));
         }
         if let (Ok(None), Some(ix)) = (&r, index) {
             ix.set_complete();
         }
         self.slots[i] = None;
         self.bytes_done += self.entries[i].size;
-        r.map(|_| ())
+        r.map(|_| None)
     }
 
     /// Number of capture files in the archive (after expanding directories).

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use memmap2::Mmap;
 
 /// Normal size of a streaming buffer; it grows past this only for a single larger item.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 /// First allocation of a streaming buffer (small, so that peeking at many files is cheap).
 const FIRST_CHUNK: usize = 64 << 10;
 
@@ -191,7 +191,8 @@ mod tests {
         assert_eq!(b.window()[b.pos()], data[10]);
         assert_eq!(b.skip(250_000).unwrap(), 250_000);
         assert_eq!(b.offset(), 250_010);
-        assert_eq!(b.fill(4).unwrap(), 300_000 - 250_010);
+        let have = b.fill(4).unwrap();
+        assert!((4..=300_000 - 250_010).contains(&have), "{have}");
         assert_eq!(b.window()[b.pos()], data[250_010]);
         assert_eq!(b.skip(100_000).unwrap(), 300_000 - 250_010);
         assert_eq!(b.fill(1).unwrap(), 0);

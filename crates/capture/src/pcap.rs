@@ -44,6 +44,20 @@ fn u32_at(b: &[u8], i: usize, big_endian: bool) -> u32 {
     }
 }
 
+/// The four words of a record header (seconds, fraction, captured and original length).
+#[inline(always)]
+fn record_words(h: &[u8; 16], big_endian: bool) -> [u32; 4] {
+    let word = |i: usize| {
+        let v = u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        if big_endian {
+            v.swap_bytes()
+        } else {
+            v
+        }
+    };
+    [word(0), word(4), word(8), word(12)]
+}
+
 /// Record walker for one classic pcap file.
 #[derive(Debug)]
 pub(crate) struct PcapReader {
@@ -124,17 +138,21 @@ impl PcapReader {
                 },
             ));
         }
-        let be = self.magic.big_endian;
-        let (sec, frac, incl, orig) = {
-            let w = buf.window();
-            let p = buf.pos();
-            (
-                u32_at(w, p, be),
-                u32_at(w, p + 4, be),
-                u32_at(w, p + 8, be),
-                u32_at(w, p + 12, be),
-            )
+        let header = buf
+            .window()
+            .get(buf.pos()..)
+            .and_then(|w| w.first_chunk::<16>());
+        let Some(header) = header else {
+            // `fill` said at least `hl >= 16` bytes are there.
+            return Err(Fault::new(
+                offset,
+                ReadErrorKind::Truncated {
+                    needed: hl as u64,
+                    have: have as u64,
+                },
+            ));
         };
+        let [sec, frac, incl, orig] = record_words(header, self.magic.big_endian);
         if incl > MAX_RECORD {
             return Err(Fault::new(
                 offset,
