@@ -15,7 +15,7 @@ use hashbrown::HashTable;
 
 use crate::config::FlowConfig;
 use crate::frag::{FragKey, FragMap};
-use crate::key::{addr_bytes, addr_ip, FlowKey};
+use crate::key::{addr_bytes, addr_ip, FlowHasher, FlowKey};
 use crate::lru::{LinkStore, Links, List, NIL};
 use crate::record::{DirStats, EndReason, FlowContext, FlowRecord};
 
@@ -160,7 +160,7 @@ impl FlowStats {
 /// ```
 pub struct FlowTable {
     cfg: FlowConfig,
-    hasher: RandomState,
+    hasher: FlowHasher,
     table: HashTable<u32>,
     slab: Slab,
     free: Vec<u32>,
@@ -186,7 +186,8 @@ impl FlowTable {
             hash_seed.rotate_left(31) ^ 0xc2b2_ae3d_27d4_eb4f,
             hash_seed.rotate_left(47) ^ 0x1656_67b1_9e37_79f9,
         );
-        let frags = FragMap::new(cfg.max_fragments, cfg.fragment_timeout_ns, hasher.clone());
+        let frags = FragMap::new(cfg.max_fragments, cfg.fragment_timeout_ns, hasher);
+        let hasher = FlowHasher::new(hash_seed);
         let timeouts = [
             cfg.tcp_idle_ns,
             cfg.udp_idle_ns,
@@ -282,6 +283,12 @@ impl FlowTable {
         self.out.pop_front()
     }
 
+    /// Whether a finished flow record is waiting for [`FlowTable::pop_record`].
+    #[inline]
+    pub fn has_records(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Move packet time forward to `ts_ns` and expire what timed out. Never moves backwards.
     pub fn advance_to(&mut self, ts_ns: i64) {
         if !self.started {
@@ -353,7 +360,7 @@ impl FlowTable {
             },
         };
         let (key, lo_to_hi) = FlowKey::from_packet(meta, sport, dport);
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash(&key);
         let slab = &self.slab.0;
         let found = self
             .table
@@ -439,7 +446,7 @@ impl FlowTable {
         let slab = &self.slab.0;
         let hasher = &self.hasher;
         self.table
-            .insert_unique(hash, idx, |&i| hasher.hash_one(slab[i as usize].key));
+            .insert_unique(hash, idx, |&i| hasher.hash(&slab[i as usize].key));
         self.stats.flows_created += 1;
         idx
     }
@@ -523,7 +530,7 @@ impl FlowTable {
         self.lists[list].unlink(&mut self.slab, idx);
         self.note_head(list);
         let key = self.slab.0[idx as usize].key;
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hasher.hash(&key);
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
             entry.remove();
         }
