@@ -81,6 +81,8 @@ pub struct Local {
     last_sweep_sec: i64,
     stats: DetectStats,
     record_bursts: bool,
+    /// Generation of `cfg.home_nets`, bumped when a new config changes them.
+    home_epoch: u32,
 }
 
 impl Local {
@@ -98,6 +100,7 @@ impl Local {
             last_sweep_sec: i64::MIN,
             stats: DetectStats::default(),
             record_bursts: false,
+            home_epoch: 0,
         }
     }
 
@@ -105,6 +108,11 @@ impl Local {
     pub fn set_config(&mut self, cfg: DetectConfig) {
         self.hosts.set_cap(cfg.max_hosts);
         self.pairs.set_cap(cfg.max_pairs);
+        if cfg.home_nets != self.cfg.home_nets {
+            // Pairs keep their keys, but none of them vouches for a packet's direction until
+            // the new home networks classify it again.
+            self.home_epoch = self.home_epoch.wrapping_add(1) % (u32::MAX - 1);
+        }
         self.cfg = cfg;
     }
 
@@ -154,7 +162,24 @@ impl Local {
     ) {
         self.advance_to(ts, out);
         let (s, d) = (addr_bytes(src), addr_bytes(dst));
-        let (up, home, ext, ext_port) = match self.direction(&s, &d) {
+        // A valid hint names this connection's pair, whose key (home, endpoint) already says
+        // which side is the subscriber: no prefix scan. It vouches only if the home networks
+        // have not changed since the pair's key last matched a classified packet.
+        let hint = *pair_hint;
+        let hinted = match self.pairs.key_at(hint) {
+            Some(k) if self.pairs.get(hint).home_epoch == self.home_epoch => {
+                if k.0 == s && k.1 == d {
+                    Some(Direction::Up)
+                } else if k.0 == d && k.1 == s {
+                    Some(Direction::Down)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let direction = hinted.unwrap_or_else(|| self.direction(&s, &d));
+        let (up, home, ext, ext_port) = match direction {
             Direction::Up => {
                 self.stats.packets_up += 1;
                 self.stats.bytes_up += u64::from(ip_len);
@@ -177,7 +202,11 @@ impl Local {
             }
         };
         // The cached pair slot, if still this pair's, and its subscriber's slot.
-        let cached = (self.pairs.key_at(*pair_hint) == Some(&(home, ext))).then_some(*pair_hint);
+        let cached = if hinted.is_some() {
+            Some(hint)
+        } else {
+            (self.pairs.key_at(hint) == Some(&(home, ext))).then_some(hint)
+        };
         // A known pair has a unicast endpoint (no other kind ever gets a pair).
         if cached.is_none() && !is_unicast_endpoint(&ext) {
             // Broadcast, multicast, link-local and the like are not endpoints anyone "talks to".
@@ -229,7 +258,9 @@ impl Local {
             ),
         };
         *pair_hint = pidx;
-        self.pairs.get_mut(pidx).host_hint = hidx;
+        let pair = self.pairs.get_mut(pidx);
+        pair.host_hint = hidx;
+        pair.home_epoch = self.home_epoch;
         if let Some((k, mut v)) = evicted {
             if let Some(f) = v.finish_burst(self.cfg.burst_max_ns) {
                 self.on_burst(k, v4, f, &v, out);
@@ -507,5 +538,47 @@ impl Local {
             recurrence: 0.0,
             baseline_bytes: None,
         }))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: failures should panic
+    use super::*;
+    use crate::net::PrefixSet;
+
+    fn packet(l: &mut Local, ts: i64, src: &str, dst: &str, hint: &mut u32) {
+        let mut out = Vec::new();
+        let (s, d) = (src.parse().unwrap(), dst.parse().unwrap());
+        l.ingest_hinted(ts, s, d, 40_000, 443, 6, 1_000, 7, hint, &mut out);
+    }
+
+    #[test]
+    fn a_pair_hint_says_the_direction_only_under_the_home_networks_that_made_it() {
+        let mut l = Local::new(DetectConfig::default(), 1);
+        let mut hint = u32::MAX;
+        // 10.0.0.1 is home under the defaults: upstream, then downstream, through the hint.
+        packet(&mut l, S, "10.0.0.1", "198.18.0.1", &mut hint);
+        assert_ne!(hint, u32::MAX);
+        packet(&mut l, 2 * S, "198.18.0.1", "10.0.0.1", &mut hint);
+        packet(&mut l, 3 * S, "10.0.0.1", "198.18.0.1", &mut hint);
+        let s = l.stats();
+        assert_eq!((s.packets_up, s.packets_down), (2, 1));
+
+        // Now only 198.18.0.0/15 is home: the same hint must not keep calling 10.0.0.1 home.
+        let cfg = DetectConfig {
+            home_nets: PrefixSet::new(vec!["198.18.0.0/15".parse().unwrap()]),
+            ..DetectConfig::default()
+        };
+        l.set_config(cfg);
+        packet(&mut l, 4 * S, "10.0.0.1", "198.18.0.1", &mut hint);
+        let s = l.stats();
+        assert_eq!((s.packets_up, s.packets_down), (2, 2));
+        // The new pair (198.18.0.1, 10.0.0.1) vouches from then on.
+        packet(&mut l, 5 * S, "198.18.0.1", "10.0.0.1", &mut hint);
+        packet(&mut l, 6 * S, "10.0.0.1", "198.18.0.1", &mut hint);
+        let s = l.stats();
+        assert_eq!((s.packets_up, s.packets_down), (3, 3));
+        assert_eq!(s.pairs, 2);
     }
 }

@@ -188,6 +188,12 @@ impl Detector {
         self.scorer.pop_alert()
     }
 
+    /// Whether an alert is waiting for [`Detector::pop_alert`].
+    #[inline]
+    pub fn has_alerts(&self) -> bool {
+        self.scorer.has_alerts()
+    }
+
     /// Record every segmented burst with its gate outcome, keeping at most `cap` undrained
     /// records (drain them with [`Detector::pop_burst`]). Off unless called.
     pub fn record_bursts(&mut self, cap: usize) {

@@ -112,6 +112,9 @@ pub struct FinishedBurst {
 pub struct PairState {
     /// Slot of the subscriber's state in the host map when last seen (checked before use).
     pub(crate) host_hint: u32,
+    /// The detector's home-network generation under which this pair's key last matched a
+    /// classified packet (see `Local::ingest_hinted`).
+    pub(crate) home_epoch: u32,
     /// Second index of the open bin, `i64::MIN` when none.
     sec: i64,
     bin_up: u64,
@@ -202,6 +205,7 @@ impl PairState {
     pub fn new(ts: i64) -> Self {
         Self {
             host_hint: u32::MAX,
+            home_epoch: u32::MAX,
             sec: i64::MIN,
             bin_up: 0,
             bin_down: 0,

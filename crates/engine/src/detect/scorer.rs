@@ -92,8 +92,15 @@ impl Scorer {
     }
 
     /// Next alert, if any.
+    #[inline]
     pub fn pop_alert(&mut self) -> Option<Alert> {
         self.out.pop_front()
+    }
+
+    /// Whether an alert is waiting for [`Scorer::pop_alert`].
+    #[inline]
+    pub fn has_alerts(&self) -> bool {
+        !self.out.is_empty()
     }
 
     /// Take one event, in packet order.
