@@ -190,7 +190,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             if let Some(r) = outputs.report.as_mut() {
                 r.packet(ts, meta);
             }
-            outputs.drain(&mut table, &mut sum);
+            if outputs.report.is_some() || table.has_output() {
+                outputs.drain(&mut table, &mut sum);
+            }
         },
     );
     counts.merge_into(&mut sum);

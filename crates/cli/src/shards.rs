@@ -109,6 +109,15 @@ impl Engines {
         }
     }
 
+    /// Whether a flow record or an alert may be waiting (always, with shards).
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        match self {
+            Engines::One(e) => e.has_output(),
+            Engines::Sharded(_) => true,
+        }
+    }
+
     /// Next alert.
     #[inline]
     pub fn pop_alert(&mut self) -> Option<Alert> {

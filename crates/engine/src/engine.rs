@@ -78,6 +78,12 @@ impl Engine {
         self.detector.pop_alert()
     }
 
+    /// Whether a flow record or an alert is waiting (a check cheaper than popping).
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        self.flows.has_records() || self.detector.has_alerts()
+    }
+
     /// The flow table (counters, config).
     pub fn flows(&self) -> &FlowTable {
         &self.flows
