@@ -70,7 +70,15 @@ impl FragMap {
     }
 
     /// Forget entries older than the timeout.
+    #[inline]
     pub(crate) fn expire(&mut self, now_ns: i64) {
+        if self.order.is_empty() {
+            return;
+        }
+        self.expire_some(now_ns);
+    }
+
+    fn expire_some(&mut self, now_ns: i64) {
         while let Some(&(key, ts)) = self.order.front() {
             if now_ns.saturating_sub(ts) <= self.timeout_ns {
                 break;

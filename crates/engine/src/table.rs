@@ -290,6 +290,7 @@ impl FlowTable {
     }
 
     /// Move packet time forward to `ts_ns` and expire what timed out. Never moves backwards.
+    #[inline]
     pub fn advance_to(&mut self, ts_ns: i64) {
         if !self.started {
             self.started = true;
@@ -301,34 +302,39 @@ impl FlowTable {
         }
         self.now_ns = ts_ns;
         if ts_ns >= self.next_check_ns {
-            let mut next = i64::MAX;
-            for list in 0..N_LISTS {
-                let timeout = self.timeouts[list];
-                loop {
-                    let head = self.lists[list].head;
-                    if head == NIL {
-                        break;
-                    }
-                    let flow = &self.slab.0[head as usize];
-                    if self.now_ns.saturating_sub(flow.last_ns()) <= timeout {
-                        next = next.min(expiry(flow.last_ns(), timeout));
-                        break;
-                    }
-                    let reason = if list == L_CLOSING {
-                        if flow.close & RST_SEEN != 0 {
-                            EndReason::Rst
-                        } else {
-                            EndReason::Fin
-                        }
-                    } else {
-                        EndReason::Idle
-                    };
-                    self.export(head, reason);
-                }
-            }
-            self.next_check_ns = next;
+            self.expire_lists();
         }
         self.frags.expire(self.now_ns);
+    }
+
+    /// Export the flows at the heads of the lists that timed out by now.
+    fn expire_lists(&mut self) {
+        let mut next = i64::MAX;
+        for list in 0..N_LISTS {
+            let timeout = self.timeouts[list];
+            loop {
+                let head = self.lists[list].head;
+                if head == NIL {
+                    break;
+                }
+                let flow = &self.slab.0[head as usize];
+                if self.now_ns.saturating_sub(flow.last_ns()) <= timeout {
+                    next = next.min(expiry(flow.last_ns(), timeout));
+                    break;
+                }
+                let reason = if list == L_CLOSING {
+                    if flow.close & RST_SEEN != 0 {
+                        EndReason::Rst
+                    } else {
+                        EndReason::Fin
+                    }
+                } else {
+                    EndReason::Idle
+                };
+                self.export(head, reason);
+            }
+        }
+        self.next_check_ns = next;
     }
 
     /// Count one decoded packet captured at `ts_ns`. Returns the ports the packet was counted

@@ -32,6 +32,7 @@ impl HostState {
     /// Count upstream bytes; a closed second at or above `burst_bytes` (the rate that starts a
     /// burst) is left out of the baseline, which describes the subscriber's ordinary activity:
     /// otherwise its own bursts would raise the bar for its next ones.
+    #[inline]
     fn add_up(&mut self, ts: i64, bytes: u64, burst_bytes: f64) {
         let sec = ts.div_euclid(S);
         if sec != self.sec {
@@ -312,15 +313,19 @@ impl Local {
 
     /// Move packet time forward: at a new second, end quiet bursts, tell the scorer (a tick)
     /// and drop idle pairs.
+    #[inline]
     pub fn advance_to(&mut self, ts: i64, out: &mut Vec<Event>) {
         if ts <= self.now_ns {
             return;
         }
         self.now_ns = ts;
         let sec = ts.div_euclid(S);
-        if sec == self.last_sweep_sec {
-            return;
+        if sec != self.last_sweep_sec {
+            self.new_second(sec, ts, out);
         }
+    }
+
+    fn new_second(&mut self, sec: i64, ts: i64, out: &mut Vec<Event>) {
         self.last_sweep_sec = sec;
         self.sweep_bursts(sec, false, out);
         out.push(Event(Ev::Tick(ts)));
