@@ -244,6 +244,8 @@ impl Archive {
     }
 
     /// Opens file `j` and queues its first packet.
+    #[cold]
+    #[inline(never)]
     fn start(&mut self, j: usize) -> Result<(), ReadError> {
         let mut file = match CaptureFile::open(&self.entries[j].path) {
             Ok(f) => f,

@@ -148,6 +148,14 @@ impl Buffer {
         self.pos += n.min(self.available());
     }
 
+    /// [`Buffer::consume`] for a caller that has just seen `n` bytes in [`Buffer::window`]
+    /// from the cursor (no second look at the window).
+    #[inline]
+    pub(crate) fn consume_seen(&mut self, n: usize) {
+        debug_assert!(n <= self.available());
+        self.pos += n;
+    }
+
     /// Skips `n` bytes, reading through the input if they are not in the window. Returns the
     /// number of bytes skipped (fewer than `n` only at the end of the input).
     pub(crate) fn skip(&mut self, n: u64) -> io::Result<u64> {

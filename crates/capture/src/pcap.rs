@@ -123,6 +123,44 @@ impl PcapReader {
     /// Reads the next record; `Ok(None)` at a clean end of file.
     #[inline]
     pub(crate) fn next(&mut self, buf: &mut Buffer) -> Result<Option<PacketRef>, Fault> {
+        // Fast path: the whole record is in the window already (all but one record per chunk).
+        let pos = buf.pos();
+        let w = buf.window();
+        if let Some(header) = w.get(pos..).and_then(|r| r.first_chunk::<16>()) {
+            let [sec, frac, incl, orig] = record_words(header, self.magic.big_endian);
+            let total = self.record_header + incl as usize;
+            if incl <= MAX_RECORD && w.len() - pos >= total {
+                buf.consume_seen(total);
+                return Ok(Some(self.packet_ref(
+                    pos + self.record_header,
+                    sec,
+                    frac,
+                    incl,
+                    orig,
+                )));
+            }
+        }
+        self.next_refill(buf)
+    }
+
+    /// The record at `start` with these header words.
+    #[inline]
+    fn packet_ref(&self, start: usize, sec: u32, frac: u32, incl: u32, orig: u32) -> PacketRef {
+        // u32 seconds and fractions: at most ~4.3e18 ns, inside i64.
+        let ts_ns = (u64::from(sec) * 1_000_000_000 + u64::from(frac) * self.frac_ns) as i64;
+        PacketRef {
+            ts_ns,
+            link_type: self.link_type,
+            start,
+            len: incl,
+            wire_len: orig,
+            interface: 0,
+        }
+    }
+
+    /// [`PcapReader::next`] when the window must be refilled first (or the record is bad).
+    #[cold]
+    fn next_refill(&mut self, buf: &mut Buffer) -> Result<Option<PacketRef>, Fault> {
         let hl = self.record_header;
         let offset = buf.offset();
         let have = buf.fill(hl).map_err(|e| Fault::io(offset, e))?;
@@ -177,15 +215,6 @@ impl PcapReader {
         }
         let start = buf.pos() + hl;
         buf.consume(total);
-        // u32 seconds and fractions: at most ~4.3e18 ns, inside i64.
-        let ts_ns = (u64::from(sec) * 1_000_000_000 + u64::from(frac) * self.frac_ns) as i64;
-        Ok(Some(PacketRef {
-            ts_ns,
-            link_type: self.link_type,
-            start,
-            len: incl,
-            wire_len: orig,
-            interface: 0,
-        }))
+        Ok(Some(self.packet_ref(start, sec, frac, incl, orig)))
     }
 }
