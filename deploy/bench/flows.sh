@@ -5,17 +5,20 @@
 #   deploy/bench/flows.sh            # BENCH_DIR=target/bench, 1 GiB capture
 #   BENCH_DIR=/fast/disk BENCH_SIZE=4G BENCH_SEED=2 deploy/bench/flows.sh
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/flows.sh   # use a prebuilt binary
+#   BENCH_REPS=9 deploy/bench/flows.sh   # more interleaved runs per tool (default 5)
 #
 # The capture is generated once by `burstwatch simulate` and reused while it exists (delete it
-# to regenerate). Each tool runs once under GNU time, after the file has been read into the page
-# cache, so the numbers compare CPU work rather than disk speed. Columns: wall seconds,
-# packets/s and MB/s (file bytes / wall), CPU seconds (user + sys), peak RSS in MiB.
+# to regenerate). Each tool runs BENCH_REPS times under GNU time, interleaved, after the file has
+# been read into the page cache, so the numbers compare CPU work rather than disk speed. Columns
+# (of the run with the median wall time): wall seconds, packets/s and MB/s (file bytes / wall),
+# packets/s of the fastest run, CPU seconds (user + sys), peak RSS in MiB.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 BENCH_DIR=${BENCH_DIR:-target/bench}
 BENCH_SIZE=${BENCH_SIZE:-1G}
 BENCH_SEED=${BENCH_SEED:-1}
+BENCH_REPS=${BENCH_REPS:-5}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/burstwatch
 TIME=/usr/bin/time
@@ -58,52 +61,87 @@ PY
 fi
 echo "== $FILE: $bytes bytes, $packets packets" >&2
 
-echo "== warming the page cache" >&2
+# What read() costs depends on how the page cache holds the file: a file read from disk with a
+# large readahead window lands in large folios (up to 2 MiB), one just written by the simulator
+# in small ones, and the kernel's copy of small folios costs every tool here roughly a third
+# more. The capture is dropped from the cache and read back once, as a capture read from disk
+# is; every tool then reads the same cached pages.
+echo "== dropping the capture from the page cache and reading it back" >&2
+sync "$FILE"
+dd if="$FILE" iflag=nocache count=0 status=none 2>/dev/null || true
 cat "$FILE" >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/burstwatch-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-rows=()
-# bench NAME CMD...: run CMD under GNU time (stdout discarded, stderr kept in $work/NAME.log).
-bench() {
+names=()
+declare -A cmds status
+# tool NAME CMD...: a tool to time (skipped if not installed).
+tool() {
     local name=$1
     shift
+    names+=("$name")
     if ! command -v "$1" >/dev/null 2>&1; then
-        rows+=("$name|-|-|-|-|-|not installed ($1), skipped")
+        status[$name]="not installed ($1), skipped"
         return
     fi
-    echo "== $name: $*" >&2
-    local status=ok rc=0
-    "$TIME" -f '%e %U %S %M' -o "$work/$name.time" "$@" >/dev/null 2>"$work/$name.log" || rc=$?
+    status[$name]=ok
+    cmds[$name]=$(printf '%q ' "$@")
+}
+# once NAME REP: run the tool under GNU time (stdout discarded, stderr kept in $work/NAME.log).
+once() {
+    local name=$1 rep=$2 rc=0
+    [[ ${status[$name]} == ok ]] || return 0
+    rm -rf "$work/nfcapd" && mkdir -p "$work/nfcapd"
+    eval "\"$TIME\" -f '%e %U %S %M' -o \"$work/$name.time.$rep\" ${cmds[$name]}" \
+        >/dev/null 2>"$work/$name.log" || rc=$?
     if ((rc != 0)); then
-        status="failed: exit $rc (stderr above)"
+        status[$name]="failed: exit $rc (stderr above)"
         echo "-- $name failed; last lines of its stderr:" >&2
         tail -n 5 "$work/$name.log" >&2 || true
     fi
-    # GNU time writes "Command exited with non-zero status N" before the numbers on failure.
-    local wall user sys rss
-    read -r wall user sys rss < <(tail -n 1 "$work/$name.time")
-    rows+=("$(awk -v n="$name" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" \
-        -v p="$packets" -v b="$bytes" -v st="$status" 'BEGIN {
-            w1 = (w > 0) ? w : 0.001
-            if (st != "ok") { printf "%s|%.2f|-|-|%.2f|%.1f|%s", n, w, u + s, m / 1024, st; exit }
-            printf "%s|%.2f|%.0f|%.1f|%.2f|%.1f|%s", n, w, p / w1, b / 1e6 / w1, u + s, m / 1024, st
-        }')")
 }
 
 # Default: reading and decoding on a second thread; --threads 1: everything on one core.
-bench burstwatch "$BIN" analyze --quiet --flows /dev/null "$FILE"
-bench burstwatch-1-thread "$BIN" analyze --quiet --threads 1 --flows /dev/null "$FILE"
-bench tshark tshark -q -n -r "$FILE" -z conv,tcp -z conv,udp
-mkdir -p "$work/nfcapd"
-bench nfpcapd nfpcapd -r "$FILE" -w "$work/nfcapd"
+tool burstwatch "$BIN" analyze --quiet --flows /dev/null "$FILE"
+tool burstwatch-1-thread "$BIN" analyze --quiet --threads 1 --flows /dev/null "$FILE"
+tool tshark tshark -q -n -r "$FILE" -z conv,tcp -z conv,udp
+tool nfpcapd nfpcapd -r "$FILE" -w "$work/nfcapd"
 # argus lingers about a second after the end of a file, which is part of its wall time.
-bench argus argus -r "$FILE" -w /dev/null
+tool argus argus -r "$FILE" -w /dev/null
+
+# Interleaved repetitions, so that a slow spell of a shared machine touches every tool alike.
+for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+    echo "== round $rep of $BENCH_REPS" >&2
+    for name in "${names[@]}"; do
+        once "$name" "$rep"
+    done
+done
+
+rows=()
+for name in "${names[@]}"; do
+    if [[ ${status[$name]} != ok ]]; then
+        rows+=("$name|-|-|-|-|-|-|${status[$name]}")
+        continue
+    fi
+    # The run with the median wall time gives the row; the best wall time is shown beside it.
+    read -r median best < <(for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+        echo "$(tail -n 1 "$work/$name.time.$rep" | cut -d ' ' -f 1) $rep"
+    done | sort -n | awk -v n="$BENCH_REPS" 'NR == 1 { b = $1 } NR == int((n + 1) / 2) { m = $2 }
+        END { print m, b }')
+    read -r wall user sys rss < <(tail -n 1 "$work/$name.time.$median")
+    rows+=("$(awk -v n="$name" -v w="$wall" -v bw="$best" -v u="$user" -v s="$sys" -v m="$rss" \
+        -v p="$packets" -v b="$bytes" 'BEGIN {
+            w1 = (w > 0) ? w : 0.001
+            b1 = (bw > 0) ? bw : 0.001
+            printf "%s|%.2f|%.0f|%.1f|%.0f|%.2f|%.1f|ok", n, w, p / w1, b / 1e6 / w1, p / b1, u + s, m / 1024
+        }')")
+done
 
 echo
-printf 'capture: %s (%s bytes, %s packets)\n\n' "$FILE" "$bytes" "$packets"
+printf 'capture: %s (%s bytes, %s packets), median of %s interleaved runs\n\n' "$FILE" "$bytes" \
+    "$packets" "$BENCH_REPS"
 {
-    echo "tool|wall s|packets/s|MB/s|CPU s|peak RSS MiB|status"
+    echo "tool|wall s|packets/s|MB/s|best packets/s|CPU s|peak RSS MiB|status"
     printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
