@@ -230,20 +230,19 @@ impl Local {
             }
             None => self.hosts.upsert(home, HostState::default, |_, _| {}).0,
         };
+        let warmup = self.cfg.baseline_warmup_seconds;
         if up {
-            let before = self
-                .hosts
-                .get(hidx)
-                .baseline_bytes(self.cfg.baseline_warmup_seconds);
-            let burst_bytes = self.entry_bytes(before);
-            self.hosts
-                .get_mut(hidx)
-                .add_up(ts, u64::from(ip_len), burst_bytes);
+            let host = self.hosts.get_mut(hidx);
+            if host.sec == now_sec {
+                // Same second: nothing closes, so the burst threshold is not needed.
+                host.bin_up += u64::from(ip_len);
+            } else {
+                let burst_bytes = self.entry_bytes(self.hosts.get(hidx).baseline_bytes(warmup));
+                self.hosts
+                    .get_mut(hidx)
+                    .add_up(ts, u64::from(ip_len), burst_bytes);
+            }
         }
-        let baseline = self
-            .hosts
-            .get(hidx)
-            .baseline_bytes(self.cfg.baseline_warmup_seconds);
 
         // Pair state (a new pair registers the subscriber with the endpoint).
         let mut evicted: Option<((Addr, Addr), PairState)> = None;
@@ -278,16 +277,24 @@ impl Local {
             }));
         }
 
-        let entry = self.entry_bytes(baseline);
         let (cont, quiet, max_ns, gap) = (
             self.cfg.burst_continue_ratio,
             self.cfg.burst_quiet_ns / S,
             self.cfg.burst_max_ns,
             self.cfg.beacon_event_gap_ns,
         );
+        let had_burst = self.pairs.get(pidx).burst.is_some();
+        // The subscriber's baseline only matters when the pair's open bin closes (a new second).
+        let finished = if self.pairs.get(pidx).bin_closes_before(now_sec) {
+            let baseline = self.hosts.get(hidx).baseline_bytes(warmup);
+            let entry = self.entry_bytes(baseline);
+            self.pairs
+                .get_mut(pidx)
+                .close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns)
+        } else {
+            None
+        };
         let pair = self.pairs.get_mut(pidx);
-        let had_burst = pair.burst.is_some();
-        let finished = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
         let event_closed = pair.add(ts, up, ip_len, flow_hash, proto, ext_port, gap);
         let now_bursting = pair.burst.is_some();
         if let Some(f) = finished {

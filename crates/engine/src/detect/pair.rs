@@ -377,6 +377,12 @@ impl PairState {
         self.bursts = self.bursts.saturating_add(1);
     }
 
+    /// Whether a bin is open and older than `now_sec` (so [`PairState::close_bin_before`] closes it).
+    #[inline]
+    pub fn bin_closes_before(&self, now_sec: i64) -> bool {
+        self.sec != i64::MIN && self.sec < now_sec
+    }
+
     /// Close the open bin if it is older than `now_sec`, feeding the burst state machine.
     /// `entry_bytes` is the bytes/s a second needs to start a burst. Returns a burst that ended.
     #[allow(clippy::too_many_arguments)] // thresholds passed flat: no allocation per bin
@@ -390,7 +396,7 @@ impl PairState {
         quiet_secs: i64,
         max_ns: i64,
     ) -> Option<FinishedBurst> {
-        if self.sec == i64::MIN || self.sec >= now_sec {
+        if !self.bin_closes_before(now_sec) {
             return None;
         }
         self.close_bin(
