@@ -1,7 +1,7 @@
 //! Classic pcap (libpcap savefile): µs and ns magic in both byte orders, and the Kuznetzov
 //! "modified" variant with 24-byte record headers.
 
-use crate::buffer::Buffer;
+use crate::buffer::{prefetch, Buffer};
 use crate::file::{Fault, PacketRef};
 use crate::{LinkType, ReadErrorKind, MAX_RECORD};
 
@@ -130,6 +130,7 @@ impl PcapReader {
             let [sec, frac, incl, orig] = record_words(header, self.magic.big_endian);
             let total = self.record_header + incl as usize;
             if incl <= MAX_RECORD && w.len() - pos >= total {
+                prefetch(w, pos + total);
                 buf.consume_seen(total);
                 return Ok(Some(self.packet_ref(
                     pos + self.record_header,
