@@ -386,7 +386,6 @@ impl PairState {
     /// Close the open bin if it is older than `now_sec`, feeding the burst state machine.
     /// `entry_bytes` is the bytes/s a second needs to start a burst. Returns a burst that ended.
     #[allow(clippy::too_many_arguments)] // thresholds passed flat: no allocation per bin
-    #[inline]
     pub fn close_bin_before(
         &mut self,
         now_sec: i64,
@@ -399,27 +398,6 @@ impl PairState {
         if !self.bin_closes_before(now_sec) {
             return None;
         }
-        self.close_bin(
-            now_sec,
-            entry_bytes,
-            baseline_bytes,
-            continue_ratio,
-            quiet_secs,
-            max_ns,
-        )
-    }
-
-    /// [`PairState::close_bin_before`] once the open bin is known to be older.
-    #[allow(clippy::too_many_arguments)] // as `close_bin_before`
-    fn close_bin(
-        &mut self,
-        now_sec: i64,
-        entry_bytes: f64,
-        baseline_bytes: Option<f64>,
-        continue_ratio: f64,
-        quiet_secs: i64,
-        max_ns: i64,
-    ) -> Option<FinishedBurst> {
         let sec = self.sec;
         let (up, down, pk_up, pk_down) =
             (self.bin_up, self.bin_down, self.bin_pk_up, self.bin_pk_down);
