@@ -37,21 +37,7 @@ impl Engine {
     /// Count one decoded packet.
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
-        let got = self.flows.ingest(ts_ns, meta);
-        let mut hint = u32::MAX;
-        let slot = self.flows.aux_mut(got.slot);
-        let hint_ref = slot.unwrap_or(&mut hint);
-        self.detector.ingest_hinted(
-            ts_ns,
-            meta.src,
-            meta.dst,
-            got.sport,
-            got.dport,
-            meta.proto,
-            meta.ip_len,
-            got.flow_hash,
-            hint_ref,
-        );
+        self.detector.count_with(&mut self.flows, ts_ns, meta);
     }
 
     /// Move packet time forward without a packet (e.g. on an idle link).

@@ -213,23 +213,10 @@ impl Shard {
     /// Count one packet routed here.
     #[inline]
     pub fn packet(&mut self, seq: u64, ts: i64, now: i64, meta: &PacketMeta) {
-        let got = self.flows.ingest(ts, meta);
-        let mut hint = u32::MAX;
-        let slot = self.flows.aux_mut(got.slot);
-        let hint_ref = slot.unwrap_or(&mut hint);
+        // The flow table and the subscriber half share nothing: the order of the two is free.
         self.local.advance_to(now, &mut self.buf);
-        self.local.ingest_hinted(
-            ts,
-            meta.src,
-            meta.dst,
-            got.sport,
-            got.dport,
-            meta.proto,
-            meta.ip_len,
-            got.flow_hash,
-            hint_ref,
-            &mut self.buf,
-        );
+        self.local
+            .count_with(&mut self.flows, ts, meta, &mut self.buf);
         self.tag(seq, 2);
     }
 

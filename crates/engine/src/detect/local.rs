@@ -17,6 +17,8 @@ use super::stats::{self, LogQuantile};
 use super::{is_unicast_endpoint, AlertKind, DetectStats, Direction, S};
 use crate::key::{addr_bytes, addr_ip, Addr};
 use crate::lrumap::LruMap;
+use crate::FlowTable;
+use burstwatch_wire::PacketMeta;
 
 /// Subscriber state.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -145,7 +147,38 @@ impl Local {
         }
     }
 
-    /// Count one packet (see [`Detector::ingest_hinted`](super::Detector::ingest_hinted)).
+    /// Count one packet in `flows`, then here: the flow's aux word keeps the slot of its pair
+    /// (see [`Local::ingest_hinted`]).
+    #[inline]
+    pub fn count_with(
+        &mut self,
+        flows: &mut FlowTable,
+        ts: i64,
+        meta: &PacketMeta,
+        out: &mut Vec<Event>,
+    ) {
+        let got = flows.ingest(ts, meta);
+        let mut spare = u32::MAX;
+        let hint = flows.aux_mut(got.slot).unwrap_or(&mut spare);
+        self.ingest_hinted(
+            ts,
+            meta.src,
+            meta.dst,
+            got.sport,
+            got.dport,
+            meta.proto,
+            meta.ip_len,
+            got.flow_hash,
+            hint,
+            out,
+        );
+    }
+
+    /// Count one packet: `ip_len` L3 bytes from `src:sport` to `dst:dport`, protocol `proto`;
+    /// `flow_hash` identifies its connection (for counting the flows of a burst). `pair_hint`
+    /// caches the pair's slot per connection (`u32::MAX` to start): a valid hint skips the
+    /// home-prefix scan and two hash lookups; a stale one is detected (the slot's key is
+    /// compared) and replaced. The result is the same either way.
     #[allow(clippy::too_many_arguments)] // the per-packet facts, passed flat to stay allocation-free
     #[inline]
     pub fn ingest_hinted(

@@ -29,8 +29,10 @@ pub mod stats;
 use std::net::IpAddr;
 
 use crate::key::{addr_ip, Addr};
+use crate::FlowTable;
 pub use alert::{Alert, AlertKind, EndpointInfo, Reason, Severity};
 pub use burstlog::{BurstOutcome, BurstRecord};
+use burstwatch_wire::PacketMeta;
 pub use config::{DetectConfig, EndpointLists, Weights};
 pub use event::Event;
 pub use local::Local;
@@ -232,28 +234,6 @@ impl Detector {
         flow_hash: u32,
     ) {
         let mut hint = u32::MAX;
-        self.ingest_hinted(
-            ts, src, dst, sport, dport, proto, ip_len, flow_hash, &mut hint,
-        );
-    }
-
-    /// [`Detector::ingest`] with a cache of the pair's slot kept by the caller per connection
-    /// (`u32::MAX` to start): a valid hint skips two hash lookups; a stale one is detected
-    /// (the slot's key is compared) and replaced. The result is the same either way.
-    #[allow(clippy::too_many_arguments)] // as `ingest`
-    #[inline]
-    pub fn ingest_hinted(
-        &mut self,
-        ts: i64,
-        src: IpAddr,
-        dst: IpAddr,
-        sport: u16,
-        dport: u16,
-        proto: u8,
-        ip_len: u32,
-        flow_hash: u32,
-        pair_hint: &mut u32,
-    ) {
         self.local.ingest_hinted(
             ts,
             src,
@@ -263,9 +243,16 @@ impl Detector {
             proto,
             ip_len,
             flow_hash,
-            pair_hint,
+            &mut hint,
             &mut self.events,
         );
+        self.pass_events();
+    }
+
+    /// Count one packet in `flows`, then here (see [`Local::count_with`]).
+    #[inline]
+    pub fn count_with(&mut self, flows: &mut FlowTable, ts: i64, meta: &PacketMeta) {
+        self.local.count_with(flows, ts, meta, &mut self.events);
         self.pass_events();
     }
 
