@@ -84,6 +84,24 @@ impl Sim {
         }
     }
 
+    /// A beacon: 10.0.0.23 sends 420 bytes to 198.51.100.7:9000/udp about every 45 s (with a
+    /// little jitter) from T0 + 100 s, 20 times, each answered with 260 bytes.
+    fn beacon(&mut self) {
+        for i in 0..20 {
+            let t = T0 + 100 * S + i * 45 * S + (i % 3) * S / 20;
+            self.pkt(t, "10.0.0.23", 41_000, "198.51.100.7", 9000, 17, 420);
+            self.pkt(
+                t + S / 5,
+                "198.51.100.7",
+                9000,
+                "10.0.0.23",
+                41_000,
+                17,
+                260,
+            );
+        }
+    }
+
     /// An upstream burst: `bytes` over `secs` seconds in 1400-byte packets over `flows` flows.
     #[allow(clippy::too_many_arguments)]
     fn burst(
@@ -179,19 +197,7 @@ burst 10.0.0.17 -> 192.0.2.9:8443/6 start=600.000 end=605.999 out=11999400 in=22
 fn golden_regular_small_exchanges_are_a_beacon_not_a_burst() {
     let mut sim = Sim::new(DetectConfig::default());
     sim.background(T0, T0 + 1200 * S, 30, 10);
-    for i in 0..20 {
-        let t = T0 + 100 * S + i * 45 * S + (i % 3) * S / 20;
-        sim.pkt(t, "10.0.0.23", 41_000, "198.51.100.7", 9000, 17, 420);
-        sim.pkt(
-            t + S / 5,
-            "198.51.100.7",
-            9000,
-            "10.0.0.23",
-            41_000,
-            17,
-            260,
-        );
-    }
+    sim.beacon();
     sim.finish();
     assert_eq!(sim.alerts.len(), 1, "{}", snapshot(&sim.alerts));
     let got = snapshot(&sim.alerts);
@@ -465,19 +471,7 @@ fn mixed_scenario() -> Vec<(i64, PacketMeta)> {
         10,
         2,
     );
-    for i in 0..20 {
-        let t = T0 + 100 * S + i * 45 * S + (i % 3) * S / 20;
-        sim.pkt(t, "10.0.0.23", 41_000, "198.51.100.7", 9000, 17, 420);
-        sim.pkt(
-            t + S / 5,
-            "198.51.100.7",
-            9000,
-            "10.0.0.23",
-            41_000,
-            17,
-            260,
-        );
-    }
+    sim.beacon();
     let mut packets = std::mem::take(&mut sim.packets);
     packets.sort_by_key(|p| p.0);
     // A few timestamps step back (capture jitter across interfaces).
