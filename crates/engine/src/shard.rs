@@ -100,15 +100,7 @@ impl Router {
     #[inline]
     pub fn route(&mut self, ts: i64, meta: &PacketMeta) -> Routed {
         self.seq += 1;
-        let mut tick = None;
-        if ts > self.now {
-            self.now = ts;
-            let sec = ts.div_euclid(NS_PER_SEC);
-            if sec != self.last_sec {
-                self.last_sec = sec;
-                tick = Some(ts);
-            }
-        }
+        let tick = self.new_second(ts);
         Routed {
             shard: self.shard_of(&addr_bytes(meta.src), &addr_bytes(meta.dst)),
             seq: self.seq,
@@ -120,6 +112,14 @@ impl Router {
     /// Packet time with no packet (an idle link): a tick for every shard when it enters a
     /// new second.
     pub fn advance(&mut self, ts: i64) -> Option<(u64, i64)> {
+        let tick = self.new_second(ts)?;
+        self.seq += 1;
+        Some((self.seq, tick))
+    }
+
+    /// Moves packet time forward to `ts`; `Some(ts)` when that enters a new second.
+    #[inline]
+    fn new_second(&mut self, ts: i64) -> Option<i64> {
         if ts <= self.now {
             return None;
         }
@@ -129,8 +129,7 @@ impl Router {
             return None;
         }
         self.last_sec = sec;
-        self.seq += 1;
-        Some((self.seq, ts))
+        Some(ts)
     }
 
     /// The end of the stream.
