@@ -211,11 +211,7 @@ impl Archive {
         }
         // Open every pending file whose first packet is due before the current head.
         while let Some(&j) = self.pending.front() {
-            let head = match (lead, self.heap.peek()) {
-                (Some(l), Some(Reverse(h))) => Some(l.min(*h)),
-                (Some(l), None) => Some(l),
-                (None, h) => h.map(|Reverse(h)| *h),
-            };
+            let head = lead.into_iter().chain(self.heap.peek().map(|h| h.0)).min();
             if head.is_some_and(|head| head < (self.entries[j].first_ts, j)) {
                 break;
             }
@@ -228,11 +224,11 @@ impl Archive {
             }
         }
         let (ts, i) = match lead {
-            Some(l) if self.heap.peek().is_none_or(|Reverse(h)| l <= *h) => l,
-            Some(l) => {
-                self.heap.push(Reverse(l));
-                self.heap.pop()?.0
-            }
+            // Another file is ahead now: it leaves the heap, the last one takes its place.
+            Some(l) => match self.heap.peek_mut() {
+                Some(mut top) if top.0 < l => std::mem::replace(&mut *top, Reverse(l)).0,
+                _ => l,
+            },
             None => self.heap.pop()?.0,
         };
         self.last = Some(i);
