@@ -116,6 +116,17 @@ pub struct DetectConfig {
     pub weights: Weights,
 }
 
+impl DetectConfig {
+    /// Bytes in one second that start a burst for a subscriber with this baseline (p95 of its
+    /// active seconds, `None` while warming up): the rate floor, or the baseline times the
+    /// factor when that is higher.
+    #[inline]
+    pub(crate) fn burst_entry_bytes(&self, baseline: Option<f64>) -> f64 {
+        let floor = self.burst_rate_floor_bps / 8.0;
+        baseline.map_or(floor, |b| floor.max(b * self.burst_baseline_factor))
+    }
+}
+
 impl Default for DetectConfig {
     fn default() -> Self {
         Self {

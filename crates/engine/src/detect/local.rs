@@ -34,11 +34,13 @@ impl HostState {
     /// Count upstream bytes; a closed second at or above `burst_bytes` (the rate that starts a
     /// burst) is left out of the baseline, which describes the subscriber's ordinary activity:
     /// otherwise its own bursts would raise the bar for its next ones.
+    /// `burst_bytes` is asked only when a second closes (it reads the baseline).
     #[inline]
-    fn add_up(&mut self, ts: i64, bytes: u64, burst_bytes: f64) {
+    fn add_up(&mut self, ts: i64, bytes: u64, burst_bytes: impl FnOnce(&Self) -> f64) {
         let sec = ts.div_euclid(S);
         if sec != self.sec {
-            self.close_bin(burst_bytes);
+            let threshold = burst_bytes(self);
+            self.close_bin(threshold);
             self.sec = sec;
         }
         self.bin_up += bytes;
@@ -263,18 +265,12 @@ impl Local {
             }
             None => self.hosts.upsert(home, HostState::default, |_, _| {}).0,
         };
-        let warmup = self.cfg.baseline_warmup_seconds;
+        let cfg = &self.cfg;
+        let warmup = cfg.baseline_warmup_seconds;
         if up {
-            let host = self.hosts.get_mut(hidx);
-            if host.sec == now_sec {
-                // Same second: nothing closes, so the burst threshold is not needed.
-                host.bin_up += u64::from(ip_len);
-            } else {
-                let burst_bytes = self.entry_bytes(self.hosts.get(hidx).baseline_bytes(warmup));
-                self.hosts
-                    .get_mut(hidx)
-                    .add_up(ts, u64::from(ip_len), burst_bytes);
-            }
+            self.hosts.get_mut(hidx).add_up(ts, u64::from(ip_len), |h| {
+                cfg.burst_entry_bytes(h.baseline_bytes(warmup))
+            });
         }
 
         // Pair state (a new pair registers the subscriber with the endpoint).
@@ -320,7 +316,7 @@ impl Local {
         // The subscriber's baseline only matters when the pair's open bin closes (a new second).
         let finished = if self.pairs.get(pidx).bin_closes_before(now_sec) {
             let baseline = self.hosts.get(hidx).baseline_bytes(warmup);
-            let entry = self.entry_bytes(baseline);
+            let entry = self.cfg.burst_entry_bytes(baseline);
             self.pairs
                 .get_mut(pidx)
                 .close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns)
@@ -344,11 +340,6 @@ impl Local {
         if event_closed {
             self.check_beacon(pidx, (home, ext), v4, ts, out);
         }
-    }
-
-    fn entry_bytes(&self, baseline: Option<f64>) -> f64 {
-        let floor = self.cfg.burst_rate_floor_bps / 8.0;
-        baseline.map_or(floor, |b| floor.max(b * self.cfg.burst_baseline_factor))
     }
 
     /// Move packet time forward: at a new second, end quiet bursts, tell the scorer (a tick)
@@ -395,7 +386,7 @@ impl Local {
                     .get(h)
                     .baseline_bytes(self.cfg.baseline_warmup_seconds)
             });
-            let entry = self.entry_bytes(baseline);
+            let entry = self.cfg.burst_entry_bytes(baseline);
             let pair = self.pairs.get_mut(idx);
             let mut done = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
             if done.is_none() && (all || pair.burst_is_over(now_sec, quiet)) {
