@@ -8,7 +8,6 @@
 //! newest packet timestamp seen.
 
 use std::collections::VecDeque;
-
 use std::hash::BuildHasher;
 
 use ahash::RandomState;
