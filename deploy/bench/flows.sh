@@ -92,6 +92,7 @@ tool() {
 once() {
     local name=$1 rep=$2 rc=0
     [[ ${status[$name]} == ok ]] || return 0
+    # nfpcapd writes its files here: every run starts from an empty directory.
     rm -rf "$work/nfcapd" && mkdir -p "$work/nfcapd"
     eval "\"$TIME\" -f '%e %U %S %M' -o \"$work/$name.time.$rep\" ${cmds[$name]}" \
         >/dev/null 2>"$work/$name.log" || rc=$?
