@@ -429,15 +429,7 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
         Some(burst_lines as f64),
         "burst alerts in the metrics equal those in the JSONL sink"
     );
-    let missed: Vec<String> = bursts
-        .iter()
-        .filter(|s| {
-            !alerts
-                .iter()
-                .any(|a| a["kind"] == "burst" && a["src"] == s["src"] && a["dst"] == s["dst"])
-        })
-        .map(|s| format!("{} ({} -> {})", s["id"], s["src"], s["dst"]))
-        .collect();
+    let missed = bursts_without_alert(&bursts, &alerts);
     // Replayed in real time (sped up), packet times carry the sender's and receiver's jitter,
     // unlike a capture file: a burst the sender stretched below the burst rate is not in what
     // arrived. `analyze` on the recording of what arrived tells those apart: the daemon must
@@ -454,15 +446,7 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
         "-q",
     ]);
     let offline_alerts = json_lines(&std::fs::read(&rec_alerts).unwrap());
-    let not_received: Vec<String> = bursts
-        .iter()
-        .filter(|s| {
-            !offline_alerts
-                .iter()
-                .any(|a| a["kind"] == "burst" && a["src"] == s["src"] && a["dst"] == s["dst"])
-        })
-        .map(|s| format!("{} ({} -> {})", s["id"], s["src"], s["dst"]))
-        .collect();
+    let not_received = bursts_without_alert(&bursts, &offline_alerts);
     let unexplained: Vec<&String> = missed
         .iter()
         .filter(|m| !not_received.contains(m))
@@ -596,4 +580,20 @@ fn daemon_gives_up_root_once_its_captures_are_open() {
         65534,
         "state written by the unprivileged account"
     );
+}
+
+/// The burst scenarios (as `id (src -> dst)`) that no burst alert names.
+fn bursts_without_alert(
+    bursts: &[&serde_json::Value],
+    alerts: &[serde_json::Value],
+) -> Vec<String> {
+    bursts
+        .iter()
+        .filter(|s| {
+            !alerts
+                .iter()
+                .any(|a| a["kind"] == "burst" && a["src"] == s["src"] && a["dst"] == s["dst"])
+        })
+        .map(|s| format!("{} ({} -> {})", s["id"], s["src"], s["dst"]))
+        .collect()
 }
