@@ -281,7 +281,7 @@ pub fn url_encode(s: &str) -> String {
 
 /// Every `expr` of a Grafana dashboard (panels, also inside rows): `(panel title, expr)`,
 /// with Grafana's variables replaced by values Prometheus accepts (`$__rate_interval` and
-/// `$__interval` by `1m`, `$instance` by `.+`).
+/// `$__interval` by `1m`, `$job` by `burstwatch`, `$instance` by `.+`).
 pub fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -294,6 +294,7 @@ pub fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
                     let e = e
                         .replace("$__rate_interval", "1m")
                         .replace("$__interval", "1m")
+                        .replace("$job", "burstwatch")
                         .replace("$instance", ".+");
                     out.push((title.clone(), e));
                 }

@@ -8,6 +8,7 @@ mod bad_input;
 mod carve;
 mod cli;
 mod crafted;
+mod deploy_kit;
 mod live;
 mod pcapfile;
 mod privacy;
