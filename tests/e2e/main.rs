@@ -9,6 +9,7 @@ mod carve;
 mod cli;
 mod crafted;
 mod deploy_kit;
+mod exporter;
 mod live;
 mod pcapfile;
 mod privacy;

@@ -1,4 +1,4 @@
-//! Giving up root once the captures are open.
+//! Giving up root once the captures are open, and the process's open-file limit.
 //!
 //! A daemon started as root opens its packet sockets, then becomes an unprivileged account
 //! that keeps exactly two capabilities: `CAP_NET_RAW` (to open a packet socket again when an
@@ -165,6 +165,33 @@ pub fn drop_to(account: &Account) -> Result<(), PrivilegeError> {
         });
     }
     Ok(())
+}
+
+/// Raise the soft limit on open files to the hard limit (the exporter sizes its connection
+/// cap from it); returns the soft limit in force afterwards. A limit that cannot be read or
+/// raised is left as it is.
+pub fn raise_open_file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a live local.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_cur
 }
 
 #[cfg(test)]

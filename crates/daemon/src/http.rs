@@ -1,14 +1,27 @@
 //! The HTTP endpoints: `GET /metrics` (Prometheus text format), `GET /healthz` (200 while the
 //! process runs), `GET /readyz` (200 once the daemon says it is ready, 503 before), 404 for
-//! anything else. HTTP/1.1 on hyper, with a header-read timeout, a cap on concurrent
-//! connections and a graceful shutdown driven by a future.
+//! anything else. HTTP/1.1 on hyper, with a graceful shutdown driven by a future.
+//!
+//! Hostile or broken clients cannot lock a scraper out:
+//! * at most [`Limits::max_connections`] connections are open; when the table is full, the
+//!   least recently active connection is closed to make room (`conns`), so a new scrape is
+//!   served however many idle connections are held;
+//! * a client must send a complete request head within [`Limits::header_read_timeout`], on a
+//!   new connection (a connection that sends nothing or a slow, partial header is closed) and
+//!   between requests of a keep-alive connection (the idle timeout);
+//! * a connection lives at most [`Limits::connection_deadline`] (a slow reader of a response);
+//! * refused or evicted connections and accept errors are logged at most once per
+//!   [`Limits::log_every`], with the count of events each line stands for (`throttle`).
+
+mod conns;
+mod throttle;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -18,21 +31,71 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
+use conns::Table;
+use throttle::Throttle;
 
 /// Where the exporter listens unless configured otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:9811";
 
-/// Most connections served at once; further ones are closed on accept.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Most connections open at once (fewer when the open-file limit is low, see
+/// [`Limits::for_open_files`]); a new one closes the least recently active.
+pub const MAX_CONNECTIONS: usize = 1024;
 
-/// How long a client may take to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// File descriptors left to the rest of the daemon (captures, output files, sink sockets)
+/// when the connection cap is sized from the open-file limit.
+pub const RESERVED_FDS: u64 = 256;
+
+/// How long a client may take to send a request head, on a new connection and between two
+/// requests of a keep-alive connection.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one connection may stay open, whatever it does.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(60);
+
+/// At most one log line per this period for connection floods and accept errors.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The server's bounds on connections (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections open at once; a new one closes the least recently active.
+    pub max_connections: usize,
+    /// Time allowed for a request head (new connection, or idle between requests).
+    pub header_read_timeout: Duration,
+    /// Longest life of one connection.
+    pub connection_deadline: Duration,
+    /// Shortest period between two log lines about floods or accept errors.
+    pub log_every: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            connection_deadline: CONNECTION_DEADLINE,
+            log_every: LOG_EVERY,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, with the connection cap lowered so that connections leave
+    /// [`RESERVED_FDS`] of the process's open-file limit `nofile` (its soft limit) to the
+    /// rest of the daemon; at least 16 connections.
+    pub fn for_open_files(nofile: u64) -> Limits {
+        let fit = usize::try_from(nofile.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+        Limits {
+            max_connections: fit.clamp(16, MAX_CONNECTIONS),
+            ..Limits::default()
+        }
+    }
+}
 
 /// Errors of the HTTP server.
 #[derive(Debug, thiserror::Error)]
@@ -67,49 +130,91 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
         .map_err(|source| HttpError::Bind { addr, source })
 }
 
-/// Serve until `shutdown` completes, then stop accepting and give requests in flight
-/// [`SHUTDOWN_GRACE`] to finish.
+/// Serve with the default [`Limits`] until `shutdown` completes (see [`serve_with`]).
 pub async fn serve(
     listener: TcpListener,
     endpoints: Endpoints,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HttpError> {
+    serve_with(listener, endpoints, Limits::default(), shutdown).await
+}
+
+/// Serve until `shutdown` completes, then stop accepting and give requests in flight
+/// [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve_with(
+    listener: TcpListener,
+    endpoints: Endpoints,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), HttpError> {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let table = Table::new(limits.max_connections);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
+    let mut evictions = Throttle::new(limits.log_every);
+    let mut accept_errors = Throttle::new(limits.log_every);
+    let mut flush = tokio::time::interval(limits.log_every);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
+            _ = flush.tick() => {
+                let now = Instant::now();
+                if let Some(n) = evictions.flush(now) {
+                    log_evictions(n, limits.max_connections);
+                }
+                if let Some(n) = accept_errors.flush(now) {
+                    tracing::warn!(errors = n, "exporter: accept failed");
+                }
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) if is_transient(&e) => {
-                    tracing::warn!(error = %e, "exporter: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if let Some(n) = accept_errors.event(1, Instant::now()) {
+                        tracing::warn!(error = %e, errors = n, "exporter: accept failed");
+                    }
+                    // Out of descriptors: the stalest connection gives its own back.
+                    if is_fd_exhaustion(&e) && table.evict_oldest() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
                 }
                 Err(e) => return Err(HttpError::Accept(e)),
             },
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, "exporter: too many connections, closing one");
-            continue;
-        };
+        let (handle, evicted, closed) = table.admit();
+        if closed > 0 {
+            if let Some(n) = evictions.event(closed as u64, Instant::now()) {
+                log_evictions(n, limits.max_connections);
+            }
+        }
         let ep = endpoints.clone();
         let service = hyper::service::service_fn(move |req| {
+            handle.touch();
             let ep = ep.clone();
             async move { Ok::<_, Infallible>(route(&ep, &req)) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let deadline = limits.connection_deadline;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "exporter: connection ended with an error");
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "exporter: connection ended with an error");
+                },
+                _ = evicted => {
+                    tracing::debug!(%peer, "exporter: connection closed to make room");
+                }
+                () = tokio::time::sleep(deadline) => {
+                    tracing::debug!(%peer, "exporter: connection closed at its deadline");
+                }
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -122,6 +227,15 @@ pub async fn serve(
     Ok(())
 }
 
+fn log_evictions(closed: u64, limit: usize) {
+    tracing::warn!(
+        closed,
+        limit,
+        "exporter: connection limit reached; closed the least recently active connections \
+         (counted since the last such line)"
+    );
+}
+
 /// Accept errors that concern one connection (or a momentary lack of descriptors), not the
 /// listener.
 fn is_transient(e: &std::io::Error) -> bool {
@@ -129,7 +243,12 @@ fn is_transient(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    ) || e.raw_os_error().is_some_and(|c| c == 24 || c == 23) // EMFILE, ENFILE
+    ) || is_fd_exhaustion(e)
+}
+
+/// EMFILE or ENFILE: no descriptor left for the new connection.
+fn is_fd_exhaustion(e: &std::io::Error) -> bool {
+    e.raw_os_error().is_some_and(|c| c == 24 || c == 23)
 }
 
 /// Answer one request.
@@ -224,5 +343,127 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    /// A server with small limits on a free port; the sender stops it.
+    async fn small_server(
+        limits: Limits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), HttpError>>,
+    ) {
+        let ep = Endpoints {
+            metrics: Arc::new(Metrics::new("1.2.3").unwrap()),
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_with(listener, ep, limits, async {
+            let _ = stop_rx.await;
+        }));
+        (addr, stop_tx, server)
+    }
+
+    /// Read until the peer closes; how long that took.
+    async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(limit, async {
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+        })
+        .await
+        .ok()
+        .map(|()| t0.elapsed())
+    }
+
+    #[tokio::test]
+    async fn idle_connections_make_room_for_a_scrape_and_slow_ones_time_out() {
+        let limits = Limits {
+            max_connections: 16,
+            header_read_timeout: Duration::from_millis(400),
+            connection_deadline: Duration::from_secs(30),
+            log_every: Duration::from_secs(10),
+        };
+        let (addr, stop, server) = small_server(limits).await;
+        // Four times the cap of connections that send nothing: each scrape is still served.
+        let mut idle = Vec::new();
+        for _ in 0..64 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        for _ in 0..5 {
+            let (st, body) =
+                tokio::time::timeout(Duration::from_secs(2), get(addr, "GET", "/metrics"))
+                    .await
+                    .unwrap();
+            assert_eq!(st, 200);
+            assert!(body.contains("burstwatch_build_info"));
+        }
+        // A partial request head, then silence: closed by the header-read timeout.
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let took = closed_within(&mut slow, Duration::from_secs(3)).await;
+        assert!(
+            took.is_some_and(|t| t >= Duration::from_millis(300)),
+            "{took:?}"
+        );
+        // A keep-alive connection left idle after its request: closed by the same timeout.
+        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(closed_within(&mut kept, Duration::from_secs(3))
+            .await
+            .is_some());
+        // The idle crowd itself is gone by now (timed out or evicted).
+        for s in &mut idle {
+            assert!(closed_within(s, Duration::from_secs(1)).await.is_some());
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_lives_no_longer_than_its_deadline() {
+        let limits = Limits {
+            connection_deadline: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let (addr, stop, server) = small_server(limits).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // A request every 100 ms keeps the header timeout away; the deadline still ends it.
+        let t0 = Instant::now();
+        let closed = loop {
+            let req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+            if s.write_all(req).await.is_err() {
+                break true;
+            }
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await;
+            if let Ok(Ok(0) | Err(_)) = read {
+                break true;
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(closed, "still open after 5 s");
+        assert!(t0.elapsed() >= Duration::from_millis(400));
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_to_the_daemon() {
+        assert_eq!(Limits::for_open_files(1024).max_connections, 768);
+        assert_eq!(
+            Limits::for_open_files(1 << 20).max_connections,
+            MAX_CONNECTIONS
+        );
+        assert_eq!(Limits::for_open_files(100).max_connections, 16);
     }
 }

@@ -83,6 +83,8 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             args.config.display()
         );
     }
+    // Room for the exporter's connections besides captures and outputs.
+    let open_files = privilege::raise_open_file_limit();
     let shared = Arc::new(Shared::default());
     if let Ok(mut v) = shared.ifaces.lock() {
         *v = d
@@ -181,12 +183,13 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(interfaces = ?d.interfaces, "daemon started");
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(http::serve(
+    let server = rt.spawn(http::serve_with(
         listener,
         Endpoints {
             metrics: Arc::clone(&metrics),
             ready: Arc::clone(&ready),
         },
+        http::Limits::for_open_files(open_files),
         async move {
             let _ = http_stopped.await;
         },
