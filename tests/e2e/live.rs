@@ -479,7 +479,7 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
 }
 
 /// Status lines of every thread of a process (`Uid`, `CapEff`, ...).
-fn thread_status(pid: u32, key: &str) -> Vec<String> {
+pub fn thread_status(pid: u32, key: &str) -> Vec<String> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
@@ -544,6 +544,15 @@ fn daemon_gives_up_root_once_its_captures_are_open() {
     assert!(thread_status(pid, "CapInh:")
         .iter()
         .all(|c| c == "0000000000000000"));
+    // Nothing to regain either: the bounding set holds the same two, and no_new_privs is set
+    // (no set-user-id program or file capability gives anything back).
+    let bounding = thread_status(pid, "CapBnd:");
+    assert!(
+        bounding.iter().all(|c| c == "0000000000003000"),
+        "{bounding:?}"
+    );
+    let nnp = thread_status(pid, "NoNewPrivs:");
+    assert!(nnp.len() >= 5 && nnp.iter().all(|c| c == "1"), "{nnp:?}");
     // It still captures: the replayed packets are counted in its flows, and it writes its
     // state as that user on the way out.
     let sent = replay(&net, &repo().join("tests/data/sample.pcap"), "10");

@@ -13,6 +13,7 @@ mod exporter;
 mod live;
 mod pcapfile;
 mod privacy;
+mod privilege;
 mod prometheus;
 #[cfg(feature = "report")]
 mod report;

@@ -120,9 +120,9 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     if let Some(user) = &d.user {
         let account = privilege::lookup_user(user)
             .with_context(|| format!("{}: daemon.user", args.config.display()))?;
-        privilege::drop_to(&account).with_context(|| format!("cannot switch to user {user:?}"))?;
-        tracing::info!(user = %account.name, uid = account.uid, gid = account.gid,
-            "running unprivileged; kept CAP_NET_RAW and CAP_NET_ADMIN");
+        let dropped = privilege::drop_to(&account)
+            .with_context(|| format!("cannot switch to user {user:?}"))?;
+        log_privileges(&account, &dropped);
     }
     let engine = build_engine(&settings, state)?;
     tracing::info!(workers = d.workers, "engine ready");
@@ -237,6 +237,19 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     let _ = rt.block_on(server);
     tracing::info!("stopped");
     Ok(code)
+}
+
+/// Say what the switch of account did: which user, which capabilities are left.
+fn log_privileges(account: &privilege::Account, dropped: &privilege::Dropped) {
+    let caps = dropped.kept.join(", ");
+    if account.uid == 0 {
+        tracing::info!(user = %account.name, caps = %caps, bounding_set_cleared = dropped.bounding_cleared,
+            "staying root (daemon.user); kept only these capabilities, no_new_privs set");
+    } else {
+        tracing::info!(user = %account.name, uid = account.uid, gid = account.gid, caps = %caps,
+            bounding_set_cleared = dropped.bounding_cleared, switched = dropped.switched,
+            "running unprivileged; kept only these capabilities, no_new_privs set");
+    }
 }
 
 fn sinks_config(d: &burstwatch_config::DaemonSettings) -> SinksConfig {

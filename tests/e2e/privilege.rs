@@ -1,0 +1,78 @@
+//! `daemon.user = "root"`: the daemon stays root but keeps only the two capabilities capture
+//! needs, with the bounding set cut to them and `no_new_privs` set, and says so (it is not
+//! "running unprivileged"). The real daemon on `lo`, with a filter that matches nothing of this
+//! test. The switch to another account is tested live in `live.rs`.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use burstwatch_tests::bin;
+use burstwatch_tests::prom::free_port;
+
+use crate::live::{thread_status, wait_for_log, Guard};
+
+#[test]
+fn daemon_told_to_stay_root_keeps_only_the_capture_capabilities_and_says_so() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        assert!(
+            std::env::var_os("BURSTWATCH_SKIP_LIVE").is_some(),
+            "this test needs root (or set BURSTWATCH_SKIP_LIVE=1)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("burstwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[daemon]\ninterfaces = [\"lo\"]\nfilter = \"udp port 9\"\n\
+             metrics_bind = \"127.0.0.1:{}\"\nuser = \"root\"\nstate_file = \"state.json\"\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut daemon = Guard(Some(
+        Command::new(bin())
+            .args(["daemon", "--config", cfg.to_str().unwrap()])
+            .env("BURSTWATCH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start the daemon"),
+    ));
+    let text = wait_for_log(&log, "daemon started", Duration::from_secs(20));
+    assert!(!text.contains("running unprivileged"), "{text}");
+    let told = text
+        .lines()
+        .find(|l| l.contains("staying root"))
+        .unwrap_or_else(|| panic!("no 'staying root' line:\n{text}"));
+    assert!(
+        told.contains("CAP_NET_RAW") && told.contains("CAP_NET_ADMIN"),
+        "{told}"
+    );
+    let pid = daemon.0.as_ref().unwrap().id();
+    let uids = thread_status(pid, "Uid:");
+    assert!(uids.len() >= 4, "capture, worker, output threads: {uids:?}");
+    assert!(uids.iter().all(|u| u == "0 0 0 0"), "{uids:?}");
+    // Root by name only: CAP_NET_ADMIN (12) and CAP_NET_RAW (13), in every set that can hold
+    // them, nothing inheritable, nothing to regain through a program it could execute.
+    for key in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        let caps = thread_status(pid, key);
+        assert!(
+            caps.iter().all(|c| c == "0000000000003000"),
+            "{key} {caps:?}"
+        );
+    }
+    for (key, want) in [("CapInh:", "0000000000000000"), ("NoNewPrivs:", "1")] {
+        let v = thread_status(pid, key);
+        assert!(v.iter().all(|c| c == want), "{key} {v:?}");
+    }
+    // It still writes its state on the way out.
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    assert!(dir.path().join("state.json").exists());
+}
