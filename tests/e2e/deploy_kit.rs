@@ -1,5 +1,6 @@
 //! The deploy kit's files agree with each other: the container build context leaves out what
-//! the image does not need, and the PodMonitor scrapes the port and labels the DaemonSet has.
+//! the image does not need, the PodMonitor scrapes the port and labels the DaemonSet has, and the
+//! NetworkPolicy admits only Prometheus, on that port (every manifest parsed by python3-yaml).
 //! (The rules are unit-tested by `promtool test rules deploy/prometheus/rules.test.yml` in CI and
 //! evaluated against a real Prometheus in `prometheus.rs`.)
 
@@ -88,4 +89,119 @@ fn pod_monitor_scrapes_the_daemonset_port_and_names_the_job_burstwatch() {
         "a query pins the job"
     );
     assert!(dash.contains("job=\\\"$job\\\""));
+}
+
+/// Every document of every `deploy/k8s/*.yaml` (file, document), read by a real YAML parser
+/// (python3-yaml) and handed over as JSON.
+fn k8s_documents() -> Vec<(String, serde_json::Value)> {
+    let script = r#"
+import glob, json, sys, yaml
+out = []
+for f in sorted(glob.glob("deploy/k8s/*.yaml")):
+    with open(f) as fh:
+        out += [[f, d] for d in yaml.safe_load_all(fh) if d is not None]
+json.dump(out, sys.stdout)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .current_dir(repo())
+        .output()
+        .expect("run python3 (with python3-yaml)");
+    assert!(
+        out.status.success(),
+        "a manifest does not parse as YAML: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<(String, serde_json::Value)> = serde_json::from_slice(&out.stdout).unwrap();
+    for (file, d) in &docs {
+        for key in ["apiVersion", "kind"] {
+            assert!(
+                d[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{file}: no {key}"
+            );
+        }
+        assert!(
+            d["metadata"]["name"].is_string(),
+            "{file}: no metadata.name"
+        );
+    }
+    docs
+}
+
+#[test]
+fn network_policy_lets_only_prometheus_reach_the_daemonset_metrics_port() {
+    let docs = k8s_documents();
+    let of_kind = |kind: &str| -> Vec<&serde_json::Value> {
+        docs.iter()
+            .filter(|(_, d)| d["kind"] == kind)
+            .map(|(_, d)| d)
+            .collect()
+    };
+    let (ds, np, cm) = match (
+        &of_kind("DaemonSet")[..],
+        &of_kind("NetworkPolicy")[..],
+        &of_kind("ConfigMap")[..],
+    ) {
+        ([ds], [np], [cm]) => (*ds, *np, *cm),
+        _ => panic!("one DaemonSet, one NetworkPolicy and one ConfigMap expected"),
+    };
+    // The DaemonSet's metrics port, the one its annotation and its config name.
+    let pod = &ds["spec"]["template"];
+    let port = pod["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a container port named metrics")["containerPort"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        pod["metadata"]["annotations"]["prometheus.io/port"],
+        port.to_string()
+    );
+    let toml = cm["data"]["burstwatch.toml"].as_str().unwrap();
+    assert!(
+        toml.contains(&format!("metrics_bind = \"0.0.0.0:{port}\"")),
+        "{toml}"
+    );
+    // The policy: the DaemonSet's namespace and pods, ingress only as listed.
+    assert_eq!(np["metadata"]["namespace"], ds["metadata"]["namespace"]);
+    let selected = np["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    assert!(
+        !selected.is_empty(),
+        "an empty podSelector selects every pod"
+    );
+    for (k, v) in selected {
+        assert_eq!(&pod["metadata"]["labels"][k], v, "pod label {k}");
+    }
+    assert!(np["spec"]["policyTypes"]
+        .as_array()
+        .unwrap()
+        .contains(&"Ingress".into()));
+    let rules = np["spec"]["ingress"].as_array().unwrap();
+    assert!(!rules.is_empty());
+    for rule in rules {
+        // Only the metrics port...
+        let ports = rule["ports"].as_array().expect("ports listed");
+        assert!(!ports.is_empty());
+        for p in ports {
+            assert_eq!(p["protocol"], "TCP");
+            assert_eq!(p["port"].as_u64(), Some(port), "{p}");
+        }
+        // ... and only from pods chosen by namespace and pod labels together.
+        let from = rule["from"].as_array().expect("from listed");
+        assert!(!from.is_empty());
+        for peer in from {
+            for sel in ["namespaceSelector", "podSelector"] {
+                let labels = peer[sel]["matchLabels"].as_object();
+                assert!(labels.is_some_and(|l| !l.is_empty()), "{sel} in {peer}");
+            }
+            assert!(peer.get("ipBlock").is_none(), "{peer}");
+        }
+    }
+    // Everywhere else the exporter stays on loopback.
+    assert_eq!(burstwatch_daemon::http::DEFAULT_BIND, "127.0.0.1:9811");
+    assert!(read("config/burstwatch.toml").contains("\nmetrics_bind = \"127.0.0.1:9811\"\n"));
 }
