@@ -143,7 +143,8 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-/// Print the highest-scoring alerts as a table, addresses passed through `privacy`.
+/// Print the highest-scoring alerts as a table, addresses passed through `privacy`. Columns are
+/// as wide as their widest cell, so IPv6 subscribers and endpoints keep the table aligned.
 pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize, privacy: &Privacy) {
     if alerts.is_empty() {
         let _ = writeln!(w, "burstwatch: no alerts");
@@ -161,37 +162,169 @@ pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize, privacy: &
         alerts.len(),
         limit.min(alerts.len())
     );
-    let _ = writeln!(
-        w,
-        "  {:<8} {:<6} {:<5} {:<24} {:<28} {:>9} {:>9} {:>10} {:>4}  top reasons",
-        "severity", "kind", "score", "subscriber", "endpoint", "out", "in", "peak", "hosts"
-    );
-    for a in sorted.into_iter().take(limit) {
-        let mut reasons: Vec<_> = a.reasons.iter().filter(|r| r.contribution > 0.0).collect();
-        reasons.sort_by(|x, y| y.contribution.total_cmp(&x.contribution));
-        let top: Vec<String> = reasons
-            .iter()
-            .take(3)
-            .map(|r| format!("{} +{:.2}", r.name, r.contribution))
-            .collect();
-        let dst = privacy.addr(a.dst);
-        let endpoint = match dst {
-            std::net::IpAddr::V6(_) => format!("[{}]:{}", dst, a.dst_port),
-            std::net::IpAddr::V4(_) => format!("{}:{}", dst, a.dst_port),
+    const HEADER: [&str; COLUMNS] = [
+        "severity",
+        "kind",
+        "score",
+        "subscriber",
+        "endpoint",
+        "out",
+        "in",
+        "peak",
+        "hosts",
+        "top reasons",
+    ];
+    let rows: Vec<[String; COLUMNS]> = std::iter::once(HEADER.map(String::from))
+        .chain(
+            sorted
+                .into_iter()
+                .take(limit)
+                .map(|a| table_row(a, privacy)),
+        )
+        .collect();
+    for line in render_table(&rows) {
+        let _ = writeln!(w, "{line}");
+    }
+}
+
+/// Lines of a table whose columns are as wide as their widest cell (in characters): text
+/// columns left-aligned, numbers right-aligned, the last column (reasons) left as it is.
+fn render_table(rows: &[[String; COLUMNS]]) -> Vec<String> {
+    let mut widths = [0usize; COLUMNS];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let mut line = String::from(" ");
+            for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+                line.push(' ');
+                if i == COLUMNS - 1 {
+                    line.push(' ');
+                    line.push_str(cell);
+                } else if RIGHT_ALIGNED.contains(&i) {
+                    line.push_str(&format!("{cell:>width$}"));
+                } else {
+                    line.push_str(&format!("{cell:<width$}"));
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// Cells of one alert-table row.
+const COLUMNS: usize = 10;
+/// The numeric columns: out, in, peak, hosts.
+const RIGHT_ALIGNED: [usize; 4] = [5, 6, 7, 8];
+
+fn table_row(a: &Alert, privacy: &Privacy) -> [String; COLUMNS] {
+    let mut reasons: Vec<_> = a.reasons.iter().filter(|r| r.contribution > 0.0).collect();
+    reasons.sort_by(|x, y| y.contribution.total_cmp(&x.contribution));
+    let top: Vec<String> = reasons
+        .iter()
+        .take(3)
+        .map(|r| format!("{} +{:.2}", r.name, r.contribution))
+        .collect();
+    let dst = privacy.addr(a.dst);
+    let endpoint = match dst {
+        std::net::IpAddr::V6(_) => format!("[{}]:{}", dst, a.dst_port),
+        std::net::IpAddr::V4(_) => format!("{}:{}", dst, a.dst_port),
+    };
+    [
+        a.severity.as_str().to_string(),
+        a.kind.as_str().to_string(),
+        format!("{:.2}", a.score),
+        privacy.addr(a.src).to_string(),
+        endpoint,
+        human_bytes(a.bytes_out),
+        human_bytes(a.bytes_in),
+        format!("{:.1} Mb/s", a.peak_bps / 1e6),
+        a.endpoint.prevalence.to_string(),
+        top.join(", "),
+    ]
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    fn row(cells: [&str; COLUMNS]) -> [String; COLUMNS] {
+        cells.map(String::from)
+    }
+
+    #[test]
+    fn ipv6_cells_widen_their_columns_and_every_line_stays_aligned() {
+        let rows = [
+            row([
+                "severity",
+                "kind",
+                "score",
+                "subscriber",
+                "endpoint",
+                "out",
+                "in",
+                "peak",
+                "hosts",
+                "top reasons",
+            ]),
+            row([
+                "high",
+                "burst",
+                "0.71",
+                "10.0.0.7",
+                "198.51.100.9:443",
+                "8.4 MiB",
+                "12.0 KiB",
+                "30.2 Mb/s",
+                "1",
+                "rarity +0.30",
+            ]),
+            row([
+                "critical",
+                "beacon",
+                "0.93",
+                "fd3f:dc00:3:6400:c22f:e576:c8bf:8c53",
+                "[2001:db8:e007:0:9f2e:c883:6d40:8bd3]:8443",
+                "120 B",
+                "96 B",
+                "0.0 Mb/s",
+                "12",
+                "regularity +0.40",
+            ]),
+        ];
+        let lines = render_table(&rows);
+        // The column after each cell starts at the same character on every line.
+        let starts = |line: &str, cells: &[String; COLUMNS]| -> Vec<usize> {
+            let mut at = 0;
+            cells[..COLUMNS - 1]
+                .iter()
+                .map(|c| {
+                    let found = line[at..].find(c.as_str()).map(|i| i + at);
+                    let i = found.unwrap_or(usize::MAX);
+                    at = i.saturating_add(c.len());
+                    at
+                })
+                .collect()
         };
-        let _ = writeln!(
-            w,
-            "  {:<8} {:<6} {:<5.2} {:<24} {:<28} {:>9} {:>9} {:>10} {:>4}  {}",
-            a.severity.as_str(),
-            a.kind.as_str(),
-            a.score,
-            privacy.addr(a.src).to_string(),
-            endpoint,
-            human_bytes(a.bytes_out),
-            human_bytes(a.bytes_in),
-            format!("{:.1} Mb/s", a.peak_bps / 1e6),
-            a.endpoint.prevalence,
-            top.join(", ")
-        );
+        let header_ends: Vec<usize> = starts(&lines[0], &rows[0]);
+        for (line, cells) in lines.iter().zip(&rows).skip(1) {
+            let ends = starts(line, cells);
+            // Left-aligned columns (severity .. endpoint) start where the header's start;
+            // right-aligned ones (out .. hosts) end where the header's end.
+            for i in RIGHT_ALIGNED {
+                assert_eq!(ends[i], header_ends[i], "column {i}:\n{}", lines.join("\n"));
+            }
+            for i in 0..5 {
+                let start = ends[i] - cells[i].len();
+                let header_start = header_ends[i] - rows[0][i].len();
+                assert_eq!(start, header_start, "column {i}:\n{}", lines.join("\n"));
+            }
+            assert!(line.ends_with(cells[COLUMNS - 1].as_str()));
+        }
+        // One space between columns at their widest.
+        assert!(lines[2].contains("fd3f:dc00:3:6400:c22f:e576:c8bf:8c53 [2001:db8"));
     }
 }
