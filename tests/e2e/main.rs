@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod accuracy;
+mod afpacket;
 mod alertmanager;
 mod alerts;
 mod bad_input;

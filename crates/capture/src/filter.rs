@@ -108,3 +108,83 @@ impl BpfFilter {
             .collect()
     }
 }
+
+/// `BPF_RET | BPF_K`: return a constant (0 drops the packet, n keeps its first n bytes).
+const BPF_RET_K: u16 = 0x06;
+
+/// The classic BPF program of `expr` for `link_type`, ready to attach to a socket
+/// (`SO_ATTACH_FILTER`): libpcap's compiler makes it, and every accepting return is lowered to
+/// `snaplen`, so the kernel keeps at most that many bytes of each packet. An empty `expr`
+/// accepts everything (cut to `snaplen`).
+pub(crate) fn kernel_program(
+    expr: &str,
+    link_type: LinkType,
+    snaplen: u32,
+) -> Result<Vec<libc::sock_filter>, FilterError> {
+    let snaplen = snaplen.max(1);
+    if expr.trim().is_empty() {
+        return Ok(vec![libc::sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: snaplen,
+        }]);
+    }
+    let err = |message: String| FilterError {
+        expr: expr.to_string(),
+        message,
+    };
+    let prog = compile(expr, link_type).map_err(err)?;
+    prog.get_instructions()
+        .iter()
+        .map(|insn| {
+            // The pcap crate shows an instruction as "code jt jf k" (its only public view).
+            let text = insn.to_string();
+            let mut f = text.split(' ');
+            let mut next = || f.next().unwrap_or_default();
+            let (code, jt, jf, k) = (next(), next(), next(), next());
+            let bad = || err(format!("libpcap instruction {text:?} not understood"));
+            let mut i = libc::sock_filter {
+                code: code.parse().map_err(|_| bad())?,
+                jt: jt.parse().map_err(|_| bad())?,
+                jf: jf.parse().map_err(|_| bad())?,
+                k: k.parse().map_err(|_| bad())?,
+            };
+            if i.code == BPF_RET_K && i.k != 0 {
+                i.k = i.k.min(snaplen);
+            }
+            Ok(i)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod kernel_program_tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[test]
+    fn the_kernel_program_is_libpcaps_with_the_snaplen_in_its_returns() {
+        let p = kernel_program("", LinkType::ETHERNET, 256).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].code, p[0].k), (BPF_RET_K, 256));
+
+        let p = kernel_program("tcp port 443", LinkType::ETHERNET, 128).unwrap();
+        let text = compile("tcp port 443", LinkType::ETHERNET).unwrap();
+        assert_eq!(p.len(), text.get_instructions().len());
+        assert!(p.len() > 5);
+        let rets: Vec<u32> = p
+            .iter()
+            .filter(|i| i.code == BPF_RET_K)
+            .map(|i| i.k)
+            .collect();
+        assert!(rets.contains(&0) && rets.contains(&128), "{rets:?}");
+        assert!(rets.iter().all(|&k| k == 0 || k == 128), "{rets:?}");
+        // The first instruction loads the ethertype (ldh [12]).
+        assert_eq!((p[0].code, p[0].k), (0x28, 12));
+
+        let e = kernel_program("tcp port", LinkType::ETHERNET, 128).unwrap_err();
+        assert!(e.to_string().contains("tcp port"), "{e}");
+    }
+}

@@ -6,7 +6,8 @@
 //! stream in timestamp order. [`BpfFilter`] applies a libpcap filter expression to packets from
 //! any source.
 //!
-//! This is the only crate that talks to the operating system about packets (files, libpcap).
+//! This is the only crate that talks to the operating system about packets (files, libpcap,
+//! AF_PACKET rings: [`tpacket`]).
 //! It never panics on file contents: damage is reported as a [`ReadError`] that names the file,
 //! the byte offset and the reason, after every packet before the fault has been delivered.
 //!
@@ -51,6 +52,7 @@ mod live;
 mod pcap;
 mod pcapng;
 pub mod privilege;
+pub mod tpacket;
 
 pub use archive::{Archive, CAPTURE_EXTENSIONS};
 pub use burstwatch_wire::LinkType;

@@ -1,12 +1,14 @@
 //! Live capture from a network interface: libpcap (BPF filter, kernel buffer, drop counters)
-//! or a plain AF_PACKET socket through `pnet_datalink`.
+//! or an AF_PACKET `TPACKET_V3` ring ([`crate::tpacket`]: the same BPF filter in the kernel,
+//! kernel timestamps, drops from `PACKET_STATISTICS`).
 //!
 //! Both are polled without blocking forever: [`LiveCapture::next_packet`] returns `Ok(None)`
 //! when nothing arrived within about `poll_ms`, so the caller can check for shutdown, publish
 //! counters and move idle time forward.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use crate::tpacket::{PacketRing, RingConfig};
 use crate::{LinkType, Packet};
 
 /// Which library reads the interface.
@@ -14,7 +16,7 @@ use crate::{LinkType, Packet};
 pub enum LiveBackend {
     /// libpcap.
     Pcap,
-    /// AF_PACKET through `pnet_datalink` (Ethernet frames; timestamps taken on receipt).
+    /// AF_PACKET with a memory-mapped `TPACKET_V3` ring.
     AfPacket,
 }
 
@@ -27,13 +29,20 @@ pub struct LiveConfig {
     pub backend: LiveBackend,
     /// Bytes kept per packet.
     pub snaplen: u32,
-    /// Kernel buffer in bytes.
+    /// Kernel buffer in bytes (pcap backend).
     pub buffer_bytes: u32,
+    /// Bytes per ring block (afpacket backend; a multiple of the page size).
+    pub ring_block_bytes: u32,
+    /// Blocks in the ring (afpacket backend).
+    pub ring_blocks: u32,
+    /// A block is handed over after this long even if not full (afpacket backend).
+    pub ring_block_timeout_ms: u32,
     /// Promiscuous mode.
     pub promiscuous: bool,
-    /// Deliver packets at once.
+    /// Deliver packets at once (pcap backend; the ring hands blocks over after
+    /// `ring_block_timeout_ms`).
     pub immediate: bool,
-    /// libpcap filter expression (pcap backend only); empty for none.
+    /// libpcap filter expression, run in the kernel; empty for none.
     pub filter: String,
     /// Longest wait inside one [`LiveCapture::next_packet`] call.
     pub poll_ms: u32,
@@ -44,12 +53,18 @@ pub struct LiveConfig {
 pub struct LiveStats {
     /// Packets handed to the application.
     pub received: u64,
-    /// Dropped by the kernel for lack of buffer space (libpcap `ps_drop`).
+    /// Dropped by the kernel for lack of buffer space (libpcap `ps_drop`, AF_PACKET
+    /// `tp_drops`), plus packets of ring blocks that could not be walked (`unreadable`).
     pub dropped: u64,
-    /// Dropped by the interface or driver (libpcap `ps_ifdrop`).
+    /// Dropped by the interface or driver (libpcap `ps_ifdrop`; AF_PACKET: 0).
     pub if_dropped: u64,
     /// Whether the backend reports drops at all.
     pub drops_known: bool,
+    /// AF_PACKET: packets lost in ring blocks whose offsets lay outside the block (included in
+    /// `dropped`).
+    pub unreadable: u64,
+    /// AF_PACKET: times the ring was full (`tp_freeze_q_cnt`).
+    pub ring_full: u64,
 }
 
 /// A live capture could not be opened or read.
@@ -64,7 +79,7 @@ pub struct LiveError {
 
 enum Inner {
     Pcap(pcap::Capture<pcap::Active>),
-    AfPacket(Box<dyn pnet_datalink::DataLinkReceiver>),
+    AfPacket(Box<PacketRing>),
 }
 
 /// An open live capture.
@@ -72,7 +87,7 @@ pub struct LiveCapture {
     name: String,
     inner: Inner,
     link_type: LinkType,
-    snaplen: u32,
+    poll_ms: u32,
     received: u64,
     /// libpcap's counters are 32-bit and wrap; these extend them.
     last_raw: (u32, u32, u32),
@@ -121,30 +136,25 @@ impl LiveCapture {
                 (Inner::Pcap(cap), lt)
             }
             LiveBackend::AfPacket => {
-                let iface = pnet_datalink::interfaces()
-                    .into_iter()
-                    .find(|i| i.name == cfg.interface)
-                    .ok_or_else(|| err("no such interface".into()))?;
-                let config = pnet_datalink::Config {
-                    read_timeout: Some(poll),
-                    read_buffer_size: 65_536,
+                let ring = PacketRing::open(&RingConfig {
+                    interface: cfg.interface.clone(),
+                    block_bytes: cfg.ring_block_bytes,
+                    blocks: cfg.ring_blocks,
+                    block_timeout_ms: cfg.ring_block_timeout_ms,
+                    snaplen: cfg.snaplen.clamp(64, crate::MAX_RECORD),
                     promiscuous: cfg.promiscuous,
-                    ..pnet_datalink::Config::default()
-                };
-                match pnet_datalink::channel(&iface, config) {
-                    Ok(pnet_datalink::Channel::Ethernet(_tx, rx)) => {
-                        (Inner::AfPacket(rx), LinkType(1))
-                    }
-                    Ok(_) => return Err(err("not an Ethernet channel".into())),
-                    Err(e) => return Err(err(e.to_string())),
-                }
+                    filter: cfg.filter.clone(),
+                })
+                .map_err(|e| err(e.to_string()))?;
+                let lt = ring.link_type();
+                (Inner::AfPacket(Box::new(ring)), lt)
             }
         };
         Ok(LiveCapture {
             name: cfg.interface.clone(),
             inner,
             link_type,
-            snaplen: cfg.snaplen.clamp(64, crate::MAX_RECORD),
+            poll_ms: cfg.poll_ms.max(1),
             received: 0,
             last_raw: (0, 0, 0),
             wide: (0, 0, 0),
@@ -160,7 +170,6 @@ impl LiveCapture {
     /// interval, so a caller looping on it does not spin).
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, LiveError> {
         let link_type = self.link_type;
-        let snaplen = self.snaplen as usize;
         match &mut self.inner {
             Inner::Pcap(cap) => match cap.next_packet() {
                 Ok(p) => {
@@ -190,34 +199,26 @@ impl LiveCapture {
                     message: e.to_string(),
                 }),
             },
-            Inner::AfPacket(rx) => match rx.next() {
-                Ok(frame) => {
-                    self.received += 1;
-                    let ts_ns = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-                    let wire_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-                    Ok(Some(Packet {
-                        ts_ns,
-                        link_type,
-                        data: frame.get(..snaplen.min(frame.len())).unwrap_or(frame),
-                        wire_len,
-                        interface: 0,
-                    }))
+            Inner::AfPacket(ring) => {
+                let timeout = i32::try_from(self.poll_ms).unwrap_or(100);
+                match ring.next_packet(timeout) {
+                    Ok(Some(p)) => {
+                        self.received += 1;
+                        Ok(Some(Packet {
+                            ts_ns: p.ts_ns,
+                            link_type,
+                            data: p.data,
+                            wire_len: p.wire_len,
+                            interface: 0,
+                        }))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(LiveError {
+                        interface: self.name.clone(),
+                        message: e.to_string(),
+                    }),
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                    ) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(LiveError {
-                    interface: self.name.clone(),
-                    message: e.to_string(),
-                }),
-            },
+            }
         }
     }
 
@@ -238,14 +239,20 @@ impl LiveCapture {
                     dropped: self.wide.1,
                     if_dropped: self.wide.2,
                     drops_known: true,
+                    ..LiveStats::default()
                 }
             }
-            Inner::AfPacket(_) => LiveStats {
-                received: self.received,
-                dropped: 0,
-                if_dropped: 0,
-                drops_known: false,
-            },
+            Inner::AfPacket(ring) => {
+                let s = ring.stats();
+                LiveStats {
+                    received: self.received,
+                    dropped: s.kernel_drops + s.unreadable,
+                    if_dropped: 0,
+                    drops_known: true,
+                    unreadable: s.unreadable,
+                    ring_full: s.freezes,
+                }
+            }
         }
     }
 }

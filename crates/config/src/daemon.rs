@@ -14,7 +14,8 @@ pub enum Backend {
     /// libpcap: BPF filter, snaplen, kernel buffer, promiscuous and immediate mode.
     #[default]
     Pcap,
-    /// A plain AF_PACKET socket (Linux); no BPF filter, timestamps taken on receipt.
+    /// AF_PACKET with a memory-mapped `TPACKET_V3` ring (Linux): BPF filter and snaplen in the
+    /// kernel, kernel timestamps, drops from `PACKET_STATISTICS`.
     AfPacket,
 }
 
@@ -29,8 +30,15 @@ pub struct DaemonSettings {
     pub filter: String,
     /// Bytes captured per packet (headers are enough: lengths come from the IP header).
     pub snaplen: u32,
-    /// Kernel capture buffer per interface, in MiB.
+    /// Kernel capture buffer per interface, in MiB (the afpacket ring's size unless
+    /// `ring_blocks` is given).
     pub buffer_mib: u32,
+    /// afpacket: bytes per ring block, in KiB (a multiple of the 4 KiB page).
+    pub ring_block_kib: u32,
+    /// afpacket: blocks in the ring (default: `buffer_mib` split into blocks).
+    pub ring_blocks: u32,
+    /// afpacket: the kernel hands a block over after this many milliseconds even if not full.
+    pub ring_block_timeout_ms: u32,
     /// Put the interfaces in promiscuous mode.
     pub promiscuous: bool,
     /// Deliver packets as they arrive instead of in buffered batches.
@@ -68,6 +76,9 @@ impl Default for DaemonSettings {
             filter: String::new(),
             snaplen: 256,
             buffer_mib: 64,
+            ring_block_kib: 1024,
+            ring_blocks: 64,
+            ring_block_timeout_ms: 50,
             promiscuous: true,
             immediate: true,
             metrics_bind: SocketAddr::from(([127, 0, 0, 1], 9811)),
@@ -92,6 +103,9 @@ pub(crate) struct RawDaemon {
     filter: Option<String>,
     snaplen: Option<Spanned<i64>>,
     buffer_mib: Option<Spanned<i64>>,
+    ring_block_kib: Option<Spanned<i64>>,
+    ring_blocks: Option<Spanned<i64>>,
+    ring_block_timeout_ms: Option<Spanned<i64>>,
     promiscuous: Option<bool>,
     immediate: Option<bool>,
     metrics_bind: Option<Spanned<String>>,
@@ -168,15 +182,13 @@ impl Ctx<'_> {
             }
             _ => None,
         };
-        if let Some(b) = &r.backend {
-            if backend == Backend::AfPacket && non_empty(&r.filter).is_some() {
-                return Err(self.invalid(
-                    b.span().start,
-                    "daemon.filter",
-                    "the afpacket backend has no BPF filter; use backend = \"pcap\"".into(),
-                ));
-            }
-        }
+        let buffer_mib = self.count(
+            &r.buffer_mib,
+            "daemon.buffer_mib",
+            d.buffer_mib as usize,
+            4096,
+        )? as u32;
+        let (ring_block_kib, ring_blocks) = self.ring(r, buffer_mib)?;
         let user = match &r.user {
             Some(u) if !u.get_ref().is_empty() => {
                 let name = u.get_ref();
@@ -197,11 +209,14 @@ impl Ctx<'_> {
             backend,
             filter: r.filter.clone().unwrap_or_default(),
             snaplen: self.count(&r.snaplen, "daemon.snaplen", d.snaplen as usize, 262_144)? as u32,
-            buffer_mib: self.count(
-                &r.buffer_mib,
-                "daemon.buffer_mib",
-                d.buffer_mib as usize,
-                4096,
+            buffer_mib,
+            ring_block_kib,
+            ring_blocks,
+            ring_block_timeout_ms: self.count(
+                &r.ring_block_timeout_ms,
+                "daemon.ring_block_timeout_ms",
+                d.ring_block_timeout_ms as usize,
+                10_000,
             )? as u32,
             promiscuous: r.promiscuous.unwrap_or(d.promiscuous),
             immediate: r.immediate.unwrap_or(d.immediate),
@@ -221,6 +236,51 @@ impl Ctx<'_> {
             workers: self.count(&r.workers, "daemon.workers", d.workers, 64)?,
             user,
         })
+    }
+}
+
+impl Ctx<'_> {
+    /// `ring_block_kib` and `ring_blocks`: a block a whole number of 4 KiB pages, at most
+    /// 16 MiB; the ring at most 4 GiB; by default `buffer_mib` split into blocks.
+    fn ring(&self, r: &RawDaemon, buffer_mib: u32) -> Result<(u32, u32), ConfigError> {
+        let d = DaemonSettings::default();
+        let kib = self.count(
+            &r.ring_block_kib,
+            "daemon.ring_block_kib",
+            d.ring_block_kib as usize,
+            16_384,
+        )? as u32;
+        if let Some(v) = r.ring_block_kib.as_ref().filter(|_| kib % 4 != 0) {
+            return Err(self.invalid(
+                v.span().start,
+                "daemon.ring_block_kib",
+                format!("must be a multiple of 4 (whole pages), got {kib}"),
+            ));
+        }
+        let default_blocks = (u64::from(buffer_mib) * 1024 / u64::from(kib)).max(2);
+        let blocks = self.count(
+            &r.ring_blocks,
+            "daemon.ring_blocks",
+            default_blocks as usize,
+            1 << 20,
+        )? as u32;
+        let total_kib = u64::from(kib) * u64::from(blocks);
+        if total_kib > 4096 * 1024 {
+            let at = r
+                .ring_blocks
+                .as_ref()
+                .or(r.ring_block_kib.as_ref())
+                .map_or(0, |v| v.span().start);
+            return Err(self.invalid(
+                at,
+                "daemon.ring_blocks",
+                format!(
+                    "a ring of {blocks} blocks of {kib} KiB is {} MiB; at most 4096 MiB",
+                    total_kib / 1024
+                ),
+            ));
+        }
+        Ok((kib, blocks))
     }
 }
 
@@ -246,6 +306,56 @@ mod tests {
             s.daemon.alerts_file.as_deref(),
             Some(Path::new("/etc/bw/alerts.jsonl"))
         );
+    }
+
+    #[test]
+    fn ring_keys_default_to_the_buffer_and_are_checked() {
+        let s = Settings::parse("[daemon]\nbuffer_mib = 16\n", "x.toml").unwrap();
+        assert_eq!(
+            (
+                s.daemon.ring_block_kib,
+                s.daemon.ring_blocks,
+                s.daemon.ring_block_timeout_ms
+            ),
+            (1024, 16, 50)
+        );
+        let s = Settings::parse(
+            "[daemon]\nbackend = \"afpacket\"\nfilter = \"tcp\"\nring_block_kib = 4\n\
+             ring_blocks = 2\nring_block_timeout_ms = 1\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                s.daemon.ring_block_kib,
+                s.daemon.ring_blocks,
+                s.daemon.ring_block_timeout_ms
+            ),
+            (4, 2, 1)
+        );
+        assert_eq!(s.daemon.filter, "tcp");
+        for (text, line, key) in [
+            ("ring_block_kib = 6", 2, "daemon.ring_block_kib"),
+            ("ring_block_kib = 0", 2, "daemon.ring_block_kib"),
+            ("ring_block_kib = 32768", 2, "daemon.ring_block_kib"),
+            ("ring_blocks = 0", 2, "daemon.ring_blocks"),
+            (
+                "ring_block_kib = 16384\nring_blocks = 1000",
+                3,
+                "daemon.ring_blocks",
+            ),
+            (
+                "ring_block_timeout_ms = 0",
+                2,
+                "daemon.ring_block_timeout_ms",
+            ),
+        ] {
+            let e = Settings::parse(&format!("[daemon]\n{text}\n"), "x.toml").unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("x.toml:{line}: {key}:")),
+                "{text}: {e}"
+            );
+        }
     }
 
     #[test]

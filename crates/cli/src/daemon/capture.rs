@@ -5,7 +5,7 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burstwatch_capture::{LiveCapture, LiveConfig};
+use burstwatch_capture::{LiveCapture, LiveConfig, LiveStats};
 use burstwatch_wire::{decode, Decoded, PacketMeta};
 
 use super::shared::{IfaceCounters, Shared};
@@ -66,6 +66,7 @@ pub fn run(
         publish(&shared, slot, &local);
         let mut last_publish = Instant::now();
         let mut since_check = 0u32;
+        let mut unreadable_seen = 0u64;
         loop {
             if shared.stopping() {
                 break;
@@ -101,6 +102,7 @@ pub fn run(
                 if last_publish.elapsed() >= Duration::from_secs(1) {
                     last_publish = Instant::now();
                     let s = cap.stats();
+                    warn_unreadable(&cfg.interface, &s, &mut unreadable_seen);
                     local.dropped = base_dropped + s.dropped;
                     local.if_dropped = base_ifdropped + s.if_dropped;
                     publish(&shared, slot, &local);
@@ -108,6 +110,7 @@ pub fn run(
             }
         }
         let s = cap.stats();
+        warn_unreadable(&cfg.interface, &s, &mut unreadable_seen);
         base_dropped += s.dropped;
         base_ifdropped += s.if_dropped;
         local.dropped = base_dropped;
@@ -122,6 +125,19 @@ pub fn run(
     }
     local.up = false;
     publish(&shared, slot, &local);
+}
+
+/// Log when the AF_PACKET ring held blocks that could not be walked (their packets are counted
+/// as kernel drops).
+fn warn_unreadable(interface: &str, s: &LiveStats, seen: &mut u64) {
+    if s.unreadable > *seen {
+        tracing::warn!(
+            interface,
+            lost = s.unreadable - *seen,
+            "ring block with offsets outside the block; its remaining packets are counted as dropped"
+        );
+        *seen = s.unreadable;
+    }
 }
 
 fn send(tx: &SyncSender<Batch>, batch: &mut Batch) -> Result<(), ()> {
