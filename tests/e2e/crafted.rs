@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burstwatch_tests::{json_lines, repo, run};
 
 /// An Ethernet/IPv4/UDP frame (checksums left 0: burstwatch does not verify them).
-fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ip_len: u16) -> Vec<u8> {
+pub(crate) fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ip_len: u16) -> Vec<u8> {
     let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
     let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
     ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
@@ -23,7 +23,7 @@ fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ip_len: u16) -> Vec
 }
 
 /// A classic little-endian µs pcap of (seconds, micros, frame).
-fn pcap(records: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn pcap(records: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());

@@ -12,6 +12,7 @@ mod crafted;
 mod deploy_kit;
 mod exporter;
 mod live;
+mod outputs;
 mod pcapfile;
 mod privacy;
 mod privilege;

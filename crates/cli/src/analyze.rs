@@ -1,8 +1,7 @@
 //! `burstwatch analyze`: captures in, flow records out.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -15,6 +14,7 @@ use burstwatch_wire::DecodeError;
 
 use crate::alert_json::{print_top, write_alert};
 use crate::flow_json::write_record;
+use crate::outfile::{self, OutFile};
 use crate::pipeline;
 use crate::privacy::{Privacy, PrivacyArgs};
 use crate::progress::Progress;
@@ -91,22 +91,8 @@ impl AnalyzeArgs {
     }
 }
 
-/// Where records go.
-fn open_output(spec: Option<&str>) -> anyhow::Result<Option<Box<dyn Write>>> {
-    Ok(match spec {
-        None => None,
-        Some("-") => Some(Box::new(BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout().lock(),
-        ))),
-        Some(path) => {
-            let f = File::create(path).with_context(|| format!("cannot create {path}"))?;
-            Some(Box::new(BufWriter::with_capacity(1 << 16, f)))
-        }
-    })
-}
-
-/// Run the analysis. `Err` is a usage/config error (exit 2); input faults give exit 1.
+/// Run the analysis. `Err` is a usage/config error (exit 2); input faults and output write
+/// errors give exit 1.
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut settings = match &args.config {
         Some(path) => Settings::load(path)?,
@@ -125,11 +111,22 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         Some(expr) => Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?),
         None => None,
     };
-    if args.flows.as_deref() == Some("-") && args.alerts.as_deref() == Some("-") {
-        anyhow::bail!("--flows and --alerts cannot both write to standard output");
-    }
-    let flows_out = open_output(args.flows.as_deref())?;
-    let alerts_out = open_output(args.alerts.as_deref())?;
+    // Every output is opened before any is emptied; a write error later ends only its own.
+    let mut opened = outfile::open_all(&[
+        (
+            "--flows",
+            "flow records",
+            args.flows.as_deref().map(Path::new),
+        ),
+        ("--alerts", "alerts", args.alerts.as_deref().map(Path::new)),
+        ("--stats", "the run's counters", args.stats.as_deref()),
+    ])?
+    .into_iter();
+    let (flows_out, alerts_out, stats_out) = (
+        opened.next().flatten(),
+        opened.next().flatten(),
+        opened.next().flatten(),
+    );
     let started = Instant::now();
     // The flow hash is keyed per run so crafted traffic cannot aim for collisions; the seed
     // never influences the output.
@@ -171,7 +168,6 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         flows: flows_out,
         alerts: alerts_out,
         kept: Vec::new(),
-        write_err: None,
         privacy,
         report,
     };
@@ -210,23 +206,28 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         sum.print(&mut err, wall, DecodeError::ALL_REASONS);
         print_top(&mut err, &outputs.kept, 10, &outputs.privacy);
     }
-    if let Some(path) = &args.stats {
-        let text = sum.to_json(wall, DecodeError::ALL_REASONS).to_string() + "\n";
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    // Every output is completed whatever happened to another; each failure is named.
+    let mut failed: Vec<String> = Vec::new();
+    if let Some(mut out) = stats_out {
+        let json = sum.to_json(wall, DecodeError::ALL_REASONS);
+        out.write(|w| {
+            serde_json::to_writer(&mut *w, &json)?;
+            w.write_all(b"\n")
+        });
+        out.flush();
+        failed.extend(out.error());
     }
     if let Some(r) = outputs.report.take() {
         if let Err(e) = r.finish(args, &sum, &archive) {
-            eprintln!("burstwatch: error: report: {e:#}");
-            return Ok(ExitCode::from(1));
+            failed.push(format!("report: {e:#}"));
         }
     }
-    if let Some(e) = outputs.write_err {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("burstwatch: error: writing flow records: {e}");
-            return Ok(ExitCode::from(1));
-        }
+    failed.extend(outputs.flows.as_ref().and_then(OutFile::error));
+    failed.extend(outputs.alerts.as_ref().and_then(OutFile::error));
+    for msg in &failed {
+        eprintln!("burstwatch: error: {msg}");
     }
-    Ok(if sum.input_errors > 0 {
+    Ok(if sum.input_errors > 0 || !failed.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -236,13 +237,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
 /// Where a run's records and alerts go.
 struct Outputs {
     /// `--flows`.
-    flows: Option<Box<dyn Write>>,
+    flows: Option<OutFile>,
     /// `--alerts`.
-    alerts: Option<Box<dyn Write>>,
+    alerts: Option<OutFile>,
     /// Alerts kept for the closing table (capped).
     kept: Vec<Alert>,
-    /// The first write error; writing stops there, counting goes on.
-    write_err: Option<std::io::Error>,
     privacy: Privacy,
     report: Option<Collector>,
 }
@@ -251,10 +250,8 @@ impl Outputs {
     /// Write out every record and alert the engine has ready.
     fn drain(&mut self, engine: &mut Engines, sum: &mut Summary) {
         while let Some(rec) = engine.pop_record() {
-            if let (Some(w), None) = (self.flows.as_mut(), &self.write_err) {
-                if let Err(e) = write_record(w, &rec, &self.privacy) {
-                    self.write_err = Some(e);
-                }
+            if let Some(out) = self.flows.as_mut() {
+                out.write(|w| write_record(w, &rec, &self.privacy));
             }
             sum.records += 1;
             if let Some(r) = self.report.as_mut() {
@@ -262,10 +259,8 @@ impl Outputs {
             }
         }
         while let Some(alert) = engine.pop_alert() {
-            if let (Some(w), None) = (self.alerts.as_mut(), &self.write_err) {
-                if let Err(e) = write_alert(w, &alert, &self.privacy) {
-                    self.write_err = Some(e);
-                }
+            if let Some(out) = self.alerts.as_mut() {
+                out.write(|w| write_alert(w, &alert, &self.privacy));
             }
             sum.alerts += 1;
             if let Some(r) = self.report.as_mut() {
@@ -281,17 +276,9 @@ impl Outputs {
         }
     }
 
-    /// Flush both outputs (unless writing already failed).
+    /// Flush both outputs (each on its own: one failing leaves the other whole).
     fn flush(&mut self) {
-        for w in [self.flows.as_mut(), self.alerts.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if self.write_err.is_none() {
-                if let Err(e) = w.flush() {
-                    self.write_err = Some(e);
-                }
-            }
-        }
+        self.flows.iter_mut().for_each(OutFile::flush);
+        self.alerts.iter_mut().for_each(OutFile::flush);
     }
 }

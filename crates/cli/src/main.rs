@@ -4,8 +4,9 @@
 //! prints; the work is done by `burstwatch-capture` (packet sources), `burstwatch-wire`
 //! (decoding) and `burstwatch-engine` (flows).
 //!
-//! Exit status: 0 clean, 1 if any input had an error (the rest was still processed), 2 for a
-//! usage or configuration error.
+//! Exit status: 0 clean, 1 if any input had an error (the rest was still processed) or an
+//! output could not be written (the other outputs were completed), 2 for a usage or
+//! configuration error.
 
 use std::process::ExitCode;
 
@@ -20,6 +21,7 @@ mod evidence;
 mod flow_json;
 mod inputs;
 mod keys;
+mod outfile;
 mod pipeline;
 mod privacy;
 mod progress;
