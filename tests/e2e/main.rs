@@ -9,6 +9,7 @@ mod bad_input;
 mod carve;
 mod cli;
 mod crafted;
+mod daemon_outputs;
 mod deploy_kit;
 mod exporter;
 mod live;

@@ -12,11 +12,14 @@
 //!   the exporter.
 //! * [`metrics`]: the Prometheus registry (`burstwatch_*` families, listed in `METRICS.md`).
 //! * [`http`]: `/metrics`, `/healthz`, `/readyz` on tokio and hyper, with graceful shutdown.
+//! * [`linefile`]: JSON lines to a file or stdout that hold through write faults (a bounded
+//!   backlog, retries, dropped lines counted), for the flow records and the alert line sinks.
 //! * [`sinks`]: alert sinks (JSON lines to a file or stdout, the Alertmanager v2 API) behind
 //!   bounded queues whose overflow is counted.
 #![forbid(unsafe_code)]
 
 pub mod http;
+pub mod linefile;
 pub mod metrics;
 pub mod sinks;
 pub mod stats;

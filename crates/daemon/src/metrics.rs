@@ -88,6 +88,8 @@ struct Families {
     sink_overflow: IntCounterVec,
     sink_retries: IntCounterVec,
     sink_queued: IntGaugeVec,
+    output_dropped: IntCounterVec,
+    output_failing: IntGaugeVec,
     reloads: IntCounterVec,
     reload_ok: IntGauge,
 }
@@ -142,6 +144,8 @@ impl Families {
             sink_overflow: reg!(r, cv("sink_queue_overflow_total", "Alerts dropped because the sink's queue was full.", &["sink"])?),
             sink_retries: reg!(r, cv("sink_retries_total", "Delivery attempts the sink repeated after a failure.", &["sink"])?),
             sink_queued: reg!(r, gv("sink_queue_length", "Alerts queued for the sink or being delivered by it.", &["sink"])?),
+            output_dropped: reg!(r, cv("output_dropped_total", "Records (flow records, alert lines) an output file could not write and dropped, by output (flows, alerts_file, alerts_stdout).", &["output"])?),
+            output_failing: reg!(r, gv("output_failing", "1 while the output cannot write (records are held, then dropped and counted; /readyz is not ready), else 0.", &["output"])?),
             reloads: reg!(r, cv("config_reloads_total", "Configuration reloads, by result (ok, error).", &["result"])?),
             reload_ok: reg!(r, IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last configuration reload succeeded (1 before any reload)."))?),
         })
@@ -381,6 +385,17 @@ impl Metrics {
                 .with_label_values(&[n])
                 .set(clamp_i64(k.queued));
         }
+        for o in &s.outputs {
+            let n = o.name;
+            set(
+                &f.output_dropped.with_label_values(&[n]),
+                format!("od/{n}"),
+                o.dropped,
+            );
+            f.output_failing
+                .with_label_values(&[n])
+                .set(i64::from(o.failing));
+        }
     }
 
     /// Record the score of a raised alert. Unknown kinds are counted under `other`.
@@ -420,7 +435,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
     use super::*;
-    use crate::stats::{InterfaceStats, SinkStats};
+    use crate::stats::{InterfaceStats, OutputStats, SinkStats};
 
     /// The value of one sample line (`name{labels} value`) in the text format.
     fn sample(text: &str, series: &str) -> f64 {
@@ -445,6 +460,11 @@ mod tests {
                 name: "file",
                 sent: packets / 2,
                 ..SinkStats::default()
+            }],
+            outputs: vec![OutputStats {
+                name: "flows",
+                dropped: drops,
+                failing: drops > 1,
             }],
             ..StatsSnapshot::default()
         };
@@ -513,6 +533,14 @@ mod tests {
         assert_eq!(
             sample(&t, r#"burstwatch_sink_alerts_sent_total{sink="file"}"#),
             70.0
+        );
+        assert_eq!(
+            sample(&t, r#"burstwatch_output_dropped_total{output="flows"}"#),
+            6.0
+        );
+        assert_eq!(
+            sample(&t, r#"burstwatch_output_failing{output="flows"}"#),
+            0.0
         );
         m.update(&snap(50, 1), 1_003_000_000_000);
         let t = m.render().unwrap();

@@ -179,6 +179,19 @@ pub struct SinkStats {
     pub retries: u64,
     /// Alerts queued or being delivered now.
     pub queued: u64,
+    /// The sink cannot write now (a failing alert file or standard output).
+    pub failing: bool,
+}
+
+/// One output file of the daemon (flow records, the alert file, alerts on standard output).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputStats {
+    /// `flows`, `alerts_file` or `alerts_stdout`: a label value.
+    pub name: &'static str,
+    /// Records the output could not write and dropped.
+    pub dropped: u64,
+    /// Whether the output cannot write now.
+    pub failing: bool,
 }
 
 /// Everything the exporter shows, gathered by the daemon core about once per second.
@@ -206,6 +219,8 @@ pub struct StatsSnapshot {
     pub snapshot_age_seconds: f64,
     /// Alert sinks.
     pub sinks: Vec<SinkStats>,
+    /// Output files (flow records, alert lines).
+    pub outputs: Vec<OutputStats>,
 }
 
 impl StatsSnapshot {

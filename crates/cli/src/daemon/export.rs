@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use burstwatch_daemon::sinks::AlertEvent;
 use burstwatch_daemon::stats::{
-    DetectorStats, DirectionStats, FlowTableStats, InterfaceStats, StatsSnapshot,
+    DetectorStats, DirectionStats, FlowTableStats, InterfaceStats, OutputStats, StatsSnapshot,
 };
 use burstwatch_engine::Alert;
 
@@ -62,6 +62,28 @@ pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>
         if let Some(t) = *saved {
             s.snapshot_age_seconds = (now_ns().saturating_sub(t)) as f64 / 1e9;
         }
+    }
+    let flows = &shared.flows_output;
+    if flows.configured.load(Ordering::Relaxed) {
+        s.outputs.push(OutputStats {
+            name: "flows",
+            dropped: flows.dropped.load(Ordering::Relaxed),
+            failing: flows.failing.load(Ordering::Relaxed),
+        });
+    }
+    // The alert line sinks are output files too: what they dropped (given up on, or lost at a
+    // full queue) and whether they fail now.
+    for k in &sinks {
+        let name = match k.name {
+            "file" => "alerts_file",
+            "stdout" => "alerts_stdout",
+            _ => continue,
+        };
+        s.outputs.push(OutputStats {
+            name,
+            dropped: k.failed + k.overflow,
+            failing: k.failing,
+        });
     }
     s.sinks = sinks;
     s

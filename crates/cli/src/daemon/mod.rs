@@ -265,7 +265,8 @@ fn sinks_config(d: &burstwatch_config::DaemonSettings) -> SinksConfig {
     }
 }
 
-/// Once a second: counters to the exporter; ready once every interface captures.
+/// Once a second: counters to the exporter; ready while every interface captures and every
+/// output file can be written.
 async fn publish(
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
@@ -275,8 +276,11 @@ async fn publish(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        metrics.update(&export::snapshot(&shared, sinks.stats()), export::now_ns());
-        ready.store(shared.all_up(), Ordering::Relaxed);
+        let snapshot = export::snapshot(&shared, sinks.stats());
+        metrics.update(&snapshot, export::now_ns());
+        // Not ready while an output file cannot be written: records are being held or lost.
+        let outputs_ok = snapshot.outputs.iter().all(|o| !o.failing);
+        ready.store(shared.all_up() && outputs_ok, Ordering::Relaxed);
     }
 }
 

@@ -1,14 +1,14 @@
 //! The output thread: flow records as JSON lines to a file (appended, reopened on SIGHUP for
-//! logrotate); each alert is handed on (to the alert sinks and the metrics).
+//! logrotate, held through write faults: see `burstwatch_daemon::linefile`); each alert is
+//! handed on (to the alert sinks and the metrics).
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use burstwatch_daemon::linefile::{Dest, LineFile};
 use burstwatch_engine::Alert;
 
 use super::shared::Shared;
@@ -20,77 +20,68 @@ pub struct Outputs {
     pub flows: Option<PathBuf>,
 }
 
-struct Sink {
-    path: PathBuf,
-    w: Option<BufWriter<File>>,
-}
-
-impl Sink {
-    fn open(path: &Path) -> Sink {
-        let mut s = Sink {
-            path: path.to_path_buf(),
-            w: None,
-        };
-        s.reopen();
-        s
-    }
-
-    fn reopen(&mut self) {
-        if let Some(mut w) = self.w.take() {
-            let _ = w.flush();
-        }
-        match OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
-            Ok(f) => self.w = Some(BufWriter::with_capacity(1 << 16, f)),
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, "cannot open output")
-            }
-        }
-    }
-
-    fn write(&mut self, line: &[u8]) {
-        if let Some(w) = self.w.as_mut() {
-            if let Err(e) = w.write_all(line) {
-                tracing::error!(path = %self.path.display(), error = %e, "write failed");
-                self.w = None;
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some(w) = self.w.as_mut() {
-            let _ = w.flush();
-        }
-    }
+/// Show the flow file's state to the exporter and `/readyz`.
+fn publish(f: &LineFile, shared: &Shared) {
+    let o = &shared.flows_output;
+    o.dropped.store(f.dropped(), Ordering::Relaxed);
+    o.failing.store(f.failing(), Ordering::Relaxed);
 }
 
 /// Run until the worker hangs up; `on_alert` sees every alert (sinks, metrics).
+///
+/// The flow file is a [`LineFile`]: written when 64 KiB are buffered or the thread is idle;
+/// when it cannot be written, records are held (1 MiB), then dropped and counted, and the write
+/// is retried every second.
 pub fn run(
     cfg: Outputs,
     rx: Receiver<Output>,
     shared: Arc<Shared>,
     mut on_alert: impl FnMut(&[u8], &Alert),
 ) {
-    let mut flows = cfg.flows.as_deref().map(Sink::open);
+    let mut flows = cfg.flows.map(|p| LineFile::new("flows", Dest::File(p)));
+    if let Some(f) = flows.as_mut() {
+        shared
+            .flows_output
+            .configured
+            .store(true, Ordering::Relaxed);
+        f.write_out(); // open now: a bad path is logged at start
+        publish(f, &shared);
+    }
     loop {
-        let msg = rx.recv_timeout(Duration::from_millis(500));
+        let msg = rx.recv_timeout(Duration::from_millis(250));
         if shared.reopen.swap(false, Ordering::Relaxed) {
-            flows.iter_mut().for_each(Sink::reopen);
-            tracing::info!("flow file reopened");
+            if let Some(f) = flows.as_mut() {
+                f.reopen();
+                f.write_out();
+                tracing::info!("flow file reopened");
+            }
         }
         match msg {
             Ok(Output::Flow(line)) => {
-                if let Some(s) = flows.as_mut() {
-                    s.write(&line);
+                if let Some(f) = flows.as_mut() {
+                    f.push(&line);
+                    if f.wants_write() {
+                        f.write_out();
+                    }
                 }
             }
             Ok(Output::Alert(line, alert)) => on_alert(&line, &alert),
-            Err(RecvTimeoutError::Timeout) => flows.iter_mut().for_each(Sink::flush),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(f) = flows.as_mut().filter(|f| !f.failing()) {
+                    f.write_out();
+                }
+            }
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(f) = flows.as_mut() {
+            if f.retry_due(Instant::now()) {
+                f.write_out();
+            }
+            publish(f, &shared);
+        }
     }
-    flows.iter_mut().for_each(Sink::flush);
+    if let Some(f) = flows.as_mut() {
+        f.close();
+        publish(f, &shared);
+    }
 }

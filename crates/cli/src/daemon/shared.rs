@@ -1,7 +1,7 @@
 //! State shared between the daemon's threads. Touched about once per second per thread,
 //! never per packet.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use burstwatch_engine::detect::DetectStats;
@@ -48,6 +48,17 @@ pub struct WorkerCounters {
     pub alerts: u64,
 }
 
+/// The flow-record file, as the output thread publishes it.
+#[derive(Debug, Default)]
+pub struct FlowsOutput {
+    /// A flow file is configured.
+    pub configured: AtomicBool,
+    /// Records dropped (backlog full while failing, or unwritten at shutdown).
+    pub dropped: AtomicU64,
+    /// The file cannot be written now.
+    pub failing: AtomicBool,
+}
+
 /// Everything the threads publish.
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -67,6 +78,8 @@ pub struct Shared {
     pub caps: Mutex<(usize, DetectConfig)>,
     /// Engine workers (fixed at start).
     pub workers: AtomicUsize,
+    /// The flow-record file.
+    pub flows_output: FlowsOutput,
 }
 
 impl Shared {

@@ -15,7 +15,7 @@ pub mod lines;
 mod time;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +109,8 @@ pub struct SinkCounters {
     pub retries: AtomicU64,
     /// Alerts in the queue or being delivered.
     pub queued: AtomicU64,
+    /// The sink cannot write now (a line sink whose file fails; see [`lines`]).
+    pub failing: AtomicBool,
 }
 
 impl SinkCounters {
@@ -125,6 +127,7 @@ impl SinkCounters {
             overflow: self.overflow.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             queued: self.queued.load(Ordering::Relaxed),
+            failing: self.failing.load(Ordering::Relaxed),
         }
     }
 
@@ -180,7 +183,6 @@ impl Sinks {
             let (tx, rx) = mpsc::channel(queue);
             let counters = Arc::new(SinkCounters::default());
             let target = lines::Target::File {
-                path: path.clone(),
                 reopen: Arc::clone(&reopen),
             };
             let task = tokio::spawn(lines::run(rx, target, file, Arc::clone(&counters)));
@@ -198,7 +200,7 @@ impl Sinks {
             let task = tokio::spawn(lines::run(
                 rx,
                 lines::Target::Stdout,
-                Box::new(tokio::io::stdout()),
+                lines::stdout(),
                 Arc::clone(&counters),
             ));
             handles.push(Handle {
