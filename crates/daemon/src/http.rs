@@ -9,7 +9,9 @@
 //! * a client must send a complete request head within [`Limits::header_read_timeout`], on a
 //!   new connection (a connection that sends nothing or a slow, partial header is closed) and
 //!   between requests of a keep-alive connection (the idle timeout);
-//! * a connection lives at most [`Limits::connection_deadline`] (a slow reader of a response);
+//! * a connection lives at most [`Limits::connection_deadline`]: the first response after it
+//!   says `Connection: close`, and a client that does not read it (a slow reader) is dropped
+//!   [`SHUTDOWN_GRACE`] later;
 //! * refused or evicted connections and accept errors are logged at most once per
 //!   [`Limits::log_every`], with the count of events each line stands for (`throttle`).
 
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -51,7 +53,8 @@ pub const RESERVED_FDS: u64 = 256;
 /// requests of a keep-alive connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long one connection may stay open, whatever it does.
+/// How long one connection may stay open, whatever it does (plus [`SHUTDOWN_GRACE`] to finish
+/// the response in flight).
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(60);
 
 /// At most one log line per this period for connection floods and accept errors.
@@ -67,7 +70,7 @@ pub struct Limits {
     pub max_connections: usize,
     /// Time allowed for a request head (new connection, or idle between requests).
     pub header_read_timeout: Duration,
-    /// Longest life of one connection.
+    /// Longest life of one connection (plus [`SHUTDOWN_GRACE`] for the response in flight).
     pub connection_deadline: Duration,
     /// Shortest period between two log lines about floods or accept errors.
     pub log_every: Duration,
@@ -196,13 +199,19 @@ pub async fn serve_with(
             }
         }
         let ep = endpoints.clone();
+        let (accepted, deadline) = (Instant::now(), limits.connection_deadline);
         let service = hyper::service::service_fn(move |req| {
             handle.touch();
-            let ep = ep.clone();
-            async move { Ok::<_, Infallible>(route(&ep, &req)) }
+            let mut resp = route(&ep, &req);
+            // Past its deadline the connection ends after this response.
+            if accepted.elapsed() >= deadline {
+                resp.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            async move { Ok::<_, Infallible>(resp) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        let deadline = limits.connection_deadline;
+        let hard_deadline = deadline + SHUTDOWN_GRACE;
         tokio::spawn(async move {
             tokio::select! {
                 ended = conn => if let Err(e) = ended {
@@ -211,7 +220,7 @@ pub async fn serve_with(
                 _ = evicted => {
                     tracing::debug!(%peer, "exporter: connection closed to make room");
                 }
-                () = tokio::time::sleep(deadline) => {
+                () = tokio::time::sleep(hard_deadline) => {
                     tracing::debug!(%peer, "exporter: connection closed at its deadline");
                 }
             }
@@ -434,8 +443,10 @@ mod tests {
         };
         let (addr, stop, server) = small_server(limits).await;
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        // A request every 100 ms keeps the header timeout away; the deadline still ends it.
+        // A request every 100 ms keeps the header timeout away; the deadline still ends it,
+        // after a complete response that says so.
         let t0 = Instant::now();
+        let mut answers = String::new();
         let closed = loop {
             let req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
             if s.write_all(req).await.is_err() {
@@ -443,8 +454,10 @@ mod tests {
             }
             let mut buf = [0u8; 1024];
             let read = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await;
-            if let Ok(Ok(0) | Err(_)) = read {
-                break true;
+            match read {
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(n)) => answers.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(_) => {}
             }
             if t0.elapsed() > Duration::from_secs(5) {
                 break false;
@@ -453,6 +466,12 @@ mod tests {
         };
         assert!(closed, "still open after 5 s");
         assert!(t0.elapsed() >= Duration::from_millis(400));
+        let last = answers.rsplit("HTTP/1.1 ").next().unwrap();
+        assert!(
+            last.starts_with("200") && last.contains("connection: close"),
+            "{last}"
+        );
+        assert!(last.ends_with("ok\n"), "the last response is whole: {last}");
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
     }
