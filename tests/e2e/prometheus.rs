@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use burstwatch_daemon::http::{self, Endpoints};
 use burstwatch_daemon::metrics::Metrics;
-use burstwatch_daemon::stats::{InterfaceStats, SinkStats, StatsSnapshot};
+use burstwatch_daemon::stats::{InterfaceStats, OutputStats, SinkStats, StatsSnapshot};
 use burstwatch_tests::prom::{self, check_deploy_queries};
 use burstwatch_tests::repo;
 
@@ -65,6 +65,17 @@ fn snapshot(t: u64, now: i64) -> StatsSnapshot {
                 overflow: t / 8,
                 queued: 1024,
                 ..SinkStats::default()
+            },
+        ],
+        // Output files that write: the output rules have data and stay quiet.
+        outputs: vec![
+            OutputStats {
+                name: "flows",
+                ..OutputStats::default()
+            },
+            OutputStats {
+                name: "alerts_file",
+                ..OutputStats::default()
             },
         ],
         ..StatsSnapshot::default()
@@ -157,7 +168,7 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
         "queries without data or with errors:\n{:#?}",
         report.failed
     );
-    // 19 dashboard queries and 13 rules.
+    // 19 dashboard queries and 15 rules.
     assert!(report.with_data.len() >= 30, "{:#?}", report.with_data);
     assert_eq!(
         report.lint, None,
