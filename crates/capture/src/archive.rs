@@ -1,38 +1,34 @@
 //! [`Archive`]: many capture files (rotated archives) read as one stream in timestamp order.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::file::PacketRef;
-use crate::{CaptureFile, FileIndex, Packet, ReadError, ReadErrorKind};
-
-/// File names an [`Archive`] picks up when it expands a directory (compared case-insensitively).
-pub const CAPTURE_EXTENSIONS: &[&str] = &[
-    ".pcap",
-    ".pcapng",
-    ".cap",
-    ".pcap.gz",
-    ".pcapng.gz",
-    ".cap.gz",
-];
+use crate::listing::{is_stream, InputList, STDIN};
+use crate::{CaptureFile, FileIndex, Packet, ReadError};
 
 /// Index points ([`FileIndex`]) shared out among an archive's files: at most 64 MiB of them.
 const INDEX_POINTS_BUDGET: usize = 4 << 20;
 
-/// Deepest directory nesting expanded.
-const MAX_DEPTH: usize = 64;
+/// Files kept open at once while merging; beyond it, the file whose next packet is due last
+/// is parked (closed, its place and its next packet kept) and reopened when its turn comes.
+const MAX_OPEN: usize = 64;
 
 struct Entry {
     path: PathBuf,
     size: u64,
     first_ts: i64,
+    /// Read once, front to back (standard input, a FIFO).
+    stream: bool,
 }
 
 struct Slot {
     file: CaptureFile,
     cur: PacketRef,
+    /// While the file is parked: the bytes of `cur` (its window is gone).
+    saved: Option<Box<[u8]>>,
 }
 
 /// Many capture files merged into one stream in timestamp order.
@@ -42,14 +38,20 @@ struct Slot {
 /// merge reaches its first timestamp and closed at its end, so a rotated archive of hundreds
 /// of files keeps one or two open at a time. Packets are merged by timestamp (k-way merge; ties
 /// go to the file given first); a file whose own packets are out of order is merged as it is.
+/// Files that overlap in time are all in the merge, but at most 64 are open at once: the one
+/// whose next packet comes last is parked (closed, with that packet kept) and reopened where
+/// it stopped when its turn comes. Streams (`-` for standard input, FIFOs) are read once,
+/// front to back: they are opened at [`Archive::open`] and stay open.
 pub struct Archive {
     entries: Vec<Entry>,
     /// Problems found while listing and peeking, delivered first.
     errors: VecDeque<ReadError>,
     /// Files not yet opened, by (first timestamp, input order).
     pending: VecDeque<usize>,
-    /// Open files, indexed like `entries`.
+    /// Files in the merge (open or parked), indexed like `entries`.
     slots: Vec<Option<Slot>>,
+    /// Files open right now (not parked): at most [`MAX_OPEN`] that can be parked.
+    open: Vec<usize>,
     /// Heads of the open files: (timestamp, entry index).
     heap: BinaryHeap<Reverse<(i64, usize)>>,
     /// File whose packet was handed out last: moved forward on the next call.
@@ -72,88 +74,56 @@ impl std::fmt::Debug for Archive {
     }
 }
 
-fn is_capture_name(p: &Path) -> bool {
-    let Some(name) = p.file_name() else {
-        return false;
-    };
-    let name = name.to_string_lossy().to_ascii_lowercase();
-    CAPTURE_EXTENSIONS.iter().any(|ext| name.ends_with(ext))
-}
-
-/// Lists the capture files under `dir` (recursively), reporting unreadable directories.
-fn expand(
-    dir: &Path,
-    depth: usize,
-    seen: &mut HashSet<PathBuf>,
-    out: &mut Vec<PathBuf>,
-    errors: &mut VecDeque<ReadError>,
-) {
-    let err = |e| ReadError::new(dir, 0, ReadErrorKind::Io(e));
-    // Guard against symlink loops.
-    match fs::canonicalize(dir) {
-        Ok(c) => {
-            if !seen.insert(c) {
-                return;
-            }
-        }
-        Err(e) => return errors.push_back(err(e)),
-    }
-    let listing = match fs::read_dir(dir) {
-        Ok(l) => l,
-        Err(e) => return errors.push_back(err(e)),
-    };
-    for item in listing {
-        let path = match item {
-            Ok(i) => i.path(),
-            Err(e) => {
-                errors.push_back(err(e));
-                continue;
-            }
-        };
-        if path.is_dir() {
-            if depth < MAX_DEPTH {
-                expand(&path, depth + 1, seen, out, errors);
-            }
-        } else if is_capture_name(&path) {
-            out.push(path);
-        }
-    }
-}
-
 impl Archive {
-    /// Opens files and directories as one stream. Directories are expanded recursively to the
-    /// files whose names end in one of [`CAPTURE_EXTENSIONS`], sorted by path; files given
-    /// directly are read whatever their name. Never fails as a whole: a file that cannot be
-    /// opened, or whose first packet cannot be read, becomes an error event at the start.
+    /// Opens files, directories and streams as one stream ([`InputList::list`] expands the
+    /// directories). Never fails as a whole: a file that cannot be opened, or whose first
+    /// packet cannot be read, becomes an error event at the start.
     pub fn open(inputs: &[PathBuf]) -> Archive {
-        let mut errors = VecDeque::new();
-        let mut paths = Vec::new();
-        for input in inputs {
-            if input.is_dir() {
-                let mut found = Vec::new();
-                expand(input, 0, &mut HashSet::new(), &mut found, &mut errors);
-                found.sort();
-                paths.extend(found);
-            } else {
-                paths.push(input.clone());
-            }
-        }
+        Archive::from_list(InputList::list(inputs))
+    }
+
+    /// Opens the files of a listing as one stream (its directory errors come first).
+    pub fn from_list(list: InputList) -> Archive {
+        let mut errors: VecDeque<ReadError> = list.errors.into_iter().collect();
+        let paths = list.files;
         let mut entries = Vec::with_capacity(paths.len());
         let mut bytes_total = 0;
         let mut bytes_done = 0;
         let mut pending = Vec::new();
+        let mut streams = Vec::new();
         for path in paths {
-            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let stream = is_stream(&path);
+            let size = match stream {
+                true => 0,
+                false => fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            };
             bytes_total += size;
-            let first = CaptureFile::open(&path).and_then(|mut f| f.advance());
+            let opened = if path.as_path() == Path::new(STDIN) {
+                CaptureFile::stdin()
+            } else {
+                CaptureFile::open(&path)
+            };
+            let first = opened.and_then(|mut f| Ok(f.advance()?.map(|r| (r, f))));
             let idx = entries.len();
             match first {
-                Ok(Some(r)) => {
+                Ok(Some((r, file))) => {
+                    if stream {
+                        // A stream cannot be read twice: it stays open from here.
+                        streams.push((
+                            idx,
+                            Slot {
+                                file,
+                                cur: r,
+                                saved: None,
+                            },
+                        ));
+                    }
                     pending.push((r.ts_ns, idx));
                     entries.push(Entry {
                         path,
                         size,
                         first_ts: r.ts_ns,
+                        stream,
                     });
                 }
                 Ok(None) => {
@@ -162,6 +132,7 @@ impl Archive {
                         path,
                         size,
                         first_ts: 0,
+                        stream,
                     });
                 }
                 Err(e) => {
@@ -171,12 +142,16 @@ impl Archive {
                         path,
                         size,
                         first_ts: 0,
+                        stream,
                     });
                 }
             }
         }
         pending.sort_unstable();
-        let slots = entries.iter().map(|_| None).collect();
+        let mut slots: Vec<Option<Slot>> = entries.iter().map(|_| None).collect();
+        for (idx, slot) in streams {
+            slots[idx] = Some(slot);
+        }
         let spans = vec![None; entries.len()];
         let indexes = vec![None; entries.len()];
         Archive {
@@ -184,6 +159,7 @@ impl Archive {
             errors,
             pending: pending.into_iter().map(|(_, i)| i).collect(),
             slots,
+            open: Vec::new(),
             heap: BinaryHeap::new(),
             last: None,
             spans,
@@ -236,13 +212,64 @@ impl Archive {
             *span = Some(span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
         }
         let slot = self.slots.get(i)?.as_ref()?;
-        Some(Ok(slot.file.packet(&slot.cur)))
+        Some(Ok(match &slot.saved {
+            // A parked file's packet was kept when it was parked.
+            Some(data) => Packet {
+                ts_ns: slot.cur.ts_ns,
+                link_type: slot.cur.link_type,
+                data,
+                wire_len: slot.cur.wire_len,
+                interface: slot.cur.interface,
+            },
+            None => slot.file.packet(&slot.cur),
+        }))
     }
 
-    /// Opens file `j` and queues its first packet.
+    /// Parks open files (the one whose packet is due last first) until one more can be
+    /// opened within [`MAX_OPEN`]; `keep` is not parked. Streams are never parked.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, keep: usize) {
+        while self.open.len() >= MAX_OPEN {
+            let victim = self
+                .open
+                .iter()
+                .enumerate()
+                .filter(|&(_, &i)| i != keep)
+                .filter_map(|(k, &i)| {
+                    let slot = self.slots.get(i)?.as_ref()?;
+                    slot.file.is_reopenable().then_some((slot.cur.ts_ns, i, k))
+                })
+                .max();
+            let Some((_, i, k)) = victim else {
+                return;
+            };
+            self.open.swap_remove(k);
+            if let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) {
+                let data = slot.file.packet(&slot.cur).data;
+                slot.saved = Some(data.into());
+                slot.file.park();
+            }
+        }
+    }
+
+    /// Removes `i` from the open files.
+    fn closed(&mut self, i: usize) {
+        if let Some(k) = self.open.iter().position(|&o| o == i) {
+            self.open.swap_remove(k);
+        }
+    }
+
+    /// Opens file `j` (a stream is open already) and queues its first packet.
     #[cold]
     #[inline(never)]
     fn start(&mut self, j: usize) -> Result<(), ReadError> {
+        if let Some(slot) = self.slots.get(j).and_then(Option::as_ref) {
+            self.heap.push(Reverse((slot.cur.ts_ns, j)));
+            self.open.push(j);
+            return Ok(());
+        }
+        self.make_room(j);
         let mut file = match CaptureFile::open(&self.entries[j].path) {
             Ok(f) => f,
             Err(e) => {
@@ -261,7 +288,12 @@ impl Archive {
                 }
                 self.indexes[j] = index;
                 self.heap.push(Reverse((cur.ts_ns, j)));
-                self.slots[j] = Some(Slot { file, cur });
+                self.slots[j] = Some(Slot {
+                    file,
+                    cur,
+                    saved: None,
+                });
+                self.open.push(j);
                 Ok(())
             }
             Ok(None) => {
@@ -279,12 +311,22 @@ impl Archive {
         }
     }
 
-    /// Moves open file `i` to its next packet and returns that packet's timestamp (the caller
-    /// queues it); closes the file at its end or fault.
+    /// Moves file `i` to its next packet (reopening it if it was parked) and returns that
+    /// packet's timestamp (the caller queues it); closes the file at its end or fault.
     fn step(&mut self, i: usize) -> Result<Option<i64>, ReadError> {
+        if self
+            .slots
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.saved.is_some())
+        {
+            self.make_room(i);
+            self.open.push(i);
+        }
         let Some(slot) = self.slots.get_mut(i).and_then(Option::as_mut) else {
             return Ok(None);
         };
+        slot.saved = None;
         let at = slot.file.stream_offset();
         let r = slot.file.advance();
         let index = self.indexes.get_mut(i).and_then(Option::as_mut);
@@ -299,6 +341,7 @@ impl Archive {
             ix.set_complete();
         }
         self.slots[i] = None;
+        self.closed(i);
         self.bytes_done += self.entries[i].size;
         r.map(|_| None)
     }
@@ -345,8 +388,13 @@ impl Archive {
         self.bytes_done + open
     }
 
-    /// Number of files open right now.
+    /// Number of files open right now (parked files not counted).
     pub fn open_files(&self) -> usize {
-        self.heap.len() + usize::from(self.last.is_some())
+        self.open.len()
+    }
+
+    /// Whether any input is a stream (standard input, a FIFO), which can be read only once.
+    pub fn has_streams(&self) -> bool {
+        self.entries.iter().any(|e| e.stream)
     }
 }

@@ -70,6 +70,11 @@ impl Buffer {
 
     /// A bounded buffer filled from `src`.
     pub(crate) fn stream(src: Box<dyn Read + Send>) -> Buffer {
+        Buffer::stream_at(src, 0)
+    }
+
+    /// A bounded buffer filled from `src`, whose first byte is at stream offset `base`.
+    pub(crate) fn stream_at(src: Box<dyn Read + Send>, base: u64) -> Buffer {
         Buffer {
             inner: Inner::Stream {
                 src,
@@ -78,7 +83,7 @@ impl Buffer {
                 eof: false,
             },
             pos: 0,
-            base: 0,
+            base,
         }
     }
 

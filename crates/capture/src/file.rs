@@ -93,6 +93,10 @@ pub struct CaptureFile {
     /// Bytes read from the file, for streamed input.
     read_count: Option<Arc<AtomicU64>>,
     failed: bool,
+    /// A regular file opened by path: it can be parked and reopened ([`CaptureFile::park`]).
+    reopenable: bool,
+    /// Parked: the file is closed and the next record starts at this stream offset.
+    parked_at: Option<u64>,
 }
 
 impl std::fmt::Debug for CaptureFile {
@@ -153,7 +157,67 @@ impl CaptureFile {
     /// (see [`CaptureFile::open_mapped`]) and it is safe against files truncated while read.
     pub fn open(path: &Path) -> Result<CaptureFile, ReadError> {
         let file = File::open(path).map_err(|e| ReadError::new(path, 0, ReadErrorKind::Io(e)))?;
-        CaptureFile::from_reader(path, file)
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        let mut f = CaptureFile::from_reader(path, file)?;
+        f.reopenable = regular;
+        Ok(f)
+    }
+
+    /// Reads standard input as a capture stream, front to back (named `-` in errors).
+    pub fn stdin() -> Result<CaptureFile, ReadError> {
+        CaptureFile::from_reader(Path::new(crate::STDIN), io::stdin())
+    }
+
+    /// Whether [`CaptureFile::park`] can release this file: a regular file opened by path
+    /// (not a stream).
+    pub(crate) fn is_reopenable(&self) -> bool {
+        self.reopenable
+    }
+
+    /// Releases the file descriptor and the buffer (which invalidates the last packet),
+    /// keeping what the format walker knows (link types, byte order, time resolution) and where
+    /// the next record starts. The next [`CaptureFile::advance`] reopens the file there.
+    /// Nothing happens to a file that cannot be reopened.
+    pub(crate) fn park(&mut self) {
+        if self.reopenable && self.parked_at.is_none() && !self.failed {
+            self.parked_at = Some(self.buf.offset());
+            self.buf = Buffer::stream(Box::new(io::empty()));
+        }
+    }
+
+    /// Reopens a parked file at stream offset `offset`, the record boundary where it stopped.
+    #[cold]
+    fn resume(&mut self, offset: u64) -> Result<(), ReadError> {
+        use std::io::Seek as _;
+        let err = |o, e| ReadError::new(&self.path, o, ReadErrorKind::Io(e));
+        let mut file = File::open(&self.path).map_err(|e| err(offset, e))?;
+        let src: Box<dyn Read + Send> = match &self.read_count {
+            Some(count) if self.gzip => {
+                // Gzip cannot seek: decompress again up to the offset, without counting twice.
+                let before = count.load(Ordering::Relaxed);
+                let counted = Counting {
+                    inner: file,
+                    count: Arc::clone(count),
+                };
+                let mut z = MultiGzDecoder::new(counted);
+                let skipped =
+                    io::copy(&mut (&mut z).take(offset), &mut io::sink()).map_err(|e| {
+                        ReadError::new(&self.path, offset, ReadErrorKind::Gzip(e.to_string()))
+                    })?;
+                count.store(before, Ordering::Relaxed);
+                if skipped < offset {
+                    return Err(err(offset, io::ErrorKind::UnexpectedEof.into()));
+                }
+                Box::new(z)
+            }
+            _ => {
+                file.seek(io::SeekFrom::Start(offset))
+                    .map_err(|e| err(offset, e))?;
+                Box::new(file)
+            }
+        };
+        self.buf = Buffer::stream_at(src, offset);
+        Ok(())
     }
 
     /// Like [`CaptureFile::open`], but a plain (uncompressed) regular file is memory-mapped
@@ -212,7 +276,7 @@ impl CaptureFile {
     /// Byte offset in the (decompressed) stream of the next record to be read.
     #[inline]
     pub(crate) fn stream_offset(&self) -> u64 {
-        self.buf.offset()
+        self.parked_at.unwrap_or_else(|| self.buf.offset())
     }
 
     /// Reads a capture from any byte stream (stdin, a socket...), plain or gzip-compressed,
@@ -269,6 +333,8 @@ impl CaptureFile {
             gzip,
             read_count,
             failed: false,
+            reopenable: false,
+            parked_at: None,
         })
     }
 
@@ -285,6 +351,12 @@ impl CaptureFile {
     pub(crate) fn advance(&mut self) -> Result<Option<PacketRef>, ReadError> {
         if self.failed {
             return Ok(None);
+        }
+        if let Some(at) = self.parked_at.take() {
+            if let Err(e) = self.resume(at) {
+                self.failed = true;
+                return Err(e);
+            }
         }
         let r = match &mut self.walker {
             Walker::Pcap(w) => w.next(&mut self.buf),
@@ -323,7 +395,7 @@ impl CaptureFile {
     pub fn bytes_consumed(&self) -> u64 {
         match &self.read_count {
             Some(c) if self.gzip => c.load(Ordering::Relaxed),
-            _ => self.buf.offset(),
+            _ => self.stream_offset(),
         }
     }
 

@@ -48,18 +48,22 @@ mod error;
 mod file;
 mod filter;
 mod index;
+mod listing;
 mod live;
 mod pcap;
 mod pcapng;
 pub mod privilege;
 pub mod tpacket;
 
-pub use archive::{Archive, CAPTURE_EXTENSIONS};
+pub use archive::Archive;
 pub use burstwatch_wire::LinkType;
 pub use error::{FilterError, ReadError, ReadErrorKind};
 pub use file::{CaptureFile, Format};
 pub use filter::BpfFilter;
 pub use index::FileIndex;
+pub use listing::{
+    file_id, is_stream, sniff, stdin_id, FileId, InputList, SkipReason, CAPTURE_EXTENSIONS, STDIN,
+};
 pub use live::{LiveBackend, LiveCapture, LiveConfig, LiveError, LiveStats};
 
 /// Most captured bytes accepted in one record (larger records are reported as

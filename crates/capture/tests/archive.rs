@@ -265,3 +265,76 @@ fn indexed_byte_ranges_hold_exactly_the_packets_of_the_wanted_seconds() {
     // A range of something else than a plain pcap file is refused.
     assert!(burstwatch_capture::CaptureFile::open_range(&d.join("c.pcap.gz"), 0, 100).is_err());
 }
+
+#[test]
+fn many_overlapping_files_merge_with_a_bounded_number_open() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 150 files whose packets interleave: file k holds packets k, k + 150, k + 300. Every
+    // third file is gzip-compressed (parked gzip files are decompressed again to their place).
+    let n = 150u32;
+    for k in 0..n {
+        let recs: Vec<_> = (0..3)
+            .map(|r| records(k + r * n..k + r * n + 1)[0].clone())
+            .collect();
+        let p = d.join(format!("f{k:03}.pcap"));
+        write_pcap(&p, &recs);
+        if k % 3 == 0 {
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::remove_file(&p).unwrap();
+            let gz = std::fs::File::create(d.join(format!("f{k:03}.pcap.gz"))).unwrap();
+            let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+            enc.write_all(&bytes).unwrap();
+            enc.finish().unwrap();
+        }
+    }
+    let mut a = Archive::open(&[d.to_path_buf()]);
+    assert_eq!(a.files(), n as usize);
+    let (pkts, errs, max_open) = drain(&mut a);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(pkts, expected(0..3 * n));
+    assert!(max_open <= 64, "{max_open} files open at once");
+    assert_eq!(a.open_files(), 0);
+}
+
+#[test]
+fn directories_are_read_by_content_and_each_file_once() {
+    use burstwatch_capture::{InputList, SkipReason};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // tcpdump -C names: dump, dump1, dump2 (no extension), and things that are not captures.
+    write_pcap(&d.join("dump"), &records(0..10));
+    write_pcap(&d.join("dump1"), &records(10..20));
+    write_pcap(&d.join("dump2"), &records(20..30));
+    std::fs::write(d.join("README"), "notes").unwrap();
+    std::fs::write(d.join("zero"), b"").unwrap();
+    std::os::unix::fs::symlink(d.join("dump1"), d.join("link-to-dump1")).unwrap();
+    let list = InputList::list(&[d.to_path_buf(), d.join("dump2")]);
+    assert_eq!(
+        list.files,
+        vec![d.join("dump"), d.join("dump1"), d.join("dump2")]
+    );
+    assert_eq!(
+        list.skipped,
+        vec![
+            (d.join("README"), SkipReason::NotACapture),
+            (d.join("zero"), SkipReason::Empty)
+        ]
+    );
+    assert_eq!(
+        list.duplicates,
+        vec![
+            (d.join("link-to-dump1"), d.join("dump1")),
+            (d.join("dump2"), d.join("dump2"))
+        ]
+    );
+    let mut a = Archive::from_list(list);
+    let (pkts, errs, _) = drain(&mut a);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(pkts, expected(0..30));
+    let empty = tempfile::tempdir().unwrap();
+    let list = InputList::list(&[empty.path().to_path_buf()]);
+    assert!(list.files.is_empty());
+    assert_eq!(list.empty_dirs, vec![empty.path().to_path_buf()]);
+}
