@@ -81,23 +81,29 @@ impl Selection {
     }
 }
 
-/// Parses a time given as RFC 3339 (`2026-11-21T10:00:00Z`, `2026-11-21T11:00:00.5+01:00`)
-/// or as decimal seconds since the Unix epoch (`1763719200`, `1763719200.25`, read exactly),
-/// to ns since the epoch.
+/// Parses a time given as RFC 3339 (`2026-11-21T10:00:00Z`, `2026-11-21T11:00:00.5+01:00`),
+/// as a date alone (`2026-11-21`, midnight UTC) or as decimal seconds since the Unix epoch
+/// (`1763719200`, `1763719200.25`, read exactly), to ns since the epoch. Impossible dates
+/// (`2026-02-31`) are refused, and so are times outside what packet times can hold (ns in
+/// an i64: 1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z).
 pub fn parse_time(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();
-    if let Some(ns) = parse_epoch(s) {
-        return ns;
-    }
-    parse_rfc3339(s).with_context(|| {
-        format!(
-            "not a time (expected RFC 3339 such as 2026-11-21T10:00:00Z, or epoch seconds): {s}"
+    let ns = match parse_epoch(s) {
+        Some(ns) => ns,
+        None => parse_rfc3339(s)?,
+    };
+    i64::try_from(ns).map_err(|_| {
+        anyhow::anyhow!(
+            "{s} is out of range: times must lie between {} and {}",
+            crate::summary::utc_ns(i64::MIN),
+            crate::summary::utc_ns(i64::MAX)
         )
     })
 }
 
-/// Decimal epoch seconds, read exactly (no floating point): `Some(Err)` when out of range.
-fn parse_epoch(s: &str) -> Option<anyhow::Result<i64>> {
+/// Decimal epoch seconds, read exactly (no floating point), as ns; `None` if `s` is not a
+/// decimal number.
+fn parse_epoch(s: &str) -> Option<i128> {
     let (neg, body) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s),
@@ -107,86 +113,33 @@ fn parse_epoch(s: &str) -> Option<anyhow::Result<i64>> {
     if int.is_empty() || !digits(int) || !digits(frac) || (body.contains('.') && frac.is_empty()) {
         return None;
     }
-    let mut frac_ns = 0i64;
+    let mut frac_ns = 0i128;
     for (i, c) in frac.bytes().take(9).enumerate() {
-        frac_ns += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
+        frac_ns += i128::from(c - b'0') * 10i128.pow(8 - i as u32);
     }
-    let ns = int
-        .parse::<i64>()
-        .ok()
-        .and_then(|secs| secs.checked_mul(1_000_000_000))
-        .and_then(|ns| ns.checked_add(frac_ns))
-        .map(|ns| if neg { -ns } else { ns })
-        .ok_or_else(|| anyhow::anyhow!("time out of range: {s}"));
-    Some(ns)
+    // Anything longer than 30 digits is out of range anyway: saturate.
+    let secs = int.parse::<i128>().unwrap_or(i128::MAX / 4_000_000_000);
+    let ns = secs.saturating_mul(1_000_000_000).saturating_add(frac_ns);
+    Some(if neg { -ns } else { ns })
 }
 
-fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> anyhow::Result<i64> {
-        let t = s.get(r).context("too short")?;
-        anyhow::ensure!(t.bytes().all(|c| c.is_ascii_digit()), "digits expected");
-        Ok(t.parse::<i64>()?)
-    };
-    anyhow::ensure!(b.len() >= 19, "too short");
-    anyhow::ensure!(
-        b[4] == b'-' && b[7] == b'-' && b[13] == b':' && b[16] == b':',
-        "bad separators"
-    );
-    anyhow::ensure!(
-        matches!(b[10], b'T' | b't' | b' '),
-        "bad date/time separator"
-    );
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    anyhow::ensure!(
-        (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && sec <= 60,
-        "field out of range"
-    );
-    let mut i = 19;
-    let mut frac_ns = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            if i - start < 9 {
-                frac_ns = frac_ns * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        anyhow::ensure!(i > start, "empty fraction");
-        for _ in (i - start)..9 {
-            frac_ns *= 10;
-        }
+/// RFC 3339 with a `Z` or numeric offset, or a date alone (midnight UTC), as ns.
+fn parse_rfc3339(s: &str) -> anyhow::Result<i128> {
+    let expected = "expected RFC 3339 such as 2026-11-21T10:00:00Z, a date such as 2026-11-21, \
+                    or epoch seconds";
+    if s.len() == 10 {
+        let date: jiff::civil::Date = s
+            .parse()
+            .with_context(|| format!("not a date ({expected}): {s}"))?;
+        let ts = jiff::tz::Offset::UTC
+            .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+            .with_context(|| format!("date out of range: {s}"))?;
+        return Ok(ts.as_nanosecond());
     }
-    let offset_s = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-            anyhow::ensure!(oh < 24 && om < 60, "offset out of range");
-            let o = oh * 3600 + om * 60;
-            if sign == b'+' {
-                o
-            } else {
-                -o
-            }
-        }
-        _ => anyhow::bail!("missing or bad time zone (Z or +HH:MM)"),
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_s;
-    Ok(secs * 1_000_000_000 + frac_ns)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let ts: jiff::Timestamp = s
+        .parse()
+        .with_context(|| format!("not a time ({expected}): {s}"))?;
+    Ok(ts.as_nanosecond())
 }
 
 #[cfg(test)]
@@ -201,6 +154,8 @@ mod tests {
         assert_eq!(parse_time("2023-11-14T22:13:20.123456Z").unwrap(), t);
         assert_eq!(parse_time("2023-11-14t23:13:20.123456+01:00").unwrap(), t);
         assert_eq!(parse_time("2023-11-14 20:13:20.123456-02:00").unwrap(), t);
+        // ISO 8601's basic offset form is read too.
+        assert_eq!(parse_time("2023-11-14T23:13:20.123456+0100").unwrap(), t);
         assert_eq!(parse_time("1700000000.123456").unwrap(), t);
         assert_eq!(parse_time("1700000000").unwrap(), 1_700_000_000_000_000_000);
         assert_eq!(
@@ -223,15 +178,55 @@ mod tests {
         for bad in [
             "",
             "yesterday",
-            "2023-11-14",
             "2023-11-14T22:13:20",
             "2023-13-01T00:00:00Z",
             "2023-11-14T22:13:20.Z",
-            "2023-11-14T22:13:20+0100",
             "nan",
             "1e300",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn impossible_dates_and_times_out_of_range_are_refused() {
+        assert_eq!(
+            parse_time("2026-02-28").unwrap(),
+            parse_time("2026-02-28T00:00:00Z").unwrap()
+        );
+        for bad in [
+            "2026-02-31",
+            "2026-02-31T00:00:00Z",
+            "2023-02-29T12:00:00Z",
+            "2026-04-31T00:00:00+02:00",
+            "2026-01-01T24:00:01Z",
+            "2026-01-01T00:61:00Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        // The range of packet times: ns since the epoch in an i64.
+        for (edge, ns) in [
+            ("1677-09-21T00:12:43.145224192Z", i64::MIN),
+            ("2262-04-11T23:47:16.854775807Z", i64::MAX),
+            ("-9223372036.854775808", i64::MIN),
+            ("9223372036.854775807", i64::MAX),
+        ] {
+            assert_eq!(parse_time(edge).unwrap(), ns, "{edge}");
+        }
+        for out in [
+            "2300-01-01T00:00:00Z",
+            "2262-04-11T23:47:16.854775808Z",
+            "1677-09-21T00:12:43.145224191Z",
+            "1600-01-01",
+            "9223372036.854775808",
+            "99999999999999999999999999999999999999999999",
+            "-9223372037",
+        ] {
+            let e = parse_time(out).unwrap_err().to_string();
+            assert!(
+                e.contains("out of range") && e.contains("1677-09-21") && e.contains("2262-04-11"),
+                "{out}: {e}"
+            );
         }
     }
 

@@ -196,33 +196,27 @@ impl Summary {
     }
 }
 
-/// Format ns since the epoch as an ISO 8601 UTC time with microseconds.
-pub fn utc(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let micros = ns.rem_euclid(1_000_000_000) / 1_000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+/// Format ns since the epoch as an ISO 8601 UTC time with nanoseconds, e.g.
+/// `2023-11-14T22:13:20.123456789Z`.
+pub fn utc_ns(ns: i64) -> String {
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(ts) => jiff::fmt::temporal::DateTimePrinter::new()
+            .precision(Some(9))
+            .timestamp_to_string(&ts),
+        Err(_) => format!("{ns} ns"),
+    }
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// Format ns since the epoch as an ISO 8601 UTC time with microseconds (truncated), e.g.
+/// `2023-11-14T22:13:20.123456Z`.
+pub fn utc(ns: i64) -> String {
+    // Every i64 of nanoseconds (years 1677 to 2262) is a valid jiff timestamp.
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(ts) => jiff::fmt::temporal::DateTimePrinter::new()
+            .precision(Some(6))
+            .timestamp_to_string(&ts),
+        Err(_) => format!("{ns} ns"),
+    }
 }
 
 #[cfg(test)]
@@ -238,5 +232,7 @@ mod tests {
         );
         assert_eq!(utc(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
         assert_eq!(utc(-1_000), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(utc(i64::MIN), "1677-09-21T00:12:43.145224Z");
+        assert_eq!(utc(i64::MAX), "2262-04-11T23:47:16.854775Z");
     }
 }

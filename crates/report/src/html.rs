@@ -28,27 +28,13 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// `YYYY-MM-DD hh:mm:ss.mmm` UTC of a time in ns since the epoch (proleptic Gregorian;
-/// days-from-civil inverse after H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+/// `YYYY-MM-DD hh:mm:ss.mmm` UTC of a time in ns since the epoch (milliseconds truncated).
 pub fn utc(ns: i64) -> String {
-    let ms = ns.div_euclid(1_000_000);
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s, milli) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1_000 % 60,
-        ms_of_day % 1_000,
-    );
-    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}.{milli:03}")
+    // Every i64 of nanoseconds (years 1677 to 2262) is a valid jiff timestamp.
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(ts) => ts.strftime("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        Err(_) => format!("{ns} ns"),
+    }
 }
 
 fn bytes(n: u64) -> String {
