@@ -42,7 +42,7 @@ pub(crate) fn pcap(records: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// A subscriber 10.0.0.5 sends 3 MB to 192.0.2.9:9001 in two seconds (plus a few replies).
-fn burst_capture(dir: &Path) -> PathBuf {
+pub(crate) fn burst_capture(dir: &Path) -> PathBuf {
     let t0 = 1_767_225_600u32;
     let mut recs = Vec::new();
     for i in 0..2200u32 {

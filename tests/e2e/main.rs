@@ -12,6 +12,7 @@ mod crafted;
 mod daemon_outputs;
 mod deploy_kit;
 mod exporter;
+mod inputs;
 mod live;
 mod outputs;
 mod pcapfile;

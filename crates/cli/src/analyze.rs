@@ -106,7 +106,23 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if privacy.enabled() {
         tracing::info!("home-network addresses are pseudonymised in every output");
     }
-    let inputs = crate::inputs::expand(&args.inputs)?;
+    let inputs = crate::inputs::gather(&args.inputs)?;
+    let others: Vec<&std::path::Path> = [&args.config, &args.asn_db, &args.country_db]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    let outputs = crate::inputs::analyze_outputs(args);
+    crate::inputs::refuse_overwriting_inputs(&inputs.list, &others, &outputs)?;
+    if args.report.report.is_some() && inputs.has_streams() {
+        anyhow::bail!(
+            "--report reads the inputs twice, and standard input or a FIFO can be read only \
+             once: write the stream to a file first"
+        );
+    }
+    if inputs.list.files.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
     let mut filter = match &args.filter {
         Some(expr) => Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?),
         None => None,
@@ -171,8 +187,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         privacy,
         report,
     };
-    let mut archive = Archive::open(&inputs);
+    let problems = inputs.problems;
+    let mut archive = Archive::from_list(inputs.list);
     let mut sum = Summary::new(archive.files());
+    sum.input_errors += problems as u64;
     let threads = args.thread_count();
     let mut progress = Progress::new(archive.bytes_total(), args.quiet);
     let counts = pipeline::run(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use burstwatch_capture::Archive;
+use burstwatch_capture::{Archive, InputList};
 use burstwatch_engine::Prefix;
 use burstwatch_wire::{decode, Decoded, PacketMeta};
 
@@ -190,16 +190,36 @@ pub fn run(args: &CarveArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .collect(),
     };
-    let inputs = crate::inputs::expand(&args.inputs)?;
+    let inputs = crate::inputs::gather(&args.inputs)?;
     let spool_path = with_suffix(&args.output, ".spool");
+    let others: Vec<&Path> = [&args.alerts, &args.key]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    let outputs = [
+        ("--output", args.output.clone()),
+        ("--output", spool_path.clone()),
+        ("--output", with_suffix(&args.output, ".manifest.json")),
+    ];
+    crate::inputs::refuse_overwriting_inputs(&inputs.list, &others, &outputs)?;
+    anyhow::ensure!(
+        !inputs.has_streams(),
+        "carve hashes every input for its manifest after reading it, and standard input or a \
+         FIFO can be read only once: write the stream to a file first"
+    );
+    if inputs.list.files.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    let problems = inputs.problems;
     let spool = File::create(&spool_path)
         .with_context(|| format!("cannot create {}", spool_path.display()))?;
-    let result = carve_to_spool(&inputs, &sel, BufWriter::new(spool));
+    let result = carve_to_spool(inputs.list, &sel, BufWriter::new(spool));
     let finished = result.and_then(|(tally, errors, files)| {
         finish(args, &t, &spool_path, tally, &errors, &files).map(|()| errors.is_empty())
     });
     let _ = std::fs::remove_file(&spool_path);
-    Ok(if finished? {
+    Ok(if finished? && problems == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -209,11 +229,11 @@ pub fn run(args: &CarveArgs) -> anyhow::Result<ExitCode> {
 /// Reads the inputs and spools matching packets: `ts_ns, link type, wire length, captured
 /// length` (little-endian) and the bytes. Returns the tally, input errors and the files read.
 fn carve_to_spool(
-    inputs: &[PathBuf],
+    inputs: InputList,
     sel: &Selection,
     mut spool: BufWriter<File>,
 ) -> anyhow::Result<(Tally, Vec<String>, Vec<PathBuf>)> {
-    let mut archive = Archive::open(inputs);
+    let mut archive = Archive::from_list(inputs);
     let files: Vec<PathBuf> = archive.paths().map(Path::to_path_buf).collect();
     let mut meta = PacketMeta::default();
     let mut tally = Tally {
