@@ -26,9 +26,10 @@ use crate::summary::Summary;
 /// Arguments of `burstwatch analyze`.
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap, pcapng, optionally gzip-compressed), directories of them and glob
-    /// patterns ('caps/*.pcap.gz'); read as one stream ordered by time.
-    #[arg(required = true, value_name = "FILE|DIR|GLOB")]
+    /// Capture files (pcap, pcapng, optionally gzip-compressed), directories of them, glob
+    /// patterns ('caps/*.pcap.gz') and streams ('-' for standard input, FIFOs); read as one
+    /// stream ordered by time.
+    #[arg(required = true, value_name = "FILE|DIR|GLOB|-")]
     pub inputs: Vec<PathBuf>,
     /// Write flow records as JSON lines to this file ('-' for standard output).
     #[arg(long, value_name = "PATH|-")]

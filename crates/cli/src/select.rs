@@ -23,11 +23,11 @@ pub struct Selection {
 /// Command-line selectors of `analyze` (time window, hosts, endpoints).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SelectArgs {
-    /// Only packets at or after this time (RFC 3339, e.g. 2026-11-21T10:00:00Z, or epoch
-    /// seconds).
+    /// Only packets at or after this time (RFC 3339, e.g. 2026-11-21T10:00:00Z, a date alone
+    /// for midnight UTC, or epoch seconds; between the years 1677 and 2262).
     #[arg(long, value_name = "TS", value_parser = parse_time)]
     pub since: Option<i64>,
-    /// Only packets at or before this time (RFC 3339 or epoch seconds).
+    /// Only packets at or before this time (RFC 3339, a date or epoch seconds).
     #[arg(long, value_name = "TS", value_parser = parse_time)]
     pub until: Option<i64>,
     /// Only packets with a side in this address or prefix (repeatable).
