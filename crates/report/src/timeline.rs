@@ -205,6 +205,7 @@ mod tests {
             },
             baseline_bps: None,
             pair_before: None,
+            emitted_early: None,
         }
     }
 

@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 
 /// What was detected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum AlertKind {
     /// A short, high-bandwidth upstream transfer to an unusual endpoint.
     Burst,
@@ -63,6 +65,23 @@ impl Severity {
             Severity::Medium
         } else {
             Severity::Low
+        }
+    }
+}
+
+/// Why an alert left before its hold (`alert_hold_seconds`) had passed. Prevalence may not
+/// have settled: a later look at the endpoint could have found it common.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EarlyReason {
+    /// The daemon was stopping (SIGTERM/SIGINT) and emitted everything on hold.
+    Shutdown,
+}
+
+impl EarlyReason {
+    /// Stable lower-case name (the `emitted_early` field of the alert JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EarlyReason::Shutdown => "shutdown",
         }
     }
 }
@@ -146,4 +165,6 @@ pub struct Alert {
     pub baseline_bps: Option<f64>,
     /// The pair's smoothed rates (bytes/s, 10 s and 60 s views) just before a burst.
     pub pair_before: Option<super::pair::PairRates>,
+    /// Set when the alert was emitted before its hold passed, with the reason.
+    pub emitted_early: Option<EarlyReason>,
 }

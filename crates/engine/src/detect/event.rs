@@ -46,8 +46,9 @@ impl Event {
     }
 }
 
-/// A burst or beacon waiting for its hold to pass.
-#[derive(Debug, Clone)]
+/// A burst or beacon waiting for its hold to pass (also kept in the learned state, so that a
+/// candidate on hold at a crash is emitted after the restart).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Candidate {
     pub emit_at: i64,
     pub kind: AlertKind,
@@ -66,4 +67,20 @@ pub(crate) struct Candidate {
     pub proto_port: (u8, u16),
     pub start_ns: i64,
     pub end_ns: i64,
+}
+
+impl Candidate {
+    /// The candidate with counts a state file could carry out of range brought back within
+    /// what the detector makes (the file is input, not trusted to be well formed).
+    pub(crate) fn sanitized(mut self) -> Self {
+        if let Some(b) = self.burst.as_mut() {
+            b.acc.flows = b.acc.flows.min(64);
+        }
+        self.occurrence = self.occurrence.max(1);
+        if !self.recurrence.is_finite() {
+            self.recurrence = 0.0;
+        }
+        self.baseline_bytes = self.baseline_bytes.filter(|b| b.is_finite() && *b >= 0.0);
+        self
+    }
 }

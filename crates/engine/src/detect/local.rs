@@ -68,12 +68,17 @@ impl HostState {
 /// Hash of a subscriber address as kept in endpoint prevalence sets (a fixed key: it must
 /// not depend on the run, the shard or the machine).
 pub(crate) fn host_hash(home: &Addr) -> u32 {
-    static HASHER: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
-    let h = HASHER.get_or_init(|| {
-        RandomState::with_seeds(0x6275_7273_7477, 0x6174_6368, 0x686f_7374, 0x7365_7473)
-    });
-    (h.hash_one(home) >> 32) as u32
+    use std::hash::Hasher as _;
+    // Written to the state file: the algorithm and key are fixed, so a file written on one
+    // machine or version is read the same on another.
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(HOST_HASH_KEY.0, HOST_HASH_KEY.1);
+    h.write(home);
+    (h.finish() >> 32) as u32
 }
+
+/// The fixed key of [`host_hash`] (part of the state file format: changing it is a new
+/// `STATE_VERSION`).
+const HOST_HASH_KEY: (u64, u64) = (0x6275_7273_7477_6174, 0x6368_2d68_6f73_7473);
 
 /// Subscribers and their pairs. Feed packets of the subscribers this instance owns; collect
 /// the [`Event`]s for the [`Scorer`](super::scorer::Scorer).
@@ -617,4 +622,17 @@ mod tests {
         assert_eq!((s.packets_up, s.packets_down), (3, 3));
         assert_eq!(s.pairs, 2);
     }
+
+    #[test]
+    fn subscriber_hash_is_fixed_across_machines_and_versions() {
+        // Golden values: these hashes are written to state files; a change here makes old
+        // files unreadable and needs a new STATE_VERSION.
+        let v4 = crate::key::addr_bytes("10.0.0.1".parse().unwrap());
+        let v6 = crate::key::addr_bytes("2001:db8::1".parse().unwrap());
+        assert_eq!(host_hash(&v4), GOLDEN_V4);
+        assert_eq!(host_hash(&v6), GOLDEN_V6);
+    }
+    const GOLDEN_V4: u32 = 3_379_046_433;
+    const GOLDEN_V6: u32 = 2_714_305_622;
+
 }

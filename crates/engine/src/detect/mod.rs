@@ -30,7 +30,7 @@ use std::net::IpAddr;
 
 use crate::key::{addr_ip, Addr};
 use crate::FlowTable;
-pub use alert::{Alert, AlertKind, EndpointInfo, Reason, Severity};
+pub use alert::{Alert, AlertKind, EarlyReason, EndpointInfo, Reason, Severity};
 pub use burstlog::{BurstOutcome, BurstRecord};
 use burstwatch_wire::PacketMeta;
 pub use config::{DetectConfig, EndpointLists, Weights};
@@ -269,6 +269,12 @@ impl Detector {
     pub fn advance_to(&mut self, ts: i64) {
         self.local.advance_to(ts, &mut self.events);
         self.pass_events();
+    }
+
+    /// Call before [`Detector::finish`] when input ends because the process stops, not
+    /// because the data ended: alerts still on hold then carry `reason`.
+    pub fn set_finish_reason(&mut self, reason: EarlyReason) {
+        self.scorer.set_finish_reason(reason);
     }
 
     /// End of input: finish every burst and emit every pending alert regardless of its hold.

@@ -11,7 +11,7 @@ const FLOW_SET: usize = 16;
 const PORTS: usize = 4;
 
 /// A burst in progress.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BurstAcc {
     /// First packet of the first hot second.
     pub start_ns: i64,
@@ -87,7 +87,7 @@ impl BurstAcc {
 
 /// One closed second's counts, kept to extend a burst by its ramp-up second (before) or its
 /// tail second (after): a transfer rarely starts and ends on a second boundary.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lead {
     sec: i64,
     up: u64,
@@ -99,7 +99,7 @@ pub struct Lead {
 }
 
 /// A finished burst handed to the detector.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FinishedBurst {
     /// The accumulated burst.
     pub acc: BurstAcc,
@@ -182,7 +182,7 @@ pub struct PairState {
 }
 
 /// The pair's smoothed rates, bytes per second.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PairRates {
     /// Upstream over ~10 s.
     pub up_10s: f64,

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use ahash::RandomState;
 
-use super::alert::{Alert, AlertKind, EndpointInfo, Severity};
+use super::alert::{Alert, AlertKind, EarlyReason, EndpointInfo, Severity};
 use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, EndpointLists};
 use super::event::{Candidate, Ev, Event};
@@ -22,13 +22,16 @@ use crate::lrumap::LruMap;
 pub struct Scorer {
     pub(crate) cfg: DetectConfig,
     pub(crate) endpoints: LruMap<Addr, EndpointState>,
-    pending: VecDeque<Candidate>,
+    pub(crate) pending: VecDeque<Candidate>,
     out: VecDeque<Alert>,
     pub(crate) port_pairs: Vec<u32>,
     pub(crate) port_max: u32,
     pub(crate) start_ns: Option<i64>,
     pub(crate) now_ns: i64,
     finished: bool,
+    /// Set by the shell when input ends because the process stops: candidates still on hold
+    /// at [`Ev::Finish`] are marked with it.
+    finish_reason: Option<EarlyReason>,
     enrich: Option<Box<dyn Enrich>>,
     stats: DetectStats,
     /// Opt-in record of every segmented burst (forensic reports); `None` in the daemon.
@@ -51,6 +54,7 @@ impl Scorer {
             start_ns: None,
             now_ns: i64::MIN,
             finished: false,
+            finish_reason: None,
             enrich: None,
             stats: DetectStats::default(),
             burst_log: None,
@@ -60,6 +64,17 @@ impl Scorer {
     /// Use an ASN/country lookup for endpoint context and ASN/country lists.
     pub fn set_enrich(&mut self, enrich: Box<dyn Enrich>) {
         self.enrich = Some(enrich);
+    }
+
+    /// Input ends because the process stops (not because the data ended): the candidates
+    /// still on hold at the finish are emitted marked with `reason`.
+    pub fn set_finish_reason(&mut self, reason: EarlyReason) {
+        self.finish_reason = Some(reason);
+    }
+
+    /// Candidates waiting for their hold.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Replace thresholds; learned state is kept.
@@ -179,7 +194,12 @@ impl Scorer {
                 .cmp(&(b.emit_at, b.start_ns, b.home, b.ext, b.kind))
         });
         for c in due {
-            self.emit(c);
+            let early = if c.emit_at > self.now_ns {
+                self.finish_reason
+            } else {
+                None
+            };
+            self.emit(c, early);
         }
     }
 
@@ -197,7 +217,7 @@ impl Scorer {
         log.push(rec);
     }
 
-    fn emit(&mut self, c: Candidate) {
+    fn emit(&mut self, c: Candidate, emitted_early: Option<EarlyReason>) {
         // Prevalence as of the end of the hold (packet time may have moved on much further,
         // e.g. across a gap between rotated captures).
         let now_sec = sec_of(self.now_ns.min(c.emit_at));
@@ -306,6 +326,7 @@ impl Scorer {
             },
             baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
             pair_before: c.burst.as_ref().map(|f| f.acc.before),
+            emitted_early,
         });
     }
 }

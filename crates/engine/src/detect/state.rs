@@ -1,21 +1,32 @@
 //! Learned state that outlives a process: subscriber baselines, endpoint prevalence (with
-//! first contacts), destination-port usage and the start of learning.
+//! first contacts), destination-port usage, the start of learning, and the candidates still
+//! on hold (so that a burst or beacon found before a crash is still alerted after the restart).
 //!
-//! Pairs and bursts in progress are not kept: they describe the last few minutes, which a
+//! Pairs and bursts in progress are not kept: they describe the last few seconds, which a
 //! restart interrupts anyway. The state is plain data (serde); the shell decides where it
-//! lives. Addresses are written in text form so a state file can be read by people and tools.
+//! lives and how often it is taken. Addresses are written in text form so a state file can be
+//! read by people and tools.
+//!
+//! A candidate restored from a snapshot may already have been emitted by the process that
+//! took the snapshot (between the snapshot and a crash): delivery is at least once, and the
+//! alert's id (a hash of kind, pair and start time) is the same both times.
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::event::Candidate;
 use super::local::HostState;
 use super::prevalence::EndpointState;
 use super::{Detector, Local, Scorer};
 use crate::key::{addr_bytes, addr_ip};
 
-/// Format version; a file with another version is not restored.
-pub const STATE_VERSION: u32 = 1;
+/// Format version; a file with another version is not restored. 2: subscriber hashes are
+/// SipHash-1-3 with a fixed key (1 used ahash), and candidates on hold are kept.
+pub const STATE_VERSION: u32 = 2;
+
+/// Most candidates on hold taken over from a snapshot (a state file is bounded input).
+pub const MAX_PENDING: usize = 100_000;
 
 /// A snapshot of what the detector has learned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,25 +43,23 @@ pub struct LearnedState {
     endpoints: Vec<(IpAddr, EndpointState)>,
     /// New pairs per destination port: `(slot, count)`, slot = port (TCP) or 65536 + port (UDP).
     ports: Vec<(u32, u32)>,
+    /// Bursts and beacons waiting for their hold, in arrival order.
+    #[serde(default)]
+    pending: Vec<Candidate>,
 }
 
-impl LearnedState {
-    /// Subscribers and endpoints held.
-    pub fn sizes(&self) -> (usize, usize) {
-        (self.hosts.len(), self.endpoints.len())
-    }
-}
+/// The subscriber baselines of one shard, taken on its own thread for a snapshot
+/// ([`LearnedState::from_parts`]).
+#[derive(Debug, Clone, Default)]
+pub struct HostsPart(Vec<(IpAddr, HostState)>);
 
-impl LearnedState {
-    /// What a scorer and its subscriber shards have learned so far.
-    pub fn collect(scorer: &Scorer, locals: &[&Local]) -> Self {
-        LearnedState {
-            version: STATE_VERSION,
-            now_ns: scorer.now_ns,
-            start_ns: scorer.start_ns,
-            hosts: locals
-                .iter()
-                .flat_map(|l| l.hosts.iter_lru())
+impl HostsPart {
+    /// The subscribers `local` holds, least recently seen first.
+    pub fn of(local: &Local) -> Self {
+        HostsPart(
+            local
+                .hosts
+                .iter_lru()
                 .map(|(k, v)| {
                     // The second in progress is not carried over.
                     let mut v = v.clone();
@@ -58,6 +67,35 @@ impl LearnedState {
                     (addr_ip(*k, true), v)
                 })
                 .collect(),
+        )
+    }
+}
+
+impl LearnedState {
+    /// Subscribers and endpoints held.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.hosts.len(), self.endpoints.len())
+    }
+
+    /// Candidates on hold in the snapshot.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+impl LearnedState {
+    /// What a scorer and its subscriber shards have learned so far.
+    pub fn collect(scorer: &Scorer, locals: &[&Local]) -> Self {
+        Self::from_parts(scorer, locals.iter().map(|l| HostsPart::of(l)).collect())
+    }
+
+    /// What a scorer has learned, with the subscriber baselines its shards sent.
+    pub fn from_parts(scorer: &Scorer, parts: Vec<HostsPart>) -> Self {
+        LearnedState {
+            version: STATE_VERSION,
+            now_ns: scorer.now_ns,
+            start_ns: scorer.start_ns,
+            hosts: parts.into_iter().flat_map(|p| p.0).collect(),
             endpoints: scorer
                 .endpoints
                 .iter_lru()
@@ -70,6 +108,7 @@ impl LearnedState {
                 .filter(|(_, &n)| n > 0)
                 .map(|(i, &n)| (i as u32, n))
                 .collect(),
+            pending: scorer.pending.iter().cloned().collect(),
         }
     }
 
@@ -110,6 +149,12 @@ impl LearnedState {
                 scorer.port_max = scorer.port_max.max(n);
             }
         }
+        // Candidates on hold at the snapshot: they are decided when packet time passes their
+        // hold, as if the process had not stopped.
+        let room = MAX_PENDING.saturating_sub(scorer.pending.len());
+        scorer
+            .pending
+            .extend(self.pending.into_iter().take(room).map(Candidate::sanitized));
         Ok(())
     }
 }
@@ -139,7 +184,7 @@ pub enum StateError {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
     use super::*;
-    use crate::detect::DetectConfig;
+    use crate::detect::{DetectConfig, EarlyReason};
 
     const S: i64 = 1_000_000_000;
 
@@ -192,7 +237,7 @@ mod tests {
         s.version = 7;
         assert!(d.restore(s).is_err());
         // A member count beyond the set is clamped, not trusted.
-        let text = r#"{"version":1,"now_ns":0,"start_ns":null,"hosts":[],
+        let text = r#"{"version":2,"now_ns":0,"start_ns":null,"hosts":[],
             "endpoints":[["198.18.0.1",{"members":[[1,2,3],[0,0,0],[0,0,0],[0,0,0],[0,0,0],[0,0,0],[0,0,0],[0,0,0]],
             "len":200,"popular_until":0,"first_sec":5}]],"ports":[[999999,3]]}"#;
         let s: LearnedState = serde_json::from_str(text).unwrap();
@@ -211,4 +256,57 @@ mod tests {
             );
         }
     }
+
+    /// A 6 MB upload in 5 s from 10.0.0.9 to a rare endpoint, then quiet until `to_s`.
+    fn burst(d: &mut Detector, from_s: i64, to_s: i64) {
+        let (home, ext): (IpAddr, IpAddr) =
+            ("10.0.0.9".parse().unwrap(), "198.18.9.9".parse().unwrap());
+        for t in from_s..from_s + 5 {
+            for k in 0..800 {
+                d.ingest(t * S + k * 1_000_000, home, ext, 40001, 443, 6, 1500, 9);
+            }
+        }
+        d.advance_to(to_s * S);
+    }
+
+    #[test]
+    fn a_candidate_on_hold_survives_a_snapshot_and_is_alerted_after_the_restart() {
+        let t0 = 1_700_000_000;
+        let mut a = Detector::new(DetectConfig::default(), 1);
+        feed(&mut a, t0, t0 + 400);
+        burst(&mut a, t0 + 400, t0 + 420);
+        assert!(a.pop_alert().is_none(), "still on hold (60 s)");
+        let saved = a.learned_state();
+        assert_eq!(saved.pending_len(), 1, "the burst waits in the snapshot");
+        let text = serde_json::to_string(&saved).unwrap();
+        // Another process: the snapshot restored, packet time goes on past the hold.
+        let mut b = Detector::new(DetectConfig::default(), 77);
+        b.restore(serde_json::from_str(&text).unwrap()).unwrap();
+        b.advance_to((t0 + 500) * S);
+        let alert = b.pop_alert().expect("the restored candidate is alerted");
+        a.advance_to((t0 + 500) * S);
+        let same = a.pop_alert().unwrap();
+        assert_eq!(alert, same, "the same alert as without the restart");
+        assert_eq!(alert.emitted_early, None);
+    }
+
+    #[test]
+    fn a_shutdown_emits_held_candidates_marked_early() {
+        let t0 = 1_700_000_000;
+        let mut a = Detector::new(DetectConfig::default(), 1);
+        feed(&mut a, t0, t0 + 400);
+        burst(&mut a, t0 + 400, t0 + 420);
+        a.set_finish_reason(EarlyReason::Shutdown);
+        a.finish();
+        let alert = a.pop_alert().expect("emitted at the shutdown");
+        assert_eq!(alert.emitted_early, Some(EarlyReason::Shutdown));
+        assert!(a.learned_state().pending_len() == 0);
+        // At the end of a capture (no reason set) the same alert is not marked.
+        let mut b = Detector::new(DetectConfig::default(), 1);
+        feed(&mut b, t0, t0 + 400);
+        burst(&mut b, t0 + 400, t0 + 420);
+        b.finish();
+        assert_eq!(b.pop_alert().unwrap().emitted_early, None);
+    }
+
 }
