@@ -55,6 +55,8 @@ struct AlertJson<'a> {
     baseline_bps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pair_before: Option<PairRatesJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emitted_early: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -123,6 +125,7 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
             down_10s_bps: round(r.down_10s * 8.0, 0),
             down_60s_bps: round(r.down_60s * 8.0, 0),
         }),
+        emitted_early: a.emitted_early.map(|r| r.as_str()),
     };
     serde_json::to_writer(&mut *out, &json)?;
     out.write_all(b"\n")

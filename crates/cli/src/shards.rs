@@ -16,8 +16,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
-use burstwatch_engine::detect::state::LearnedState;
-use burstwatch_engine::detect::Enrich;
+use burstwatch_engine::detect::state::{HostsPart, LearnedState};
+use burstwatch_engine::detect::{EarlyReason, Enrich};
 use burstwatch_engine::shard::{merge_into, Router, Shard, Tagged};
 use burstwatch_engine::{
     Alert, DetectConfig, DetectStats, Engine, FlowConfig, FlowRecord, FlowStats, Scorer,
@@ -167,6 +167,25 @@ impl Engines {
         }
     }
 
+    /// Input ends because the process stops, not because the data ended: alerts still on
+    /// hold at [`Engines::finish`] are marked with `reason`.
+    pub fn set_finish_reason(&mut self, reason: EarlyReason) {
+        match self {
+            Engines::One(e) => e.detector_mut().set_finish_reason(reason),
+            Engines::Sharded(p) => p.scorer.set_finish_reason(reason),
+        }
+    }
+
+    /// What has been learned so far, while running (a checkpoint). With shards this hands
+    /// over the round in progress and waits for every shard's baselines.
+    pub fn snapshot(&mut self) -> LearnedState {
+        match self {
+            Engines::One(e) => e.detector().learned_state(),
+            Engines::Sharded(p) if !p.finished => p.snapshot(),
+            Engines::Sharded(_) => self.learned_state(),
+        }
+    }
+
     /// What has been learned (call after [`Engines::finish`] when sharded: the shards'
     /// baselines come back with their threads).
     pub fn learned_state(&self) -> LearnedState {
@@ -195,6 +214,8 @@ enum Item {
     Tick(u64, i64),
     Finish(u64, i64),
     Config(Box<(FlowConfig, DetectConfig)>),
+    /// Send the shard's subscriber baselines back with this round's results.
+    Snapshot,
 }
 
 /// What a shard hands back after a round.
@@ -205,6 +226,8 @@ struct Done {
     records: Vec<FlowRecord>,
     flows: FlowStats,
     detect: DetectStats,
+    /// The baselines, when the round asked for them.
+    hosts: Option<HostsPart>,
 }
 
 /// Host shards on worker threads, and the scorer.
@@ -225,6 +248,8 @@ pub struct ShardPool {
     /// The shards, back from their threads after `finish`.
     done: Vec<Shard>,
     finished: bool,
+    /// Baselines sent back for a snapshot, one per shard.
+    hosts: Vec<HostsPart>,
 }
 
 impl ShardPool {
@@ -275,6 +300,7 @@ impl ShardPool {
             detect_stats: vec![DetectStats::default(); workers],
             done: Vec::new(),
             finished: false,
+            hosts: Vec::new(),
         })
     }
 
@@ -346,6 +372,20 @@ impl ShardPool {
         }
     }
 
+    /// The learned state now: every shard sends its baselines at the same place in packet
+    /// order, and the scorer has taken every event before it.
+    fn snapshot(&mut self) -> LearnedState {
+        for part in &mut self.round {
+            part.push(Item::Snapshot);
+        }
+        self.send_round();
+        while self.in_flight > 0 {
+            self.collect_one();
+        }
+        let parts = std::mem::take(&mut self.hosts);
+        LearnedState::from_parts(&self.scorer, parts)
+    }
+
     /// Hand every shard its part of the round (parts may be empty: all stay in step).
     fn send_round(&mut self) {
         if self.round.iter().all(Vec::is_empty) {
@@ -374,6 +414,7 @@ impl ShardPool {
             self.records.extend(done.records);
             self.flow_stats[i] = done.flows;
             self.detect_stats[i] = done.detect;
+            self.hosts.extend(done.hosts);
         }
         merge_into(&mut parts, &mut self.scorer);
         self.in_flight -= 1;
@@ -393,6 +434,7 @@ fn panic_from_shards(threads: &mut Vec<JoinHandle<Shard>>) -> ! {
 fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -> Shard {
     for mut items in rx.iter() {
         let mut records = Vec::new();
+        let mut hosts = None;
         for item in items.drain(..) {
             match item {
                 Item::Packet(seq, ts, now, meta) => shard.packet(seq, ts, now, &meta),
@@ -403,6 +445,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
                     shard.flows_mut().set_config(flow);
                     shard.local_mut().set_config(detect);
                 }
+                Item::Snapshot => hosts = Some(HostsPart::of(shard.local())),
             }
             while let Some(r) = shard.pop_record() {
                 records.push(r);
@@ -414,6 +457,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
             records,
             flows: shard.flows().stats(),
             detect: shard.local().stats(),
+            hosts,
         };
         if tx.send(done).is_err() {
             break;

@@ -55,9 +55,12 @@ pub struct DaemonSettings {
     pub alertmanager_url: Option<String>,
     /// Alerts waiting for the webhook beyond this are dropped (and counted).
     pub alertmanager_queue: usize,
-    /// Learned state (baselines, endpoint prevalence, first contacts) written on exit and read
-    /// on start.
+    /// Learned state (baselines, endpoint prevalence, first contacts, candidates on hold)
+    /// written on exit and every `state_save_seconds` while running, read on start.
     pub state_file: Option<PathBuf>,
+    /// Seconds between checkpoints of the learned state while running (so that a crash loses
+    /// at most this much learning, and no alert on hold).
+    pub state_save_seconds: f64,
     /// Seconds between retries of an interface that is down or missing (doubles up to 60).
     pub retry_seconds: f64,
     /// Engine workers: flow tables and per-subscriber detection split by home host over this
@@ -88,6 +91,7 @@ impl Default for DaemonSettings {
             alertmanager_url: None,
             alertmanager_queue: 10_000,
             state_file: None,
+            state_save_seconds: 60.0,
             retry_seconds: 1.0,
             workers: 1,
             user: None,
@@ -115,6 +119,7 @@ pub(crate) struct RawDaemon {
     alertmanager_url: Option<Spanned<String>>,
     alertmanager_queue: Option<Spanned<i64>>,
     state_file: Option<String>,
+    state_save_seconds: Option<Spanned<f64>>,
     retry_seconds: Option<Spanned<f64>>,
     workers: Option<Spanned<i64>>,
     user: Option<Spanned<String>>,
@@ -204,6 +209,11 @@ impl Ctx<'_> {
             _ => None,
         };
         let retry_ns = self.seconds(&r.retry_seconds, "daemon.retry_seconds", 1_000_000_000)?;
+        let save_ns = self.seconds(
+            &r.state_save_seconds,
+            "daemon.state_save_seconds",
+            60_000_000_000,
+        )?;
         Ok(DaemonSettings {
             interfaces,
             backend,
@@ -232,6 +242,7 @@ impl Ctx<'_> {
                 10_000_000,
             )?,
             state_file: path(&r.state_file),
+            state_save_seconds: save_ns as f64 / 1e9,
             retry_seconds: retry_ns as f64 / 1e9,
             workers: self.count(&r.workers, "daemon.workers", d.workers, 64)?,
             user,

@@ -93,7 +93,7 @@ fn alert(score: f64, t: i64) -> Alert {
         },
         baseline_bps: Some(1e6),
         pair_before: None,
-            emitted_early: None,
+        emitted_early: None,
     }
 }
 

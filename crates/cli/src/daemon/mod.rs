@@ -98,13 +98,6 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     }
     shared.workers.store(d.workers, Ordering::Relaxed);
     shared.set_caps(settings.flow.max_flows, &settings.detect);
-    let state = d.state_file.as_deref().and_then(state_file::load);
-    if d.state_file.is_some() {
-        shared.restored.store(state.is_some(), Ordering::Relaxed);
-        if let Ok(mut s) = shared.state_saved_ns.lock() {
-            *s = state.as_ref().map(|s| s.now_ns);
-        }
-    }
     // The pseudonymisation key is read while the process may still be root (it can stay
     // root-only), once: a reload keeps the running key.
     let privacy = crate::privacy::Privacy::from_settings(&settings)
@@ -124,6 +117,16 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot switch to user {user:?}"))?;
         log_privileges(&account, &dropped);
     }
+    // The learned state is read as the account the daemon runs as (after the switch): the
+    // file must belong to it.
+    let state = d.state_file.as_deref().and_then(state_file::load);
+    if d.state_file.is_some() {
+        shared.restored.store(state.is_some(), Ordering::Relaxed);
+        if let Ok(mut s) = shared.state_saved_ns.lock() {
+            *s = state.as_ref().map(|s| s.now_ns);
+        }
+    }
+    let resume_ns = state.as_ref().map(|s| s.now_ns).filter(|&t| t > i64::MIN);
     let engine = build_engine(&settings, state)?;
     tracing::info!(workers = d.workers, "engine ready");
 
@@ -141,11 +144,42 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     let (pkt_tx, pkt_rx) = mpsc::sync_channel(64);
     let (ctl_tx, ctl_rx) = mpsc::channel();
     let (out_tx, out_rx) = mpsc::channel();
+    // Checkpoints of the learned state are written on a thread of their own, so a large state
+    // does not hold up the packets.
+    let (checkpoints, state_writer) = match &d.state_file {
+        Some(path) => {
+            let (tx, rx) = mpsc::sync_channel::<LearnedState>(1);
+            let path = path.clone();
+            let writer = std::thread::Builder::new()
+                .name("state".into())
+                .spawn(move || {
+                    for state in rx {
+                        if let Err(e) = state_file::save(&state, &path) {
+                            tracing::error!(error = %format!("{e:#}"), "state checkpoint not saved");
+                        }
+                    }
+                })?;
+            let every = Duration::from_secs_f64(d.state_save_seconds);
+            (Some(worker::Checkpoints { every, tx }), Some(writer))
+        }
+        None => (None, None),
+    };
     let worker = {
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || worker::run(engine, pkt_rx, ctl_rx, out_tx, shared, privacy))?
+            .spawn(move || {
+                worker::run(
+                    engine,
+                    pkt_rx,
+                    ctl_rx,
+                    out_tx,
+                    shared,
+                    privacy,
+                    resume_ns,
+                    checkpoints,
+                )
+            })?
     };
     let output = {
         let (shared, sinks, metrics) = (
@@ -212,6 +246,10 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         .join()
         .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
     let _ = output.join();
+    if let Some(w) = state_writer {
+        // The worker hung up its end: the writer ends after the checkpoint it may be writing.
+        let _ = w.join();
+    }
     let mut code = ExitCode::SUCCESS;
     if let Some(path) = &d.state_file {
         if let Err(e) = state_file::save(&engine.learned_state(), path) {
@@ -219,18 +257,22 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
             code = ExitCode::from(1);
         }
     }
+    // The publisher holds the sinks too: wait until the aborted task is gone, so that the
+    // sinks can be shut down (which delivers what is queued) rather than dropped.
     publisher.abort();
-    // Final counters for a last scrape, then hand the alerts still queued to their sinks.
-    metrics.update(&export::snapshot(&shared, sinks.stats()), export::now_ns());
-    if let Ok(sinks) = Arc::try_unwrap(sinks) {
-        let left = rt.block_on(sinks.shutdown(Duration::from_secs(10)));
-        for s in left.iter().filter(|s| s.failed > 0 || s.overflow > 0) {
-            tracing::warn!(
-                sink = s.name,
-                failed = s.failed,
-                overflow = s.overflow,
-                "alerts not delivered"
-            );
+    let _ = rt.block_on(publisher);
+    match Arc::try_unwrap(sinks) {
+        Ok(sinks) => {
+            let left = rt.block_on(sinks.shutdown(SINK_DRAIN));
+            // Final counters for a last scrape, then one line with what each sink delivered.
+            metrics.update(&export::snapshot(&shared, left.clone()), export::now_ns());
+            log_sinks_at_exit(&left);
+        }
+        Err(sinks) => {
+            // Not expected: every other holder has ended. Say what could not be delivered.
+            let left = sinks.stats();
+            tracing::error!("alert sinks still in use at exit; queued alerts not delivered");
+            log_sinks_at_exit(&left);
         }
     }
     let _ = stop_http.send(());
@@ -249,6 +291,32 @@ fn log_privileges(account: &privilege::Account, dropped: &privilege::Dropped) {
         tracing::info!(user = %account.name, uid = account.uid, gid = account.gid, caps = %caps,
             bounding_set_cleared = dropped.bounding_cleared, switched = dropped.switched,
             "running unprivileged; kept only these capabilities, no_new_privs set");
+    }
+}
+
+/// How long the alert sinks get at exit to deliver what is queued.
+const SINK_DRAIN: Duration = Duration::from_secs(10);
+
+/// One line at exit: per sink, alerts delivered and not delivered (given up, dropped at a
+/// full queue, or still queued when the drain deadline passed).
+fn log_sinks_at_exit(stats: &[burstwatch_daemon::stats::SinkStats]) {
+    let undelivered: u64 = stats.iter().map(|s| s.failed + s.overflow + s.queued).sum();
+    let line = stats
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: {} sent, {} undelivered",
+                s.name,
+                s.sent,
+                s.failed + s.overflow + s.queued
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if undelivered > 0 {
+        tracing::warn!(undelivered, "alert sinks at exit: {line}");
+    } else {
+        tracing::info!("alert sinks at exit: {line}");
     }
 }
 

@@ -1,11 +1,14 @@
 //! The engine worker: ingest decoded packets, move time forward on an idle link, apply config
-//! reloads, and hand flow records and alerts to the output thread.
+//! reloads, hand flow records and alerts to the output thread, and take a snapshot of the
+//! learned state for the state writer now and then.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burstwatch_config::Settings;
+use burstwatch_engine::detect::state::LearnedState;
+use burstwatch_engine::detect::EarlyReason;
 use burstwatch_engine::Alert;
 
 use super::capture::Batch;
@@ -32,8 +35,19 @@ pub enum Control {
     Reload(Box<Settings>),
 }
 
-/// Run until every capture thread has hung up; then flush every flow and alert and return the
-/// engines (for the state snapshot).
+/// Periodic snapshots of the learned state, handed to the thread that writes them.
+pub struct Checkpoints {
+    /// Time between snapshots.
+    pub every: Duration,
+    /// The writer; a snapshot is skipped while the writer is still busy with the last one.
+    pub tx: SyncSender<LearnedState>,
+}
+
+/// Run until every capture thread has hung up; then flush every flow, finish every burst, emit
+/// every alert still on hold (marked as emitted early at a shutdown) and return the engines
+/// (for the state snapshot). `resume_ns` is the packet time of a restored snapshot: on an idle
+/// link time goes on from there, so candidates restored on hold leave when their hold passes.
+#[allow(clippy::too_many_arguments)] // the worker's channels and settings, each used once
 pub fn run(
     mut engine: Engines,
     rx: Receiver<Batch>,
@@ -41,8 +55,11 @@ pub fn run(
     out: Sender<Output>,
     shared: Arc<Shared>,
     privacy: Privacy,
+    resume_ns: Option<i64>,
+    checkpoints: Option<Checkpoints>,
 ) -> Engines {
-    let mut last_ts: Option<i64> = None;
+    let mut last_ts: Option<i64> = resume_ns;
+    let mut last_checkpoint = Instant::now();
     let mut last_wall = Instant::now();
     let mut last_publish = Instant::now();
     let mut last_flush = Instant::now();
@@ -82,7 +99,15 @@ pub fn run(
             last_publish = Instant::now();
             publish(&engine, &shared, last_ts, records, alerts);
         }
+        if let Some(c) = checkpoints.as_ref() {
+            if last_checkpoint.elapsed() >= c.every {
+                last_checkpoint = Instant::now();
+                checkpoint(&mut engine, c);
+            }
+        }
     }
+    // The process is stopping: what is still on hold goes out now, marked as early.
+    engine.set_finish_reason(EarlyReason::Shutdown);
     engine.finish();
     drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
     publish(&engine, &shared, last_ts, records, alerts);
@@ -112,6 +137,17 @@ fn drain(
             *alerts += 1;
             let _ = out.send(Output::Alert(line, Box::new(alert)));
         }
+    }
+}
+
+/// Hand a snapshot to the state writer (skipped while it still writes the previous one).
+fn checkpoint(engine: &mut Engines, c: &Checkpoints) {
+    match c.tx.try_send(engine.snapshot()) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            tracing::warn!("state checkpoint skipped: the previous one is still being written")
+        }
+        Err(TrySendError::Disconnected(_)) => {}
     }
 }
 

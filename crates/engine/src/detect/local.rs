@@ -634,5 +634,4 @@ mod tests {
     }
     const GOLDEN_V4: u32 = 3_379_046_433;
     const GOLDEN_V6: u32 = 2_714_305_622;
-
 }

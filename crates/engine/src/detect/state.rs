@@ -152,9 +152,12 @@ impl LearnedState {
         // Candidates on hold at the snapshot: they are decided when packet time passes their
         // hold, as if the process had not stopped.
         let room = MAX_PENDING.saturating_sub(scorer.pending.len());
-        scorer
-            .pending
-            .extend(self.pending.into_iter().take(room).map(Candidate::sanitized));
+        scorer.pending.extend(
+            self.pending
+                .into_iter()
+                .take(room)
+                .map(Candidate::sanitized),
+        );
         Ok(())
     }
 }
@@ -308,5 +311,4 @@ mod tests {
         b.finish();
         assert_eq!(b.pop_alert().unwrap().emitted_early, None);
     }
-
 }
