@@ -42,7 +42,9 @@ impl Netns {
     /// Create the pair, named after `tag` and the process id (unique per test).
     pub fn new(tag: &str) -> Netns {
         let id = std::process::id();
-        let octet = (id % 250) as u8;
+        // Distinct per test too (tests of one process run at once): the management links'
+        // root-namespace ends must not share an address.
+        let octet = ((id as usize + tag.bytes().map(usize::from).sum::<usize>()) % 250) as u8;
         let n = Netns {
             cap_ns: format!("bw{tag}{id}c"),
             cap_if: format!("bw{tag}{id}c"),
@@ -462,8 +464,11 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
     );
 
     // A restart restores what was learned.
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("state.json")).unwrap()).unwrap();
+    // A header line (format, length, checksum), then the state as JSON.
+    let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    assert!(header.starts_with("burstwatch-state "), "{header}");
+    let state: serde_json::Value = serde_json::from_str(body).unwrap();
     let hosts = state["hosts"].as_array().unwrap().len();
     assert_eq!(hosts, 40, "every subscriber's baseline saved");
     daemon_config(

@@ -26,5 +26,6 @@ mod report_privacy;
 #[cfg(feature = "report")]
 mod report_select;
 mod select;
+mod shutdown;
 mod simcap;
 mod truth;
