@@ -6,12 +6,15 @@
 #   RATES="100 250 500" deploy/bench/live.sh   # Mbit/s steps (a --topspeed run always follows)
 #   BENCH_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere deploy/bench/live.sh   # use a prebuilt binary
 #   FASTNETMON=0 deploy/bench/live.sh          # skip FastNetMon
+#   BENCH_BUFFER_MIB=4 deploy/bench/live.sh    # kernel buffer / ring per interface (default 64)
 #   WORKERS="1 2 4" deploy/bench/live.sh       # engine workers (daemon.workers) to run
+#   BACKENDS="pcap afpacket" deploy/bench/live.sh   # capture backends (daemon.backend) to run
 #   BENCH_FILE=target/bench/flood-5000000-1.pcap deploy/bench/live.sh   # replay another capture
 #   FNM_NETWORKS=10.0.0.0/12 deploy/bench/live.sh   # FastNetMon's monitored networks
 #
-# The daemon (release build; once per WORKERS count, default "1 2") captures on one end of a
-# veth pair in its own network namespace with snaplen 256 and a 64 MiB kernel buffer; tcpreplay sends the capture
+# The daemon (release build; once per BACKENDS and WORKERS count, default "pcap afpacket" and
+# "1 2") captures on one end of a veth pair in its own network namespace with snaplen 256 and a
+# 64 MiB kernel buffer (afpacket: 64 blocks of 1 MiB); tcpreplay sends the capture
 # from the other end at each rate, then once at --topspeed. After each replay the counters are
 # read from /metrics over a management veth once they stop moving: a run passes when no packet
 # was dropped (kernel + interface) and the daemon received exactly what tcpreplay sent.
@@ -31,6 +34,7 @@ BENCH_SIZE=${BENCH_SIZE:-256M}
 BENCH_SEED=${BENCH_SEED:-1}
 RATES=${RATES:-250 500 1000 2000 4000}
 WORKERS=${WORKERS:-1 2}
+BACKENDS=${BACKENDS:-pcap afpacket}
 FASTNETMON=${FASTNETMON:-1}
 FNM_NETWORKS=${FNM_NETWORKS:-10.0.0.0/14}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -106,13 +110,15 @@ run_steps() {
 bw_received() { bench_metric burstwatch_interface_packets_total; }
 bw_dropped() { bench_metric burstwatch_capture_drops_total; }
 
-for w in $WORKERS; do
-    echo "== burstwatch daemon (workers: $w)" >&2
-    bench_daemon_config "$work/burstwatch.toml" ""
-    echo "workers = $w" >>"$work/burstwatch.toml" # the [daemon] section is last
-    bench_daemon_start "$work/burstwatch.toml" "$work/daemon.log"
-    run_steps "burstwatch-$w-worker" bw_received bw_dropped
-    bench_daemon_stop
+for b in $BACKENDS; do
+    for w in $WORKERS; do
+        echo "== burstwatch daemon (backend: $b, workers: $w)" >&2
+        bench_daemon_config "$work/burstwatch.toml" "" "$b"
+        echo "workers = $w" >>"$work/burstwatch.toml" # the [daemon] section is last
+        bench_daemon_start "$work/burstwatch.toml" "$work/daemon.log"
+        run_steps "burstwatch-$b-$w-worker" bw_received bw_dropped
+        bench_daemon_stop
+    done
 done
 
 fnm_note=""

@@ -60,15 +60,16 @@ bench_cleanup() {
     ip link del "$MGMT_IF" 2>/dev/null || true
 }
 
-# bench_daemon_config FILE EXTRA: the daemon's configuration, capturing on the veth end.
+# bench_daemon_config FILE EXTRA [BACKEND]: the daemon's configuration, capturing on the veth
+# end with BACKEND (default pcap).
 bench_daemon_config() {
     cat >"$1" <<EOF
 $2
 [daemon]
 interfaces = ["$CAP_IF"]
-backend = "pcap"
+backend = "${3:-pcap}"
 snaplen = 256
-buffer_mib = 64
+buffer_mib = ${BENCH_BUFFER_MIB:-64}
 metrics_bind = "$MGMT_ADDR:9811"
 EOF
 }

@@ -200,3 +200,35 @@ fn afpacket_ring_overflow_is_counted_as_kernel_drops() {
     let counted: u64 = per_conversation_and_vlan(&flows).values().sum();
     assert_eq!(counted as f64, packets);
 }
+
+#[test]
+fn afpacket_packets_still_in_the_ring_at_sigterm_are_counted() {
+    if !live_tests_enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::new("t");
+    let target = SocketAddr::from((net.mgmt_addr, free_port()));
+    // A long block timeout: the replay's last packets wait in a block the kernel has not
+    // handed over yet when SIGTERM comes.
+    let cfg = daemon_config(
+        dir.path(),
+        &net.cap_if,
+        &format!(
+            "backend = \"afpacket\"\nmetrics_bind = \"{target}\"\nring_block_timeout_ms = 1500\n"
+        ),
+    );
+    let log = dir.path().join("daemon.log");
+    let mut daemon = start_daemon(&net, &cfg, &log);
+    wait_for_log(&log, "capturing", Duration::from_secs(20));
+    let sample = repo().join("tests/data/sample.pcap");
+    let sent = replay(&net, &sample, &["--topspeed"]);
+    assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    let flows = std::fs::read(dir.path().join("flows.jsonl")).unwrap();
+    let counted: u64 = per_conversation_and_vlan(&flows).values().sum();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        counted, sent,
+        "every packet sent before SIGTERM is in the flow records:\n{text}"
+    );
+}

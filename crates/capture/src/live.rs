@@ -65,6 +65,8 @@ pub struct LiveStats {
     pub unreadable: u64,
     /// AF_PACKET: times the ring was full (`tp_freeze_q_cnt`).
     pub ring_full: u64,
+    /// AF_PACKET: packets the kernel put in the ring that were not read yet (at close: never).
+    pub unread: u64,
 }
 
 /// A live capture could not be opened or read.
@@ -251,6 +253,9 @@ impl LiveCapture {
                     drops_known: true,
                     unreadable: s.unreadable,
                     ring_full: s.freezes,
+                    unread: s.kernel_packets.saturating_sub(
+                        s.kernel_drops + s.delivered + s.outgoing_skipped + s.unreadable,
+                    ),
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burstwatch_capture::{LiveCapture, LiveConfig, LiveStats};
+use burstwatch_capture::{LiveBackend, LiveCapture, LiveConfig, LiveStats};
 use burstwatch_wire::{decode, Decoded, PacketMeta};
 
 use super::shared::{IfaceCounters, Shared};
@@ -15,6 +15,9 @@ pub type Batch = Vec<(i64, PacketMeta)>;
 
 /// Packets per batch (a partial batch is sent as soon as the interface goes quiet).
 const BATCH: usize = 256;
+/// At shutdown, packets the kernel already holds are still read for at most this long (after
+/// the ring's block timeout).
+const DRAIN: Duration = Duration::from_secs(1);
 /// Longest pause between retries of an interface that is missing or down.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -39,6 +42,12 @@ pub fn run(
     // Counters of captures closed earlier (libpcap's restart at zero on reopen).
     let (mut base_dropped, mut base_ifdropped) = (0u64, 0u64);
     let mut first = first;
+    // At shutdown an AF_PACKET ring hands over its last, partly filled block only after the
+    // block timeout: keep reading that long.
+    let settle = match cfg.backend {
+        LiveBackend::AfPacket => Duration::from_millis(u64::from(cfg.ring_block_timeout_ms)),
+        LiveBackend::Pcap => Duration::ZERO,
+    };
     while !shared.stopping() {
         let opened_now = match first.take() {
             Some(cap) => Ok(cap),
@@ -67,9 +76,14 @@ pub fn run(
         let mut last_publish = Instant::now();
         let mut since_check = 0u32;
         let mut unreadable_seen = 0u64;
+        let mut stop_seen: Option<Instant> = None;
         loop {
             if shared.stopping() {
-                break;
+                // What the kernel already holds is still read (bounded: a flood never ends).
+                let t0 = *stop_seen.get_or_insert_with(Instant::now);
+                if t0.elapsed() >= settle + DRAIN {
+                    break;
+                }
             }
             match cap.next_packet() {
                 Ok(Some(pkt)) => {
@@ -88,6 +102,9 @@ pub fn run(
                 Ok(None) => {
                     if !batch.is_empty() && send(&tx, &mut batch).is_err() {
                         return;
+                    }
+                    if stop_seen.is_some_and(|t0| t0.elapsed() >= settle) {
+                        break;
                     }
                     since_check = 4096;
                 }
@@ -111,6 +128,13 @@ pub fn run(
         }
         let s = cap.stats();
         warn_unreadable(&cfg.interface, &s, &mut unreadable_seen);
+        if s.unread > 0 {
+            tracing::warn!(
+                interface = %cfg.interface,
+                unread = s.unread,
+                "packets still in the capture ring when it closed were not read"
+            );
+        }
         base_dropped += s.dropped;
         base_ifdropped += s.if_dropped;
         local.dropped = base_dropped;
