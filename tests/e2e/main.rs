@@ -7,6 +7,7 @@ mod alertmanager;
 mod alerts;
 mod bad_input;
 mod carve;
+mod check_config;
 mod cli;
 mod crafted;
 mod daemon_outputs;

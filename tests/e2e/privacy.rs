@@ -151,10 +151,21 @@ fn pseudonymised_outputs_hold_no_home_address_and_reveal_inverts_them() {
     let by_config = analyze(dir.path(), "config", &s.pcap, &["--config", cfgarg]);
     assert_eq!(by_config[0], outs[0]);
     assert_eq!(by_config[1], outs[1]);
+    // check-config checks a daemon config: it needs an interface.
+    let daemon_part = "[daemon]\ninterfaces = [\"lo\"]\n";
+    std::fs::write(
+        &cfg,
+        format!("{daemon_part}[privacy]\nkey_file = \"key\"\n"),
+    )
+    .unwrap();
     let checked = run(&["check-config", cfgarg]);
     assert_eq!(checked.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&checked.stdout).contains("pseudonymised output"));
-    std::fs::write(&cfg, "[privacy]\nkey_file = \"missing.key\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{daemon_part}[privacy]\nkey_file = \"missing.key\"\n"),
+    )
+    .unwrap();
     let checked = run(&["check-config", cfgarg]);
     assert_eq!(checked.status.code(), Some(2));
     assert!(

@@ -9,12 +9,12 @@ pub const KEY_LEN: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The key file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The key file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// The contents are neither 32 raw bytes nor 64 hexadecimal digits.
     #[error("{}key must be 32 raw bytes or 64 hexadecimal digits (found {len} bytes)", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
@@ -36,6 +36,35 @@ impl KeyError {
             e => e,
         }
     }
+}
+
+/// The most a key file is read of: a key is 32 raw bytes or 64 hex digits and some white space.
+const MAX_KEY_FILE: u64 = 4096;
+
+/// The bytes of a key file: a regular file (after symlinks), read with a size bound, so that a
+/// device (`/dev/zero`), FIFO or directory is an error at once rather than a read that never
+/// ends. What is beyond the bound is left for [`parse_key`] to refuse by its length.
+pub(crate) fn read_key_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    use std::io::Read as _;
+    let io = |error: std::io::Error| KeyError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    // The type first: opening a FIFO for reading would wait for a writer.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_KEY_FILE)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    Ok(bytes)
 }
 
 fn hex_digit(c: u8) -> Option<u8> {

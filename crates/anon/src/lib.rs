@@ -78,10 +78,7 @@ impl Pseudonymizer {
     /// Reads a key file: 32 raw bytes, or 64 hexadecimal digits (surrounding whitespace
     /// ignored).
     pub fn from_key_file(path: &std::path::Path) -> Result<Pseudonymizer, KeyError> {
-        let bytes = std::fs::read(path).map_err(|source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = key::read_key_file(path)?;
         let key = parse_key(&bytes).map_err(|e| e.with_path(path))?;
         Ok(Pseudonymizer::new(&key))
     }

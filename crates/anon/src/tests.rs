@@ -88,6 +88,30 @@ fn key_parsing() {
     assert!(Pseudonymizer::from_key_file(&dir.path().join("missing")).is_err());
 }
 
+#[test]
+fn key_files_that_are_not_regular_files_are_refused_at_once() {
+    // `/dev/zero` used to be read until memory ran out; a directory or FIFO is no key either.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let mut paths = vec![
+        std::path::PathBuf::from("/dev/zero"),
+        dir.path().to_path_buf(),
+    ];
+    if made.is_ok_and(|s| s.success()) {
+        paths.push(fifo);
+    }
+    for p in paths {
+        let e = Pseudonymizer::from_key_file(&p).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{}: {e}", p.display());
+    }
+    // A huge regular file is read only up to the bound and refused by its length.
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'0'; 1 << 20]).unwrap();
+    let e = Pseudonymizer::from_key_file(&big).unwrap_err().to_string();
+    assert!(e.contains("found 4096 bytes"), "{e}");
+}
+
 fn common_prefix(a: u128, b: u128) -> u32 {
     (a ^ b).leading_zeros()
 }

@@ -66,6 +66,17 @@ impl BpfFilter {
         })
     }
 
+    /// Checks that libpcap compiles `expr` for `link_type` (a live capture's link type), as
+    /// the capture will when it opens; the error carries libpcap's message.
+    pub fn check(expr: &str, link_type: LinkType) -> Result<(), FilterError> {
+        compile(expr, link_type)
+            .map(drop)
+            .map_err(|message| FilterError {
+                expr: expr.to_string(),
+                message,
+            })
+    }
+
     /// The expression as given.
     pub fn expr(&self) -> &str {
         &self.expr

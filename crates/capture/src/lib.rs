@@ -47,6 +47,7 @@ mod buffer;
 mod error;
 mod file;
 mod filter;
+mod iface;
 mod index;
 mod listing;
 mod live;
@@ -60,6 +61,7 @@ pub use burstwatch_wire::LinkType;
 pub use error::{FilterError, ReadError, ReadErrorKind};
 pub use file::{CaptureFile, Format};
 pub use filter::BpfFilter;
+pub use iface::{interface_exists, interface_link_type};
 pub use index::FileIndex;
 pub use listing::{
     file_id, is_stream, sniff, stdin_id, FileId, InputList, SkipReason, CAPTURE_EXTENSIONS, STDIN,

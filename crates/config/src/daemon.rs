@@ -129,20 +129,52 @@ fn non_empty(s: &Option<String>) -> Option<&String> {
     s.as_ref().filter(|s| !s.is_empty())
 }
 
+/// Why `name` cannot be a Linux network interface name (the kernel's `dev_valid_name`: 1 to 15
+/// bytes, not `.` or `..`, no `/`, `:` or white space), or `None` when it can. Whether it
+/// exists on this machine is another question: see `burstwatch check-config`.
+pub fn interface_name_error(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty")
+    } else if name.len() > 15 {
+        Some("longer than 15 bytes (IFNAMSIZ)")
+    } else if name == "." || name == ".." {
+        Some("not a name")
+    } else if name.contains(['/', ':', '\0']) || name.chars().any(char::is_whitespace) {
+        Some("contains '/', ':', NUL or white space")
+    } else {
+        None
+    }
+}
+
+/// The longest first pause before retrying an interface: the backoff doubles up to this
+/// anyway, so a longer `retry_seconds` would only delay the first retry.
+const MAX_RETRY_SECONDS: f64 = 60.0;
+
 impl Ctx<'_> {
     pub(crate) fn daemon(&self, r: &RawDaemon, base: &Path) -> Result<DaemonSettings, ConfigError> {
         let d = DaemonSettings::default();
         let path = |s: &Option<String>| non_empty(s).map(|p| base.join(p));
         let interfaces = match &r.interfaces {
             Some(v) => {
-                if let Some(bad) = v.get_ref().iter().find(|i| i.is_empty() || i.len() > 64) {
-                    return Err(self.invalid(
-                        v.span().start,
-                        "daemon.interfaces",
-                        format!("not an interface name: {bad:?}"),
-                    ));
+                let names = v.get_ref();
+                for (i, name) in names.iter().enumerate() {
+                    if let Some(why) = interface_name_error(name) {
+                        return Err(self.invalid(
+                            v.span().start,
+                            "daemon.interfaces",
+                            format!("not an interface name ({why}): {name:?}"),
+                        ));
+                    }
+                    if names[..i].contains(name) {
+                        // Two capture threads on one interface would count every packet twice.
+                        return Err(self.invalid(
+                            v.span().start,
+                            "daemon.interfaces",
+                            format!("{name:?} is listed twice"),
+                        ));
+                    }
                 }
-                v.get_ref().clone()
+                names.clone()
             }
             None => d.interfaces,
         };
@@ -162,25 +194,33 @@ impl Ctx<'_> {
         };
         let metrics_bind = match &r.metrics_bind {
             None => d.metrics_bind,
-            Some(s) => s.get_ref().parse().map_err(|_| {
-                self.invalid(
-                    s.span().start,
-                    "daemon.metrics_bind",
-                    format!(
-                        "must be an address:port such as 127.0.0.1:9811, got {:?}",
-                        s.get_ref()
-                    ),
-                )
-            })?,
+            Some(s) => {
+                let bad = || {
+                    self.invalid(
+                        s.span().start,
+                        "daemon.metrics_bind",
+                        format!(
+                            "must be an address:port such as 127.0.0.1:9811 (port 1 to 65535), got {:?}",
+                            s.get_ref()
+                        ),
+                    )
+                };
+                let addr: SocketAddr = s.get_ref().parse().map_err(|_| bad())?;
+                // Port 0 would bind a random port that no scrape config can name.
+                if addr.port() == 0 {
+                    return Err(bad());
+                }
+                addr
+            }
         };
         let alertmanager_url = match &r.alertmanager_url {
             Some(u) if !u.get_ref().is_empty() => {
                 let url = u.get_ref();
-                if !url.starts_with("http://") {
+                if let Err(why) = check_url(url) {
                     return Err(self.invalid(
                         u.span().start,
                         "daemon.alertmanager_url",
-                        format!("must start with http:// (put TLS in a local proxy), got {url:?}"),
+                        format!("{why}, got {url:?}"),
                     ));
                 }
                 Some(url.trim_end_matches('/').to_string())
@@ -193,6 +233,16 @@ impl Ctx<'_> {
             d.buffer_mib as usize,
             4096,
         )? as u32;
+        if let Some(v) = r.buffer_mib.as_ref() {
+            // libpcap takes the buffer size as a C int: 2047 MiB is the most it can hold.
+            if backend == Backend::Pcap && buffer_mib > 2047 {
+                return Err(self.invalid(
+                    v.span().start,
+                    "daemon.buffer_mib",
+                    format!("the pcap backend takes at most 2047 MiB (a C int), got {buffer_mib}"),
+                ));
+            }
+        }
         let (ring_block_kib, ring_blocks) = self.ring(r, buffer_mib)?;
         let user = match &r.user {
             Some(u) if !u.get_ref().is_empty() => {
@@ -208,7 +258,13 @@ impl Ctx<'_> {
             }
             _ => None,
         };
-        let retry_ns = self.seconds(&r.retry_seconds, "daemon.retry_seconds", 1_000_000_000)?;
+        let retry_ns = self.seconds_in(
+            &r.retry_seconds,
+            "daemon.retry_seconds",
+            1_000_000_000,
+            0.0,
+            MAX_RETRY_SECONDS,
+        )?;
         let save_ns = self.seconds(
             &r.state_save_seconds,
             "daemon.state_save_seconds",
@@ -218,7 +274,15 @@ impl Ctx<'_> {
             interfaces,
             backend,
             filter: r.filter.clone().unwrap_or_default(),
-            snaplen: self.count(&r.snaplen, "daemon.snaplen", d.snaplen as usize, 262_144)? as u32,
+            // Below 96 bytes the headers of a tagged IPv6/TCP packet no longer fit, and every
+            // packet would be a decode error.
+            snaplen: self.count_in(
+                &r.snaplen,
+                "daemon.snaplen",
+                d.snaplen as usize,
+                96,
+                262_144,
+            )? as u32,
             buffer_mib,
             ring_block_kib,
             ring_blocks,
@@ -293,6 +357,39 @@ impl Ctx<'_> {
         }
         Ok((kib, blocks))
     }
+}
+
+/// An Alertmanager base URL the sink can use: `http://host[:port][/path]`, parsed by the same
+/// parser as the sink's HTTP client.
+fn check_url(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| "not a URL (expected e.g. http://127.0.0.1:9093)")?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err("https is not supported: put TLS in a local proxy"),
+        _ => return Err("must start with http://"),
+    }
+    match uri.host() {
+        None | Some("") => return Err("has no host"),
+        Some(_) => {}
+    }
+    // The parser keeps an out-of-range port and reports none: look at the text itself.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let port = host_port
+        .rfind(':')
+        .filter(|&i| i > host_port.rfind(']').unwrap_or(0))
+        .map(|i| &host_port[i + 1..]);
+    match port.map(str::parse::<u16>) {
+        Some(Err(_)) => return Err("not a URL: the port must be 1 to 65535"),
+        Some(Ok(0)) => return Err("port 0 cannot be connected to"),
+        _ => {}
+    }
+    if uri.query().is_some() {
+        return Err("must not have a query: alerts go to {url}/api/v2/alerts");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -380,6 +477,44 @@ mod tests {
         assert!(
             e.to_string().starts_with("x.toml:2: daemon.metrics_bind:"),
             "{e}"
+        );
+        for (text, what) in [
+            ("interfaces = [\"eth0\", \"eth0/1\"]", "contains '/'"),
+            (
+                "interfaces = [\"a-very-long-interface-name\"]",
+                "longer than 15 bytes",
+            ),
+            ("interfaces = [\"eth 1\"]", "white space"),
+            ("interfaces = [\"\"]", "empty"),
+            ("interfaces = [\"eth1\", \"eth1\"]", "listed twice"),
+            ("alertmanager_url = \"http://\"", "not a URL"),
+            ("alertmanager_url = \"http://exa mple:9093\"", "not a URL"),
+            ("alertmanager_url = \"http://am:99999\"", "not a URL"),
+            (
+                "alertmanager_url = \"https://am:9093\"",
+                "https is not supported",
+            ),
+            ("alertmanager_url = \"am:9093\"", "http://"),
+            ("alertmanager_url = \"http://am:0\"", "port 0"),
+            ("alertmanager_url = \"http://am:9093/?x=1\"", "query"),
+        ] {
+            let e = Settings::parse(&format!("[daemon]\n{text}\n"), "x.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("x.toml:2: daemon."), "{text}: {e}");
+            assert!(e.contains(what), "{text}: {e}");
+        }
+        for ok in ["lo", "any", "eth0.100", "enp0s31f6", "bond0-v"] {
+            assert_eq!(interface_name_error(ok), None, "{ok}");
+        }
+        let s = Settings::parse(
+            "[daemon]\nalertmanager_url = \"http://[::1]:9093/am/\"\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            s.daemon.alertmanager_url.as_deref(),
+            Some("http://[::1]:9093/am")
         );
         let e = Settings::parse("[daemon]\nsnaplen = 0\n", "x.toml").unwrap_err();
         assert!(

@@ -19,7 +19,9 @@ use std::path::Path;
 use std::path::PathBuf;
 
 mod daemon;
-pub use daemon::{Backend, DaemonSettings};
+mod locate;
+pub use daemon::{interface_name_error, Backend, DaemonSettings};
+pub use locate::{key_line, read_config_text, MAX_CONFIG_BYTES};
 
 use burstwatch_engine::detect::{DetectConfig, EndpointLists, Weights};
 use burstwatch_engine::net::{Prefix, PrefixSet};
@@ -31,12 +33,12 @@ use toml::Spanned;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// File name as given.
         path: String,
-        /// The IO error.
-        source: std::io::Error,
+        /// The IO error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// A syntax error, unknown key or wrong type, or a value out of range.
     #[error("{origin}:{line}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
@@ -218,16 +220,44 @@ impl Ctx<'_> {
         key: &str,
         default_ns: i64,
     ) -> Result<i64, ConfigError> {
+        self.seconds_in(v, key, default_ns, 0.0, MAX_SECONDS)
+    }
+
+    /// Seconds within `(lo, hi]` (`[lo, hi]` when `lo > 0`), as nanoseconds. A value that
+    /// rounds to 0 ns (1e-12) is refused rather than silently turned into "no time at all".
+    fn seconds_in(
+        &self,
+        v: &Option<Spanned<f64>>,
+        key: &str,
+        default_ns: i64,
+        lo: f64,
+        hi: f64,
+    ) -> Result<i64, ConfigError> {
         let Some(v) = v else { return Ok(default_ns) };
         let s = *v.get_ref();
-        if !(s.is_finite() && s > 0.0 && s <= MAX_SECONDS) {
+        let at = v.span().start;
+        let in_range = s.is_finite() && s <= hi && if lo > 0.0 { s >= lo } else { s > 0.0 };
+        if !in_range {
+            let low = if lo > 0.0 {
+                format!(">= {lo}")
+            } else {
+                "> 0".to_string()
+            };
             return Err(self.invalid(
-                v.span().start,
+                at,
                 key,
-                format!("must be a number of seconds > 0 and <= {MAX_SECONDS}, got {s}"),
+                format!("must be a number of seconds {low} and <= {hi}, got {s}"),
             ));
         }
-        Ok((s * NS_PER_SEC as f64).round() as i64)
+        let ns = (s * NS_PER_SEC as f64).round() as i64;
+        if ns < 1 {
+            return Err(self.invalid(
+                at,
+                key,
+                format!("{s} seconds is less than a nanosecond (the clock's unit): it would be 0"),
+            ));
+        }
+        Ok(ns)
     }
 
     fn count(
@@ -237,13 +267,24 @@ impl Ctx<'_> {
         default: usize,
         max: i64,
     ) -> Result<usize, ConfigError> {
+        self.count_in(v, key, default, 1, max)
+    }
+
+    fn count_in(
+        &self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        default: usize,
+        min: i64,
+        max: i64,
+    ) -> Result<usize, ConfigError> {
         let Some(v) = v else { return Ok(default) };
         let n = *v.get_ref();
-        if !(1..=max).contains(&n) {
+        if !(min..=max).contains(&n) {
             return Err(self.invalid(
                 v.span().start,
                 key,
-                format!("must be an integer from 1 to {max}, got {n}"),
+                format!("must be an integer from {min} to {max}, got {n}"),
             ));
         }
         usize::try_from(n).map_err(|_| {
@@ -396,6 +437,38 @@ impl Ctx<'_> {
             port_rarity: wt(&w.port_rarity, "port_rarity", dw.port_rarity)?,
             watchlist: wt(&w.watchlist, "watchlist", dw.watchlist)?,
         };
+        let all = [
+            &w.rate_jump,
+            &w.volume,
+            &w.asymmetry,
+            &w.rarity,
+            &w.novelty,
+            &w.recurrence,
+            &w.port_rarity,
+            &w.watchlist,
+        ];
+        let sum = weights.rate_jump
+            + weights.volume
+            + weights.asymmetry
+            + weights.rarity
+            + weights.novelty
+            + weights.recurrence
+            + weights.port_rarity
+            + weights.watchlist;
+        if sum <= 0.0 {
+            // Every score would be 0 (or NaN once normalised): nothing could ever alert.
+            let at = all
+                .iter()
+                .find_map(|v| v.as_ref())
+                .map_or(0, |v| v.span().start);
+            return Err(self.invalid(
+                at,
+                "detect.weights",
+                "every weight is 0: every score would be 0 and nothing could alert; \
+                 give at least one part a weight > 0"
+                    .into(),
+            ));
+        }
         Ok(DetectConfig {
             home_nets: self
                 .prefixes(&r.home_nets, "detect.home_nets")?
@@ -406,7 +479,15 @@ impl Ctx<'_> {
                 d.burst_min_bytes as usize,
                 1 << 40,
             )? as u64,
-            burst_max_ns: secs(&r.burst_max_seconds, "burst_max_seconds", d.burst_max_ns)?,
+            // Bursts are segmented in one-second bins: below a second, every burst would be
+            // "too long" (max) or end in its first bin (quiet).
+            burst_max_ns: self.seconds_in(
+                &r.burst_max_seconds,
+                "detect.burst_max_seconds",
+                d.burst_max_ns,
+                1.0,
+                MAX_SECONDS,
+            )?,
             burst_rate_floor_bps: num(
                 &r.burst_rate_floor_bps,
                 "burst_rate_floor_bps",
@@ -428,10 +509,12 @@ impl Ctx<'_> {
                 0.0,
                 1.0,
             )?,
-            burst_quiet_ns: secs(
+            burst_quiet_ns: self.seconds_in(
                 &r.burst_quiet_seconds,
-                "burst_quiet_seconds",
+                "detect.burst_quiet_seconds",
                 d.burst_quiet_ns,
+                1.0,
+                MAX_SECONDS,
             )?,
             burst_min_upstream_ratio: num(
                 &r.burst_min_upstream_ratio,
@@ -468,10 +551,12 @@ impl Ctx<'_> {
                 "beacon_event_gap_seconds",
                 d.beacon_event_gap_ns,
             )?,
-            beacon_min_events: cnt(
+            beacon_min_events: self.count_in(
                 &r.beacon_min_events,
-                "beacon_min_events",
+                "detect.beacon_min_events",
                 d.beacon_min_events as usize,
+                // Regularity needs at least two intervals, so three exchanges.
+                3,
                 16,
             )? as u32,
             beacon_max_event_bytes: cnt(
@@ -593,12 +678,8 @@ impl Settings {
 
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: origin.clone(),
-            source,
-        })?;
-        Self::parse(&text, &origin)
+        let text = read_config_text(path)?;
+        Self::parse(&text, &path.display().to_string())
     }
 }
 
@@ -672,6 +753,94 @@ mod tests {
         let e = Settings::parse("[privacy]\nkey_file = \"\"\n", "t").unwrap();
         assert_eq!(e.privacy.key_file, None);
         assert!(err("[privacy]\npseudonymize_endpoints = 1\n").starts_with("t.toml:2"));
+    }
+
+    #[test]
+    fn values_that_would_silently_do_nothing_are_refused_with_their_line() {
+        // Sub-nanosecond, negative, NaN and infinite seconds, in every section.
+        for (text, key) in [
+            (
+                "[flow]\n\ntcp_idle_timeout_seconds = 1e-12\n",
+                "flow.tcp_idle_timeout_seconds",
+            ),
+            (
+                "[flow]\n\nactive_timeout_seconds = 4e-10\n",
+                "flow.active_timeout_seconds",
+            ),
+            (
+                "[detect]\n\nalert_hold_seconds = 1e-12\n",
+                "detect.alert_hold_seconds",
+            ),
+            (
+                "[detect]\n\nlookback_seconds = -1\n",
+                "detect.lookback_seconds",
+            ),
+            (
+                "[detect]\n\nnovelty_seconds = nan\n",
+                "detect.novelty_seconds",
+            ),
+            (
+                "[detect]\n\nbeacon_realert_seconds = inf\n",
+                "detect.beacon_realert_seconds",
+            ),
+            (
+                "[daemon]\n\nretry_seconds = 1e-12\n",
+                "daemon.retry_seconds",
+            ),
+            // One-second bins: a burst cannot be shorter, nor end after less quiet.
+            (
+                "[detect]\n\nburst_max_seconds = 0.5\n",
+                "detect.burst_max_seconds",
+            ),
+            (
+                "[detect]\n\nburst_quiet_seconds = 0.2\n",
+                "detect.burst_quiet_seconds",
+            ),
+            // Never retried in practice (a week before the first retry); the backoff caps at 60.
+            (
+                "[daemon]\n\nretry_seconds = 604800\n",
+                "daemon.retry_seconds",
+            ),
+            ("[daemon]\n\nretry_seconds = 61\n", "daemon.retry_seconds"),
+            // Regularity needs two intervals.
+            (
+                "[detect]\n\nbeacon_min_events = 2\n",
+                "detect.beacon_min_events",
+            ),
+            // libpcap's int buffer size; headers that cannot fit; a port nobody can scrape.
+            ("[daemon]\n\nbuffer_mib = 4096\n", "daemon.buffer_mib"),
+            ("[daemon]\n\nsnaplen = 20\n", "daemon.snaplen"),
+            (
+                "[daemon]\n\nmetrics_bind = \"127.0.0.1:0\"\n",
+                "daemon.metrics_bind",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(&format!("t.toml:3: {key}: ")), "{text}: {e}");
+        }
+        assert!(
+            err("[flow]\ntcp_idle_timeout_seconds = 1e-12\n").contains("less than a nanosecond")
+        );
+        // One nanosecond is the smallest value that means something.
+        let s = Settings::parse("[flow]\ntcp_close_grace_seconds = 1e-9\n", "t").unwrap();
+        assert_eq!(s.flow.tcp_close_grace_ns, 1);
+        let s = Settings::parse("[daemon]\nretry_seconds = 60\n", "t").unwrap();
+        assert_eq!(s.daemon.retry_seconds, 60.0);
+    }
+
+    #[test]
+    fn all_zero_weights_are_refused() {
+        let zero = "[detect.weights]\nrate_jump = 0\nvolume = 0\nasymmetry = 0\nrarity = 0\n\
+                    novelty = 0\nrecurrence = 0\nport_rarity = 0\nwatchlist = 0\n";
+        let e = err(zero);
+        assert!(
+            e.starts_with("t.toml:2: detect.weights: every weight is 0"),
+            "{e}"
+        );
+        // One part left is enough.
+        assert!(Settings::parse(&zero.replace("rarity = 0", "rarity = 1"), "t").is_ok());
+        // Zero for some keys while the others keep their defaults is fine.
+        assert!(Settings::parse("[detect.weights]\nrarity = 0\n", "t").is_ok());
     }
 
     #[test]

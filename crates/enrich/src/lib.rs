@@ -246,12 +246,36 @@ impl Enrich for MmdbEnricher {
     }
 }
 
+/// The largest database read (GeoLite2-City, the largest common one, is about 70 MB).
+const MAX_DB_BYTES: u64 = 4 << 30;
+
 fn open_db(path: &Path, kind: DbKind) -> Result<Reader<Vec<u8>>, EnrichError> {
-    let bytes = std::fs::read(path).map_err(|source| EnrichError::Read {
+    use std::io::Read as _;
+    let read_err = |source: std::io::Error| EnrichError::Read {
         kind,
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // The type first: a device (`/dev/zero`) would be read forever, a FIFO waits for a writer.
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    if meta.len() > MAX_DB_BYTES {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("larger than {MAX_DB_BYTES} bytes"),
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(MAX_DB_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
     check_db(bytes, path, kind)
 }
 

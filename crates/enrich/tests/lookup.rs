@@ -219,6 +219,29 @@ fn usable_as_the_engines_boxed_enrich() {
 }
 
 #[test]
+fn a_device_or_directory_is_refused_without_reading_it() {
+    // `/dev/zero` used to be read until memory ran out.
+    for path in [Path::new("/dev/zero"), Path::new("/")] {
+        let err = MmdbEnricher::open(None, Some(path)).unwrap_err();
+        assert!(matches!(err, EnrichError::Read { .. }), "{err:?}");
+        let msg = format!("{:#}", anyhow_like(&err));
+        assert!(msg.contains("not a regular file"), "{msg}");
+    }
+}
+
+/// The error and its sources, as `{:#}` of anyhow prints them.
+fn anyhow_like(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+#[test]
 fn missing_file_is_a_read_error_naming_it() {
     let path = data("no-such-file.mmdb");
     let err = MmdbEnricher::open(Some(&path), None).unwrap_err();

@@ -8,6 +8,7 @@
 //! key and line, and the running settings stay) and reopens the output files.
 
 mod capture;
+mod check;
 mod export;
 mod output;
 mod shared;
@@ -50,21 +51,34 @@ pub struct CheckConfigArgs {
     /// Configuration file to validate.
     #[arg(value_name = "FILE")]
     pub config: PathBuf,
+    /// Treat warnings (an interface that does not exist on this machine now) as errors: for a
+    /// check on the machine the daemon runs on.
+    #[arg(long)]
+    pub strict: bool,
 }
 
-/// Validate a config file: exit 0 and a one-line summary, or exit 2 and the key and line.
+/// Validate a config file as the daemon does at start: exit 0 and a one-line summary, or exit
+/// 2 and every problem, each with file, line and key.
 pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
-    let s = Settings::load(&args.config)?;
-    // The key file too: a daemon that cannot read it does not start.
-    let privacy = crate::privacy::Privacy::from_settings(&s)
-        .with_context(|| format!("{}: privacy.key_file", args.config.display()))?;
+    let text = burstwatch_config::read_config_text(&args.config)?;
+    let s = Settings::parse(&text, &args.config.display().to_string())?;
+    let found = check::check(&s, &args.config, &text);
+    for w in &found.warnings {
+        eprintln!("burstwatch: warning: {w}");
+    }
+    for e in &found.errors {
+        eprintln!("burstwatch: error: {e}");
+    }
+    if !found.errors.is_empty() || (args.strict && !found.warnings.is_empty()) {
+        return Ok(ExitCode::from(2));
+    }
     println!(
         "{}: ok ({} interface(s), {} home prefix(es), metrics on {}{})",
         args.config.display(),
         s.daemon.interfaces.len(),
         s.detect.home_nets.prefixes().len(),
         s.daemon.metrics_bind,
-        if privacy.enabled() {
+        if s.privacy.key_file.is_some() {
             ", pseudonymised output"
         } else {
             ""
@@ -73,16 +87,26 @@ pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The settings, if the daemon can start with them: what `check-config` checks, warnings
+/// logged, errors returned (exit 2: a configuration error, which the systemd unit does not
+/// restart on).
+fn preflight(config: &Path) -> anyhow::Result<Settings> {
+    let text = burstwatch_config::read_config_text(config)?;
+    let s = Settings::parse(&text, &config.display().to_string())?;
+    let found = check::check(&s, config, &text);
+    for w in &found.warnings {
+        tracing::warn!("{w}");
+    }
+    if !found.errors.is_empty() {
+        anyhow::bail!("{}", found.errors.join("\n"));
+    }
+    Ok(s)
+}
+
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(&args.config)?;
+    let settings = preflight(&args.config)?;
     let d = settings.daemon.clone();
-    if d.interfaces.is_empty() {
-        anyhow::bail!(
-            "{}: daemon.interfaces is empty: name at least one interface to capture on",
-            args.config.display()
-        );
-    }
     // Room for the exporter's connections besides captures and outputs.
     let open_files = privilege::raise_open_file_limit();
     let shared = Arc::new(Shared::default());
