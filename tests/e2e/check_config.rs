@@ -21,9 +21,10 @@ fn check(dir: &Path, body: &str, extra: &[&str]) -> Output {
     run(&args)
 }
 
-/// The daemon on `cfg`, killed if it has not exited within `limit`; its exit code.
+/// The daemon on `cfg`, killed if it has not exited within `limit`; its exit code and log.
 fn daemon_exit(cfg: &Path, limit: Duration) -> (Option<i32>, String) {
-    let log = cfg.with_extension("log");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("daemon.log");
     let mut child = Command::new(bin())
         .args(["daemon", "--config", cfg.to_str().unwrap()])
         .stdout(Stdio::null())
