@@ -20,6 +20,7 @@ mod pcapfile;
 mod privacy;
 mod privilege;
 mod prometheus;
+mod reload;
 #[cfg(feature = "report")]
 mod report;
 #[cfg(feature = "report")]

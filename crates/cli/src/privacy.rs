@@ -87,6 +87,13 @@ impl Privacy {
         Ok(Privacy::new(p, home_nets, endpoints))
     }
 
+    /// Pseudonymise addresses inside `home_nets` from now on (a config reload); the key stays.
+    pub fn set_home_nets(&mut self, home_nets: PrefixSet) {
+        if let Some(e) = self.inner.as_mut() {
+            e.home_nets = home_nets;
+        }
+    }
+
     /// Whether any address is mapped.
     pub fn enabled(&self) -> bool {
         self.inner.is_some()

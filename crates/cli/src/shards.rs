@@ -186,6 +186,14 @@ impl Engines {
         }
     }
 
+    /// Use these enrich databases from now on (`None`: none).
+    pub fn set_enrich(&mut self, enrich: Option<Box<dyn Enrich>>) {
+        match self {
+            Engines::One(e) => e.detector_mut().replace_enrich(enrich),
+            Engines::Sharded(p) => p.scorer.replace_enrich(enrich),
+        }
+    }
+
     /// What has been learned (call after [`Engines::finish`] when sharded: the shards'
     /// baselines come back with their threads).
     pub fn learned_state(&self) -> LearnedState {

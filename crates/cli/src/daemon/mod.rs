@@ -11,6 +11,7 @@ mod capture;
 mod check;
 mod export;
 mod output;
+mod reload;
 mod shared;
 mod state_file;
 mod worker;
@@ -258,7 +259,14 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&sinks),
         Arc::clone(&ready),
     ));
-    rt.block_on(signals(&args.config, &shared, &ctl_tx, &metrics, &sinks))?;
+    rt.block_on(signals(
+        &args.config,
+        settings.clone(),
+        &shared,
+        &ctl_tx,
+        &metrics,
+        &sinks,
+    ))?;
 
     tracing::info!("stopping: flushing flows and alerts");
     ready.store(false, Ordering::Relaxed);
@@ -411,16 +419,7 @@ fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Res
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(0x6461_656d_6f6e_u64)
     };
-    let e = &settings.enrich;
-    let enrich: Option<Box<dyn Enrich>> =
-        if e.asn_database.is_some() || e.country_database.is_some() {
-            Some(Box::new(burstwatch_enrich::MmdbEnricher::open(
-                e.asn_database.as_deref(),
-                e.country_database.as_deref(),
-            )?))
-        } else {
-            None
-        };
+    let enrich = open_enrich(settings)?;
     Engines::new(
         settings.daemon.workers,
         settings.flow.clone(),
@@ -431,9 +430,22 @@ fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Res
     )
 }
 
+/// The enrich databases of `settings`, opened (read whole); `None` when none is configured.
+fn open_enrich(settings: &Settings) -> anyhow::Result<Option<Box<dyn Enrich>>> {
+    let e = &settings.enrich;
+    if e.asn_database.is_none() && e.country_database.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(burstwatch_enrich::MmdbEnricher::open(
+        e.asn_database.as_deref(),
+        e.country_database.as_deref(),
+    )?)))
+}
+
 /// Wait for SIGTERM/SIGINT; handle SIGHUP (reload, reopen) meanwhile.
 async fn signals(
     config: &Path,
+    mut running: Settings,
     shared: &Shared,
     control: &mpsc::Sender<Control>,
     metrics: &Metrics,
@@ -450,15 +462,21 @@ async fn signals(
             _ = hup.recv() => {
                 shared.reopen.store(true, Ordering::Relaxed);
                 sinks.reopen();
-                let ok = match Settings::load(config) {
-                    Ok(s) => {
-                        tracing::info!(config = %config.display(), "configuration reloaded");
-                        shared.set_caps(s.flow.max_flows, &s.detect);
-                        let _ = control.send(Control::Reload(Box::new(s)));
+                let ok = match reload::load(config, &running) {
+                    Ok(r) => {
+                        let e = &r.settings.enrich;
+                        tracing::info!(config = %config.display(),
+                            asn_database = ?e.asn_database, country_database = ?e.country_database,
+                            "configuration reloaded; enrich databases reopened");
+                        shared.set_caps(r.settings.flow.max_flows, &r.settings.detect);
+                        running = r.settings.clone();
+                        let _ = control.send(Control::Reload(Box::new(r)));
                         true
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "configuration rejected; the running one stays");
+                    Err(errors) => {
+                        for e in errors {
+                            tracing::error!(error = %e, "configuration rejected; the running one stays");
+                        }
                         false
                     }
                 };

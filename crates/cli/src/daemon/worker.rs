@@ -6,12 +6,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendErr
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burstwatch_config::Settings;
 use burstwatch_engine::detect::state::LearnedState;
 use burstwatch_engine::detect::EarlyReason;
 use burstwatch_engine::Alert;
 
 use super::capture::Batch;
+use super::reload::Reload;
 use super::shared::Shared;
 use crate::alert_json::write_alert;
 use crate::flow_json::write_record;
@@ -31,8 +31,8 @@ pub enum Output {
 
 /// Requests to the worker.
 pub enum Control {
-    /// New thresholds and caps (a SIGHUP reload); learned state is kept.
-    Reload(Box<Settings>),
+    /// New thresholds, caps and enrich databases (a SIGHUP reload); learned state is kept.
+    Reload(Box<Reload>),
 }
 
 /// Periodic snapshots of the learned state, handed to the thread that writes them.
@@ -54,7 +54,7 @@ pub fn run(
     control: Receiver<Control>,
     out: Sender<Output>,
     shared: Arc<Shared>,
-    privacy: Privacy,
+    mut privacy: Privacy,
     resume_ns: Option<i64>,
     checkpoints: Option<Checkpoints>,
 ) -> Engines {
@@ -91,9 +91,13 @@ pub fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
-        while let Ok(Control::Reload(s)) = control.try_recv() {
-            engine.set_config(s.flow.clone(), s.detect.clone());
-            tracing::info!("thresholds reloaded; learned state kept");
+        while let Ok(Control::Reload(r)) = control.try_recv() {
+            let s = r.settings;
+            engine.set_config(s.flow, s.detect.clone());
+            engine.set_enrich(r.enrich);
+            // New home networks are pseudonymised from now on too.
+            privacy.set_home_nets(s.detect.home_nets);
+            tracing::info!("thresholds and enrich databases reloaded; learned state kept");
         }
         if last_publish.elapsed() >= Duration::from_secs(1) {
             last_publish = Instant::now();

@@ -167,6 +167,11 @@ impl Detector {
         self.scorer.set_enrich(enrich);
     }
 
+    /// Replace the lookup (a config reload; `None`: no enrichment).
+    pub fn replace_enrich(&mut self, enrich: Option<Box<dyn Enrich>>) {
+        self.scorer.replace_enrich(enrich);
+    }
+
     /// Replace thresholds (a config reload); learned state is kept.
     pub fn set_config(&mut self, cfg: DetectConfig) {
         self.local.set_config(cfg.clone());

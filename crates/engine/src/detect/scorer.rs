@@ -77,6 +77,11 @@ impl Scorer {
         self.pending.len()
     }
 
+    /// Replace the lookup (a config reload; `None`: no enrichment).
+    pub fn replace_enrich(&mut self, enrich: Option<Box<dyn Enrich>>) {
+        self.enrich = enrich;
+    }
+
     /// Replace thresholds; learned state is kept.
     pub fn set_config(&mut self, cfg: DetectConfig) {
         self.endpoints.set_cap(cfg.max_endpoints);

@@ -1,0 +1,140 @@
+//! SIGHUP: what a reload applies and what it cannot. Thresholds, caps, home networks and
+//! the enrich databases (reopened, so an updated file is picked up) take effect; keys read
+//! only at start are named in the log, one line each, and keep their running value.
+
+use std::fmt::Debug;
+use std::path::Path;
+
+use burstwatch_config::Settings;
+use burstwatch_engine::detect::Enrich;
+
+use super::check;
+
+/// A reload that passed every check: the settings to run with and the reopened enricher
+/// (`None`: no database configured).
+pub struct Reload {
+    /// The new settings, restart-only keys set back to their running values.
+    pub settings: Settings,
+    /// The enrich databases, opened again.
+    pub enrich: Option<Box<dyn Enrich>>,
+}
+
+/// Read `config` again and check it as at start; `Err` lists every problem (the running
+/// settings stay). Keys that need a restart are logged.
+pub fn load(config: &Path, running: &Settings) -> Result<Reload, Vec<String>> {
+    let text = burstwatch_config::read_config_text(config).map_err(|e| vec![e.to_string()])?;
+    let mut new =
+        Settings::parse(&text, &config.display().to_string()).map_err(|e| vec![e.to_string()])?;
+    let found = check::check(&new, config, &text);
+    for w in &found.warnings {
+        tracing::warn!("{w}");
+    }
+    if !found.errors.is_empty() {
+        return Err(found.errors);
+    }
+    let enrich = super::open_enrich(&new).map_err(|e| vec![format!("{e:#}")])?;
+    for (key, running_value, file_value) in restart_only_changes(running, &new) {
+        tracing::warn!(
+            key,
+            running = %running_value,
+            file = %file_value,
+            "{key} changed in the file but is read at start only: restart to apply it; \
+             running with {running_value}"
+        );
+    }
+    // Keep what a restart would change, so that the next reload compares with what runs.
+    new.daemon = running.daemon.clone();
+    new.privacy = running.privacy.clone();
+    new.flow.max_fragments = running.flow.max_fragments;
+    new.flow.fragment_timeout_ns = running.flow.fragment_timeout_ns;
+    Ok(Reload {
+        settings: new,
+        enrich,
+    })
+}
+
+/// Each key read at start only whose value differs: (key, running value, value in the file).
+pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let mut cmp = |key: &'static str, a: &dyn Debug, b: &dyn Debug| {
+        let (a, b) = (format!("{a:?}"), format!("{b:?}"));
+        if a != b {
+            out.push((key, a, b));
+        }
+    };
+    let (o, n) = (&old.daemon, &new.daemon);
+    cmp("daemon.interfaces", &o.interfaces, &n.interfaces);
+    cmp("daemon.backend", &o.backend, &n.backend);
+    cmp("daemon.filter", &o.filter, &n.filter);
+    cmp("daemon.snaplen", &o.snaplen, &n.snaplen);
+    cmp("daemon.buffer_mib", &o.buffer_mib, &n.buffer_mib);
+    cmp("daemon.promiscuous", &o.promiscuous, &n.promiscuous);
+    cmp("daemon.immediate", &o.immediate, &n.immediate);
+    cmp("daemon.metrics_bind", &o.metrics_bind, &n.metrics_bind);
+    cmp("daemon.alerts_file", &o.alerts_file, &n.alerts_file);
+    cmp("daemon.alerts_stdout", &o.alerts_stdout, &n.alerts_stdout);
+    cmp("daemon.flows_file", &o.flows_file, &n.flows_file);
+    cmp(
+        "daemon.alertmanager_url",
+        &o.alertmanager_url,
+        &n.alertmanager_url,
+    );
+    cmp(
+        "daemon.alertmanager_queue",
+        &o.alertmanager_queue,
+        &n.alertmanager_queue,
+    );
+    cmp("daemon.state_file", &o.state_file, &n.state_file);
+    cmp("daemon.retry_seconds", &o.retry_seconds, &n.retry_seconds);
+    cmp("daemon.workers", &o.workers, &n.workers);
+    cmp("daemon.user", &o.user, &n.user);
+    // The key is read once, while the process may still be root.
+    cmp(
+        "privacy.key_file",
+        &old.privacy.key_file,
+        &new.privacy.key_file,
+    );
+    cmp(
+        "privacy.pseudonymize_endpoints",
+        &old.privacy.pseudonymize_endpoints,
+        &new.privacy.pseudonymize_endpoints,
+    );
+    // The fragment table is sized at start.
+    cmp(
+        "flow.max_fragments",
+        &old.flow.max_fragments,
+        &new.flow.max_fragments,
+    );
+    cmp(
+        "flow.fragment_timeout_seconds",
+        &(old.flow.fragment_timeout_ns as f64 / 1e9),
+        &(new.flow.fragment_timeout_ns as f64 / 1e9),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+    use super::*;
+
+    #[test]
+    fn restart_only_keys_are_named_and_reloadable_ones_are_not() {
+        let old = Settings::parse("[daemon]\ninterfaces = [\"eth1\"]\nworkers = 2\n", "t").unwrap();
+        let new = Settings::parse(
+            "[daemon]\ninterfaces = [\"eth1\"]\nworkers = 1\nuser = \"nobody\"\n\
+             [detect]\nrare_max_hosts = 5\n[flow]\nmax_fragments = 10\n",
+            "t",
+        )
+        .unwrap();
+        let keys: Vec<_> = restart_only_changes(&old, &new)
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(
+            keys,
+            ["daemon.workers", "daemon.user", "flow.max_fragments"]
+        );
+        assert!(restart_only_changes(&old, &old).is_empty());
+    }
+}
