@@ -86,6 +86,11 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str
     );
     cmp("daemon.state_file", &o.state_file, &n.state_file);
     cmp("daemon.retry_seconds", &o.retry_seconds, &n.retry_seconds);
+    cmp(
+        "daemon.state_save_seconds",
+        &o.state_save_seconds,
+        &n.state_save_seconds,
+    );
     cmp("daemon.workers", &o.workers, &n.workers);
     cmp("daemon.user", &o.user, &n.user);
     // The key is read once, while the process may still be root.
