@@ -38,7 +38,7 @@ fn config_with(cfg: &Path, iface: &str, filter: &str, extra_daemon: &str, enrich
     std::fs::write(
         cfg,
         format!(
-            "[detect]\nburst_min_bytes = 100000\nburst_rate_floor_bps = 1000000\n\
+            "[detect]\nburst_min_bytes = 100000\nburst_rate_floor_bps = 200000\n\
              burst_quiet_seconds = 1\nalert_hold_seconds = 1\nalert_min_score = 0.0\n\
              lookback_seconds = 1\n\n\
              [daemon]\ninterfaces = [\"{iface}\"]\nalerts_file = \"alerts.jsonl\"\n{extra_daemon}\n\
@@ -100,7 +100,7 @@ fn sighup_reopens_enrich_databases_and_names_each_key_that_needs_a_restart() {
         &burst(d, "a.pcap", [10, 0, 0, 5], [192, 0, 2, 9]),
         "1",
     );
-    let first = alerts(&d.join("alerts.jsonl"), 1, Duration::from_secs(20));
+    let first = alerts(&d.join("alerts.jsonl"), 1, Duration::from_secs(30));
     assert_eq!(first[0]["endpoint"]["asn"], 64500, "{}", first[0]);
     assert!(
         first[0]["endpoint"].get("country").is_none(),
@@ -151,7 +151,7 @@ fn sighup_reopens_enrich_databases_and_names_each_key_that_needs_a_restart() {
         &burst(d, "b.pcap", [10, 0, 0, 6], [192, 0, 2, 10]),
         "1",
     );
-    let both = alerts(&d.join("alerts.jsonl"), 2, Duration::from_secs(20));
+    let both = alerts(&d.join("alerts.jsonl"), 2, Duration::from_secs(30));
     let second = both
         .iter()
         .find(|a| a["endpoint"]["country"] == "XA")

@@ -56,11 +56,15 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
             ));
         }
     }
-    if d.backend == Backend::Pcap && !d.filter.is_empty() {
+    if !d.filter.is_empty() {
+        // The afpacket ring compiles the filter for the Ethernet frames it reads.
         let mut link_types = d
             .interfaces
             .iter()
-            .map(|i| interface_link_type(i))
+            .map(|i| match d.backend {
+                Backend::Pcap => interface_link_type(i),
+                Backend::AfPacket => burstwatch_capture::LinkType::ETHERNET,
+            })
             .collect::<Vec<_>>();
         if link_types.is_empty() {
             link_types.push(burstwatch_capture::LinkType::ETHERNET);

@@ -68,6 +68,17 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str
     cmp("daemon.filter", &o.filter, &n.filter);
     cmp("daemon.snaplen", &o.snaplen, &n.snaplen);
     cmp("daemon.buffer_mib", &o.buffer_mib, &n.buffer_mib);
+    cmp(
+        "daemon.ring_block_kib",
+        &o.ring_block_kib,
+        &n.ring_block_kib,
+    );
+    cmp("daemon.ring_blocks", &o.ring_blocks, &n.ring_blocks);
+    cmp(
+        "daemon.ring_block_timeout_ms",
+        &o.ring_block_timeout_ms,
+        &n.ring_block_timeout_ms,
+    );
     cmp("daemon.promiscuous", &o.promiscuous, &n.promiscuous);
     cmp("daemon.immediate", &o.immediate, &n.immediate);
     cmp("daemon.metrics_bind", &o.metrics_bind, &n.metrics_bind);
