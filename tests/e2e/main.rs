@@ -15,6 +15,7 @@ mod deploy_kit;
 mod exporter;
 mod inputs;
 mod live;
+mod memory;
 mod outputs;
 mod pcapfile;
 mod privacy;

@@ -68,6 +68,10 @@ pub struct AnalyzeArgs {
     /// --report use 1.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
+    /// Memory budget in MiB for the flow and detector tables and the rest of the process;
+    /// overrides `limits.memory_budget_mib` (default 3072). The tables' caps are its shares.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub memory_budget_mib: Option<u64>,
     /// Do not print progress or the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -170,6 +174,13 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         workers = 1;
     }
     let enricher = enricher.map(|e| Box::new(e) as Box<dyn burstwatch_engine::detect::Enrich>);
+    if let Some(mib) = args.memory_budget_mib {
+        settings.limits.memory_budget_mib = mib;
+    }
+    let plan = settings
+        .apply_memory_budget(workers, 0)
+        .context("--memory-budget-mib / limits.memory_budget_mib")?;
+    tracing::debug!(?plan, "memory budget");
     let mut table = Engines::new(
         workers,
         settings.flow,
@@ -192,6 +203,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut archive = Archive::from_list(inputs.list);
     let mut sum = Summary::new(archive.files());
     sum.input_errors += problems as u64;
+    sum.memory = Some(plan);
     let threads = args.thread_count();
     let mut progress = Progress::new(archive.bytes_total(), args.quiet);
     let counts = pipeline::run(

@@ -26,6 +26,9 @@ use burstwatch_wire::PacketMeta;
 
 /// Packets per round handed to the shards.
 pub const ROUND: usize = 1024;
+/// Records per message from a shard after the end of input (the flows still open then come
+/// back in chunks as they are popped, not all at once).
+const TAIL_CHUNK: usize = 4096;
 /// Rounds in flight before the caller waits for the oldest one's results.
 const DEPTH: usize = 4;
 
@@ -105,7 +108,7 @@ impl Engines {
     pub fn pop_record(&mut self) -> Option<FlowRecord> {
         match self {
             Engines::One(e) => e.pop_record(),
-            Engines::Sharded(p) => p.records.pop_front(),
+            Engines::Sharded(p) => p.pop_record(),
         }
     }
 
@@ -195,11 +198,12 @@ impl Engines {
     }
 
     /// What has been learned (call after [`Engines::finish`] when sharded: the shards'
-    /// baselines come back with their threads).
-    pub fn learned_state(&self) -> LearnedState {
+    /// baselines come back with their threads; records not popped yet are kept).
+    pub fn learned_state(&mut self) -> LearnedState {
         match self {
             Engines::One(e) => e.detector().learned_state(),
             Engines::Sharded(p) => {
+                p.join();
                 let locals: Vec<_> = p.done.iter().map(|s| s.local()).collect();
                 LearnedState::collect(&p.scorer, &locals)
             }
@@ -226,7 +230,8 @@ enum Item {
     Snapshot,
 }
 
-/// What a shard hands back after a round.
+/// What a shard hands back after a round (after the last one, the records of the flows open
+/// at the end of input follow in chunks of [`TAIL_CHUNK`], with nothing else).
 struct Done {
     /// The round's buffer, emptied, for reuse.
     items: Vec<Item>,
@@ -258,6 +263,8 @@ pub struct ShardPool {
     finished: bool,
     /// Baselines sent back for a snapshot, one per shard.
     hosts: Vec<HostsPart>,
+    /// After `finish`: the shard whose end-of-input records are being popped.
+    draining: usize,
 }
 
 impl ShardPool {
@@ -309,6 +316,7 @@ impl ShardPool {
             done: Vec::new(),
             finished: false,
             hosts: Vec::new(),
+            draining: 0,
         })
     }
 
@@ -371,7 +379,41 @@ impl ShardPool {
             self.collect_one();
         }
         self.finished = true;
-        self.inputs.clear(); // hang up: the shard threads end
+        // Hang up: each shard thread sends the records of its open flows, then ends.
+        self.inputs.clear();
+    }
+
+    /// Next record; after `finish`, the shards' end-of-input records one chunk at a time.
+    fn pop_record(&mut self) -> Option<FlowRecord> {
+        loop {
+            if let Some(r) = self.records.pop_front() {
+                return Some(r);
+            }
+            if !self.finished {
+                return None;
+            }
+            let Some(rx) = self.outputs.get(self.draining) else {
+                self.join();
+                return None;
+            };
+            match rx.recv() {
+                Ok(done) => self.records.extend(done.records),
+                Err(_) => self.draining += 1,
+            }
+        }
+    }
+
+    /// After `finish`: take the records not popped yet and the shards back from their threads.
+    fn join(&mut self) {
+        if !self.finished || self.threads.is_empty() {
+            return;
+        }
+        for rx in self.outputs.iter().skip(self.draining) {
+            while let Ok(done) = rx.recv() {
+                self.records.extend(done.records);
+            }
+        }
+        self.draining = self.outputs.len();
         for t in self.threads.drain(..) {
             match t.join() {
                 Ok(shard) => self.done.push(shard),
@@ -443,11 +485,19 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
     for mut items in rx.iter() {
         let mut records = Vec::new();
         let mut hosts = None;
+        let mut finished = false;
         for item in items.drain(..) {
+            if finished {
+                continue; // nothing follows the end
+            }
             match item {
                 Item::Packet(seq, ts, now, meta) => shard.packet(seq, ts, now, &meta),
                 Item::Tick(seq, ts) => shard.tick(seq, ts),
-                Item::Finish(seq, now) => shard.finish(seq, now),
+                Item::Finish(seq, now) => {
+                    shard.finish(seq, now);
+                    finished = true;
+                    continue; // its records follow the round's results, in chunks
+                }
                 Item::Config(c) => {
                     let (flow, detect) = *c;
                     shard.flows_mut().set_config(flow);
@@ -469,6 +519,23 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
         };
         if tx.send(done).is_err() {
             break;
+        }
+        // The bounded channel makes each chunk wait for the caller to pop the one before.
+        while finished && shard.flows().has_records() {
+            let chunk: Vec<FlowRecord> = std::iter::from_fn(|| shard.pop_record())
+                .take(TAIL_CHUNK)
+                .collect();
+            let done = Done {
+                items: Vec::new(),
+                events: Vec::new(),
+                records: chunk,
+                flows: shard.flows().stats(),
+                detect: shard.local().stats(),
+                hosts: None,
+            };
+            if tx.send(done).is_err() {
+                break;
+            }
         }
     }
     shard

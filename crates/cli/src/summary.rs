@@ -32,6 +32,8 @@ pub struct Summary {
     pub detect_stats: DetectStats,
     /// Alerts written.
     pub alerts: u64,
+    /// The memory budget and the caps it gave.
+    pub memory: Option<burstwatch_engine::memory::Plan>,
     first_ns: Option<i64>,
     last_ns: Option<i64>,
 }
@@ -103,6 +105,15 @@ impl Summary {
                 "evicted_pairs": self.detect_stats.evicted[1],
                 "evicted_endpoints": self.detect_stats.evicted[2],
             },
+            "memory": self.memory.map(|p| serde_json::json!({
+                "budget_mib": p.budget_bytes >> 20,
+                "estimated_mib": p.estimated_bytes().div_ceil(1 << 20),
+                "workers": p.workers,
+                "max_flows": p.caps.max_flows,
+                "max_hosts": p.caps.max_hosts,
+                "max_pairs": p.caps.max_pairs,
+                "max_endpoints": p.caps.max_endpoints,
+            })),
             "first_ts": self.first_ns.map(|t| t as f64 / 1e9),
             "last_ts": self.last_ns.map(|t| t as f64 / 1e9),
             "wall_seconds": wall.as_secs_f64(),

@@ -19,8 +19,10 @@ use std::path::Path;
 use std::path::PathBuf;
 
 mod daemon;
+mod limits;
 mod locate;
 pub use daemon::{interface_name_error, Backend, DaemonSettings};
+pub use limits::Limits;
 pub use locate::{key_line, read_config_text, MAX_CONFIG_BYTES};
 
 use burstwatch_engine::detect::{DetectConfig, EndpointLists, Weights};
@@ -67,6 +69,8 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     /// What pseudonymisation (`analyze --pseudonymize KEYFILE`) covers.
     pub privacy: PrivacySettings,
+    /// The memory budget the caps come from.
+    pub limits: Limits,
 }
 
 /// What `--pseudonymize` maps when it is given (the key itself is never in the config).
@@ -102,6 +106,8 @@ struct RawConfig {
     daemon: daemon::RawDaemon,
     #[serde(default)]
     privacy: RawPrivacy,
+    #[serde(default)]
+    limits: limits::RawLimits,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -667,13 +673,26 @@ impl Settings {
             // Empty: no key (the shipped config's way of leaving it unset).
             key_file: path(&raw.privacy.key_file.clone().filter(|k| !k.is_empty())),
         };
-        Ok(Settings {
+        let overrides = burstwatch_engine::memory::CapOverrides {
+            max_flows: f.max_flows.is_some().then_some(flow.max_flows),
+            max_hosts: raw.detect.max_hosts.is_some().then_some(detect.max_hosts),
+            max_pairs: raw.detect.max_pairs.is_some().then_some(detect.max_pairs),
+            max_endpoints: raw
+                .detect
+                .max_endpoints
+                .is_some()
+                .then_some(detect.max_endpoints),
+        };
+        let mut settings = Settings {
             flow,
             detect,
             enrich,
             daemon,
             privacy,
-        })
+            limits: Limits::default(),
+        };
+        ctx.limits(&raw.limits, overrides, &mut settings)?;
+        Ok(settings)
     }
 
     /// Read and validate a config file.

@@ -16,6 +16,7 @@ pub struct FlowConfig {
     /// After FIN both ways or an RST, trailing packets within this grace still join the flow.
     pub tcp_close_grace_ns: i64,
     /// Hard cap on concurrent flows; at the cap the least recently seen flow is evicted.
+    /// The default is the share of the default memory budget ([`crate::memory`]).
     pub max_flows: usize,
     /// Cap on remembered first fragments (for attributing later fragments to their flow).
     pub max_fragments: usize,
@@ -35,8 +36,8 @@ impl Default for FlowConfig {
             other_idle_ns: 60 * NS_PER_SEC,
             active_timeout_ns: 1800 * NS_PER_SEC,
             tcp_close_grace_ns: 5 * NS_PER_SEC,
-            max_flows: 4_000_000,
-            max_fragments: 65_536,
+            max_flows: crate::memory::Caps::default().max_flows,
+            max_fragments: crate::memory::DEFAULT_FRAGMENTS,
             fragment_timeout_ns: 30 * NS_PER_SEC,
         }
     }

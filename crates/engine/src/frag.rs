@@ -32,10 +32,16 @@ pub(crate) struct FragMap {
 
 impl FragMap {
     pub(crate) fn new(cap: usize, timeout_ns: i64, hasher: RandomState) -> Self {
+        let cap = cap.max(1);
+        let mut map = HashMap::with_hasher(hasher);
+        let mut order = VecDeque::new();
+        // Reserved for the cap (see `bytes_for`); skipped if the system refuses.
+        let _ = map.try_reserve(crate::memory::index_capacity(cap));
+        let _ = order.try_reserve_exact(2 * cap + 1);
         Self {
-            map: HashMap::with_hasher(hasher),
-            order: VecDeque::new(),
-            cap: cap.max(1),
+            map,
+            order,
+            cap,
             timeout_ns,
             evicted: 0,
         }
@@ -98,6 +104,16 @@ impl FragMap {
 
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Heap bytes of a map with this cap, reserved when it is made: the index for twice the
+    /// cap (as for the other tables, see [`crate::memory`]) and the order queue, which holds
+    /// up to twice the cap (plus one) before it is compacted.
+    pub(crate) fn bytes_for(cap: usize) -> usize {
+        let cap = cap.max(1);
+        let slot = std::mem::size_of::<(FragKey, (u16, u16, i64))>();
+        crate::memory::index_bytes(cap, slot)
+            + (2 * cap + 1) * std::mem::size_of::<(FragKey, i64)>()
     }
 }
 

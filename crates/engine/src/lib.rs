@@ -20,6 +20,8 @@
 //! * [`FlowTable`]: bidirectional flows keyed on the innermost IP 5-tuple, with per-protocol
 //!   idle timeouts, an active timeout, TCP close handling, a hard cap with least-recently-seen
 //!   eviction, and a bounded fragment map that attributes later IP fragments to their flow.
+//! * [`memory`]: what each container costs per entry, and one memory budget split into their
+//!   caps.
 #![forbid(unsafe_code)]
 
 mod config;
@@ -29,6 +31,7 @@ mod frag;
 mod key;
 mod lru;
 mod lrumap;
+pub mod memory;
 pub mod net;
 mod record;
 pub mod shard;

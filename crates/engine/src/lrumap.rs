@@ -1,5 +1,9 @@
 //! A bounded map with least-recently-used order: slab storage, a `HashTable` of slab indices,
 //! and an intrusive list. Used for the detector's host, pair and endpoint state.
+//!
+//! The slab, the index and the free list are reserved for the cap when the map is made, so a
+//! full map never grows (a growing hash table holds its old and new arrays at once): what a map
+//! costs is [`LruMap::bytes_for`] of its cap (see [`crate::memory`]).
 
 use std::hash::Hash;
 
@@ -8,7 +12,7 @@ use hashbrown::HashTable;
 
 use crate::lru::{LinkStore, Links, List, NIL};
 
-struct Entry<K, V> {
+pub(crate) struct Entry<K, V> {
     key: K,
     value: V,
     links: Links,
@@ -37,23 +41,56 @@ pub(crate) struct LruMap<K, V> {
 
 impl<K: Hash + Eq + Copy, V: Default> LruMap<K, V> {
     pub(crate) fn new(cap: usize, hasher: RandomState) -> Self {
-        Self {
+        let cap = cap.max(1);
+        let mut map = Self {
             hasher,
             table: HashTable::new(),
             slab: Slab(Vec::new()),
             free: Vec::new(),
             order: List::default(),
-            cap: cap.max(1),
+            cap,
             evicted: 0,
-        }
+        };
+        map.reserve(cap);
+        map
+    }
+
+    /// Reserve room for `cap` entries. Only the index's control bytes are written now; slab
+    /// pages are touched as entries arrive. A reservation the system refuses (a cap far above
+    /// the memory there is) is skipped: the map then grows as it fills.
+    fn reserve(&mut self, cap: usize) {
+        let hasher = &self.hasher;
+        let slab = &self.slab.0;
+        let want = crate::memory::index_capacity(cap).saturating_sub(self.table.len());
+        let _ = self
+            .table
+            .try_reserve(want, |&i| hasher.hash_one(slab[i as usize].key));
+        let _ = self
+            .slab
+            .0
+            .try_reserve_exact(cap.saturating_sub(self.slab.0.len()));
+        let _ = self
+            .free
+            .try_reserve_exact(cap.saturating_sub(self.free.len()));
+    }
+
+    /// Heap bytes of a map with this cap: slab entries, index (one `u32` and one control byte
+    /// per hash bucket) and free list, all reserved up front.
+    pub(crate) fn bytes_for(cap: usize) -> usize {
+        let cap = cap.max(1);
+        cap * (std::mem::size_of::<Entry<K, V>>() + std::mem::size_of::<u32>())
+            + crate::memory::index_bytes(cap, std::mem::size_of::<u32>())
     }
 
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }
 
+    /// A new cap (a config reload): a lower one takes effect as entries arrive; a higher one
+    /// is reserved now.
     pub(crate) fn set_cap(&mut self, cap: usize) {
         self.cap = cap.max(1);
+        self.reserve(self.cap);
     }
 
     /// Index of `key`, moved to most recently used; inserts `make()` if absent (evicting the

@@ -40,6 +40,8 @@ const L_CLOSING: usize = 4;
 const N_LISTS: usize = 5;
 /// Marks a free slab slot.
 const L_FREE: u8 = u8::MAX;
+/// Marks the slot of an ended flow whose record has not been handed out yet.
+const L_PENDING: u8 = u8::MAX - 1;
 
 /// Close-state bits.
 const FIN_LO: u8 = 1;
@@ -174,7 +176,13 @@ pub struct FlowTable {
     /// on (a lower bound, lowered whenever a head may have changed).
     next_check_ns: i64,
     started: bool,
+    /// Records made ahead of `pending` (active-timeout restarts; an ended flow whose slot was
+    /// needed): handed out first.
     out: VecDeque<FlowRecord>,
+    /// Ended flows, oldest first, whose records are made when they are popped: their slots
+    /// stay taken until then, so a mass expiry or the end of input holds no more than the
+    /// table (no queue of records as long as the table).
+    pending: VecDeque<(u32, EndReason)>,
     stats: FlowStats,
 }
 
@@ -199,7 +207,7 @@ impl FlowTable {
             cfg.other_idle_ns,
             cfg.tcp_close_grace_ns,
         ];
-        Self {
+        let mut table = Self {
             cfg,
             hasher,
             table: HashTable::new(),
@@ -212,8 +220,53 @@ impl FlowTable {
             next_check_ns: i64::MIN,
             started: false,
             out: VecDeque::new(),
+            pending: VecDeque::new(),
             stats: FlowStats::default(),
-        }
+        };
+        table.reserve();
+        table
+    }
+
+    /// Reserve slab, index and free list for the cap, so that a full table never grows (see
+    /// [`crate::memory`]). Only the index's control bytes are written now. A reservation the
+    /// system refuses is skipped: the table then grows as it fills.
+    fn reserve(&mut self) {
+        let cap = self.cfg.max_flows.max(1);
+        let hasher = &self.hasher;
+        let slab = &self.slab.0;
+        let want = crate::memory::index_capacity(cap).saturating_sub(self.table.len());
+        let _ = self
+            .table
+            .try_reserve(want, |&i| hasher.hash_one(slab[i as usize].key));
+        let _ = self
+            .slab
+            .0
+            .try_reserve_exact(cap.saturating_sub(self.slab.0.len()));
+        let _ = self
+            .free
+            .try_reserve_exact(cap.saturating_sub(self.free.len()));
+        let _ = self
+            .pending
+            .try_reserve_exact(cap.saturating_sub(self.pending.len()));
+    }
+
+    /// Heap bytes of a full table with this cap: slab entries, index, free list and queue of
+    /// ended flows (flows with a VLAN/MPLS/tunnel context add [`FlowTable::context_bytes`]
+    /// each).
+    pub fn bytes_for(cap: usize) -> usize {
+        let cap = cap.max(1);
+        cap * (std::mem::size_of::<Flow>()
+            + std::mem::size_of::<u32>()
+            + std::mem::size_of::<(u32, EndReason)>())
+            + crate::memory::index_bytes(cap, std::mem::size_of::<u32>())
+    }
+
+    /// Heap bytes of the boxed context of one flow with one VLAN tag and no tunnel, as the
+    /// allocator lays it out (the box and the tag list, each rounded up to 16 bytes with an
+    /// 8-byte header).
+    pub const fn context_bytes() -> usize {
+        let b = std::mem::size_of::<FlowContext>() + 8;
+        b.div_ceil(16) * 16 + 32
     }
 
     /// The configuration in force.
@@ -233,6 +286,7 @@ impl FlowTable {
         ];
         self.next_check_ns = i64::MIN;
         self.cfg = cfg;
+        self.reserve();
     }
 
     /// Counters so far.
@@ -265,7 +319,8 @@ impl FlowTable {
         // hashbrown: one u32 slot plus one control byte per bucket.
         let buckets = self.table.capacity().next_power_of_two().max(1) * 8 / 7;
         let index = buckets * (std::mem::size_of::<u32>() + 1);
-        let free = self.free.capacity() * std::mem::size_of::<u32>();
+        let free = self.free.capacity() * std::mem::size_of::<u32>()
+            + self.pending.capacity() * std::mem::size_of::<(u32, EndReason)>();
         let ctx = self
             .slab
             .0
@@ -284,13 +339,27 @@ impl FlowTable {
     /// Next finished record, if any. Call after each [`Self::ingest`] / [`Self::advance_to`].
     #[inline]
     pub fn pop_record(&mut self) -> Option<FlowRecord> {
-        self.out.pop_front()
+        if let Some(r) = self.out.pop_front() {
+            return Some(r);
+        }
+        self.make_pending_record()
+    }
+
+    /// The record of the oldest ended flow, freeing its slot.
+    fn make_pending_record(&mut self) -> Option<FlowRecord> {
+        let (idx, reason) = self.pending.pop_front()?;
+        let flow = &mut self.slab.0[idx as usize];
+        let ctx = flow.context.take();
+        let rec = to_record(flow, reason, ctx);
+        flow.list = L_FREE;
+        self.free.push(idx);
+        Some(rec)
     }
 
     /// Whether a finished flow record is waiting for [`FlowTable::pop_record`].
     #[inline]
     pub fn has_records(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || !self.pending.is_empty()
     }
 
     /// Move packet time forward to `ts_ns` and expire what timed out. Never moves backwards.
@@ -402,17 +471,23 @@ impl FlowTable {
         self.slab.0.get_mut(slot as usize).map(|f| &mut f.aux)
     }
 
-    /// Export every open flow (reason `end_of_input`), oldest first, and reset "now".
+    /// Export every open flow (reason `end_of_input`), oldest first, and reset "now". The
+    /// records are made as they are popped.
     pub fn finish(&mut self) {
-        let mut live: Vec<u32> = (0..self.slab.0.len() as u32)
-            .filter(|&i| self.slab.0[i as usize].list != L_FREE)
-            .collect();
-        live.sort_by_key(|&i| {
-            let f = &self.slab.0[i as usize];
+        let start = self.pending.len();
+        for i in 0..self.slab.0.len() as u32 {
+            if usize::from(self.slab.0[i as usize].list) < N_LISTS {
+                self.pending.push_back((i, EndReason::EndOfInput));
+            }
+        }
+        let slab = &self.slab.0;
+        self.pending.make_contiguous()[start..].sort_unstable_by_key(|&(i, _)| {
+            let f = &slab[i as usize];
             (f.first_ns(), f.key)
         });
-        for idx in live {
-            self.export(idx, EndReason::EndOfInput);
+        for k in start..self.pending.len() {
+            let idx = self.pending[k].0;
+            self.end(idx, EndReason::EndOfInput);
         }
         let fk = self.frags.len();
         if fk > 0 {
@@ -423,6 +498,13 @@ impl FlowTable {
     fn create(&mut self, key: FlowKey, hash: u64, lo_to_hi: bool, meta: &PacketMeta) -> u32 {
         if self.table.len() >= self.cfg.max_flows.max(1) {
             self.evict_one();
+        }
+        if self.free.is_empty() && self.slab.0.len() >= self.cfg.max_flows.max(1) {
+            // Every slot is taken, some by ended flows not yet popped: make the oldest one's
+            // record now (it goes out before later ones) and take its slot.
+            if let Some(rec) = self.make_pending_record() {
+                self.out.push_back(rec);
+            }
         }
         // A SYN-ACK seen first makes its receiver the initiator.
         let synack = meta.proto == TCP && meta.tcp_flags & (SYN | ACK) == (SYN | ACK);
@@ -509,6 +591,10 @@ impl FlowTable {
 
     /// Export the flow at `idx` for the active timeout and start a fresh record in its place.
     fn restart_active(&mut self, idx: u32) {
+        // Records go out in the order flows ended: the ended flows before this one first.
+        while let Some(rec) = self.make_pending_record() {
+            self.out.push_back(rec);
+        }
         let flow = &mut self.slab.0[idx as usize];
         let rec = to_record(flow, EndReason::Active, flow.context.clone());
         flow.dirs = [DirStats::default(); 2];
@@ -532,10 +618,19 @@ impl FlowTable {
         }
     }
 
+    /// End the flow at `idx`: its record is made when it is popped.
     fn export(&mut self, idx: u32, reason: EndReason) {
+        if self.end(idx, reason) {
+            self.pending.push_back((idx, reason));
+        }
+    }
+
+    /// Take the flow at `idx` out of its list and the index and count it as ended (its slot
+    /// stays taken until its record is made); `false` if it was not open.
+    fn end(&mut self, idx: u32, reason: EndReason) -> bool {
         let list = self.slab.0[idx as usize].list as usize;
         if list >= N_LISTS {
-            return;
+            return false;
         }
         self.lists[list].unlink(&mut self.slab, idx);
         self.note_head(list);
@@ -544,13 +639,9 @@ impl FlowTable {
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
             entry.remove();
         }
-        let flow = &mut self.slab.0[idx as usize];
-        let ctx = flow.context.take();
-        let rec = to_record(flow, reason, ctx);
-        flow.list = L_FREE;
-        self.free.push(idx);
+        self.slab.0[idx as usize].list = L_PENDING;
         self.stats.ended[reason.index()] += 1;
-        self.out.push_back(rec);
+        true
     }
 }
 

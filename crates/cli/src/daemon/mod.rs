@@ -62,7 +62,7 @@ pub struct CheckConfigArgs {
 /// 2 and every problem, each with file, line and key.
 pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let text = burstwatch_config::read_config_text(&args.config)?;
-    let s = Settings::parse(&text, &args.config.display().to_string())?;
+    let mut s = Settings::parse(&text, &args.config.display().to_string())?;
     let found = check::check(&s, &args.config, &text);
     for w in &found.warnings {
         eprintln!("burstwatch: warning: {w}");
@@ -71,6 +71,11 @@ pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
         eprintln!("burstwatch: error: {e}");
     }
     if !found.errors.is_empty() || (args.strict && !found.warnings.is_empty()) {
+        return Ok(ExitCode::from(2));
+    }
+    let workers = s.daemon.workers;
+    if let Err(e) = memory_budget(&mut s, workers, &args.config) {
+        eprintln!("burstwatch: error: {e:#}");
         return Ok(ExitCode::from(2));
     }
     println!(
@@ -101,6 +106,9 @@ fn preflight(config: &Path) -> anyhow::Result<Settings> {
     if !found.errors.is_empty() {
         anyhow::bail!("{}", found.errors.join("\n"));
     }
+    let mut s = s;
+    let workers = s.daemon.workers;
+    memory_budget(&mut s, workers, config)?;
     Ok(s)
 }
 
@@ -274,7 +282,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     for c in captures {
         let _ = c.join();
     }
-    let engine = worker
+    let mut engine = worker
         .join()
         .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
     let _ = output.join();
@@ -414,6 +422,25 @@ fn open_captures(d: &burstwatch_config::DaemonSettings) -> Vec<(LiveConfig, Opti
         .collect()
 }
 
+/// The caps of the flow and detector tables from `limits.memory_budget_mib`, for `workers`
+/// workers, with the capture buffers and the Alertmanager queue counted in.
+fn memory_budget(settings: &mut Settings, workers: usize, config: &Path) -> anyhow::Result<()> {
+    let plan = settings
+        .apply_daemon_memory_budget(workers)
+        .with_context(|| format!("{}: limits.memory_budget_mib", config.display()))?;
+    tracing::info!(
+        budget_mib = plan.budget_bytes >> 20,
+        estimated_mib = plan.estimated_bytes().div_ceil(1 << 20),
+        workers,
+        max_flows = plan.caps.max_flows,
+        max_hosts = plan.caps.max_hosts,
+        max_pairs = plan.caps.max_pairs,
+        max_endpoints = plan.caps.max_endpoints,
+        "memory budget split (flows, subscribers and pairs per worker)"
+    );
+    Ok(())
+}
+
 fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Result<Engines> {
     let seed = {
         use std::hash::BuildHasher;
@@ -462,7 +489,13 @@ async fn signals(
             _ = hup.recv() => {
                 shared.reopen.store(true, Ordering::Relaxed);
                 sinks.reopen();
-                let ok = match reload::load(config, &running) {
+                let workers = shared.workers.load(Ordering::Relaxed);
+                let loaded = reload::load(config, &running).and_then(|mut r| {
+                    memory_budget(&mut r.settings, workers, config)
+                        .map(|()| r)
+                        .map_err(|e| vec![format!("{e:#}")])
+                });
+                let ok = match loaded {
                     Ok(r) => {
                         let e = &r.settings.enrich;
                         tracing::info!(config = %config.display(),

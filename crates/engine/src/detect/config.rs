@@ -128,7 +128,10 @@ impl DetectConfig {
 }
 
 impl Default for DetectConfig {
+    /// The documented defaults; the caps are the shares of the default memory budget
+    /// ([`crate::memory`]).
     fn default() -> Self {
+        let caps = crate::memory::Caps::default();
         Self {
             home_nets: default_home_nets(),
             burst_min_bytes: 2_000_000,
@@ -151,9 +154,9 @@ impl Default for DetectConfig {
             beacon_min_interval_ns: 5 * NS_PER_SEC,
             beacon_min_regularity: 0.8,
             beacon_realert_ns: 3600 * NS_PER_SEC,
-            max_hosts: 1_000_000,
-            max_pairs: 2_000_000,
-            max_endpoints: 2_000_000,
+            max_hosts: caps.max_hosts,
+            max_pairs: caps.max_pairs,
+            max_endpoints: caps.max_endpoints,
             watch: EndpointLists::default(),
             allow: EndpointLists::default(),
             weights: Weights::default(),

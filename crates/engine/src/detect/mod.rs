@@ -18,7 +18,7 @@ pub mod alert;
 pub mod burstlog;
 pub mod config;
 mod event;
-mod local;
+pub(crate) mod local;
 pub mod pair;
 pub mod prevalence;
 pub mod score;

@@ -107,7 +107,7 @@ pub struct FinishedBurst {
     pub too_long: bool,
 }
 
-/// State of one pair (~340 bytes).
+/// State of one pair (536 bytes in the pair table; see `crate::memory`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairState {
     /// Slot of the subscriber's state in the host map when last seen (checked before use).

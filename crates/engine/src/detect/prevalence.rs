@@ -18,7 +18,7 @@ struct Member {
     last_sec: u32,
 }
 
-/// Prevalence state of one endpoint (~110 bytes).
+/// Prevalence state of one endpoint (136 bytes in the endpoint table; see `crate::memory`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EndpointState {
     members: [Member; SET_SIZE],
