@@ -480,6 +480,8 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
     let mut again = start_daemon(&net, &cfg, &log2);
     let text = wait_for_log(&log2, "learned state restored", Duration::from_secs(20));
     assert!(text.contains("hosts=40"), "{text}");
+    // SIGTERM before the daemon has its handlers (it reserves its tables first) would kill it.
+    wait_for_log(&log2, "daemon started", Duration::from_secs(20));
     assert_eq!(again.terminate(Duration::from_secs(30)), Some(0));
 }
 
