@@ -123,6 +123,13 @@ impl Guard {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
+        self.wait_exit(limit)
+    }
+
+    /// Wait up to `limit` for the process to exit: its exit code (None if it did not exit in
+    /// time or was killed by a signal).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.0.as_mut()?;
         let until = Instant::now() + limit;
         while Instant::now() < until {
             if let Ok(Some(st)) = child.try_wait() {

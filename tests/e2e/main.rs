@@ -31,4 +31,5 @@ mod report_select;
 mod select;
 mod shutdown;
 mod simcap;
+mod startup;
 mod truth;

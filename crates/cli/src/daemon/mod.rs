@@ -114,6 +114,19 @@ fn preflight(config: &Path) -> anyhow::Result<Settings> {
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
+    // Signals, HTTP and sinks run on one small runtime driven by this thread (a current-thread
+    // runtime starts no thread, so the privilege switch below still covers every thread). The
+    // signal handlers are installed first of all: a SIGTERM that arrives while the daemon is
+    // still starting (state restore, captures) is kept and answered by a clean stop as soon as
+    // the daemon runs, instead of killing it with nothing saved.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let signals_in = {
+        let _entered = rt.enter();
+        Signals::install().context("cannot install the signal handlers")?
+    };
     let settings = preflight(&args.config)?;
     let d = settings.daemon.clone();
     // Room for the exporter's connections besides captures and outputs.
@@ -163,11 +176,6 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     let engine = build_engine(&settings, state)?;
     tracing::info!(workers = d.workers, "engine ready");
 
-    // Signals, HTTP and sinks run on one small runtime driven by this thread.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))?);
     let sinks = Arc::new(rt.block_on(Sinks::start(&sinks_config(&d)))?);
     let listener = rt.block_on(http::bind(d.metrics_bind))?;
@@ -268,6 +276,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&ready),
     ));
     rt.block_on(signals(
+        signals_in,
         &args.config,
         settings.clone(),
         &shared,
@@ -469,8 +478,32 @@ fn open_enrich(settings: &Settings) -> anyhow::Result<Option<Box<dyn Enrich>>> {
     )?)))
 }
 
+/// The daemon's signal streams, installed before anything else.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Install the handlers (needs the runtime entered).
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Wait for SIGTERM/SIGINT; handle SIGHUP (reload, reopen) meanwhile.
 async fn signals(
+    Signals {
+        mut term,
+        mut int,
+        mut hup,
+    }: Signals,
     config: &Path,
     mut running: Settings,
     shared: &Shared,
@@ -478,10 +511,6 @@ async fn signals(
     metrics: &Metrics,
     sinks: &Sinks,
 ) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),
