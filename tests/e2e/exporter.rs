@@ -5,13 +5,12 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use burstwatch_tests::bin;
 use burstwatch_tests::prom::free_port;
 
-use crate::live::Guard;
+use crate::live::start_local_daemon;
 
 /// Idle connections the test holds.
 const IDLE: usize = 2000;
@@ -109,15 +108,7 @@ fn exporter_serves_every_scrape_while_2000_idle_connections_are_held() {
     .unwrap();
     let log = dir.path().join("daemon.log");
     let started = Instant::now();
-    let mut daemon = Guard(Some(
-        Command::new(bin())
-            .args(["daemon", "--config", cfg.to_str().unwrap()])
-            .env("BURSTWATCH_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the daemon"),
-    ));
+    let mut daemon = start_local_daemon(&cfg, &log);
     let until = Instant::now() + Duration::from_secs(20);
     while scrape(addr, Duration::from_secs(1)).is_err() {
         assert!(

@@ -253,6 +253,20 @@ pub fn start_daemon(net: &Netns, cfg: &Path, log: &Path) -> Guard {
     Guard(Some(child))
 }
 
+/// Start the real daemon with `cfg` in this network namespace (tests on `lo`), its log at info
+/// level in `log`, in `cfg`'s folder (relative paths in the config are taken from there).
+pub fn start_local_daemon(cfg: &Path, log: &Path) -> Guard {
+    let child = Command::new(bin())
+        .args(["daemon", "--config", cfg.to_str().unwrap()])
+        .current_dir(cfg.parent().unwrap())
+        .env("BURSTWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start the daemon");
+    Guard(Some(child))
+}
+
 /// Replay `pcap` into the sending end; returns the packets tcpreplay reports as sent.
 pub fn replay(net: &Netns, pcap: &Path, multiplier: &str) -> u64 {
     let out = Netns::exec(&net.send_ns, Path::new("tcpreplay"))

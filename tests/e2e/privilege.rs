@@ -3,25 +3,15 @@
 //! "running unprivileged"). The real daemon on `lo`, with a filter that matches nothing of this
 //! test. The switch to another account is tested live in `live.rs`.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use burstwatch_tests::bin;
 use burstwatch_tests::prom::free_port;
 
-use crate::live::{thread_status, wait_for_log, Guard};
+use crate::live::{live_tests_enabled, start_local_daemon, thread_status, wait_for_log};
 
 #[test]
 fn daemon_told_to_stay_root_keeps_only_the_capture_capabilities_and_says_so() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        assert!(
-            std::env::var_os("BURSTWATCH_SKIP_LIVE").is_some(),
-            "this test needs root (or set BURSTWATCH_SKIP_LIVE=1)"
-        );
+    if !live_tests_enabled() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -36,15 +26,7 @@ fn daemon_told_to_stay_root_keeps_only_the_capture_capabilities_and_says_so() {
     )
     .unwrap();
     let log = dir.path().join("daemon.log");
-    let mut daemon = Guard(Some(
-        Command::new(bin())
-            .args(["daemon", "--config", cfg.to_str().unwrap()])
-            .env("BURSTWATCH_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the daemon"),
-    ));
+    let mut daemon = start_local_daemon(&cfg, &log);
     let text = wait_for_log(&log, "daemon started", Duration::from_secs(20));
     assert!(!text.contains("running unprivileged"), "{text}");
     let told = text

@@ -3,25 +3,15 @@
 //! handlers were installed first, such a signal killed the process with nothing saved. The real
 //! daemon on `lo`, with a filter that matches nothing of this test.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burstwatch_tests::bin;
 use burstwatch_tests::prom::free_port;
 
-use crate::live::Guard;
+use crate::live::{live_tests_enabled, start_local_daemon};
 
 #[test]
 fn sigterm_during_startup_is_a_clean_stop() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        assert!(
-            std::env::var_os("BURSTWATCH_SKIP_LIVE").is_some(),
-            "this test needs root (or set BURSTWATCH_SKIP_LIVE=1)"
-        );
+    if !live_tests_enabled() {
         return;
     }
     // The signal leaves the moment the daemon's first log line is there (the state file was
@@ -41,16 +31,7 @@ fn sigterm_during_startup_is_a_clean_stop() {
         )
         .unwrap();
         let log = dir.path().join("daemon.log");
-        let mut daemon = Guard(Some(
-            Command::new(bin())
-                .args(["daemon", "--config", cfg.to_str().unwrap()])
-                .current_dir(dir.path())
-                .env("BURSTWATCH_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("start the daemon"),
-        ));
+        let mut daemon = start_local_daemon(&cfg, &log);
         let pid = daemon.0.as_ref().unwrap().id();
         let until = Instant::now() + Duration::from_secs(20);
         let before = loop {

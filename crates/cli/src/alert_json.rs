@@ -165,18 +165,6 @@ pub fn print_top<W: Write>(w: &mut W, alerts: &[Alert], limit: usize, privacy: &
         alerts.len(),
         limit.min(alerts.len())
     );
-    const HEADER: [&str; COLUMNS] = [
-        "severity",
-        "kind",
-        "score",
-        "subscriber",
-        "endpoint",
-        "out",
-        "in",
-        "peak",
-        "hosts",
-        "top reasons",
-    ];
     let rows: Vec<[String; COLUMNS]> = std::iter::once(HEADER.map(String::from))
         .chain(
             sorted
@@ -220,6 +208,19 @@ fn render_table(rows: &[[String; COLUMNS]]) -> Vec<String> {
 
 /// Cells of one alert-table row.
 const COLUMNS: usize = 10;
+/// The alert table's column names.
+const HEADER: [&str; COLUMNS] = [
+    "severity",
+    "kind",
+    "score",
+    "subscriber",
+    "endpoint",
+    "out",
+    "in",
+    "peak",
+    "hosts",
+    "top reasons",
+];
 /// The numeric columns: out, in, peak, hosts.
 const RIGHT_ALIGNED: [usize; 4] = [5, 6, 7, 8];
 
@@ -261,18 +262,7 @@ mod table_tests {
     #[test]
     fn ipv6_cells_widen_their_columns_and_every_line_stays_aligned() {
         let rows = [
-            row([
-                "severity",
-                "kind",
-                "score",
-                "subscriber",
-                "endpoint",
-                "out",
-                "in",
-                "peak",
-                "hosts",
-                "top reasons",
-            ]),
+            row(HEADER),
             row([
                 "high",
                 "burst",

@@ -55,23 +55,16 @@ impl<K: Hash + Eq + Copy, V: Default> LruMap<K, V> {
         map
     }
 
-    /// Reserve room for `cap` entries. Only the index's control bytes are written now; slab
-    /// pages are touched as entries arrive. A reservation the system refuses (a cap far above
-    /// the memory there is) is skipped: the map then grows as it fills.
+    /// Reserve room for `cap` entries (see [`crate::memory::reserve_slab_index`]).
     fn reserve(&mut self, cap: usize) {
         let hasher = &self.hasher;
-        let slab = &self.slab.0;
-        let want = crate::memory::index_capacity(cap).saturating_sub(self.table.len());
-        let _ = self
-            .table
-            .try_reserve(want, |&i| hasher.hash_one(slab[i as usize].key));
-        let _ = self
-            .slab
-            .0
-            .try_reserve_exact(cap.saturating_sub(self.slab.0.len()));
-        let _ = self
-            .free
-            .try_reserve_exact(cap.saturating_sub(self.free.len()));
+        crate::memory::reserve_slab_index(
+            &mut self.table,
+            &mut self.slab.0,
+            &mut self.free,
+            cap,
+            |e| hasher.hash_one(e.key),
+        );
     }
 
     /// Heap bytes of a map with this cap: slab entries, index (one `u32` and one control byte

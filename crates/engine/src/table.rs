@@ -233,18 +233,13 @@ impl FlowTable {
     fn reserve(&mut self) {
         let cap = self.cfg.max_flows.max(1);
         let hasher = &self.hasher;
-        let slab = &self.slab.0;
-        let want = crate::memory::index_capacity(cap).saturating_sub(self.table.len());
-        let _ = self
-            .table
-            .try_reserve(want, |&i| hasher.hash_one(slab[i as usize].key));
-        let _ = self
-            .slab
-            .0
-            .try_reserve_exact(cap.saturating_sub(self.slab.0.len()));
-        let _ = self
-            .free
-            .try_reserve_exact(cap.saturating_sub(self.free.len()));
+        crate::memory::reserve_slab_index(
+            &mut self.table,
+            &mut self.slab.0,
+            &mut self.free,
+            cap,
+            |f| hasher.hash_one(f.key),
+        );
         let _ = self
             .pending
             .try_reserve_exact(cap.saturating_sub(self.pending.len()));
