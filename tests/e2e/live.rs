@@ -39,12 +39,14 @@ fn ip(args: &[&str]) {
 }
 
 impl Netns {
-    /// Create the pair, named after `tag` and the process id (unique per test).
+    /// Create the pair, named after `tag`, the process id and a count of the pairs this
+    /// process made: tests of one process run at once, and two of them may pass the same tag.
     pub fn new(tag: &str) -> Netns {
-        let id = std::process::id();
-        // Distinct per test too (tests of one process run at once): the management links'
-        // root-namespace ends must not share an address.
-        let octet = ((id as usize + tag.bytes().map(usize::from).sum::<usize>()) % 250) as u8;
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}{}", std::process::id(), n % 100);
+        // The management links' root-namespace ends must not share an address either.
+        let octet = ((std::process::id() as usize + n * 7) % 250) as u8;
         let n = Netns {
             cap_ns: format!("bw{tag}{id}c"),
             cap_if: format!("bw{tag}{id}c"),
@@ -53,7 +55,11 @@ impl Netns {
             mgmt_if: format!("bw{tag}{id}m"),
             mgmt_addr: std::net::Ipv4Addr::new(169, 254, octet, 2),
         };
-        assert!(n.cap_if.len() <= 15, "interface name too long");
+        assert!(
+            n.cap_if.len() <= 15,
+            "interface name too long: {}",
+            n.cap_if
+        );
         ip(&["netns", "add", &n.cap_ns]);
         ip(&["netns", "add", &n.send_ns]);
         ip(&[
