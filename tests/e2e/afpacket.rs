@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use burstwatch_tests::prom::{free_port, http_get};
 use burstwatch_tests::{corpus, json_lines, repo, run_ok};
 
-use crate::live::{daemon_config, live_tests_enabled, start_daemon, wait_for_log, Netns};
+use crate::live::{
+    daemon_config, live_tests_enabled, replay, replay_with, start_daemon, wait_for_log, Netns,
+};
 
 /// Packets per (conversation, VLAN stack), summed over flow records.
 fn per_conversation_and_vlan(jsonl: &[u8]) -> BTreeMap<String, u64> {
@@ -28,29 +29,6 @@ fn per_conversation_and_vlan(jsonl: &[u8]) -> BTreeMap<String, u64> {
             r["packets_fwd"].as_u64().unwrap() + r["packets_rev"].as_u64().unwrap();
     }
     m
-}
-
-/// Replay `pcap` into the sending end with tcpreplay `args`; the packets it sent.
-fn replay(net: &Netns, pcap: &Path, args: &[&str]) -> u64 {
-    let out = Netns::exec(&net.send_ns, Path::new("tcpreplay"))
-        .args(["-i", &net.send_if])
-        .args(args)
-        .arg(pcap)
-        .output()
-        .expect("run tcpreplay");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "tcpreplay: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let field = |name: &str| -> Option<u64> {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .and_then(|n| n.trim().parse().ok())
-    };
-    assert_eq!(field("Failed packets:"), Some(0), "{text}");
-    field("Successful packets:").expect("tcpreplay's packet count")
 }
 
 /// A sample (metric name with labels → value) of the daemon's `/metrics`.
@@ -131,7 +109,7 @@ fn afpacket_daemon_counts_every_packet_as_analyze_does_with_vlan_tags_restored()
     let mut sent = 0;
     let mut offline = BTreeMap::new();
     for pcap in &captures {
-        sent += replay(&net, pcap, &["--multiplier", "10"]);
+        sent += replay(&net, pcap, "10");
         let out = run_ok(&["analyze", pcap.to_str().unwrap(), "--flows", "-", "-q"]);
         offline.extend(per_conversation_and_vlan(&out.stdout));
     }
@@ -177,7 +155,7 @@ fn afpacket_ring_overflow_is_counted_as_kernel_drops() {
     wait_for_log(&log, "capturing", Duration::from_secs(20));
 
     let sample = repo().join("tests/data/sample.pcap");
-    let sent = replay(&net, &sample, &["--topspeed", "--loop", "20"]);
+    let sent = replay_with(&net, &sample, &["--topspeed", "--loop", "20"]);
     assert!(sent >= 15_000);
     // Received + dropped accounts for every packet sent, once the counters settle.
     let (packets, drops) =
@@ -222,7 +200,7 @@ fn afpacket_packets_still_in_the_ring_at_sigterm_are_counted() {
     let mut daemon = start_daemon(&net, &cfg, &log);
     wait_for_log(&log, "capturing", Duration::from_secs(20));
     let sample = repo().join("tests/data/sample.pcap");
-    let sent = replay(&net, &sample, &["--topspeed"]);
+    let sent = replay_with(&net, &sample, &["--topspeed"]);
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     let flows = std::fs::read(dir.path().join("flows.jsonl")).unwrap();
     let counted: u64 = per_conversation_and_vlan(&flows).values().sum();

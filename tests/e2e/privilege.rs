@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use burstwatch_tests::prom::free_port;
-
-use crate::live::{live_tests_enabled, start_local_daemon, thread_status, wait_for_log};
+use crate::live::{
+    live_tests_enabled, local_config, start_local_daemon, thread_status, wait_for_log,
+};
 
 #[test]
 fn daemon_told_to_stay_root_keeps_only_the_capture_capabilities_and_says_so() {
@@ -15,16 +15,7 @@ fn daemon_told_to_stay_root_keeps_only_the_capture_capabilities_and_says_so() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("burstwatch.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[daemon]\ninterfaces = [\"lo\"]\nfilter = \"udp port 9\"\n\
-             metrics_bind = \"127.0.0.1:{}\"\nuser = \"root\"\nstate_file = \"state.json\"\n",
-            free_port()
-        ),
-    )
-    .unwrap();
+    let cfg = local_config(dir.path(), "user = \"root\"\n");
     let log = dir.path().join("daemon.log");
     let mut daemon = start_local_daemon(&cfg, &log);
     let text = wait_for_log(&log, "daemon started", Duration::from_secs(20));

@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use burstwatch_tests::prom::free_port;
-
-use crate::live::{live_tests_enabled, start_local_daemon};
+use crate::live::{live_tests_enabled, local_config, start_local_daemon};
 
 #[test]
 fn sigterm_during_startup_is_a_clean_stop() {
@@ -20,16 +18,7 @@ fn sigterm_during_startup_is_a_clean_stop() {
     let mut judged = 0;
     for _ in 0..12 {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("burstwatch.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[daemon]\ninterfaces = [\"lo\"]\nfilter = \"udp port 9\"\n\
-                 metrics_bind = \"127.0.0.1:{}\"\nstate_file = \"state.json\"\n",
-                free_port()
-            ),
-        )
-        .unwrap();
+        let cfg = local_config(dir.path(), "");
         let log = dir.path().join("daemon.log");
         let mut daemon = start_local_daemon(&cfg, &log);
         let pid = daemon.0.as_ref().unwrap().id();
