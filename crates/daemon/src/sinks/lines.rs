@@ -134,7 +134,7 @@ pub(crate) async fn run(
             }
             m = rx.recv() => m,
         };
-        match msg {
+        let (write, flushed) = match msg {
             None => {
                 if let Some(mut l) = lines
                     .io(|f| {
@@ -146,37 +146,29 @@ pub(crate) async fn run(
                 }
                 return;
             }
-            Some(Msg::Flush(done)) => {
-                if !lines.file.failing() {
-                    let Some(l) = lines
-                        .io(|f| {
-                            f.write_out();
-                        })
-                        .await
-                    else {
-                        return;
-                    };
-                    lines = l;
-                }
-                lines.account(&counters);
-                let _ = done.send(());
-            }
+            // A flush writes out what is held unless the file is failing (the retry timer
+            // does that); an alert is written once a batch is full or the queue is empty.
+            Some(Msg::Flush(done)) => (!lines.file.failing(), Some(done)),
             Some(Msg::Alert(ev)) => {
                 lines.file.push(one_line(&ev.json_line).as_bytes());
                 let write = lines.file.wants_write() || (rx.is_empty() && !lines.file.failing());
-                if write {
-                    let Some(l) = lines
-                        .io(|f| {
-                            f.write_out();
-                        })
-                        .await
-                    else {
-                        return;
-                    };
-                    lines = l;
-                }
-                lines.account(&counters);
+                (write, None)
             }
+        };
+        if write {
+            let Some(l) = lines
+                .io(|f| {
+                    f.write_out();
+                })
+                .await
+            else {
+                return;
+            };
+            lines = l;
+        }
+        lines.account(&counters);
+        if let Some(done) = flushed {
+            let _ = done.send(());
         }
     }
 }
