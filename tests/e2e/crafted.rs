@@ -121,6 +121,7 @@ fn alerts_carry_asn_and_country_from_the_databases() {
     assert_eq!(a["dst_port"], 9001);
     assert_eq!(a["proto"], "udp");
     assert_eq!(a["endpoint"]["asn"], 64500);
+    assert_eq!(a["endpoint"]["as_org"], "Example Documentation Net A");
     assert_eq!(a["endpoint"]["country"], "XA");
     assert_eq!(a["endpoint"]["prevalence"], 1);
     assert_eq!(a["bytes_out"], 2200 * 1400);

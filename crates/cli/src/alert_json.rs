@@ -25,6 +25,8 @@ struct EndpointJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     asn: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    as_org: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
     watched: bool,
 }
@@ -115,6 +117,7 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
             rarity_certain: a.endpoint.rarity_certain,
             first_seen: a.endpoint.first_seen_ns.map(Ts),
             asn: a.endpoint.asn,
+            as_org: a.endpoint.as_org.as_deref(),
             country: a.endpoint.country.as_deref(),
             watched: a.endpoint.watched,
         },

@@ -244,6 +244,10 @@ impl Enrich for MmdbEnricher {
     fn lookup(&self, ip: IpAddr) -> (Option<u32>, Option<String>) {
         (self.asn(ip), self.country(ip))
     }
+
+    fn as_org(&self, ip: IpAddr) -> Option<String> {
+        self.asn_org(ip)
+    }
 }
 
 /// The largest database read (GeoLite2-City, the largest common one, is about 70 MB).

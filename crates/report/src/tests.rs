@@ -88,6 +88,7 @@ fn alert(score: f64, t: i64) -> Alert {
             rarity_certain: true,
             first_seen_ns: Some(t - S),
             asn: None,
+            as_org: None,
             country: Some("<XX>".into()),
             watched: false,
         },

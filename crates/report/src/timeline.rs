@@ -200,6 +200,7 @@ mod tests {
                 rarity_certain: true,
                 first_seen_ns: None,
                 asn: None,
+                as_org: None,
                 country: None,
                 watched: false,
             },

@@ -112,6 +112,8 @@ pub struct EndpointInfo {
     pub first_seen_ns: Option<i64>,
     /// Autonomous system number, when a database is loaded.
     pub asn: Option<u32>,
+    /// Name of the organisation holding that autonomous system, when the database names it.
+    pub as_org: Option<String>,
     /// Country code, when a database is loaded.
     pub country: Option<String>,
     /// Whether it is on the watch list.

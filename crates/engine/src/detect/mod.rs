@@ -46,6 +46,12 @@ const S: i64 = 1_000_000_000;
 pub trait Enrich: Send {
     /// Autonomous system number and ISO country code of an address, when known.
     fn lookup(&self, ip: IpAddr) -> (Option<u32>, Option<String>);
+
+    /// Name of the organisation holding the address's autonomous system, when known (looked up
+    /// only for alerts that are emitted).
+    fn as_org(&self, _ip: IpAddr) -> Option<String> {
+        None
+    }
 }
 
 /// Which side of a packet is the subscriber.

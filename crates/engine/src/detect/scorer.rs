@@ -326,6 +326,7 @@ impl Scorer {
                 rarity_certain: fill >= 1.0,
                 first_seen_ns: Some(first_seen_ns),
                 asn,
+                as_org: self.enrich.as_ref().and_then(|e| e.as_org(dst)),
                 country,
                 watched,
             },
