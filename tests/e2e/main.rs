@@ -12,6 +12,7 @@ mod cli;
 mod crafted;
 mod daemon_outputs;
 mod deploy_kit;
+mod docs;
 mod exporter;
 mod inputs;
 mod live;
