@@ -56,9 +56,17 @@ struct AlertJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline_bps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    rate_threshold: Option<RateThresholdJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pair_before: Option<PairRatesJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     emitted_early: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct RateThresholdJson {
+    bps: f64,
+    basis: &'static str,
 }
 
 #[derive(Serialize)]
@@ -122,6 +130,10 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
             watched: a.endpoint.watched,
         },
         baseline_bps: a.baseline_bps.map(|b| round(b, 0)),
+        rate_threshold: a.rate_threshold.map(|t| RateThresholdJson {
+            bps: round(t.bps, 0),
+            basis: t.basis.as_str(),
+        }),
         pair_before: a.pair_before.map(|r| PairRatesJson {
             up_10s_bps: round(r.up_10s * 8.0, 0),
             up_60s_bps: round(r.up_60s * 8.0, 0),

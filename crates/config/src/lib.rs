@@ -132,6 +132,7 @@ struct RawDetect {
     burst_max_seconds: Option<Spanned<f64>>,
     burst_rate_floor_bps: Option<Spanned<f64>>,
     burst_baseline_factor: Option<Spanned<f64>>,
+    burst_peak_fraction: Option<Spanned<f64>>,
     burst_continue_ratio: Option<Spanned<f64>>,
     burst_quiet_seconds: Option<Spanned<f64>>,
     burst_min_upstream_ratio: Option<Spanned<f64>>,
@@ -507,6 +508,13 @@ impl Ctx<'_> {
                 d.burst_baseline_factor,
                 1.0,
                 1e6,
+            )?,
+            burst_peak_fraction: num(
+                &r.burst_peak_fraction,
+                "burst_peak_fraction",
+                d.burst_peak_fraction,
+                0.0,
+                1.0,
             )?,
             burst_continue_ratio: num(
                 &r.burst_continue_ratio,

@@ -39,7 +39,8 @@ mod table;
 
 pub use config::{FlowConfig, NS_PER_SEC};
 pub use detect::{
-    Alert, AlertKind, DetectConfig, DetectStats, Detector, Event, Local, Scorer, Severity,
+    Alert, AlertKind, DetectConfig, DetectStats, Detector, Event, Local, RateThreshold, Scorer,
+    Severity, ThresholdBasis,
 };
 pub use engine::Engine;
 pub use key::{Endpoint, FlowKey};

@@ -180,7 +180,7 @@ fn golden_upstream_burst_to_a_rare_endpoint_over_parallel_flows() {
     let got = snapshot(&sim.alerts);
     let want = "\
 burst 10.0.0.17 -> 192.0.2.9:8443/6 start=600.000 end=605.999 out=11999400 in=22256 peak_mbps=16.0 flows=3 occ=1 score=0.680 medium baseline_kbps=1.1
-    rate_jump    value=160.048        contribution=+0.1500
+    rate_jump    value=640.192        contribution=+0.1500
     volume       value=11999400.000   contribution=+0.0811
     asymmetry    value=0.998          contribution=+0.0996
     rarity       value=1.000          contribution=+0.3000
@@ -188,6 +188,7 @@ burst 10.0.0.17 -> 192.0.2.9:8443/6 start=600.000 end=605.999 out=11999400 in=22
     recurrence   value=1.000          contribution=+0.0000
     port_rarity  value=1.000          contribution=+0.0444
     watchlist    value=0.000          contribution=+0.0000
+    threshold_floor value=1000000.000    contribution=+0.0000
     warmup       value=0.185          contribution=-0.0948
 ";
     assert_eq!(got, want, "\n--- got ---\n{got}");

@@ -93,6 +93,7 @@ fn alert(score: f64, t: i64) -> Alert {
             watched: false,
         },
         baseline_bps: Some(1e6),
+        rate_threshold: None,
         pair_before: None,
         emitted_early: None,
     }

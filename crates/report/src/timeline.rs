@@ -205,6 +205,7 @@ mod tests {
                 watched: false,
             },
             baseline_bps: None,
+            rate_threshold: None,
             pair_before: None,
             emitted_early: None,
         }

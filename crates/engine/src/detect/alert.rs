@@ -90,7 +90,9 @@ impl EarlyReason {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
     /// Stable name (`rate_jump`, `volume`, `asymmetry`, `rarity`, `novelty`, `recurrence`,
-    /// `port_rarity`, `watchlist`, `regularity`, `warmup`).
+    /// `port_rarity`, `watchlist`, `regularity`, `warmup`; with no weight, only explaining:
+    /// `interval`, and for bursts the entry threshold as `threshold_floor`,
+    /// `threshold_baseline` or `threshold_uplink_peak`, valued in bit/s).
     pub name: &'static str,
     /// The measured value, in the unit the name implies (ratio, bytes, hosts, seconds, ...).
     pub value: f64,
@@ -118,6 +120,16 @@ pub struct EndpointInfo {
     pub country: Option<String>,
     /// Whether it is on the watch list.
     pub watched: bool,
+}
+
+/// The rate a second of the pair needed to start a burst, and what set it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateThreshold {
+    /// Bit/s.
+    pub bps: f64,
+    /// The absolute floor, the subscriber's baseline times the factor, or a fraction of its
+    /// uplink peak.
+    pub basis: super::config::ThresholdBasis,
 }
 
 /// One alert.
@@ -165,6 +177,8 @@ pub struct Alert {
     pub endpoint: EndpointInfo,
     /// Host baseline (p95 upstream bit/s over active seconds) at detection, if warmed up.
     pub baseline_bps: Option<f64>,
+    /// Bursts: the rate a second needed to start the burst, and what set it.
+    pub rate_threshold: Option<RateThreshold>,
     /// The pair's smoothed rates (bytes/s, 10 s and 60 s views) just before a burst.
     pub pair_before: Option<super::pair::PairRates>,
     /// Set when the alert was emitted before its hold passed, with the reason.

@@ -66,10 +66,14 @@ pub struct DetectConfig {
     pub burst_min_bytes: u64,
     /// A burst lasts at most this long; longer high-rate periods are sustained transfers.
     pub burst_max_ns: i64,
-    /// A second starts a burst only if the pair's upstream rate is at least this.
+    /// A second starts a burst only if the pair's upstream rate is at least this (the
+    /// absolute floor under the subscriber-relative threshold).
     pub burst_rate_floor_bps: f64,
-    /// ... and at least this many times the host's own p95 upstream rate (once it is known).
+    /// ... and at least this many times the host's own p95 upstream rate (once it is known),
     pub burst_baseline_factor: f64,
+    /// ... but never more than this fraction of the host's highest one-second upstream rate
+    /// seen so far (a slow uplink can still burst; see [`DetectConfig::burst_entry`]).
+    pub burst_peak_fraction: f64,
     /// A burst continues through seconds at this fraction of the entry rate or more.
     pub burst_continue_ratio: f64,
     /// A burst ends after this long below the continuation rate.
@@ -116,14 +120,58 @@ pub struct DetectConfig {
     pub weights: Weights,
 }
 
+/// What set the rate a second needed to start a burst.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum ThresholdBasis {
+    /// The absolute floor (`burst_rate_floor_bps`): the subscriber is quiet or still warming up.
+    #[default]
+    Floor,
+    /// `burst_baseline_factor` times the subscriber's p95 upstream rate.
+    Baseline,
+    /// `burst_peak_fraction` of the subscriber's highest one-second upstream rate (its baseline
+    /// times the factor would be more than its uplink has shown it can carry).
+    UplinkPeak,
+}
+
+impl ThresholdBasis {
+    /// Stable lower-case name (alert JSON `rate_threshold.basis`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdBasis::Floor => "floor",
+            ThresholdBasis::Baseline => "baseline",
+            ThresholdBasis::UplinkPeak => "uplink_peak",
+        }
+    }
+}
+
 impl DetectConfig {
     /// Bytes in one second that start a burst for a subscriber with this baseline (p95 of its
-    /// active seconds, `None` while warming up): the rate floor, or the baseline times the
-    /// factor when that is higher.
+    /// active seconds, `None` while warming up) and this highest one-second upstream byte count
+    /// so far (`0`: none yet), and what set it.
+    ///
+    /// `max(floor, min(factor x p95, peak_fraction x peak))`: relative to the subscriber's own
+    /// ordinary activity, capped by what its uplink has shown it can carry (a busy subscriber on
+    /// a slow line can still burst), never below the absolute floor.
     #[inline]
-    pub(crate) fn burst_entry_bytes(&self, baseline: Option<f64>) -> f64 {
+    pub(crate) fn burst_entry(&self, baseline: Option<f64>, peak: u64) -> (f64, ThresholdBasis) {
         let floor = self.burst_rate_floor_bps / 8.0;
-        baseline.map_or(floor, |b| floor.max(b * self.burst_baseline_factor))
+        let Some(b) = baseline else {
+            return (floor, ThresholdBasis::Floor);
+        };
+        let relative = b * self.burst_baseline_factor;
+        let cap = peak as f64 * self.burst_peak_fraction;
+        let (rel, basis) = if peak > 0 && cap < relative {
+            (cap, ThresholdBasis::UplinkPeak)
+        } else {
+            (relative, ThresholdBasis::Baseline)
+        };
+        if rel > floor {
+            (rel, basis)
+        } else {
+            (floor, ThresholdBasis::Floor)
+        }
     }
 }
 
@@ -136,8 +184,9 @@ impl Default for DetectConfig {
             home_nets: default_home_nets(),
             burst_min_bytes: 2_000_000,
             burst_max_ns: 60 * NS_PER_SEC,
-            burst_rate_floor_bps: 4_000_000.0,
+            burst_rate_floor_bps: 1_000_000.0,
             burst_baseline_factor: 4.0,
+            burst_peak_fraction: 0.5,
             burst_continue_ratio: 0.25,
             burst_quiet_ns: 3 * NS_PER_SEC,
             burst_min_upstream_ratio: 0.7,

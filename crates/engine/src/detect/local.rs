@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ahash::RandomState;
 
 use super::burstlog::{BurstOutcome, BurstRecord};
-use super::config::DetectConfig;
+use super::config::{DetectConfig, ThresholdBasis};
 use super::event::{Candidate, Ev, Event};
 use super::pair::{self, FinishedBurst, PairState};
 use super::prevalence::sec_of;
@@ -28,6 +28,10 @@ pub(crate) struct HostState {
     p50: Option<LogQuantile>,
     p95: Option<LogQuantile>,
     active_secs: u32,
+    /// Highest one-second upstream byte count seen (saturating; bursts included): what the
+    /// subscriber's uplink has shown it can carry.
+    #[serde(default)]
+    peak_up: u32,
 }
 
 impl HostState {
@@ -47,6 +51,9 @@ impl HostState {
     }
 
     fn close_bin(&mut self, burst_bytes: f64) {
+        self.peak_up = self
+            .peak_up
+            .max(u32::try_from(self.bin_up).unwrap_or(u32::MAX));
         if self.bin_up > 0 && (self.bin_up as f64) < burst_bytes {
             let x = self.bin_up as f64;
             self.p50.get_or_insert(LogQuantile::new(0.5)).update(x);
@@ -54,6 +61,16 @@ impl HostState {
             self.active_secs = self.active_secs.saturating_add(1);
         }
         self.bin_up = 0;
+    }
+
+    /// The rate (bytes/s) a second needs to start a burst of this subscriber, and what set it
+    /// (see [`DetectConfig::burst_entry`]).
+    #[inline]
+    pub(crate) fn burst_entry(&self, cfg: &DetectConfig) -> (f64, ThresholdBasis) {
+        cfg.burst_entry(
+            self.baseline_bytes(cfg.baseline_warmup_seconds),
+            u64::from(self.peak_up),
+        )
     }
 
     /// p95 of active-second upstream bytes, once warm.
@@ -273,9 +290,9 @@ impl Local {
         let cfg = &self.cfg;
         let warmup = cfg.baseline_warmup_seconds;
         if up {
-            self.hosts.get_mut(hidx).add_up(ts, u64::from(ip_len), |h| {
-                cfg.burst_entry_bytes(h.baseline_bytes(warmup))
-            });
+            self.hosts
+                .get_mut(hidx)
+                .add_up(ts, u64::from(ip_len), |h| h.burst_entry(cfg).0);
         }
 
         // Pair state (a new pair registers the subscriber with the endpoint).
@@ -320,8 +337,9 @@ impl Local {
         let had_burst = self.pairs.get(pidx).burst.is_some();
         // The subscriber's baseline only matters when the pair's open bin closes (a new second).
         let finished = if self.pairs.get(pidx).bin_closes_before(now_sec) {
-            let baseline = self.hosts.get(hidx).baseline_bytes(warmup);
-            let entry = self.cfg.burst_entry_bytes(baseline);
+            let host = self.hosts.get(hidx);
+            let baseline = host.baseline_bytes(warmup);
+            let entry = host.burst_entry(&self.cfg);
             self.pairs
                 .get_mut(pidx)
                 .close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns)
@@ -386,12 +404,12 @@ impl Local {
                 self.bursting.swap_remove(i);
                 continue;
             }
-            let baseline = self.hosts.find(&key.0).and_then(|h| {
-                self.hosts
-                    .get(h)
-                    .baseline_bytes(self.cfg.baseline_warmup_seconds)
-            });
-            let entry = self.cfg.burst_entry_bytes(baseline);
+            let host = self.hosts.find(&key.0).map(|h| self.hosts.get(h));
+            let baseline = host.and_then(|h| h.baseline_bytes(self.cfg.baseline_warmup_seconds));
+            let entry = host.map_or_else(
+                || self.cfg.burst_entry(None, 0),
+                |h| h.burst_entry(&self.cfg),
+            );
             let pair = self.pairs.get_mut(idx);
             let mut done = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
             if done.is_none() && (all || pair.burst_is_over(now_sec, quiet)) {

@@ -5,7 +5,8 @@
 //! 1. the subscriber's state keeps one-second upstream bins and a robust baseline of its
 //!    active seconds (streaming p50/p95 in the log domain, trusted after a warm-up);
 //! 2. the (subscriber, endpoint) pair keeps one-second bins both ways; a closed bin feeds the
-//!    burst state machine: a second at or above `max(floor, factor x host p95)` starts a burst,
+//!    burst state machine: a second at or above `max(floor, min(factor x host p95, fraction x
+//!    host uplink peak))` starts a burst,
 //!    seconds at a fraction of that continue it, a few quiet seconds end it;
 //! 3. the endpoint's prevalence set counts distinct subscribers within the look-back.
 //!
@@ -30,10 +31,10 @@ use std::net::IpAddr;
 
 use crate::key::{addr_ip, Addr};
 use crate::FlowTable;
-pub use alert::{Alert, AlertKind, EarlyReason, EndpointInfo, Reason, Severity};
+pub use alert::{Alert, AlertKind, EarlyReason, EndpointInfo, RateThreshold, Reason, Severity};
 pub use burstlog::{BurstOutcome, BurstRecord};
 use burstwatch_wire::PacketMeta;
-pub use config::{DetectConfig, EndpointLists, Weights};
+pub use config::{DetectConfig, EndpointLists, ThresholdBasis, Weights};
 pub use event::Event;
 pub use local::Local;
 pub use pair::PairRates;

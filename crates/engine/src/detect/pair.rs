@@ -1,6 +1,8 @@
 //! Per (subscriber, endpoint) pair: one-second upstream/downstream bins, burst segmentation on
 //! them, and the event series used for recurrence and beacon analysis.
 
+use super::config::ThresholdBasis;
+
 /// Slots in the event and burst-start rings.
 pub const EVENT_RING: usize = 16;
 /// Slots in the burst-start ring.
@@ -38,6 +40,9 @@ pub struct BurstAcc {
     pub entry_bytes: f64,
     /// The subscriber's baseline (p95 bytes/s) when the burst started, if warm.
     pub baseline_bytes: Option<f64>,
+    /// What set `entry_bytes` (floor, baseline or uplink peak).
+    #[serde(default)]
+    pub entry_basis: ThresholdBasis,
     /// The pair's smoothed rates just before the burst.
     pub before: PairRates,
     /// The first second after the last hot one (the transfer's tail), added when the burst ends.
@@ -384,12 +389,13 @@ impl PairState {
     }
 
     /// Close the open bin if it is older than `now_sec`, feeding the burst state machine.
-    /// `entry_bytes` is the bytes/s a second needs to start a burst. Returns a burst that ended.
+    /// `entry` is the bytes/s a second needs to start a burst and what set it. Returns a
+    /// burst that ended.
     #[allow(clippy::too_many_arguments)] // thresholds passed flat: no allocation per bin
     pub fn close_bin_before(
         &mut self,
         now_sec: i64,
-        entry_bytes: f64,
+        entry: (f64, ThresholdBasis),
         baseline_bytes: Option<f64>,
         continue_ratio: f64,
         quiet_secs: i64,
@@ -398,6 +404,7 @@ impl PairState {
         if !self.bin_closes_before(now_sec) {
             return None;
         }
+        let (entry_bytes, entry_basis) = entry;
         let sec = self.sec;
         let (up, down, pk_up, pk_down) =
             (self.bin_up, self.bin_down, self.bin_pk_up, self.bin_pk_down);
@@ -429,6 +436,7 @@ impl PairState {
                         peak_up: up,
                         entry_bytes,
                         baseline_bytes,
+                        entry_basis,
                         before,
                         ..BurstAcc::default()
                     };
@@ -474,7 +482,7 @@ impl PairState {
                         self.bin_port = port;
                         let again = self.close_bin_before(
                             now_sec,
-                            entry_bytes,
+                            entry,
                             baseline_bytes,
                             continue_ratio,
                             quiet_secs,
@@ -580,6 +588,7 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000_000;
+    const E500K: (f64, ThresholdBasis) = (500_000.0, ThresholdBasis::Floor);
 
     /// Feed `bytes_per_sec` upstream in 10 packets per second over `[from, to)` seconds.
     fn feed(
@@ -592,8 +601,7 @@ mod tests {
         for sec in from..to {
             for k in 0..10 {
                 let ts = sec * S + k * S / 10;
-                if let Some(f) =
-                    p.close_bin_before(ts.div_euclid(S), 500_000.0, None, 0.25, 3, 60 * S)
+                if let Some(f) = p.close_bin_before(ts.div_euclid(S), E500K, None, 0.25, 3, 60 * S)
                 {
                     out.push(f);
                 }
@@ -638,7 +646,7 @@ mod tests {
         assert!(out.is_empty());
         // The sweep closes the open bin (second 9) before asking.
         assert!(p
-            .close_bin_before(12, 500_000.0, None, 0.25, 3, 60 * S)
+            .close_bin_before(12, E500K, None, 0.25, 3, 60 * S)
             .is_none());
         assert!(!p.burst_is_over(12, 3));
         assert!(p.burst_is_over(13, 3));
@@ -666,7 +674,7 @@ mod tests {
         assert!((r.up_60s - 10_000.0).abs() < 1_500.0, "{r:?}");
         assert_eq!(r.down_10s, 0.0);
         // After 30 silent seconds the 10 s view has mostly forgotten, the 60 s view less so.
-        p.close_bin_before(121, 1e12, None, 0.25, 3, 60 * S);
+        p.close_bin_before(121, (1e12, ThresholdBasis::Floor), None, 0.25, 3, 60 * S);
         p.fold_rates(151, 0, 0);
         let r = p.rates();
         assert!(r.up_10s < 600.0 && r.up_60s > 5_000.0, "{r:?}");

@@ -2,7 +2,7 @@
 //! value and its contribution, then damped (never raised) while the look-back is still filling.
 
 use super::alert::{AlertKind, Reason};
-use super::config::DetectConfig;
+use super::config::{DetectConfig, ThresholdBasis};
 use super::pair::BurstAcc;
 use super::stats;
 
@@ -81,7 +81,7 @@ pub fn score(cfg: &DetectConfig, i: &Inputs<'_>) -> (f64, Vec<Reason>) {
         None => 0.5,
     };
     // (name, value, part, weight)
-    let mut parts: Vec<(&'static str, f64, f64, f64)> = Vec::with_capacity(9);
+    let mut parts: Vec<(&'static str, f64, f64, f64)> = Vec::with_capacity(10);
     match (i.kind, i.burst, i.beacon) {
         (AlertKind::Burst, Some(b), _) => {
             let peak_bps = b.peak_up as f64 * 8.0;
@@ -130,6 +130,15 @@ pub fn score(cfg: &DetectConfig, i: &Inputs<'_>) -> (f64, Vec<Reason>) {
             parts.push(("watchlist", watch_part, watch_part, 0.1));
         }
         _ => return (0.0, Vec::new()),
+    }
+    if let (AlertKind::Burst, Some(b)) = (i.kind, i.burst) {
+        // Not a part of the score: the rate that started the burst, named by what set it.
+        let name = match b.entry_basis {
+            ThresholdBasis::Floor => "threshold_floor",
+            ThresholdBasis::Baseline => "threshold_baseline",
+            ThresholdBasis::UplinkPeak => "threshold_uplink_peak",
+        };
+        parts.push((name, b.entry_bytes * 8.0, 0.0, 0.0));
     }
     let total_w: f64 = parts.iter().map(|p| p.3).sum::<f64>().max(f64::EPSILON);
     let mut reasons: Vec<Reason> = parts

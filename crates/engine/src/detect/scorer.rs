@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use ahash::RandomState;
 
-use super::alert::{Alert, AlertKind, EarlyReason, EndpointInfo, Severity};
+use super::alert::{Alert, AlertKind, EarlyReason, EndpointInfo, RateThreshold, Severity};
 use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, EndpointLists};
 use super::event::{Candidate, Ev, Event};
@@ -331,6 +331,10 @@ impl Scorer {
                 watched,
             },
             baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
+            rate_threshold: c.burst.as_ref().map(|f| RateThreshold {
+                bps: f.acc.entry_bytes * 8.0,
+                basis: f.acc.entry_basis,
+            }),
             pair_before: c.burst.as_ref().map(|f| f.acc.before),
             emitted_early,
         });
