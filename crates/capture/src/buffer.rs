@@ -1,13 +1,10 @@
-//! One byte-window abstraction for every input: either the whole memory-mapped file (refilling
-//! is a no-op) or a bounded buffer filled from a [`Read`] (gzip, pipes, FIFOs, files that can't
-//! be mapped).
+//! One byte-window abstraction for every input: a bounded buffer filled from a [`Read`]
+//! (files, gzip streams, pipes, FIFOs).
 //!
 //! Readers walk the window with a cursor. Bytes handed out (a packet's data) stay valid until
 //! the next call to [`Buffer::fill`] or [`Buffer::skip`], which may move the window.
 
 use std::io::{self, Read};
-
-use memmap2::Mmap;
 
 /// Normal size of a streaming buffer; it grows past this only for a single larger item.
 const CHUNK: usize = 256 << 10;
@@ -38,20 +35,13 @@ pub(crate) fn prefetch(window: &[u8], at: usize) {
     let _ = (window, at);
 }
 
-enum Inner {
-    Map(Mmap),
-    Stream {
-        src: Box<dyn Read + Send>,
-        buf: Vec<u8>,
-        /// End of valid data in `buf`.
-        end: usize,
-        eof: bool,
-    },
-}
-
 /// A window over the input with a read cursor.
 pub(crate) struct Buffer {
-    inner: Inner,
+    src: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// End of valid data in `buf`.
+    end: usize,
+    eof: bool,
     /// Cursor: index into the window.
     pos: usize,
     /// Absolute stream offset of window index 0.
@@ -59,15 +49,6 @@ pub(crate) struct Buffer {
 }
 
 impl Buffer {
-    /// A buffer over a whole memory-mapped file.
-    pub(crate) fn mapped(map: Mmap) -> Buffer {
-        Buffer {
-            inner: Inner::Map(map),
-            pos: 0,
-            base: 0,
-        }
-    }
-
     /// A bounded buffer filled from `src`.
     pub(crate) fn stream(src: Box<dyn Read + Send>) -> Buffer {
         Buffer::stream_at(src, 0)
@@ -76,12 +57,10 @@ impl Buffer {
     /// A bounded buffer filled from `src`, whose first byte is at stream offset `base`.
     pub(crate) fn stream_at(src: Box<dyn Read + Send>, base: u64) -> Buffer {
         Buffer {
-            inner: Inner::Stream {
-                src,
-                buf: Vec::new(),
-                end: 0,
-                eof: false,
-            },
+            src,
+            buf: Vec::new(),
+            end: 0,
+            eof: false,
             pos: 0,
             base,
         }
@@ -96,10 +75,7 @@ impl Buffer {
     /// The current window; index it with positions derived from [`Buffer::pos`].
     #[inline]
     pub(crate) fn window(&self) -> &[u8] {
-        match &self.inner {
-            Inner::Map(m) => m,
-            Inner::Stream { buf, end, .. } => &buf[..*end],
-        }
+        &self.buf[..self.end]
     }
 
     /// The cursor, as an index into [`Buffer::window`].
@@ -128,9 +104,9 @@ impl Buffer {
 
     #[cold]
     fn refill(&mut self, n: usize) -> io::Result<usize> {
-        let Inner::Stream { src, buf, end, eof } = &mut self.inner else {
-            return Ok(self.window().len() - self.pos);
-        };
+        let Buffer {
+            src, buf, end, eof, ..
+        } = self;
         if *eof {
             return Ok(*end - self.pos);
         }
@@ -194,10 +170,7 @@ impl Buffer {
             self.pos += n as usize;
             return Ok(n);
         }
-        let Inner::Stream { src, end, eof, .. } = &mut self.inner else {
-            self.pos += avail as usize;
-            return Ok(avail);
-        };
+        let Buffer { src, end, eof, .. } = self;
         // Drop the window and stream past the rest.
         self.base += *end as u64;
         self.pos = 0;

@@ -83,8 +83,8 @@ impl<R: Read> Read for Counting<R> {
 /// One capture file: classic pcap or pcapng, plain or gzip-compressed (recognised by its magic
 /// bytes, not by its name).
 ///
-/// Input goes through a bounded buffer (or, with [`CaptureFile::open_mapped`], a memory map of
-/// the whole file); packets are handed out in place, never copied one by one.
+/// Input goes through a bounded buffer; packets are handed out in place, never copied one by
+/// one.
 pub struct CaptureFile {
     path: PathBuf,
     buf: Buffer,
@@ -134,27 +134,11 @@ fn stream<R: Read + Send + 'static>(src: R, count: &Arc<AtomicU64>) -> io::Resul
     }
 }
 
-/// Maps a regular, non-empty file into memory.
-fn map(file: &File) -> io::Result<memmap2::Mmap> {
-    // SAFETY: the map is only ever read, as plain bytes (every length in it is checked before
-    // use). The one hazard is another process truncating or rewriting the file while it is
-    // mapped: reads past the new end raise SIGBUS and kill the process, and rewritten bytes
-    // show through. Capture files being read are expected to be complete (rotated archives);
-    // to read a file that is still being written, use `CaptureFile::open`, which reads it
-    // through a buffer.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(file) }?;
-    // Advisory only; failure changes nothing.
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(map)
-}
-
 impl CaptureFile {
     /// Opens `path` and reads its file header (the first section header, for pcapng).
     ///
-    /// The file is read through a bounded buffer (1 MiB, growing only for a single larger
-    /// record or block). On the development machine this measured faster than memory-mapping
-    /// (see [`CaptureFile::open_mapped`]) and it is safe against files truncated while read.
+    /// The file is read through a bounded buffer (256 KiB, growing only for a single larger
+    /// record or block), which is safe against files truncated or rewritten while read.
     pub fn open(path: &Path) -> Result<CaptureFile, ReadError> {
         let file = File::open(path).map_err(|e| ReadError::new(path, 0, ReadErrorKind::Io(e)))?;
         let regular = file.metadata().is_ok_and(|m| m.is_file());
@@ -218,29 +202,6 @@ impl CaptureFile {
         };
         self.buf = Buffer::stream_at(src, offset);
         Ok(())
-    }
-
-    /// Like [`CaptureFile::open`], but a plain (uncompressed) regular file is memory-mapped
-    /// and walked in place. Gzip files, empty files and files that can't be mapped (pipes,
-    /// FIFOs) fall back to the buffered path.
-    ///
-    /// Risk: if another process truncates the file while it is mapped, touching the lost
-    /// pages raises SIGBUS and kills the process. Use it only on files that are complete.
-    pub fn open_mapped(path: &Path) -> Result<CaptureFile, ReadError> {
-        let err = |offset, reason| ReadError::new(path, offset, reason);
-        let file = File::open(path).map_err(|e| err(0, ReadErrorKind::Io(e)))?;
-        let meta = file.metadata().map_err(|e| err(0, ReadErrorKind::Io(e)))?;
-        let mapped = if meta.is_file() && meta.len() > 0 {
-            map(&file).ok()
-        } else {
-            None
-        };
-        match mapped {
-            Some(m) if m.get(..2) != Some(&GZIP_MAGIC[..]) => {
-                CaptureFile::start(path, Buffer::mapped(m), false, None)
-            }
-            _ => CaptureFile::from_reader(path, file),
-        }
     }
 
     /// Opens a byte range of a plain classic pcap file: its file header, then the records

@@ -11,8 +11,7 @@
 //! It never panics on file contents: damage is reported as a [`ReadError`] that names the file,
 //! the byte offset and the reason, after every packet before the fault has been delivered.
 //!
-//! Files are read through one bounded buffer (or, on request, a memory map of the whole file)
-//! and packets are handed out in place, never copied one by one; gzip streams are recognised
+//! Files are read through one bounded buffer and packets are handed out in place, never copied one by one; gzip streams are recognised
 //! by their magic bytes, not their name. No length field from a file is trusted beyond fixed limits: a record may carry at
 //! most [`MAX_RECORD`] captured bytes, a pcapng block at most 16 MiB.
 //!
