@@ -183,6 +183,14 @@ impl Summary {
             ds.suppressed_low_score,
             self.alerts,
         );
+        if ds.beacons_too_few > 0 {
+            let (seen, needed) = ds.beacons_too_few_most;
+            let _ = writeln!(
+                w,
+                "burstwatch: {} pair(s) with regular polls, too few for a beacon (most: {} of the {} their period needs)",
+                ds.beacons_too_few, seen, needed
+            );
+        }
         if let (Some(f), Some(l)) = (self.first_ns, self.last_ns) {
             let _ = writeln!(
                 w,

@@ -90,9 +90,11 @@ impl EarlyReason {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
     /// Stable name (`rate_jump`, `volume`, `asymmetry`, `rarity`, `novelty`, `recurrence`,
-    /// `port_rarity`, `watchlist`, `regularity`, `warmup`; with no weight, only explaining:
-    /// `interval`, and for bursts the entry threshold as `threshold_floor`,
-    /// `threshold_baseline` or `threshold_uplink_peak`, valued in bit/s).
+    /// `port_rarity`, `watchlist`, `regularity`, `warmup`; beacons also `size_regularity`;
+    /// with no weight, only explaining: `interval`, for beacons the evidence (`events` seen,
+    /// `events_needed` and `regularity_needed` for the beacon's period), and for bursts the
+    /// entry threshold as `threshold_floor`, `threshold_baseline` or `threshold_uplink_peak`,
+    /// valued in bit/s).
     pub name: &'static str,
     /// The measured value, in the unit the name implies (ratio, bytes, hosts, seconds, ...).
     pub value: f64,

@@ -94,15 +94,18 @@ pub struct DetectConfig {
     pub alert_min_score: f64,
     /// Score bands for severity: `[medium, high, critical]` lower bounds (below: low).
     pub severity_bands: [f64; 3],
-    /// Silence that separates two events of a pair (beacon analysis).
+    /// Silence (no payload either way) before an upstream packet with payload that starts a
+    /// new exchange of a pair (beacon analysis; see [`super::exchange`]).
     pub beacon_event_gap_ns: i64,
-    /// Events needed before a pair is scored as a beacon.
+    /// Exchanges a beacon needs (up to a period of 300 s; slower ones need fewer, see
+    /// [`super::beacon`]).
     pub beacon_min_events: u32,
     /// Median bytes (both ways) of an event of a beacon, at most.
     pub beacon_max_event_bytes: u64,
     /// Median interval between beacon events, at least.
     pub beacon_min_interval_ns: i64,
-    /// Minimum regularity (0..1) of a beacon's intervals.
+    /// Minimum regularity (0..1) of a beacon's intervals (from a period of 30 s; faster ones
+    /// need more, see [`super::beacon`]).
     pub beacon_min_regularity: f64,
     /// After a beacon alert, the pair is not alerted again as a beacon for this long.
     pub beacon_realert_ns: i64,
@@ -197,11 +200,11 @@ impl Default for DetectConfig {
             alert_hold_ns: 60 * NS_PER_SEC,
             alert_min_score: 0.4,
             severity_bands: [0.65, 0.8, 0.9],
-            beacon_event_gap_ns: 2 * NS_PER_SEC,
-            beacon_min_events: 12,
+            beacon_event_gap_ns: NS_PER_SEC / 2,
+            beacon_min_events: 10,
             beacon_max_event_bytes: 20_000,
-            beacon_min_interval_ns: 5 * NS_PER_SEC,
-            beacon_min_regularity: 0.8,
+            beacon_min_interval_ns: NS_PER_SEC,
+            beacon_min_regularity: 0.65,
             beacon_realert_ns: 3600 * NS_PER_SEC,
             max_hosts: caps.max_hosts,
             max_pairs: caps.max_pairs,

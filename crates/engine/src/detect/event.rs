@@ -8,6 +8,7 @@
 //! the scorer sees the same sequence either way.
 
 use super::alert::AlertKind;
+use super::beacon::BeaconFacts;
 use super::burstlog::BurstRecord;
 use super::pair::FinishedBurst;
 use crate::key::Addr;
@@ -59,6 +60,9 @@ pub(crate) struct Candidate {
     pub burst: Option<FinishedBurst>,
     /// Beacon: (regularity, median interval s, median event bytes, events).
     pub beacon: Option<(f64, f64, f64, u32)>,
+    /// Beacon: the whole analysis (absent from state files written before it existed).
+    #[serde(default)]
+    pub beacon_facts: Option<BeaconFacts>,
     pub pair_first_seen_ns: i64,
     pub occurrence: u32,
     pub recurrence: f64,

@@ -8,12 +8,13 @@ use std::net::IpAddr;
 
 use ahash::RandomState;
 
+use super::beacon;
 use super::burstlog::{BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, ThresholdBasis};
 use super::event::{Candidate, Ev, Event};
 use super::pair::{self, FinishedBurst, PairState};
 use super::prevalence::sec_of;
-use super::stats::{self, LogQuantile};
+use super::stats::LogQuantile;
 use super::{is_unicast_endpoint, AlertKind, DetectStats, Direction, S};
 use crate::key::{addr_bytes, addr_ip, Addr};
 use crate::lrumap::LruMap;
@@ -192,14 +193,15 @@ impl Local {
             got.dport,
             meta.proto,
             meta.ip_len,
+            meta.payload_len,
             got.flow_hash,
             hint,
             out,
         );
     }
 
-    /// Count one packet: `ip_len` L3 bytes from `src:sport` to `dst:dport`, protocol `proto`;
-    /// `flow_hash` identifies its connection (for counting the flows of a burst). `pair_hint`
+    /// Count one packet: `ip_len` L3 bytes (`payload_len` of them transport payload) from
+    /// `src:sport` to `dst:dport`, protocol `proto`; `flow_hash` identifies its connection (for counting the flows of a burst). `pair_hint`
     /// caches the pair's slot per connection (`u32::MAX` to start): a valid hint skips the
     /// home-prefix scan and two hash lookups; a stale one is detected (the slot's key is
     /// compared) and replaced. The result is the same either way.
@@ -214,6 +216,7 @@ impl Local {
         dport: u16,
         proto: u8,
         ip_len: u32,
+        payload_len: u32,
         flow_hash: u32,
         pair_hint: &mut u32,
         out: &mut Vec<Event>,
@@ -347,7 +350,8 @@ impl Local {
             None
         };
         let pair = self.pairs.get_mut(pidx);
-        let event_closed = pair.add(ts, up, ip_len, flow_hash, proto, ext_port, gap);
+        let exchange = super::exchange::carries_exchange(proto, payload_len);
+        let event_closed = pair.add(ts, up, ip_len, flow_hash, proto, ext_port, exchange, gap);
         let now_bursting = pair.burst.is_some();
         if let Some(f) = finished {
             let snapshot = self.pairs.get(pidx).clone();
@@ -386,11 +390,52 @@ impl Local {
         self.expire_idle();
     }
 
-    /// End of input: finish every burst, then tell the scorer to emit everything.
+    /// End of input: finish every burst, close every open exchange (a beacon's last poll
+    /// counts), then tell the scorer to emit everything.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         let sec = self.now_ns.div_euclid(S).saturating_add(1);
         self.sweep_bursts(sec, true, out);
+        self.close_exchanges(out);
         out.push(Event(Ev::Finish(self.now_ns)));
+    }
+
+    /// Close the open exchange of every pair that could be a beacon, run the beacon analysis
+    /// on it, and count the pairs whose polls are regular but too few for a beacon.
+    fn close_exchanges(&mut self, out: &mut Vec<Event>) {
+        // With the open one, three exchanges at least give two intervals.
+        let keys: Vec<(Addr, Addr)> = self
+            .pairs
+            .iter_lru()
+            .filter(|(_, p)| p.ex.is_open() && p.ex.closed >= 2)
+            .map(|(k, _)| *k)
+            .collect();
+        let now = self.now_ns;
+        for key in keys {
+            let Some(idx) = self.pairs.find(&key) else {
+                continue;
+            };
+            if !self.pairs.get_mut(idx).ex.close() {
+                continue;
+            }
+            let v4 = addr_ip(key.1, true).is_ipv4();
+            if !self.check_beacon(idx, key, v4, now, out) {
+                let pair = self.pairs.get(idx);
+                let mut buf = [(0, 0); pair::EVENT_RING];
+                let n = pair.ex.recent(&mut buf);
+                if let Some(f) = beacon::analyze(&self.cfg, &buf[..n]) {
+                    if f.events < f.events_needed
+                        && f.regularity >= f.regularity_needed
+                        && pair.beacons == 0
+                    {
+                        self.stats.beacons_too_few = self.stats.beacons_too_few.saturating_add(1);
+                        self.stats.beacons_too_few_most = self
+                            .stats
+                            .beacons_too_few_most
+                            .max((f.events, f.events_needed));
+                    }
+                }
+            }
+        }
     }
 
     fn sweep_bursts(&mut self, now_sec: i64, all: bool, out: &mut Vec<Event>) {
@@ -506,10 +551,13 @@ impl Local {
             occurrence,
             recurrence,
             beacon: None,
+            beacon_facts: None,
             burst: Some(f),
         }))));
     }
 
+    /// Run the beacon analysis on the pair's recent exchanges; push a candidate and return
+    /// `true` when they make a beacon.
     fn check_beacon(
         &mut self,
         pidx: u32,
@@ -517,54 +565,25 @@ impl Local {
         v4: bool,
         ts: i64,
         out: &mut Vec<Event>,
-    ) {
+    ) -> bool {
         let cfg = &self.cfg;
         let pair = self.pairs.get(pidx);
-        if pair.events < cfg.beacon_min_events
+        if pair.ex.closed < cfg.beacon_min_events.min(6)
             || (pair.last_beacon_ns != i64::MIN
                 && ts.saturating_sub(pair.last_beacon_ns) < cfg.beacon_realert_ns)
         {
-            return;
+            return false;
         }
-        // Only small exchanges count: bursts to the same endpoint (the mission shape) would
-        // otherwise break up the beacon's rhythm.
-        let events: Vec<(u32, u32)> = pair
-            .recent_events()
-            .into_iter()
-            .filter(|e| u64::from(e.1) <= cfg.beacon_max_event_bytes)
-            .collect();
-        if events.len() < (cfg.beacon_min_events as usize).min(pair::EVENT_RING) {
-            return;
-        }
-        // Event starts are in centiseconds.
-        let intervals: Vec<f64> = events
-            .windows(2)
-            .map(|w| f64::from(w[1].0.saturating_sub(w[0].0)) / 100.0)
-            .collect();
-        let mut iv = intervals.clone();
-        let med_interval = stats::median(&mut iv);
-        let mut sizes: Vec<f64> = events.iter().map(|e| f64::from(e.1)).collect();
-        let med_bytes = stats::median(&mut sizes);
-        if med_interval * (S as f64) < (cfg.beacon_min_interval_ns as f64) {
-            return;
-        }
-        // An exchange lost inside a burst (or not sent) is a missed beat, not irregularity:
-        // intervals near a multiple of the median period count as that many beats.
-        let beats: Vec<f64> = intervals
-            .iter()
-            .map(|&iv| iv / (iv / med_interval.max(1e-9)).round().max(1.0))
-            .collect();
-        let regularity = stats::regularity(&beats);
-        if regularity < cfg.beacon_min_regularity {
-            return;
-        }
-        if pair.last_proto == 6 && pair.distinct_event_flows() * 2 < events.len() {
-            // Keep-alives inside one long-lived TCP connection (push, VPN, WebSocket) are not
-            // periodic sessions.
-            return;
+        let mut buf = [(0, 0); pair::EVENT_RING];
+        let n = pair.ex.recent(&mut buf);
+        let Some(facts) = beacon::analyze(cfg, &buf[..n]) else {
+            return false;
+        };
+        if !facts.is_beacon(cfg) {
+            return false;
         }
         let beacon_port = (pair.last_proto, pair.last_port);
-        let start_ns = pair.first_seen_ns + i64::from(events[0].0) * 10_000_000;
+        let start_ns = pair.first_seen_ns + i64::from(buf[0].0) * 10_000_000;
         let (first_seen, totals) = (
             pair.first_seen_ns,
             (
@@ -591,12 +610,19 @@ impl Local {
             totals,
             proto_port: beacon_port,
             burst: None,
-            beacon: Some((regularity, med_interval, med_bytes, events.len() as u32)),
+            beacon: Some((
+                facts.regularity,
+                facts.interval_s,
+                facts.median_bytes,
+                facts.events,
+            )),
+            beacon_facts: Some(facts),
             pair_first_seen_ns: first_seen,
             occurrence,
             recurrence: 0.0,
             baseline_bytes: None,
         }))));
+        true
     }
 }
 
@@ -609,7 +635,7 @@ mod tests {
     fn packet(l: &mut Local, ts: i64, src: &str, dst: &str, hint: &mut u32) {
         let mut out = Vec::new();
         let (s, d) = (src.parse().unwrap(), dst.parse().unwrap());
-        l.ingest_hinted(ts, s, d, 40_000, 443, 6, 1_000, 7, hint, &mut out);
+        l.ingest_hinted(ts, s, d, 40_000, 443, 6, 1_000, 960, 7, hint, &mut out);
     }
 
     #[test]

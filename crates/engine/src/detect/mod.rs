@@ -16,9 +16,11 @@
 //! silence-separated exchanges are small and regular become `beacon` candidates.
 
 pub mod alert;
+pub mod beacon;
 pub mod burstlog;
 pub mod config;
 mod event;
+pub mod exchange;
 pub(crate) mod local;
 pub mod pair;
 pub mod prevalence;
@@ -98,6 +100,11 @@ pub struct DetectStats {
     pub bursts_too_small: u64,
     /// Bursts not mostly upstream.
     pub bursts_not_upstream: u64,
+    /// Pairs whose polls were regular at the end of input but fewer than a beacon of their
+    /// period needs (short captures).
+    pub beacons_too_few: u64,
+    /// Of those, the most polls seen and the count their period needed.
+    pub beacons_too_few_most: (u32, u32),
     /// Candidates dropped because the endpoint is allow-listed.
     pub suppressed_allowed: u64,
     /// Candidates dropped because the endpoint is not rare.
@@ -132,6 +139,8 @@ impl DetectStats {
         self.bursts_too_long += o.bursts_too_long;
         self.bursts_too_small += o.bursts_too_small;
         self.bursts_not_upstream += o.bursts_not_upstream;
+        self.beacons_too_few += o.beacons_too_few;
+        self.beacons_too_few_most = self.beacons_too_few_most.max(o.beacons_too_few_most);
         self.suppressed_allowed += o.suppressed_allowed;
         self.suppressed_common += o.suppressed_common;
         self.suppressed_low_score += o.suppressed_low_score;
@@ -232,7 +241,9 @@ impl Detector {
     }
 
     /// Count one packet: `ip_len` L3 bytes from `src:sport` to `dst:dport`, protocol `proto`;
-    /// `flow_hash` identifies its connection (for counting the flows of a burst).
+    /// `flow_hash` identifies its connection (for counting the flows of a burst). Without the
+    /// decoded packet every packet is taken to carry payload (part of an exchange); use
+    /// [`Detector::count_with`] to leave out ACKs and keep-alive probes.
     #[allow(clippy::too_many_arguments)] // the per-packet facts, passed flat to stay allocation-free
     pub fn ingest(
         &mut self,
@@ -253,6 +264,7 @@ impl Detector {
             sport,
             dport,
             proto,
+            ip_len,
             ip_len,
             flow_hash,
             &mut hint,

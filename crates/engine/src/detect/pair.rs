@@ -2,9 +2,9 @@
 //! them, and the event series used for recurrence and beacon analysis.
 
 use super::config::ThresholdBasis;
+use super::exchange::Exchanges;
+pub use super::exchange::EVENT_RING;
 
-/// Slots in the event and burst-start rings.
-pub const EVENT_RING: usize = 16;
 /// Slots in the burst-start ring.
 pub const BURST_RING: usize = 8;
 /// Distinct flow hashes remembered per burst (the count goes on beyond).
@@ -147,24 +147,12 @@ pub struct PairState {
     pub total_pk_up: u64,
     /// Totals since first seen.
     pub total_pk_down: u64,
-    /// Start seconds of recent events (silence-separated exchanges), a ring.
-    /// (Start of each event in centiseconds after `first_seen_ns`, saturating: 497 days.)
-    ev_start: [u32; EVENT_RING],
-    /// Bytes (both ways) of recent events, a ring.
-    ev_bytes: [u32; EVENT_RING],
-    /// Flow of each recent event's first packet, a ring.
-    ev_flow: [u32; EVENT_RING],
-    cur_ev_flow: u32,
+    /// Silence-separated exchanges (beacon analysis).
+    pub ex: Exchanges,
     /// Protocol and endpoint port of the latest upstream packet.
     pub last_proto: u8,
     /// Endpoint port of the latest upstream packet.
     pub last_port: u16,
-    ev_len: u8,
-    ev_pos: u8,
-    cur_ev_start: u32,
-    cur_ev_bytes: u64,
-    /// Events seen since the pair was first seen.
-    pub events: u32,
     /// Start seconds of recent bursts, a ring.
     burst_start: [u32; BURST_RING],
     burst_len: u8,
@@ -228,17 +216,9 @@ impl PairState {
             total_down: 0,
             total_pk_up: 0,
             total_pk_down: 0,
-            ev_start: [0; EVENT_RING],
-            ev_bytes: [0; EVENT_RING],
-            ev_flow: [0; EVENT_RING],
-            cur_ev_flow: 0,
+            ex: Exchanges::default(),
             last_proto: 0,
             last_port: 0,
-            ev_len: 0,
-            ev_pos: 0,
-            cur_ev_start: 0,
-            cur_ev_bytes: 0,
-            events: 0,
             burst_start: [0; BURST_RING],
             burst_len: 0,
             burst_pos: 0,
@@ -258,8 +238,9 @@ impl PairState {
         (self.sec != i64::MIN).then_some(self.sec)
     }
 
-    /// Count one packet. `event_gap_ns` separates events; returns `true` when an event closed
-    /// (the caller may then run the beacon analysis).
+    /// Count one packet. `exchange`: it carries payload that makes it part of an exchange
+    /// (see [`super::exchange`]); `event_gap_ns` separates exchanges. Returns `true` when an
+    /// exchange closed (the caller may then run the beacon analysis).
     #[inline]
     #[allow(clippy::too_many_arguments)] // the per-packet facts, passed flat to stay allocation-free
     pub fn add(
@@ -270,21 +251,11 @@ impl PairState {
         flow_hash: u32,
         proto: u8,
         port: u16,
+        exchange: bool,
         event_gap_ns: i64,
     ) -> bool {
         let b = u64::from(bytes);
-        let mut event_closed = false;
-        if self.last_ns == i64::MIN || ts.saturating_sub(self.last_ns) >= event_gap_ns {
-            if self.last_ns != i64::MIN {
-                self.push_event();
-                event_closed = true;
-            }
-            let cs = ts.saturating_sub(self.first_seen_ns).max(0) / 10_000_000;
-            self.cur_ev_start = u32::try_from(cs).unwrap_or(u32::MAX);
-            self.cur_ev_bytes = 0;
-            self.cur_ev_flow = flow_hash;
-        }
-        self.cur_ev_bytes = self.cur_ev_bytes.saturating_add(b);
+        let event_closed = exchange && self.ex.add(ts, up, bytes, self.first_seen_ns, event_gap_ns);
         self.last_ns = self.last_ns.max(ts);
         if self.sec == i64::MIN {
             self.sec = ts.div_euclid(1_000_000_000);
@@ -326,42 +297,6 @@ impl PairState {
             }
         }
         event_closed
-    }
-
-    fn push_event(&mut self) {
-        let i = usize::from(self.ev_pos);
-        self.ev_start[i] = self.cur_ev_start;
-        self.ev_bytes[i] = u32::try_from(self.cur_ev_bytes).unwrap_or(u32::MAX);
-        self.ev_flow[i] = self.cur_ev_flow;
-        self.ev_pos = ((i + 1) % EVENT_RING) as u8;
-        self.ev_len = (usize::from(self.ev_len) + 1).min(EVENT_RING) as u8;
-        self.events = self.events.saturating_add(1);
-    }
-
-    /// Recent events, oldest first: (start in centiseconds after the pair was first seen, bytes).
-    pub fn recent_events(&self) -> Vec<(u32, u32)> {
-        let n = usize::from(self.ev_len);
-        let start = (usize::from(self.ev_pos) + EVENT_RING - n) % EVENT_RING;
-        (0..n)
-            .map(|k| {
-                let i = (start + k) % EVENT_RING;
-                (self.ev_start[i], self.ev_bytes[i])
-            })
-            .collect()
-    }
-
-    /// Distinct flows among the recent events' first packets.
-    pub fn distinct_event_flows(&self) -> usize {
-        let n = usize::from(self.ev_len);
-        let mut seen: [u32; EVENT_RING] = [0; EVENT_RING];
-        let mut k = 0;
-        for &f in &self.ev_flow[..n.min(EVENT_RING)] {
-            if !seen[..k].contains(&f) {
-                seen[k] = f;
-                k += 1;
-            }
-        }
-        k
     }
 
     /// Recent burst start seconds, oldest first.
@@ -612,6 +547,7 @@ mod tests {
                     7 + (sec as u32 % 2),
                     6,
                     443,
+                    true,
                     2 * S,
                 );
             }
@@ -678,19 +614,5 @@ mod tests {
         p.fold_rates(151, 0, 0);
         let r = p.rates();
         assert!(r.up_10s < 600.0 && r.up_60s > 5_000.0, "{r:?}");
-    }
-
-    #[test]
-    fn events_are_separated_by_silence() {
-        let mut p = PairState::new(0);
-        for i in 0..5 {
-            let t = i * 30 * S;
-            p.add(t, true, 300, 1, 17, 9000, 2 * S);
-            p.add(t + S / 10, false, 200, 1, 17, 9000, 2 * S);
-        }
-        let ev = p.recent_events();
-        assert_eq!(ev.len(), 4, "the fifth event is still open");
-        assert_eq!(ev[1], (3000, 500), "centiseconds after first seen");
-        assert_eq!(p.events, 4);
     }
 }

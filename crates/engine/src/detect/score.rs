@@ -2,6 +2,7 @@
 //! value and its contribution, then damped (never raised) while the look-back is still filling.
 
 use super::alert::{AlertKind, Reason};
+use super::beacon::BeaconFacts;
 use super::config::{DetectConfig, ThresholdBasis};
 use super::pair::BurstAcc;
 use super::stats;
@@ -15,6 +16,8 @@ pub struct Inputs<'a> {
     pub burst: Option<&'a BurstAcc>,
     /// Beacon facts: (regularity, median interval s, median event bytes, events).
     pub beacon: Option<(f64, f64, f64, u32)>,
+    /// Beacon: the whole analysis (size regularity, what the period needed), when known.
+    pub beacon_facts: Option<BeaconFacts>,
     /// The subscriber's p95 upstream rate over active seconds, bit/s, once warm.
     pub baseline_bps: Option<f64>,
     /// Distinct subscribers that talked to the endpoint within the look-back.
@@ -117,17 +120,29 @@ pub fn score(cfg: &DetectConfig, i: &Inputs<'_>) -> (f64, Vec<Reason>) {
             ));
             parts.push(("watchlist", watch_part, watch_part, w.watchlist));
         }
-        (_, _, Some((regularity, interval, _bytes, _events))) => {
-            parts.push((
-                "regularity",
-                regularity,
-                clamp01((regularity - 0.5) / 0.5),
-                0.45,
-            ));
+        (_, _, Some((regularity, interval, _bytes, events))) => {
+            // Timing and data-size regularity as RITA weighs them (equally), then who talks
+            // to the endpoint. Candidates from state files written before the size score
+            // existed count timing only.
+            let reg_part = clamp01((regularity - 0.5) / 0.5);
+            match i.beacon_facts {
+                Some(f) => {
+                    parts.push(("regularity", regularity, reg_part, 0.30));
+                    let size_part = clamp01((f.size_regularity - 0.5) / 0.5);
+                    parts.push(("size_regularity", f.size_regularity, size_part, 0.15));
+                }
+                None => parts.push(("regularity", regularity, reg_part, 0.45)),
+            }
             parts.push(("interval", interval, 0.0, 0.0));
             parts.push(("rarity", f64::from(i.prevalence), rarity_part, 0.35));
             parts.push(("novelty", i.novelty_age_s, novelty_part, 0.1));
             parts.push(("watchlist", watch_part, watch_part, 0.1));
+            if let Some(f) = i.beacon_facts {
+                // What was seen against what this period needed (no weight: the evidence).
+                parts.push(("events", f64::from(events), 0.0, 0.0));
+                parts.push(("events_needed", f64::from(f.events_needed), 0.0, 0.0));
+                parts.push(("regularity_needed", f.regularity_needed, 0.0, 0.0));
+            }
         }
         _ => return (0.0, Vec::new()),
     }
@@ -181,6 +196,7 @@ mod tests {
             kind: AlertKind::Burst,
             burst: Some(b),
             beacon: None,
+            beacon_facts: None,
             baseline_bps: Some(200_000.0),
             prevalence: 1,
             novelty_age_s: 0.0,

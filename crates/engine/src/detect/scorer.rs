@@ -273,6 +273,7 @@ impl Scorer {
             kind: c.kind,
             burst: c.burst.as_ref().map(|f| &f.acc),
             beacon: c.beacon,
+            beacon_facts: c.beacon_facts,
             baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
             prevalence,
             novelty_age_s,
