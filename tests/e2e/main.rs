@@ -22,6 +22,7 @@ mod pcapfile;
 mod privacy;
 mod privilege;
 mod prometheus;
+mod real_captures;
 mod reload;
 #[cfg(feature = "report")]
 mod report;

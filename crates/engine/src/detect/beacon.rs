@@ -65,7 +65,7 @@ impl BeaconFacts {
 pub fn events_needed(cfg: &DetectConfig, period_s: f64) -> u32 {
     let base = cfg.beacon_min_events;
     let floor = base.min(6);
-    if !(period_s > 300.0) {
+    if period_s.is_nan() || period_s <= 300.0 {
         return base;
     }
     let fewer = (2.0 * (period_s / 300.0).log2()).round();
