@@ -278,15 +278,21 @@ pub fn local_config(dir: &Path, extra: &str) -> PathBuf {
 /// Start the real daemon with `cfg` in this network namespace (tests on `lo`), its log at info
 /// level in `log`, in `cfg`'s folder (relative paths in the config are taken from there).
 pub fn start_local_daemon(cfg: &Path, log: &Path) -> Guard {
-    let child = Command::new(bin())
-        .args(["daemon", "--config", cfg.to_str().unwrap()])
-        .current_dir(cfg.parent().unwrap())
-        .env("BURSTWATCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
+    let child = local_daemon_command(cfg, log)
         .spawn()
         .expect("start the daemon");
     Guard(Some(child))
+}
+
+/// The command [`start_local_daemon`] runs, for a test that adds to its environment.
+pub fn local_daemon_command(cfg: &Path, log: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["daemon", "--config", cfg.to_str().unwrap()])
+        .current_dir(cfg.parent().unwrap())
+        .env("BURSTWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    cmd
 }
 
 /// Replay `pcap` into the sending end at `multiplier` times its own pace; the packets

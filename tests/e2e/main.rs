@@ -34,4 +34,5 @@ mod select;
 mod shutdown;
 mod simcap;
 mod startup;
+mod systemd;
 mod truth;

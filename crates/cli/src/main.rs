@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod alert_json;
 mod analyze;
+mod build_info;
 mod carve;
 mod daemon;
 mod eval;
@@ -33,7 +34,7 @@ mod summary;
 
 /// Find short, high-bandwidth bursts to unusual endpoints in ISP traffic.
 #[derive(Debug, Parser)]
-#[command(name = "burstwatch", version, about, long_about = None)]
+#[command(name = "burstwatch", version = build_info::VERSION_LINE, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -337,7 +337,7 @@ mod tests {
 
         let (st, body) = get(addr, "GET", "/metrics").await;
         assert_eq!(st, 200);
-        assert!(body.contains("burstwatch_build_info{version=\"1.2.3\"} 1"));
+        assert!(body.contains(r#"burstwatch_build_info{commit="unknown",features="",rustc="unknown",version="1.2.3"} 1"#));
         assert_eq!(get(addr, "GET", "/healthz").await.0, 200);
         assert_eq!(get(addr, "GET", "/readyz").await.0, 503);
         ready.store(true, Ordering::Release);

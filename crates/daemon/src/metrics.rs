@@ -35,6 +35,29 @@ pub enum MetricsError {
 /// Upper bounds of the alert-score histogram buckets (scores lie in [0, 1]).
 pub const SCORE_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
+/// What `burstwatch_build_info` labels.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildInfo<'a> {
+    /// The package version.
+    pub version: &'a str,
+    /// The git commit (short hash, `-dirty` when the tree had changes), or `unknown`.
+    pub commit: &'a str,
+    /// Enabled cargo features, comma-separated (empty when none).
+    pub features: &'a str,
+    /// The compiler's version, or `unknown`.
+    pub rustc: &'a str,
+}
+
+impl BuildInfo<'static> {
+    /// Nothing known.
+    pub const UNKNOWN: Self = Self {
+        version: "unknown",
+        commit: "unknown",
+        features: "",
+        rustc: "unknown",
+    };
+}
+
 /// Raw total last seen and the offset added since totals went backwards.
 #[derive(Debug, Default, Clone, Copy)]
 struct Mono {
@@ -177,20 +200,36 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every family, `burstwatch_build_info{version}` set to 1, and the series
-    /// of every fixed label value (directions, reasons, kinds × severities) present at zero.
+    /// [`Metrics::with_build`] for a build known only by its version (commit, features and
+    /// compiler `unknown`).
     pub fn new(version: &str) -> Result<Self, MetricsError> {
+        Self::with_build(&BuildInfo {
+            version,
+            ..BuildInfo::UNKNOWN
+        })
+    }
+
+    /// A registry with every family, `burstwatch_build_info{version, commit, features, rustc}`
+    /// set to 1, the series of every fixed label value (directions, reasons, kinds ×
+    /// severities) present at zero, and on Linux the standard `process_*` families (CPU time,
+    /// resident and virtual memory, open and maximum file descriptors, threads, start time).
+    pub fn with_build(build: &BuildInfo<'_>) -> Result<Self, MetricsError> {
         let registry = Registry::new();
         let f = Families::new(&registry)?;
-        let build = IntGaugeVec::new(
+        let info = IntGaugeVec::new(
             opts(
                 "build_info",
-                "Always 1; the version label names the running build.",
+                "Always 1; the labels name the running build: version, git commit, cargo features and compiler.",
             ),
-            &["version"],
+            &["version", "commit", "features", "rustc"],
         )?;
-        registry.register(Box::new(build.clone()))?;
-        build.with_label_values(&[version]).set(1);
+        registry.register(Box::new(info.clone()))?;
+        info.with_label_values(&[build.version, build.commit, build.features, build.rustc])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         for d in DIRECTIONS {
             f.dir_packets.with_label_values(&[d]);
             f.dir_bytes.with_label_values(&[d]);
@@ -446,6 +485,35 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn build_info_and_process_families() {
+        let m = Metrics::with_build(&BuildInfo {
+            version: "1.2.3",
+            commit: "0123456789ab-dirty",
+            features: "report",
+            rustc: "1.95.0",
+        })
+        .unwrap();
+        let t = m.render().unwrap();
+        assert_eq!(
+            sample(
+                &t,
+                r#"burstwatch_build_info{commit="0123456789ab-dirty",features="report",rustc="1.95.0",version="1.2.3"}"#
+            ),
+            1.0
+        );
+        if cfg!(target_os = "linux") {
+            assert!(sample(&t, "process_resident_memory_bytes") > 0.0);
+            assert!(sample(&t, "process_open_fds") >= 3.0);
+            assert!(sample(&t, "process_max_fds") > 0.0);
+            assert!(sample(&t, "process_threads") >= 1.0);
+            // Since the epoch, and not in the future.
+            let start = sample(&t, "process_start_time_seconds");
+            assert!(start > 1.6e9, "{start}");
+            assert!(sample(&t, "process_cpu_seconds_total") >= 0.0);
+        }
+    }
+
     fn snap(packets: u64, drops: u64) -> StatsSnapshot {
         let mut s = StatsSnapshot {
             interfaces: vec![InterfaceStats {
@@ -505,7 +573,13 @@ mod tests {
             ),
             100.0
         );
-        assert_eq!(sample(&t, r#"burstwatch_build_info{version="9.9.9"}"#), 1.0);
+        assert_eq!(
+            sample(
+                &t,
+                r#"burstwatch_build_info{commit="unknown",features="",rustc="unknown",version="9.9.9"}"#
+            ),
+            1.0
+        );
         // A worker restarted: its totals begin again at 40.
         m.update(&snap(40, 1), 1_003_000_000_000);
         let t = m.render().unwrap();
@@ -626,11 +700,13 @@ mod tests {
                 .lines()
                 .filter_map(|l| {
                     let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-                    let name = cols
-                        .get(1)?
-                        .strip_prefix("`burstwatch_")?
-                        .strip_suffix('`')?;
-                    Some((format!("burstwatch_{name}"), cols.get(2)?.to_string()))
+                    let name = cols.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                    let ours = name.starts_with("burstwatch_")
+                        || (cfg!(target_os = "linux") && name.starts_with("process_"));
+                    if !ours {
+                        return None;
+                    }
+                    Some((name.to_string(), cols.get(2)?.to_string()))
                 })
                 .collect();
         assert_eq!(served, documented);

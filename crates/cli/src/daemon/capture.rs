@@ -60,7 +60,7 @@ pub fn run(
                 local.up = false;
                 publish(&shared, slot, &local);
                 tracing::warn!(error = %e, retry_in = ?backoff, "capture not open; retrying");
-                sleep_unless_stopped(&shared, backoff);
+                sleep_unless_stopped(&shared, slot, backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
@@ -141,7 +141,7 @@ pub fn run(
         local.if_dropped = base_ifdropped;
         publish(&shared, slot, &local);
         if !shared.stopping() {
-            sleep_unless_stopped(&shared, backoff);
+            sleep_unless_stopped(&shared, slot, backoff);
         }
     }
     if !batch.is_empty() {
@@ -169,17 +169,25 @@ fn send(tx: &SyncSender<Batch>, batch: &mut Batch) -> Result<(), ()> {
     tx.send(full).map_err(|_| ())
 }
 
+/// Publish the counters; this is also the thread's heartbeat.
 fn publish(shared: &Shared, slot: usize, local: &IfaceCounters) {
     if let Ok(mut v) = shared.ifaces.lock() {
         if let Some(s) = v.get_mut(slot) {
             *s = local.clone();
+            s.beat = Some(Instant::now());
         }
     }
 }
 
-fn sleep_unless_stopped(shared: &Shared, d: Duration) {
+/// Wait `d` (until shutdown), telling the watchdog about once a second that the thread waits.
+fn sleep_unless_stopped(shared: &Shared, slot: usize, d: Duration) {
     let until = Instant::now() + d;
+    let mut beat = Instant::now();
     while !shared.stopping() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
+        if beat.elapsed() >= Duration::from_secs(1) {
+            beat = Instant::now();
+            shared.beat_capture(slot);
+        }
     }
 }

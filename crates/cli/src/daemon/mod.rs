@@ -10,6 +10,7 @@
 mod capture;
 mod check;
 mod export;
+mod notify;
 mod output;
 mod reload;
 mod shared;
@@ -176,7 +177,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     let engine = build_engine(&settings, state)?;
     tracing::info!(workers = d.workers, "engine ready");
 
-    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))?);
+    let metrics = Arc::new(Metrics::with_build(&crate::build_info::labels())?);
     let sinks = Arc::new(rt.block_on(Sinks::start(&sinks_config(&d)))?);
     let listener = rt.block_on(http::bind(d.metrics_bind))?;
     tracing::info!(bind = %d.metrics_bind, "metrics endpoint listening");
@@ -275,6 +276,9 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&sinks),
         Arc::clone(&ready),
     ));
+    // READY=1 (after the state restore, with captures, sinks and exporter up), status lines
+    // and watchdog pings, when systemd listens.
+    let supervisor = rt.spawn(notify::supervise(Arc::clone(&shared)));
     rt.block_on(signals(
         signals_in,
         &args.config,
@@ -286,6 +290,8 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     ))?;
 
     tracing::info!("stopping: flushing flows and alerts");
+    supervisor.abort();
+    notify::stopping();
     ready.store(false, Ordering::Relaxed);
     shared.stop.store(true, Ordering::Relaxed);
     for c in captures {
@@ -516,6 +522,7 @@ async fn signals(
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
+                notify::reloading();
                 shared.reopen.store(true, Ordering::Relaxed);
                 sinks.reopen();
                 let workers = shared.workers.load(Ordering::Relaxed);
@@ -543,6 +550,7 @@ async fn signals(
                     }
                 };
                 metrics.config_reload(ok);
+                notify::reloaded(ok);
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use burstwatch_engine::detect::DetectStats;
 use burstwatch_engine::DetectConfig;
@@ -31,6 +32,9 @@ pub struct IfaceCounters {
     pub not_ip: u64,
     /// Undecodable frames by reason index.
     pub decode_errors: [u64; 16],
+    /// When the capture thread last reported (it reports about once a second while it reads,
+    /// waits for packets or waits to retry; the systemd watchdog needs it recent).
+    pub beat: Option<Instant>,
 }
 
 /// Counters of the engine worker.
@@ -46,6 +50,8 @@ pub struct WorkerCounters {
     pub records: u64,
     /// Alerts raised.
     pub alerts: u64,
+    /// When the worker last reported (about once a second, busy or idle).
+    pub beat: Option<Instant>,
 }
 
 /// The flow-record file, as the output thread publishes it.
@@ -98,6 +104,15 @@ impl Shared {
     /// Whether shutdown was requested.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The capture thread in `slot` is alive (waiting to retry).
+    pub fn beat_capture(&self, slot: usize) {
+        if let Ok(mut v) = self.ifaces.lock() {
+            if let Some(s) = v.get_mut(slot) {
+                s.beat = Some(Instant::now());
+            }
+        }
     }
 
     /// Whether every interface is capturing.

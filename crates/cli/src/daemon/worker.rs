@@ -162,5 +162,6 @@ fn publish(engine: &Engines, shared: &Shared, last_ts: Option<i64>, records: u64
         w.last_packet_ns = last_ts;
         w.records = records;
         w.alerts = alerts;
+        w.beat = Some(Instant::now());
     }
 }
