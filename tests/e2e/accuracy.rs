@@ -100,6 +100,7 @@ fn five_seeds_meet_recall_and_precision_targets() {
             "decoy_video_call",
             "decoy_cdn_download",
             "decoy_new_popular",
+            "decoy_periodic_popular",
         ] {
             assert!(
                 rows.iter()

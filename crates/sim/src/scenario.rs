@@ -134,6 +134,9 @@ pub(crate) fn plan(world: &World, seed: u64, scale: f64, w0: i64, w1: i64) -> Pl
     for _ in 0..n_newpop {
         p.new_popular(adopters);
     }
+    for _ in 0..2 {
+        p.periodic_popular((nsubs / 50).clamp(8, 40));
+    }
     let mut plan = p.plan;
     plan.flows.sort_by_key(|f| (f.spec.start_ns, f.event));
     plan
@@ -465,6 +468,11 @@ impl Planner<'_> {
     }
 
     /// A beacon; with `mission`, also periodic bursts to the same endpoint.
+    ///
+    /// Randomised over what a beacon may be: period log-uniform from 1 s to what the window
+    /// holds 14 times (at most an hour), jitter up to ±50 % from 30 s (the detector's rule asks
+    /// more regularity of faster beacons: up to ±20 % at 1 s), sometimes missed beats, polls in
+    /// a new connection each or all inside one long-lived TCP connection.
     fn beacon(&mut self, mission: Option<u32>) {
         let si = self.pick_sub();
         let v6 = self.rng.chance(0.25);
@@ -475,11 +483,13 @@ impl Planner<'_> {
         } else {
             [443, 443, 8443, 8080][self.rng.below(4) as usize]
         };
+        let in_conn = !udp && self.rng.chance(0.5);
         let avail = (self.w1 - self.w0) as f64 / S - 10.0;
+        let pmax = (avail / (14.0 * 1.5)).clamp(1.0, 3600.0);
         // (sessions, period, bursts, spacing)
-        let mut shape = (14usize, 10.0f64, 3usize, 60.0f64);
+        let mut shape = (14usize, 10.0f64.min(pmax), 3usize, 60.0f64);
         for _ in 0..100 {
-            let period = self.rng.uniform(10.0, 60.0);
+            let period = self.loguniform(1.0, pmax);
             let (nb, spacing) = (
                 3 + self.rng.below(4) as usize,
                 self.rng.uniform(60.0, 240.0),
@@ -491,20 +501,45 @@ impl Planner<'_> {
                 0
             };
             let n = need.max(14 + self.rng.below(17) as usize);
-            if n as f64 * period * 1.03 <= avail {
+            if n as f64 * period * 1.5 <= avail {
                 shape = (n, period, nb, spacing);
                 break;
             }
         }
         let (n, period, nb, spacing) = shape;
-        let slack = (avail - n as f64 * period * 1.03).max(0.0);
+        let jmax = 0.2 + 0.3 * (period.log10() / 30f64.log10()).clamp(0.0, 1.0);
+        let jitter = self.rng.uniform(0.0, jmax);
+        let slack = (avail - n as f64 * period * (1.0 + jitter)).max(0.0);
         let at = self.w0 + (self.rng.f64() * slack * S) as i64;
         let base_up = self.loguniform(150.0, 2500.0);
         let base_down = self.loguniform(150.0, 2500.0);
-        let starts = self.periodic_starts(at, n, period, 0.03);
+        let mut starts = self.periodic_starts(at, n, period, jitter);
+        if self.rng.chance(0.3) {
+            // Missed beats (the agent was asleep, the poll failed): never the first two.
+            let keep: Vec<bool> = (0..n).map(|i| i < 2 || !self.rng.chance(0.08)).collect();
+            let mut k = keep.iter();
+            starts.retain(|_| *k.next().unwrap_or(&true));
+        }
         let mut evs = Vec::with_capacity(n);
         let src = self.sub_ip(si, v6);
-        for t in starts {
+        let line = self.world.subs[si].up_bps;
+        if in_conn {
+            // One connection, `n` polls `period` apart (the session's think time varies by
+            // ±20 % on its own).
+            let ev = self.new_event(src);
+            let script = Script {
+                up: base_up as u64,
+                down: base_down as u64,
+                rounds: n as u32,
+                think_ns: period * S,
+                linger_ns: 0.3 * S,
+                handshake: false,
+                call_end_ns: 0,
+            };
+            self.flow(si, v6, ep, Kind::Tcp, port, at, line, line, script, ev);
+            evs.push(ev);
+        }
+        for t in starts.into_iter().filter(|_| !in_conn) {
             let ev = self.new_event(src);
             let script = Script {
                 up: (base_up * self.rng.uniform(0.85, 1.15)).clamp(150.0, 3000.0) as u64,
@@ -516,7 +551,6 @@ impl Planner<'_> {
                 call_end_ns: 0,
             };
             let kind = if udp { Kind::Quic } else { Kind::Tcp };
-            let line = self.world.subs[si].up_bps;
             self.flow(si, v6, ep, kind, port, t, line, line, script, ev);
             evs.push(ev);
         }
@@ -669,6 +703,79 @@ impl Planner<'_> {
             ep,
             443,
             false,
+            1,
+            evs,
+        );
+        sc.per_event_src = true;
+    }
+
+    /// Many subscribers poll one popular service at the same period, each in one long-lived
+    /// connection or a connection per poll (push notifications, NTP, update checks).
+    fn periodic_popular(&mut self, pollers: usize) {
+        let v6 = self.rng.chance(0.2) && self.used_subs.len() >= 1000;
+        let ep = self.popular_endpoint(10, v6);
+        let (udp, port) =
+            [(false, 443), (false, 5223), (false, 5228), (true, 123)][self.rng.below(4) as usize];
+        let avail = (self.w1 - self.w0) as f64 / S - 10.0;
+        let period = self.loguniform(5.0, (avail / 14.0).clamp(5.0, 600.0));
+        let n = ((avail / period) as usize).clamp(3, if udp { 40 } else { 400 });
+        let free = self.used_subs.iter().filter(|u| !**u).count();
+        let m = pollers.min(free.saturating_sub(10));
+        let mut evs = Vec::with_capacity(m * 4);
+        let mut first = None;
+        let mut picked = Vec::with_capacity(m);
+        for _ in 0..m {
+            let si = self.pick_sub();
+            picked.push(si);
+            first.get_or_insert(si);
+            let src = self.sub_ip(si, v6);
+            let line = self.world.subs[si].up_bps;
+            let at = self.w0 + (self.rng.f64() * period.min(avail) * S) as i64;
+            let up = self.rng.uniform(80.0, 400.0) as u64;
+            let down = self.rng.uniform(80.0, 900.0) as u64;
+            if udp {
+                for t in self.periodic_starts(at, n, period, 0.02) {
+                    let ev = self.new_event(src);
+                    let script = Script {
+                        up,
+                        down,
+                        rounds: 1,
+                        linger_ns: 0.1 * S,
+                        ..Script::default()
+                    };
+                    self.flow(si, v6, ep, Kind::Quic, port, t, line, line, script, ev);
+                    evs.push((t, ev));
+                }
+            } else {
+                let ev = self.new_event(src);
+                let script = Script {
+                    up,
+                    down,
+                    rounds: n as u32,
+                    think_ns: period * S,
+                    linger_ns: 0.3 * S,
+                    ..Script::default()
+                };
+                self.flow(si, v6, ep, Kind::Tcp, port, at, line, line, script, ev);
+                evs.push((at, ev));
+            }
+        }
+        evs.sort_unstable();
+        let evs: Vec<u32> = evs.into_iter().map(|e| e.1).collect();
+        // Pollers stay free for other decoys' subscribers too: release them.
+        for si in picked {
+            self.used_subs[si] = false;
+        }
+        let Some(first) = first else {
+            return;
+        };
+        let sc = self.push_scenario(
+            ScenarioKind::DecoyPeriodicPopular,
+            first,
+            v6,
+            ep,
+            port,
+            udp,
             1,
             evs,
         );

@@ -28,7 +28,9 @@ pub enum ScenarioKind {
     BurstSingle,
     /// 3–6 bursts by one subscriber to one rare endpoint, spaced 60–240 s (±5 %).
     BurstPeriodic,
-    /// Small periodic sessions (period 10–60 s, ±3 %) to a rare endpoint.
+    /// Small periodic polls to a rare endpoint: period 1 s to 1 h (what the window holds),
+    /// jitter up to ±50 % (±20 % at 1 s), sometimes missed beats, in a connection each or all
+    /// in one long-lived TCP connection.
     Beacon,
     /// A large upload to one of the most popular servers.
     DecoyUploadPopular,
@@ -38,11 +40,14 @@ pub enum ScenarioKind {
     DecoyCdnDownload,
     /// A new endpoint that many subscribers adopt at once, each with an upload.
     DecoyNewPopular,
+    /// Benign periodic polls (push notifications, NTP, time and update checks) by many
+    /// subscribers to one popular service: regular, but not rare.
+    DecoyPeriodicPopular,
 }
 
 impl ScenarioKind {
     /// Every kind, in report order.
-    pub const ALL: [ScenarioKind; 7] = [
+    pub const ALL: [ScenarioKind; 8] = [
         Self::BurstSingle,
         Self::BurstPeriodic,
         Self::Beacon,
@@ -50,6 +55,7 @@ impl ScenarioKind {
         Self::DecoyVideoCall,
         Self::DecoyCdnDownload,
         Self::DecoyNewPopular,
+        Self::DecoyPeriodicPopular,
     ];
 
     /// The name used in JSON.
@@ -62,6 +68,7 @@ impl ScenarioKind {
             Self::DecoyVideoCall => "decoy_video_call",
             Self::DecoyCdnDownload => "decoy_cdn_download",
             Self::DecoyNewPopular => "decoy_new_popular",
+            Self::DecoyPeriodicPopular => "decoy_periodic_popular",
         }
     }
 

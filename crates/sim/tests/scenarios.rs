@@ -178,6 +178,7 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
             }
             if s.part_of.is_some()
                 || s.kind == ScenarioKind::DecoyUploadPopular
+                || s.kind == ScenarioKind::DecoyPeriodicPopular
                 || (s.kind == ScenarioKind::DecoyCdnDownload && talkers[&s.dst].len() > 1)
             {
                 // Shared pair (mission) or a popular server: other traffic may overlap.
@@ -208,12 +209,19 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
             }
             ScenarioKind::DecoyNewPopular => assert_eq!(n, s.events.len()),
             ScenarioKind::DecoyCdnDownload => {}
+            // A popular service: the pollers and the background.
+            ScenarioKind::DecoyPeriodicPopular => assert!(n > 8, "{} has {n} talkers", s.id),
             _ => assert_eq!(n, 1, "{} has {n} talkers", s.id),
         }
         let first = s.events.first().unwrap();
         match s.kind {
+            ScenarioKind::Beacon if s.events.len() == 1 => {
+                // All polls inside one connection: at least 14 requests of 150 bytes or more.
+                assert!(first.bytes_out >= 14 * 150, "{first:?}");
+            }
             ScenarioKind::Beacon => {
-                assert!(s.events.len() >= 14);
+                // A connection per poll; a few beats may be missed.
+                assert!(s.events.len() >= 11, "{}", s.events.len());
                 for e in &s.events {
                     assert!((150..=8000).contains(&e.bytes_out), "{e:?}");
                 }
@@ -222,7 +230,8 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
                 assert_eq!(s.expect, Expect::Burst);
                 // Scaled down (0.02) a transfer is a few hundred kB, so its handshakes and
                 // fixed replies weigh more than at full size (> 20x there): still mostly up.
-                assert!(first.bytes_out > 5 * first.bytes_in, "{first:?}");
+                // (A 46 kB burst over several flows carries about 10 kB of replies.)
+                assert!(first.bytes_out > 4 * first.bytes_in, "{first:?}");
             }
             ScenarioKind::DecoyVideoCall => {
                 let ratio = first.bytes_out as f64 / first.bytes_in as f64;

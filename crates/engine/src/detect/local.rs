@@ -423,8 +423,11 @@ impl Local {
                 let mut buf = [(0, 0); pair::EVENT_RING];
                 let n = pair.ex.recent(&mut buf);
                 if let Some(f) = beacon::analyze(&self.cfg, &buf[..n]) {
+                    // At least half of what the period needs: fewer is no evidence at all.
                     if f.events < f.events_needed
+                        && f.events * 2 >= f.events_needed
                         && f.regularity >= f.regularity_needed
+                        && f.in_band >= beacon::IN_BAND
                         && pair.beacons == 0
                     {
                         self.stats.beacons_too_few = self.stats.beacons_too_few.saturating_add(1);
