@@ -12,8 +12,9 @@
 //! Timestamps are seconds since the Unix epoch with microsecond precision; `bytes_*` are L3
 //! (IP) bytes counted from the packets actually written (`out` = from the subscriber). An
 //! event's `start_ts`/`end_ts` are its first and last packet. Beacon scenarios have one event
-//! per session. `decoy_new_popular` events each carry their own `src` (one adopter each; the
-//! scenario's `src` is the first adopter). The two entries of a beacon-plus-bursts mission
+//! per session (a connection per poll), or a single event for the connection that carries
+//! every poll. `decoy_new_popular` and `decoy_periodic_popular` events each carry their own
+//! `src` (one adopter or poller each; the scenario's `src` is the first). The two entries of a beacon-plus-bursts mission
 //! share src/dst and carry `"part_of": "burst_with_beacon"` and the same `"mission"` id.
 
 use std::net::IpAddr;
