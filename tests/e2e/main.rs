@@ -27,6 +27,8 @@ mod reload;
 #[cfg(feature = "report")]
 mod report;
 #[cfg(feature = "report")]
+mod report_interop;
+#[cfg(feature = "report")]
 mod report_privacy;
 #[cfg(feature = "report")]
 mod report_select;

@@ -16,7 +16,7 @@ const SIM: [&str; 6] = ["--seed", "1", "--subscribers", "40", "--duration", "300
 
 /// The simulator capture, written once per test process (into cargo's scratch directory for
 /// integration tests, overwritten by the next run).
-fn simulated() -> &'static Path {
+pub fn simulated() -> &'static Path {
     static CAPTURE: OnceLock<PathBuf> = OnceLock::new();
     CAPTURE.get_or_init(|| {
         let pcap = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-sim.pcap");
@@ -27,13 +27,18 @@ fn simulated() -> &'static Path {
     })
 }
 
-struct Run {
-    alerts: Vec<serde_json::Value>,
-    flows: usize,
-    report: PathBuf,
+/// What one `analyze --report` run wrote.
+pub struct Run {
+    /// The alert JSON lines.
+    pub alerts: Vec<serde_json::Value>,
+    /// Flow records written to `--flows`.
+    pub flows: usize,
+    /// The report directory.
+    pub report: PathBuf,
 }
 
-fn analyze(pcap: &Path, dir: &Path, format: &str) -> Run {
+/// `analyze PCAP --alerts --flows --report DIR/report-FORMAT --report-format FORMAT`.
+pub fn analyze(pcap: &Path, dir: &Path, format: &str) -> Run {
     let report = dir.join(format!("report-{format}"));
     let alerts = dir.join(format!("alerts-{format}.jsonl"));
     let flows = dir.join(format!("flows-{format}.jsonl"));
@@ -67,6 +72,21 @@ pub fn strs(df: &DataFrame, col: &str) -> Vec<String> {
     let c = df.column(col).unwrap().str().unwrap();
     (0..c.len())
         .map(|i| c.get(i).unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A timestamp column (`timestamp[us, tz=UTC]`) as seconds since the epoch, nulls as NaN.
+pub fn secs(df: &DataFrame, col: &str) -> Vec<f64> {
+    let c = df.column(col).unwrap();
+    assert_eq!(
+        c.dtype(),
+        &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+        "{col}"
+    );
+    let us = c.cast(&DataType::Int64).unwrap();
+    let us = us.i64().unwrap();
+    (0..us.len())
+        .map(|i| us.get(i).map_or(f64::NAN, |v| v as f64 / 1e6))
         .collect()
 }
 
@@ -145,7 +165,7 @@ fn report_tables_agree_with_the_json_outputs_of_the_same_run() {
     // partial ramp-up and tail seconds the detector adds to a burst).
     let tl = parquet(&r.report, "timeline");
     let (tid, up) = (strs(&tl, "alert_id"), u64s(&tl, "bytes_up"));
-    let ts = tl.column("ts").unwrap().f64().unwrap().clone();
+    let ts = secs(&tl, "ts");
     let in_span = tl.column("in_span").unwrap().bool().unwrap().clone();
     for a in r.alerts.iter().filter(|a| a["kind"] == "burst") {
         let id = a["id"].as_str().unwrap();
@@ -162,10 +182,7 @@ fn report_tables_agree_with_the_json_outputs_of_the_same_run() {
             .sum();
         let wide: u64 = rows
             .iter()
-            .filter(|&&i| {
-                ts.get(i)
-                    .is_some_and(|t| t >= start - 2.0 && t <= end + 2.0)
-            })
+            .filter(|&&i| ts[i] >= start - 2.0 && ts[i] <= end + 2.0)
             .map(|&i| up[i])
             .sum();
         let want = a["bytes_out"].as_u64().unwrap();

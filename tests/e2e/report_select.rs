@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burstwatch_tests::run_ok;
-use polars::prelude::*;
 
-use crate::report::{parquet, strs, u64s, TABLES};
+use crate::report::{parquet, secs, strs, u64s, TABLES};
 use crate::simcap::sim;
 
 /// `analyze INPUTS... --report DIR/TAG EXTRA...`; returns the report directory.
@@ -41,15 +40,10 @@ fn rotated(pcap: &Path, dir: &Path) -> PathBuf {
     parts
 }
 
-fn f64s(df: &DataFrame, col: &str) -> Vec<f64> {
-    let c = df.column(col).unwrap().f64().unwrap();
-    (0..c.len()).map(|i| c.get(i).unwrap_or(f64::NAN)).collect()
-}
-
 /// Timeline rows as (alert id, second, packets up + down).
 fn timeline(report: &Path) -> Vec<(String, i64, u64)> {
     let tl = parquet(report, "timeline");
-    let (id, ts) = (strs(&tl, "alert_id"), f64s(&tl, "ts"));
+    let (id, ts) = (strs(&tl, "alert_id"), secs(&tl, "ts"));
     let (up, down) = (u64s(&tl, "packets_up"), u64s(&tl, "packets_down"));
     (0..tl.height())
         .map(|i| (id[i].clone(), ts[i] as i64, up[i] + down[i]))
@@ -93,8 +87,8 @@ fn timelines_hold_no_packet_after_until() {
     let alerts = parquet(&full_dir, "alerts");
     let (ids, starts, ends) = (
         strs(&alerts, "id"),
-        f64s(&alerts, "start_ts"),
-        f64s(&alerts, "end_ts"),
+        secs(&alerts, "start_ts"),
+        secs(&alerts, "end_ts"),
     );
     // The longest alert, cut two seconds after its start: still raised (its id hashes kind,
     // pair and start), with packets of the full run after the cut.

@@ -48,6 +48,7 @@ use rows::AddrText;
 use table::TableOut;
 
 mod overview;
+mod parquet;
 
 /// Alerts kept for the alerts table, timelines and page.
 pub const MAX_ALERTS: usize = 100_000;

@@ -46,9 +46,15 @@ impl AddrText {
     }
 }
 
-/// Seconds since the epoch with microsecond precision (as in the JSON output).
+/// Seconds (of a duration) with microsecond precision.
 pub fn secs(ns: i64) -> f64 {
     ns.div_euclid(1_000) as f64 / 1e6
+}
+
+/// A timestamp cell: microseconds since the Unix epoch (UTC), the precision of the JSON
+/// output (which prints the same instant as seconds).
+fn ts(ns: i64) -> Val {
+    Val::Ts(Some(ns.div_euclid(1_000)))
 }
 
 /// Protocol as text: its conventional name, else its number.
@@ -82,8 +88,8 @@ pub fn flow_row(a: &AddrText, r: &FlowRecord) -> Vec<Val> {
         Val::U32(Some(u32::from(r.sport))),
         s(a.text(r.dst)),
         Val::U32(Some(u32::from(r.dport))),
-        f64v(secs(r.first_ns())),
-        f64v(secs(r.last_ns())),
+        ts(r.first_ns()),
+        ts(r.last_ns()),
         u64v(u64::from(r.fwd.packets)),
         u64v(u64::from(r.rev.packets)),
         u64v(r.fwd.bytes),
@@ -126,9 +132,9 @@ pub fn alert_row(a: &AddrText, al: &Alert) -> Vec<Val> {
         s(a.text(al.dst)),
         Val::U32(Some(u32::from(al.dst_port))),
         s(proto_text(al.proto)),
-        f64v(secs(al.start_ns)),
-        f64v(secs(al.end_ns)),
-        f64v(secs(al.detected_ns)),
+        ts(al.start_ns),
+        ts(al.end_ns),
+        ts(al.detected_ns),
         u64v(al.bytes_out),
         u64v(al.bytes_in),
         u64v(al.packets_out),
@@ -140,7 +146,7 @@ pub fn alert_row(a: &AddrText, al: &Alert) -> Vec<Val> {
         u64v(u64::from(al.endpoint.prevalence)),
         Val::B(Some(al.endpoint.popular)),
         Val::B(Some(al.endpoint.rarity_certain)),
-        Val::F64(al.endpoint.first_seen_ns.map(secs)),
+        Val::Ts(al.endpoint.first_seen_ns.map(|ns| ns.div_euclid(1_000))),
         Val::U32(al.endpoint.asn),
         Val::S(al.endpoint.country.clone()),
         Val::B(Some(al.endpoint.watched)),
@@ -166,8 +172,8 @@ pub fn burst_row(a: &AddrText, b: &BurstRecord) -> Vec<Val> {
         s(a.text(b.dst)),
         s(proto_text(b.proto)),
         Val::U32(Some(u32::from(b.dst_port))),
-        f64v(secs(b.start_ns)),
-        f64v(secs(b.end_ns)),
+        ts(b.start_ns),
+        ts(b.end_ns),
         u64v(b.bytes_up),
         u64v(b.bytes_down),
         u64v(b.packets_up),
@@ -209,8 +215,8 @@ pub fn endpoint_row(a: &AddrText, ip: IpAddr, e: &EndpointAgg) -> Vec<Val> {
         s(a.text(ip)),
         u64v(e.hosts.len() as u64),
         Val::B(Some(e.capped)),
-        f64v(secs(e.first_ns)),
-        f64v(secs(e.last_ns)),
+        ts(e.first_ns),
+        ts(e.last_ns),
         u64v(e.bytes_up),
         u64v(e.bytes_down),
         u64v(e.flows),
@@ -226,7 +232,7 @@ pub fn timeline_rows(a: &AddrText, alert: &Alert, w: &Window) -> Vec<Vec<Val>> {
                 s(id.clone()),
                 s(src.clone()),
                 s(dst.clone()),
-                f64v(sec as f64),
+                Val::Ts(Some(sec.saturating_mul(1_000_000))),
                 u64v(b[0]),
                 u64v(b[1]),
                 u64v(b[2]),

@@ -4,9 +4,12 @@
 //! (a test keeps it current) and the read-back tests compare written files against them.
 
 /// Column type as written. Every column may hold nulls where its description says so.
+///
+/// Parquet files carry plain Arrow types only (no view types), so that every Arrow-based
+/// reader can filter, sort and join on them: see [`Ty::arrow_name`] and [`Ty::parquet_name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ty {
-    /// UTF-8 text (Arrow `Utf8View`/`String`).
+    /// UTF-8 text.
     Str,
     /// Unsigned 32-bit integer.
     U32,
@@ -16,17 +19,35 @@ pub enum Ty {
     F64,
     /// Boolean.
     Bool,
+    /// An instant in UTC with microsecond precision.
+    Ts,
 }
 
 impl Ty {
-    /// The name SCHEMA.md uses (polars' dtype names).
-    pub fn name(self) -> &'static str {
+    /// Every type, in the order SCHEMA.md lists them.
+    pub const ALL: [Ty; 6] = [Ty::Str, Ty::U32, Ty::U64, Ty::F64, Ty::Bool, Ty::Ts];
+
+    /// The Arrow type a Parquet reader sees (pyarrow's spelling), which SCHEMA.md lists.
+    pub fn arrow_name(self) -> &'static str {
         match self {
-            Ty::Str => "String",
-            Ty::U32 => "UInt32",
-            Ty::U64 => "UInt64",
-            Ty::F64 => "Float64",
-            Ty::Bool => "Boolean",
+            Ty::Str => "large_string",
+            Ty::U32 => "uint32",
+            Ty::U64 => "uint64",
+            Ty::F64 => "double",
+            Ty::Bool => "bool",
+            Ty::Ts => "timestamp[us, tz=UTC]",
+        }
+    }
+
+    /// The Parquet physical type and logical type as written.
+    pub fn parquet_name(self) -> &'static str {
+        match self {
+            Ty::Str => "BYTE_ARRAY, STRING",
+            Ty::U32 => "INT32, INTEGER(32, unsigned)",
+            Ty::U64 => "INT64, INTEGER(64, unsigned)",
+            Ty::F64 => "DOUBLE",
+            Ty::Bool => "BOOLEAN",
+            Ty::Ts => "INT64, TIMESTAMP(MICROS, isAdjustedToUTC=true)",
         }
     }
 }
@@ -83,8 +104,8 @@ pub const FLOWS: Table = Table {
         c("sport", Ty::U32, "initiator port (0 where the protocol has none)"),
         c("dst", Ty::Str, "responder address"),
         c("dport", Ty::U32, "responder port"),
-        c("first_ts", Ty::F64, "first packet, seconds since the Unix epoch (UTC), µs precision"),
-        c("last_ts", Ty::F64, "last packet, seconds since the Unix epoch (UTC)"),
+        c("first_ts", Ty::Ts, "first packet"),
+        c("last_ts", Ty::Ts, "last packet"),
         c("packets_fwd", Ty::U64, "frames initiator → responder"),
         c("packets_rev", Ty::U64, "frames responder → initiator"),
         c("bytes_fwd", Ty::U64, "L3 bytes initiator → responder"),
@@ -114,9 +135,9 @@ const ALERT_HEAD: &[Col] = &[
     c("dst", Ty::Str, "endpoint address"),
     c("dst_port", Ty::U32, "endpoint port that carried most upstream bytes"),
     c("proto", Ty::Str, "protocol of that port (name or number as text)"),
-    c("start_ts", Ty::F64, "event start, seconds since the Unix epoch (UTC)"),
-    c("end_ts", Ty::F64, "event end, seconds since the Unix epoch (UTC)"),
-    c("detected_ts", Ty::F64, "packet time at which the event was complete"),
+    c("start_ts", Ty::Ts, "event start"),
+    c("end_ts", Ty::Ts, "event end"),
+    c("detected_ts", Ty::Ts, "packet time at which the event was complete"),
     c("bytes_out", Ty::U64, "L3 bytes subscriber → endpoint (beacons: since the pair was first seen)"),
     c("bytes_in", Ty::U64, "L3 bytes endpoint → subscriber"),
     c("packets_out", Ty::U64, "packets subscriber → endpoint"),
@@ -128,7 +149,7 @@ const ALERT_HEAD: &[Col] = &[
     c("prevalence", Ty::U64, "distinct subscribers talking to the endpoint within the look-back"),
     c("popular", Ty::Bool, "more subscribers than the exact set tracks"),
     c("rarity_certain", Ty::Bool, "the look-back had filled when the alert was made"),
-    c("first_seen_ts", Ty::F64, "when this subscriber first talked to the endpoint; null if unknown"),
+    c("first_seen_ts", Ty::Ts, "when this subscriber first talked to the endpoint; null if unknown"),
     c("asn", Ty::U32, "endpoint's autonomous system; null without an ASN database"),
     c("country", Ty::Str, "endpoint's country code; null without a country database"),
     c("watched", Ty::Bool, "endpoint is on the watch list"),
@@ -218,8 +239,8 @@ pub const BURSTS: Table = Table {
         c("dst", Ty::Str, "endpoint address"),
         c("proto", Ty::Str, "protocol of the port that carried most upstream bytes (`0` if none)"),
         c("dst_port", Ty::U32, "that endpoint port"),
-        c("start_ts", Ty::F64, "first packet of the burst, seconds since the Unix epoch (UTC)"),
-        c("end_ts", Ty::F64, "last packet of the burst"),
+        c("start_ts", Ty::Ts, "first packet of the burst"),
+        c("end_ts", Ty::Ts, "last packet of the burst"),
         c("bytes_up", Ty::U64, "L3 bytes subscriber → endpoint during the burst"),
         c("bytes_down", Ty::U64, "L3 bytes endpoint → subscriber during the burst"),
         c("packets_up", Ty::U64, "packets subscriber → endpoint"),
@@ -276,12 +297,8 @@ pub const ENDPOINTS: Table = Table {
             Ty::Bool,
             "more than 256 home hosts: `hosts` is a lower bound",
         ),
-        c(
-            "first_ts",
-            Ty::F64,
-            "first packet of its first flow, seconds since the Unix epoch (UTC)",
-        ),
-        c("last_ts", Ty::F64, "last packet of its last flow"),
+        c("first_ts", Ty::Ts, "first packet of its first flow"),
+        c("last_ts", Ty::Ts, "last packet of its last flow"),
         c("bytes_up", Ty::U64, "L3 bytes from home hosts to it"),
         c("bytes_down", Ty::U64, "L3 bytes from it to home hosts"),
         c("flows", Ty::U64, "flow records"),
@@ -296,7 +313,7 @@ pub const TIMELINE: Table = Table {
         c("alert_id", Ty::Str, "the alert's id"),
         c("src", Ty::Str, "subscriber address"),
         c("dst", Ty::Str, "endpoint address"),
-        c("ts", Ty::F64, "start of the second, seconds since the Unix epoch (UTC)"),
+        c("ts", Ty::Ts, "start of the second"),
         c("bytes_up", Ty::U64, "L3 bytes subscriber → endpoint in that second"),
         c("bytes_down", Ty::U64, "L3 bytes endpoint → subscriber in that second"),
         c("packets_up", Ty::U64, "packets subscriber → endpoint"),
@@ -317,13 +334,39 @@ pub fn markdown() -> String {
          Generated from `src/schema.rs` (a test fails when this file is out of date).\n\n\
          `burstwatch analyze ... --report DIR` writes each table as `DIR/<table>.parquet`, or\n\
          with `--report-format csv` as `DIR/<table>.csv` with the same columns (a header row,\n\
-         nulls as empty fields). Timestamps are `Float64` seconds since the Unix epoch (UTC)\n\
-         with microsecond precision, as in the JSON output; no column is a list or struct, so\n\
-         the files open as-is in polars, DuckDB, pandas/pyarrow and spreadsheets. Addresses are\n\
-         text, written through one function (`Report::addr_text`; alert ids through\n\
+         nulls as empty fields). No column is a list, struct, dictionary or view type\n\
+         (`string_view`), so the files open as-is in polars, DuckDB, pandas/pyarrow (filters,\n\
+         `pyarrow.compute`, sorts and joins included) and spreadsheets. Addresses are text,\n\
+         written through one function (`Report::addr_text`; alert ids through\n\
          `Report::id_text`), so a pseudonymising map applies to every table and the HTML page\n\
-         alike.\n",
+         alike.\n\n\
+         Timestamps (`ts` and the `*_ts` columns) are instants in UTC with microsecond\n\
+         precision: the same instants as the epoch seconds of the JSON outputs.\n\n\
+         The types below are the Arrow types a Parquet reader sees; as written and as other\n\
+         tools read them:\n\n",
     );
+    s.push_str(
+        "| type | Parquet (physical, logical) | polars | DuckDB | CSV |\n|---|---|---|---|---|\n",
+    );
+    for ty in Ty::ALL {
+        let (polars, duckdb, csv) = match ty {
+            Ty::Str => ("String", "VARCHAR", "text"),
+            Ty::U32 => ("UInt32", "UINTEGER", "decimal digits"),
+            Ty::U64 => ("UInt64", "UBIGINT", "decimal digits"),
+            Ty::F64 => ("Float64", "DOUBLE", "decimal number"),
+            Ty::Bool => ("Boolean", "BOOLEAN", "`true` / `false`"),
+            Ty::Ts => (
+                "Datetime(\"us\", \"UTC\")",
+                "TIMESTAMP WITH TIME ZONE",
+                "RFC 3339 in UTC, e.g. `2026-01-01T00:00:00.000000Z`",
+            ),
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | {polars} | {duckdb} | {csv} |\n",
+            ty.arrow_name(),
+            ty.parquet_name()
+        ));
+    }
     for t in all_tables() {
         s.push_str(&format!(
             "\n## `{}`\n\n{}\n\n| column | type | meaning |\n|---|---|---|\n",
@@ -333,7 +376,7 @@ pub fn markdown() -> String {
             s.push_str(&format!(
                 "| `{}` | {} | {} |\n",
                 col.name,
-                col.ty.name(),
+                col.ty.arrow_name(),
                 col.doc
             ));
         }

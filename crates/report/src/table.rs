@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use crate::parquet::PlainParquetWriter;
 use crate::schema::{Table, Ty};
 use crate::ReportError;
+
+/// How CSV writes timestamps (chrono format of the UTC time): RFC 3339 with µs and `Z`.
+const CSV_TIMESTAMP: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 /// Rows buffered before a batch is written.
 pub const FLUSH_ROWS: usize = 64 * 1024;
@@ -19,10 +23,11 @@ pub const FLUSH_ROWS: usize = 64 * 1024;
 /// Output format of the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// Apache Parquet (zstd-compressed), one row group per batch.
+    /// Apache Parquet (zstd-compressed), one row group per batch; plain Arrow types (text as
+    /// `large_string`, timestamps as `timestamp[us, tz=UTC]`).
     #[default]
     Parquet,
-    /// CSV with a header row; nulls are empty fields.
+    /// CSV with a header row; nulls are empty fields, timestamps RFC 3339 in UTC with µs.
     Csv,
 }
 
@@ -49,6 +54,8 @@ pub enum Val {
     F64(Option<f64>),
     /// bool or null.
     B(Option<bool>),
+    /// Timestamp (µs since the Unix epoch, UTC) or null.
+    Ts(Option<i64>),
 }
 
 enum Data {
@@ -57,6 +64,7 @@ enum Data {
     U64(Vec<Option<u64>>),
     F64(Vec<Option<f64>>),
     B(Vec<Option<bool>>),
+    Ts(Vec<Option<i64>>),
 }
 
 impl Data {
@@ -67,6 +75,7 @@ impl Data {
             Ty::U64 => Data::U64(Vec::new()),
             Ty::F64 => Data::F64(Vec::new()),
             Ty::Bool => Data::B(Vec::new()),
+            Ty::Ts => Data::Ts(Vec::new()),
         }
     }
 
@@ -78,6 +87,7 @@ impl Data {
             (Data::U64(c), Val::U64(x)) => c.push(x),
             (Data::F64(c), Val::F64(x)) => c.push(x),
             (Data::B(c), Val::B(x)) => c.push(x),
+            (Data::Ts(c), Val::Ts(x)) => c.push(x),
             (d, _) => {
                 d.push_null();
                 return false;
@@ -93,6 +103,7 @@ impl Data {
             Data::U64(c) => c.push(None),
             Data::F64(c) => c.push(None),
             Data::B(c) => c.push(None),
+            Data::Ts(c) => c.push(None),
         }
     }
 
@@ -104,6 +115,9 @@ impl Data {
             Data::U64(c) => Column::new(name, std::mem::take(c)),
             Data::F64(c) => Column::new(name, std::mem::take(c)),
             Data::B(c) => Column::new(name, std::mem::take(c)),
+            Data::Ts(c) => Int64Chunked::from_iter_options(name, std::mem::take(c).into_iter())
+                .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                .into_column(),
         }
     }
 }
@@ -182,7 +196,7 @@ impl Batch {
 
 enum Writer {
     // Boxed: the Parquet writer is several times the size of the CSV one.
-    Parquet(Box<polars::io::parquet::write::BatchedWriter<BufWriter<File>>>),
+    Parquet(Box<PlainParquetWriter<BufWriter<File>>>),
     Csv(polars::io::csv::write::BatchedWriter<BufWriter<File>>),
 }
 
@@ -233,11 +247,13 @@ impl TableOut {
             let out = BufWriter::with_capacity(1 << 16, file);
             let schema = df.schema();
             let w = match self.format {
-                Format::Parquet => ParquetWriter::new(out)
-                    .with_compression(ParquetCompression::Zstd(None))
+                Format::Parquet => {
+                    PlainParquetWriter::new(out, schema).map(|w| Writer::Parquet(Box::new(w)))
+                }
+                Format::Csv => CsvWriter::new(out)
+                    .with_datetime_format(Some(CSV_TIMESTAMP.into()))
                     .batched(schema)
-                    .map(|w| Writer::Parquet(Box::new(w))),
-                Format::Csv => CsvWriter::new(out).batched(schema).map(Writer::Csv),
+                    .map(Writer::Csv),
             };
             self.writer = Some(w.map_err(|e| self.pl_err(e))?);
         }
@@ -257,9 +273,9 @@ impl TableOut {
         if !self.batch.is_empty() || self.writer.is_none() {
             self.flush()?;
         }
-        let res = match self.writer.as_mut() {
-            Some(Writer::Parquet(w)) => w.finish().map(|_| ()),
-            Some(Writer::Csv(w)) => w.finish(),
+        let res = match self.writer.take() {
+            Some(Writer::Parquet(w)) => w.finish(),
+            Some(Writer::Csv(mut w)) => w.finish(),
             None => Ok(()),
         };
         res.map_err(|e| self.pl_err(e))?;

@@ -164,6 +164,7 @@ fn dtype(ty: Ty) -> DataType {
         Ty::U64 => DataType::UInt64,
         Ty::F64 => DataType::Float64,
         Ty::Bool => DataType::Boolean,
+        Ty::Ts => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
     }
 }
 
@@ -254,13 +255,119 @@ fn parquet_tables_match_the_documented_schema() {
         .is_some());
     // Timeline: the packet counted in the right second of the top alert.
     let tl = read_parquet(&dir.path().join("timeline.parquet"));
-    let ts = tl.column("ts").unwrap().f64().unwrap();
+    let ts = tl.column("ts").unwrap().cast(&DataType::Int64).unwrap();
+    let ts = ts.i64().unwrap();
     let bu = tl.column("bytes_up").unwrap().u64().unwrap();
     let bd = tl.column("bytes_down").unwrap().u64().unwrap();
     let hit: Vec<_> = (0..tl.height()).filter(|&i| bu.get(i) != Some(0)).collect();
     assert_eq!(hit.len(), 1);
-    assert_eq!(ts.get(hit[0]), Some((T0 / S + 101) as f64));
+    assert_eq!(ts.get(hit[0]), Some((T0 / S + 101) * 1_000_000));
     assert_eq!(bd.get(hit[0]), Some(60));
+}
+
+/// The Arrow schema a Parquet file stores (what pyarrow, pandas and DuckDB's Arrow paths
+/// read; polars maps text to its own view type whatever the file says, so it cannot tell).
+fn stored_arrow_schema(path: &Path) -> polars_arrow::datatypes::ArrowSchema {
+    use base64::Engine as _;
+    let mut f = std::fs::File::open(path).unwrap();
+    let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+    let kv = meta.key_value_metadata().as_ref().unwrap();
+    let encoded = kv.iter().find(|kv| kv.key == "ARROW:schema").unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.value.as_ref().unwrap())
+        .unwrap();
+    // Continuation marker and length, then the IPC schema message.
+    assert_eq!(bytes[..4], [0xff; 4]);
+    polars_arrow::io::ipc::read::deserialize_schema(&bytes[8..])
+        .unwrap()
+        .0
+}
+
+#[test]
+fn parquet_files_hold_plain_strings_and_utc_microsecond_timestamps() {
+    use polars_arrow::datatypes::{ArrowDataType, TimeUnit as ArrowTimeUnit};
+    use polars_parquet::parquet::schema::types::{
+        PhysicalType, PrimitiveLogicalType, TimeUnit as PqTimeUnit,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_report(dir.path(), Format::Parquet);
+    for t in all_tables() {
+        let path = dir.path().join(format!("{}.parquet", t.name));
+        // The Parquet column types.
+        let mut f = std::fs::File::open(&path).unwrap();
+        let meta = polars_parquet::read::read_metadata(&mut f).unwrap();
+        let cols = meta.schema().columns();
+        assert_eq!(cols.len(), t.cols.len(), "table {}", t.name);
+        for (col, want) in cols.iter().zip(t.cols) {
+            let p = &col.descriptor.primitive_type;
+            let what = format!("{}.{}: {p:?}", t.name, want.name);
+            assert_eq!(p.field_info.name.as_str(), want.name, "{what}");
+            match want.ty {
+                Ty::Str => {
+                    assert_eq!(p.physical_type, PhysicalType::ByteArray, "{what}");
+                    assert_eq!(p.logical_type, Some(PrimitiveLogicalType::String), "{what}");
+                }
+                Ty::Ts => {
+                    assert_eq!(p.physical_type, PhysicalType::Int64, "{what}");
+                    assert_eq!(
+                        p.logical_type,
+                        Some(PrimitiveLogicalType::Timestamp {
+                            unit: PqTimeUnit::Microseconds,
+                            is_adjusted_to_utc: true
+                        }),
+                        "{what}"
+                    );
+                }
+                Ty::U32 | Ty::U64 | Ty::F64 | Ty::Bool => {}
+            }
+        }
+        // The Arrow types stored beside them: no view types.
+        let arrow = stored_arrow_schema(&path);
+        assert_eq!(arrow.len(), t.cols.len(), "table {}", t.name);
+        for (field, want) in arrow.iter_values().zip(t.cols) {
+            let what = format!("{}.{}: {:?}", t.name, want.name, field.dtype);
+            let ok = match want.ty {
+                Ty::Str => field.dtype == ArrowDataType::LargeUtf8,
+                Ty::Ts => matches!(
+                    &field.dtype,
+                    ArrowDataType::Timestamp(ArrowTimeUnit::Microsecond, Some(tz)) if tz.as_str() == "UTC"
+                ),
+                Ty::U32 => field.dtype == ArrowDataType::UInt32,
+                Ty::U64 => field.dtype == ArrowDataType::UInt64,
+                Ty::F64 => field.dtype == ArrowDataType::Float64,
+                Ty::Bool => field.dtype == ArrowDataType::Boolean,
+            };
+            assert!(ok, "{what}");
+        }
+    }
+}
+
+#[test]
+fn timestamps_are_the_records_instants_in_microseconds() {
+    let dir = tempfile::tempdir().unwrap();
+    write_report(dir.path(), Format::Parquet);
+    let us = |df: &DataFrame, col: &str| -> Vec<Option<i64>> {
+        let c = df.column(col).unwrap().cast(&DataType::Int64).unwrap();
+        c.i64().unwrap().into_iter().collect()
+    };
+    let alerts = read_parquet(&dir.path().join("alerts.parquet"));
+    let t = (T0 + 100 * S) / 1_000;
+    assert_eq!(us(&alerts, "start_ts")[0], Some(t));
+    assert_eq!(us(&alerts, "end_ts")[0], Some(t + 5_000_000));
+    assert_eq!(us(&alerts, "detected_ts")[0], Some(t + 10_000_000));
+    assert_eq!(us(&alerts, "first_seen_ts")[0], Some(t - 1_000_000));
+    let flows = read_parquet(&dir.path().join("flows.parquet"));
+    assert_eq!(us(&flows, "first_ts")[0], Some(T0 / 1_000));
+    assert_eq!(us(&flows, "last_ts")[0], Some((T0 + 2 * S) / 1_000));
+    // CSV: RFC 3339 in UTC with microseconds.
+    let csv = tempfile::tempdir().unwrap();
+    write_report(csv.path(), Format::Csv);
+    let text = std::fs::read_to_string(csv.path().join("flows.csv")).unwrap();
+    let row = text.lines().nth(1).unwrap();
+    assert!(
+        row.contains(",2026-01-01T00:00:00.000000Z,2026-01-01T00:00:02.000000Z,"),
+        "{row}"
+    );
 }
 
 #[test]
