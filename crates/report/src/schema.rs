@@ -346,7 +346,7 @@ pub fn markdown() -> String {
          tools read them:\n\n",
     );
     s.push_str(
-        "| type | Parquet (physical, logical) | polars | DuckDB | CSV |\n|---|---|---|---|---|\n",
+        "| type | Parquet (physical, logical) | polars | DuckDB (Parquet) | CSV |\n|---|---|---|---|---|\n",
     );
     for ty in Ty::ALL {
         let (polars, duckdb, csv) = match ty {

@@ -348,7 +348,8 @@ fn timestamps_are_the_records_instants_in_microseconds() {
     write_report(dir.path(), Format::Parquet);
     let us = |df: &DataFrame, col: &str| -> Vec<Option<i64>> {
         let c = df.column(col).unwrap().cast(&DataType::Int64).unwrap();
-        c.i64().unwrap().into_iter().collect()
+        let c = c.i64().unwrap();
+        (0..c.len()).map(|i| c.get(i)).collect()
     };
     let alerts = read_parquet(&dir.path().join("alerts.parquet"));
     let t = (T0 + 100 * S) / 1_000;
@@ -388,7 +389,25 @@ fn csv_tables_parse_with_the_documented_schema_and_equal_parquet() {
             t.name
         );
         let b = read_csv(&path, documented(&t));
-        assert!(a.equals_missing(&b), "table {}:\n{a:?}\n{b:?}", t.name);
+        for (x, y) in a.columns().iter().zip(b.columns()) {
+            // polars' CSV reader (without its time zone feature) drops the zone of the
+            // timestamps it parses: compare their instants.
+            let (x, y) = match x.dtype() {
+                DataType::Datetime(..) => (
+                    x.cast(&DataType::Int64).unwrap(),
+                    y.cast(&DataType::Int64).unwrap(),
+                ),
+                _ => (x.clone(), y.clone()),
+            };
+            assert!(
+                x.equals_missing(&y),
+                "{}.{}: {:?} vs {:?}",
+                t.name,
+                x.name(),
+                x.get(0),
+                y.get(0)
+            );
+        }
     }
 }
 
