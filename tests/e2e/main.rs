@@ -9,6 +9,7 @@ mod bad_input;
 mod carve;
 mod check_config;
 mod cli;
+mod conventions;
 mod crafted;
 mod daemon_outputs;
 mod deploy_kit;

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::flow_json::{Proto, Ts};
 use crate::privacy::Privacy;
+use crate::timestamp::Rfc3339;
 
 #[derive(Serialize)]
 struct ReasonJson {
@@ -15,8 +16,16 @@ struct ReasonJson {
     contribution: f64,
 }
 
+/// The subscriber side of an alert.
+#[derive(Serialize)]
+struct SubscriberJson {
+    address: std::net::IpAddr,
+}
+
 #[derive(Serialize)]
 struct EndpointJson<'a> {
+    address: std::net::IpAddr,
+    port: u16,
     prevalence: u32,
     popular: bool,
     rarity_certain: bool,
@@ -33,6 +42,7 @@ struct EndpointJson<'a> {
 
 #[derive(Serialize)]
 struct AlertJson<'a> {
+    timestamp: Rfc3339,
     id: String,
     kind: &'static str,
     src: std::net::IpAddr,
@@ -52,6 +62,7 @@ struct AlertJson<'a> {
     score: f64,
     severity: &'static str,
     reasons: Vec<ReasonJson>,
+    subscriber: SubscriberJson,
     endpoint: EndpointJson<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline_bps: Option<f64>,
@@ -71,10 +82,10 @@ struct RateThresholdJson {
 
 #[derive(Serialize)]
 struct PairRatesJson {
-    up_10s_bps: f64,
-    up_60s_bps: f64,
-    down_10s_bps: f64,
-    down_60s_bps: f64,
+    out_10s_bps: f64,
+    out_60s_bps: f64,
+    in_10s_bps: f64,
+    in_60s_bps: f64,
 }
 
 /// Round to a fixed number of decimals so output is stable and readable.
@@ -91,11 +102,13 @@ pub fn id_string(id: u64) -> String {
 /// Write one alert as a JSON line, its addresses passed through `privacy`. (Reasons carry
 /// names and numbers only, never addresses.)
 pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::io::Result<()> {
+    let (src, dst) = (privacy.addr(a.src), privacy.addr(a.dst));
     let json = AlertJson {
+        timestamp: Rfc3339(a.detected_ns),
         id: id_string(privacy.alert_id(a.id)),
         kind: a.kind.as_str(),
-        src: privacy.addr(a.src),
-        dst: privacy.addr(a.dst),
+        src,
+        dst,
         dst_port: a.dst_port,
         proto: Proto::of(a.proto),
         start_ts: Ts(a.start_ns),
@@ -119,7 +132,10 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
                 contribution: round(r.contribution, 4),
             })
             .collect(),
+        subscriber: SubscriberJson { address: src },
         endpoint: EndpointJson {
+            address: dst,
+            port: a.dst_port,
             prevalence: a.endpoint.prevalence,
             popular: a.endpoint.popular,
             rarity_certain: a.endpoint.rarity_certain,
@@ -135,10 +151,10 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
             basis: t.basis.as_str(),
         }),
         pair_before: a.pair_before.map(|r| PairRatesJson {
-            up_10s_bps: round(r.up_10s * 8.0, 0),
-            up_60s_bps: round(r.up_60s * 8.0, 0),
-            down_10s_bps: round(r.down_10s * 8.0, 0),
-            down_60s_bps: round(r.down_60s * 8.0, 0),
+            out_10s_bps: round(r.up_10s * 8.0, 0),
+            out_60s_bps: round(r.up_60s * 8.0, 0),
+            in_10s_bps: round(r.down_10s * 8.0, 0),
+            in_60s_bps: round(r.down_60s * 8.0, 0),
         }),
         emitted_early: a.emitted_early.map(|r| r.as_str()),
     };

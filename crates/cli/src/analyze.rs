@@ -240,7 +240,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     // Every output is completed whatever happened to another; each failure is named.
     let mut failed: Vec<String> = Vec::new();
     if let Some(mut out) = stats_out {
-        let json = sum.to_json(wall, DecodeError::ALL_REASONS);
+        let now_ns = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
+        let json = sum.to_json(wall, DecodeError::ALL_REASONS, now_ns);
         out.write(|w| {
             serde_json::to_writer(&mut *w, &json)?;
             w.write_all(b"\n")

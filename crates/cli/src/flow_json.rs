@@ -84,8 +84,10 @@ pub fn write_record<W: Write>(
     r: &FlowRecord,
     privacy: &Privacy,
 ) -> std::io::Result<()> {
-    let mut line = Line(Vec::with_capacity(384));
-    line.raw(b"{\"proto\":");
+    let mut line = Line(Vec::with_capacity(416));
+    line.raw(b"{\"timestamp\":\"");
+    crate::timestamp::write_rfc3339(&mut line.0, r.first_ns());
+    line.raw(b"\",\"proto\":");
     match proto_name(r.proto) {
         Some(name) => line.string(name),
         None => line.uint(u64::from(r.proto)),
@@ -279,6 +281,7 @@ mod tests {
     /// The derived serde form the hand-written writer must reproduce byte for byte.
     #[derive(Serialize)]
     struct FlowJson<'a> {
+        timestamp: crate::timestamp::Rfc3339,
         proto: Proto,
         src: IpAddr,
         sport: u16,
@@ -315,6 +318,7 @@ mod tests {
         let tcp = r.proto == 6;
         let ctx = r.context.as_deref();
         let json = FlowJson {
+            timestamp: crate::timestamp::Rfc3339(r.first_ns()),
             proto: Proto::of(r.proto),
             src: privacy.addr(r.src),
             sport: r.sport,

@@ -31,6 +31,7 @@ mod select;
 mod shards;
 mod simulate;
 mod summary;
+mod timestamp;
 
 /// Find short, high-bandwidth bursts to unusual endpoints in ISP traffic.
 #[derive(Debug, Parser)]

@@ -54,8 +54,9 @@ impl Summary {
         self.last_ns = Some(self.last_ns.map_or(ts, |l| l.max(ts)));
     }
 
-    /// The counters as a JSON object (for scripts and tests: `analyze --stats PATH`).
-    pub fn to_json(&self, wall: Duration, reasons: &[&str]) -> serde_json::Value {
+    /// The counters as a JSON object (for scripts and tests: `analyze --stats PATH`);
+    /// `written_ns` (wall clock, ns since the epoch) is its `timestamp`.
+    pub fn to_json(&self, wall: Duration, reasons: &[&str], written_ns: i64) -> serde_json::Value {
         let fs = &self.flow_stats;
         let errors: serde_json::Map<String, serde_json::Value> = reasons
             .iter()
@@ -67,6 +68,7 @@ impl Summary {
             .map(|r| (r.as_str().to_string(), fs.ended[r.index()].into()))
             .collect();
         serde_json::json!({
+            "timestamp": crate::timestamp::rfc3339(written_ns),
             "files": self.files,
             "input_errors": self.input_errors,
             "packets": self.frames,
