@@ -5,7 +5,7 @@ use std::io::Write;
 use burstwatch_engine::Alert;
 use serde::Serialize;
 
-use crate::flow_json::{Proto, Ts};
+use crate::flow_json::{Proto, Ts, COMMUNITY_ID_SEED};
 use crate::privacy::Privacy;
 use crate::timestamp::Rfc3339;
 
@@ -58,6 +58,9 @@ struct AlertJson<'a> {
     packets_in: u64,
     peak_bps: f64,
     flows: u32,
+    community_ids: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    community_ids_omitted: u32,
     occurrence: u32,
     score: f64,
     severity: &'static str,
@@ -88,6 +91,10 @@ struct PairRatesJson {
     in_60s_bps: f64,
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 /// Round to a fixed number of decimals so output is stable and readable.
 fn round(x: f64, decimals: i32) -> f64 {
     let m = 10f64.powi(decimals);
@@ -103,6 +110,14 @@ pub fn id_string(id: u64) -> String {
 /// names and numbers only, never addresses.)
 pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::io::Result<()> {
     let (src, dst) = (privacy.addr(a.src), privacy.addr(a.dst));
+    // Over the addresses as written (see `flow_json::write_record`).
+    let community_ids: Vec<String> = a
+        .connections
+        .as_slice()
+        .iter()
+        .filter_map(|c| c.community_id(COMMUNITY_ID_SEED, src, dst))
+        .collect();
+    let listed = u32::try_from(community_ids.len()).unwrap_or(u32::MAX);
     let json = AlertJson {
         timestamp: Rfc3339(a.detected_ns),
         id: id_string(privacy.alert_id(a.id)),
@@ -120,6 +135,8 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
         packets_in: a.packets_in,
         peak_bps: round(a.peak_bps, 0),
         flows: a.flows,
+        community_ids_omitted: a.flows.saturating_sub(listed),
+        community_ids,
         occurrence: a.occurrence,
         score: round(a.score, 4),
         severity: a.severity.as_str(),

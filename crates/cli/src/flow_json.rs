@@ -73,8 +73,11 @@ fn tunnels_json(
     })
 }
 
+/// The Community ID seed of every output (the specification's default).
+pub const COMMUNITY_ID_SEED: u16 = 0;
+
 /// Write one record as a JSON line, its addresses (tunnel outer ones included) passed through
-/// `privacy`.
+/// `privacy`; its Community ID is that of the addresses as written.
 ///
 /// Written field by field rather than through serde (callgrind: 4 % fewer instructions for a
 /// whole `analyze --flows` run). The field names, their order and the numbers are those of the
@@ -92,14 +95,20 @@ pub fn write_record<W: Write>(
         Some(name) => line.string(name),
         None => line.uint(u64::from(r.proto)),
     }
+    let (src, dst) = (privacy.addr(r.src), privacy.addr(r.dst));
     line.raw(b",\"src\":");
-    line.addr(privacy.addr(r.src));
+    line.addr(src);
     line.raw(b",\"sport\":");
     line.uint(u64::from(r.sport));
     line.raw(b",\"dst\":");
-    line.addr(privacy.addr(r.dst));
+    line.addr(dst);
     line.raw(b",\"dport\":");
     line.uint(u64::from(r.dport));
+    // Over the addresses as written: pseudonyms hash to IDs that do not reveal the originals.
+    if let Some(id) = r.community_id(COMMUNITY_ID_SEED, src, dst) {
+        line.raw(b",\"community_id\":");
+        line.string(&id);
+    }
     line.raw(b",\"first_ts\":");
     line.ts(r.first_ns());
     line.raw(b",\"last_ts\":");
@@ -175,7 +184,7 @@ impl Line {
         &self.0
     }
 
-    /// A string that needs no escaping (the fixed names of this module).
+    /// A string that needs no escaping (the fixed names of this module, Community IDs).
     fn string(&mut self, s: &str) {
         self.raw(b"\"");
         self.raw(s.as_bytes());
@@ -287,6 +296,8 @@ mod tests {
         sport: u16,
         dst: IpAddr,
         dport: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        community_id: Option<String>,
         first_ts: Ts,
         last_ts: Ts,
         packets_fwd: u32,
@@ -324,6 +335,7 @@ mod tests {
             sport: r.sport,
             dst: privacy.addr(r.dst),
             dport: r.dport,
+            community_id: r.community_id(0, privacy.addr(r.src), privacy.addr(r.dst)),
             first_ts: Ts(r.first_ns()),
             last_ts: Ts(r.last_ns()),
             packets_fwd: r.fwd.packets,
@@ -450,10 +462,10 @@ mod tests {
             dir(),
             dir(),
             0usize..EndReason::ALL.len(),
-            context(),
+            (context(), any::<Option<[u8; 2]>>()),
         )
-            .prop_map(|(proto, src, sport, dst, dport, fwd, rev, end, context)| {
-                FlowRecord {
+            .prop_map(
+                |(proto, src, sport, dst, dport, fwd, rev, end, (context, icmp))| FlowRecord {
                     proto,
                     src,
                     sport,
@@ -463,8 +475,9 @@ mod tests {
                     rev,
                     end_reason: EndReason::ALL[end],
                     context,
-                }
-            })
+                    icmp,
+                },
+            )
     }
 
     proptest! {
@@ -503,6 +516,7 @@ mod tests {
                 tunnels: vec![layer; 4],
                 tunnels_rev: vec![layer; 4],
             })),
+            icmp: None,
         };
         let line = written(&r);
         assert!(line.len() > 512, "{}", line.len());

@@ -24,6 +24,7 @@
 //!   caps.
 #![forbid(unsafe_code)]
 
+pub mod community_id;
 mod config;
 pub mod detect;
 mod engine;

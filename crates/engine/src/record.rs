@@ -130,9 +130,21 @@ pub struct FlowRecord {
     pub end_reason: EndReason,
     /// VLAN/MPLS/tunnel context, when the first packet had any.
     pub context: Option<Box<FlowContext>>,
+    /// ICMP/ICMPv6: type and code of the flow's first packet (sent by `src`), when captured.
+    pub icmp: Option<[u8; 2]>,
 }
 
 impl FlowRecord {
+    /// The flow's Community ID (see [`crate::community_id`]) with `src` and `dst` as given
+    /// (the record's addresses, or what an output shows in their place).
+    pub fn community_id(&self, seed: u16, src: IpAddr, dst: IpAddr) -> Option<String> {
+        let ports = match self.proto {
+            1 | 58 => self.icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
+            _ => Some((self.sport, self.dport)),
+        };
+        crate::community_id::community_id(seed, src, dst, self.proto, ports)
+    }
+
     /// First packet time of the flow (ns since the epoch).
     pub fn first_ns(&self) -> i64 {
         match (self.fwd.packets, self.rev.packets) {

@@ -47,6 +47,8 @@ const L_PENDING: u8 = u8::MAX - 1;
 const FIN_LO: u8 = 1;
 const FIN_HI: u8 = 2;
 const RST_SEEN: u8 = 4;
+/// ICMP/ICMPv6 flows (which have no close state): `icmp` holds the first packet's type and code.
+const ICMP_KNOWN: u8 = 8;
 
 /// One slab entry. Kept small: see [`FlowTable::bytes_per_flow`].
 #[derive(Debug)]
@@ -56,9 +58,13 @@ struct Flow {
     init_is_lo: bool,
     /// Which list the flow is in, or `L_FREE`.
     list: u8,
+    /// TCP close state; `ICMP_KNOWN` for an ICMP flow.
     close: u8,
     /// `context.tunnels` came from a `lo -> hi` packet (else from `hi -> lo`).
     ctx_from_lo: bool,
+    /// ICMP/ICMPv6 type and code of the first packet (the initiator's), if `close` says so
+    /// (two bytes in what was padding: an `Option` would grow every slab entry by 8).
+    icmp: [u8; 2],
     links: Links,
     /// A value the engine attaches to the flow (the detector's pair slot); `NIL` when new.
     aux: u32,
@@ -509,8 +515,9 @@ impl FlowTable {
             key,
             init_is_lo,
             list: L_FREE,
-            close: 0,
+            close: if meta.icmp.is_some() { ICMP_KNOWN } else { 0 },
             ctx_from_lo: lo_to_hi,
+            icmp: meta.icmp.unwrap_or_default(),
             links: Links::default(),
             aux: NIL,
             dirs: [DirStats::default(); 2],
@@ -710,5 +717,6 @@ fn to_record(flow: &Flow, reason: EndReason, mut context: Option<Box<FlowContext
         rev,
         end_reason: reason,
         context,
+        icmp: (flow.close & ICMP_KNOWN != 0).then_some(flow.icmp),
     }
 }

@@ -287,3 +287,48 @@ mod props {
         }
     }
 }
+
+#[test]
+fn records_carry_what_their_community_id_needs() {
+    let mut t = table();
+    let (a, b) = ("192.168.0.89", "192.168.0.1");
+    // An echo request and its reply: one flow, the request's type and code.
+    let echo = |src, dst, icmp| PacketMeta {
+        icmp: Some(icmp),
+        ..pkt(src, 0, dst, 0, 1, 0, 84)
+    };
+    t.ingest(S, &echo(a, b, [8, 0]));
+    t.ingest(S + 1, &echo(b, a, [0, 0]));
+    // TCP from the responder's side first (a SYN-ACK): the initiator is the other side.
+    t.ingest(
+        S + 2,
+        &pkt("66.35.250.204", 80, "128.232.110.120", 34855, 6, 0x12, 60),
+    );
+    // An ICMP packet cut before its code: no ports to hash.
+    t.ingest(S + 3, &pkt("10.1.12.1", 0, "10.1.12.2", 0, 1, 0, 21));
+    t.finish();
+    let recs = drain(&mut t);
+    let ids: Vec<_> = recs
+        .iter()
+        .map(|r| (r.icmp, r.community_id(0, r.src, r.dst).unwrap()))
+        .collect();
+    // The specification's values for these flows.
+    assert_eq!(
+        ids,
+        [
+            (Some([8, 0]), "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=".to_string()),
+            (None, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=".to_string()),
+            (
+                None,
+                crate::community_id::community_id(
+                    0,
+                    "10.1.12.1".parse().unwrap(),
+                    "10.1.12.2".parse().unwrap(),
+                    1,
+                    None
+                )
+                .unwrap()
+            ),
+        ]
+    );
+}

@@ -42,6 +42,7 @@ fn flow(src: &str, dst: &str, up: u64, t: i64) -> FlowRecord {
         rev: dir(500, 5),
         end_reason: EndReason::Fin,
         context: None,
+        icmp: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn alert(score: f64, t: i64) -> Alert {
         packets_in: 300,
         peak_bps: 20e6,
         flows: 1,
+        connections: Default::default(),
         occurrence: 1,
         score,
         severity: Severity::High,

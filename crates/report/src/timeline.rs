@@ -190,6 +190,7 @@ mod tests {
             packets_in: 0,
             peak_bps: 0.0,
             flows: 1,
+            connections: Default::default(),
             occurrence: 1,
             score: 0.5,
             severity: Severity::Medium,

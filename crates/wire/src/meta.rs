@@ -96,6 +96,9 @@ pub struct PacketMeta {
     pub ip_len: u32,
     /// Transport payload bytes per the headers (`ip_len` minus IP and transport headers); 0 if unknown.
     pub payload_len: u32,
+    /// ICMP/ICMPv6 type and code, when the header was captured that far (`None` for other
+    /// protocols and later fragments).
+    pub icmp: Option<[u8; 2]>,
     /// TCP flags byte (FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80); 0 otherwise.
     pub tcp_flags: u8,
     /// Fragmentation of the innermost IP packet.
@@ -122,6 +125,7 @@ impl Default for PacketMeta {
             dport: 0,
             ip_len: 0,
             payload_len: 0,
+            icmp: None,
             tcp_flags: 0,
             frag: Frag::None,
             vlans: [0; MAX_VLANS],

@@ -67,7 +67,9 @@ pub(crate) fn transport(
             Ok(Decoded::Ip)
         }
         ICMP | ICMPV6 => {
-            // Type, code, checksum and 4 bytes of message-specific header; nothing to read.
+            // Type, code, checksum and 4 bytes of message-specific header: the type and code
+            // are kept (flow keys stay port-less; the Community ID hashes them as ports).
+            meta.icmp = l4.arr::<2>(0);
             meta.payload_len = l4_len.saturating_sub(8);
             Ok(Decoded::Ip)
         }
@@ -180,10 +182,18 @@ mod tests {
         let echo = [8, 0, 0xF7, 0xFF, 0, 1, 0, 1, b'p', b'i', b'n', b'g'];
         let m = ok(LinkType::RAW, &v4(1, &echo));
         assert_eq!(flow(&m), ("10.0.0.1", "10.0.0.2", 1, 0, 0));
-        assert_eq!(m.payload_len, 4);
+        assert_eq!((m.payload_len, m.icmp), (4, Some([8, 0])));
         let m = ok(LinkType::RAW, &v6(58, &[135, 0, 0, 0, 0, 0, 0, 0]));
         assert_eq!(flow(&m), ("2001:db8::1", "2001:db8::2", 58, 0, 0));
-        assert_eq!(m.payload_len, 0);
+        assert_eq!((m.payload_len, m.icmp), (0, Some([135, 0])));
+        // Cut before the code: no type and code, the packet still counts.
+        let m = ok(LinkType::RAW, &v4(1, &[3]));
+        assert_eq!((m.proto, m.icmp), (1, None));
+        // Other protocols have none.
+        assert_eq!(
+            ok(LinkType::RAW, &v4(17, &[0, 1, 0, 2, 0, 8, 0, 0])).icmp,
+            None
+        );
     }
 
     #[test]

@@ -134,6 +134,66 @@ pub struct RateThreshold {
     pub basis: super::config::ThresholdBasis,
 }
 
+/// Connections an alert keeps (for their Community IDs); `flows` counts beyond.
+pub const ALERT_CONNECTIONS: usize = 8;
+
+/// One transport connection of an alert, as its Community ID needs it: the protocol and the
+/// ports of the first packet of it the event saw, in that packet's direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connection {
+    /// IP protocol.
+    pub proto: u8,
+    /// That packet went from the subscriber to the endpoint.
+    pub from_subscriber: bool,
+    /// Its source and destination ports (ICMP/ICMPv6: its type and code); `None` where the
+    /// protocol has none or they were not captured.
+    pub ports: Option<(u16, u16)>,
+}
+
+impl Connection {
+    /// The connection's Community ID between `subscriber` and `endpoint` (the alert's
+    /// addresses, or what an output shows in their place).
+    pub fn community_id(&self, seed: u16, subscriber: IpAddr, endpoint: IpAddr) -> Option<String> {
+        let (src, dst) = if self.from_subscriber {
+            (subscriber, endpoint)
+        } else {
+            (endpoint, subscriber)
+        };
+        crate::community_id::community_id(seed, src, dst, self.proto, self.ports)
+    }
+}
+
+/// Up to [`ALERT_CONNECTIONS`] connections, in the order they were first seen (fixed size: no
+/// allocation while packets are counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connections {
+    list: [Connection; ALERT_CONNECTIONS],
+    len: u8,
+}
+
+impl Connections {
+    /// The connections kept.
+    pub fn as_slice(&self) -> &[Connection] {
+        // `len` may come from a state file: never past the array.
+        &self.list[..usize::from(self.len).min(ALERT_CONNECTIONS)]
+    }
+
+    /// Keep `c` if there is room.
+    pub fn push(&mut self, c: Connection) {
+        if let Some(slot) = self.list.get_mut(usize::from(self.len)) {
+            *slot = c;
+            self.len += 1;
+        }
+    }
+
+    /// One connection.
+    pub fn one(c: Connection) -> Self {
+        let mut s = Self::default();
+        s.push(c);
+        s
+    }
+}
+
 /// One alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
@@ -167,6 +227,8 @@ pub struct Alert {
     pub peak_bps: f64,
     /// Distinct transport connections involved (capped at 64).
     pub flows: u32,
+    /// The first [`ALERT_CONNECTIONS`] of them (beacons: the latest exchange's).
+    pub connections: Connections,
     /// Events of this kind for this pair so far, this one included.
     pub occurrence: u32,
     /// Score in [0, 1].

@@ -7,7 +7,7 @@
 //! [`Detector`](super::Detector)) or on different threads (host shards and one scorer), and
 //! the scorer sees the same sequence either way.
 
-use super::alert::AlertKind;
+use super::alert::{AlertKind, Connections};
 use super::beacon::BeaconFacts;
 use super::burstlog::BurstRecord;
 use super::pair::FinishedBurst;
@@ -69,6 +69,9 @@ pub(crate) struct Candidate {
     pub baseline_bytes: Option<f64>,
     pub totals: (u64, u64, u64, u64),
     pub proto_port: (u8, u16),
+    /// The connections to name in the alert (bursts: the burst's first; beacons: the latest).
+    #[serde(default)]
+    pub connections: Connections,
     pub start_ns: i64,
     pub end_ns: i64,
 }

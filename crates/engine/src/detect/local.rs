@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use ahash::RandomState;
 
+use super::alert::{Connection, Connections};
 use super::beacon;
 use super::burstlog::{BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, ThresholdBasis};
@@ -192,6 +193,7 @@ impl Local {
             got.sport,
             got.dport,
             meta.proto,
+            meta.icmp,
             meta.ip_len,
             meta.payload_len,
             got.flow_hash,
@@ -201,7 +203,8 @@ impl Local {
     }
 
     /// Count one packet: `ip_len` L3 bytes (`payload_len` of them transport payload) from
-    /// `src:sport` to `dst:dport`, protocol `proto`; `flow_hash` identifies its connection (for counting the flows of a burst). `pair_hint`
+    /// `src:sport` to `dst:dport`, protocol `proto`
+    /// (ICMP/ICMPv6: type and code in `icmp`); `flow_hash` identifies its connection (for counting the flows of a burst). `pair_hint`
     /// caches the pair's slot per connection (`u32::MAX` to start): a valid hint skips the
     /// home-prefix scan and two hash lookups; a stale one is detected (the slot's key is
     /// compared) and replaced. The result is the same either way.
@@ -215,6 +218,7 @@ impl Local {
         sport: u16,
         dport: u16,
         proto: u8,
+        icmp: Option<[u8; 2]>,
         ip_len: u32,
         payload_len: u32,
         flow_hash: u32,
@@ -351,7 +355,16 @@ impl Local {
         };
         let pair = self.pairs.get_mut(pidx);
         let exchange = super::exchange::carries_exchange(proto, payload_len);
-        let event_closed = pair.add(ts, up, ip_len, flow_hash, proto, ext_port, exchange, gap);
+        let conn = Connection {
+            proto,
+            from_subscriber: up,
+            ports: match proto {
+                1 | 58 => icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
+                p if burstwatch_wire::has_ports(p) => Some((sport, dport)),
+                _ => None,
+            },
+        };
+        let event_closed = pair.add(ts, up, ip_len, flow_hash, conn, ext_port, exchange, gap);
         let now_bursting = pair.burst.is_some();
         if let Some(f) = finished {
             let snapshot = self.pairs.get(pidx).clone();
@@ -555,6 +568,7 @@ impl Local {
             recurrence,
             beacon: None,
             beacon_facts: None,
+            connections: f.acc.connections,
             burst: Some(f),
         }))));
     }
@@ -586,6 +600,7 @@ impl Local {
             return false;
         }
         let beacon_port = (pair.last_proto, pair.last_port);
+        let beacon_conn = Connections::one(pair.last_conn);
         let start_ns = pair.first_seen_ns + i64::from(buf[0].0) * 10_000_000;
         let (first_seen, totals) = (
             pair.first_seen_ns,
@@ -620,6 +635,7 @@ impl Local {
                 facts.events,
             )),
             beacon_facts: Some(facts),
+            connections: beacon_conn,
             pair_first_seen_ns: first_seen,
             occurrence,
             recurrence: 0.0,
@@ -638,7 +654,9 @@ mod tests {
     fn packet(l: &mut Local, ts: i64, src: &str, dst: &str, hint: &mut u32) {
         let mut out = Vec::new();
         let (s, d) = (src.parse().unwrap(), dst.parse().unwrap());
-        l.ingest_hinted(ts, s, d, 40_000, 443, 6, 1_000, 960, 7, hint, &mut out);
+        l.ingest_hinted(
+            ts, s, d, 40_000, 443, 6, None, 1_000, 960, 7, hint, &mut out,
+        );
     }
 
     #[test]

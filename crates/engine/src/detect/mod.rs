@@ -33,7 +33,10 @@ use std::net::IpAddr;
 
 use crate::key::{addr_ip, Addr};
 use crate::FlowTable;
-pub use alert::{Alert, AlertKind, EarlyReason, EndpointInfo, RateThreshold, Reason, Severity};
+pub use alert::{
+    Alert, AlertKind, Connection, Connections, EarlyReason, EndpointInfo, RateThreshold, Reason,
+    Severity, ALERT_CONNECTIONS,
+};
 pub use burstlog::{BurstOutcome, BurstRecord};
 use burstwatch_wire::PacketMeta;
 pub use config::{DetectConfig, EndpointLists, ThresholdBasis, Weights};
@@ -264,6 +267,7 @@ impl Detector {
             sport,
             dport,
             proto,
+            None,
             ip_len,
             ip_len,
             flow_hash,

@@ -1,6 +1,7 @@
 //! Per (subscriber, endpoint) pair: one-second upstream/downstream bins, burst segmentation on
 //! them, and the event series used for recurrence and beacon analysis.
 
+use super::alert::{Connection, Connections};
 use super::config::ThresholdBasis;
 use super::exchange::Exchanges;
 pub use super::exchange::EVENT_RING;
@@ -53,10 +54,13 @@ pub struct BurstAcc {
     pub flows: u32,
     /// Upstream bytes per (proto, port), the top few.
     pub(crate) ports: [(u8, u16, u64); PORTS],
+    /// The first distinct flows' connections (for their Community IDs).
+    #[serde(default)]
+    pub connections: Connections,
 }
 
 impl BurstAcc {
-    fn note_flow(&mut self, h: u32) {
+    fn note_flow(&mut self, h: u32, conn: Connection) {
         let n = (self.flows as usize).min(FLOW_SET);
         if self.flow_hashes[..n].contains(&h) {
             return;
@@ -65,6 +69,7 @@ impl BurstAcc {
             self.flow_hashes[n] = h;
         }
         self.flows = self.flows.saturating_add(1).min(64);
+        self.connections.push(conn);
     }
 
     fn note_port(&mut self, proto: u8, port: u16, bytes: u64) {
@@ -112,7 +117,7 @@ pub struct FinishedBurst {
     pub too_long: bool,
 }
 
-/// State of one pair (536 bytes in the pair table; see `crate::memory`).
+/// State of one pair (576 bytes in the pair table; see `crate::memory`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairState {
     /// Slot of the subscriber's state in the host map when last seen (checked before use).
@@ -131,6 +136,7 @@ pub struct PairState {
     /// Flows and the upstream port of the open bin, for a burst that starts with it (a burst
     /// in progress notes them directly).
     bin_flows: [u32; 4],
+    bin_conns: [Connection; 4],
     bin_nflows: u8,
     bin_port: (u8, u16),
     /// The burst in progress.
@@ -153,6 +159,8 @@ pub struct PairState {
     pub last_proto: u8,
     /// Endpoint port of the latest upstream packet.
     pub last_port: u16,
+    /// Connection of the latest upstream packet (a beacon alert's).
+    pub last_conn: Connection,
     /// Start seconds of recent bursts, a ring.
     burst_start: [u32; BURST_RING],
     burst_len: u8,
@@ -207,6 +215,7 @@ impl PairState {
             bin_first_ns: 0,
             bin_last_ns: 0,
             bin_flows: [0; 4],
+            bin_conns: [Connection::default(); 4],
             bin_nflows: 0,
             bin_port: (0, 0),
             burst: None,
@@ -219,6 +228,7 @@ impl PairState {
             ex: Exchanges::default(),
             last_proto: 0,
             last_port: 0,
+            last_conn: Connection::default(),
             burst_start: [0; BURST_RING],
             burst_len: 0,
             burst_pos: 0,
@@ -238,7 +248,7 @@ impl PairState {
         (self.sec != i64::MIN).then_some(self.sec)
     }
 
-    /// Count one packet. `exchange`: it carries payload that makes it part of an exchange
+    /// Count one packet of connection `conn`. `exchange`: it carries payload that makes it part of an exchange
     /// (see [`super::exchange`]); `event_gap_ns` separates exchanges. Returns `true` when an
     /// exchange closed (the caller may then run the beacon analysis).
     #[inline]
@@ -249,11 +259,12 @@ impl PairState {
         up: bool,
         bytes: u32,
         flow_hash: u32,
-        proto: u8,
+        conn: Connection,
         port: u16,
         exchange: bool,
         event_gap_ns: i64,
     ) -> bool {
+        let proto = conn.proto;
         let b = u64::from(bytes);
         let event_closed = exchange && self.ex.add(ts, up, bytes, self.first_seen_ns, event_gap_ns);
         self.last_ns = self.last_ns.max(ts);
@@ -268,6 +279,7 @@ impl PairState {
         if up {
             self.last_proto = proto;
             self.last_port = port;
+            self.last_conn = conn;
             self.bin_up += b;
             self.bin_pk_up += 1;
             self.total_up += b;
@@ -280,7 +292,7 @@ impl PairState {
         }
         match self.burst.as_deref_mut() {
             Some(acc) => {
-                acc.note_flow(flow_hash);
+                acc.note_flow(flow_hash, conn);
                 if up {
                     acc.note_port(proto, port, b);
                 }
@@ -289,6 +301,7 @@ impl PairState {
                 let n = usize::from(self.bin_nflows);
                 if n < self.bin_flows.len() && !self.bin_flows[..n].contains(&flow_hash) {
                     self.bin_flows[n] = flow_hash;
+                    self.bin_conns[n] = conn;
                     self.bin_nflows += 1;
                 }
                 if up && self.bin_port == (0, 0) {
@@ -344,7 +357,12 @@ impl PairState {
         let (up, down, pk_up, pk_down) =
             (self.bin_up, self.bin_down, self.bin_pk_up, self.bin_pk_down);
         let (first, last) = (self.bin_first_ns, self.bin_last_ns);
-        let (flows, nflows, port) = (self.bin_flows, self.bin_nflows, self.bin_port);
+        let (flows, conns, nflows, port) = (
+            self.bin_flows,
+            self.bin_conns,
+            self.bin_nflows,
+            self.bin_port,
+        );
         self.sec = i64::MIN;
         self.bin_up = 0;
         self.bin_down = 0;
@@ -384,8 +402,9 @@ impl PairState {
                         acc.pk_up += lead.pk_up;
                         acc.pk_down += lead.pk_down;
                     }
-                    for &f in &flows[..usize::from(nflows)] {
-                        acc.note_flow(f);
+                    let n = usize::from(nflows);
+                    for (&f, &c) in flows[..n].iter().zip(&conns[..n]) {
+                        acc.note_flow(f, c);
                     }
                     acc.note_port(port.0, port.1, up);
                     self.burst = Some(Box::new(acc));
@@ -413,6 +432,7 @@ impl PairState {
                         self.bin_first_ns = first;
                         self.bin_last_ns = last;
                         self.bin_flows = flows;
+                        self.bin_conns = conns;
                         self.bin_nflows = nflows;
                         self.bin_port = port;
                         let again = self.close_bin_before(
@@ -540,17 +560,69 @@ mod tests {
                 {
                     out.push(f);
                 }
+                let conn = Connection {
+                    proto: 6,
+                    from_subscriber: true,
+                    ports: Some((40_000 + (sec as u16 % 2), 443)),
+                };
                 p.add(
                     ts,
                     true,
                     bytes_per_sec / 10,
                     7 + (sec as u32 % 2),
-                    6,
+                    conn,
                     443,
                     true,
                     2 * S,
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_burst_keeps_its_first_connections_from_its_first_second_on() {
+        let mut p = PairState::new(0);
+        let mut out = Vec::new();
+        // 12 connections, 3 new ones a second from the first hot second on; the endpoint's
+        // replies come first on every third.
+        for sec in 10..20i64 {
+            for k in 0..10u16 {
+                let ts = sec * S + i64::from(k) * S / 10;
+                if let Some(f) = p.close_bin_before(sec, E500K, None, 0.25, 3, 60 * S) {
+                    out.push(f);
+                }
+                let c = ((sec - 10) as u16 * 3 + k % 3).min(11);
+                let up = c % 3 != 0 || k >= 3;
+                let conn = Connection {
+                    proto: 6,
+                    from_subscriber: up,
+                    ports: Some(if up {
+                        (50_000 + c, 443)
+                    } else {
+                        (443, 50_000 + c)
+                    }),
+                };
+                p.add(ts, up, 100_000, 100 + u32::from(c), conn, 443, true, 2 * S);
+            }
+        }
+        out.extend(p.finish_burst(60 * S));
+        assert_eq!(out.len(), 1, "{out:?}");
+        let acc = &out[0].acc;
+        assert_eq!(acc.flows, 12);
+        let conns = acc.connections.as_slice();
+        assert_eq!(conns.len(), 8);
+        for (c, conn) in conns.iter().enumerate() {
+            let c = c as u16;
+            let want = if c % 3 == 0 {
+                (false, (443, 50_000 + c))
+            } else {
+                (true, (50_000 + c, 443))
+            };
+            assert_eq!(
+                (conn.from_subscriber, conn.ports),
+                (want.0, Some(want.1)),
+                "{c}"
+            );
         }
     }
 

@@ -317,6 +317,7 @@ impl Scorer {
             packets_in,
             peak_bps,
             flows,
+            connections: c.connections,
             occurrence: c.occurrence,
             score,
             severity,
