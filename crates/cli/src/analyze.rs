@@ -237,6 +237,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         sum.print(&mut err, wall, DecodeError::ALL_REASONS);
         print_top(&mut err, &outputs.kept, 10, &outputs.privacy);
     }
+    if let Some(w) = sum.transit_warning() {
+        tracing::warn!("{w}");
+    }
     // Every output is completed whatever happened to another; each failure is named.
     let mut failed: Vec<String> = Vec::new();
     if let Some(mut out) = stats_out {

@@ -22,6 +22,7 @@ mod evidence;
 mod flow_json;
 mod inputs;
 mod keys;
+mod logging;
 mod outfile;
 mod pipeline;
 mod privacy;
@@ -37,6 +38,8 @@ mod timestamp;
 #[derive(Debug, Parser)]
 #[command(name = "burstwatch", version = build_info::VERSION_LINE, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    log: logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,16 +69,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BURSTWATCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     let cli = Cli::parse();
+    // The daemon tells its log what it does; the other commands print their results, and log
+    // only what went wrong unless asked.
+    let level = match cli.command {
+        Command::Daemon(_) => logging::Level::Info,
+        _ => logging::Level::Warn,
+    };
+    logging::init(&cli.log, level);
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(&args),
         Command::Simulate(args) => simulate::run(&args),

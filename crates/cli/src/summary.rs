@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use burstwatch_daemon::transit;
 use burstwatch_engine::{DetectStats, EndReason, FlowStats};
 
 /// Run totals gathered by the shell around the engine.
@@ -92,6 +93,10 @@ impl Summary {
                 "packets_down": self.detect_stats.packets_down,
                 "packets_internal": self.detect_stats.packets_internal,
                 "packets_transit": self.detect_stats.packets_transit,
+                "bytes_up": self.detect_stats.bytes_up,
+                "bytes_down": self.detect_stats.bytes_down,
+                "bytes_internal": self.detect_stats.bytes_internal,
+                "bytes_transit": self.detect_stats.bytes_transit,
                 "packets_not_unicast": self.detect_stats.packets_not_unicast,
                 "bursts": self.detect_stats.bursts,
                 "bursts_too_long": self.detect_stats.bursts_too_long,
@@ -193,6 +198,7 @@ impl Summary {
                 ds.beacons_too_few, seen, needed
             );
         }
+        self.print_transit(w);
         if let (Some(f), Some(l)) = (self.first_ns, self.last_ns) {
             let _ = writeln!(
                 w,
@@ -214,6 +220,36 @@ impl Summary {
                 String::new()
             },
         );
+    }
+}
+
+impl Summary {
+    /// IP bytes the detector saw (every direction) and the share of them with neither side
+    /// in the home networks.
+    fn transit(&self) -> (u64, f64) {
+        let ds = &self.detect_stats;
+        let total = ds.bytes_up + ds.bytes_down + ds.bytes_internal + ds.bytes_transit;
+        (total, transit::share(ds.bytes_transit, total))
+    }
+
+    fn print_transit<W: Write>(&self, w: &mut W) {
+        let (total, share) = self.transit();
+        if total > 0 {
+            let _ = writeln!(
+                w,
+                "burstwatch: transit (neither side in the home networks, not scored): {:.1} % of {} IP bytes",
+                share * 100.0,
+                total
+            );
+        }
+    }
+
+    /// A warning when most IP bytes were transit: the home networks likely miss the
+    /// subscribers.
+    pub fn transit_warning(&self) -> Option<String> {
+        let (total, share) = self.transit();
+        (total > 0 && share > transit::HIGH_SHARE)
+            .then(|| transit::advice(share, "detect.home_nets (or --home-net)"))
     }
 }
 

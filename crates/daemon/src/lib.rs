@@ -16,6 +16,8 @@
 //!   backlog, retries, dropped lines counted), for the flow records and the alert line sinks.
 //! * [`sinks`]: alert sinks (JSON lines to a file or stdout, the Alertmanager v2 API) behind
 //!   bounded queues whose overflow is counted.
+//! * [`transit`]: the share of traffic with neither side in the home networks, judged once a
+//!   period and logged when high (the likely cause: `detect.home_nets`).
 #![forbid(unsafe_code)]
 
 pub mod http;
@@ -23,3 +25,4 @@ pub mod linefile;
 pub mod metrics;
 pub mod sinks;
 pub mod stats;
+pub mod transit;

@@ -7,6 +7,7 @@
 //! the state snapshot and exit 0. SIGHUP reloads thresholds (a bad file is rejected, naming
 //! key and line, and the running settings stay) and reopens the output files.
 
+mod announce;
 mod capture;
 mod check;
 mod export;
@@ -79,11 +80,21 @@ pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
         eprintln!("burstwatch: error: {e:#}");
         return Ok(ExitCode::from(2));
     }
+    let sinks = sinks_config(&s.daemon).names();
+    if let Some(w) = announce::no_sink(&sinks) {
+        // Not an error, even with --strict: a daemon for the metrics alone is a valid set-up.
+        eprintln!("burstwatch: warning: {}: {w}", args.config.display());
+    }
     println!(
-        "{}: ok ({} interface(s), {} home prefix(es), metrics on {}{})",
+        "{}: ok ({} interface(s), {} home prefix(es), alert sinks: {}, metrics on {}{})",
         args.config.display(),
         s.daemon.interfaces.len(),
         s.detect.home_nets.prefixes().len(),
+        if sinks.is_empty() {
+            "none".to_string()
+        } else {
+            sinks.join(", ")
+        },
         s.daemon.metrics_bind,
         if s.privacy.key_file.is_some() {
             ", pseudonymised output"
@@ -130,6 +141,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = preflight(&args.config)?;
     let d = settings.daemon.clone();
+    announce::start(&args.config, &settings, &sinks_config(&d).names());
     // Room for the exporter's connections besides captures and outputs.
     let open_files = privilege::raise_open_file_limit();
     let shared = Arc::new(Shared::default());
@@ -241,6 +253,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
                         alert.severity.as_str(),
                         alert.score,
                     );
+                    crate::logging::alert(alert);
                     sinks.send(export::alert_event(line, alert));
                 })
             })?
@@ -389,7 +402,8 @@ fn sinks_config(d: &burstwatch_config::DaemonSettings) -> SinksConfig {
 }
 
 /// Once a second: counters to the exporter; ready while every interface captures and every
-/// output file can be written.
+/// output file can be written; the transit share judged (a warning when most traffic has no
+/// side in the home networks).
 async fn publish(
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
@@ -397,10 +411,12 @@ async fn publish(
     ready: Arc<AtomicBool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut transit = burstwatch_daemon::transit::TransitWatch::default();
     loop {
         tick.tick().await;
         let snapshot = export::snapshot(&shared, sinks.stats());
         metrics.update(&snapshot, export::now_ns());
+        transit.check(std::time::Instant::now(), &snapshot.direction);
         // Not ready while an output file cannot be written: records are being held or lost.
         let outputs_ok = snapshot.outputs.iter().all(|o| !o.failing);
         ready.store(shared.all_up() && outputs_ok, Ordering::Relaxed);

@@ -96,6 +96,25 @@ impl Default for SinksConfig {
     }
 }
 
+impl SinksConfig {
+    /// The names of the sinks [`Sinks::start`] runs for this configuration, in its order (none:
+    /// alerts go nowhere but the metrics, which the daemon and `check-config` warn about).
+    /// A new sink kind is named here as well as started there.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.file.is_some() {
+            names.push("file");
+        }
+        if self.stdout {
+            names.push("stdout");
+        }
+        if self.alertmanager.is_some() {
+            names.push("alertmanager");
+        }
+        names
+    }
+}
+
 /// Counters one sink task updates; read into [`SinkStats`].
 #[derive(Debug, Default)]
 pub struct SinkCounters {
@@ -224,6 +243,11 @@ impl Sinks {
                 reopen: None,
             });
         }
+        debug_assert_eq!(
+            handles.iter().map(|h| h.name).collect::<Vec<_>>(),
+            cfg.names(),
+            "SinksConfig::names must name every sink started"
+        );
         Ok(Self { handles })
     }
 
