@@ -17,6 +17,7 @@ mod docs;
 mod exporter;
 mod inputs;
 mod live;
+mod logging;
 mod memory;
 mod outputs;
 mod pcapfile;

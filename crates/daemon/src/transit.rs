@@ -46,25 +46,28 @@ pub fn advice(share: f64, key: &str) -> String {
     )
 }
 
-/// What one judged period found.
+/// One judged period.
 #[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Period {
+    /// Transit share of the period's IP bytes.
+    pub share: f64,
+    /// IP bytes in the period.
+    pub bytes: u64,
+    /// Packets in the period.
+    pub packets: u64,
+    /// Length of the period.
+    pub seconds: f64,
+}
+
+/// What to say about a judged period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Nothing: the share is low, or high and already logged within [`REPEAT`].
+    Quiet,
     /// The share is high and was not logged within [`REPEAT`].
-    High {
-        /// Transit share of the period's IP bytes.
-        share: f64,
-        /// IP bytes in the period.
-        bytes: u64,
-        /// Packets in the period.
-        packets: u64,
-        /// Length of the period.
-        seconds: f64,
-    },
-    /// The share was high when last logged and is no longer.
-    Recovered {
-        /// Transit share of the period's IP bytes.
-        share: f64,
-    },
+    High,
+    /// The share was high in the period before and is no longer.
+    Recovered,
 }
 
 /// Judges the transit share once per period from the running totals (fed once a second; never
@@ -80,8 +83,8 @@ pub struct TransitWatch {
 }
 
 impl TransitWatch {
-    /// Feed the totals at `now`; a verdict when a period ended with something to say.
-    pub fn observe(&mut self, now: Instant, totals: &DirectionStats) -> Option<Verdict> {
+    /// Feed the totals at `now`; the period and its verdict when one ended.
+    pub fn observe(&mut self, now: Instant, totals: &DirectionStats) -> Option<(Period, Verdict)> {
         let Some((t0, base)) = &self.start else {
             self.start = Some((now, totals.clone()));
             return None;
@@ -107,55 +110,61 @@ impl TransitWatch {
             return None;
         }
         self.start = Some((now, totals.clone()));
-        let share = share(transit, bytes);
+        let period = Period {
+            share: share(transit, bytes),
+            bytes,
+            packets,
+            seconds: elapsed.as_secs_f64(),
+        };
         let was_high = self.high;
-        self.high = share > HIGH_SHARE;
-        if self.high {
+        self.high = period.share > HIGH_SHARE;
+        let verdict = if self.high {
             let due = self
                 .warned
                 .is_none_or(|w| now.saturating_duration_since(w) >= REPEAT);
-            if !due {
-                return None;
+            if due {
+                self.warned = Some(now);
+                Verdict::High
+            } else {
+                Verdict::Quiet
             }
-            self.warned = Some(now);
-            Some(Verdict::High {
-                share,
-                bytes,
-                packets,
-                seconds: elapsed.as_secs_f64(),
-            })
         } else if was_high {
-            Some(Verdict::Recovered { share })
+            Verdict::Recovered
         } else {
-            None
-        }
+            Verdict::Quiet
+        };
+        Some((period, verdict))
     }
 
-    /// [`Self::observe`], and the verdict logged: a warning for a high share, an info line when
-    /// it fell back.
-    pub fn check(&mut self, now: Instant, totals: &DirectionStats) -> Option<Verdict> {
-        let verdict = self.observe(now, totals)?;
+    /// [`Self::observe`], logged: every judged period at debug level, a warning for a high
+    /// share, an info line when it fell back.
+    pub fn check(&mut self, now: Instant, totals: &DirectionStats) -> Option<(Period, Verdict)> {
+        let (p, verdict) = self.observe(now, totals)?;
+        let share = format!("{:.3}", p.share);
+        tracing::debug!(
+            transit_share = %share,
+            bytes = p.bytes,
+            packets = p.packets,
+            seconds = %format!("{:.0}", p.seconds),
+            "transit share judged"
+        );
         match verdict {
-            Verdict::High {
-                share,
-                bytes,
-                packets,
-                seconds,
-            } => tracing::warn!(
-                transit_share = format!("{share:.3}"),
-                bytes,
-                packets,
-                seconds = format!("{seconds:.0}"),
+            Verdict::Quiet => {}
+            Verdict::High => tracing::warn!(
+                transit_share = %share,
+                bytes = p.bytes,
+                packets = p.packets,
+                seconds = %format!("{:.0}", p.seconds),
                 "{}",
-                advice(share, "detect.home_nets")
+                advice(p.share, "detect.home_nets")
             ),
-            Verdict::Recovered { share } => tracing::info!(
-                transit_share = format!("{share:.3}"),
+            Verdict::Recovered => tracing::info!(
+                transit_share = %share,
                 "transit share back to {:.1} % of the IP bytes",
-                share * 100.0
+                p.share * 100.0
             ),
         }
-        Some(verdict)
+        Some((p, verdict))
     }
 }
 
@@ -181,37 +190,25 @@ mod tests {
             w.observe(t0 + Duration::from_secs(30), &totals(10_000, 90_000)),
             None
         );
-        let v = w.observe(t0 + Duration::from_secs(60), &totals(20_000, 180_000));
-        match v {
-            Some(Verdict::High {
-                share,
-                bytes,
-                packets,
-                ..
-            }) => {
-                assert!((share - 0.9).abs() < 1e-9);
-                assert_eq!((bytes, packets), (200_000, 2_000));
-            }
-            other => panic!("{other:?}"),
-        }
+        let (p, v) = w
+            .observe(t0 + Duration::from_secs(60), &totals(20_000, 180_000))
+            .unwrap();
+        assert_eq!(v, Verdict::High);
+        assert!((p.share - 0.9).abs() < 1e-9);
+        assert_eq!((p.bytes, p.packets), (200_000, 2_000));
         // Still high a minute later: not logged again within the hour.
-        assert_eq!(
-            w.observe(t0 + Duration::from_secs(120), &totals(40_000, 360_000)),
-            None
-        );
+        let v = w.observe(t0 + Duration::from_secs(120), &totals(40_000, 360_000));
+        assert_eq!(v.map(|v| v.1), Some(Verdict::Quiet));
         let later = t0 + Duration::from_secs(60 + 3600);
-        assert!(matches!(
-            w.observe(later, &totals(60_000, 540_000)),
-            Some(Verdict::High { .. })
-        ));
+        let v = w.observe(later, &totals(60_000, 540_000));
+        assert_eq!(v.map(|v| v.1), Some(Verdict::High));
         // Fixed: one line saying so, then quiet.
         let fixed = totals(60_000 + 200_000, 540_000);
-        assert!(matches!(
-            w.observe(later + Duration::from_secs(60), &fixed),
-            Some(Verdict::Recovered { .. })
-        ));
+        let v = w.observe(later + Duration::from_secs(60), &fixed);
+        assert_eq!(v.map(|v| v.1), Some(Verdict::Recovered));
         let more = totals(60_000 + 400_000, 540_000);
-        assert_eq!(w.observe(later + Duration::from_secs(120), &more), None);
+        let v = w.observe(later + Duration::from_secs(120), &more);
+        assert_eq!(v.map(|v| v.1), Some(Verdict::Quiet));
     }
 
     #[test]
@@ -220,10 +217,8 @@ mod tests {
         let mut w = TransitWatch::default();
         w.observe(t0, &totals(0, 0));
         // 50 000 packets in two seconds: judged now.
-        assert!(matches!(
-            w.observe(t0 + Duration::from_secs(2), &totals(0, 5_000_000)),
-            Some(Verdict::High { .. })
-        ));
+        let v = w.observe(t0 + Duration::from_secs(2), &totals(0, 5_000_000));
+        assert_eq!(v.map(|v| v.1), Some(Verdict::High));
         // A quiet link: a minute with fewer than 1000 packets is not judged yet.
         let mut q = TransitWatch::default();
         q.observe(t0, &totals(0, 0));
@@ -241,10 +236,8 @@ mod tests {
         let t0 = Instant::now();
         let mut w = TransitWatch::default();
         w.observe(t0, &totals(0, 0));
-        assert_eq!(
-            w.observe(t0 + Duration::from_secs(60), &totals(1_000_000, 100_000)),
-            None
-        );
+        let v = w.observe(t0 + Duration::from_secs(60), &totals(1_000_000, 100_000));
+        assert_eq!(v.map(|v| v.1), Some(Verdict::Quiet));
         // A worker restarted: its totals began again; a new period, no underflow.
         assert_eq!(w.observe(t0 + Duration::from_secs(61), &totals(0, 0)), None);
         assert_eq!(share(0, 0), 0.0);

@@ -34,7 +34,7 @@ pub fn start(config: &Path, settings: &Settings, sinks: &[&str]) {
     // The path as the daemon resolved it: the log may be read far from the command line.
     let config = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
+        version = %env!("CARGO_PKG_VERSION"),
         config = %config.display(),
         interfaces = %d.interfaces.join(","),
         sinks = %if sinks.is_empty() { "none".to_string() } else { sinks.join(",") },
