@@ -170,6 +170,7 @@ impl TransitWatch {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
     use super::*;
 
     fn totals(up: u64, transit: u64) -> DirectionStats {
