@@ -217,7 +217,7 @@ fn analyze_is_quiet_by_default_prints_the_transit_share_and_warns_when_most_is_t
                 .contains("detect.home_nets (or --home-net) likely does not cover the subscribers"),
         "{err}"
     );
-    assert_eq!(s["detect"]["bytes_transit"], 120_000);
+    assert_eq!(s["detect"]["bytes"]["transit"], 120_000);
     // Quiet by default: no info lines on the terminal.
     assert!(!err.contains(" INFO "), "{err}");
     // -q drops the summary, not the warning.
@@ -235,8 +235,8 @@ fn analyze_is_quiet_by_default_prints_the_transit_share_and_warns_when_most_is_t
         "{err}"
     );
     assert!(!err.contains("likely does not cover"), "{err}");
-    assert_eq!(s["detect"]["bytes_transit"], 0);
-    assert_eq!(s["detect"]["bytes_up"], 100_000);
+    assert_eq!(s["detect"]["bytes"]["transit"], 0);
+    assert_eq!(s["detect"]["bytes"]["up"], 100_000);
 }
 
 /// A sample of the exporter's text, 0 when absent.

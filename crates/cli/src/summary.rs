@@ -68,6 +68,14 @@ impl Summary {
             .iter()
             .map(|r| (r.as_str().to_string(), fs.ended[r.index()].into()))
             .collect();
+        // L3 bytes by direction (the transit share is computable from them).
+        let ds = &self.detect_stats;
+        let bytes = serde_json::json!({
+            "up": ds.bytes_up,
+            "down": ds.bytes_down,
+            "internal": ds.bytes_internal,
+            "transit": ds.bytes_transit,
+        });
         serde_json::json!({
             "timestamp": crate::timestamp::rfc3339(written_ns),
             "files": self.files,
@@ -93,10 +101,7 @@ impl Summary {
                 "packets_down": self.detect_stats.packets_down,
                 "packets_internal": self.detect_stats.packets_internal,
                 "packets_transit": self.detect_stats.packets_transit,
-                "bytes_up": self.detect_stats.bytes_up,
-                "bytes_down": self.detect_stats.bytes_down,
-                "bytes_internal": self.detect_stats.bytes_internal,
-                "bytes_transit": self.detect_stats.bytes_transit,
+                "bytes": bytes,
                 "packets_not_unicast": self.detect_stats.packets_not_unicast,
                 "bursts": self.detect_stats.bursts,
                 "bursts_too_long": self.detect_stats.bursts_too_long,
