@@ -213,9 +213,12 @@ pub fn pairs_bytes(cap: usize) -> u64 {
     LruMap::<(Addr, Addr), PairState>::bytes_for(cap) as u64
 }
 
-/// Heap bytes of an endpoint table with this cap, full.
+/// Heap bytes of an endpoint table with this cap, full, with its table of endpoint prefixes
+/// (half as many entries).
 pub fn endpoints_bytes(cap: usize) -> u64 {
-    LruMap::<Addr, EndpointState>::bytes_for(cap) as u64
+    (LruMap::<Addr, EndpointState>::bytes_for(cap)
+        + LruMap::<Addr, EndpointState>::bytes_for(crate::detect::scorer::prefix_cap(cap)))
+        as u64
 }
 
 /// Heap bytes of a fragment map with this cap, full, with its order queue.

@@ -41,9 +41,9 @@
 //!
 //! A share of flows ([`SimConfig::ipv6_share`]) uses IPv6. Addresses come only from reserved
 //! ranges: homes in 10.0.0.0/8, 100.64.0.0/10 and fd00::/8; servers in 198.51.100.0/24,
-//! 203.0.113.0/24, 198.18.0.0/15 and 2001:db8:100::/40; resolvers and NTP servers in
-//! 192.0.2.0/24 and 2001:db8::/32. The rest of 192.0.2.0/24 is kept free for scenario
-//! endpoints. MAC addresses are locally administered and derived from the IP address.
+//! 203.0.113.0/24, 198.18.0.0/16 and 2001:db8:100::/40; resolvers and NTP servers in
+//! 192.0.2.0/24 and 2001:db8::/32. Scenario endpoints get a /24 of 198.19.0.0/16 or a /48 of
+//! 2001:db8::/32 each. MAC addresses are locally administered and derived from the IP address.
 //!
 //! ## Packets
 //!

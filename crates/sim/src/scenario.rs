@@ -3,8 +3,8 @@
 //! and its flows are run by the same [`Session`](crate::session::Session) machinery as the
 //! background, so the packets look alike.
 //!
-//! Rare endpoints come from address space the background never uses: 192.0.2.0/24 (except the
-//! resolvers and NTP servers) and `2001:db8:e000::/36`-style `2001:db8:eXXX::/48` blocks.
+//! Rare endpoints come from address space the background never uses, each in a prefix of its
+//! own: one /24 of 198.19.0.0/16 each, and `2001:db8:eXXX::/48` blocks.
 
 use crate::frame::Net;
 use crate::rng::Rng;
@@ -78,6 +78,8 @@ fn v4_16(a: [u8; 4]) -> [u8; 16] {
 /// Plan the scenarios of one run: all flows start at or after `w0` and are expected to end
 /// by `w1` (ns since the epoch).
 pub(crate) fn plan(world: &World, seed: u64, scale: f64, w0: i64, w1: i64) -> Plan {
+    // /24 blocks of 198.19.0.0/16, one per rare endpoint (the same 250 numbers as when they
+    // were hosts of one /24, so that the plan's random choices stay those of earlier versions).
     let mut free_v4: Vec<u8> = (1..=254u8)
         .filter(|h| ![53, 54, 123, 124].contains(h))
         .collect();
@@ -161,7 +163,7 @@ impl Planner<'_> {
 
     fn rare_endpoint(&mut self, v6: bool) -> Endpoint {
         let ip = match (v6, self.free_v4.pop()) {
-            (false, Some(h)) => v4_16([192, 0, 2, h]),
+            (false, Some(b)) => v4_16([198, 19, b, b]),
             _ => {
                 self.next_v6 += 1;
                 let mut ip = doc_v6(0xe000 + self.next_v6, 0);

@@ -4,7 +4,7 @@
 //! ```json
 //! {"seed":1,"subscribers":2000,"start_ts":1767225600.0,"end_ts":1767226201.1,
 //!  "scenarios":[{"id":"s0001","kind":"burst_single","expect":"burst","src":"10.1.2.3",
-//!    "dst":"192.0.2.44","dst_port":8443,"proto":"tcp","flows":3,
+//!    "dst":"198.19.7.44","dst_port":8443,"proto":"tcp","flows":3,
 //!    "events":[{"start_ts":1767225900.123456,"end_ts":1767225911.5,
 //!               "bytes_out":12000000,"bytes_in":240000}]}]}
 //! ```

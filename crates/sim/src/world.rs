@@ -5,11 +5,12 @@
 //! |---|---|---|
 //! | subscribers (3 of 4) | 10.0.0.0/8 | fd00::/8 (one /56 each) |
 //! | subscribers (1 of 4) | 100.64.0.0/10 | fd00::/8 |
-//! | servers | 198.51.100.0/24, 203.0.113.0/24, then 198.18.0.0/15 | 2001:db8:100::/40 |
+//! | servers | 198.51.100.0/24, 203.0.113.0/24, then 198.18.0.0/16 | 2001:db8:100::/40 |
 //! | DNS resolvers | 192.0.2.53, 192.0.2.54 | 2001:db8:53::53, 2001:db8:53::54 |
 //! | NTP servers | 192.0.2.123, 192.0.2.124 | 2001:db8:123::123, 2001:db8:123::124 |
 //!
-//! The rest of 192.0.2.0/24 and of 2001:db8::/32 is left free for scenario endpoints.
+//! 198.19.0.0/16 and the rest of 2001:db8::/32 are left free for scenario endpoints (each in a
+//! /24 or /48 of its own, so that its prefix is as rare as its address).
 
 use crate::rng::{Rng, Weighted};
 
@@ -145,7 +146,7 @@ impl World {
             } else if k < 508 {
                 [203, 0, 113, 1 + (k - 254) as u8]
             } else {
-                scatter_v4(0xc612_0000, 9, (k - 508) % (512 * 254), salt)
+                scatter_v4(0xc612_0000, 8, (k - 508) % (256 * 254), salt)
             };
             let mut v6 = doc_v6(0x100 + (k >> 16) as u16, 1);
             v6[6..8].copy_from_slice(&(k as u16).to_be_bytes());
@@ -211,7 +212,7 @@ mod tests {
             .servers
             .iter()
             .all(|s| matches!(s.v4, [198, 51, 100, _] | [203, 0, 113, _])
-                || (s.v4[0] == 198 && (s.v4[1] & 0xfe) == 18)));
+                || (s.v4[0] == 198 && s.v4[1] == 18)));
         let mut s6: Vec<_> = w.servers.iter().map(|s| s.v6).collect();
         s6.sort_unstable();
         s6.dedup();

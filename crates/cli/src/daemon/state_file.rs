@@ -1,8 +1,8 @@
 //! The learned-state file: a header line, then the state as JSON.
 //!
 //! ```text
-//! burstwatch-state 2 <json length> sha256:<64 hex digits of the JSON>
-//! {"version":2,...}
+//! burstwatch-state 3 <json length> sha256:<64 hex digits of the JSON>
+//! {"version":3,...}
 //! ```
 //!
 //! Written atomically (temporary file created with `O_EXCL|O_NOFOLLOW`, mode 0600, fsync,
@@ -16,7 +16,9 @@
 //! * **foreign**: no burstwatch header (another program's file, or one from before the header).
 //!   Logged, left alone, replaced by the next checkpoint.
 //! * **damaged**: our header, but truncated, a checksum mismatch, unreadable JSON or another
-//!   format version. Set aside as `.bad` for a look, and learning starts from scratch.
+//!   format version (this one reads versions 2 and 3; a version 2 file has no endpoint
+//!   prefixes, which are counted again from its endpoints). Set aside as `.bad` for a look,
+//!   and learning starts from scratch.
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
@@ -24,7 +26,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use burstwatch_engine::detect::state::{LearnedState, STATE_VERSION};
+use burstwatch_engine::detect::state::{LearnedState, STATE_VERSION, STATE_VERSION_MIN};
 use rustix::fs::{Mode, OFlags, CWD};
 use sha2::{Digest as _, Sha256};
 
@@ -163,9 +165,9 @@ fn parse(bytes: &[u8]) -> Result<LearnedState, LoadError> {
         .next()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| damaged("header without a format version"))?;
-    if version != STATE_VERSION {
+    if !(STATE_VERSION_MIN..=STATE_VERSION).contains(&version) {
         return Err(LoadError::Damaged(format!(
-            "format version {version}, this burstwatch reads {STATE_VERSION}"
+            "format version {version}, this burstwatch reads {STATE_VERSION_MIN} to {STATE_VERSION}"
         )));
     }
     let len: usize = words
@@ -197,9 +199,9 @@ fn parse(bytes: &[u8]) -> Result<LearnedState, LoadError> {
     }
     let state: LearnedState = serde_json::from_slice(body)
         .map_err(|e| LoadError::Damaged(format!("unreadable state: {e}")))?;
-    if state.version != STATE_VERSION {
+    if state.version != version {
         return Err(LoadError::Damaged(format!(
-            "state format version {} is not {STATE_VERSION}",
+            "state format version {} where the header says {version}",
             state.version
         )));
     }

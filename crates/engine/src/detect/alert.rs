@@ -110,6 +110,13 @@ pub struct EndpointInfo {
     pub prevalence: u32,
     /// More subscribers than the exact set tracks.
     pub popular: bool,
+    /// Length of the endpoint's prevalence prefix (`prevalence_prefix_v4`/`_v6`).
+    pub prefix_len: u8,
+    /// Distinct subscribers that talked to any address of that prefix within the look-back
+    /// (capped like `prevalence`).
+    pub prefix_prevalence: u32,
+    /// More subscribers of the prefix than the exact set tracks.
+    pub prefix_popular: bool,
     /// Whether the look-back had filled when the alert was made (else rarity is uncertain).
     pub rarity_certain: bool,
     /// When this subscriber first talked to it (ns since the epoch), if known.

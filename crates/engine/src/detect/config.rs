@@ -84,6 +84,14 @@ pub struct DetectConfig {
     pub baseline_warmup_seconds: u32,
     /// An endpoint contacted by at most this many distinct subscribers is rare.
     pub rare_max_hosts: u32,
+    /// ... and only if its prefix (all endpoints in it together) was contacted by at most this
+    /// many distinct subscribers: an address of shared infrastructure whose neighbours many
+    /// subscribers reach is not rare.
+    pub rare_prefix_max_hosts: u32,
+    /// Length of the IPv4 prefix whose subscribers are counted together (1..=32).
+    pub prevalence_prefix_v4: u8,
+    /// Length of the IPv6 prefix whose subscribers are counted together (1..=128).
+    pub prevalence_prefix_v6: u8,
     /// Distinct subscribers are counted over this look-back.
     pub lookback_ns: i64,
     /// A pair first seen less than this long ago is new.
@@ -121,6 +129,24 @@ pub struct DetectConfig {
     pub allow: EndpointLists,
     /// Score weights.
     pub weights: Weights,
+}
+
+impl DetectConfig {
+    /// The key of the prevalence prefix of an endpoint (its address masked to
+    /// `prevalence_prefix_v4` or `prevalence_prefix_v6` bits), and the prefix length.
+    #[inline]
+    pub(crate) fn prevalence_prefix(&self, ext: &crate::key::Addr) -> (crate::key::Addr, u8) {
+        let n = u128::from_be_bytes(*ext);
+        let v4 = n >> 32 == 0xffff;
+        let len = if v4 {
+            self.prevalence_prefix_v4.clamp(1, 32)
+        } else {
+            self.prevalence_prefix_v6.clamp(1, 128)
+        };
+        let bits = u32::from(len) + if v4 { 96 } else { 0 };
+        let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+        ((n & mask).to_be_bytes(), len)
+    }
 }
 
 /// What set the rate a second needed to start a burst.
@@ -195,6 +221,9 @@ impl Default for DetectConfig {
             burst_min_upstream_ratio: 0.7,
             baseline_warmup_seconds: 30,
             rare_max_hosts: 3,
+            rare_prefix_max_hosts: 7,
+            prevalence_prefix_v4: 24,
+            prevalence_prefix_v6: 48,
             lookback_ns: 3600 * NS_PER_SEC,
             novelty_ns: 3600 * NS_PER_SEC,
             alert_hold_ns: 60 * NS_PER_SEC,

@@ -25,7 +25,7 @@ pub(crate) mod local;
 pub mod pair;
 pub mod prevalence;
 pub mod score;
-mod scorer;
+pub(crate) mod scorer;
 pub mod state;
 pub mod stats;
 

@@ -7,6 +7,10 @@
 //! are active at once, the endpoint is "popular" until the look-back passes without overflow:
 //! its exact count is no longer needed, because rarity is only ever asked of endpoints with a
 //! handful of subscribers.
+//!
+//! The same state counts the subscribers of an endpoint *prefix* (all addresses of a /24 or
+//! /48 together; see `DetectConfig::prevalence_prefix`), kept by the scorer beside the
+//! addresses': shared infrastructure spreads its subscribers over many addresses.
 
 /// Exact distinct subscribers tracked per endpoint.
 pub const SET_SIZE: usize = 8;
@@ -88,6 +92,13 @@ impl EndpointState {
     /// Repair a state read from a file: the member count never exceeds the set.
     pub(crate) fn sanitize(&mut self) {
         self.len = self.len.min(SET_SIZE as u8);
+    }
+
+    /// The members (subscriber hash, last contact second), to count them again elsewhere.
+    pub(crate) fn members(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.members[..usize::from(self.len).min(SET_SIZE)]
+            .iter()
+            .map(|m| (m.host, m.last_sec))
     }
 
     /// When `host` first talked to the endpoint, if it is in the set.

@@ -18,10 +18,17 @@ use super::{alert_id, score, DetectStats, Enrich, S};
 use crate::key::{addr_ip, Addr};
 use crate::lrumap::LruMap;
 
+/// Entries of the prefix prevalence table for an endpoint table of `max_endpoints`.
+pub(crate) fn prefix_cap(max_endpoints: usize) -> usize {
+    (max_endpoints / 2).max(1)
+}
+
 /// Endpoint prevalence, port usage, pending candidates and finished alerts.
 pub struct Scorer {
     pub(crate) cfg: DetectConfig,
     pub(crate) endpoints: LruMap<Addr, EndpointState>,
+    /// Prevalence of endpoint prefixes (key: the masked address), at most half as many.
+    pub(crate) prefixes: LruMap<Addr, EndpointState>,
     pub(crate) pending: VecDeque<Candidate>,
     out: VecDeque<Alert>,
     pub(crate) port_pairs: Vec<u32>,
@@ -44,8 +51,12 @@ impl Scorer {
         let k = 3;
         let hasher =
             RandomState::with_seeds(hash_seed ^ k, hash_seed.rotate_left(9) ^ k, 0x5151, k);
+        let k = 4;
+        let prefix_hasher =
+            RandomState::with_seeds(hash_seed ^ k, hash_seed.rotate_left(9) ^ k, 0x5151, k);
         Self {
             endpoints: LruMap::new(cfg.max_endpoints, hasher),
+            prefixes: LruMap::new(prefix_cap(cfg.max_endpoints), prefix_hasher),
             cfg,
             pending: VecDeque::new(),
             out: VecDeque::new(),
@@ -85,6 +96,15 @@ impl Scorer {
     /// Replace thresholds; learned state is kept.
     pub fn set_config(&mut self, cfg: DetectConfig) {
         self.endpoints.set_cap(cfg.max_endpoints);
+        self.prefixes.set_cap(prefix_cap(cfg.max_endpoints));
+        if (cfg.prevalence_prefix_v4, cfg.prevalence_prefix_v6)
+            != (self.cfg.prevalence_prefix_v4, self.cfg.prevalence_prefix_v6)
+        {
+            // Counts under other prefix lengths do not carry over: count afresh.
+            while let Some(i) = self.prefixes.oldest() {
+                self.prefixes.remove(i);
+            }
+        }
         self.cfg = cfg;
     }
 
@@ -92,7 +112,7 @@ impl Scorer {
     pub fn stats(&self) -> DetectStats {
         let mut s = self.stats.clone();
         s.endpoints = self.endpoints.len();
-        s.evicted = [0, 0, self.endpoints.evicted];
+        s.evicted = [0, 0, self.endpoints.evicted + self.prefixes.evicted];
         s
     }
 
@@ -155,6 +175,11 @@ impl Scorer {
                     self.endpoints
                         .upsert(ext, || EndpointState::new(now_sec), |_, _| {});
                 self.endpoints.get_mut(eidx).touch(host, now_sec, lookback);
+                let (pkey, _) = self.cfg.prevalence_prefix(&ext);
+                let (pidx, _) =
+                    self.prefixes
+                        .upsert(pkey, || EndpointState::new(now_sec), |_, _| {});
+                self.prefixes.get_mut(pidx).touch(host, now_sec, lookback);
                 if let Some(slot) = port_slot.and_then(|s| self.port_pairs.get_mut(s as usize)) {
                     *slot = slot.saturating_add(1);
                     self.port_max = self.port_max.max(*slot);
@@ -170,15 +195,15 @@ impl Scorer {
     }
 
     fn expire_idle(&mut self) {
-        while let Some(idx) = self.endpoints.oldest() {
-            let (n, popular) = self
-                .endpoints
-                .get(idx)
-                .prevalence(sec_of(self.now_ns), sec_of(self.cfg.lookback_ns));
-            if n > 0 || popular {
-                break;
+        let (now, lookback) = (sec_of(self.now_ns), sec_of(self.cfg.lookback_ns));
+        for table in [&mut self.endpoints, &mut self.prefixes] {
+            while let Some(idx) = table.oldest() {
+                let (n, popular) = table.get(idx).prevalence(now, lookback);
+                if n > 0 || popular {
+                    break;
+                }
+                table.remove(idx);
             }
-            self.endpoints.remove(idx);
         }
     }
 
@@ -235,6 +260,11 @@ impl Scorer {
             }
             None => (0, false, None),
         };
+        let (pkey, prefix_len) = self.cfg.prevalence_prefix(&c.ext);
+        let (prefix_prevalence, prefix_popular) = match self.prefixes.find(&pkey) {
+            Some(i) => self.prefixes.get(i).prevalence(now_sec, lookback),
+            None => (0, false),
+        };
         let dst = addr_ip(c.ext, c.v4);
         let (asn, country) = self.enrich.as_ref().map_or((None, None), |e| e.lookup(dst));
         let listed = |l: &EndpointLists| {
@@ -250,7 +280,9 @@ impl Scorer {
             return;
         }
         let watched = listed(&self.cfg.watch);
-        if !watched && (popular || prevalence > self.cfg.rare_max_hosts) {
+        let common = popular || prevalence > self.cfg.rare_max_hosts;
+        let common_prefix = prefix_popular || prefix_prevalence > self.cfg.rare_prefix_max_hosts;
+        if !watched && (common || common_prefix) {
             self.stats.suppressed_common += 1;
             self.log_candidate(&c, BurstOutcome::CommonEndpoint, None);
             return;
@@ -325,6 +357,9 @@ impl Scorer {
             endpoint: EndpointInfo {
                 prevalence,
                 popular,
+                prefix_len,
+                prefix_prevalence,
+                prefix_popular,
                 rarity_certain: fill >= 1.0,
                 first_seen_ns: Some(first_seen_ns),
                 asn,

@@ -22,8 +22,13 @@ use super::{Detector, Local, Scorer};
 use crate::key::{addr_bytes, addr_ip};
 
 /// Format version; a file with another version is not restored. 2: subscriber hashes are
-/// SipHash-1-3 with a fixed key (1 used ahash), and candidates on hold are kept.
-pub const STATE_VERSION: u32 = 2;
+/// SipHash-1-3 with a fixed key (1 used ahash), and candidates on hold are kept. 3: endpoint
+/// prefixes are kept too (a version 2 file is still read: its prefixes are counted again from
+/// its endpoints).
+pub const STATE_VERSION: u32 = 3;
+
+/// The oldest format version still restored.
+pub const STATE_VERSION_MIN: u32 = 2;
 
 /// Most candidates on hold taken over from a snapshot (a state file is bounded input).
 pub const MAX_PENDING: usize = 100_000;
@@ -41,6 +46,9 @@ pub struct LearnedState {
     hosts: Vec<(IpAddr, HostState)>,
     /// Endpoints, least recently seen first.
     endpoints: Vec<(IpAddr, EndpointState)>,
+    /// Endpoint prefixes (their network address), least recently seen first.
+    #[serde(default)]
+    prefixes: Vec<(IpAddr, EndpointState)>,
     /// New pairs per destination port: `(slot, count)`, slot = port (TCP) or 65536 + port (UDP).
     ports: Vec<(u32, u32)>,
     /// Bursts and beacons waiting for their hold, in arrival order.
@@ -101,6 +109,11 @@ impl LearnedState {
                 .iter_lru()
                 .map(|(k, v)| (addr_ip(*k, true), v.clone()))
                 .collect(),
+            prefixes: scorer
+                .prefixes
+                .iter_lru()
+                .map(|(k, v)| (addr_ip(*k, true), v.clone()))
+                .collect(),
             ports: scorer
                 .port_pairs
                 .iter()
@@ -121,8 +134,32 @@ impl LearnedState {
         locals: &mut [&mut Local],
         shard_of: impl Fn(IpAddr) -> usize,
     ) -> Result<(), StateError> {
-        if self.version != STATE_VERSION {
+        if !(STATE_VERSION_MIN..=STATE_VERSION).contains(&self.version) {
             return Err(StateError::Version(self.version));
+        }
+        let lookback = super::prevalence::sec_of(scorer.cfg.lookback_ns);
+        if self.version < 3 {
+            // No prefixes in the file: count them from the endpoints' subscribers.
+            for (ip, e) in &self.endpoints {
+                let (key, _) = scorer.cfg.prevalence_prefix(&addr_bytes(*ip));
+                let (idx, _) =
+                    scorer
+                        .prefixes
+                        .upsert(key, || EndpointState::new(e.first_sec), |_, _| {});
+                let p = scorer.prefixes.get_mut(idx);
+                for (host, last) in e.members() {
+                    p.touch(host, last, lookback);
+                }
+            }
+        }
+        for (ip, mut e) in self.prefixes {
+            e.sanitize();
+            // Stored under the prefix length of the process that wrote it; keyed again here.
+            let (key, _) = scorer.cfg.prevalence_prefix(&addr_bytes(ip));
+            let (idx, _) = scorer
+                .prefixes
+                .upsert(key, EndpointState::default, |_, _| {});
+            *scorer.prefixes.get_mut(idx) = e;
         }
         scorer.start_ns = self.start_ns;
         for (ip, mut h) in self.hosts {
@@ -179,7 +216,7 @@ impl Detector {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Written by an incompatible version.
-    #[error("state format version {0} is not {STATE_VERSION}")]
+    #[error("state format version {0} is not {STATE_VERSION_MIN} to {STATE_VERSION}")]
     Version(u32),
 }
 
