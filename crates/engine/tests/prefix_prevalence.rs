@@ -20,9 +20,12 @@ fn ip(s: &str) -> IpAddr {
 fn run(cfg: DetectConfig) -> (Vec<Alert>, Detector) {
     let mut d = Detector::new(cfg, 3);
     let mut alerts = Vec::new();
+    // Bursts only: the background's polls every 30 s may well be beacons.
     let mut pump = |d: &mut Detector| {
         while let Some(a) = d.pop_alert() {
-            alerts.push(a);
+            if a.kind.as_str() == "burst" {
+                alerts.push(a);
+            }
         }
     };
     for sec in 0..400i64 {
@@ -113,8 +116,8 @@ fn prefixes_survive_a_snapshot_and_are_rebuilt_from_an_older_one() {
         d.advance_to(t0 + 200 * S);
         d.finish();
         let mut n = 0;
-        while d.pop_alert().is_some() {
-            n += 1;
+        while let Some(a) = d.pop_alert() {
+            n += usize::from(a.kind.as_str() == "burst");
         }
         (n, d.stats().suppressed_common)
     };
