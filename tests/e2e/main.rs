@@ -37,6 +37,7 @@ mod report_select;
 mod select;
 mod shutdown;
 mod simcap;
+mod sinks;
 mod startup;
 mod systemd;
 mod truth;

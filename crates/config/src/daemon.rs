@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ConfigError, Ctx};
+use crate::sinks::{OneOrMany, RawClient, RawSyslog, RawWebhook};
+use crate::{ConfigError, Ctx, HttpClientSettings, SyslogSettings, WebhookSettings};
 
 /// Which capture library reads the interfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,10 +52,22 @@ pub struct DaemonSettings {
     pub alerts_stdout: bool,
     /// Flow records as JSON lines, appended; reopened on SIGHUP.
     pub flows_file: Option<PathBuf>,
-    /// Alertmanager base URL (alerts are POSTed to `{url}/api/v2/alerts`).
-    pub alertmanager_url: Option<String>,
-    /// Alerts waiting for the webhook beyond this are dropped (and counted).
+    /// Alertmanager base URLs (alerts are POSTed to `{url}/api/v2/alerts` of every one: the
+    /// instances of an HA cluster each get every alert).
+    pub alertmanager_url: Vec<String>,
+    /// Alerts waiting for one Alertmanager beyond this are dropped (and counted).
     pub alertmanager_queue: usize,
+    /// TLS and authentication of the Alertmanager URLs (`[daemon.alertmanager]`).
+    pub alertmanager: HttpClientSettings,
+    /// The generic webhook sink (`[daemon.webhook]`).
+    pub webhook: Option<WebhookSettings>,
+    /// The syslog sink (`[daemon.syslog]`).
+    pub syslog: Option<SyslogSettings>,
+    /// Name of this sensor, a `sensor` label on every alert the Alertmanager, webhook and
+    /// syslog sinks send; `None`: the host name.
+    pub sensor: Option<String>,
+    /// Site of this sensor, a `site` label beside `sensor`; `None`: no such label.
+    pub site: Option<String>,
     /// Learned state (baselines, endpoint prevalence, first contacts, candidates on hold)
     /// written on exit and every `state_save_seconds` while running, read on start.
     pub state_file: Option<PathBuf>,
@@ -88,8 +101,13 @@ impl Default for DaemonSettings {
             alerts_file: None,
             alerts_stdout: false,
             flows_file: None,
-            alertmanager_url: None,
+            alertmanager_url: Vec::new(),
             alertmanager_queue: 10_000,
+            alertmanager: HttpClientSettings::default(),
+            webhook: None,
+            syslog: None,
+            sensor: None,
+            site: None,
             state_file: None,
             state_save_seconds: 60.0,
             retry_seconds: 1.0,
@@ -116,8 +134,13 @@ pub(crate) struct RawDaemon {
     alerts_file: Option<String>,
     alerts_stdout: Option<bool>,
     flows_file: Option<String>,
-    alertmanager_url: Option<Spanned<String>>,
+    alertmanager_url: Option<Spanned<OneOrMany>>,
     alertmanager_queue: Option<Spanned<i64>>,
+    alertmanager: RawClient,
+    webhook: Option<Spanned<RawWebhook>>,
+    syslog: Option<Spanned<RawSyslog>>,
+    sensor: Option<Spanned<String>>,
+    site: Option<Spanned<String>>,
     state_file: Option<String>,
     state_save_seconds: Option<Spanned<f64>>,
     retry_seconds: Option<Spanned<f64>>,
@@ -213,20 +236,7 @@ impl Ctx<'_> {
                 addr
             }
         };
-        let alertmanager_url = match &r.alertmanager_url {
-            Some(u) if !u.get_ref().is_empty() => {
-                let url = u.get_ref();
-                if let Err(why) = check_url(url) {
-                    return Err(self.invalid(
-                        u.span().start,
-                        "daemon.alertmanager_url",
-                        format!("{why}, got {url:?}"),
-                    ));
-                }
-                Some(url.trim_end_matches('/').to_string())
-            }
-            _ => None,
-        };
+        let alertmanager_url = self.alertmanager_urls(&r.alertmanager_url)?;
         let buffer_mib = self.count(
             &r.buffer_mib,
             "daemon.buffer_mib",
@@ -305,6 +315,11 @@ impl Ctx<'_> {
                 d.alertmanager_queue,
                 10_000_000,
             )?,
+            alertmanager: self.client(&r.alertmanager, "daemon.alertmanager", base)?,
+            webhook: self.webhook(&r.webhook, base)?,
+            syslog: self.syslog(&r.syslog)?,
+            sensor: self.origin_name(&r.sensor, "daemon.sensor")?,
+            site: self.origin_name(&r.site, "daemon.site")?,
             state_file: path(&r.state_file),
             state_save_seconds: save_ns as f64 / 1e9,
             retry_seconds: retry_ns as f64 / 1e9,
@@ -357,39 +372,6 @@ impl Ctx<'_> {
         }
         Ok((kib, blocks))
     }
-}
-
-/// An Alertmanager base URL the sink can use: `http://host[:port][/path]`, parsed by the same
-/// parser as the sink's HTTP client.
-fn check_url(url: &str) -> Result<(), &'static str> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| "not a URL (expected e.g. http://127.0.0.1:9093)")?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err("https is not supported: put TLS in a local proxy"),
-        _ => return Err("must start with http://"),
-    }
-    match uri.host() {
-        None | Some("") => return Err("has no host"),
-        Some(_) => {}
-    }
-    // The parser keeps an out-of-range port and reports none: look at the text itself.
-    let authority = uri.authority().map_or("", |a| a.as_str());
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let port = host_port
-        .rfind(':')
-        .filter(|&i| i > host_port.rfind(']').unwrap_or(0))
-        .map(|i| &host_port[i + 1..]);
-    match port.map(str::parse::<u16>) {
-        Some(Err(_)) => return Err("not a URL: the port must be 1 to 65535"),
-        Some(Ok(0)) => return Err("port 0 cannot be connected to"),
-        _ => {}
-    }
-    if uri.query().is_some() {
-        return Err("must not have a query: alerts go to {url}/api/v2/alerts");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -490,9 +472,14 @@ mod tests {
             ("alertmanager_url = \"http://\"", "not a URL"),
             ("alertmanager_url = \"http://exa mple:9093\"", "not a URL"),
             ("alertmanager_url = \"http://am:99999\"", "not a URL"),
+            ("alertmanager_url = \"ftp://am:9093\"", "https://"),
             (
-                "alertmanager_url = \"https://am:9093\"",
-                "https is not supported",
+                "alertmanager_url = \"http://user:pw@am:9093\"",
+                "credentials",
+            ),
+            (
+                "alertmanager_url = [\"http://am:9093\", \"http://am:9093/\"]",
+                "listed twice",
             ),
             ("alertmanager_url = \"am:9093\"", "http://"),
             ("alertmanager_url = \"http://am:0\"", "port 0"),
@@ -512,10 +499,7 @@ mod tests {
             "x.toml",
         )
         .unwrap();
-        assert_eq!(
-            s.daemon.alertmanager_url.as_deref(),
-            Some("http://[::1]:9093/am")
-        );
+        assert_eq!(s.daemon.alertmanager_url, ["http://[::1]:9093/am"]);
         let e = Settings::parse("[daemon]\nsnaplen = 0\n", "x.toml").unwrap_err();
         assert!(
             e.to_string().starts_with("x.toml:2: daemon.snaplen:"),

@@ -21,9 +21,13 @@ use std::path::PathBuf;
 mod daemon;
 mod limits;
 mod locate;
+mod sinks;
 pub use daemon::{interface_name_error, Backend, DaemonSettings};
 pub use limits::Limits;
 pub use locate::{key_line, read_config_text, MAX_CONFIG_BYTES};
+pub use sinks::{
+    AuthSettings, HttpClientSettings, SyslogSettings, SyslogTransport, WebhookSettings,
+};
 
 use burstwatch_engine::detect::{DetectConfig, EndpointLists, Weights};
 use burstwatch_engine::net::{Prefix, PrefixSet};

@@ -94,11 +94,11 @@ impl Settings {
     pub fn apply_daemon_memory_budget(&mut self, workers: usize) -> Result<Plan, BudgetError> {
         let d = &self.daemon;
         let capture = (u64::from(d.buffer_mib) * (d.interfaces.len().max(1) as u64)) << 20;
-        let queue = if d.alertmanager_url.is_some() {
-            d.alertmanager_queue as u64 * 2048
-        } else {
-            0
-        };
+        // 2 KiB per queued alert: one queue per Alertmanager URL, the webhook's and syslog's.
+        let queued = d.alertmanager_queue * d.alertmanager_url.len()
+            + d.webhook.as_ref().map_or(0, |w| w.queue)
+            + d.syslog.as_ref().map_or(0, |s| s.queue);
+        let queue = queued as u64 * 2048;
         self.apply_memory_budget(workers, capture + queue)
     }
 }

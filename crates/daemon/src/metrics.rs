@@ -162,11 +162,11 @@ impl Families {
             restored: reg!(r, IntGauge::with_opts(opts("state_restored", "1 if engine state was restored from a snapshot at start."))?),
             snapshot_age: reg!(r, Gauge::with_opts(opts("state_snapshot_age_seconds", "Age of the restored state snapshot at start (0 when none)."))?),
             last_update: reg!(r, Gauge::with_opts(opts("stats_last_update_timestamp_seconds", "When the statistics behind these metrics were last gathered, seconds since the Unix epoch."))?),
-            sink_sent: reg!(r, cv("sink_alerts_sent_total", "Alerts delivered by the sink.", &["sink"])?),
-            sink_failed: reg!(r, cv("sink_alerts_failed_total", "Alerts the sink gave up on after its retries.", &["sink"])?),
-            sink_overflow: reg!(r, cv("sink_queue_overflow_total", "Alerts dropped because the sink's queue was full.", &["sink"])?),
-            sink_retries: reg!(r, cv("sink_retries_total", "Delivery attempts the sink repeated after a failure.", &["sink"])?),
-            sink_queued: reg!(r, gv("sink_queue_length", "Alerts queued for the sink or being delivered by it.", &["sink"])?),
+            sink_sent: reg!(r, cv("sink_alerts_sent_total", "Alerts delivered by the sink.", &["sink", "target"])?),
+            sink_failed: reg!(r, cv("sink_alerts_failed_total", "Alerts the sink gave up on after its retries.", &["sink", "target"])?),
+            sink_overflow: reg!(r, cv("sink_queue_overflow_total", "Alerts dropped because the sink's queue was full.", &["sink", "target"])?),
+            sink_retries: reg!(r, cv("sink_retries_total", "Delivery attempts the sink repeated after a failure.", &["sink", "target"])?),
+            sink_queued: reg!(r, gv("sink_queue_length", "Alerts queued for the sink or being delivered by it.", &["sink", "target"])?),
             output_dropped: reg!(r, cv("output_dropped_total", "Records (flow records, alert lines) an output file could not write and dropped, by output (flows, alerts_file, alerts_stdout).", &["output"])?),
             output_failing: reg!(r, gv("output_failing", "1 while the output cannot write (records are held, then dropped and counted; /readyz is not ready), else 0.", &["output"])?),
             reloads: reg!(r, cv("config_reloads_total", "Configuration reloads, by result (ok, error).", &["result"])?),
@@ -399,30 +399,29 @@ impl Metrics {
         f.snapshot_age.set(s.snapshot_age_seconds.max(0.0));
         f.last_update.set(now_unix_ns as f64 / 1e9);
         for k in &s.sinks {
-            let n = k.name;
+            let l = [k.name, k.target.as_str()];
+            let (n, t) = (k.name, &k.target);
             set(
-                &f.sink_sent.with_label_values(&[n]),
-                format!("ss/{n}"),
+                &f.sink_sent.with_label_values(&l),
+                format!("ss/{n}/{t}"),
                 k.sent,
             );
             set(
-                &f.sink_failed.with_label_values(&[n]),
-                format!("sf/{n}"),
+                &f.sink_failed.with_label_values(&l),
+                format!("sf/{n}/{t}"),
                 k.failed,
             );
             set(
-                &f.sink_overflow.with_label_values(&[n]),
-                format!("so/{n}"),
+                &f.sink_overflow.with_label_values(&l),
+                format!("so/{n}/{t}"),
                 k.overflow,
             );
             set(
-                &f.sink_retries.with_label_values(&[n]),
-                format!("sr/{n}"),
+                &f.sink_retries.with_label_values(&l),
+                format!("sr/{n}/{t}"),
                 k.retries,
             );
-            f.sink_queued
-                .with_label_values(&[n])
-                .set(clamp_i64(k.queued));
+            f.sink_queued.with_label_values(&l).set(clamp_i64(k.queued));
         }
         for o in &s.outputs {
             let n = o.name;
@@ -605,7 +604,10 @@ mod tests {
             6.0
         );
         assert_eq!(
-            sample(&t, r#"burstwatch_sink_alerts_sent_total{sink="file"}"#),
+            sample(
+                &t,
+                r#"burstwatch_sink_alerts_sent_total{sink="file",target=""}"#
+            ),
             70.0
         );
         assert_eq!(

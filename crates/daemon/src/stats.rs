@@ -167,8 +167,10 @@ impl DetectorStats {
 /// Counters of one alert sink.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkStats {
-    /// Sink name (`file`, `stdout`, `alertmanager`): a label value.
+    /// Sink kind (`file`, `stdout`, `alertmanager`, `webhook`, `syslog`): a label value.
     pub name: &'static str,
+    /// Its URL or address (empty for `file` and `stdout`): a label value from the config.
+    pub target: String,
     /// Alerts delivered.
     pub sent: u64,
     /// Alerts given up on after the retries.

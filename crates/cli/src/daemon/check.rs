@@ -1,7 +1,7 @@
 //! What the daemon needs beyond a config that parses, checked before it starts (and by
 //! `burstwatch check-config`): interfaces named, a filter libpcap compiles for each interface's
 //! link type, output and state paths it can write, enrich databases and a key file it can
-//! read, an account that exists. Errors stop the start (exit 2, so the systemd unit does not
+//! read, sink CA and secret files it can read, an account that exists. Errors stop the start (exit 2, so the systemd unit does not
 //! restart-loop); warnings do not (an interface that is not there yet is retried).
 
 use std::path::Path;
@@ -89,6 +89,14 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
                 f.errors
                     .push(at.say(key, format!("{}: {why}", p.display())));
             }
+        }
+    }
+    for finding in super::sinks::check(d) {
+        let line = at.say(&finding.key, finding.message);
+        if finding.error {
+            f.errors.push(line);
+        } else {
+            f.warnings.push(line);
         }
     }
     if let Some(p) = &d.state_file {

@@ -15,6 +15,7 @@ mod notify;
 mod output;
 mod reload;
 mod shared;
+mod sinks;
 mod state_file;
 mod worker;
 
@@ -30,8 +31,7 @@ use burstwatch_capture::{LiveBackend, LiveCapture, LiveConfig};
 use burstwatch_config::{Backend, Settings};
 use burstwatch_daemon::http::{self, Endpoints};
 use burstwatch_daemon::metrics::Metrics;
-use burstwatch_daemon::sinks::alertmanager::AlertmanagerConfig;
-use burstwatch_daemon::sinks::{Sinks, SinksConfig};
+use burstwatch_daemon::sinks::Sinks;
 use burstwatch_engine::detect::state::LearnedState;
 use burstwatch_engine::detect::Enrich;
 
@@ -169,6 +169,8 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     // Captures open first, while the process may still be root, and with one thread: then the
     // switch to `daemon.user` applies to every thread started after it.
     let live = open_captures(&d);
+    // So are the sinks' password and token files (they can stay root-only).
+    let sinks_cfg = sinks::config(&d).with_context(|| format!("{}", args.config.display()))?;
     if let Some(user) = &d.user {
         let account = privilege::lookup_user(user)
             .with_context(|| format!("{}: daemon.user", args.config.display()))?;
@@ -190,7 +192,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(workers = d.workers, "engine ready");
 
     let metrics = Arc::new(Metrics::with_build(&crate::build_info::labels())?);
-    let sinks = Arc::new(rt.block_on(Sinks::start(&sinks_config(&d)))?);
+    let sinks = Arc::new(rt.block_on(Sinks::start(&sinks_cfg))?);
     let listener = rt.block_on(http::bind(d.metrics_bind))?;
     tracing::info!(bind = %d.metrics_bind, "metrics endpoint listening");
     let ready = Arc::new(AtomicBool::new(false));
@@ -372,9 +374,13 @@ fn log_sinks_at_exit(stats: &[burstwatch_daemon::stats::SinkStats]) {
     let line = stats
         .iter()
         .map(|s| {
+            let name = if s.target.is_empty() {
+                s.name.to_string()
+            } else {
+                format!("{} {}", s.name, s.target)
+            };
             format!(
-                "{}: {} sent, {} undelivered",
-                s.name,
+                "{name}: {} sent, {} undelivered",
                 s.sent,
                 s.failed + s.overflow + s.queued
             )
@@ -385,19 +391,6 @@ fn log_sinks_at_exit(stats: &[burstwatch_daemon::stats::SinkStats]) {
         tracing::warn!(undelivered, "alert sinks at exit: {line}");
     } else {
         tracing::info!("alert sinks at exit: {line}");
-    }
-}
-
-fn sinks_config(d: &burstwatch_config::DaemonSettings) -> SinksConfig {
-    SinksConfig {
-        file: d.alerts_file.clone(),
-        stdout: d.alerts_stdout,
-        alertmanager: d.alertmanager_url.as_ref().map(|url| AlertmanagerConfig {
-            url: url.clone(),
-            queue: d.alertmanager_queue,
-            ..AlertmanagerConfig::default()
-        }),
-        queue: d.alertmanager_queue.max(1024),
     }
 }
 

@@ -95,6 +95,11 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str
         &o.alertmanager_queue,
         &n.alertmanager_queue,
     );
+    cmp("daemon.alertmanager", &o.alertmanager, &n.alertmanager);
+    cmp("daemon.webhook", &o.webhook, &n.webhook);
+    cmp("daemon.syslog", &o.syslog, &n.syslog);
+    cmp("daemon.sensor", &o.sensor, &n.sensor);
+    cmp("daemon.site", &o.site, &n.site);
     cmp("daemon.state_file", &o.state_file, &n.state_file);
     cmp("daemon.retry_seconds", &o.retry_seconds, &n.retry_seconds);
     cmp(

@@ -8,11 +8,20 @@
 //! * [`lines`]: one JSON object per line, appended to a file (re-opened on [`Sinks::reopen`],
 //!   for logrotate) or written to standard output.
 //! * [`alertmanager`]: batched `POST {url}/api/v2/alerts` with a timeout and retries with
-//!   exponential backoff.
+//!   exponential backoff; one sink per URL (every instance of an HA cluster gets every alert).
+//! * [`webhook`]: batched `POST {url}` of a JSON array of alert objects.
+//! * [`syslog`]: RFC 5424 messages over UDP, TCP or a local socket.
+//!
+//! The HTTP sinks share [`client`]: `https://` with the system's roots or a CA file, basic or
+//! bearer credentials read from files. Each sink's counters carry its kind (`sink`) and its
+//! URL or address (`target`).
 
 pub mod alertmanager;
+pub mod client;
 pub mod lines;
+pub mod syslog;
 mod time;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,7 +33,10 @@ use tokio::task::JoinHandle;
 
 use crate::stats::SinkStats;
 pub use alertmanager::AlertmanagerConfig;
+pub use client::{Auth, HttpClientConfig, Retry, Secret};
+pub use syslog::SyslogConfig;
 pub use time::rfc3339;
+pub use webhook::WebhookConfig;
 
 /// One alert, as built by the daemon core from an engine alert.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,8 +74,8 @@ pub enum SinkError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The Alertmanager URL is not usable.
-    #[error("alertmanager url {url:?}: {reason}")]
+    /// An HTTP sink's URL, CA file or credentials are not usable.
+    #[error("sink url {url:?}: {reason}")]
     Url {
         /// The configured URL.
         url: String,
@@ -79,9 +91,16 @@ pub struct SinksConfig {
     pub file: Option<PathBuf>,
     /// Write JSON lines to standard output.
     pub stdout: bool,
-    /// Post to an Alertmanager.
-    pub alertmanager: Option<AlertmanagerConfig>,
-    /// Queue length of the file and stdout sinks (the Alertmanager sink has its own).
+    /// Post to these Alertmanagers, each with its own queue.
+    pub alertmanager: Vec<AlertmanagerConfig>,
+    /// Post to a webhook.
+    pub webhook: Option<WebhookConfig>,
+    /// Send to syslog.
+    pub syslog: Option<SyslogConfig>,
+    /// Labels naming where the alerts come from (`sensor`, `site`), added to every alert the
+    /// Alertmanager, webhook and syslog sinks send; an empty value adds none.
+    pub origin: Vec<(String, String)>,
+    /// Queue length of the file and stdout sinks (the others have their own).
     pub queue: usize,
 }
 
@@ -90,7 +109,10 @@ impl Default for SinksConfig {
         Self {
             file: None,
             stdout: false,
-            alertmanager: None,
+            alertmanager: Vec::new(),
+            webhook: None,
+            syslog: None,
+            origin: Vec::new(),
             queue: 4096,
         }
     }
@@ -138,9 +160,10 @@ impl SinkCounters {
     }
 
     /// The counters as plain data.
-    pub fn stats(&self, name: &'static str) -> SinkStats {
+    pub fn stats(&self, name: &'static str, target: &str) -> SinkStats {
         SinkStats {
             name,
+            target: target.to_string(),
             sent: self.sent.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             overflow: self.overflow.load(Ordering::Relaxed),
@@ -173,6 +196,7 @@ pub(crate) enum Msg {
 /// One running sink.
 struct Handle {
     name: &'static str,
+    target: String,
     tx: mpsc::Sender<Msg>,
     counters: Arc<SinkCounters>,
     task: JoinHandle<()>,
@@ -186,7 +210,11 @@ pub struct Sinks {
 
 impl std::fmt::Debug for Sinks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<_> = self.handles.iter().map(|h| h.name).collect();
+        let names: Vec<_> = self
+            .handles
+            .iter()
+            .map(|h| format!("{} {}", h.name, h.target))
+            .collect();
         f.debug_struct("Sinks").field("sinks", &names).finish()
     }
 }
@@ -207,6 +235,7 @@ impl Sinks {
             let task = tokio::spawn(lines::run(rx, target, file, Arc::clone(&counters)));
             handles.push(Handle {
                 name: "file",
+                target: String::new(),
                 tx,
                 counters,
                 task,
@@ -224,19 +253,51 @@ impl Sinks {
             ));
             handles.push(Handle {
                 name: "stdout",
+                target: String::new(),
                 tx,
                 counters,
                 task,
                 reopen: None,
             });
         }
-        if let Some(am) = &cfg.alertmanager {
-            let sink = alertmanager::Webhook::new(am)?;
+        for am in &cfg.alertmanager {
+            let sink = alertmanager::Webhook::new(am, &cfg.origin)?;
+            let target = sink.target();
             let (tx, rx) = mpsc::channel(am.queue.max(1));
             let counters = Arc::new(SinkCounters::default());
             let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
             handles.push(Handle {
                 name: "alertmanager",
+                target,
+                tx,
+                counters,
+                task,
+                reopen: None,
+            });
+        }
+        if let Some(wh) = &cfg.webhook {
+            let sink = webhook::Webhook::new(wh, &cfg.origin)?;
+            let target = sink.target();
+            let (tx, rx) = mpsc::channel(wh.queue.max(1));
+            let counters = Arc::new(SinkCounters::default());
+            let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
+            handles.push(Handle {
+                name: "webhook",
+                target,
+                tx,
+                counters,
+                task,
+                reopen: None,
+            });
+        }
+        if let Some(sl) = &cfg.syslog {
+            let sink = syslog::Syslog::new(sl, &cfg.origin)?;
+            let (tx, rx) = mpsc::channel(sl.queue.max(1));
+            let counters = Arc::new(SinkCounters::default());
+            let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
+            handles.push(Handle {
+                name: "syslog",
+                target: sl.transport.label(),
                 tx,
                 counters,
                 task,
@@ -260,7 +321,7 @@ impl Sinks {
                 Ok(()) => SinkCounters::add(&h.counters.queued, 1),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     SinkCounters::add(&h.counters.overflow, 1);
-                    tracing::warn!(sink = h.name, id = %event.id, "alert sink queue full; alert dropped");
+                    tracing::warn!(sink = h.name, target = %h.target, id = %event.id, "alert sink queue full; alert dropped");
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     SinkCounters::add(&h.counters.failed, 1);
@@ -297,7 +358,7 @@ impl Sinks {
     pub fn stats(&self) -> Vec<SinkStats> {
         self.handles
             .iter()
-            .map(|h| h.counters.stats(h.name))
+            .map(|h| h.counters.stats(h.name, &h.target))
             .collect()
     }
 
@@ -309,21 +370,22 @@ impl Sinks {
         let mut rest = Vec::new();
         for h in self.handles {
             drop(h.tx);
-            rest.push((h.name, h.counters, h.task));
+            rest.push((h.name, h.target, h.counters, h.task));
         }
         let mut out = Vec::new();
-        for (name, counters, mut task) in rest {
+        for (name, target, counters, mut task) in rest {
             if tokio::time::timeout_at(end, &mut task).await.is_err() {
                 task.abort();
                 let left = counters.queued.swap(0, Ordering::Relaxed);
                 SinkCounters::add(&counters.failed, left);
                 tracing::warn!(
                     sink = name,
+                    target = %target,
                     lost = left,
                     "alert sink did not finish in time"
                 );
             }
-            out.push(counters.stats(name));
+            out.push(counters.stats(name, &target));
         }
         out
     }

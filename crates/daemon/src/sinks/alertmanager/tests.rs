@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::sinks::{Sinks, SinksConfig};
+use hyper::Request;
 
 /// Requests a test receiver got: (method, path, JSON body).
 type Log = Arc<Mutex<Vec<(String, String, Value)>>>;
@@ -73,17 +74,20 @@ fn event(i: u32, kind: &'static str) -> AlertEvent {
 fn fast(url: String) -> AlertmanagerConfig {
     AlertmanagerConfig {
         url,
-        timeout: Duration::from_secs(2),
+        retry: Retry {
+            timeout: Duration::from_secs(2),
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(40),
+            ..Retry::default()
+        },
         batch_wait: Duration::from_millis(20),
-        backoff_initial: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(40),
         ..AlertmanagerConfig::default()
     }
 }
 
 async fn start(cfg: AlertmanagerConfig) -> Sinks {
     Sinks::start(&SinksConfig {
-        alertmanager: Some(cfg),
+        alertmanager: vec![cfg],
         ..SinksConfig::default()
     })
     .await
@@ -99,11 +103,25 @@ fn payload_follows_the_v2_postable_alert_schema() {
     let now = 1_700_000_100_000_000_000;
     let mut beacon = event(2, "beacon");
     beacon.src.clear();
-    let p = payload(&[Arc::new(event(1, "burst")), Arc::new(beacon)], now, &cfg);
+    let origin = [
+        ("sensor".to_string(), "edge-1".to_string()),
+        ("site".to_string(), String::new()),
+    ];
+    let p = payload(
+        &[Arc::new(event(1, "burst")), Arc::new(beacon)],
+        now,
+        &cfg,
+        &origin,
+    );
     let a = &p[0];
     assert_eq!(a["labels"]["alertname"], "BurstwatchBurst");
     assert_eq!(a["labels"]["severity"], "critical");
     assert_eq!(a["labels"]["dst"], "198.51.100.9:443");
+    assert_eq!(a["labels"]["sensor"], "edge-1");
+    assert!(
+        a["labels"].get("site").is_none(),
+        "an empty site adds no label"
+    );
     assert_eq!(a["annotations"]["alert_id"], "id1");
     assert_eq!(a["annotations"]["summary"], "burst 1");
     assert_eq!(a["startsAt"], "2023-11-14T22:13:20.000Z");
@@ -122,7 +140,8 @@ fn urls_are_checked() {
     for (url, ok) in [
         ("http://127.0.0.1:9093", true),
         ("http://am.example/prefix/", true),
-        ("https://am.example", false),
+        ("https://am.example", true),
+        ("ftp://am.example", false),
         ("127.0.0.1:9093", false),
         ("not a url", false),
     ] {
@@ -130,7 +149,7 @@ fn urls_are_checked() {
             url: url.into(),
             ..AlertmanagerConfig::default()
         };
-        assert_eq!(Webhook::new(&cfg).is_ok(), ok, "{url}");
+        assert_eq!(Webhook::new(&cfg, &[]).is_ok(), ok, "{url}");
     }
 }
 
@@ -186,8 +205,14 @@ async fn overflow_is_counted_while_the_receiver_is_down() {
     let cfg = AlertmanagerConfig {
         queue: 4,
         batch_max: 1,
-        max_retries: 2,
         ..fast(format!("http://{addr}"))
+    };
+    let cfg = AlertmanagerConfig {
+        retry: Retry {
+            max_retries: 2,
+            ..cfg.retry
+        },
+        ..cfg
     };
     let sinks = start(cfg).await;
     for i in 0..20 {
@@ -207,10 +232,14 @@ async fn shutdown_deadline_counts_undelivered_alerts_as_failed() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
+    let base = fast(format!("http://{addr}"));
     let cfg = AlertmanagerConfig {
-        max_retries: 1000,
-        backoff_initial: Duration::from_millis(50),
-        ..fast(format!("http://{addr}"))
+        retry: Retry {
+            max_retries: 1000,
+            backoff_initial: Duration::from_millis(50),
+            ..base.retry
+        },
+        ..base
     };
     let sinks = start(cfg).await;
     sinks.send(event(1, "burst"));
