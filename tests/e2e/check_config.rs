@@ -260,3 +260,92 @@ fn config_values_that_would_silently_do_nothing_are_refused_by_check_config() {
     assert_eq!(out.status.code(), Some(2));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn check_config_checks_the_sinks_ca_and_secret_files_and_urls() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok_daemon = "[daemon]\ninterfaces = [\"lo\"]\nmetrics_bind = \"127.0.0.1:19811\"\n\
+                     alertmanager_url = [\"https://127.0.0.1:9093\", \"http://127.0.0.1:9094\"]\n";
+    std::fs::write(d.join("not-a-cert.pem"), "hello\n").unwrap();
+    std::fs::write(d.join("token"), "s3cr3t-t0ken\n").unwrap();
+    std::fs::set_permissions(d.join("token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ca, _, _) = burstwatch_tests::alertmanager::make_certs(d, [127, 0, 0, 1].into()).unwrap();
+    // (config body, key, line, what the message says)
+    let cases: Vec<(String, &str, usize, &str)> = vec![
+        (
+            format!("{ok_daemon}[daemon.alertmanager]\nca_file = \"not-a-cert.pem\"\n"),
+            "daemon.alertmanager.ca_file",
+            6,
+            "no certificate",
+        ),
+        (
+            format!("{ok_daemon}[daemon.alertmanager]\nca_file = \"missing.pem\"\n"),
+            "daemon.alertmanager.ca_file",
+            6,
+            "missing.pem",
+        ),
+        (
+            format!(
+                "{ok_daemon}[daemon.alertmanager]\nusername = \"bw\"\npassword_file = \"nope\"\n"
+            ),
+            "daemon.alertmanager.password_file",
+            7,
+            "No such file",
+        ),
+        (
+            format!("{ok_daemon}[daemon.webhook]\nurl = \"https://u:p@siem.example/in\"\n"),
+            "daemon.webhook.url",
+            6,
+            "credentials",
+        ),
+        (
+            format!("{ok_daemon}[daemon.webhook]\nurl = \"https://siem.example/in\"\ntoken_file = \"/dev/null\"\n"),
+            "daemon.webhook.token_file",
+            7,
+            "empty",
+        ),
+        (
+            format!("{ok_daemon}[daemon.syslog]\naddress = \"tcp://loghost\"\n"),
+            "daemon.syslog.address",
+            6,
+            "port",
+        ),
+        (
+            format!("{ok_daemon}[daemon.syslog]\naddress = \"unix://{}\"\n", d.join("token").display()),
+            "daemon.syslog.address",
+            6,
+            "not a socket",
+        ),
+    ];
+    for (body, key, line, what) in &cases {
+        let out = check(d, body, &[]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}\n{err}");
+        let at = format!("c.toml:{line}: {key}: ");
+        assert!(err.contains(&at), "{body}\nexpected {at:?} in:\n{err}");
+        assert!(err.contains(what), "{body}\nexpected {what:?} in:\n{err}");
+    }
+    // All valid: exit 0; a secret every user can read is a warning (an error with --strict),
+    // and no secret is ever printed.
+    let good = format!(
+        "{ok_daemon}sensor = \"edge-1\"\nsite = \"lab\"\n\
+         [daemon.alertmanager]\nca_file = \"{}\"\ntoken_file = \"token\"\n\
+         [daemon.webhook]\nurl = \"http://127.0.0.1:8080/in\"\ntoken_file = \"token\"\n\
+         [daemon.syslog]\naddress = \"udp://127.0.0.1:514\"\nfacility = \"local0\"\n",
+        ca.display()
+    );
+    let out = check(d, &good, &["--strict"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::set_permissions(d.join("token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = check(d, &good, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("daemon.alertmanager.token_file: ") && err.contains("readable by every user"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t"), "{err}");
+    assert_eq!(check(d, &good, &["--strict"]).status.code(), Some(2));
+}

@@ -6,7 +6,8 @@
 //! grows by the new total from then on: exported counters never go backwards.
 //!
 //! Label values come only from fixed sets (directions, reasons, kinds, severities, sink names)
-//! or from the configuration (interface names, worker numbers): no addresses, no ports.
+//! or from the configuration (interface names, worker numbers, sink URLs and syslog addresses):
+//! no traffic addresses, no ports.
 //! `crates/daemon/METRICS.md` lists every family.
 
 use std::collections::HashMap;

@@ -179,6 +179,7 @@ impl Default for Retry {
 
 /// The CA certificates of a PEM file (at least one).
 pub fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
