@@ -374,13 +374,14 @@ fn log_sinks_at_exit(stats: &[burstwatch_daemon::stats::SinkStats]) {
     let line = stats
         .iter()
         .map(|s| {
-            let name = if s.target.is_empty() {
-                s.name.to_string()
+            let target = if s.target.is_empty() {
+                String::new()
             } else {
-                format!("{} {}", s.name, s.target)
+                format!(" ({})", s.target)
             };
             format!(
-                "{name}: {} sent, {} undelivered",
+                "{}: {} sent, {} undelivered{target}",
+                s.name,
                 s.sent,
                 s.failed + s.overflow + s.queued
             )
