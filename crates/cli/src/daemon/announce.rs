@@ -10,7 +10,7 @@ use burstwatch_config::Settings;
 pub fn no_sink(sinks: &[&str]) -> Option<&'static str> {
     sinks.is_empty().then_some(
         "no alert sink configured (daemon.alerts_file, daemon.alerts_stdout, \
-         daemon.alertmanager_url): alerts are counted in the metrics \
+         daemon.alertmanager_url, [daemon.webhook], [daemon.syslog]): alerts are counted in the metrics \
          (burstwatch_alerts_total) but delivered nowhere",
     )
 }

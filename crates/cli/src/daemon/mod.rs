@@ -80,7 +80,7 @@ pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
         eprintln!("burstwatch: error: {e:#}");
         return Ok(ExitCode::from(2));
     }
-    let sinks = sinks_config(&s.daemon).names();
+    let sinks = sinks::names(&s.daemon);
     if let Some(w) = announce::no_sink(&sinks) {
         // Not an error, even with --strict: a daemon for the metrics alone is a valid set-up.
         eprintln!("burstwatch: warning: {}: {w}", args.config.display());
@@ -141,7 +141,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = preflight(&args.config)?;
     let d = settings.daemon.clone();
-    announce::start(&args.config, &settings, &sinks_config(&d).names());
+    announce::start(&args.config, &settings, &sinks::names(&d));
     // Room for the exporter's connections besides captures and outputs.
     let open_files = privilege::raise_open_file_limit();
     let shared = Arc::new(Shared::default());

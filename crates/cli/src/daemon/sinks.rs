@@ -53,6 +53,25 @@ pub fn config(d: &DaemonSettings) -> anyhow::Result<SinksConfig> {
     })
 }
 
+/// The names of the sinks the daemon runs with `d` (secrets not read).
+pub fn names(d: &DaemonSettings) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if d.alerts_file.is_some() {
+        names.push("file");
+    }
+    if d.alerts_stdout {
+        names.push("stdout");
+    }
+    names.extend(d.alertmanager_url.iter().map(|_| "alertmanager"));
+    if d.webhook.is_some() {
+        names.push("webhook");
+    }
+    if d.syslog.is_some() {
+        names.push("syslog");
+    }
+    names
+}
+
 /// The `sensor` (default: the host name) and `site` labels.
 pub fn origin(d: &DaemonSettings) -> Vec<(String, String)> {
     vec![

@@ -130,8 +130,12 @@ impl SinksConfig {
         if self.stdout {
             names.push("stdout");
         }
-        if self.alertmanager.is_some() {
-            names.push("alertmanager");
+        names.extend(self.alertmanager.iter().map(|_| "alertmanager"));
+        if self.webhook.is_some() {
+            names.push("webhook");
+        }
+        if self.syslog.is_some() {
+            names.push("syslog");
         }
         names
     }
