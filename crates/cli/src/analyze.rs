@@ -29,8 +29,12 @@ pub struct AnalyzeArgs {
     /// Capture files (pcap, pcapng, optionally gzip-compressed), directories of them, glob
     /// patterns ('caps/*.pcap.gz') and streams ('-' for standard input, FIFOs); read as one
     /// stream ordered by time.
-    #[arg(required = true, value_name = "FILE|DIR|GLOB|-")]
+    #[arg(required_unless_present = "read", value_name = "FILE|DIR|GLOB|-")]
     pub inputs: Vec<PathBuf>,
+    /// Read this input, as with tcpdump and tshark (repeatable; the same as naming it among the
+    /// inputs).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<PathBuf>,
     /// Write flow records as JSON lines to this file ('-' for standard output).
     #[arg(long, value_name = "PATH|-")]
     pub flows: Option<String>,
@@ -87,6 +91,26 @@ pub struct AnalyzeArgs {
 }
 
 impl AnalyzeArgs {
+    /// `analyze -r FILE...` with every other option at its default.
+    pub fn reading(files: &[PathBuf]) -> Self {
+        use clap::{Args as _, FromArgMatches as _};
+        let argv = std::iter::once("analyze".into()).chain(
+            files
+                .iter()
+                .flat_map(|f| [std::ffi::OsString::from("-r"), f.clone().into_os_string()]),
+        );
+        let matches = Self::augment_args(clap::Command::new("analyze")).get_matches_from(argv);
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Move the `-r` files to the front of the inputs (read order does not matter: the inputs
+    /// are merged by time).
+    pub fn take_read_files(&mut self) {
+        let rest = std::mem::take(&mut self.inputs);
+        self.inputs = std::mem::take(&mut self.read);
+        self.inputs.extend(rest);
+    }
+
     /// Threads to use: `--threads`, else two where two cores exist.
     pub fn thread_count(&self) -> usize {
         self.threads.map_or_else(

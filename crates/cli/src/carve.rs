@@ -21,8 +21,12 @@ use crate::select::{parse_time, Selection};
 #[command(group(clap::ArgGroup::new("what").required(true).args(["alert", "pair"])))]
 pub struct CarveArgs {
     /// Capture files, directories and glob patterns, read as one stream ordered by time.
-    #[arg(required = true, value_name = "FILE|DIR|GLOB")]
+    #[arg(required_unless_present = "read", value_name = "FILE|DIR|GLOB")]
     pub inputs: Vec<PathBuf>,
+    /// Read this capture, as with tcpdump and tshark (repeatable; the same as naming it among
+    /// the inputs).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<PathBuf>,
     /// Carve this alert (its id) from the alerts file: its pair and its start..end span.
     #[arg(long, value_name = "ID", requires = "alerts")]
     pub alert: Option<String>,
@@ -190,7 +194,8 @@ pub fn run(args: &CarveArgs) -> anyhow::Result<ExitCode> {
             .into_iter()
             .collect(),
     };
-    let inputs = crate::inputs::gather(&args.inputs)?;
+    let named: Vec<PathBuf> = args.read.iter().chain(&args.inputs).cloned().collect();
+    let inputs = crate::inputs::gather(&named)?;
     let spool_path = with_suffix(&args.output, ".spool");
     let others: Vec<&Path> = [&args.alerts, &args.key]
         .into_iter()

@@ -10,15 +10,17 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches as _, Parser, Subcommand};
 
 mod alert_json;
 mod analyze;
 mod build_info;
 mod carve;
 mod daemon;
+mod docs;
 mod eval;
 mod evidence;
+mod examples;
 mod flow_json;
 mod inputs;
 mod keys;
@@ -37,11 +39,16 @@ mod timestamp;
 /// Find short, high-bandwidth bursts to unusual endpoints in ISP traffic.
 #[derive(Debug, Parser)]
 #[command(name = "burstwatch", version = build_info::VERSION_LINE, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
 struct Cli {
     #[command(flatten)]
     log: logging::LogArgs,
+    /// Read these captures as `burstwatch analyze -r FILE` does, with analyze's defaults (a
+    /// summary and the top alerts on the terminal); for its other options, use `analyze`.
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    read: Vec<std::path::PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,7 +61,8 @@ enum Command {
     /// Capture live on the configured interfaces, export Prometheus metrics and write alerts,
     /// until SIGTERM (SIGHUP reloads thresholds and reopens output files).
     Daemon(daemon::DaemonArgs),
-    /// Validate a configuration file (exit 0, or 2 naming the key and line).
+    /// Validate a configuration file: exit 0 (warnings, such as no interface named yet, on
+    /// standard error), or 2 naming the key and line.
     CheckConfig(daemon::CheckConfigArgs),
     /// Score alerts against a simulator ground truth: recall, precision and detection delay
     /// per scenario kind.
@@ -66,19 +74,33 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Print the original address of each pseudonym: `pseudonym original` per line.
     Reveal(keys::RevealArgs),
+    /// Write the shell completion script for bash, zsh, fish, elvish or PowerShell to standard
+    /// output.
+    Completions(docs::CompletionsArgs),
+    /// Write the manual page of burstwatch or of one command (roff) to standard output, or every
+    /// page into a directory.
+    Man(docs::ManArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli =
+        Cli::from_arg_matches(&examples::command().get_matches()).unwrap_or_else(|e| e.exit());
     // The daemon tells its log what it does; the other commands print their results, and log
     // only what went wrong unless asked.
     let level = match cli.command {
-        Command::Daemon(_) => logging::Level::Info,
+        Some(Command::Daemon(_)) => logging::Level::Info,
         _ => logging::Level::Warn,
     };
     logging::init(&cli.log, level);
-    let result = match cli.command {
-        Command::Analyze(args) => analyze::run(&args),
+    // `burstwatch -r FILE` is `burstwatch analyze -r FILE` (clap refuses -r beside a command).
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Analyze(Box::new(analyze::AnalyzeArgs::reading(&cli.read))));
+    let result = match command {
+        Command::Analyze(mut args) => {
+            args.take_read_files();
+            analyze::run(&args)
+        }
         Command::Simulate(args) => simulate::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Daemon(args) => daemon::run(&args),
@@ -86,6 +108,8 @@ fn main() -> ExitCode {
         Command::Carve(args) => carve::run(&args),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Reveal(args) => keys::reveal(&args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
     };
     match result {
         Ok(code) => code,

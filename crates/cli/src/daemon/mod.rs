@@ -54,25 +54,27 @@ pub struct CheckConfigArgs {
     /// Configuration file to validate.
     #[arg(value_name = "FILE")]
     pub config: PathBuf,
-    /// Treat warnings (an interface that does not exist on this machine now) as errors: for a
-    /// check on the machine the daemon runs on.
+    /// Treat warnings (no interface named, or one that does not exist on this machine now) as
+    /// errors: for a check on the machine the daemon runs on, before it starts.
     #[arg(long)]
     pub strict: bool,
 }
 
 /// Validate a config file as the daemon does at start: exit 0 and a one-line summary, or exit
-/// 2 and every problem, each with file, line and key.
+/// 2 and every problem, each with file, line and key. A file that names no interface yet (as
+/// shipped) is valid with a warning: the daemon refuses to start on it, `--strict` fails it.
 pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let text = burstwatch_config::read_config_text(&args.config)?;
     let mut s = Settings::parse(&text, &args.config.display().to_string())?;
     let found = check::check(&s, &args.config, &text);
-    for w in &found.warnings {
+    for w in found.not_ready.iter().chain(&found.warnings) {
         eprintln!("burstwatch: warning: {w}");
     }
     for e in &found.errors {
         eprintln!("burstwatch: error: {e}");
     }
-    if !found.errors.is_empty() || (args.strict && !found.warnings.is_empty()) {
+    let warned = !found.warnings.is_empty() || !found.not_ready.is_empty();
+    if !found.errors.is_empty() || (args.strict && warned) {
         return Ok(ExitCode::from(2));
     }
     let workers = s.daemon.workers;
@@ -115,8 +117,14 @@ fn preflight(config: &Path) -> anyhow::Result<Settings> {
     for w in &found.warnings {
         tracing::warn!("{w}");
     }
-    if !found.errors.is_empty() {
-        anyhow::bail!("{}", found.errors.join("\n"));
+    let refused: Vec<&str> = found
+        .errors
+        .iter()
+        .chain(&found.not_ready)
+        .map(String::as_str)
+        .collect();
+    if !refused.is_empty() {
+        anyhow::bail!("{}", refused.join("\n"));
     }
     let mut s = s;
     let workers = s.daemon.workers;

@@ -26,7 +26,8 @@ pub fn load(config: &Path, running: &Settings) -> Result<Reload, Vec<String>> {
     let mut new =
         Settings::parse(&text, &config.display().to_string()).map_err(|e| vec![e.to_string()])?;
     let found = check::check(&new, config, &text);
-    for w in &found.warnings {
+    // The interfaces are read at start only: a file that names none leaves the running ones.
+    for w in found.not_ready.iter().chain(&found.warnings) {
         tracing::warn!("{w}");
     }
     if !found.errors.is_empty() {
