@@ -211,7 +211,10 @@ fn the_shipped_config_checks_as_documented_and_the_unit_does_not_restart_loop_on
     let out = run(&["check-config", shipped.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains(&format!("warning: {at}")), "{err}");
+    assert!(
+        err.starts_with("burstwatch: warning: ") && err.contains(&at),
+        "{err}"
+    );
     let out = run(&["check-config", "--strict", shipped.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

@@ -159,3 +159,39 @@ fn records_carry_the_documented_fields() {
     assert_eq!(layer["kind"], "geneve");
     assert_eq!(layer["outer_dport"], 6081);
 }
+
+#[test]
+fn read_option_is_the_same_as_naming_the_input_and_burstwatch_r_is_analyze() {
+    let a = corpus().join("traffic/http__bro.org.pcap");
+    let b = corpus().join("traffic/443-firefox.pcap");
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let named = per_flow(&analyze_flows(&[a, b]));
+    assert!(!named.is_empty());
+    assert_eq!(per_flow(&analyze_flows(&["-r", a, "--read", b])), named);
+    assert_eq!(per_flow(&analyze_flows(&[b, "-r", a])), named);
+    // `burstwatch -r FILE` runs analyze with its defaults: the summary on standard error.
+    let short = run(&["-r", a, "-r", b]);
+    let long = run(&["analyze", a, b]);
+    assert_eq!(short.status.code(), Some(0));
+    let summary = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| !l.contains("wall time"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        summary(&short)[0].contains("2 file(s)"),
+        "{:?}",
+        summary(&short)
+    );
+    assert_eq!(summary(&short), summary(&long));
+    // Without a command only -r is taken, and -r does not go before a command: usage errors.
+    for args in [
+        vec!["-r", a, "--alerts", "-"],
+        vec!["-r", a, "analyze", b],
+        vec![],
+    ] {
+        assert_eq!(run(&args).status.code(), Some(2), "{args:?}");
+    }
+}

@@ -27,7 +27,7 @@ pub struct ManArgs {
     #[arg(value_name = "COMMAND", conflicts_with = "dir")]
     pub command: Option<String>,
     /// Write every page instead (burstwatch.1 and burstwatch-COMMAND.1 for each command) into
-    /// this directory, which must exist.
+    /// this directory (created if need be).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -48,6 +48,7 @@ pub fn completions(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
 pub fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
     let pages = pages()?;
     if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for (name, page) in &pages {
             let path = dir.join(format!("{name}.1"));
             std::fs::write(&path, page)

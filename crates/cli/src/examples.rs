@@ -164,11 +164,15 @@ mod tests {
                 let line = line.split(" > ").next().unwrap();
                 let argv = shlex::split(line).unwrap_or_else(|| panic!("cannot split {line:?}"));
                 assert_eq!(argv[0], "burstwatch", "{line}");
-                let m = command()
-                    .try_get_matches_from(&argv)
-                    .unwrap_or_else(|e| panic!("{line}\n{e}"));
-                let expected = if name.is_empty() { None } else { Some(name) };
-                assert_eq!(m.subcommand_name(), expected, "{line}");
+                match command().try_get_matches_from(&argv) {
+                    // burstwatch's own examples may show any command.
+                    Ok(m) if !name.is_empty() => {
+                        assert_eq!(m.subcommand_name(), Some(name), "{line}");
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {}
+                    Err(e) => panic!("{line}\n{e}"),
+                }
             }
             assert!(lines > 0, "{name:?}: no command line among its examples");
         }
