@@ -39,7 +39,7 @@ mod timestamp;
 /// Find short, high-bandwidth bursts to unusual endpoints in ISP traffic.
 #[derive(Debug, Parser)]
 #[command(name = "burstwatch", version = build_info::VERSION_LINE, about, long_about = None)]
-#[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
+#[command(arg_required_else_help = true)]
 struct Cli {
     #[command(flatten)]
     log: logging::LogArgs,
@@ -92,7 +92,16 @@ fn main() -> ExitCode {
         _ => logging::Level::Warn,
     };
     logging::init(&cli.log, level);
-    // `burstwatch -r FILE` is `burstwatch analyze -r FILE` (clap refuses -r beside a command).
+    // `burstwatch -r FILE` is `burstwatch analyze -r FILE`; beside a command, -r is refused
+    // (clap's args_conflicts_with_subcommands would refuse the global log options too).
+    if !cli.read.is_empty() && cli.command.is_some() {
+        examples::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "-r before a command: put it after the command (burstwatch analyze -r FILE)",
+            )
+            .exit();
+    }
     let command = cli
         .command
         .unwrap_or_else(|| Command::Analyze(Box::new(analyze::AnalyzeArgs::reading(&cli.read))));
