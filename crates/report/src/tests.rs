@@ -87,6 +87,9 @@ fn alert(score: f64, t: i64) -> Alert {
         endpoint: EndpointInfo {
             prevalence: 1,
             popular: false,
+            prefix_len: 24,
+            prefix_prevalence: 1,
+            prefix_popular: false,
             rarity_certain: true,
             first_seen_ns: Some(t - S),
             asn: None,

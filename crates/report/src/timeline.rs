@@ -198,6 +198,9 @@ mod tests {
             endpoint: EndpointInfo {
                 prevalence: 1,
                 popular: false,
+                prefix_len: 24,
+                prefix_prevalence: 1,
+                prefix_popular: false,
                 rarity_certain: true,
                 first_seen_ns: None,
                 asn: None,
