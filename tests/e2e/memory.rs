@@ -123,6 +123,10 @@ fn analyze_stays_within_its_memory_budget_under_a_flood_and_counts_the_drops() {
             "{s}"
         );
         assert!(get(&d["endpoints"]) <= get(&m["max_endpoints"]), "{s}");
+        // Prefixes (prefix-level prevalence) are their own table: what was kept and what
+        // was turned away add up to at least one and at most every source.
+        let prefixes = get(&d["evicted_prefixes"]) + get(&d["prefixes"]);
+        assert!(prefixes >= 1 && prefixes <= n, "{s}");
         assert!(get(&d["pairs"]) <= w * get(&m["max_pairs"]), "{s}");
         assert_eq!(get(&d["hosts"]), 4, "{s}");
     }

@@ -86,8 +86,8 @@ fn snapshot(t: u64, now: i64) -> StatsSnapshot {
     s.flows.active = 950_000;
     s.flows.created = pk / 10;
     s.flows.ended = [pk / 20, pk / 100, pk / 40, pk / 200, pk / 500, 0];
-    s.detector.tracked = [1_000, 5_000, 4_000];
-    s.detector.capacity = [1_000_000, 2_000_000, 2_000_000];
+    s.detector.tracked = [1_000, 5_000, 4_000, 1_500];
+    s.detector.capacity = [1_000_000, 2_000_000, 2_000_000, 1_000_000];
     s.detector.bursts = t / 2;
     s.detector.burst_outcomes = [t / 8, t / 8, 0, 0, t / 16, 0];
     s.detector.alerts[0][3] = t / 4;

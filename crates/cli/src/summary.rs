@@ -116,6 +116,8 @@ impl Summary {
                 "evicted_hosts": self.detect_stats.evicted[0],
                 "evicted_pairs": self.detect_stats.evicted[1],
                 "evicted_endpoints": self.detect_stats.evicted[2],
+                "prefixes": self.detect_stats.prefixes,
+                "evicted_prefixes": self.detect_stats.evicted[3],
             },
             "memory": self.memory.map(|p| serde_json::json!({
                 "budget_mib": p.budget_bytes >> 20,

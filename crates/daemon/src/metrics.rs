@@ -150,7 +150,7 @@ impl Families {
             flows_capacity: reg!(r, IntGauge::with_opts(opts("flows_capacity", "Cap on open flows, summed over workers."))?),
             flows_created: reg!(r, IntCounter::with_opts(opts("flows_created_total", "Flows created."))?),
             flows_ended: reg!(r, cv("flows_ended_total", "Flow records exported, by end reason (reason=evicted: pushed out at the cap).", &["reason"])?),
-            det_tracked: reg!(r, gv("detector_entries", "Entries in the detector's tables now (hosts, pairs, endpoints).", &["table"])?),
+            det_tracked: reg!(r, gv("detector_entries", "Entries in the detector's tables now (hosts, pairs, endpoints, endpoint prefixes).", &["table"])?),
             det_capacity: reg!(r, gv("detector_capacity", "Caps on the detector's tables, summed over workers.", &["table"])?),
             det_evicted: reg!(r, cv("detector_evictions_total", "Detector entries evicted at the cap.", &["table"])?),
             bursts: reg!(r, IntCounter::with_opts(opts("bursts_total", "Bursts segmented, before any gate."))?),

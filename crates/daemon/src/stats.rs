@@ -90,12 +90,12 @@ impl FlowTableStats {
 /// Detector state and counters summed over workers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DetectorStats {
-    /// Tracked `[hosts, pairs, endpoints]` now.
-    pub tracked: [u64; 3],
-    /// Caps on `[hosts, pairs, endpoints]`.
-    pub capacity: [u64; 3],
-    /// Evictions at the caps, `[hosts, pairs, endpoints]`.
-    pub evicted: [u64; 3],
+    /// Tracked `[hosts, pairs, endpoints, prefixes]` now.
+    pub tracked: [u64; 4],
+    /// Caps on `[hosts, pairs, endpoints, prefixes]`.
+    pub capacity: [u64; 4],
+    /// Evictions at the caps, `[hosts, pairs, endpoints, prefixes]`.
+    pub evicted: [u64; 4],
     /// Bursts segmented (before any gate).
     pub bursts: u64,
     /// Bursts and candidates stopped by a gate, indexed like [`DetectorStats::OUTCOMES`].
@@ -116,7 +116,7 @@ impl DetectorStats {
     ];
 
     /// The table names, in the order of `tracked`, `capacity` and `evicted`.
-    pub const TABLES: [&'static str; 3] = ["hosts", "pairs", "endpoints"];
+    pub const TABLES: [&'static str; 4] = ["hosts", "pairs", "endpoints", "prefixes"];
 
     /// Fill from one detector's counters and settings.
     pub fn from_detect(stats: &DetectStats, cfg: &DetectConfig) -> Self {
@@ -125,11 +125,13 @@ impl DetectorStats {
                 stats.hosts as u64,
                 stats.pairs as u64,
                 stats.endpoints as u64,
+                stats.prefixes as u64,
             ],
             capacity: [
                 cfg.max_hosts as u64,
                 cfg.max_pairs as u64,
                 cfg.max_endpoints as u64,
+                burstwatch_engine::detect::prefix_cap(cfg.max_endpoints) as u64,
             ],
             evicted: stats.evicted,
             bursts: stats.bursts,
@@ -147,7 +149,7 @@ impl DetectorStats {
 
     /// Add another worker's detector.
     pub fn add(&mut self, other: &Self) {
-        for i in 0..3 {
+        for i in 0..4 {
             self.tracked[i] += other.tracked[i];
             self.capacity[i] += other.capacity[i];
             self.evicted[i] += other.evicted[i];
@@ -258,19 +260,20 @@ mod tests {
             hosts: 7,
             pairs: 8,
             endpoints: 10,
-            evicted: [11, 12, 13],
+            prefixes: 5,
+            evicted: [11, 12, 13, 14],
             alerts: [[1, 2, 3, 4], [5, 6, 7, 8]],
             ..DetectStats::default()
         };
         let cfg = DetectConfig::default();
         let mut d = DetectorStats::from_detect(&st, &cfg);
         assert_eq!(d.burst_outcomes, [1, 2, 3, 4, 5, 6]);
-        assert_eq!(d.tracked, [7, 8, 10]);
+        assert_eq!(d.tracked, [7, 8, 10, 5]);
         assert_eq!(d.capacity[0], cfg.max_hosts as u64);
         let one = d.clone();
         d.add(&one);
         assert_eq!(d.alerts[1][3], 16);
-        assert_eq!(d.evicted, [22, 24, 26]);
+        assert_eq!(d.evicted, [22, 24, 26, 28]);
     }
 
     #[test]

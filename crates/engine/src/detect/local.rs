@@ -155,7 +155,7 @@ impl Local {
         let mut s = self.stats.clone();
         s.hosts = self.hosts.len();
         s.pairs = self.pairs.len();
-        s.evicted = [self.hosts.evicted, self.pairs.evicted, 0];
+        s.evicted = [self.hosts.evicted, self.pairs.evicted, 0, 0];
         s
     }
 

@@ -43,7 +43,7 @@ pub use config::{DetectConfig, EndpointLists, ThresholdBasis, Weights};
 pub use event::Event;
 pub use local::Local;
 pub use pair::PairRates;
-pub use scorer::Scorer;
+pub use scorer::{prefix_cap, Scorer};
 
 const S: i64 = 1_000_000_000;
 
@@ -122,8 +122,10 @@ pub struct DetectStats {
     pub pairs: usize,
     /// Endpoints tracked now.
     pub endpoints: usize,
-    /// Evictions at the caps: `[hosts, pairs, endpoints]`.
-    pub evicted: [u64; 3],
+    /// Endpoint prefixes tracked now (prefix-level prevalence).
+    pub prefixes: usize,
+    /// Evictions at the caps: `[hosts, pairs, endpoints, prefixes]`.
+    pub evicted: [u64; 4],
 }
 
 impl DetectStats {
@@ -155,6 +157,7 @@ impl DetectStats {
         self.hosts += o.hosts;
         self.pairs += o.pairs;
         self.endpoints += o.endpoints;
+        self.prefixes += o.prefixes;
         for (a, b) in self.evicted.iter_mut().zip(o.evicted) {
             *a += b;
         }

@@ -19,7 +19,7 @@ use crate::key::{addr_ip, Addr};
 use crate::lrumap::LruMap;
 
 /// Entries of the prefix prevalence table for an endpoint table of `max_endpoints`.
-pub(crate) fn prefix_cap(max_endpoints: usize) -> usize {
+pub fn prefix_cap(max_endpoints: usize) -> usize {
     (max_endpoints / 2).max(1)
 }
 
@@ -112,7 +112,8 @@ impl Scorer {
     pub fn stats(&self) -> DetectStats {
         let mut s = self.stats.clone();
         s.endpoints = self.endpoints.len();
-        s.evicted = [0, 0, self.endpoints.evicted + self.prefixes.evicted];
+        s.prefixes = self.prefixes.len();
+        s.evicted = [0, 0, self.endpoints.evicted, self.prefixes.evicted];
         s
     }
 
