@@ -96,6 +96,7 @@ fn alert(score: f64, t: i64) -> Alert {
             as_org: None,
             country: Some("<XX>".into()),
             watched: false,
+            shared: None,
         },
         baseline_bps: Some(1e6),
         rate_threshold: None,

@@ -207,6 +207,7 @@ mod tests {
                 as_org: None,
                 country: None,
                 watched: false,
+                shared: None,
             },
             baseline_bps: None,
             rate_threshold: None,

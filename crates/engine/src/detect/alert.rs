@@ -129,6 +129,25 @@ pub struct EndpointInfo {
     pub country: Option<String>,
     /// Whether it is on the watch list.
     pub watched: bool,
+    /// With prevalence shared across sensors: the local counts and the store's answer (the
+    /// fields above then hold the larger of the two).
+    pub shared: Option<SharedPrevalence>,
+}
+
+/// An endpoint's prevalence seen from this sensor and from the shared store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SharedPrevalence {
+    /// Distinct subscribers this sensor saw.
+    pub local_prevalence: u32,
+    /// More than the local set tracks.
+    pub local_popular: bool,
+    /// Distinct subscribers of the prefix this sensor saw.
+    pub local_prefix_prevalence: u32,
+    /// More than the local prefix set tracks.
+    pub local_prefix_popular: bool,
+    /// The store's answer; `None` when none came before the deadline (the alert was scored
+    /// with the local view and `rarity_certain` is false).
+    pub global: Option<super::global::GlobalPrevalence>,
 }
 
 /// The rate a second of the pair needed to start a burst, and what set it.

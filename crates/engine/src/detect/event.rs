@@ -29,6 +29,8 @@ pub(crate) enum Ev {
     /// `port_slot` is set for a new TCP/UDP pair (TCP port, or 65536 + UDP port).
     Touch {
         ext: Addr,
+        /// The subscriber's address (published when prevalence is shared with other sensors).
+        home: Addr,
         host: u32,
         ts: i64,
         port_slot: Option<u32>,

@@ -329,6 +329,7 @@ impl Local {
                 .then(|| u32::from(proto == 17) * 65_536 + u32::from(ext_port));
             out.push(Event(Ev::Touch {
                 ext,
+                home,
                 host: host_hash(&home),
                 ts,
                 port_slot,

@@ -21,6 +21,7 @@ pub mod burstlog;
 pub mod config;
 mod event;
 pub mod exchange;
+pub mod global;
 pub(crate) mod local;
 pub mod pair;
 pub mod prevalence;
@@ -35,12 +36,13 @@ use crate::key::{addr_ip, Addr};
 use crate::FlowTable;
 pub use alert::{
     Alert, AlertKind, Connection, Connections, EarlyReason, EndpointInfo, RateThreshold, Reason,
-    Severity, ALERT_CONNECTIONS,
+    Severity, SharedPrevalence, ALERT_CONNECTIONS,
 };
 pub use burstlog::{BurstOutcome, BurstRecord};
 use burstwatch_wire::PacketMeta;
 pub use config::{DetectConfig, EndpointLists, ThresholdBasis, Weights};
 pub use event::Event;
+pub use global::{Contact, GlobalConfig, GlobalPrevalence, GlobalQuery, GlobalStats};
 pub use local::Local;
 pub use pair::PairRates;
 pub use scorer::{prefix_cap, Scorer};
@@ -198,6 +200,16 @@ impl Detector {
     pub fn set_config(&mut self, cfg: DetectConfig) {
         self.local.set_config(cfg.clone());
         self.scorer.set_config(cfg);
+    }
+
+    /// The population-wide half (the shared prevalence view: contacts, questions, answers).
+    pub fn scorer_mut(&mut self) -> &mut Scorer {
+        &mut self.scorer
+    }
+
+    /// The population-wide half, read-only.
+    pub fn scorer(&self) -> &Scorer {
+        &self.scorer
     }
 
     /// The settings in force.

@@ -8,10 +8,13 @@ use std::collections::VecDeque;
 
 use ahash::RandomState;
 
-use super::alert::{Alert, AlertKind, EarlyReason, EndpointInfo, RateThreshold, Severity};
+use super::alert::{
+    Alert, AlertKind, EarlyReason, EndpointInfo, RateThreshold, Severity, SharedPrevalence,
+};
 use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, EndpointLists};
 use super::event::{Candidate, Ev, Event};
+use super::global::{Contact, Global, GlobalConfig, GlobalPrevalence, GlobalQuery, GlobalStats};
 use super::local::host_hash;
 use super::prevalence::{sec_of, EndpointState};
 use super::{alert_id, score, DetectStats, Enrich, S};
@@ -43,6 +46,8 @@ pub struct Scorer {
     stats: DetectStats,
     /// Opt-in record of every segmented burst (forensic reports); `None` in the daemon.
     burst_log: Option<BurstLog>,
+    /// Prevalence shared with other sensors (see [`super::global`]); `None`: local only.
+    pub(crate) global: Option<Global>,
 }
 
 impl Scorer {
@@ -69,7 +74,64 @@ impl Scorer {
             enrich: None,
             stats: DetectStats::default(),
             burst_log: None,
+            global: None,
         }
+    }
+
+    /// Share prevalence with other sensors: record contacts for the shell to publish, and ask
+    /// before scoring (see [`super::global`]).
+    pub fn enable_global(&mut self, cfg: GlobalConfig) {
+        match self.global.as_mut() {
+            Some(g) => g.cfg = cfg,
+            None => self.global = Some(Global::new(cfg)),
+        }
+    }
+
+    /// Move the contacts recorded since the last call to `out` (shared view only).
+    pub fn drain_contacts(&mut self, out: &mut Vec<Contact>) {
+        if let Some(g) = self.global.as_mut() {
+            g.drain_contacts(out);
+        }
+    }
+
+    /// Next question for the shared store, if any.
+    pub fn poll_query(&mut self) -> Option<GlobalQuery> {
+        self.global.as_mut()?.poll_query()
+    }
+
+    /// The shared store's answer to question `id`: its candidate is scored now (an id that no
+    /// longer waits, because its deadline passed, is ignored).
+    pub fn answer(&mut self, id: u64, answer: GlobalPrevalence) {
+        let Some(w) = self.global.as_mut().and_then(|g| g.take(id)) else {
+            return;
+        };
+        self.emit(w.cand, w.early, Some(Some(answer)));
+    }
+
+    /// Score every candidate still waiting for an answer with the local view alone (the
+    /// store cannot answer, e.g. at the end of a run).
+    pub fn give_up_waiting(&mut self) {
+        let expired = self
+            .global
+            .as_mut()
+            .map(|g| g.expired(self.now_ns, true))
+            .unwrap_or_default();
+        for w in expired {
+            self.emit(w.cand, w.early, Some(None));
+        }
+    }
+
+    /// Counters of the shared view (`None`: local only).
+    pub fn global_stats(&self) -> Option<GlobalStats> {
+        self.global.as_ref().map(|g| GlobalStats {
+            waiting: g.waiting.len() as u64,
+            ..g.stats
+        })
+    }
+
+    /// Packet time of the scorer (the newest second it was told of, ns).
+    pub fn now_ns(&self) -> i64 {
+        self.now_ns
     }
 
     /// Use an ASN/country lookup for endpoint context and ASN/country lists.
@@ -154,6 +216,7 @@ impl Scorer {
                 self.start_ns.get_or_insert(ts);
                 self.now_ns = ts;
                 self.emit_due(false);
+                self.expire_waiting();
                 self.expire_idle();
             }
             Ev::Finish(now) => {
@@ -166,10 +229,14 @@ impl Scorer {
             }
             Ev::Touch {
                 ext,
+                home,
                 host,
                 ts,
                 port_slot,
             } => {
+                if let Some(g) = self.global.as_mut() {
+                    g.contact(home, ext, self.cfg.prevalence_prefix(&ext), ts);
+                }
                 let now_sec = sec_of(ts);
                 let lookback = sec_of(self.cfg.lookback_ns);
                 let (eidx, _) =
@@ -192,6 +259,19 @@ impl Scorer {
                     log.push(*rec);
                 }
             }
+        }
+    }
+
+    /// Candidates whose answer did not come in time: scored with the local view.
+    fn expire_waiting(&mut self) {
+        let now = self.now_ns;
+        let expired = self
+            .global
+            .as_mut()
+            .map(|g| g.expired(now, false))
+            .unwrap_or_default();
+        for w in expired {
+            self.emit(w.cand, w.early, Some(None));
         }
     }
 
@@ -230,7 +310,7 @@ impl Scorer {
             } else {
                 None
             };
-            self.emit(c, early);
+            self.emit_or_ask(c, early);
         }
     }
 
@@ -248,7 +328,26 @@ impl Scorer {
         log.push(rec);
     }
 
-    fn emit(&mut self, c: Candidate, emitted_early: Option<EarlyReason>) {
+    /// Score a due candidate now, or (shared view) ask the store first.
+    fn emit_or_ask(&mut self, c: Candidate, early: Option<EarlyReason>) {
+        let Some(g) = self.global.as_mut() else {
+            return self.emit(c, early, None);
+        };
+        let at = self.now_ns.min(c.emit_at);
+        let prefix = self.cfg.prevalence_prefix(&c.ext);
+        if let Err(c) = g.ask(c, early, prefix, at, self.cfg.lookback_ns) {
+            self.emit(*c, early, Some(None));
+        }
+    }
+
+    /// Decide a candidate. `global`: `None` local only; `Some(None)` shared view without an
+    /// answer; `Some(Some(a))` with the store's answer.
+    fn emit(
+        &mut self,
+        c: Candidate,
+        emitted_early: Option<EarlyReason>,
+        global: Option<Option<GlobalPrevalence>>,
+    ) {
         // Prevalence as of the end of the hold (packet time may have moved on much further,
         // e.g. across a gap between rotated captures).
         let now_sec = sec_of(self.now_ns.min(c.emit_at));
@@ -266,6 +365,27 @@ impl Scorer {
             Some(i) => self.prefixes.get(i).prevalence(now_sec, lookback),
             None => (0, false),
         };
+        let shared = global.map(|answer| SharedPrevalence {
+            local_prevalence: prevalence,
+            local_popular: popular,
+            local_prefix_prevalence: prefix_prevalence,
+            local_prefix_popular: prefix_popular,
+            global: answer,
+        });
+        if global.flatten().is_some() {
+            self.global.iter_mut().for_each(|g| g.stats.answered += 1);
+        } else if global.is_some() {
+            self.global.iter_mut().for_each(|g| g.stats.unanswered += 1);
+        }
+        // The store counts this sensor's contacts too; the larger count is the one to trust
+        // (contacts not yet flushed are only here).
+        let g = global.flatten().unwrap_or_default();
+        let (prevalence, popular, prefix_prevalence, prefix_popular) = (
+            prevalence.max(g.prevalence),
+            popular || g.popular,
+            prefix_prevalence.max(g.prefix_prevalence),
+            prefix_popular || g.prefix_popular,
+        );
         let dst = addr_ip(c.ext, c.v4);
         let (asn, country) = self.enrich.as_ref().map_or((None, None), |e| e.lookup(dst));
         let listed = |l: &EndpointLists| {
@@ -361,12 +481,13 @@ impl Scorer {
                 prefix_len,
                 prefix_prevalence,
                 prefix_popular,
-                rarity_certain: fill >= 1.0,
+                rarity_certain: fill >= 1.0 && global.is_none_or(|a| a.is_some()),
                 first_seen_ns: Some(first_seen_ns),
                 asn,
                 as_org: self.enrich.as_ref().and_then(|e| e.as_org(dst)),
                 country,
                 watched,
+                shared,
             },
             baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
             rate_threshold: c.burst.as_ref().map(|f| RateThreshold {

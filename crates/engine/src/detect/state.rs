@@ -121,7 +121,19 @@ impl LearnedState {
                 .filter(|(_, &n)| n > 0)
                 .map(|(i, &n)| (i as u32, n))
                 .collect(),
-            pending: scorer.pending.iter().cloned().collect(),
+            // Candidates waiting for the shared store's answer are on hold too: asked again
+            // after a restart.
+            pending: scorer
+                .pending
+                .iter()
+                .chain(
+                    scorer
+                        .global
+                        .iter()
+                        .flat_map(|g| g.waiting.iter().map(|w| &w.cand)),
+                )
+                .cloned()
+                .collect(),
         }
     }
 
