@@ -128,7 +128,9 @@ fn exporter_serves_every_scrape_while_2000_idle_connections_are_held() {
     let phase = Instant::now();
     let (mut scrapes, mut slowest, mut reopened) = (0, Duration::ZERO, 0);
     let mut last_top_up = Instant::now();
-    while phase.elapsed() < Duration::from_secs(7) {
+    // At least 7 s (longer than the header-read timeout) and at least 12 scrapes, however
+    // slowly a loaded machine runs the loop.
+    while phase.elapsed() < Duration::from_secs(7) || scrapes < 12 {
         let t0 = Instant::now();
         if let Err(e) = scrape(addr, Duration::from_secs(3)) {
             panic!(
@@ -151,7 +153,6 @@ fn exporter_serves_every_scrape_while_2000_idle_connections_are_held() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(scrapes >= 10, "{scrapes} scrapes");
     assert!(
         slowest < Duration::from_secs(2),
         "slowest scrape {slowest:?}"
