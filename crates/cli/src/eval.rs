@@ -9,6 +9,8 @@
 //! * an alert that detects a positive scenario of its own kind is a true positive; any other
 //!   alert is a false positive, attributed to the decoy it overlaps (same src/dst), else to a
 //!   positive scenario of the same pair (wrong kind/time), else to `background`;
+//! * events and beacon scenarios the truth marks `should_detect: false` are out of scope: left
+//!   out of recall, counted apart; an alert on one is still a true positive;
 //! * delay: earliest matching detected_ts − event end (bursts), − first event start (beacons).
 //!
 //! Exit status: 0; 1 when `--min-recall` (overall and per positive kind) or `--min-precision`
@@ -35,6 +37,9 @@ use burstwatch_sim::Truth;
     max(end_ts, detected_ts)] overlapping a decoy event +- slack), else to a positive scenario of
     the same pair (wrong kind/time), else to `background`. Precision = TP / alerts.
   delay: earliest matching detected_ts - event end (bursts) or - first event start (beacons).
+  out of scope: events (bursts) and scenarios (beacons) with should_detect false in the truth
+    (cut off by the end of the capture, below the gates, adversarial) are left out of recall
+    and counted apart (out_of_scope: detected/all); an alert on one is still a true positive.
   The two parts of a beacon-plus-bursts mission are reported as burst_with_beacon/beacon and
   burst_with_beacon/burst_periodic.
 Exit status: 0; 1 when --min-recall (overall and each positive kind) or --min-precision

@@ -24,6 +24,11 @@
 //! * **Delay.** Per detected burst event: earliest matching alert's `detected_ts` − event end;
 //!   per detected beacon scenario: earliest matching `detected_ts` − first event start. Median
 //!   and maximum per scenario kind.
+//! * **Scope.** A burst event with `should_detect: false` (cut off by the end of the capture,
+//!   below the detector's gates, adversarial) and a beacon scenario with `should_detect: false`
+//!   are *out of scope*: they are left out of `units`, `detected`, recall and delays and
+//!   counted in `out_of_scope` (`out_of_scope_detected` when detected all the same). An alert
+//!   that detects one is still a true positive: it found a real positive.
 //! * **Rows.** One row per scenario kind; the two entries of a beacon-plus-bursts mission
 //!   (`part_of: "burst_with_beacon"`) get their own rows `burst_with_beacon/beacon` and
 //!   `burst_with_beacon/burst_periodic`. Overall recall combines every positive burst event
@@ -98,6 +103,10 @@ pub struct KindRow {
     pub delay_max: Option<f64>,
     /// Missed units: scenario id, with `#k` (1-based) for an event.
     pub missed: Vec<String>,
+    /// Positive units the truth marks out of scope (`should_detect: false`): not in `units`.
+    pub out_of_scope: usize,
+    /// Out-of-scope units that were detected all the same.
+    pub out_of_scope_detected: usize,
 }
 
 /// Alert counts of one kind (or all).
@@ -246,7 +255,12 @@ pub fn evaluate(truth: &Truth, alerts: &[AlertRecord], slack: f64) -> Report {
         match sc.expect {
             Expect::Burst | Expect::None => {
                 for (k, e) in sc.events.iter().enumerate() {
-                    row.units += 1;
+                    let in_scope = sc.expect == Expect::None || e.should_detect;
+                    if in_scope {
+                        row.units += 1;
+                    } else {
+                        row.out_of_scope += 1;
+                    }
                     let hit = alerts
                         .iter()
                         .filter(|a| match sc.expect {
@@ -265,6 +279,8 @@ pub fn evaluate(truth: &Truth, alerts: &[AlertRecord], slack: f64) -> Report {
                         .map(|a| a.detected_ts)
                         .reduce(f64::min);
                     match hit {
+                        Some(_) if !in_scope => row.out_of_scope_detected += 1,
+                        None if !in_scope => {}
                         Some(t) => {
                             row.detected += 1;
                             if sc.expect == Expect::Burst {
@@ -279,12 +295,17 @@ pub fn evaluate(truth: &Truth, alerts: &[AlertRecord], slack: f64) -> Report {
                 }
             }
             Expect::Beacon => {
-                row.units += 1;
                 let hit = alerts
                     .iter()
                     .filter(|a| beacon_hits(a, sc, slack))
                     .map(|a| a.detected_ts)
                     .reduce(f64::min);
+                if !sc.should_detect {
+                    row.out_of_scope += 1;
+                    row.out_of_scope_detected += usize::from(hit.is_some());
+                    continue;
+                }
+                row.units += 1;
                 match (hit, span(sc)) {
                     (Some(t), Some((s, _))) => {
                         row.detected += 1;
@@ -412,7 +433,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<34} {:>6} {:>5} {:>6} {:>8} {:>7} {:>9} {:>9} {:>10}",
+            "{:<34} {:>6} {:>5} {:>6} {:>8} {:>7} {:>9} {:>9} {:>10} {:>12}",
             "scenario kind",
             "expect",
             "scen",
@@ -421,7 +442,8 @@ impl Report {
             "recall",
             "delay_med",
             "delay_max",
-            "burst_only"
+            "burst_only",
+            "out_of_scope"
         );
         for r in &self.rows {
             let expect = match r.expect {
@@ -439,9 +461,14 @@ impl Report {
             } else {
                 "-".to_owned()
             };
+            let oos = if r.out_of_scope > 0 {
+                format!("{}/{}", r.out_of_scope_detected, r.out_of_scope)
+            } else {
+                "-".to_owned()
+            };
             let _ = writeln!(
                 s,
-                "{:<34} {:>6} {:>5} {:>6} {:>8} {:>7} {:>9} {:>9} {:>10}",
+                "{:<34} {:>6} {:>5} {:>6} {:>8} {:>7} {:>9} {:>9} {:>10} {:>12}",
                 r.label,
                 expect,
                 r.scenarios,
@@ -450,7 +477,8 @@ impl Report {
                 f3(r.recall),
                 f1(r.delay_median),
                 f1(r.delay_max),
-                bo
+                bo,
+                oos
             );
         }
         let _ = writeln!(
@@ -514,6 +542,8 @@ mod tests {
             bytes_out: 1,
             bytes_in: 1,
             src: None,
+            cut: false,
+            should_detect: true,
         }
     }
 
@@ -535,6 +565,7 @@ mod tests {
             flows: 1,
             part_of: None,
             mission: None,
+            should_detect: kind.expect() != Expect::None,
             events,
         }
     }
@@ -713,6 +744,36 @@ mod tests {
         assert_eq!(r.alerts.precision, None);
         assert!(r.failures(None, Some(0.99)).is_empty());
         assert_eq!(r.recall, Some(0.0));
+    }
+
+    #[test]
+    fn out_of_scope_units_are_counted_apart_and_their_alerts_are_true() {
+        let mut t = truth();
+        t.scenarios[1].events[1].should_detect = false; // s0002#2
+        t.scenarios[1].events[1].cut = true;
+        t.scenarios[2].should_detect = false; // the beacon
+        let alerts = vec![
+            alert("burst", "10.0.0.2", "192.0.2.2", 600.0, 605.0, 610.0),
+            alert("burst", "10.0.0.2", "192.0.2.2", 700.0, 705.0, 706.0),
+        ];
+        let r = evaluate(&t, &alerts, 5.0);
+        let row = |l: &str| r.rows.iter().find(|x| x.label == l).unwrap().clone();
+        let periodic = row("burst_periodic");
+        assert_eq!((periodic.detected, periodic.units), (1, 2));
+        assert_eq!(
+            (periodic.out_of_scope_detected, periodic.out_of_scope),
+            (1, 1)
+        );
+        assert_eq!(periodic.missed, vec!["s0002#3".to_owned()]);
+        let beacon = row("beacon");
+        assert_eq!(
+            (beacon.units, beacon.out_of_scope, beacon.recall),
+            (0, 1, None)
+        );
+        // s0001 and s0002#1 and #3 in scope: 1 of 3 found.
+        assert_eq!((r.detected, r.positives), (1, 3));
+        assert_eq!((r.alerts.tp, r.alerts.fp), (2, 0));
+        assert!(r.table().contains("1/1"));
     }
 
     #[test]

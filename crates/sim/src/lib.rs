@@ -418,22 +418,20 @@ fn ip_of(a: &[u8; 16], v6: bool) -> std::net::IpAddr {
     }
 }
 
-/// Truth entries of the scenarios whose every event completed.
+/// Truth entries of the scenarios as written: every event with at least one packet written,
+/// marked `cut` (and out of scope) when the capture ended before it did; scenarios none of
+/// whose events was reached are left out.
 fn build_truth(plan: &scenario::Plan, events: &[EventAcc]) -> Vec<TruthScenario> {
     let mut out = Vec::new();
     for sc in &plan.scenarios {
-        let complete = sc.events.iter().all(|&e| {
-            let ev = &events[e as usize];
-            ev.open == 0 && ev.packets > 0
-        });
-        if !complete {
-            continue;
-        }
-        let evs = sc
+        let expect = sc.kind.expect();
+        let evs: Vec<TruthEvent> = sc
             .events
             .iter()
+            .filter(|&&e| events[e as usize].packets > 0)
             .map(|&e| {
                 let ev = &events[e as usize];
+                let cut = ev.open > 0;
                 TruthEvent {
                     start_ts: truth::ns_to_ts(ev.first),
                     end_ts: truth::ns_to_ts(ev.last),
@@ -442,13 +440,19 @@ fn build_truth(plan: &scenario::Plan, events: &[EventAcc]) -> Vec<TruthScenario>
                     src: sc
                         .per_event_src
                         .then(|| ip_of(&plan.event_src[e as usize], sc.v6)),
+                    cut,
+                    should_detect: expect == Expect::Burst && !cut,
                 }
             })
             .collect();
+        if evs.is_empty() {
+            continue;
+        }
+        let complete = evs.len() == sc.events.len() && !evs.iter().any(|e| e.cut);
         out.push(TruthScenario {
             id: format!("s{:04}", out.len() + 1),
             kind: sc.kind,
-            expect: sc.kind.expect(),
+            expect,
             src: ip_of(&sc.src, sc.v6),
             dst: ip_of(&sc.dst, sc.v6),
             dst_port: sc.dst_port,
@@ -456,6 +460,7 @@ fn build_truth(plan: &scenario::Plan, events: &[EventAcc]) -> Vec<TruthScenario>
             flows: sc.flows,
             part_of: sc.part_of.map(str::to_owned),
             mission: sc.mission.map(|m| format!("m{m:03}")),
+            should_detect: expect == Expect::Beacon && complete,
             events: evs,
         });
     }

@@ -11,7 +11,12 @@
 //!
 //! Timestamps are seconds since the Unix epoch with microsecond precision; `bytes_*` are L3
 //! (IP) bytes counted from the packets actually written (`out` = from the subscriber). An
-//! event's `start_ts`/`end_ts` are its first and last packet. Beacon scenarios have one event
+//! event's `start_ts`/`end_ts` are its first and last packet. The truth holds exactly what the
+//! capture holds: an event that the end of the capture (`--size`, `--duration`) cut off is kept
+//! with what was written and marked `"cut": true` and `"should_detect": false`; events not
+//! reached at all are left out, and so are scenarios none of whose events was reached.
+//! `should_detect` separates what the detector must find (within its documented scope) from
+//! what is out of scope, which `burstwatch eval` counts apart. Beacon scenarios have one event
 //! per session (a connection per poll), or a single event for the connection that carries
 //! every poll. `decoy_new_popular` and `decoy_periodic_popular` events each carry their own
 //! `src` (one adopter or poller each; the scenario's `src` is the first). The two entries of a beacon-plus-bursts mission
@@ -109,6 +114,23 @@ pub struct TruthEvent {
     /// The subscriber of this event when it differs per event (`decoy_new_popular`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src: Option<IpAddr>,
+    /// The capture ended before the event did (a size or duration limit): the entry holds what
+    /// was written.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cut: bool,
+    /// For the events of a scenario expecting `burst`: the detector must find this event (it is
+    /// within the documented detection scope). `false` marks an event out of scope (cut off,
+    /// below the gates, adversarial): eval counts it apart, and an alert on it is still true.
+    #[serde(default = "yes")]
+    pub should_detect: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One injected scenario.
@@ -136,6 +158,11 @@ pub struct TruthScenario {
     /// Mission id shared by the entries of one mission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mission: Option<String>,
+    /// For a scenario expecting `beacon`: the detector must report it (within the documented
+    /// scope); `false`: out of scope (cut off, too few or too irregular exchanges), counted
+    /// apart by eval. Burst scenarios carry the flag per event; decoys never expect an alert.
+    #[serde(default = "yes")]
+    pub should_detect: bool,
     /// Its events in time order.
     pub events: Vec<TruthEvent>,
 }

@@ -248,3 +248,103 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
         .unwrap();
     assert!(periodic.events.len() >= 3);
 }
+
+/// Is `a` a rare scenario endpoint (198.19.0.0/16, 2001:db8:e000::/36)? Nothing else uses them.
+fn rare(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.octets()[..2] == [198, 19],
+        IpAddr::V6(v) => v.octets()[..4] == [0x20, 0x01, 0x0d, 0xb8] && v.octets()[4] >> 4 == 0xe,
+    }
+}
+
+/// L3 bytes (out, in) per (subscriber, rare endpoint), from the packets.
+fn rare_pairs_from_packets(pk: &[Pkt]) -> HashMap<(IpAddr, IpAddr), (u64, u64)> {
+    let mut m: HashMap<(IpAddr, IpAddr), (u64, u64)> = HashMap::new();
+    for p in pk {
+        if rare(&p.dst) {
+            m.entry((p.src, p.dst)).or_default().0 += p.l3;
+        } else if rare(&p.src) {
+            m.entry((p.dst, p.src)).or_default().1 += p.l3;
+        }
+    }
+    m
+}
+
+/// The same, from the truth's events.
+fn rare_pairs_from_truth(t: &Truth) -> HashMap<(IpAddr, IpAddr), (u64, u64)> {
+    let mut m: HashMap<(IpAddr, IpAddr), (u64, u64)> = HashMap::new();
+    for s in t.scenarios.iter().filter(|s| rare(&s.dst)) {
+        for e in &s.events {
+            let v = m.entry((e.src.unwrap_or(s.src), s.dst)).or_default();
+            v.0 += e.bytes_out;
+            v.1 += e.bytes_in;
+        }
+    }
+    m
+}
+
+/// Byte offset just past the last pcap record at or before `ts_us`.
+fn offset_at(pcap: &[u8], ts_us: i64) -> u64 {
+    let mut o = 24;
+    while o + 16 <= pcap.len() {
+        let u = |i: usize| u32::from_le_bytes(pcap[i..i + 4].try_into().unwrap());
+        let t = i64::from(u(o)) * 1_000_000 + i64::from(u(o + 4));
+        if t > ts_us {
+            break;
+        }
+        o += 16 + u(o + 8) as usize;
+    }
+    o as u64
+}
+
+#[test]
+fn a_size_limit_cuts_the_truth_exactly_where_the_capture_ends() {
+    // With a size limit the capture may end in the middle of scenarios: the truth must still
+    // account for every scenario packet written (an event cut off gets an entry with what was
+    // written, marked cut and out of scope), and for nothing that was not written.
+    for seed in [11, 12] {
+        let mut c = cfg(seed);
+        let (full_bounded, _) = generate(c.clone());
+        c.target_bytes = Some(full_bounded.len() as u64);
+        let (full, full_truth) = generate(c.clone());
+        assert_eq!(
+            rare_pairs_from_packets(&packets(&full)),
+            rare_pairs_from_truth(&full_truth)
+        );
+        // Cut in the middle of the longest burst event, then just after a beacon session.
+        let burst = full_truth
+            .scenarios
+            .iter()
+            .filter(|s| s.expect == Expect::Burst)
+            .flat_map(|s| &s.events)
+            .max_by(|a, b| (a.end_ts - a.start_ts).total_cmp(&(b.end_ts - b.start_ts)))
+            .unwrap();
+        let mid = ((burst.start_ts + burst.end_ts) / 2.0 * 1e6) as i64;
+        for cut_us in [mid, mid + 20_000_000, mid + 60_000_000] {
+            c.target_bytes = Some(offset_at(&full, cut_us));
+            let (pcap, truth) = generate(c.clone());
+            assert!(full.starts_with(&pcap[..pcap.len() - 2000]), "not a prefix");
+            assert_eq!(
+                rare_pairs_from_packets(&packets(&pcap)),
+                rare_pairs_from_truth(&truth),
+                "seed {seed}, cut at {cut_us}"
+            );
+            let cut: Vec<_> = truth
+                .scenarios
+                .iter()
+                .flat_map(|s| &s.events)
+                .filter(|e| e.cut)
+                .collect();
+            assert!(!cut.is_empty(), "seed {seed}: nothing was cut at {cut_us}");
+            assert!(cut
+                .iter()
+                .all(|e| !e.should_detect && e.end_ts <= truth.end_ts));
+            // The event that was cut in the middle is in the truth, out of scope.
+            if cut_us == mid {
+                assert!(truth.scenarios.iter().flat_map(|s| &s.events).any(|e| e.cut
+                    && (e.start_ts - burst.start_ts).abs() < 1e-6
+                    && e.bytes_out < burst.bytes_out));
+            }
+        }
+    }
+}
