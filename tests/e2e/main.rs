@@ -9,6 +9,7 @@ mod bad_input;
 mod carve;
 mod check_config;
 mod cli;
+mod cluster;
 mod conventions;
 mod crafted;
 mod daemon_outputs;

@@ -41,6 +41,24 @@ struct EndpointJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
     watched: bool,
+    /// With a shared prevalence store: this sensor's counts and the store's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterJson>,
+}
+
+/// The endpoint's prevalence here and over every sensor.
+#[derive(Serialize)]
+struct ClusterJson {
+    local_prevalence: u32,
+    local_popular: bool,
+    local_prefix_prevalence: u32,
+    local_prefix_popular: bool,
+    /// `null` when the store did not answer in time (then `rarity_certain` is false).
+    global_prevalence: Option<u32>,
+    global_popular: Option<bool>,
+    global_prefix_prevalence: Option<u32>,
+    global_prefix_popular: Option<bool>,
+    sensors_seen: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -167,6 +185,17 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
             as_org: a.endpoint.as_org.as_deref(),
             country: a.endpoint.country.as_deref(),
             watched: a.endpoint.watched,
+            cluster: a.endpoint.shared.map(|s| ClusterJson {
+                local_prevalence: s.local_prevalence,
+                local_popular: s.local_popular,
+                local_prefix_prevalence: s.local_prefix_prevalence,
+                local_prefix_popular: s.local_prefix_popular,
+                global_prevalence: s.global.map(|g| g.prevalence),
+                global_popular: s.global.map(|g| g.popular),
+                global_prefix_prevalence: s.global.map(|g| g.prefix_prevalence),
+                global_prefix_popular: s.global.map(|g| g.prefix_popular),
+                sensors_seen: s.global.map(|g| g.sensors),
+            }),
         },
         baseline_bps: a.baseline_bps.map(|b| round(b, 0)),
         rate_threshold: a.rate_threshold.map(|t| RateThresholdJson {

@@ -79,6 +79,11 @@ pub struct AnalyzeArgs {
     /// Do not print progress or the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
+    /// With a shared prevalence store (`[cluster]`): wait at start, at most
+    /// `cluster.peer_wait_seconds`, until this many sensors (this one included) run, so that
+    /// several analyses of parts of one capture start together.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cluster_peers: usize,
     /// Packet selection (time window, hosts, endpoints).
     #[command(flatten)]
     pub select: SelectArgs,
@@ -205,6 +210,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .apply_memory_budget(workers, 0)
         .context("--memory-budget-mib / limits.memory_budget_mib")?;
     tracing::debug!(?plan, "memory budget");
+    let mut shared = crate::cluster::Shared::start(&settings, burstwatch_cluster::Mode::Batch)?;
+    let global_cfg = crate::cluster::Shared::global_config(&settings);
+    let peer_wait = std::time::Duration::from_millis(settings.cluster.peer_wait_ms);
     let mut table = Engines::new(
         workers,
         settings.flow,
@@ -215,6 +223,15 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     )?;
     if let (Some(r), Some(engine)) = (&report, table.single()) {
         r.enable(engine);
+    }
+    if let Some(s) = &shared {
+        table.scorer_mut().enable_global(global_cfg);
+        if args.cluster_peers > 1 {
+            let seen = s.wait_for_sensors(args.cluster_peers, peer_wait);
+            if seen < args.cluster_peers {
+                tracing::warn!("{seen} of {} sensors running; going on", args.cluster_peers);
+            }
+        }
     }
     let mut outputs = Outputs {
         flows: flows_out,
@@ -238,6 +255,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         threads,
         |ts, meta| {
             table.ingest(ts, meta);
+            if let Some(s) = shared.as_mut() {
+                s.after_packet(table.scorer_mut());
+            }
             if let Some(r) = outputs.report.as_mut() {
                 r.packet(ts, meta);
             }
@@ -250,6 +270,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     progress.finish();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "first pass done");
     table.finish();
+    if let Some(s) = shared.as_mut() {
+        s.finish_batch(table.scorer_mut());
+    }
     outputs.drain(&mut table, &mut sum);
     outputs.flush();
     sum.bytes_read = archive.bytes_consumed();
@@ -260,6 +283,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         let mut err = std::io::stderr().lock();
         sum.print(&mut err, wall, DecodeError::ALL_REASONS);
         print_top(&mut err, &outputs.kept, 10, &outputs.privacy);
+    }
+    if let Some(s) = shared.take() {
+        if !args.quiet {
+            eprintln!("{}", s.summary());
+        }
+        s.finish();
     }
     if let Some(w) = sum.transit_warning() {
         tracing::warn!("{w}");

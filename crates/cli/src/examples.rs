@@ -52,6 +52,14 @@ burstwatch daemon --config /etc/burstwatch/burstwatch.toml
 # Usually through the packaged unit: systemctl enable --now burstwatch",
     ),
     (
+        "cluster",
+        "\
+# The sensors sharing endpoint prevalence through the store of [cluster] redis_url, their lag, the store's size
+burstwatch cluster status --config /etc/burstwatch/burstwatch.toml
+# The same as one JSON object
+burstwatch cluster status --config /etc/burstwatch/burstwatch.toml --json",
+    ),
+    (
         "check-config",
         "\
 # Validate a configuration: exit 0 (with warnings, e.g. no interface named yet), or 2 naming file, line and key

@@ -16,6 +16,7 @@ mod alert_json;
 mod analyze;
 mod build_info;
 mod carve;
+mod cluster;
 mod daemon;
 mod docs;
 mod eval;
@@ -70,6 +71,8 @@ enum Command {
     /// Copy the packets of one address pair within a time span (an alert's, or given) from
     /// captures into an evidence pcap with a manifest of hashes.
     Carve(carve::CarveArgs),
+    /// The shared prevalence store of several sensors (`[cluster]`): `cluster status`.
+    Cluster(cluster::ClusterArgs),
     /// Write a fresh random pseudonymisation key (for `analyze --pseudonymize`).
     Keygen(keys::KeygenArgs),
     /// Print the original address of each pseudonym: `pseudonym original` per line.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => daemon::check_config(&args),
         Command::Carve(args) => carve::run(&args),
         Command::Keygen(args) => keys::keygen(&args),
+        Command::Cluster(args) => cluster::run(&args),
         Command::Reveal(args) => keys::reveal(&args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),

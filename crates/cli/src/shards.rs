@@ -210,6 +210,14 @@ impl Engines {
         }
     }
 
+    /// The population-wide scorer (the shared prevalence view).
+    pub fn scorer_mut(&mut self) -> &mut Scorer {
+        match self {
+            Engines::One(e) => e.detector_mut().scorer_mut(),
+            Engines::Sharded(p) => &mut p.scorer,
+        }
+    }
+
     /// The single engine, if that is what runs (forensic report hooks).
     pub fn single(&mut self) -> Option<&mut Engine> {
         match self {

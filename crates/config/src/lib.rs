@@ -18,10 +18,12 @@ use std::path::Path;
 
 use std::path::PathBuf;
 
+mod cluster;
 mod daemon;
 mod limits;
 mod locate;
 mod sinks;
+pub use cluster::ClusterSettings;
 pub use daemon::{interface_name_error, Backend, DaemonSettings};
 pub use limits::Limits;
 pub use locate::{key_line, read_config_text, MAX_CONFIG_BYTES};
@@ -75,6 +77,8 @@ pub struct Settings {
     pub privacy: PrivacySettings,
     /// The memory budget the caps come from.
     pub limits: Limits,
+    /// Endpoint prevalence shared with other sensors (`[cluster]`).
+    pub cluster: ClusterSettings,
 }
 
 /// What `--pseudonymize` maps when it is given (the key itself is never in the config).
@@ -112,6 +116,8 @@ struct RawConfig {
     privacy: RawPrivacy,
     #[serde(default)]
     limits: limits::RawLimits,
+    #[serde(default)]
+    cluster: cluster::RawCluster,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -717,6 +723,12 @@ impl Settings {
                 .is_some()
                 .then_some(detect.max_endpoints),
         };
+        let cluster = ctx.cluster(
+            &raw.cluster,
+            base,
+            daemon.sensor.as_ref(),
+            privacy.key_file.as_ref(),
+        )?;
         let mut settings = Settings {
             flow,
             detect,
@@ -724,6 +736,7 @@ impl Settings {
             daemon,
             privacy,
             limits: Limits::default(),
+            cluster,
         };
         ctx.limits(&raw.limits, overrides, &mut settings)?;
         Ok(settings)

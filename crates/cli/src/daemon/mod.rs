@@ -196,7 +196,14 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let resume_ns = state.as_ref().map(|s| s.now_ns).filter(|&t| t > i64::MIN);
-    let engine = build_engine(&settings, state)?;
+    let mut engine = build_engine(&settings, state)?;
+    // Endpoint prevalence shared with other sensors (`[cluster]`): never waits on the packets.
+    let cluster = crate::cluster::Shared::start(&settings, burstwatch_cluster::Mode::Live)?;
+    if cluster.is_some() {
+        engine
+            .scorer_mut()
+            .enable_global(crate::cluster::Shared::global_config(&settings));
+    }
     tracing::info!(workers = d.workers, "engine ready");
 
     let metrics = Arc::new(Metrics::with_build(&crate::build_info::labels())?);
@@ -242,6 +249,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
                     privacy,
                     resume_ns,
                     checkpoints,
+                    cluster,
                 )
             })?
     };

@@ -57,6 +57,7 @@ pub fn run(
     mut privacy: Privacy,
     resume_ns: Option<i64>,
     checkpoints: Option<Checkpoints>,
+    mut cluster: Option<crate::cluster::Shared>,
 ) -> Engines {
     let mut last_ts: Option<i64> = resume_ns;
     let mut last_checkpoint = Instant::now();
@@ -90,6 +91,9 @@ pub fn run(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(c) = cluster.as_mut() {
+            c.pump(engine.scorer_mut());
+        }
         drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
         while let Ok(Control::Reload(r)) = control.try_recv() {
             let s = r.settings;
@@ -113,6 +117,24 @@ pub fn run(
     // The process is stopping: what is still on hold goes out now, marked as early.
     engine.set_finish_reason(EarlyReason::Shutdown);
     engine.finish();
+    if let Some(mut c) = cluster.take() {
+        // One short chance for the store to answer what is on hold; the rest is decided with
+        // the local view.
+        let until = Instant::now() + Duration::from_millis(500);
+        c.pump(engine.scorer_mut());
+        while Instant::now() < until
+            && engine
+                .scorer_mut()
+                .global_stats()
+                .is_some_and(|g| g.waiting > 0)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            c.pump(engine.scorer_mut());
+        }
+        engine.scorer_mut().give_up_waiting();
+        tracing::info!("{}", c.summary());
+        c.finish();
+    }
     drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
     publish(&engine, &shared, last_ts, records, alerts);
     engine

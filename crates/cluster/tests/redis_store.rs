@@ -1,0 +1,288 @@
+//! The cluster thread against a real `redis-server` (Debian's; on a unix socket, no
+//! persistence): contacts of two sensors add up, the cap makes an endpoint popular, the store
+//! holds no address, a store of another key is refused, and a store that is down leaves
+//! questions unanswered and keeps the backlog until it is back.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burstwatch_cluster::{Cluster, Error, Mode, Options, Store, Tags, Target};
+use burstwatch_engine::detect::{Contact, GlobalQuery};
+
+const S: i64 = 1_000_000_000;
+const T0: i64 = 1_767_225_600 * S;
+
+struct Redis {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let sock = dir.join("r.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        let t = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Redis { child, sock }
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn key(s: &str) -> [u8; 16] {
+    match s.parse::<IpAddr>().unwrap() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+fn opts(url: &str, id: &str, k: u8) -> Options {
+    Options {
+        target: Target::new(url, None).unwrap(),
+        sensor_id: id.into(),
+        tags: Tags::new(&[k; 32]),
+        flush_interval: Duration::from_millis(100),
+        max_backlog: 1000,
+        set_cap: 8,
+        lookback_ns: 3600 * S,
+        ttl_extra_sec: 120,
+        mode: Mode::Batch,
+        peer_wait: Duration::from_secs(5),
+    }
+}
+
+fn contact(sub: &str, ep: &str, t: i64) -> Contact {
+    let mut prefix = key(ep);
+    prefix[15] = 0;
+    Contact {
+        subscriber: key(sub),
+        endpoint: key(ep),
+        prefix,
+        prefix_len: 24,
+        ts_ns: T0 + t * S,
+    }
+}
+
+fn question(id: u64, ep: &str, t: i64) -> GlobalQuery {
+    let c = contact("10.0.0.1", ep, t);
+    GlobalQuery {
+        id,
+        endpoint: c.endpoint,
+        prefix: c.prefix,
+        prefix_len: 24,
+        at_ns: T0 + t * S,
+        since_ns: T0 + t * S - 3600 * S,
+    }
+}
+
+#[test]
+fn two_sensors_add_up_and_the_store_holds_no_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Redis::start(dir.path());
+    let a = Cluster::start(opts(&r.url(), "pop-a", 7)).unwrap();
+    let b = Cluster::start(opts(&r.url(), "pop-b", 7)).unwrap();
+    // 2 + 2 subscribers of 203.0.113.9 on two sensors; 12 of 198.51.100.1 on one.
+    let mut ca = vec![
+        contact("10.0.0.1", "203.0.113.9", 10),
+        contact("10.0.0.2", "203.0.113.9", 11),
+    ];
+    ca.extend((0..12).map(|i| contact(&format!("10.0.1.{i}"), "198.51.100.1", 20)));
+    a.publish(ca, T0 + 30 * S);
+    b.publish(
+        vec![
+            contact("10.0.0.3", "203.0.113.9", 12),
+            contact("10.0.0.4", "203.0.113.9", 13),
+            contact("10.0.0.4", "203.0.113.77", 13),
+        ],
+        T0 + 30 * S,
+    );
+    let ans_b = b.sync(Vec::new(), T0 + 30 * S, vec![]);
+    assert!(ans_b.is_empty());
+    let ans = a.sync(
+        Vec::new(),
+        T0 + 30 * S,
+        vec![
+            question(1, "203.0.113.9", 30),
+            question(2, "198.51.100.1", 30),
+            question(3, "192.0.2.1", 30),
+        ],
+    );
+    assert_eq!(ans.len(), 3);
+    let g = ans[0].1;
+    assert_eq!(
+        (ans[0].0, g.prevalence, g.popular, g.sensors),
+        (1, 4, false, 2)
+    );
+    assert_eq!(
+        g.prefix_prevalence, 4,
+        "203.0.113.77 is of the same /24, same subscriber"
+    );
+    let p = ans[1].1;
+    assert!(p.popular && p.prevalence == 8, "{p:?}");
+    assert_eq!(ans[2].1.prevalence, 0);
+    // Out of the look-back, nobody counts.
+    let late = a.sync(
+        Vec::new(),
+        T0 + 30 * S,
+        vec![question(4, "203.0.113.9", 4000)],
+    );
+    assert_eq!(late[0].1.prevalence, 0);
+    // 2 + 2 entries for 203.0.113.9 and its prefix, 9 + 9 for the other (the cap and one).
+    assert_eq!(
+        a.counters()
+            .written
+            .load(std::sync::atomic::Ordering::Relaxed),
+        22
+    );
+
+    // Every key and value: no address in text or in binary (4 or 16 bytes, either order).
+    let mut st = Store::connect(&Target::new(&r.url(), None).unwrap()).unwrap();
+    let keys = match st.raw(redis::cmd("KEYS").arg("*")).unwrap() {
+        redis::Value::Array(v) => v,
+        other => panic!("{other:?}"),
+    };
+    let mut blob: Vec<u8> = Vec::new();
+    for k in keys {
+        let redis::Value::BulkString(k) = k else {
+            panic!()
+        };
+        blob.extend(&k);
+        let dump = st.raw(redis::cmd("DUMP").arg(&k)).unwrap();
+        if let redis::Value::BulkString(d) = dump {
+            blob.extend(d);
+        }
+        for cmd in ["ZRANGE", "HGETALL"] {
+            let mut c = redis::cmd(cmd);
+            c.arg(&k);
+            if cmd == "ZRANGE" {
+                c.arg(0).arg(-1).arg("WITHSCORES");
+            }
+            if let Ok(redis::Value::Array(v)) = st.raw(&c) {
+                for x in v {
+                    if let redis::Value::BulkString(x) = x {
+                        blob.extend(x);
+                    }
+                }
+            }
+        }
+    }
+    assert!(blob.len() > 100);
+    for i in 0..12 {
+        assert_no_address(&blob, &format!("10.0.1.{i}"));
+    }
+    for s in [
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.3",
+        "10.0.0.4",
+        "203.0.113.9",
+        "198.51.100.1",
+    ] {
+        assert_no_address(&blob, s);
+    }
+    a.finish();
+    b.finish();
+    let sensors = st.sensors().unwrap();
+    assert_eq!(sensors.len(), 2);
+    assert!(sensors.iter().all(|s| s.state == "finished"));
+}
+
+fn assert_no_address(blob: &[u8], ip: &str) {
+    let text = ip.as_bytes();
+    let IpAddr::V4(v4) = ip.parse::<IpAddr>().unwrap() else {
+        unreachable!()
+    };
+    let mut rev = v4.octets();
+    rev.reverse();
+    for needle in [
+        text,
+        &v4.octets()[..],
+        &rev[..],
+        &v4.to_ipv6_mapped().octets()[..],
+    ] {
+        assert!(
+            !blob.windows(needle.len()).any(|w| w == needle),
+            "{ip} found in the store as {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn a_store_of_another_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Redis::start(dir.path());
+    let a = Cluster::start(opts(&r.url(), "a", 1)).unwrap();
+    let err = Cluster::start(opts(&r.url(), "b", 2)).err().unwrap();
+    assert!(matches!(err, Error::KeyMismatch), "{err}");
+    a.finish();
+}
+
+#[test]
+fn a_store_down_leaves_questions_unanswered_and_keeps_the_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Redis::start(dir.path());
+    let mut o = opts(&r.url(), "a", 3);
+    o.mode = Mode::Live;
+    let a = Cluster::start(o).unwrap();
+    r.child.kill().unwrap();
+    r.child.wait().unwrap();
+    let _ = std::fs::remove_file(&r.sock);
+    let t = Instant::now();
+    a.publish(vec![contact("10.0.0.1", "203.0.113.9", 10)], T0 + 10 * S);
+    a.ask(vec![question(1, "203.0.113.9", 10)]);
+    assert!(
+        t.elapsed() < Duration::from_millis(50),
+        "never blocks the caller"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(a.answers().is_empty());
+    let c = a.counters();
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(c.errors.load(Relaxed) >= 1);
+    assert_eq!(c.backlog.load(Relaxed), 2, "endpoint and prefix entry wait");
+    assert!(!c.connected.load(Relaxed));
+    // Back: the backlog drains within a couple of seconds.
+    let r2 = Redis::start(dir.path());
+    let t = Instant::now();
+    while c.backlog.load(Relaxed) > 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "backlog not drained");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.ask(vec![question(2, "203.0.113.9", 10)]);
+    let t = Instant::now();
+    let ans = loop {
+        let a = a.answers();
+        if !a.is_empty() || t.elapsed() > Duration::from_secs(5) {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ans.len(), 1);
+    assert_eq!(ans[0].1.prevalence, 1);
+    a.finish();
+    drop(r2);
+}

@@ -1,0 +1,254 @@
+//! Several sensors, one view: three `analyze` processes, each on a subscriber-hash split of
+//! one simulated capture, share endpoint prevalence through a real `redis-server`; together
+//! they raise the alerts of one process on the whole capture. Afterwards every key and value
+//! of the store is scanned for subscriber addresses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burstwatch_tests::{bin, json_lines, write_test_key};
+
+use crate::simcap::sim;
+
+/// A `redis-server` on a unix socket, without persistence, stopped on drop.
+pub struct Redis {
+    child: Child,
+    /// Its socket.
+    pub sock: PathBuf,
+}
+
+impl Redis {
+    /// Start one in `dir`.
+    pub fn start(dir: &Path) -> Redis {
+        let sock = dir.join("r.sock");
+        let _ = std::fs::remove_file(&sock);
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        let t = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Redis { child, sock }
+    }
+
+    /// `redis-cli` on its socket, standard output as bytes.
+    pub fn cli(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}");
+        out.stdout
+    }
+
+    /// Stop it now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A config of one sensor of the cluster on `redis`.
+pub fn sensor_config(dir: &Path, redis: &Redis, id: &str) -> PathBuf {
+    let key = dir.join("cluster.key");
+    if !key.exists() {
+        write_test_key(&key);
+    }
+    let cfg = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[cluster]\nredis_url = \"unix://{}\"\nsensor_id = \"{id}\"\nkey_file = \"cluster.key\"\n",
+            redis.sock.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn home(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || (v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xfe00 == 0xfc00,
+    }
+}
+
+/// The identity of an alert and its score.
+fn keyed(alerts: &[serde_json::Value]) -> BTreeMap<(String, String, String, String), f64> {
+    alerts
+        .iter()
+        .map(|a| {
+            let k = |f: &str| a[f].as_str().unwrap_or_default().to_string();
+            (
+                (k("kind"), k("src"), k("dst"), a["start_ts"].to_string()),
+                a["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Scores of the split runs may differ from the whole run's by this much: the port-rarity
+/// part counts the pairs of a port on one sensor only.
+const SCORE_TOLERANCE: f64 = 0.05;
+
+#[test]
+fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
+    let s = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    // Subscribers (home addresses) of the capture, split in three by a hash of the address.
+    let subs: BTreeSet<IpAddr> = s
+        .flows
+        .iter()
+        .flat_map(|f| [f["src"].as_str().unwrap(), f["dst"].as_str().unwrap()])
+        .map(|a| a.parse::<IpAddr>().unwrap())
+        .filter(home)
+        .collect();
+    assert!(subs.len() >= 50, "{}", subs.len());
+    let part = |ip: &IpAddr| {
+        let h = ip.to_string().bytes().fold(0u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        (h % 3) as usize
+    };
+    let mut children = Vec::new();
+    for p in 0..3 {
+        let id = format!("pop-{p}");
+        let cfg = sensor_config(dir.path(), &redis, &id);
+        let alerts = dir.path().join(format!("{id}.alerts.jsonl"));
+        let mut cmd = Command::new(bin());
+        cmd.args(["analyze", "--quiet", "--cluster-peers", "3", "--config"])
+            .arg(&cfg)
+            .arg(&s.pcap)
+            .arg("--alerts")
+            .arg(&alerts)
+            .args(["--flows", "/dev/null"]);
+        for ip in subs.iter().filter(|ip| part(ip) == p) {
+            cmd.arg("--host").arg(ip.to_string());
+        }
+        children.push((cmd.stderr(Stdio::piped()).spawn().unwrap(), alerts));
+    }
+    let mut split = Vec::new();
+    for (child, alerts) in children {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("did not reach"), "{err}");
+        split.extend(json_lines(&std::fs::read(alerts).unwrap()));
+    }
+    let whole = keyed(&s.alerts);
+    let parts = keyed(&split);
+    assert!(whole.len() >= 2);
+    let min_score = 0.4; // detect.alert_min_score
+    for (k, score) in &whole {
+        match parts.get(k) {
+            Some(p) => assert!(
+                (p - score).abs() <= SCORE_TOLERANCE,
+                "{k:?}: {score} vs {p}"
+            ),
+            None => assert!(
+                *score < min_score + SCORE_TOLERANCE,
+                "{k:?} missing from the split runs"
+            ),
+        }
+    }
+    for (k, score) in &parts {
+        assert!(
+            whole.contains_key(k) || *score < min_score + SCORE_TOLERANCE,
+            "{k:?} only in the split runs"
+        );
+    }
+    // Every split alert was decided with the store's answer.
+    for a in &split {
+        let c = &a["endpoint"]["cluster"];
+        assert!(c["global_prevalence"].is_u64(), "{a}");
+        assert!(c["sensors_seen"].as_u64().unwrap() >= 1);
+        assert!(
+            a["endpoint"]["prevalence"].as_u64() >= c["local_prevalence"].as_u64(),
+            "{a}"
+        );
+    }
+    // Three sensors registered and finished; `cluster status` shows them.
+    let cfg = sensor_config(dir.path(), &redis, "pop-0");
+    let out = Command::new(bin())
+        .args(["cluster", "status", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sensors = status["sensors"].as_array().unwrap();
+    assert_eq!(sensors.len(), 3, "{status}");
+    assert!(sensors
+        .iter()
+        .all(|s| s["state"] == "finished" && s["written"].as_u64() > Some(0)));
+    assert!(status["keys"].as_u64().unwrap() > 10);
+
+    // Privacy: no subscriber address in any key or value, as text or in binary.
+    let mut blob = Vec::new();
+    let keys = redis.cli(&["--scan"]);
+    for k in String::from_utf8(keys).unwrap().lines() {
+        blob.extend(k.as_bytes());
+        for args in [
+            vec!["--no-raw", "ZRANGE", k, "0", "-1", "WITHSCORES"],
+            vec!["--no-raw", "HGETALL", k],
+            vec!["--no-raw", "GET", k],
+            vec!["--no-raw", "DUMP", k],
+        ] {
+            let out = Command::new("redis-cli")
+                .arg("-s")
+                .arg(&redis.sock)
+                .args(&args)
+                .output()
+                .unwrap();
+            blob.extend(out.stdout);
+        }
+        for args in [vec!["ZRANGE", k, "0", "-1"], vec!["DUMP", k]] {
+            let out = Command::new("redis-cli")
+                .arg("-s")
+                .arg(&redis.sock)
+                .arg("--raw")
+                .args(&args)
+                .output()
+                .unwrap();
+            blob.extend(out.stdout);
+        }
+    }
+    assert!(blob.len() > 1000);
+    for ip in &subs {
+        let text = ip.to_string();
+        let bin: Vec<u8> = match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        let mut rev = bin.clone();
+        rev.reverse();
+        let hex: String = bin.iter().map(|b| format!("{b:02x}")).collect();
+        for needle in [text.as_bytes(), &bin, &rev, hex.as_bytes()] {
+            assert!(
+                !blob.windows(needle.len()).any(|w| w == needle),
+                "{ip} found in the store"
+            );
+        }
+    }
+}
