@@ -96,6 +96,8 @@ struct AlertJson<'a> {
     pair_before: Option<PairRatesJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     emitted_early: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<crate::flow_input::AlertSource>,
 }
 
 #[derive(Serialize)]
@@ -130,6 +132,16 @@ pub fn id_string(id: u64) -> String {
 /// Write one alert as a JSON line, its addresses passed through `privacy`. (Reasons carry
 /// names and numbers only, never addresses.)
 pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::io::Result<()> {
+    write_alert_from(out, a, privacy, None)
+}
+
+/// [`write_alert`] for an alert raised from flow export: `source` says from what.
+pub fn write_alert_from<W: Write>(
+    out: &mut W,
+    a: &Alert,
+    privacy: &Privacy,
+    source: Option<crate::flow_input::AlertSource>,
+) -> std::io::Result<()> {
     let (src, dst) = (privacy.addr(a.src), privacy.addr(a.dst));
     // Over the addresses as written (see `flow_json::write_record`).
     let community_ids: Vec<String> = a
@@ -209,6 +221,7 @@ pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::
             in_60s_bps: round(r.down_60s * 8.0, 0),
         }),
         emitted_early: a.emitted_early.map(|r| r.as_str()),
+        source,
     };
     serde_json::to_writer(&mut *out, &json)?;
     out.write_all(b"\n")

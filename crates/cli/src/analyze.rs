@@ -12,7 +12,8 @@ use burstwatch_engine::net::Prefix;
 use burstwatch_engine::Alert;
 use burstwatch_wire::DecodeError;
 
-use crate::alert_json::{print_top, write_alert};
+use crate::alert_json::{print_top, write_alert_from};
+use crate::flow_input::{self, FlowArgs, FlowSummary, SourceTag};
 use crate::flow_json::write_record;
 use crate::outfile::{self, OutFile};
 use crate::pipeline;
@@ -93,6 +94,9 @@ pub struct AnalyzeArgs {
     /// Forensic report.
     #[command(flatten)]
     pub report: ReportArgs,
+    /// Flow-export input.
+    #[command(flatten)]
+    pub flow: FlowArgs,
 }
 
 impl AnalyzeArgs {
@@ -154,8 +158,15 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
              once: write the stream to a file first"
         );
     }
+    if args.report.report.is_some() && args.flow.enabled() {
+        anyhow::bail!("--report follows packets: it cannot be made from --input-kind flow-export");
+    }
     if inputs.list.files.is_empty() {
         return Ok(ExitCode::from(1));
+    }
+    if args.flow.enabled() {
+        // Records and 1-in-N samples keep no packet timing: beacon scoring would be noise.
+        settings.detect.beacon_min_events = u32::MAX;
     }
     let mut filter = match &args.filter {
         Some(expr) => Some(BpfFilter::new(expr).with_context(|| format!("bad --filter '{expr}'"))?),
@@ -239,6 +250,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         kept: Vec::new(),
         privacy,
         report,
+        source: None,
     };
     let problems = inputs.problems;
     let mut archive = Archive::from_list(inputs.list);
@@ -247,25 +259,51 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     sum.memory = Some(plan);
     let threads = args.thread_count();
     let mut progress = Progress::new(archive.bytes_total(), args.quiet);
-    let counts = pipeline::run(
-        &mut archive,
-        filter.as_mut(),
-        &selection,
-        &mut progress,
-        threads,
-        |ts, meta| {
-            table.ingest(ts, meta);
-            if let Some(s) = shared.as_mut() {
-                s.after_packet(table.scorer_mut());
-            }
-            if let Some(r) = outputs.report.as_mut() {
-                r.packet(ts, meta);
-            }
-            if outputs.report.is_some() || table.has_output() {
-                outputs.drain(&mut table, &mut sum);
-            }
-        },
-    );
+    let mut flow_summary: Option<FlowSummary> = None;
+    let counts = if args.flow.enabled() {
+        let mut collector = args.flow.collector()?;
+        let (counts, fs) = flow_input::run(
+            &mut archive,
+            filter.as_mut(),
+            &selection,
+            &mut progress,
+            &args.flow,
+            &mut collector,
+            |ts, meta, tag| {
+                table.ingest(ts, meta);
+                if let Some(s) = shared.as_mut() {
+                    s.after_packet(table.scorer_mut());
+                }
+                outputs.source = Some(tag);
+                if table.has_output() {
+                    outputs.drain(&mut table, &mut sum);
+                }
+            },
+        );
+        outputs.source = Some(fs.tag);
+        flow_summary = Some(fs);
+        counts
+    } else {
+        pipeline::run(
+            &mut archive,
+            filter.as_mut(),
+            &selection,
+            &mut progress,
+            threads,
+            |ts, meta| {
+                table.ingest(ts, meta);
+                if let Some(s) = shared.as_mut() {
+                    s.after_packet(table.scorer_mut());
+                }
+                if let Some(r) = outputs.report.as_mut() {
+                    r.packet(ts, meta);
+                }
+                if outputs.report.is_some() || table.has_output() {
+                    outputs.drain(&mut table, &mut sum);
+                }
+            },
+        )
+    };
     counts.merge_into(&mut sum);
     progress.finish();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "first pass done");
@@ -282,6 +320,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         let mut err = std::io::stderr().lock();
         sum.print(&mut err, wall, DecodeError::ALL_REASONS);
+        if let Some(fs) = &flow_summary {
+            let _ = writeln!(err, "{}", fs.line());
+        }
         print_top(&mut err, &outputs.kept, 10, &outputs.privacy);
     }
     if let Some(s) = shared.take() {
@@ -297,7 +338,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut failed: Vec<String> = Vec::new();
     if let Some(mut out) = stats_out {
         let now_ns = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
-        let json = sum.to_json(wall, DecodeError::ALL_REASONS, now_ns);
+        let mut json = sum.to_json(wall, DecodeError::ALL_REASONS, now_ns);
+        if let (Some(fs), Some(obj)) = (&flow_summary, json.as_object_mut()) {
+            obj.insert("flow_export".into(), fs.to_json());
+        }
         out.write(|w| {
             serde_json::to_writer(&mut *w, &json)?;
             w.write_all(b"\n")
@@ -332,6 +376,8 @@ struct Outputs {
     kept: Vec<Alert>,
     privacy: Privacy,
     report: Option<Collector>,
+    /// Flow-export input: what its alerts say of their source.
+    source: Option<SourceTag>,
 }
 
 impl Outputs {
@@ -348,7 +394,10 @@ impl Outputs {
         }
         while let Some(alert) = engine.pop_alert() {
             if let Some(out) = self.alerts.as_mut() {
-                out.write(|w| write_alert(w, &alert, &self.privacy));
+                let source = self
+                    .source
+                    .map(|t| t.alert_source(alert.packets_out + alert.packets_in));
+                out.write(|w| write_alert_from(w, &alert, &self.privacy, source));
             }
             sum.alerts += 1;
             if let Some(r) = self.report.as_mut() {

@@ -53,6 +53,21 @@ pub struct SimulateArgs {
     /// Pure background traffic: inject no scenarios and write no truth file (for benchmarks).
     #[arg(long, conflicts_with = "truth")]
     pub no_scenarios: bool,
+    /// Write the flow export of the traffic instead of its packets: the datagrams a router
+    /// would send to its collector (from 192.0.2.250 to 192.0.2.251 on the protocol's port),
+    /// as a capture that `analyze --input-kind flow-export` reads. The truth file is the same.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub export: Option<crate::sim_export::ExportFormat>,
+    /// With --export: 1-in-N random packet sampling.
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "export", value_parser = clap::value_parser!(u32).range(1..=16383))]
+    pub sampling: u32,
+    /// With --export: the router's active timeout (a flow running longer is reported every
+    /// SECS seconds).
+    #[arg(long, default_value_t = 60, value_name = "SECS", requires = "export", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub active_timeout: u32,
+    /// With --export: the router's idle timeout.
+    #[arg(long, default_value_t = 15, value_name = "SECS", requires = "export", value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub idle_timeout: u32,
     /// Do not print the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -120,9 +135,25 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let file = File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let started = Instant::now();
-    let (summary, truth) = Simulator::new(cfg)
-        .write_pcap_with_truth(file)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    let mut exported = None;
+    let (summary, truth) = match args.export {
+        None => Simulator::new(cfg).write_pcap_with_truth(file),
+        Some(format) => {
+            let out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut tap = crate::sim_export::ExportTap::new(
+                format,
+                args.sampling,
+                args.active_timeout,
+                args.idle_timeout,
+                args.seed,
+                out,
+            )?;
+            let res = Simulator::new(cfg).write_pcap_with_truth(&mut tap);
+            exported = Some(tap.finish()?);
+            res
+        }
+    }
+    .with_context(|| format!("cannot write {}", args.output.display()))?;
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     let truth_path = (!args.no_scenarios).then(|| {
         args.truth
@@ -145,6 +176,12 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             summary.bytes as f64 / 1e6 / secs,
             args.output.display()
         );
+        if let Some(e) = &exported {
+            eprintln!(
+                "burstwatch simulate: exported as {} datagrams, {} records/samples of {} bytes (1:{} sampling), {} bytes of capture",
+                e.datagrams, e.records, e.bytes, args.sampling, e.file_bytes
+            );
+        }
         if let Some(path) = &truth_path {
             let events: usize = truth.scenarios.iter().map(|s| s.events.len()).sum();
             eprintln!(

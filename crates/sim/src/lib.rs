@@ -58,6 +58,7 @@
 //! library are involved, which could in principle differ in the last bit across platforms).
 
 pub mod eval;
+pub mod export;
 mod frame;
 mod rng;
 mod scenario;

@@ -1,0 +1,311 @@
+//! `analyze --input-kind flow-export`: captures of flow-export datagrams (what `tcpdump -w` on a
+//! collector writes) read through `burstwatch-flowexport` into the same engine.
+//!
+//! Every UDP datagram to one of the flow ports is pushed into a [`Collector`] at its capture
+//! time; the bins it releases become synthetic packets (`engine_input`), one per sampled record
+//! or packet of the bin (at most [`MAX_PIECES`]), each with its share of the estimated bytes, so
+//! an alert's packet counts are the samples it rests on. Frames that are not such datagrams
+//! are counted as filtered.
+
+use std::net::IpAddr;
+
+use burstwatch_capture::{Archive, BpfFilter};
+use burstwatch_flowexport::{
+    engine_input, udp_datagram, Bin, Collector, Config, ExporterStats, Kind, DEFAULT_PORTS,
+};
+use burstwatch_wire::PacketMeta;
+use serde::Serialize;
+
+use crate::pipeline::ReadCounts;
+use crate::progress::Progress;
+use crate::select::Selection;
+
+/// Most synthetic packets one bin becomes.
+pub const MAX_PIECES: u32 = 64;
+
+/// What `analyze` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputKind {
+    /// Captured packets (the default).
+    Packets,
+    /// Captured flow-export datagrams: NetFlow v5/v9, IPFIX, sFlow v5 to a flow port.
+    FlowExport,
+}
+
+/// Flow-export options of `analyze`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlowArgs {
+    /// What the inputs hold: packets, or flow-export datagrams captured on a collector
+    /// (NetFlow v5/v9, IPFIX, sFlow v5; the protocol is detected per datagram).
+    #[arg(long, value_enum, default_value_t = InputKind::Packets, value_name = "KIND")]
+    pub input_kind: InputKind,
+    /// UDP port that flow export is sent to (repeatable) [default: 2055, 4739, 6343, 9995,
+    /// 9996].
+    #[arg(long = "flow-port", value_name = "PORT")]
+    pub flow_ports: Vec<u16>,
+    /// Sampling rate (1 in N) of records and samples that state none: neither in the record,
+    /// options data nor a v5 header.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub default_sampling: u32,
+    /// How long a second waits behind the newest datagram before the engine gets it: at
+    /// least the exporters' active timeout.
+    #[arg(long, value_name = "SECS", default_value_t = 75)]
+    pub flow_hold: u32,
+}
+
+impl FlowArgs {
+    /// Whether the inputs are flow export.
+    pub fn enabled(&self) -> bool {
+        self.input_kind == InputKind::FlowExport
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        if self.flow_ports.is_empty() {
+            DEFAULT_PORTS.to_vec()
+        } else {
+            self.flow_ports.clone()
+        }
+    }
+
+    /// The collector these options describe.
+    pub fn collector(&self) -> anyhow::Result<Collector> {
+        let cfg = Config {
+            default_rate: self.default_sampling,
+            hold_s: self.flow_hold,
+            ..Config::default()
+        };
+        Ok(Collector::new(cfg)?)
+    }
+}
+
+/// What alerts of a flow-export run say of their source, as seen so far: the protocols and
+/// the highest sampling rate.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SourceTag {
+    kinds: u8,
+    /// Highest sampling rate applied (0 before any bin).
+    pub max_rate: u32,
+}
+
+const KINDS: [Kind; 4] = [Kind::NetflowV5, Kind::NetflowV9, Kind::Ipfix, Kind::Sflow];
+
+impl SourceTag {
+    fn see_kind(&mut self, k: Kind) {
+        if let Some(i) = KINDS.iter().position(|&x| x == k) {
+            self.kinds |= 1 << i;
+        }
+    }
+
+    /// The protocols seen, by name.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        KINDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.kinds & (1 << i) != 0)
+            .map(|(_, k)| k.as_str())
+            .collect()
+    }
+
+    /// The source object of an alert with this many samples behind it.
+    pub fn alert_source(&self, sampled: u64) -> AlertSource {
+        let confidence = if self.max_rate <= 1 {
+            1.0
+        } else if sampled == 0 {
+            0.0
+        } else {
+            (1.0 - 2.0 / (sampled as f64).sqrt()).clamp(0.0, 1.0)
+        };
+        AlertSource {
+            kind: self.kinds().join("+"),
+            sampling_rate: self.max_rate.max(1),
+            sampled,
+            confidence: (confidence * 1000.0).round() / 1000.0,
+            beacon_scoring: false,
+        }
+    }
+}
+
+/// What the flow-export input saw, for the summary and `--stats`.
+#[derive(Debug, Default, Clone)]
+pub struct FlowSummary {
+    /// Protocols and highest sampling rate.
+    pub tag: SourceTag,
+    /// Every exporter together.
+    pub total: ExporterStats,
+    /// Per exporter (up to the collector's cap).
+    pub exporters: Vec<(IpAddr, ExporterStats)>,
+    /// Late, forced and clamped bins.
+    pub late_bins: u64,
+    /// Seconds let out before the watermark (bin cap).
+    pub forced_seconds: u64,
+    /// Records longer than the span cap.
+    pub clamped_spans: u64,
+    /// Bins handed to the engine.
+    pub bins: u64,
+    /// Bins left out by --host/--endpoint.
+    pub bins_filtered: u64,
+}
+
+/// The `source` object of an alert raised from flow export.
+#[derive(Debug, Serialize)]
+pub struct AlertSource {
+    /// Protocols of the run, joined with '+'.
+    pub kind: String,
+    /// Highest sampling rate applied in the run (1 = unsampled).
+    pub sampling_rate: u32,
+    /// Sampled records (per second they cover) or sampled packets behind the alert.
+    pub sampled: u64,
+    /// How far the byte estimate can be trusted, 0..1: 1 unsampled, else 1 - 2/sqrt(sampled)
+    /// (the relative two-sigma error of a 1-in-N estimate from that many samples).
+    pub confidence: f64,
+    /// Beacon scoring is off for flow export (records and samples lose packet timing).
+    pub beacon_scoring: bool,
+}
+
+impl FlowSummary {
+    fn see(&mut self, bin: &Bin) {
+        self.tag.max_rate = self.tag.max_rate.max(bin.volume.rate);
+        self.bins += 1;
+    }
+
+    fn finish(&mut self, c: &Collector) {
+        self.total = c.total();
+        self.exporters = c.exporters();
+        let b = c.bin_stats();
+        (self.late_bins, self.forced_seconds, self.clamped_spans) =
+            (b.late, b.forced, b.clamped_spans);
+    }
+
+    /// As JSON, for `--stats`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = &self.total;
+        serde_json::json!({
+            "kinds": self.tag.kinds(),
+            "max_sampling_rate": self.tag.max_rate.max(1),
+            "datagrams": t.datagrams,
+            "records": t.records,
+            "packet_samples": t.packet_samples,
+            "parse_errors": t.parse_errors,
+            "template_misses": t.template_misses,
+            "replayed_sets": t.replayed_sets,
+            "dropped_sets": t.dropped_sets,
+            "incomplete_records": t.incomplete_records,
+            "no_time": t.no_time,
+            "zero_rates": t.zero_rates,
+            "estimated_bytes": t.bytes,
+            "bins": self.bins,
+            "bins_filtered": self.bins_filtered,
+            "late_bins": self.late_bins,
+            "forced_seconds": self.forced_seconds,
+            "clamped_spans": self.clamped_spans,
+            "exporters": self.exporters.len(),
+            "beacon_scoring": false,
+        })
+    }
+
+    /// One line for the summary on standard error.
+    pub fn line(&self) -> String {
+        let t = &self.total;
+        format!(
+            "flow export: {} datagrams ({}), {} records, {} packet samples, sampling up to 1:{}, \
+             {} parse errors, {} template misses, {} exporters; beacon scoring off",
+            t.datagrams,
+            self.tag.kinds().join(", "),
+            t.records,
+            t.packet_samples,
+            self.tag.max_rate.max(1),
+            t.parse_errors,
+            t.template_misses,
+            self.exporters.len(),
+        )
+    }
+}
+
+/// Read every frame of `archive`; push the UDP datagrams to a flow port into `collector` and
+/// hand each released bin's synthetic packets to `on_ip`, in time order.
+pub fn run(
+    archive: &mut Archive,
+    mut filter: Option<&mut BpfFilter>,
+    selection: &Selection,
+    progress: &mut Progress,
+    args: &FlowArgs,
+    collector: &mut Collector,
+    mut on_ip: impl FnMut(i64, &PacketMeta, SourceTag),
+) -> (ReadCounts, FlowSummary) {
+    let ports = args.ports();
+    let mut c = ReadCounts::default();
+    let mut fs = FlowSummary::default();
+    let mut meta = PacketMeta::default();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    let mut feed = |col: &mut Collector, fs: &mut FlowSummary| {
+        while let Some(bin) = col.pop() {
+            if !selection.addrs_ok(bin.key.src, bin.key.dst) {
+                fs.bins_filtered += 1;
+                continue;
+            }
+            fs.see(&bin);
+            let pieces = bin.volume.samples.clamp(1, MAX_PIECES);
+            let tag = fs.tag;
+            split(&bin, pieces, &mut meta, &mut |ts, m| on_ip(ts, m, tag));
+        }
+    };
+    loop {
+        progress.packet(|| archive.bytes_consumed());
+        let Some(event) = archive.next_event() else {
+            break;
+        };
+        let pkt = match event {
+            Ok(pkt) => pkt,
+            Err(err) => {
+                eprintln!("burstwatch: error: {err}");
+                c.input_errors += 1;
+                continue;
+            }
+        };
+        c.frames += 1;
+        c.captured_bytes += pkt.data.len() as u64;
+        first = first.min(pkt.ts_ns);
+        last = last.max(pkt.ts_ns);
+        if !selection.time_ok(pkt.ts_ns) {
+            c.filtered += 1;
+            continue;
+        }
+        if let Some(f) = filter.as_deref_mut() {
+            if !f.matches(&pkt) {
+                c.filtered += 1;
+                continue;
+            }
+        }
+        let Some(d) =
+            udp_datagram(pkt.link_type.0, pkt.data).filter(|d| ports.contains(&d.dst.port()))
+        else {
+            c.filtered += 1;
+            continue;
+        };
+        let kind = collector.push(pkt.ts_ns, d.src, d.payload);
+        fs.tag.see_kind(kind);
+        feed(collector, &mut fs);
+    }
+    collector.finish();
+    feed(collector, &mut fs);
+    fs.finish(collector);
+    if first <= last {
+        c.span = Some((first, last));
+    }
+    (c, fs)
+}
+
+/// `bin` as `pieces` synthetic packets of equal shares (the first takes the remainder).
+fn split(bin: &Bin, pieces: u32, meta: &mut PacketMeta, on_ip: &mut impl FnMut(i64, &PacketMeta)) {
+    let n = u64::from(pieces);
+    let mut part = *bin;
+    for i in 0..n {
+        let share = |v: u64| v / n + if i == 0 { v % n } else { 0 };
+        part.volume.bytes = share(bin.volume.bytes);
+        part.volume.packets = share(bin.volume.packets);
+        if part.volume.bytes == 0 {
+            continue;
+        }
+        engine_input(&part, meta, |ts, m| on_ip(ts, m));
+    }
+}

@@ -1,0 +1,105 @@
+//! Records per second through the flow-export path: IPFIX datagrams (16 records each, templates
+//! every 10 s) parsed, pro-rated into bins and fed to the engine, and the parser alone.
+//! `cargo bench -p burstwatch-flowexport -- --quick`.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use burstwatch_engine::{DetectConfig, Engine, FlowConfig};
+use burstwatch_flowexport::{engine_input, Collector, Config, NS_PER_SEC};
+use burstwatch_sim::export::encode::{self, Header, Record};
+use burstwatch_wire::PacketMeta;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const T0: i64 = 1_767_225_600 * NS_PER_SEC;
+const DATAGRAMS: usize = 2_000;
+const PER: usize = 16;
+
+/// 2,000 datagrams, one every 10 ms, of 16 records each: 32,000 records of 10 s spans from
+/// 4,000 subscribers to 500 servers.
+fn datagrams() -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::with_capacity(DATAGRAMS);
+    let mut n: u32 = 0;
+    for d in 0..DATAGRAMS {
+        let export_ns = T0 + d as i64 * 10_000_000;
+        let recs: Vec<Record> = (0..PER)
+            .map(|_| {
+                n = n.wrapping_add(1);
+                let sub = n % 4000;
+                Record {
+                    src: IpAddr::V4(Ipv4Addr::new(10, 0, (sub >> 8) as u8, sub as u8)),
+                    dst: IpAddr::V4(Ipv4Addr::new(198, 51, 100, (n % 250) as u8)),
+                    proto: 6,
+                    sport: 30000 + (n % 20000) as u16,
+                    dport: 443,
+                    bytes: 20_000 + u64::from(n % 7919),
+                    packets: 20,
+                    start_ns: export_ns - 11 * NS_PER_SEC,
+                    end_ns: export_ns - NS_PER_SEC,
+                }
+            })
+            .collect();
+        let h = Header {
+            export_ns,
+            boot_ns: T0 - 3600 * NS_PER_SEC,
+            sequence: (d * PER) as u32,
+            domain: 1,
+            sampling: 1,
+        };
+        let mut buf = Vec::new();
+        encode::ipfix(&h, &recs, d % 1000 == 0, &mut buf);
+        out.push((export_ns, buf));
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let input = datagrams();
+    let from = SocketAddr::from(([192, 0, 2, 250], 4739));
+    let mut g = c.benchmark_group("ipfix");
+    g.throughput(Throughput::Elements((DATAGRAMS * PER) as u64));
+    g.sample_size(10);
+    g.bench_function("collector", |b| {
+        b.iter(|| {
+            let mut col = Collector::new(Config::default()).expect("default config");
+            let mut bins = 0u64;
+            for (ts, d) in &input {
+                col.push(*ts, from, d);
+                while col.pop().is_some() {
+                    bins += 1;
+                }
+            }
+            col.finish();
+            while col.pop().is_some() {
+                bins += 1;
+            }
+            black_box(bins)
+        })
+    });
+    g.bench_function("collector+engine", |b| {
+        b.iter(|| {
+            let mut col = Collector::new(Config::default()).expect("default config");
+            let mut engine = Engine::new(FlowConfig::default(), DetectConfig::default(), 1);
+            let mut meta = PacketMeta::default();
+            let mut feed = |col: &mut Collector, engine: &mut Engine| {
+                while let Some(bin) = col.pop() {
+                    engine_input(&bin, &mut meta, |ts, m| engine.ingest(ts, m));
+                }
+                while engine.pop_record().is_some() {}
+                while engine.pop_alert().is_some() {}
+            };
+            for (ts, d) in &input {
+                col.push(*ts, from, d);
+                feed(&mut col, &mut engine);
+            }
+            col.finish();
+            feed(&mut col, &mut engine);
+            engine.finish();
+            black_box(engine.flows().stats())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,181 @@
+//! The fields of a NetFlow v9 or IPFIX data record that matter here, gathered from the
+//! parser's typed field list into one flat record.
+
+use std::net::IpAddr;
+
+use netflow_parser::variable_versions::field_value::{DurationValue, FieldValue};
+use netflow_parser::variable_versions::ipfix::lookup::{
+    IANAIPFixField as Ie, IPFixField, ReverseInformationElement as Rev,
+};
+use netflow_parser::variable_versions::v9::lookup::V9Field as V9;
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch.
+const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
+
+/// A field this crate reads, whatever the protocol called it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum F {
+    Bytes,
+    Packets,
+    RevBytes,
+    RevPackets,
+    Proto,
+    SrcPort,
+    DstPort,
+    Src,
+    Dst,
+    /// Start / end in ms of the exporter's uptime (v9 FIRST/LAST_SWITCHED, IPFIX 22/21).
+    StartUptime,
+    EndUptime,
+    /// Start / end as absolute time (IPFIX 150–157), in ms since 1970.
+    StartAbs,
+    EndAbs,
+    /// Start / end as microseconds before the export time (IPFIX 158/159).
+    StartDeltaUs,
+    EndDeltaUs,
+    /// When the exporter's uptime began, ms since 1970 (IPFIX 160).
+    SysInit,
+    /// 1-in-N sampling (v9 34/50, IPFIX 34/50).
+    Rate,
+    /// IPFIX 305/306: N packets selected out of every N + M.
+    PacketInterval,
+    PacketSpace,
+}
+
+/// The field an IPFIX information element is, if one of ours.
+pub(crate) fn ipfix_field(f: &IPFixField) -> Option<F> {
+    Some(match f {
+        IPFixField::IANA(ie) => match ie {
+            Ie::OctetDeltaCount => F::Bytes,
+            Ie::PacketDeltaCount => F::Packets,
+            Ie::ProtocolIdentifier => F::Proto,
+            Ie::SourceTransportPort => F::SrcPort,
+            Ie::DestinationTransportPort => F::DstPort,
+            Ie::SourceIpv4address | Ie::SourceIpv6address => F::Src,
+            Ie::DestinationIpv4address | Ie::DestinationIpv6address => F::Dst,
+            Ie::FlowStartSysUpTime => F::StartUptime,
+            Ie::FlowEndSysUpTime => F::EndUptime,
+            Ie::FlowStartSeconds
+            | Ie::FlowStartMilliseconds
+            | Ie::FlowStartMicroseconds
+            | Ie::FlowStartNanoseconds => F::StartAbs,
+            Ie::FlowEndSeconds
+            | Ie::FlowEndMilliseconds
+            | Ie::FlowEndMicroseconds
+            | Ie::FlowEndNanoseconds => F::EndAbs,
+            Ie::FlowStartDeltaMicroseconds => F::StartDeltaUs,
+            Ie::FlowEndDeltaMicroseconds => F::EndDeltaUs,
+            Ie::SystemInitTimeMilliseconds => F::SysInit,
+            Ie::SamplingInterval | Ie::SamplerRandomInterval => F::Rate,
+            Ie::SamplingPacketInterval => F::PacketInterval,
+            Ie::SamplingPacketSpace => F::PacketSpace,
+            _ => return None,
+        },
+        IPFixField::ReverseInformationElement(Rev::ReverseOctetDeltaCount) => F::RevBytes,
+        IPFixField::ReverseInformationElement(Rev::ReversePacketDeltaCount) => F::RevPackets,
+        _ => return None,
+    })
+}
+
+/// The field a NetFlow v9 field type is, if one of ours.
+pub(crate) fn v9_field(f: V9) -> Option<F> {
+    Some(match f {
+        V9::InBytes => F::Bytes,
+        V9::InPkts => F::Packets,
+        V9::Protocol => F::Proto,
+        V9::L4SrcPort => F::SrcPort,
+        V9::L4DstPort => F::DstPort,
+        V9::Ipv4SrcAddr | V9::Ipv6SrcAddr => F::Src,
+        V9::Ipv4DstAddr | V9::Ipv6DstAddr => F::Dst,
+        V9::FirstSwitched => F::StartUptime,
+        V9::LastSwitched => F::EndUptime,
+        V9::SamplingInterval | V9::FlowSamplerRandomInterval => F::Rate,
+        _ => return None,
+    })
+}
+
+/// One data record, flattened.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Flat {
+    pub bytes: Option<u64>,
+    pub packets: Option<u64>,
+    pub rev_bytes: Option<u64>,
+    pub rev_packets: Option<u64>,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub start_uptime_ms: Option<u64>,
+    pub end_uptime_ms: Option<u64>,
+    pub start_abs_ms: Option<u64>,
+    pub end_abs_ms: Option<u64>,
+    pub start_delta_us: Option<u64>,
+    pub end_delta_us: Option<u64>,
+    pub sys_init_ms: Option<u64>,
+    /// A rate field was present (`Some(0)` is an error the caller counts).
+    pub rate: Option<u64>,
+    pub packet_interval: Option<u64>,
+    pub packet_space: Option<u64>,
+}
+
+impl Flat {
+    /// Take one field's value.
+    pub(crate) fn set(&mut self, f: F, v: &FieldValue) {
+        match f {
+            F::Bytes => self.bytes = v.as_u64(),
+            F::Packets => self.packets = v.as_u64(),
+            F::RevBytes => self.rev_bytes = v.as_u64(),
+            F::RevPackets => self.rev_packets = v.as_u64(),
+            F::Proto => self.proto = v.as_u8().unwrap_or(0),
+            F::SrcPort => self.sport = v.as_u16().unwrap_or(0),
+            F::DstPort => self.dport = v.as_u16().unwrap_or(0),
+            F::Src => self.src = addr(v),
+            F::Dst => self.dst = addr(v),
+            F::StartUptime => self.start_uptime_ms = v.as_u64(),
+            F::EndUptime => self.end_uptime_ms = v.as_u64(),
+            F::StartAbs => self.start_abs_ms = abs_ms(v),
+            F::EndAbs => self.end_abs_ms = abs_ms(v),
+            F::StartDeltaUs => self.start_delta_us = v.as_u64(),
+            F::EndDeltaUs => self.end_delta_us = v.as_u64(),
+            F::SysInit => self.sys_init_ms = v.as_u64(),
+            F::Rate => self.rate = v.as_u64(),
+            F::PacketInterval => self.packet_interval = v.as_u64(),
+            F::PacketSpace => self.packet_space = v.as_u64(),
+        }
+    }
+
+    /// The sampling rate this record (or options record) states: `Some(0)` for a zero rate.
+    pub(crate) fn stated_rate(&self) -> Option<u64> {
+        if let Some(r) = self.rate {
+            return Some(r);
+        }
+        let n = self.packet_interval?;
+        if n == 0 {
+            return Some(0);
+        }
+        // N selected of every N + M: each selected packet stands for (N + M) / N.
+        Some((n.saturating_add(self.packet_space.unwrap_or(0))).div_ceil(n))
+    }
+}
+
+fn addr(v: &FieldValue) -> Option<IpAddr> {
+    match v {
+        FieldValue::Ip4Addr(a) => Some(IpAddr::V4(*a)),
+        FieldValue::Ip6Addr(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
+/// An absolute timestamp field in ms since 1970 (NTP-format ones are counted from 1900).
+fn abs_ms(v: &FieldValue) -> Option<u64> {
+    match v {
+        FieldValue::Duration(DurationValue::MicrosNtp { seconds, .. })
+        | FieldValue::Duration(DurationValue::NanosNtp { seconds, .. }) => {
+            let unix_s = u64::from(*seconds).checked_sub(NTP_UNIX_OFFSET_S)?;
+            let ms = v.as_u64()? % 1000;
+            Some(unix_s * 1000 + ms)
+        }
+        _ => v.as_u64(),
+    }
+}
