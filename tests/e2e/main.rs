@@ -17,6 +17,7 @@ mod debian_package;
 mod deploy_kit;
 mod docs;
 mod exporter;
+mod flow_export;
 mod help_examples;
 mod inputs;
 mod live;

@@ -1,0 +1,238 @@
+//! Flow-export input end to end: `simulate --export` writes NetFlow v5/v9, IPFIX and sFlow
+//! datagrams as a capture, `analyze --input-kind flow-export` reads it, and its record, sample
+//! and byte totals must equal tshark's decoding of the same datagrams (times the sampling rate
+//! tshark reads from them). The seed, sampling rate and active timeout are drawn per run and
+//! printed. sFlow captures of the shared corpus go through the same comparison.
+
+use std::path::Path;
+use std::process::Command;
+
+use burstwatch_tests::{corpus, manifest, run_ok};
+
+use crate::alerts::check_schema;
+
+/// A seed for this run's parameters (printed, so a failure can be replayed).
+fn run_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let seed = std::env::var("FLOW_EXPORT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(1u8));
+    eprintln!("flow_export: FLOW_EXPORT_SEED={seed}");
+    seed
+}
+
+/// splitmix64 step.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// tshark's fields of every frame, one `Vec` per field, each value split at commas.
+fn tshark(pcap: &Path, decode_as: Option<&str>, fields: &[&str]) -> Vec<Vec<Vec<u64>>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "occurrence=a"]);
+    if let Some(d) = decode_as {
+        cmd.args(["-d", d]);
+    }
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            l.split('\t')
+                .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+                .collect()
+        })
+        .collect()
+}
+
+/// burstwatch's `flow_export` counters for a capture of export datagrams.
+fn analyze(pcap: &Path, dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let stats = dir.join("stats.json");
+    let alerts = dir.join("alerts.jsonl");
+    let mut args = vec![
+        "analyze",
+        pcap.to_str().unwrap(),
+        "--input-kind",
+        "flow-export",
+        "--quiet",
+        "--stats",
+        stats.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    let alert_bytes = std::fs::read(&alerts).unwrap();
+    check_schema("deploy/schema/alert.schema.json", &alert_bytes);
+    for line in alert_bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let a: serde_json::Value = serde_json::from_slice(line).unwrap();
+        assert_eq!(a["source"]["beacon_scoring"], false);
+        assert_eq!(a["kind"], "burst", "no beacon from flow export");
+    }
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    s["flow_export"].clone()
+}
+
+/// Sum of a field over every frame.
+fn sum(rows: &[Vec<Vec<u64>>], field: usize) -> u64 {
+    rows.iter().filter_map(|r| r.get(field)).flatten().sum()
+}
+
+/// Values of a field over every frame.
+fn count(rows: &[Vec<Vec<u64>>], field: usize) -> u64 {
+    rows.iter()
+        .filter_map(|r| r.get(field))
+        .map(|v| v.len() as u64)
+        .sum()
+}
+
+#[test]
+fn simulated_exports_match_tshark() {
+    let mut rng = run_seed();
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["ipfix", "netflow9", "netflow5", "sflow"] {
+        let seed = (next(&mut rng) % 1000).to_string();
+        let sampling = [1u64, 1, 10, 100, 1000][(next(&mut rng) % 5) as usize];
+        let sampling = if format == "sflow" {
+            sampling.max(4)
+        } else {
+            sampling
+        };
+        let active = (5 + next(&mut rng) % 120).to_string();
+        let subs = (40 + next(&mut rng) % 80).to_string();
+        eprintln!(
+            "{format}: seed {seed}, 1:{sampling}, active timeout {active} s, {subs} subscribers"
+        );
+        let pcap = dir.path().join(format!("{format}.pcap"));
+        run_ok(&[
+            "simulate",
+            "-q",
+            "-o",
+            pcap.to_str().unwrap(),
+            "--export",
+            format,
+            "--sampling",
+            &sampling.to_string(),
+            "--active-timeout",
+            &active,
+            "--subscribers",
+            &subs,
+            "--duration",
+            "120",
+            "--seed",
+            &seed,
+        ]);
+        let got = analyze(&pcap, dir.path(), &[]);
+        let datagrams = tshark(&pcap, None, &["frame.number"]).len() as u64;
+        assert_eq!(got["datagrams"], datagrams, "{format}");
+        assert_eq!(got["parse_errors"], 0, "{format}");
+        assert_eq!(got["template_misses"], 0, "{format}");
+        if format == "sflow" {
+            let rows = tshark(
+                &pcap,
+                None,
+                &["sflow.flow_sample.sampling_rate", "ip.len", "ipv6.plen"],
+            );
+            let samples = count(&rows, 0);
+            // The first ip.len of a frame is the datagram's own IPv4 header.
+            let outer: u64 = rows.iter().filter_map(|r| r[1].first()).sum();
+            let ip_bytes = sum(&rows, 1) - outer + sum(&rows, 2) + 40 * count(&rows, 2);
+            let rate = rows
+                .iter()
+                .flat_map(|r| r[0].iter())
+                .max()
+                .copied()
+                .unwrap_or(1);
+            assert_eq!(rate, sampling);
+            assert_eq!(got["packet_samples"], samples, "sflow samples");
+            assert_eq!(got["estimated_bytes"], ip_bytes * rate, "sflow bytes");
+            assert!(samples > 0);
+        } else {
+            let port = if format == "ipfix" { 4739 } else { 2055 };
+            let d = format!("udp.port=={port},cflow");
+            let rows = tshark(
+                &pcap,
+                Some(&d),
+                &[
+                    "cflow.octets",
+                    "cflow.packets",
+                    "cflow.sampling_interval",
+                    "cflow.sampling_packet_space",
+                    "cflow.samplerate",
+                ],
+            );
+            // IPFIX: 1 of every 1 + space (305/306); v9: the sampling interval (34) of
+            // options data; v5: the header's rate (tshark masks the mode bits).
+            let field = match format {
+                "ipfix" => 3,
+                "netflow9" => 2,
+                _ => 4,
+            };
+            let stated = rows.iter().flat_map(|r| r[field].iter()).max().copied();
+            let rate = match format {
+                "ipfix" => stated.map_or(1, |s| s + 1),
+                _ => stated.unwrap_or(1).max(1),
+            };
+            assert_eq!(rate, sampling, "{format}: the rate tshark reads");
+            assert_eq!(got["records"], count(&rows, 0), "{format} records");
+            assert_eq!(
+                got["estimated_bytes"],
+                sum(&rows, 0) * rate,
+                "{format} bytes"
+            );
+            assert!(count(&rows, 0) > 0);
+        }
+        assert_eq!(got["max_sampling_rate"], sampling, "{format}");
+    }
+}
+
+#[test]
+fn corpus_sflow_captures_match_tshark() {
+    let dir = tempfile::tempdir().unwrap();
+    let sflow: Vec<_> = manifest()
+        .into_iter()
+        .filter(|r| r.path.contains("sflow") && r.link_type.contains("EN10MB"))
+        .collect();
+    assert!(!sflow.is_empty(), "the corpus has sFlow captures");
+    let mut with_samples = 0;
+    for row in sflow {
+        let pcap = corpus().join(&row.path);
+        let got = analyze(&pcap, dir.path(), &[]);
+        let rows = tshark(
+            &pcap,
+            None,
+            &["udp.dstport", "sflow.flow_sample.sampling_rate"],
+        );
+        let datagrams = rows.iter().filter(|r| r[0] == [6343]).count() as u64;
+        let flow_samples = count(&rows, 1);
+        eprintln!(
+            "{}: {} datagrams, {} flow samples (tshark: {datagrams}, {flow_samples}), {} parse errors",
+            row.path, got["datagrams"], got["packet_samples"], got["parse_errors"]
+        );
+        // Every sFlow datagram is taken (read, or counted as a parse error); every flow
+        // sample tshark decodes becomes one weighted packet.
+        assert_eq!(got["datagrams"], datagrams, "{}", row.path);
+        assert_eq!(got["packet_samples"], flow_samples, "{}", row.path);
+        if flow_samples > 0 {
+            with_samples += 1;
+        }
+    }
+    assert!(
+        with_samples > 0,
+        "some corpus sFlow capture has flow samples"
+    );
+}
