@@ -10,6 +10,7 @@ mod carve;
 mod check_config;
 mod cli;
 mod cluster;
+mod cluster_fault;
 mod conventions;
 mod crafted;
 mod daemon_outputs;

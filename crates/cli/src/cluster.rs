@@ -89,6 +89,11 @@ impl Shared {
         }
     }
 
+    /// The thread's counters.
+    pub fn counters(&self) -> std::sync::Arc<burstwatch_cluster::Counters> {
+        std::sync::Arc::clone(self.cluster.counters())
+    }
+
     /// Batch: wait until `n` sensors run (bounded).
     pub fn wait_for_sensors(&self, n: usize, timeout: Duration) -> usize {
         self.cluster.wait_for_sensors(n, timeout)
@@ -162,6 +167,20 @@ impl Shared {
             c.unanswered.load(Ordering::Relaxed),
             c.errors.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// The counters as the exporter shows them.
+pub fn stats(c: &burstwatch_cluster::Counters) -> burstwatch_daemon::cluster_metrics::ClusterStats {
+    burstwatch_daemon::cluster_metrics::ClusterStats {
+        written: c.written.load(Ordering::Relaxed),
+        dropped: c.dropped.load(Ordering::Relaxed),
+        backlog: c.backlog.load(Ordering::Relaxed),
+        errors: c.errors.load(Ordering::Relaxed),
+        flush_lag_seconds: c.flush_lag_seconds().unwrap_or(0.0),
+        connected: c.connected.load(Ordering::Relaxed),
+        answered: c.answered.load(Ordering::Relaxed),
+        unanswered: c.unanswered.load(Ordering::Relaxed),
     }
 }
 

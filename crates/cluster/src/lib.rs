@@ -121,11 +121,11 @@ pub struct Counters {
     pub written: AtomicU64,
     /// Contacts dropped (full backlog or full channel).
     pub dropped: AtomicU64,
-    /// Distinct contacts waiting now.
+    /// Distinct contacts a flush left behind (waiting for the store).
     pub backlog: AtomicU64,
     /// Failed store operations (connects, writes, questions).
     pub errors: AtomicU64,
-    /// Wall clock of the last successful flush (ms since the epoch; 0: never).
+    /// Wall clock of the last successful flush (ms since the epoch; the start before one).
     pub last_flush_ms: AtomicU64,
     /// Questions answered by the store.
     pub answered: AtomicU64,
@@ -136,7 +136,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Seconds since the last successful flush (`None`: never flushed).
+    /// Seconds since the last successful flush (or the start; `None` before the start).
     pub fn flush_lag_seconds(&self) -> Option<f64> {
         let last = self.last_flush_ms.load(Ordering::Relaxed);
         (last > 0).then(|| (now_ms().saturating_sub(last)) as f64 / 1000.0)
@@ -183,6 +183,8 @@ impl Cluster {
         // rustls needs a process-wide provider for rediss:// (already set is fine).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let counters = Arc::new(Counters::default());
+        // The flush lag counts from the start until a first flush.
+        counters.last_flush_ms.store(now_ms(), Ordering::Relaxed);
         let mut w = worker::Worker::new(opts, Arc::clone(&counters));
         match w.connect() {
             Err(Error::KeyMismatch) => return Err(Error::KeyMismatch),

@@ -170,16 +170,17 @@ impl Worker {
         }
         self.watermark_ns = self.watermark_ns.max(now_ns);
         self.counters
-            .backlog
-            .store(self.backlog.len() as u64, Ordering::Relaxed);
-        self.counters
             .dropped
             .fetch_add(std::mem::take(&mut self.backlog.dropped), Ordering::Relaxed);
     }
 
     /// Write the backlog (pipelined) and the directory line.
+    /// The backlog gauge shows what a flush left behind.
     fn flush(&mut self) {
         if !self.ensure() {
+            self.counters
+                .backlog
+                .store(self.backlog.len() as u64, Ordering::Relaxed);
             return;
         }
         if !self.backlog.is_empty() {

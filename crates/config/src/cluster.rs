@@ -114,9 +114,11 @@ impl Ctx<'_> {
             None => None,
         };
         let path = |p: &Option<String>| p.as_ref().filter(|p| !p.is_empty()).map(|p| base.join(p));
-        let sensor_id = self
-            .origin_name(&r.sensor_id, "cluster.sensor_id")?
-            .or_else(|| sensor.cloned());
+        // Empty: the fallback (the shipped config's way of leaving it unset).
+        let sensor_id = match r.sensor_id.as_ref().filter(|v| !v.get_ref().is_empty()) {
+            Some(_) => self.origin_name(&r.sensor_id, "cluster.sensor_id")?,
+            None => sensor.cloned(),
+        };
         let key_file = path(&r.key_file).or_else(|| privacy_key.cloned());
         if let Some(v) = &r.redis_url {
             if url.is_some() && sensor_id.is_none() {

@@ -20,6 +20,7 @@
 //!   period and logged when high (the likely cause: `detect.home_nets`).
 #![forbid(unsafe_code)]
 
+pub mod cluster_metrics;
 pub mod http;
 pub mod linefile;
 pub mod metrics;

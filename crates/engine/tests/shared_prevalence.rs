@@ -192,6 +192,29 @@ fn without_an_answer_the_candidate_waits_its_deadline_then_scores_locally_uncert
 }
 
 #[test]
+fn a_candidate_asked_late_still_waits_for_its_answer() {
+    // The burst's hold ends while packet time is far ahead (a gap in the traffic, or a
+    // candidate made late): it still gets the whole wait from the moment it is asked.
+    let mut d = fed(3);
+    d.advance_to(T0 + 600 * S);
+    let q = d.scorer_mut().poll_query().expect("asked");
+    assert!(d.pop_alert().is_none());
+    d.advance_to(T0 + 600 * S + WAIT - S);
+    assert!(d.pop_alert().is_none(), "still waiting");
+    d.scorer_mut().answer(
+        q.id,
+        GlobalPrevalence {
+            prevalence: 1,
+            prefix_prevalence: 1,
+            sensors: 1,
+            ..GlobalPrevalence::default()
+        },
+    );
+    let a = d.pop_alert().expect("scored on the answer");
+    assert!(a.endpoint.shared.unwrap().global.is_some());
+}
+
+#[test]
 fn at_the_end_waiting_candidates_are_asked_then_given_up() {
     let mut d = fed(3);
     d.finish();

@@ -207,6 +207,13 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(workers = d.workers, "engine ready");
 
     let metrics = Arc::new(Metrics::with_build(&crate::build_info::labels())?);
+    let cluster_metrics = match &cluster {
+        Some(c) => Some((
+            burstwatch_daemon::cluster_metrics::ClusterMetrics::register(metrics.registry())?,
+            c.counters(),
+        )),
+        None => None,
+    };
     let sinks = Arc::new(rt.block_on(Sinks::start(&sinks_cfg))?);
     let listener = rt.block_on(http::bind(d.metrics_bind))?;
     tracing::info!(bind = %d.metrics_bind, "metrics endpoint listening");
@@ -306,6 +313,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&metrics),
         Arc::clone(&sinks),
         Arc::clone(&ready),
+        cluster_metrics,
     ));
     // READY=1 (after the state restore, with captures, sinks and exporter up), status lines
     // and watchdog pings, when systemd listens.
@@ -414,11 +422,18 @@ fn log_sinks_at_exit(stats: &[burstwatch_daemon::stats::SinkStats]) {
 /// Once a second: counters to the exporter; ready while every interface captures and every
 /// output file can be written; the transit share judged (a warning when most traffic has no
 /// side in the home networks).
+/// The shared store's metric families and the counters they show.
+type ClusterMetricsSource = (
+    burstwatch_daemon::cluster_metrics::ClusterMetrics,
+    Arc<burstwatch_cluster::Counters>,
+);
+
 async fn publish(
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     sinks: Arc<Sinks>,
     ready: Arc<AtomicBool>,
+    cluster: Option<ClusterMetricsSource>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut transit = burstwatch_daemon::transit::TransitWatch::default();
@@ -426,6 +441,9 @@ async fn publish(
         tick.tick().await;
         let snapshot = export::snapshot(&shared, sinks.stats());
         metrics.update(&snapshot, export::now_ns());
+        if let Some((m, c)) = &cluster {
+            m.update(&crate::cluster::stats(c));
+        }
         transit.check(std::time::Instant::now(), &snapshot.direction);
         // Not ready while an output file cannot be written: records are being held or lost.
         let outputs_ok = snapshot.outputs.iter().all(|o| !o.failing);

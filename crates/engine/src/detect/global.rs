@@ -156,13 +156,15 @@ impl Global {
         out.append(&mut self.contacts);
     }
 
-    /// Put a due candidate on hold for its answer; `Err` gives it back when too many wait.
+    /// Put a due candidate on hold for its answer (asked at packet time `now_ns`: it waits
+    /// `answer_wait_ns` from then, however late its hold ended); `Err` gives it back when too
+    /// many wait.
     pub fn ask(
         &mut self,
         cand: Candidate,
         early: Option<EarlyReason>,
         prefix: (Addr, u8),
-        at_ns: i64,
+        (at_ns, now_ns): (i64, i64),
         lookback_ns: i64,
     ) -> Result<(), Box<Candidate>> {
         if self.waiting.len() >= MAX_WAITING {
@@ -181,7 +183,9 @@ impl Global {
         });
         self.waiting.push_back(Waiting {
             id,
-            deadline_ns: cand.emit_at.saturating_add(self.cfg.answer_wait_ns),
+            deadline_ns: now_ns
+                .max(cand.emit_at)
+                .saturating_add(self.cfg.answer_wait_ns),
             early,
             cand,
         });

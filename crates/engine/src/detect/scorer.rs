@@ -335,7 +335,7 @@ impl Scorer {
         };
         let at = self.now_ns.min(c.emit_at);
         let prefix = self.cfg.prevalence_prefix(&c.ext);
-        if let Err(c) = g.ask(c, early, prefix, at, self.cfg.lookback_ns) {
+        if let Err(c) = g.ask(c, early, prefix, (at, self.now_ns), self.cfg.lookback_ns) {
             self.emit(*c, early, Some(None));
         }
     }
