@@ -49,8 +49,8 @@ fn config_with(cfg: &Path, iface: &str, filter: &str, extra_daemon: &str, enrich
     .unwrap();
 }
 
-/// Wait until the alerts file holds `n` alerts; return them.
-fn alerts(path: &Path, n: usize, limit: Duration) -> Vec<serde_json::Value> {
+/// Wait until the alerts file holds `n` alerts; return them (or fail with the daemon's log).
+fn alerts(path: &Path, log: &Path, n: usize, limit: Duration) -> Vec<serde_json::Value> {
     let until = Instant::now() + limit;
     loop {
         let got = json_lines(&std::fs::read(path).unwrap_or_default());
@@ -59,8 +59,9 @@ fn alerts(path: &Path, n: usize, limit: Duration) -> Vec<serde_json::Value> {
         }
         assert!(
             Instant::now() < until,
-            "{} alert(s) of {n} within {limit:?}",
-            got.len()
+            "{} alert(s) of {n} within {limit:?}; daemon log:\n{}",
+            got.len(),
+            std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -100,7 +101,7 @@ fn sighup_reopens_enrich_databases_and_names_each_key_that_needs_a_restart() {
         &burst(d, "a.pcap", [10, 0, 0, 5], [192, 0, 2, 9]),
         "1",
     );
-    let first = alerts(&d.join("alerts.jsonl"), 1, Duration::from_secs(30));
+    let first = alerts(&d.join("alerts.jsonl"), &log, 1, Duration::from_secs(30));
     assert_eq!(first[0]["endpoint"]["asn"], 64500, "{}", first[0]);
     assert!(
         first[0]["endpoint"].get("country").is_none(),
@@ -151,7 +152,7 @@ fn sighup_reopens_enrich_databases_and_names_each_key_that_needs_a_restart() {
         &burst(d, "b.pcap", [10, 0, 0, 6], [192, 0, 2, 10]),
         "1",
     );
-    let both = alerts(&d.join("alerts.jsonl"), 2, Duration::from_secs(30));
+    let both = alerts(&d.join("alerts.jsonl"), &log, 2, Duration::from_secs(30));
     let second = both
         .iter()
         .find(|a| a["endpoint"]["country"] == "XA")
