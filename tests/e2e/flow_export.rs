@@ -236,3 +236,200 @@ fn corpus_sflow_captures_match_tshark() {
         "some corpus sFlow capture has flow samples"
     );
 }
+
+/// Sum of `bytes_fwd + bytes_rev` and the (kind, src, dst) of alerts in JSON-lines files.
+fn flow_bytes(path: &Path) -> u64 {
+    std::fs::read(path)
+        .map(|b| {
+            burstwatch_tests::json_lines(&b)
+                .iter()
+                .map(|r| r["bytes_fwd"].as_u64().unwrap() + r["bytes_rev"].as_u64().unwrap())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn alert_keys(path: &Path) -> std::collections::BTreeSet<(String, String, String)> {
+    std::fs::read(path)
+        .map(|b| {
+            burstwatch_tests::json_lines(&b)
+                .iter()
+                .map(|a| {
+                    let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+                    (s("kind"), s("src"), s("dst"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A real exporter into the daemon: nfdump's `nfpcapd` makes flow files of a simulated capture,
+/// `nfreplay -v 9` sends them as NetFlow v9 to the daemon on loopback while tcpdump records the
+/// datagrams. The daemon's flow records must carry every byte nfdump counts (`nfdump -I`), as
+/// must `analyze --input-kind flow-export` of the recording, and both must raise the same
+/// alerts. (nfreplay stamps its headers with the current time and the records keep the
+/// capture's times, months apart: both sides count those records at their arrival second.)
+#[test]
+fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
+    use std::process::Stdio;
+    use std::time::Duration;
+    if !crate::live::live_tests_enabled() {
+        return;
+    }
+    let mut rng = run_seed();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pcap = d.join("traffic.pcap");
+    let seed = (next(&mut rng) % 1000).to_string();
+    let subs = (20 + next(&mut rng) % 30).to_string();
+    eprintln!("nfreplay: seed {seed}, {subs} subscribers");
+    run_ok(&[
+        "simulate",
+        "-q",
+        "-o",
+        pcap.to_str().unwrap(),
+        "--seed",
+        &seed,
+        "--subscribers",
+        &subs,
+        "--duration",
+        "150",
+    ]);
+    let nf = d.join("nf");
+    std::fs::create_dir(&nf).unwrap();
+    let st = Command::new("nfpcapd")
+        .arg("-r")
+        .arg(&pcap)
+        .arg("-w")
+        .arg(&nf)
+        .stdout(Stdio::null())
+        .status()
+        .expect("nfpcapd (Debian nfdump)");
+    assert!(st.success());
+    let mut files: Vec<_> = std::fs::read_dir(&nf)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("nfcapd.")
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let (mut nf_flows, mut nf_bytes) = (0u64, 0u64);
+    for f in &files {
+        let out = Command::new("nfdump")
+            .arg("-r")
+            .arg(f)
+            .arg("-I")
+            .output()
+            .unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let num = |p: &str| {
+                line.strip_prefix(p)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            nf_flows += num("Flows:").unwrap_or(0);
+            nf_bytes += num("Bytes:").unwrap_or(0);
+        }
+    }
+    assert!(nf_flows > 0 && nf_bytes > 0);
+
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = burstwatch_tests::prom::free_port();
+    let cfg = d.join("burstwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[daemon]\nflow_listen = [\"udp://127.0.0.1:{port}\"]\n\
+             metrics_bind = \"127.0.0.1:{metrics}\"\nflows_file = \"flows.jsonl\"\n\
+             alerts_file = \"alerts.jsonl\"\n"
+        ),
+    )
+    .unwrap();
+    let log = d.join("daemon.log");
+    let mut daemon = Command::new(burstwatch_tests::bin())
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    crate::live::wait_for_log(&log, "daemon started", Duration::from_secs(20));
+    let rec = d.join("rec.pcap");
+    let tcpdump_log = d.join("tcpdump.log");
+    let mut tcpdump = Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-w"])
+        .arg(&rec)
+        .arg(format!("udp port {port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&tcpdump_log).unwrap())
+        .spawn()
+        .unwrap();
+    crate::live::wait_for_log(&tcpdump_log, "listening on", Duration::from_secs(10));
+    for f in &files {
+        let st = Command::new("nfreplay")
+            .args([
+                "-v",
+                "9",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-d",
+                "1000",
+                "-r",
+            ])
+            .arg(f)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for (child, sig) in [(&mut tcpdump, "-INT"), (&mut daemon, "-TERM")] {
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let st = child.wait().unwrap();
+        assert!(st.success(), "{sig}: {st}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("flow export stopped"), "{text}");
+
+    let an = d.join("analyze");
+    std::fs::create_dir(&an).unwrap();
+    let af = an.join("flows.jsonl");
+    let got = analyze(
+        &rec,
+        &an,
+        &[
+            "--flow-port",
+            &port.to_string(),
+            "--flows",
+            af.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        got["records"], nf_flows,
+        "records analyze read from the recording"
+    );
+    assert_eq!(got["estimated_bytes"], nf_bytes);
+    assert_eq!(flow_bytes(&af), nf_bytes, "analyze's flow records");
+    assert_eq!(
+        flow_bytes(&d.join("flows.jsonl")),
+        nf_bytes,
+        "the daemon's flow records"
+    );
+    assert_eq!(
+        alert_keys(&d.join("alerts.jsonl")),
+        alert_keys(&an.join("alerts.jsonl"))
+    );
+}

@@ -244,9 +244,8 @@ pub fn run(
                 continue;
             }
             fs.see(&bin);
-            let pieces = bin.volume.samples.clamp(1, MAX_PIECES);
             let tag = fs.tag;
-            split(&bin, pieces, &mut meta, &mut |ts, m| on_ip(ts, m, tag));
+            split_bin(&bin, &mut meta, &mut |ts, m| on_ip(ts, m, tag));
         }
     };
     loop {
@@ -295,9 +294,10 @@ pub fn run(
     (c, fs)
 }
 
-/// `bin` as `pieces` synthetic packets of equal shares (the first takes the remainder).
-fn split(bin: &Bin, pieces: u32, meta: &mut PacketMeta, on_ip: &mut impl FnMut(i64, &PacketMeta)) {
-    let n = u64::from(pieces);
+/// `bin` as synthetic packets of equal shares, one per sample (at most [`MAX_PIECES`]; the
+/// first takes the remainder).
+pub fn split_bin(bin: &Bin, meta: &mut PacketMeta, on_ip: &mut impl FnMut(i64, &PacketMeta)) {
+    let n = u64::from(bin.volume.samples.clamp(1, MAX_PIECES));
     let mut part = *bin;
     for i in 0..n {
         let share = |v: u64| v / n + if i == 0 { v % n } else { 0 };

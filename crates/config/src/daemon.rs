@@ -25,6 +25,9 @@ pub enum Backend {
 pub struct DaemonSettings {
     /// Interfaces to capture on.
     pub interfaces: Vec<String>,
+    /// UDP addresses to receive flow export on (NetFlow v5/v9, IPFIX, sFlow v5), written
+    /// `udp://ADDR:PORT` in the file.
+    pub flow_listen: Vec<SocketAddr>,
     /// Capture library.
     pub backend: Backend,
     /// libpcap filter expression applied in the kernel; empty for none.
@@ -88,6 +91,7 @@ impl Default for DaemonSettings {
     fn default() -> Self {
         Self {
             interfaces: Vec::new(),
+            flow_listen: Vec::new(),
             backend: Backend::Pcap,
             filter: String::new(),
             snaplen: 256,
@@ -121,6 +125,7 @@ impl Default for DaemonSettings {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawDaemon {
     interfaces: Option<Spanned<Vec<String>>>,
+    flow_listen: Option<Spanned<Vec<String>>>,
     backend: Option<Spanned<String>>,
     filter: Option<String>,
     snaplen: Option<Spanned<i64>>,
@@ -201,6 +206,29 @@ impl Ctx<'_> {
             }
             None => d.interfaces,
         };
+        let mut flow_listen = Vec::new();
+        if let Some(v) = &r.flow_listen {
+            for url in v.get_ref() {
+                let addr = url
+                    .strip_prefix("udp://")
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                    .ok_or_else(|| {
+                        self.invalid(
+                            v.span().start,
+                            "daemon.flow_listen",
+                            format!("not udp://ADDR:PORT (e.g. \"udp://0.0.0.0:2055\"): {url:?}"),
+                        )
+                    })?;
+                if flow_listen.contains(&addr) {
+                    return Err(self.invalid(
+                        v.span().start,
+                        "daemon.flow_listen",
+                        format!("{url:?} is listed twice"),
+                    ));
+                }
+                flow_listen.push(addr);
+            }
+        }
         let backend = match &r.backend {
             None => d.backend,
             Some(b) => match b.get_ref().as_str() {
@@ -282,6 +310,7 @@ impl Ctx<'_> {
         )?;
         Ok(DaemonSettings {
             interfaces,
+            flow_listen,
             backend,
             filter: r.filter.clone().unwrap_or_default(),
             // Below 96 bytes the headers of a tagged IPv6/TCP packet no longer fit, and every
@@ -380,6 +409,32 @@ mod tests {
     use crate::Settings;
 
     use super::*;
+
+    #[test]
+    fn flow_listen_takes_udp_urls() {
+        let s = Settings::parse(
+            "[daemon]\nflow_listen = [\"udp://127.0.0.1:2055\", \"udp://[::]:6343\"]\n",
+            "b.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            s.daemon.flow_listen,
+            [
+                "127.0.0.1:2055".parse::<SocketAddr>().unwrap(),
+                "[::]:6343".parse().unwrap()
+            ]
+        );
+        for bad in ["tcp://1.2.3.4:1", "udp://host:2055", "udp://1.2.3.4"] {
+            let text = format!("[daemon]\nflow_listen = [{bad:?}]\n");
+            let e = Settings::parse(&text, "b.toml").unwrap_err().to_string();
+            assert!(
+                e.contains("daemon.flow_listen") && e.contains("b.toml"),
+                "{e}"
+            );
+        }
+        let twice = "[daemon]\nflow_listen = [\"udp://0.0.0.0:1\", \"udp://0.0.0.0:1\"]\n";
+        assert!(Settings::parse(twice, "b.toml").is_err());
+    }
 
     #[test]
     fn daemon_section_parses_and_resolves_paths() {

@@ -109,12 +109,18 @@ impl Collector {
             Kind::Sflow => self.push_sflow(arrival_ns, ip, datagram),
             _ => self.push_netflow(arrival_ns, exporter, datagram),
         }
-        let newest = self.newest_ns.map_or(arrival_ns, |n| n.max(arrival_ns));
+        self.advance(arrival_ns);
+        kind
+    }
+
+    /// Move time to `now_ns` without a datagram (a live collector's quiet socket): seconds
+    /// that the hold has passed become ready.
+    pub fn advance(&mut self, now_ns: i64) {
+        let newest = self.newest_ns.map_or(now_ns, |n| n.max(now_ns));
         self.newest_ns = Some(newest);
         let watermark = newest.div_euclid(NS_PER_SEC) - i64::from(self.cfg.hold_s);
         self.compact_ready();
         self.bins.release(watermark, &mut self.ready);
-        kind
     }
 
     /// The next bin whose second has passed the watermark, oldest second first.

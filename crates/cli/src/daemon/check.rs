@@ -43,11 +43,12 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
     let at = At { origin, text };
     let mut f = Findings::default();
     let d = &settings.daemon;
-    if d.interfaces.is_empty() {
+    if d.interfaces.is_empty() && d.flow_listen.is_empty() {
         f.not_ready.push(at.say(
             "daemon.interfaces",
             "no interface to capture on: the daemon will not start until one is named, e.g. \
-             interfaces = [\"eth1\"]",
+             interfaces = [\"eth1\"] (or flow export is received: flow_listen = \
+             [\"udp://0.0.0.0:2055\"])",
         ));
     }
     for name in &d.interfaces {

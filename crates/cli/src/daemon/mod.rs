@@ -11,6 +11,7 @@ mod announce;
 mod capture;
 mod check;
 mod export;
+mod flow;
 mod notify;
 mod output;
 mod reload;
@@ -129,7 +130,15 @@ fn preflight(config: &Path) -> anyhow::Result<Settings> {
     let mut s = s;
     let workers = s.daemon.workers;
     memory_budget(&mut s, workers, config)?;
+    flow_beacons_off(&mut s);
     Ok(s)
+}
+
+/// Flow export (`daemon.flow_listen`) keeps no packet timing: beacons are not scored.
+fn flow_beacons_off(s: &mut Settings) {
+    if !s.daemon.flow_listen.is_empty() {
+        s.detect.beacon_min_events = u32::MAX;
+    }
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
@@ -177,6 +186,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     // Captures open first, while the process may still be root, and with one thread: then the
     // switch to `daemon.user` applies to every thread started after it.
     let live = open_captures(&d);
+    let flow_sockets = flow::bind(&d.flow_listen)?;
     // So are the sinks' password and token files (they can stay root-only).
     let sinks_cfg = sinks::config(&d).with_context(|| format!("{}", args.config.display()))?;
     if let Some(user) = &d.user {
@@ -293,8 +303,19 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
                 .spawn(move || capture::run(cfg, first, slot, retry, tx, shared))?,
         );
     }
+    shared
+        .flow_listening
+        .store(!flow_sockets.is_empty(), Ordering::Relaxed);
+    for socket in flow_sockets {
+        let (tx, shared) = (pkt_tx.clone(), Arc::clone(&shared));
+        captures.push(
+            std::thread::Builder::new()
+                .name("flow-export".into())
+                .spawn(move || flow::run(socket, tx, shared))?,
+        );
+    }
     drop(pkt_tx);
-    tracing::info!(interfaces = ?d.interfaces, "daemon started");
+    tracing::info!(interfaces = ?d.interfaces, flow_listen = ?d.flow_listen, "daemon started");
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = rt.spawn(http::serve_with(
@@ -571,6 +592,7 @@ async fn signals(
                 sinks.reopen();
                 let workers = shared.workers.load(Ordering::Relaxed);
                 let loaded = reload::load(config, &running).and_then(|mut r| {
+                    flow_beacons_off(&mut r.settings);
                     memory_budget(&mut r.settings, workers, config)
                         .map(|()| r)
                         .map_err(|e| vec![format!("{e:#}")])

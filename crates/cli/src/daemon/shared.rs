@@ -86,6 +86,8 @@ pub struct Shared {
     pub workers: AtomicUsize,
     /// The flow-record file.
     pub flows_output: FlowsOutput,
+    /// Sockets receiving flow export (`daemon.flow_listen`) are open.
+    pub flow_listening: AtomicBool,
 }
 
 impl Shared {
@@ -119,7 +121,10 @@ impl Shared {
     pub fn all_up(&self) -> bool {
         self.ifaces
             .lock()
-            .map(|v| !v.is_empty() && v.iter().all(|i| i.up))
+            .map(|v| {
+                (!v.is_empty() || self.flow_listening.load(Ordering::Relaxed))
+                    && v.iter().all(|i| i.up)
+            })
             .unwrap_or(false)
     }
 }

@@ -1,0 +1,113 @@
+//! One reader thread per `daemon.flow_listen` socket: flow-export datagrams (NetFlow v5/v9,
+//! IPFIX, sFlow v5) received, stamped with the wall clock, turned into bins by a
+//! `burstwatch_flowexport::Collector` and handed to the engine worker as synthetic packets,
+//! as `analyze --input-kind flow-export` does with a capture of the same datagrams.
+
+use std::net::UdpSocket;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use burstwatch_flowexport::{Collector, Config};
+use burstwatch_wire::PacketMeta;
+
+use super::capture::Batch;
+use super::shared::Shared;
+use crate::flow_input::split_bin;
+
+/// Synthetic packets per batch.
+const BATCH: usize = 256;
+/// How long a read waits, so the thread sees the stop flag and the watermark moves on.
+const POLL: Duration = Duration::from_millis(200);
+/// Bins wait this long behind the newest datagram (as `analyze --flow-hold`'s default).
+pub const HOLD_S: u32 = 75;
+
+/// Bind every socket (before the switch of account: a port below 1024 needs root).
+pub fn bind(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<UdpSocket>> {
+    addrs
+        .iter()
+        .map(|a| {
+            let s = UdpSocket::bind(a)
+                .map_err(|e| anyhow::anyhow!("daemon.flow_listen: cannot bind udp://{a}: {e}"))?;
+            s.set_read_timeout(Some(POLL))?;
+            Ok(s)
+        })
+        .collect()
+}
+
+/// Receive until shutdown; then every held bin goes out.
+pub fn run(socket: UdpSocket, tx: SyncSender<Batch>, shared: Arc<Shared>) {
+    let cfg = Config {
+        hold_s: HOLD_S,
+        ..Config::default()
+    };
+    let Ok(mut collector) = Collector::new(cfg) else {
+        return;
+    };
+    let local = socket.local_addr().ok();
+    tracing::info!(listen = ?local, "receiving flow export");
+    let mut buf = vec![0u8; 65_536];
+    let mut batch: Batch = Vec::with_capacity(BATCH);
+    let mut meta = PacketMeta::default();
+    let mut idle_since_send = false;
+    while !shared.stopping() {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                let now = crate::daemon::export::now_ns();
+                collector.push(now, from, &buf[..n]);
+                idle_since_send = false;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                // A quiet socket: the watermark still follows the clock.
+                collector.advance(crate::daemon::export::now_ns());
+                idle_since_send = true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "flow export socket failed");
+                std::thread::sleep(POLL);
+            }
+        }
+        if drain(&mut collector, &mut batch, &mut meta, &tx, idle_since_send).is_err() {
+            return;
+        }
+    }
+    collector.finish();
+    let _ = drain(&mut collector, &mut batch, &mut meta, &tx, true);
+    let t = collector.total();
+    tracing::info!(
+        listen = ?local,
+        datagrams = t.datagrams,
+        records = t.records,
+        packet_samples = t.packet_samples,
+        parse_errors = t.parse_errors,
+        template_misses = t.template_misses,
+        "flow export stopped"
+    );
+}
+
+/// Hand the released bins to the worker; a partial batch too when `flush`.
+fn drain(
+    collector: &mut Collector,
+    batch: &mut Batch,
+    meta: &mut PacketMeta,
+    tx: &SyncSender<Batch>,
+    flush: bool,
+) -> Result<(), ()> {
+    while let Some(bin) = collector.pop() {
+        split_bin(&bin, meta, &mut |ts, m| batch.push((ts, m.clone())));
+        if batch.len() >= BATCH {
+            let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+            tx.send(full).map_err(|_| ())?;
+        }
+    }
+    if flush && !batch.is_empty() {
+        let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        tx.send(full).map_err(|_| ())?;
+    }
+    Ok(())
+}
