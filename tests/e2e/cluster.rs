@@ -252,3 +252,91 @@ fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
         }
     }
 }
+
+/// One packet of each of `subs` to 192.0.2.9, half a second into the burst's first second.
+fn touches(subs: &[[u8; 4]], t0: u32) -> Vec<(u32, u32, Vec<u8>)> {
+    subs.iter()
+        .map(|s| {
+            (
+                t0,
+                500_000,
+                crate::crafted::frame(*s, [192, 0, 2, 9], 40_001, 9001, 200),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_endpoint_seen_by_2_plus_2_subscribers_on_two_sensors_is_not_rare() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path());
+    let t0 = 1_767_225_600u32;
+    // Sensor A: 10.0.0.5 sends 3 MB in 2 s to 192.0.2.9, which 10.0.0.6 talks to as well.
+    let mut a_recs = touches(&[[10, 0, 0, 6]], t0);
+    for i in 0..2200u32 {
+        let us = i * 900;
+        let f = crate::crafted::frame([10, 0, 0, 5], [192, 0, 2, 9], 40_000, 9001, 1400);
+        a_recs.push((t0 + us / 1_000_000, us % 1_000_000, f));
+    }
+    a_recs.sort_by_key(|r| (r.0, r.1));
+    let a = dir.path().join("a.pcap");
+    std::fs::write(&a, crate::crafted::pcap(&a_recs)).unwrap();
+    let run_pair = |b_subs: &[[u8; 4]], tag: &str| -> Vec<serde_json::Value> {
+        let b = dir.path().join(format!("{tag}-b.pcap"));
+        std::fs::write(&b, crate::crafted::pcap(&touches(b_subs, t0))).unwrap();
+        let _ = redis.cli(&["FLUSHALL"]);
+        let mut kids = Vec::new();
+        for (id, cap) in [("a", &a), ("b", &b)] {
+            let cfg = sensor_config(dir.path(), &redis, &format!("{tag}-{id}"));
+            // A one-second look-back: the whole capture counts as warmed up.
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            std::fs::write(&cfg, format!("[detect]\nlookback_seconds = 1\n{text}")).unwrap();
+            kids.push(
+                Command::new(bin())
+                    .args([
+                        "analyze",
+                        "--quiet",
+                        "--cluster-peers",
+                        "2",
+                        "--alerts",
+                        "-",
+                        "--config",
+                    ])
+                    .arg(&cfg)
+                    .arg(cap)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        let mut alerts = Vec::new();
+        for k in kids {
+            let out = k.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            alerts.extend(json_lines(&out.stdout));
+        }
+        alerts
+    };
+    // 2 + 1: three subscribers, still rare (rare_max_hosts 3); the alert shows both views.
+    let alerts = run_pair(&[[10, 0, 1, 7]], "three");
+    let al = alerts
+        .iter()
+        .find(|a| a["dst"] == "192.0.2.9")
+        .expect("rare over both sensors");
+    let c = &al["endpoint"]["cluster"];
+    assert_eq!(c["local_prevalence"], 2, "{al}");
+    assert_eq!(c["global_prevalence"], 3, "{al}");
+    assert_eq!(c["sensors_seen"], 2, "{al}");
+    assert_eq!(al["endpoint"]["prevalence"], 3);
+    // 2 + 2: four subscribers over the two sensors, more than rare_max_hosts.
+    let alerts = run_pair(&[[10, 0, 1, 7], [10, 0, 1, 8]], "four");
+    assert!(
+        alerts.iter().all(|a| a["dst"] != "192.0.2.9"),
+        "not rare over both sensors: {alerts:?}"
+    );
+}

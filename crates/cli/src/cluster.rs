@@ -54,8 +54,16 @@ impl Shared {
         let Some(target) = target(settings)? else {
             return Ok(None);
         };
-        let (Some(id), Some(key_file)) = (&c.sensor_id, &c.key_file) else {
-            anyhow::bail!("cluster.redis_url needs cluster.sensor_id and cluster.key_file");
+        // A DaemonSet names each node's sensor through the environment (one ConfigMap).
+        let id = std::env::var("BURSTWATCH_SENSOR_ID")
+            .ok()
+            .filter(|v| !v.is_empty() && v.len() <= 128 && !v.chars().any(char::is_control))
+            .or_else(|| c.sensor_id.clone());
+        let (Some(id), Some(key_file)) = (&id, &c.key_file) else {
+            anyhow::bail!(
+                "cluster.redis_url needs a name for this sensor (cluster.sensor_id, \
+                 daemon.sensor or BURSTWATCH_SENSOR_ID) and cluster.key_file"
+            );
         };
         let tags = Tags::new(&read_key(key_file)?);
         let d = &settings.detect;

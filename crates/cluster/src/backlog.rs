@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::tags::TAG_LEN;
+use crate::tags::{SetKey, TAG_LEN};
 
 /// One set's contacts: (subscriber tag, newest second).
 pub type Members = Vec<([u8; TAG_LEN], u32)>;
@@ -15,7 +15,7 @@ pub type Members = Vec<([u8; TAG_LEN], u32)>;
 /// Contacts not yet in the store.
 #[derive(Debug)]
 pub struct Backlog {
-    sets: HashMap<String, Members>,
+    sets: HashMap<SetKey, Members>,
     entries: usize,
     max: usize,
     cap: usize,
@@ -46,8 +46,8 @@ impl Backlog {
     }
 
     /// Add a contact of `tag` with set `key` at second `sec`.
-    pub fn add(&mut self, key: &str, tag: [u8; TAG_LEN], sec: u32) {
-        if let Some(members) = self.sets.get_mut(key) {
+    pub fn add(&mut self, key: SetKey, tag: [u8; TAG_LEN], sec: u32) {
+        if let Some(members) = self.sets.get_mut(&key) {
             if let Some(m) = members.iter_mut().find(|m| m.0 == tag) {
                 m.1 = m.1.max(sec);
                 return;
@@ -73,21 +73,21 @@ impl Backlog {
             self.dropped += 1;
             return;
         }
-        self.sets.insert(key.to_string(), vec![(tag, sec)]);
+        self.sets.insert(key, vec![(tag, sec)]);
         self.entries += 1;
     }
 
     /// Take everything (the caller puts back what it could not write).
-    pub fn take(&mut self) -> Vec<(String, Members)> {
+    pub fn take(&mut self) -> Vec<(SetKey, Members)> {
         self.entries = 0;
         self.sets.drain().collect()
     }
 
     /// Put back sets that could not be written.
-    pub fn put_back(&mut self, sets: Vec<(String, Members)>) {
+    pub fn put_back(&mut self, sets: Vec<(SetKey, Members)>) {
         for (key, members) in sets {
             for (tag, sec) in members {
-                self.add(&key, tag, sec);
+                self.add(key, tag, sec);
             }
         }
     }
@@ -97,22 +97,26 @@ impl Backlog {
 mod tests {
     use super::*;
 
+    fn k(s: &str) -> SetKey {
+        (b'e', [s.as_bytes()[0]; 8])
+    }
+
     #[test]
     fn merges_bounds_and_counts_drops() {
         let mut b = Backlog::new(3, 8);
-        b.add("a", [1; 8], 10);
-        b.add("a", [1; 8], 12);
-        b.add("a", [1; 8], 11);
-        b.add("b", [1; 8], 10);
-        b.add("a", [2; 8], 10);
+        b.add(k("a"), [1; 8], 10);
+        b.add(k("a"), [1; 8], 12);
+        b.add(k("a"), [1; 8], 11);
+        b.add(k("b"), [1; 8], 10);
+        b.add(k("a"), [2; 8], 10);
         assert_eq!((b.len(), b.dropped), (3, 0));
-        b.add("c", [1; 8], 10);
-        b.add("a", [3; 8], 10);
+        b.add(k("c"), [1; 8], 10);
+        b.add(k("a"), [3; 8], 10);
         assert_eq!((b.len(), b.dropped), (3, 2));
         let mut sets = b.take();
         assert!(b.is_empty());
         sets.sort();
-        assert_eq!(sets[0], ("a".to_string(), vec![([1; 8], 12), ([2; 8], 10)]));
+        assert_eq!(sets[0], (k("a"), vec![([1; 8], 12), ([2; 8], 10)]));
         b.put_back(sets);
         assert_eq!(b.len(), 3);
     }
@@ -121,7 +125,7 @@ mod tests {
     fn a_set_keeps_its_newest_members_beyond_the_cap() {
         let mut b = Backlog::new(100, 2);
         for i in 0..10u8 {
-            b.add("a", [i; 8], u32::from(i));
+            b.add(k("a"), [i; 8], u32::from(i));
         }
         let sets = b.take();
         let mut secs: Vec<u32> = sets[0].1.iter().map(|m| m.1).collect();

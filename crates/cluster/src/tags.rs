@@ -45,6 +45,20 @@ fn encrypt(c: &Aes128, input: [u8; 16]) -> [u8; 16] {
     b.into()
 }
 
+/// A set of the store before it is named: its kind (`e` endpoint, `p` prefix) and tag.
+pub type SetKey = (u8, [u8; TAG_LEN]);
+
+/// The Redis key of a set: `bw:e:` or `bw:p:` and 16 hex digits.
+pub fn key_name(k: &SetKey) -> String {
+    format!("bw:{}:{}", char::from(k.0), hex8(&k.1))
+}
+
+fn first8(b: &[u8; 16]) -> [u8; TAG_LEN] {
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(&b[..TAG_LEN]);
+    out
+}
+
 fn hex8(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes[..8]
@@ -73,16 +87,26 @@ impl Tags {
         out
     }
 
+    /// An endpoint's set, as a [`SetKey`].
+    pub fn endpoint_set(&self, addr: &[u8; 16]) -> SetKey {
+        (b'e', first8(&encrypt(&self.ep, *addr)))
+    }
+
+    /// A prefix's set (masked address and length), as a [`SetKey`].
+    pub fn prefix_set(&self, masked: &[u8; 16], len: u8) -> SetKey {
+        let mut b = encrypt(&self.pfx, *masked);
+        b[0] ^= len;
+        (b'p', first8(&encrypt(&self.pfx, b)))
+    }
+
     /// The name of an endpoint's set.
     pub fn endpoint_key(&self, addr: &[u8; 16]) -> String {
-        format!("bw:e:{}", hex8(&encrypt(&self.ep, *addr)))
+        key_name(&self.endpoint_set(addr))
     }
 
     /// The name of a prefix's set (masked address and length).
     pub fn prefix_key(&self, masked: &[u8; 16], len: u8) -> String {
-        let mut b = encrypt(&self.pfx, *masked);
-        b[0] ^= len;
-        format!("bw:p:{}", hex8(&encrypt(&self.pfx, b)))
+        key_name(&self.prefix_set(masked, len))
     }
 
     /// A value that tells whether two sensors use the same key (stored once in the store).

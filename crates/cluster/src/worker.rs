@@ -164,9 +164,9 @@ impl Worker {
         for c in contacts {
             let who = tags.subscriber(&c.subscriber);
             let s = sec(c.ts_ns);
-            self.backlog.add(&tags.endpoint_key(&c.endpoint), who, s);
+            self.backlog.add(tags.endpoint_set(&c.endpoint), who, s);
             self.backlog
-                .add(&tags.prefix_key(&c.prefix, c.prefix_len), who, s);
+                .add(tags.prefix_set(&c.prefix, c.prefix_len), who, s);
         }
         self.watermark_ns = self.watermark_ns.max(now_ns);
         self.counters

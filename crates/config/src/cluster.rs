@@ -18,8 +18,9 @@ pub struct ClusterSettings {
     pub redis_url: Option<String>,
     /// File holding the Redis password (one line; a trailing newline is ignored).
     pub password_file: Option<PathBuf>,
-    /// Name of this sensor in the store (and on alerts, metrics and flow records): the
-    /// `cluster.sensor_id` key, else `daemon.sensor`.
+    /// Name of this sensor in the store: the `cluster.sensor_id` key, else `daemon.sensor`
+    /// (the environment variable `BURSTWATCH_SENSOR_ID` overrides both at start, e.g. the
+    /// node name in a DaemonSet; one of them is needed).
     pub sensor_id: Option<String>,
     /// Key file of the pseudonyms the store holds (32 bytes, as `burstwatch keygen` writes):
     /// `cluster.key_file`, else `privacy.key_file`. Every sensor of a cluster needs the same.
@@ -121,15 +122,6 @@ impl Ctx<'_> {
         };
         let key_file = path(&r.key_file).or_else(|| privacy_key.cloned());
         if let Some(v) = &r.redis_url {
-            if url.is_some() && sensor_id.is_none() {
-                return Err(self.invalid(
-                    v.span().start,
-                    "cluster.redis_url",
-                    "a shared store needs a name for this sensor: cluster.sensor_id (or \
-                     daemon.sensor)"
-                        .into(),
-                ));
-            }
             if url.is_some() && key_file.is_none() {
                 return Err(self.invalid(
                     v.span().start,
@@ -219,8 +211,15 @@ mod tests {
             e.contains("cluster.redis_url") && e.contains("not a Redis URL"),
             "{e}"
         );
-        let e = err("[cluster]\nredis_url = \"redis://x\"\nkey_file = \"k\"\n");
-        assert!(e.contains("cluster.sensor_id"), "{e}");
+        let s = Settings::parse(
+            "[cluster]\nredis_url = \"redis://x\"\nkey_file = \"k\"\n",
+            "t",
+        );
+        assert_eq!(
+            s.unwrap().cluster.sensor_id,
+            None,
+            "named at start (environment)"
+        );
         let e = err("[cluster]\nredis_url = \"redis://x\"\nsensor_id = \"a\"\n");
         assert!(e.contains("cluster.key_file"), "{e}");
         let e = err(
