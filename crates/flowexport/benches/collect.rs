@@ -59,6 +59,16 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ipfix");
     g.throughput(Throughput::Elements((DATAGRAMS * PER) as u64));
     g.sample_size(10);
+    g.bench_function("parser", |b| {
+        b.iter(|| {
+            let mut p = netflow_parser::scoped_parser::AutoScopedParser::new();
+            let mut n = 0usize;
+            for (_, d) in &input {
+                n += p.parse_from_source(from, d).packets.len();
+            }
+            black_box(n)
+        })
+    });
     g.bench_function("collector", |b| {
         b.iter(|| {
             let mut col = Collector::new(Config::default()).expect("default config");

@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+use foldhash::fast::RandomState;
+
 use crate::NS_PER_SEC;
 
 /// A directional 5-tuple: what one bin entry is kept per.
@@ -73,7 +75,9 @@ pub struct BinStats {
 /// The bins held, by second, with a cap on the entries held.
 #[derive(Debug)]
 pub struct Bins {
-    held: BTreeMap<i64, HashMap<Key, Volume>>,
+    /// Per second, the entries by key (foldhash, seeded per map: the keys come from the
+    /// network; the output order comes from sorting, never from the hash).
+    held: BTreeMap<i64, HashMap<Key, Volume, RandomState>>,
     entries: usize,
     max_entries: usize,
     max_span_s: i64,
@@ -125,11 +129,17 @@ impl Bins {
             self.add(first, key, vol);
             return;
         }
-        let span = i128::from(end - start);
+        let span = (end - start).unsigned_abs();
         let share = |total: u64, upto: i64| -> u64 {
             // Cumulative share of `total` up to `upto` (start..=end): exact at both ends.
-            let num = i128::from(total) * i128::from(upto - start);
-            u64::try_from(num / span).unwrap_or(total)
+            let part = (upto - start).unsigned_abs();
+            match total.checked_mul(part) {
+                Some(num) => num / span,
+                None => {
+                    let num = u128::from(total) * u128::from(part);
+                    u64::try_from(num / u128::from(span)).unwrap_or(total)
+                }
+            }
         };
         let (mut done_b, mut done_p) = (0u64, 0u64);
         for sec in first..=last {

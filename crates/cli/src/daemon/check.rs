@@ -51,6 +51,13 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
              [\"udp://0.0.0.0:2055\"])",
         ));
     }
+    if !d.interfaces.is_empty() && !d.flow_listen.is_empty() {
+        f.warnings.push(at.say(
+            "daemon.flow_listen",
+            "flow export and packet capture in one daemon: the flow bins reach the engine 75 s \
+             behind the captured packets and count as late there; run one daemon for each",
+        ));
+    }
     for name in &d.interfaces {
         if interface_exists(name) == Some(false) {
             f.warnings.push(at.say(
