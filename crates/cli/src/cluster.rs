@@ -18,6 +18,7 @@ const BATCH_PACKETS: u32 = 4096;
 
 /// The cluster thread and what the shell keeps for it.
 pub struct Shared {
+    sensor: String,
     cluster: Cluster,
     buf: Vec<Contact>,
     packets: u32,
@@ -84,6 +85,7 @@ impl Shared {
         let cluster = Cluster::start(opts).context("cluster")?;
         tracing::info!(sensor = %id, "endpoint prevalence shared through the cluster store");
         Ok(Some(Shared {
+            sensor: id.clone(),
             cluster,
             buf: Vec::new(),
             packets: 0,
@@ -95,6 +97,11 @@ impl Shared {
         GlobalConfig {
             answer_wait_ns: settings.cluster.answer_wait_ns,
         }
+    }
+
+    /// This sensor's name in the store.
+    pub fn sensor(&self) -> &str {
+        &self.sensor
     }
 
     /// The thread's counters.

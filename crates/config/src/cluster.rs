@@ -200,6 +200,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.cluster.sensor_id.as_deref(), Some("a"));
+        assert_eq!(
+            s.daemon.sensor.as_deref(),
+            Some("a"),
+            "the alerts' sensor label"
+        );
         assert!(!Settings::default().cluster.enabled());
     }
 

@@ -729,6 +729,11 @@ impl Settings {
             daemon.sensor.as_ref(),
             privacy.key_file.as_ref(),
         )?;
+        // The sensor's name in the store labels its alerts too, unless daemon.sensor names it.
+        let mut daemon = daemon;
+        if daemon.sensor.is_none() {
+            daemon.sensor = cluster.sensor_id.clone();
+        }
         let mut settings = Settings {
             flow,
             detect,

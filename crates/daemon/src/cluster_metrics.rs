@@ -48,8 +48,18 @@ fn advance(c: &IntCounter, total: u64) {
 }
 
 impl ClusterMetrics {
-    /// Register every family on `r`.
-    pub fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+    /// Register every family on `r`, and `burstwatch_cluster_sensor_info{sensor}` = 1 naming
+    /// this sensor in the store (to join with the others in queries).
+    pub fn register(r: &Registry, sensor: &str) -> Result<Self, prometheus::Error> {
+        let info = prometheus::IntGaugeVec::new(
+            opts(
+                "sensor_info",
+                "Always 1; the label names this sensor in the shared store.",
+            ),
+            &["sensor"],
+        )?;
+        r.register(Box::new(info.clone()))?;
+        info.with_label_values(&[sensor]).set(1);
         let m = Self {
             written: IntCounter::with_opts(opts("contacts_written_total", "Contacts (subscriber, endpoint or prefix) written to the shared store."))?,
             dropped: IntCounter::with_opts(opts("contacts_dropped_total", "Contacts dropped before the shared store took them (backlog or hand-over full)."))?,
@@ -97,7 +107,7 @@ mod tests {
     #[test]
     fn families_render_and_stay_monotonic() {
         let r = Registry::new();
-        let m = ClusterMetrics::register(&r).unwrap();
+        let m = ClusterMetrics::register(&r, "pop-1").unwrap();
         m.update(&ClusterStats {
             written: 10,
             backlog: 3,
@@ -124,5 +134,6 @@ mod tests {
         assert!(text.contains("burstwatch_cluster_questions_total{result=\"unanswered\"} 2"));
         assert!(text.contains("burstwatch_cluster_backlog_contacts 0"));
         assert!(text.contains("burstwatch_cluster_connected 0"));
+        assert!(text.contains("burstwatch_cluster_sensor_info{sensor=\"pop-1\"} 1"));
     }
 }

@@ -689,6 +689,8 @@ mod tests {
     #[test]
     fn metrics_md_lists_every_family_with_its_type() {
         let m = Metrics::new("1").unwrap();
+        // With a shared store ([cluster]) its families join the registry.
+        crate::cluster_metrics::ClusterMetrics::register(m.registry(), "s").unwrap();
         m.update(&snap(1, 1), 0);
         let served: std::collections::BTreeSet<(String, String)> = m
             .render()

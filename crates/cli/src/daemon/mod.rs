@@ -219,7 +219,10 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::with_build(&crate::build_info::labels())?);
     let cluster_metrics = match &cluster {
         Some(c) => Some((
-            burstwatch_daemon::cluster_metrics::ClusterMetrics::register(metrics.registry())?,
+            burstwatch_daemon::cluster_metrics::ClusterMetrics::register(
+                metrics.registry(),
+                c.sensor(),
+            )?,
             c.counters(),
         )),
         None => None,
