@@ -286,3 +286,41 @@ fn a_store_down_leaves_questions_unanswered_and_keeps_the_backlog() {
     a.finish();
     drop(r2);
 }
+
+#[test]
+fn a_password_from_a_file_is_sent_and_a_wrong_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("p.sock");
+    let mut child = Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&sock)
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "s3cret-pw",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !sock.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let url = format!("unix://{}", sock.display());
+    let good = dir.path().join("good");
+    std::fs::write(&good, "s3cret-pw\n").unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "nope\n").unwrap();
+    let mut st = Store::connect(&Target::new(&url, Some(&good)).unwrap()).unwrap();
+    assert!(st.size().is_ok());
+    assert!(Store::connect(&Target::new(&url, Some(&bad)).unwrap()).is_err());
+    assert!(Store::connect(&Target::new(&url, None).unwrap()).is_err());
+    let missing = Target::new(&url, Some(&dir.path().join("missing"))).unwrap_err();
+    assert!(missing.to_string().contains("password file"), "{missing}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
