@@ -175,9 +175,10 @@ impl Shared {
     pub fn summary(&self) -> String {
         let c = self.cluster.counters();
         format!(
-            "cluster: {} contacts written, {} dropped, {} questions answered, {} unanswered, {} store errors",
+            "cluster: {} contacts written, {} dropped, {} not written yet, {} questions answered, {} unanswered, {} store errors",
             c.written.load(Ordering::Relaxed),
             c.dropped.load(Ordering::Relaxed),
+            c.backlog.load(Ordering::Relaxed),
             c.answered.load(Ordering::Relaxed),
             c.unanswered.load(Ordering::Relaxed),
             c.errors.load(Ordering::Relaxed),
