@@ -178,6 +178,16 @@ fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
             "{k:?} only in the split runs"
         );
     }
+    let worst = whole
+        .iter()
+        .filter_map(|(k, w)| Some((parts.get(k)? - w).abs()))
+        .fold(0.0f64, f64::max);
+    eprintln!(
+        "{} alerts on the whole capture, {} over the three sensors, {} in both; largest score difference {worst:.4}",
+        whole.len(),
+        parts.len(),
+        whole.keys().filter(|k| parts.contains_key(*k)).count()
+    );
     // Every split alert was decided with the store's answer.
     for a in &split {
         let c = &a["endpoint"]["cluster"];
