@@ -130,12 +130,8 @@ pub fn id_string(id: u64) -> String {
 }
 
 /// Write one alert as a JSON line, its addresses passed through `privacy`. (Reasons carry
-/// names and numbers only, never addresses.)
-pub fn write_alert<W: Write>(out: &mut W, a: &Alert, privacy: &Privacy) -> std::io::Result<()> {
-    write_alert_from(out, a, privacy, None)
-}
-
-/// [`write_alert`] for an alert raised from flow export: `source` says from what.
+/// names and numbers only, never addresses.) An alert raised from flow export gets `source`:
+/// what its volume was estimated from.
 pub fn write_alert_from<W: Write>(
     out: &mut W,
     a: &Alert,

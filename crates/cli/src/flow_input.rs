@@ -90,10 +90,22 @@ pub struct SourceTag {
 const KINDS: [Kind; 4] = [Kind::NetflowV5, Kind::NetflowV9, Kind::Ipfix, Kind::Sflow];
 
 impl SourceTag {
-    fn see_kind(&mut self, k: Kind) {
+    /// Note a datagram of protocol `k`.
+    pub fn see_kind(&mut self, k: Kind) {
         if let Some(i) = KINDS.iter().position(|&x| x == k) {
             self.kinds |= 1 << i;
         }
+    }
+
+    /// Note a bin taken at sampling rate `rate`.
+    pub fn see_rate(&mut self, rate: u32) {
+        self.max_rate = self.max_rate.max(rate);
+    }
+
+    /// Both tags' protocols and the higher rate.
+    pub fn merge(&mut self, o: SourceTag) {
+        self.kinds |= o.kinds;
+        self.see_rate(o.max_rate);
     }
 
     /// The protocols seen, by name.
@@ -164,7 +176,7 @@ pub struct AlertSource {
 
 impl FlowSummary {
     fn see(&mut self, bin: &Bin) {
-        self.tag.max_rate = self.tag.max_rate.max(bin.volume.rate);
+        self.tag.see_rate(bin.volume.rate);
         self.bins += 1;
     }
 

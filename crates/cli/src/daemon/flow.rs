@@ -13,7 +13,7 @@ use burstwatch_wire::PacketMeta;
 
 use super::capture::Batch;
 use super::shared::Shared;
-use crate::flow_input::split_bin;
+use crate::flow_input::{split_bin, SourceTag};
 
 /// Synthetic packets per batch.
 const BATCH: usize = 256;
@@ -50,11 +50,12 @@ pub fn run(socket: UdpSocket, tx: SyncSender<Batch>, shared: Arc<Shared>) {
     let mut batch: Batch = Vec::with_capacity(BATCH);
     let mut meta = PacketMeta::default();
     let mut idle_since_send = false;
+    let mut tag = SourceTag::default();
     while !shared.stopping() {
         match socket.recv_from(&mut buf) {
             Ok((n, from)) => {
                 let now = crate::daemon::export::now_ns();
-                collector.push(now, from, &buf[..n]);
+                tag.see_kind(collector.push(now, from, &buf[..n]));
                 idle_since_send = false;
             }
             Err(e)
@@ -72,12 +73,30 @@ pub fn run(socket: UdpSocket, tx: SyncSender<Batch>, shared: Arc<Shared>) {
                 std::thread::sleep(POLL);
             }
         }
-        if drain(&mut collector, &mut batch, &mut meta, &tx, idle_since_send).is_err() {
+        let before = tag;
+        if drain(
+            &mut collector,
+            &mut batch,
+            &mut meta,
+            &tx,
+            idle_since_send,
+            &mut tag,
+        )
+        .is_err()
+        {
             return;
+        }
+        if tag != before {
+            if let Ok(mut t) = shared.flow_tag.lock() {
+                t.merge(tag);
+            }
         }
     }
     collector.finish();
-    let _ = drain(&mut collector, &mut batch, &mut meta, &tx, true);
+    let _ = drain(&mut collector, &mut batch, &mut meta, &tx, true, &mut tag);
+    if let Ok(mut t) = shared.flow_tag.lock() {
+        t.merge(tag);
+    }
     let t = collector.total();
     tracing::info!(
         listen = ?local,
@@ -97,8 +116,10 @@ fn drain(
     meta: &mut PacketMeta,
     tx: &SyncSender<Batch>,
     flush: bool,
+    tag: &mut SourceTag,
 ) -> Result<(), ()> {
     while let Some(bin) = collector.pop() {
+        tag.see_rate(bin.volume.rate);
         split_bin(&bin, meta, &mut |ts, m| batch.push((ts, m.clone())));
         if batch.len() >= BATCH {
             let full = std::mem::replace(batch, Vec::with_capacity(BATCH));

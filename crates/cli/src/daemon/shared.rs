@@ -88,6 +88,9 @@ pub struct Shared {
     pub flows_output: FlowsOutput,
     /// Sockets receiving flow export (`daemon.flow_listen`) are open.
     pub flow_listening: AtomicBool,
+    /// What the flow-export threads have seen (protocols, highest sampling rate), for the
+    /// `source` of alerts.
+    pub flow_tag: Mutex<crate::flow_input::SourceTag>,
 }
 
 impl Shared {

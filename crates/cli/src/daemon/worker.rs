@@ -13,7 +13,7 @@ use burstwatch_engine::Alert;
 use super::capture::Batch;
 use super::reload::Reload;
 use super::shared::Shared;
-use crate::alert_json::write_alert;
+use crate::alert_json::write_alert_from;
 use crate::flow_json::write_record;
 use crate::privacy::Privacy;
 use crate::shards::Engines;
@@ -94,7 +94,14 @@ pub fn run(
         if let Some(c) = cluster.as_mut() {
             c.pump(engine.scorer_mut());
         }
-        drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
+        drain(
+            &mut engine,
+            &out,
+            &privacy,
+            &mut records,
+            &mut alerts,
+            &shared,
+        );
         while let Ok(Control::Reload(r)) = control.try_recv() {
             let s = r.settings;
             engine.set_config(s.flow, s.detect.clone());
@@ -135,7 +142,14 @@ pub fn run(
         tracing::info!("{}", c.summary());
         c.finish();
     }
-    drain(&mut engine, &out, &privacy, &mut records, &mut alerts);
+    drain(
+        &mut engine,
+        &out,
+        &privacy,
+        &mut records,
+        &mut alerts,
+        &shared,
+    );
     publish(&engine, &shared, last_ts, records, alerts);
     engine
 }
@@ -148,7 +162,13 @@ fn drain(
     privacy: &Privacy,
     records: &mut u64,
     alerts: &mut u64,
+    shared: &Shared,
 ) {
+    // Flow export: alerts say what their volume was estimated from.
+    let source = shared
+        .flow_listening
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .then(|| shared.flow_tag.lock().map(|t| *t).unwrap_or_default());
     while let Some(rec) = engine.pop_record() {
         let mut line = Vec::with_capacity(320);
         if write_record(&mut line, &rec, privacy).is_ok() {
@@ -159,7 +179,8 @@ fn drain(
     while let Some(alert) = engine.pop_alert() {
         let alert = privacy.alert(alert);
         let mut line = Vec::with_capacity(1024);
-        if write_alert(&mut line, &alert, &Privacy::disabled()).is_ok() {
+        let src = source.map(|t| t.alert_source(alert.packets_out + alert.packets_in));
+        if write_alert_from(&mut line, &alert, &Privacy::disabled(), src).is_ok() {
             *alerts += 1;
             let _ = out.send(Output::Alert(line, Box::new(alert)));
         }
