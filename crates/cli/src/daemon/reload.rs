@@ -46,6 +46,7 @@ pub fn load(config: &Path, running: &Settings) -> Result<Reload, Vec<String>> {
     // Keep what a restart would change, so that the next reload compares with what runs.
     new.daemon = running.daemon.clone();
     new.privacy = running.privacy.clone();
+    new.cluster = running.cluster.clone();
     new.flow.max_fragments = running.flow.max_fragments;
     new.flow.fragment_timeout_ns = running.flow.fragment_timeout_ns;
     Ok(Reload {
@@ -121,6 +122,8 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str
         &old.privacy.pseudonymize_endpoints,
         &new.privacy.pseudonymize_endpoints,
     );
+    // The shared store's thread is started once.
+    cmp("cluster", &old.cluster, &new.cluster);
     // The fragment table is sized at start.
     cmp(
         "flow.max_fragments",
@@ -145,7 +148,8 @@ mod tests {
         let old = Settings::parse("[daemon]\ninterfaces = [\"eth1\"]\nworkers = 2\n", "t").unwrap();
         let new = Settings::parse(
             "[daemon]\ninterfaces = [\"eth1\"]\nworkers = 1\nuser = \"nobody\"\n\
-             [detect]\nrare_max_hosts = 5\n[flow]\nmax_fragments = 10\n",
+             [detect]\nrare_max_hosts = 5\n[flow]\nmax_fragments = 10\n\
+             [cluster]\nredis_url = \"redis://r:6379\"\nsensor_id = \"a\"\nkey_file = \"k\"\n",
             "t",
         )
         .unwrap();
@@ -155,7 +159,13 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["daemon.workers", "daemon.user", "flow.max_fragments"]
+            [
+                "daemon.sensor",
+                "daemon.workers",
+                "daemon.user",
+                "cluster",
+                "flow.max_fragments"
+            ]
         );
         assert!(restart_only_changes(&old, &old).is_empty());
     }
