@@ -76,8 +76,22 @@ fn afpacket_daemon_counts_every_packet_as_analyze_does_with_vlan_tags_restored()
     if !live_tests_enabled() {
         return;
     }
+    counts_every_packet_as_analyze_does(1);
+}
+
+/// Two rings in one fanout group, steered by the home-side address: together they read every
+/// packet, and the flows are those of one ring (each subscriber's packets on one thread).
+#[test]
+fn afpacket_capture_threads_share_the_interface_and_count_every_packet_as_analyze_does() {
+    if !live_tests_enabled() {
+        return;
+    }
+    counts_every_packet_as_analyze_does(2);
+}
+
+fn counts_every_packet_as_analyze_does(threads: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let net = Netns::new("a");
+    let net = Netns::new(if threads == 1 { "a" } else { "f" });
     // Jumbo frames: the triple-tagged capture holds full 1500-byte IP packets.
     for (ns, dev) in [(&net.cap_ns, &net.cap_if), (&net.send_ns, &net.send_if)] {
         let ok = std::process::Command::new("ip")
@@ -93,11 +107,24 @@ fn afpacket_daemon_counts_every_packet_as_analyze_does_with_vlan_tags_restored()
     let cfg = daemon_config(
         dir.path(),
         &net.cap_if,
-        &format!("backend = \"afpacket\"\nmetrics_bind = \"{target}\"\n"),
+        &format!(
+            "backend = \"afpacket\"\nmetrics_bind = \"{target}\"\ncapture_threads = {threads}\n"
+        ),
     );
     let log = dir.path().join("daemon.log");
     let mut daemon = start_daemon(&net, &cfg, &log);
-    wait_for_log(&log, "capturing", Duration::from_secs(20));
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while wait_for_log(&log, "capturing", Duration::from_secs(20))
+        .matches("capturing")
+        .count()
+        < threads
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "{threads} rings not open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let captures = [
         repo().join("tests/data/sample.pcap"),
@@ -120,6 +147,23 @@ fn afpacket_daemon_counts_every_packet_as_analyze_does_with_vlan_tags_restored()
     assert_eq!(packets, sent as f64, "every replayed packet received");
     assert_eq!(drops, 0.0, "no kernel drops at this rate");
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
+    // Each ring says what it read when it stops: with a fanout group every ring had a share.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let per_ring: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("capture stopped"))
+        .filter_map(|l| {
+            l.split("packets=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(per_ring.len(), threads, "{text}");
+    assert_eq!(per_ring.iter().sum::<u64>(), sent, "{text}");
+    assert!(per_ring.iter().all(|&n| n > 0), "{per_ring:?}");
 
     let live = per_conversation_and_vlan(&std::fs::read(dir.path().join("flows.jsonl")).unwrap());
     assert_eq!(live.values().sum::<u64>(), sent);

@@ -371,11 +371,14 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
     let net = Netns::new("d");
     let port = free_port();
     let target = std::net::SocketAddr::from((net.mgmt_addr, port));
-    // Two engine workers (host shards); the restart below runs one, from the same state.
+    // Two engine workers (host shards) fed by two AF_PACKET rings in one fanout group; the
+    // restart below runs one worker and libpcap, from the same state.
     let cfg = daemon_config(
         dir.path(),
         &net.cap_if,
-        &format!("metrics_bind = \"{target}\"\nworkers = 2\n"),
+        &format!(
+            "metrics_bind = \"{target}\"\nworkers = 2\nbackend = \"afpacket\"\ncapture_threads = 2\n"
+        ),
     );
     let log = dir.path().join("daemon.log");
     let mut daemon = start_daemon(&net, &cfg, &log);

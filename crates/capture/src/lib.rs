@@ -66,6 +66,7 @@ pub use listing::{
     file_id, is_stream, sniff, stdin_id, FileId, InputList, SkipReason, CAPTURE_EXTENSIONS, STDIN,
 };
 pub use live::{LiveBackend, LiveCapture, LiveConfig, LiveError, LiveStats};
+pub use tpacket::Fanout;
 
 /// Most captured bytes accepted in one record (larger records are reported as
 /// [`ReadErrorKind::RecordTooLong`]; nothing is allocated for them).

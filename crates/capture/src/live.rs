@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::tpacket::{PacketRing, RingConfig};
+use crate::tpacket::{Fanout, PacketRing, RingConfig};
 use crate::{LinkType, Packet};
 
 /// Which library reads the interface.
@@ -46,6 +46,8 @@ pub struct LiveConfig {
     pub filter: String,
     /// Longest wait inside one [`LiveCapture::next_packet`] call.
     pub poll_ms: u32,
+    /// Share the interface with the other captures of this fanout group (afpacket backend).
+    pub fanout: Option<Fanout>,
 }
 
 /// Packets seen and lost, as the capture library reports them.
@@ -114,44 +116,50 @@ impl LiveCapture {
             message,
         };
         let poll = Duration::from_millis(u64::from(cfg.poll_ms.max(1)));
-        let (inner, link_type) = match cfg.backend {
-            LiveBackend::Pcap => {
-                let snaplen =
-                    i32::try_from(cfg.snaplen.clamp(64, crate::MAX_RECORD)).unwrap_or(256);
-                let buffer = i32::try_from(cfg.buffer_bytes).unwrap_or(i32::MAX);
-                let inactive = pcap::Capture::from_device(cfg.interface.as_str())
-                    .map_err(|e| err(e.to_string()))?
-                    .snaplen(snaplen)
-                    .buffer_size(buffer)
-                    .promisc(cfg.promiscuous)
-                    .immediate_mode(cfg.immediate)
-                    .timeout(i32::try_from(poll.as_millis()).unwrap_or(100))
-                    .precision(pcap::Precision::Nano);
-                let mut cap = inactive.open().map_err(|e| err(e.to_string()))?;
-                if !cfg.filter.is_empty() {
-                    cap.filter(&cfg.filter, true)
-                        .map_err(|e| err(format!("filter {:?}: {e}", cfg.filter)))?;
+        let (inner, link_type) =
+            match cfg.backend {
+                LiveBackend::Pcap if cfg.fanout.is_some() => return Err(err(
+                    "fanout (several capture threads on one interface) needs the afpacket backend"
+                        .into(),
+                )),
+                LiveBackend::Pcap => {
+                    let snaplen =
+                        i32::try_from(cfg.snaplen.clamp(64, crate::MAX_RECORD)).unwrap_or(256);
+                    let buffer = i32::try_from(cfg.buffer_bytes).unwrap_or(i32::MAX);
+                    let inactive = pcap::Capture::from_device(cfg.interface.as_str())
+                        .map_err(|e| err(e.to_string()))?
+                        .snaplen(snaplen)
+                        .buffer_size(buffer)
+                        .promisc(cfg.promiscuous)
+                        .immediate_mode(cfg.immediate)
+                        .timeout(i32::try_from(poll.as_millis()).unwrap_or(100))
+                        .precision(pcap::Precision::Nano);
+                    let mut cap = inactive.open().map_err(|e| err(e.to_string()))?;
+                    if !cfg.filter.is_empty() {
+                        cap.filter(&cfg.filter, true)
+                            .map_err(|e| err(format!("filter {:?}: {e}", cfg.filter)))?;
+                    }
+                    // Idle interfaces can keep a blocking read waiting forever: poll instead.
+                    let cap = cap.setnonblock().map_err(|e| err(e.to_string()))?;
+                    let lt = LinkType(cap.get_datalink().0 as u32);
+                    (Inner::Pcap(cap), lt)
                 }
-                // Idle interfaces can keep a blocking read waiting forever: poll instead.
-                let cap = cap.setnonblock().map_err(|e| err(e.to_string()))?;
-                let lt = LinkType(cap.get_datalink().0 as u32);
-                (Inner::Pcap(cap), lt)
-            }
-            LiveBackend::AfPacket => {
-                let ring = PacketRing::open(&RingConfig {
-                    interface: cfg.interface.clone(),
-                    block_bytes: cfg.ring_block_bytes,
-                    blocks: cfg.ring_blocks,
-                    block_timeout_ms: cfg.ring_block_timeout_ms,
-                    snaplen: cfg.snaplen.clamp(64, crate::MAX_RECORD),
-                    promiscuous: cfg.promiscuous,
-                    filter: cfg.filter.clone(),
-                })
-                .map_err(|e| err(e.to_string()))?;
-                let lt = ring.link_type();
-                (Inner::AfPacket(Box::new(ring)), lt)
-            }
-        };
+                LiveBackend::AfPacket => {
+                    let ring = PacketRing::open(&RingConfig {
+                        interface: cfg.interface.clone(),
+                        block_bytes: cfg.ring_block_bytes,
+                        blocks: cfg.ring_blocks,
+                        block_timeout_ms: cfg.ring_block_timeout_ms,
+                        snaplen: cfg.snaplen.clamp(64, crate::MAX_RECORD),
+                        promiscuous: cfg.promiscuous,
+                        filter: cfg.filter.clone(),
+                        fanout: cfg.fanout.clone(),
+                    })
+                    .map_err(|e| err(e.to_string()))?;
+                    let lt = ring.link_type();
+                    (Inner::AfPacket(Box::new(ring)), lt)
+                }
+            };
         Ok(LiveCapture {
             name: cfg.interface.clone(),
             inner,

@@ -82,6 +82,10 @@ pub struct DaemonSettings {
     /// Engine workers: flow tables and per-subscriber detection split by home host over this
     /// many threads (endpoint prevalence and scoring stay on one). Read at start only.
     pub workers: usize,
+    /// Capture threads per interface (afpacket backend), each with its own ring in one
+    /// `PACKET_FANOUT` group that keeps every subscriber on one thread; `None`: one per core,
+    /// at most `workers` (1 with the pcap backend). Read at start only.
+    pub capture_threads: Option<usize>,
     /// Account to switch to once the captures are open (keeping only CAP_NET_RAW and
     /// CAP_NET_ADMIN); `None` to keep running as started.
     pub user: Option<String>,
@@ -116,6 +120,7 @@ impl Default for DaemonSettings {
             state_save_seconds: 60.0,
             retry_seconds: 1.0,
             workers: 1,
+            capture_threads: None,
             user: None,
         }
     }
@@ -150,6 +155,7 @@ pub(crate) struct RawDaemon {
     state_save_seconds: Option<Spanned<f64>>,
     retry_seconds: Option<Spanned<f64>>,
     workers: Option<Spanned<i64>>,
+    capture_threads: Option<Spanned<i64>>,
     user: Option<Spanned<String>>,
 }
 
@@ -282,6 +288,20 @@ impl Ctx<'_> {
             }
         }
         let (ring_block_kib, ring_blocks) = self.ring(r, buffer_mib)?;
+        let capture_threads = match &r.capture_threads {
+            None => None,
+            Some(v) => {
+                let n = self.count(&r.capture_threads, "daemon.capture_threads", 1, 64)?;
+                if n > 1 && backend == Backend::Pcap {
+                    return Err(self.invalid(
+                        v.span().start,
+                        "daemon.capture_threads",
+                        format!("{n} threads per interface need backend = \"afpacket\" (PACKET_FANOUT); libpcap reads with one"),
+                    ));
+                }
+                Some(n)
+            }
+        };
         let user = match &r.user {
             Some(u) if !u.get_ref().is_empty() => {
                 let name = u.get_ref();
@@ -353,6 +373,7 @@ impl Ctx<'_> {
             state_save_seconds: save_ns as f64 / 1e9,
             retry_seconds: retry_ns as f64 / 1e9,
             workers: self.count(&r.workers, "daemon.workers", d.workers, 64)?,
+            capture_threads,
             user,
         })
     }
@@ -501,6 +522,33 @@ mod tests {
                 "{text}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn capture_threads_need_the_afpacket_backend() {
+        let s = Settings::parse(
+            "[daemon]\nbackend = \"afpacket\"\ncapture_threads = 4\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(s.daemon.capture_threads, Some(4));
+        let s = Settings::parse("[daemon]\ncapture_threads = 1\n", "x.toml").unwrap();
+        assert_eq!(s.daemon.capture_threads, Some(1));
+        assert_eq!(
+            Settings::parse("", "x.toml")
+                .unwrap()
+                .daemon
+                .capture_threads,
+            None
+        );
+        let e = Settings::parse("[daemon]\ncapture_threads = 2\n", "x.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("x.toml:2: daemon.capture_threads: 2 threads per interface need"),
+            "{e}"
+        );
+        let e = Settings::parse("[daemon]\ncapture_threads = 0\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("daemon.capture_threads"), "{e}");
     }
 
     #[test]

@@ -92,10 +92,18 @@ impl FromStr for Prefix {
     }
 }
 
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Prefix {
+    /// The network address and the length in bits of its family (`10.0.0.0/8` gives 8).
+    pub fn network(&self) -> (IpAddr, u8) {
         let ip = crate::key::addr_ip(self.addr, self.v4);
         let len = if self.v4 { self.bits - 96 } else { self.bits };
+        (ip, len)
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (ip, len) = self.network();
         write!(f, "{ip}/{len}")
     }
 }

@@ -4,8 +4,8 @@
 //! it: the kernel fills fixed-size blocks with packets and hands a block over when it is full or
 //! its timeout expires; the reader walks it in place ([`block`]) and gives it back. Kernel
 //! drops come from `PACKET_STATISTICS` (reset by every read, so accumulated here). One ring per
-//! socket: several rings on one interface can later join a `PACKET_FANOUT` group, each read by
-//! its own thread.
+//! socket: several rings on one interface join a `PACKET_FANOUT` group ([`Fanout`]), each read
+//! by its own thread; [`steer`] builds the program that keeps each subscriber on one ring.
 //!
 //! The socket filter (libpcap's compiler, see [`crate::filter`]) runs in the kernel before a
 //! packet takes ring space; its return value also cuts each packet to the snap length. It sees
@@ -14,5 +14,6 @@
 
 pub(crate) mod block;
 mod ring;
+pub mod steer;
 
-pub use ring::{PacketRing, RingConfig, RingError, RingPacket, RingStats};
+pub use ring::{Fanout, PacketRing, RingConfig, RingError, RingPacket, RingStats};

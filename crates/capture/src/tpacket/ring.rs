@@ -40,6 +40,19 @@ pub struct RingConfig {
     pub promiscuous: bool,
     /// libpcap filter expression run in the kernel; empty for none.
     pub filter: String,
+    /// Join a fanout group, sharing the interface's packets with the other rings in it.
+    pub fanout: Option<Fanout>,
+}
+
+/// A `PACKET_FANOUT` group: the kernel hands each packet to one ring of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fanout {
+    /// Group id (one per interface and process; every ring of the group passes the same).
+    pub group: u16,
+    /// Home prefixes for [`super::steer`]'s program (`PACKET_FANOUT_CBPF`): each subscriber's
+    /// traffic, both directions, stays on one ring. `None`: the kernel's symmetric flow hash
+    /// (`PACKET_FANOUT_HASH`), which keeps each connection, not each subscriber, on one ring.
+    pub steer: Option<Vec<super::steer::HomePrefix>>,
 }
 
 /// Counters of a ring, monotonic over its life.
@@ -260,6 +273,53 @@ fn hatype(fd: &OwnedFd) -> Result<u16, RingError> {
     }
 }
 
+/// Join the fanout group `f` (the socket must be bound) and give it its steering program.
+fn join_fanout(fd: &OwnedFd, f: &Fanout) -> Result<(), RingError> {
+    let program = match &f.steer {
+        Some(home) => {
+            Some(super::steer::program(home).map_err(|e| RingError::Invalid(e.to_string()))?)
+        }
+        None => None,
+    };
+    let kind = if program.is_some() {
+        libc::PACKET_FANOUT_CBPF
+    } else {
+        libc::PACKET_FANOUT_HASH
+    };
+    let arg = (u32::from(f.group) | (kind << 16)) as libc::c_int;
+    set_opt(
+        fd,
+        libc::SOL_PACKET,
+        libc::PACKET_FANOUT,
+        "PACKET_FANOUT",
+        &arg,
+    )?;
+    if let Some(program) = program {
+        let insns: Vec<libc::sock_filter> = program
+            .iter()
+            .map(|i| libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let fprog = libc::sock_fprog {
+            len: u16::try_from(insns.len())
+                .map_err(|_| RingError::Invalid("steering program too long".into()))?,
+            filter: insns.as_ptr().cast_mut(),
+        };
+        set_opt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT_DATA,
+            "PACKET_FANOUT_DATA",
+            &fprog,
+        )?;
+    }
+    Ok(())
+}
+
 impl PacketRing {
     /// Open a socket on `cfg.interface`, attach the filter, set up and map the ring, then start
     /// receiving. Needs CAP_NET_RAW.
@@ -393,6 +453,9 @@ impl PacketRing {
             )?;
         }
         bind(&fd, ifindex, ETH_P_ALL_BE)?;
+        if let Some(f) = &cfg.fanout {
+            join_fanout(&fd, f)?;
+        }
         Ok(PacketRing {
             map,
             fd,

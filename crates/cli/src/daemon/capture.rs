@@ -149,6 +149,12 @@ pub fn run(
     }
     local.up = false;
     publish(&shared, slot, &local);
+    tracing::info!(
+        interface = %cfg.interface,
+        packets = local.packets,
+        kernel_drops = local.dropped,
+        "capture stopped"
+    );
 }
 
 /// Log when the AF_PACKET ring held blocks that could not be walked (their packets are counted

@@ -25,16 +25,27 @@ pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>
     let mut errors = [0u64; 16];
     if let Ok(ifaces) = shared.ifaces.lock() {
         for i in ifaces.iter() {
-            s.interfaces.push(InterfaceStats {
-                name: i.name.clone(),
-                up: i.up,
-                packets: i.packets,
-                captured_bytes: i.bytes,
-                kernel_drops: i.dropped,
-                interface_drops: i.if_dropped,
-                open_failures: i.open_failures,
-                reopens: i.reopens,
-            });
+            // Several capture threads of one interface (fanout) add up to its series; it is
+            // up while every one of them is.
+            let at = match s.interfaces.iter().position(|x| x.name == i.name) {
+                Some(at) => at,
+                None => {
+                    s.interfaces.push(InterfaceStats {
+                        name: i.name.clone(),
+                        up: true,
+                        ..InterfaceStats::default()
+                    });
+                    s.interfaces.len() - 1
+                }
+            };
+            let x = &mut s.interfaces[at];
+            x.up &= i.up;
+            x.packets += i.packets;
+            x.captured_bytes += i.bytes;
+            x.kernel_drops += i.dropped;
+            x.interface_drops += i.if_dropped;
+            x.open_failures += i.open_failures;
+            x.reopens += i.reopens;
             s.not_ip += i.not_ip;
             for (a, b) in errors.iter_mut().zip(i.decode_errors) {
                 *a += b;

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use burstwatch_capture::privilege;
-use burstwatch_capture::{LiveBackend, LiveCapture, LiveConfig};
+use burstwatch_capture::{Fanout, LiveBackend, LiveCapture, LiveConfig};
 use burstwatch_config::{Backend, Settings};
 use burstwatch_daemon::http::{self, Endpoints};
 use burstwatch_daemon::metrics::Metrics;
@@ -162,10 +162,12 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     // Room for the exporter's connections besides captures and outputs.
     let open_files = privilege::raise_open_file_limit();
     let shared = Arc::new(Shared::default());
+    // One slot per capture thread (`capture_threads` per interface, in interface order).
     if let Ok(mut v) = shared.ifaces.lock() {
         *v = d
             .interfaces
             .iter()
+            .flat_map(|name| std::iter::repeat_n(name, capture_threads(&d)))
             .map(|name| IfaceCounters {
                 name: name.clone(),
                 ..IfaceCounters::default()
@@ -185,7 +187,7 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     }
     // Captures open first, while the process may still be root, and with one thread: then the
     // switch to `daemon.user` applies to every thread started after it.
-    let live = open_captures(&d);
+    let live = open_captures(&d, &settings.detect.home_nets);
     let flow_sockets = flow::bind(&d.flow_listen)?;
     // So are the sinks' password and token files (they can stay root-only).
     let sinks_cfg = sinks::config(&d).with_context(|| format!("{}", args.config.display()))?;
@@ -298,11 +300,17 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     };
     let retry = Duration::from_secs_f64(d.retry_seconds);
     let mut captures = Vec::new();
-    for (slot, ((cfg, first), name)) in live.into_iter().zip(&d.interfaces).enumerate() {
+    let threads = capture_threads(&d);
+    for (slot, (cfg, first)) in live.into_iter().enumerate() {
         let (tx, shared) = (pkt_tx.clone(), Arc::clone(&shared));
+        let name = if threads > 1 {
+            format!("capture-{}-{}", cfg.interface, slot % threads)
+        } else {
+            format!("capture-{}", cfg.interface)
+        };
         captures.push(
             std::thread::Builder::new()
-                .name(format!("capture-{name}"))
+                .name(name)
                 .spawn(move || capture::run(cfg, first, slot, retry, tx, shared))?,
         );
     }
@@ -475,12 +483,43 @@ async fn publish(
     }
 }
 
-/// The capture settings of every interface, each with its capture if it opened now (the
-/// capture threads retry the others).
-fn open_captures(d: &burstwatch_config::DaemonSettings) -> Vec<(LiveConfig, Option<LiveCapture>)> {
-    d.interfaces
-        .iter()
-        .map(|name| {
+/// Capture threads per interface: `daemon.capture_threads`, else one per core up to the
+/// worker count (one with the pcap backend, which cannot share an interface).
+fn capture_threads(d: &burstwatch_config::DaemonSettings) -> usize {
+    d.capture_threads.unwrap_or_else(|| match d.backend {
+        Backend::Pcap => 1,
+        Backend::AfPacket => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(d.workers)
+            .max(1),
+    })
+}
+
+/// The capture settings of every capture thread (`capture_threads` per interface, in interface
+/// order), each with its capture if it opened now (the capture threads retry the others).
+fn open_captures(
+    d: &burstwatch_config::DaemonSettings,
+    home_nets: &burstwatch_engine::PrefixSet,
+) -> Vec<(LiveConfig, Option<LiveCapture>)> {
+    let threads = capture_threads(d);
+    let home: Vec<_> = home_nets.prefixes().iter().map(|p| p.network()).collect();
+    // The steering program: each subscriber on one ring; too many home prefixes for one
+    // program: the kernel's flow hash (each connection on one ring).
+    let steer = match burstwatch_capture::tpacket::steer::program(&home) {
+        Ok(_) => Some(home),
+        Err(e) if threads > 1 => {
+            tracing::warn!(error = %e, "capture threads steered by the kernel's flow hash instead");
+            None
+        }
+        Err(_) => None,
+    };
+    let mut out = Vec::new();
+    for (i, name) in d.interfaces.iter().enumerate() {
+        // One fanout group per interface, distinct from other processes' groups.
+        let group = (std::process::id() as u16)
+            .wrapping_mul(64)
+            .wrapping_add(i as u16);
+        for t in 0..threads {
             let cfg = LiveConfig {
                 interface: name.clone(),
                 backend: match d.backend {
@@ -496,13 +535,20 @@ fn open_captures(d: &burstwatch_config::DaemonSettings) -> Vec<(LiveConfig, Opti
                 immediate: d.immediate,
                 filter: d.filter.clone(),
                 poll_ms: 100,
+                fanout: (threads > 1).then(|| Fanout {
+                    group,
+                    steer: steer.clone(),
+                }),
             };
             let cap = LiveCapture::open(&cfg)
-                .map_err(|e| tracing::warn!(interface = %name, error = %e, "capture not open yet"))
+                .map_err(|e| {
+                    tracing::warn!(interface = %name, thread = t, error = %e, "capture not open yet")
+                })
                 .ok();
-            (cfg, cap)
-        })
-        .collect()
+            out.push((cfg, cap));
+        }
+    }
+    out
 }
 
 /// The caps of the flow and detector tables from `limits.memory_budget_mib`, for `workers`

@@ -110,6 +110,11 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str
         &n.state_save_seconds,
     );
     cmp("daemon.workers", &o.workers, &n.workers);
+    cmp(
+        "daemon.capture_threads",
+        &o.capture_threads,
+        &n.capture_threads,
+    );
     cmp("daemon.user", &o.user, &n.user);
     // The key is read once, while the process may still be root.
     cmp(
