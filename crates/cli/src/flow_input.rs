@@ -237,7 +237,7 @@ impl FlowSummary {
 /// hand each released bin's synthetic packets to `on_ip`, in time order.
 pub fn run(
     archive: &mut Archive,
-    mut filter: Option<&mut BpfFilter>,
+    filter: Option<&mut BpfFilter>,
     selection: &Selection,
     progress: &mut Progress,
     args: &FlowArgs,
@@ -245,10 +245,8 @@ pub fn run(
     mut on_ip: impl FnMut(i64, &PacketMeta, SourceTag),
 ) -> (ReadCounts, FlowSummary) {
     let ports = args.ports();
-    let mut c = ReadCounts::default();
     let mut fs = FlowSummary::default();
     let mut meta = PacketMeta::default();
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut feed = |col: &mut Collector, fs: &mut FlowSummary| {
         while let Some(bin) = col.pop() {
             if !selection.addrs_ok(bin.key.src, bin.key.dst) {
@@ -260,49 +258,20 @@ pub fn run(
             split_bin(&bin, &mut meta, &mut |ts, m| on_ip(ts, m, tag));
         }
     };
-    loop {
-        progress.packet(|| archive.bytes_consumed());
-        let Some(event) = archive.next_event() else {
-            break;
-        };
-        let pkt = match event {
-            Ok(pkt) => pkt,
-            Err(err) => {
-                eprintln!("burstwatch: error: {err}");
-                c.input_errors += 1;
-                continue;
-            }
-        };
-        c.frames += 1;
-        c.captured_bytes += pkt.data.len() as u64;
-        first = first.min(pkt.ts_ns);
-        last = last.max(pkt.ts_ns);
-        if !selection.time_ok(pkt.ts_ns) {
-            c.filtered += 1;
-            continue;
-        }
-        if let Some(f) = filter.as_deref_mut() {
-            if !f.matches(&pkt) {
-                c.filtered += 1;
-                continue;
-            }
-        }
+    let c = crate::pipeline::frames(archive, filter, selection, progress, |pkt, c| {
         let Some(d) =
             udp_datagram(pkt.link_type.0, pkt.data).filter(|d| ports.contains(&d.dst.port()))
         else {
             c.filtered += 1;
-            continue;
+            return;
         };
         let kind = collector.push(pkt.ts_ns, d.src, d.payload);
         fs.tag.see_kind(kind);
         feed(collector, &mut fs);
-    }
+    });
     collector.finish();
     feed(collector, &mut fs);
     fs.finish(collector);
-    if first <= last {
-        c.span = Some((first, last));
-    }
     (c, fs)
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::mpsc;
 
-use burstwatch_capture::{Archive, BpfFilter};
+use burstwatch_capture::{Archive, BpfFilter, Packet};
 use burstwatch_wire::{decode, Decoded, PacketMeta};
 
 use crate::progress::Progress;
@@ -109,15 +109,39 @@ pub fn run(
 /// The single-threaded reader loop.
 fn read(
     archive: &mut Archive,
-    mut filter: Option<&mut BpfFilter>,
+    filter: Option<&mut BpfFilter>,
     selection: &Selection,
     progress: &mut Progress,
     mut on_ip: impl FnMut(i64, &PacketMeta),
 ) -> ReadCounts {
-    let mut c = ReadCounts::default();
     let mut meta = PacketMeta::default();
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
     let by_address = selection.has_addresses();
+    frames(archive, filter, selection, progress, |pkt, c| match decode(
+        pkt.link_type,
+        pkt.data,
+        &mut meta,
+    ) {
+        Ok(Decoded::Ip) if by_address && !selection.addrs_ok(meta.src, meta.dst) => {
+            c.filtered += 1;
+        }
+        Ok(Decoded::Ip) => on_ip(pkt.ts_ns, &meta),
+        Ok(Decoded::NotIp) => c.not_ip += 1,
+        Err(e) => c.decode_errors[e.index()] += 1,
+    })
+}
+
+/// Every frame of `archive` in the selected time range that passes `filter`, handed to
+/// `on_frame` with the counts (frames, bytes, input errors, filtered, span) kept here; an
+/// unreadable part of a file is reported and counted, and reading goes on.
+pub fn frames(
+    archive: &mut Archive,
+    mut filter: Option<&mut BpfFilter>,
+    selection: &Selection,
+    progress: &mut Progress,
+    mut on_frame: impl FnMut(&Packet<'_>, &mut ReadCounts),
+) -> ReadCounts {
+    let mut c = ReadCounts::default();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
     loop {
         progress.packet(|| archive.bytes_consumed());
         let Some(event) = archive.next_event() else {
@@ -145,14 +169,7 @@ fn read(
                 continue;
             }
         }
-        match decode(pkt.link_type, pkt.data, &mut meta) {
-            Ok(Decoded::Ip) if by_address && !selection.addrs_ok(meta.src, meta.dst) => {
-                c.filtered += 1;
-            }
-            Ok(Decoded::Ip) => on_ip(pkt.ts_ns, &meta),
-            Ok(Decoded::NotIp) => c.not_ip += 1,
-            Err(e) => c.decode_errors[e.index()] += 1,
-        }
+        on_frame(&pkt, &mut c);
     }
     if first <= last {
         c.span = Some((first, last));
