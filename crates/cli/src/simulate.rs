@@ -68,6 +68,11 @@ pub struct SimulateArgs {
     /// With --export: the router's idle timeout.
     #[arg(long, default_value_t = 15, value_name = "SECS", requires = "export", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub idle_timeout: u32,
+    /// Also inject adversarial scenarios: bursts at and below the gates, low and slow, split
+    /// into many flows or into a popular cloud's prefix; beacons at and past the regularity
+    /// rule. Each is tagged `adversarial` and scoped (`should_detect`) in the truth.
+    #[arg(long, conflicts_with = "no_scenarios")]
+    pub adversarial: bool,
     /// Do not print the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -130,6 +135,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         scenarios: !args.no_scenarios,
         activity_rate: args.activity_rate,
         scenario_scale: args.scenario_scale,
+        adversarial: args.adversarial,
         ..SimConfig::default()
     };
     let file = File::create(&args.output)

@@ -49,11 +49,17 @@ pub enum ScenarioKind {
     /// Benign periodic polls (push notifications, NTP, time and update checks) by many
     /// subscribers to one popular service: regular, but not rare.
     DecoyPeriodicPopular,
+    /// A large upload to a little-used address in a popular service's prefix (the address is
+    /// rare, its prefix is not: shared infrastructure).
+    DecoySharedInfra,
+    /// Backups to a common cloud: uploads for minutes, some by the subscriber of a positive
+    /// scenario (a busy subscriber).
+    DecoyCloudBackup,
 }
 
 impl ScenarioKind {
     /// Every kind, in report order.
-    pub const ALL: [ScenarioKind; 8] = [
+    pub const ALL: [ScenarioKind; 10] = [
         Self::BurstSingle,
         Self::BurstPeriodic,
         Self::Beacon,
@@ -62,6 +68,8 @@ impl ScenarioKind {
         Self::DecoyCdnDownload,
         Self::DecoyNewPopular,
         Self::DecoyPeriodicPopular,
+        Self::DecoySharedInfra,
+        Self::DecoyCloudBackup,
     ];
 
     /// The name used in JSON.
@@ -75,6 +83,8 @@ impl ScenarioKind {
             Self::DecoyCdnDownload => "decoy_cdn_download",
             Self::DecoyNewPopular => "decoy_new_popular",
             Self::DecoyPeriodicPopular => "decoy_periodic_popular",
+            Self::DecoySharedInfra => "decoy_shared_infra",
+            Self::DecoyCloudBackup => "decoy_cloud_backup",
         }
     }
 
@@ -158,6 +168,12 @@ pub struct TruthScenario {
     /// Mission id shared by the entries of one mission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mission: Option<String>,
+    /// Shape labels: the subscriber's profile (`silent`, `low_uplink`, `normal`, `busy`), the
+    /// endpoint (`shared_infra`), the beacon's carriage (`in_connection`, `per_connection`),
+    /// and `adversarial` with its kind (`gate_edge`, `low_and_slow`, `split_flows`,
+    /// `cloud_prefix`, `rule_edge`, `beyond_rule`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// For a scenario expecting `beacon`: the detector must report it (within the documented
     /// scope); `false`: out of scope (cut off, too few or too irregular exchanges), counted
     /// apart by eval. Burst scenarios carry the flag per event; decoys never expect an alert.
@@ -169,11 +185,13 @@ pub struct TruthScenario {
 
 impl TruthScenario {
     /// Report label: the kind, prefixed by the mission shape for mission parts
-    /// (`burst_with_beacon/beacon`).
+    /// (`burst_with_beacon/beacon`) or by `adversarial/` for the adversarial shapes.
     pub fn label(&self) -> String {
+        let kind = self.kind.as_str();
         match &self.part_of {
-            Some(p) => format!("{p}/{}", self.kind.as_str()),
-            None => self.kind.as_str().to_owned(),
+            Some(p) => format!("{p}/{kind}"),
+            None if self.tags.iter().any(|t| t == "adversarial") => format!("adversarial/{kind}"),
+            None => kind.to_owned(),
         }
     }
 }

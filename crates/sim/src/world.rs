@@ -70,9 +70,13 @@ pub(crate) struct World {
     pub servers: Vec<Server>,
     /// Subscriber choice by activity level.
     pub sub_pick: Weighted,
+    /// Activity level of each subscriber (its weight in `sub_pick`).
+    pub activity: Vec<f64>,
     /// Server choice by popularity rank (Zipf); rank -> server index through `rank_to_server`.
     pub popularity: Weighted,
     pub rank_to_server: Vec<u32>,
+    /// Server index -> popularity rank (the inverse of `rank_to_server`).
+    pub server_rank: Vec<u32>,
     /// Random bytes that payloads are cut from.
     pub pool: Vec<u8>,
 }
@@ -168,10 +172,16 @@ impl World {
             let x = rng.next_u64().to_le_bytes();
             c.copy_from_slice(&x[..c.len()]);
         }
+        let mut server_rank = vec![0u32; rank_to_server.len()];
+        for (rank, &k) in rank_to_server.iter().enumerate() {
+            server_rank[k as usize] = rank as u32;
+        }
         Self {
             subs,
             servers: srv,
-            sub_pick: Weighted::new(activity),
+            sub_pick: Weighted::new(activity.iter().copied()),
+            activity,
+            server_rank,
             popularity: Weighted::zipf(nserv as usize, 1.0),
             rank_to_server,
             pool,

@@ -176,7 +176,11 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
                     down += p.l3;
                 }
             }
+            let shared = s.tags.iter().any(|t| t == "shared_infra")
+                || s.kind == ScenarioKind::DecoySharedInfra
+                || s.kind == ScenarioKind::DecoyCloudBackup;
             if s.part_of.is_some()
+                || shared
                 || s.kind == ScenarioKind::DecoyUploadPopular
                 || s.kind == ScenarioKind::DecoyPeriodicPopular
                 || (s.kind == ScenarioKind::DecoyCdnDownload && talkers[&s.dst].len() > 1)
@@ -190,7 +194,16 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
         // Rare endpoints are talked to by their scenario's subscriber(s) only; popular decoy
         // servers by many.
         let n = talkers[&s.dst].len();
+        if s.tags.iter().any(|t| t == "shared_infra") {
+            // A little-used server of the pool: the background may reach it too.
+            assert!(!rare(&s.dst), "{}", s.id);
+            continue;
+        }
         match s.kind {
+            // A little-used server of the pool in a popular prefix, and a popular cloud.
+            ScenarioKind::DecoySharedInfra | ScenarioKind::DecoyCloudBackup => {
+                assert!(!rare(&s.dst), "{}", s.id)
+            }
             ScenarioKind::DecoyUploadPopular => {
                 // Popular before the upload starts (more than the detector's 8-member set).
                 let t0 = (s.events[0].start_ts * 1e6) as i64;
@@ -228,10 +241,10 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
             }
             ScenarioKind::BurstSingle | ScenarioKind::BurstPeriodic => {
                 assert_eq!(s.expect, Expect::Burst);
-                // Scaled down (0.02) a transfer is a few hundred kB, so its handshakes and
-                // fixed replies weigh more than at full size (> 20x there): still mostly up.
-                // (A 46 kB burst over several flows carries about 10 kB of replies.)
-                assert!(first.bytes_out > 4 * first.bytes_in, "{first:?}");
+                // Scaled down (0.02) a transfer is 20 kB to 2 MB, so its handshakes and fixed
+                // replies weigh more than at full size (> 20x there): still mostly up. (A
+                // 22 kB burst over several flows carries about 7 kB of replies.)
+                assert!(first.bytes_out > 2 * first.bytes_in, "{first:?}");
             }
             ScenarioKind::DecoyVideoCall => {
                 let ratio = first.bytes_out as f64 / first.bytes_in as f64;
@@ -246,7 +259,7 @@ fn scenarios_are_present_timed_and_consistent_with_the_packets() {
         .iter()
         .find(|s| s.kind == ScenarioKind::BurstPeriodic && s.part_of.is_none())
         .unwrap();
-    assert!(periodic.events.len() >= 3);
+    assert!(periodic.events.len() >= 2);
 }
 
 /// Is `a` a rare scenario endpoint (198.19.0.0/16, 2001:db8:e000::/36)? Nothing else uses them.
