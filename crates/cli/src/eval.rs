@@ -16,11 +16,11 @@
 //! Exit status: 0; 1 when `--min-recall` (overall and per positive kind) or `--min-precision`
 //! (overall) is given and not met; 2 for usage or I/O errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use burstwatch_sim::eval::{evaluate, parse_alerts};
+use burstwatch_sim::eval::{evaluate, parse_alerts, sweep, AlertRecord};
 use burstwatch_sim::Truth;
 
 /// Arguments of `burstwatch eval`.
@@ -42,16 +42,24 @@ use burstwatch_sim::Truth;
     and counted apart (out_of_scope: detected/all); an alert on one is still a true positive.
   The two parts of a beacon-plus-bursts mission are reported as burst_with_beacon/beacon and
   burst_with_beacon/burst_periodic.
+--sweep: the detection limits over one or more runs (repeat --truth and --alerts in pairs)
+  as markdown tables; deploy/bench/limits.sh makes the runs and prints them.
 Exit status: 0; 1 when --min-recall (overall and each positive kind) or --min-precision
 (overall) is not met; 2 on usage or I/O errors."
 )]
 pub struct EvalArgs {
-    /// Ground-truth JSON written by `burstwatch simulate`.
-    #[arg(long, value_name = "FILE")]
-    pub truth: PathBuf,
-    /// Alerts as JSON lines (`burstwatch analyze --alerts`).
-    #[arg(long, value_name = "FILE")]
-    pub alerts: PathBuf,
+    /// Ground-truth JSON written by `burstwatch simulate` (with --sweep: repeat, one per run,
+    /// in the order of the --alerts files).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub truth: Vec<PathBuf>,
+    /// Alerts as JSON lines (`burstwatch analyze --alerts`; with --sweep: one per --truth).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub alerts: Vec<PathBuf>,
+    /// Print the detection limits as markdown tables instead: recall binned by burst rate ×
+    /// volume and rate × duration, beacon period × jitter and period × polls, by shape, and
+    /// the alerts each decoy kind drew, over every --truth/--alerts pair.
+    #[arg(long, conflicts_with_all = ["json", "min_recall", "min_precision"])]
+    pub sweep: bool,
     /// Also write the numbers as JSON to this file ('-' for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -72,16 +80,28 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         args.slack_seconds.is_finite() && args.slack_seconds >= 0.0,
         "--slack-seconds must be a non-negative number"
     );
-    let text = std::fs::read_to_string(&args.truth)
-        .with_context(|| format!("cannot read {}", args.truth.display()))?;
-    let truth: Truth = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a truth file", args.truth.display()))?;
-    let text = std::fs::read_to_string(&args.alerts)
-        .with_context(|| format!("cannot read {}", args.alerts.display()))?;
-    let alerts = parse_alerts(&text)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("bad alert in {}", args.alerts.display()))?;
-    let report = evaluate(&truth, &alerts, args.slack_seconds);
+    anyhow::ensure!(
+        args.truth.len() == args.alerts.len(),
+        "give one --alerts file per --truth file ({} and {})",
+        args.truth.len(),
+        args.alerts.len()
+    );
+    anyhow::ensure!(
+        args.sweep || args.truth.len() == 1,
+        "several --truth files need --sweep"
+    );
+    let mut runs = Vec::with_capacity(args.truth.len());
+    for (t, a) in args.truth.iter().zip(&args.alerts) {
+        runs.push(read_run(t, a)?);
+    }
+    if args.sweep {
+        print!("{}", sweep(&runs, args.slack_seconds));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some((truth, alerts)) = runs.first() else {
+        anyhow::bail!("no --truth file");
+    };
+    let report = evaluate(truth, alerts, args.slack_seconds);
     let failures = report.failures(args.min_recall, args.min_precision);
     if let Some(path) = &args.json {
         let mut json = serde_json::to_value(&report)?;
@@ -108,4 +128,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Read one truth file and its alerts.
+fn read_run(truth: &Path, alerts: &Path) -> anyhow::Result<(Truth, Vec<AlertRecord>)> {
+    let text = std::fs::read_to_string(truth)
+        .with_context(|| format!("cannot read {}", truth.display()))?;
+    let t: Truth = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a truth file", truth.display()))?;
+    let text = std::fs::read_to_string(alerts)
+        .with_context(|| format!("cannot read {}", alerts.display()))?;
+    let a = parse_alerts(&text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("bad alert in {}", alerts.display()))?;
+    Ok((t, a))
 }

@@ -73,7 +73,9 @@ burstwatch check-config --strict /etc/burstwatch/burstwatch.toml",
 # Recall, precision and detection delay of the alerts of a simulated capture
 burstwatch eval --truth capture.truth.json --alerts alerts.jsonl
 # The numbers as JSON too, with a wider matching window
-burstwatch eval --truth capture.truth.json --alerts alerts.jsonl --slack-seconds 10 --json eval.json",
+burstwatch eval --truth capture.truth.json --alerts alerts.jsonl --slack-seconds 10 --json eval.json
+# Detection limits as markdown tables (repeat --truth/--alerts in pairs for several runs)
+burstwatch eval --sweep --truth capture.truth.json --alerts alerts.jsonl",
     ),
     (
         "carve",

@@ -174,6 +174,15 @@ pub struct TruthScenario {
     /// `cloud_prefix`, `rule_edge`, `beyond_rule`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Beacon: the polls written (requests in one connection, or connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u32>,
+    /// Beacon: the period drawn, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_s: Option<f64>,
+    /// Beacon: the jitter drawn, as a share of the period (0.3: ±30 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<f64>,
     /// For a scenario expecting `beacon`: the detector must report it (within the documented
     /// scope); `false`: out of scope (cut off, too few or too irregular exchanges), counted
     /// apart by eval. Burst scenarios carry the flag per event; decoys never expect an alert.

@@ -109,6 +109,9 @@ pub(crate) fn build_truth(plan: &scenario::Plan, events: &[EventAcc]) -> Vec<Tru
                 && complete
                 && polls >= SCOPE_BEACON_POLLS,
             tags: sc.tags.iter().map(|t| (*t).to_owned()).collect(),
+            polls: sc.beacon.map(|_| polls as u32),
+            period_s: sc.beacon.map(|b| (b.0 * 1e3).round() / 1e3),
+            jitter: sc.beacon.map(|b| (b.1 * 1e3).round() / 1e3),
             events: evs,
         });
     }

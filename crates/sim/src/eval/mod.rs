@@ -42,6 +42,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::truth::{Expect, Truth, TruthEvent, TruthScenario};
 
+mod sweep;
+pub use sweep::sweep;
+
 /// The fields of an alert JSON line (`burstwatch analyze --alerts`) that evaluation uses;
 /// other fields are ignored.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -178,16 +181,16 @@ pub struct Report {
     pub false_positives: Vec<FalsePositive>,
 }
 
-fn overlaps(a0: f64, a1: f64, b0: f64, b1: f64) -> bool {
+pub(crate) fn overlaps(a0: f64, a1: f64, b0: f64, b1: f64) -> bool {
     a0 <= b1 && a1 >= b0
 }
 
-fn event_src(sc: &TruthScenario, e: &TruthEvent) -> IpAddr {
+pub(crate) fn event_src(sc: &TruthScenario, e: &TruthEvent) -> IpAddr {
     e.src.unwrap_or(sc.src)
 }
 
 /// Does burst alert `a` detect event `e` of `sc`?
-fn burst_hits(a: &AlertRecord, sc: &TruthScenario, e: &TruthEvent, slack: f64) -> bool {
+pub(crate) fn burst_hits(a: &AlertRecord, sc: &TruthScenario, e: &TruthEvent, slack: f64) -> bool {
     a.kind == "burst"
         && a.src == event_src(sc, e)
         && a.dst == sc.dst
@@ -202,7 +205,7 @@ fn span(sc: &TruthScenario) -> Option<(f64, f64)> {
 }
 
 /// Does beacon alert `a` detect beacon scenario `sc`?
-fn beacon_hits(a: &AlertRecord, sc: &TruthScenario, slack: f64) -> bool {
+pub(crate) fn beacon_hits(a: &AlertRecord, sc: &TruthScenario, slack: f64) -> bool {
     a.kind == "beacon"
         && a.src == sc.src
         && a.dst == sc.dst

@@ -35,6 +35,9 @@ fn sc(
         mission: None,
         should_detect: kind.expect() != Expect::None,
         tags: Vec::new(),
+        polls: None,
+        period_s: None,
+        jitter: None,
         events,
     }
 }

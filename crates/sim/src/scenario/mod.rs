@@ -51,6 +51,8 @@ pub(crate) struct PlannedScenario {
     pub tags: Vec<&'static str>,
     /// Beacon inside one connection: the polls (request/response rounds) it carries.
     pub rounds: u32,
+    /// Beacon: planned period (s) and jitter (± share of the period).
+    pub beacon: Option<(f64, f64)>,
 }
 
 /// The whole plan.
@@ -435,6 +437,7 @@ impl Planner<'_> {
             scope: kind.expect() != crate::truth::Expect::None,
             tags: Vec::new(),
             rounds: 0,
+            beacon: None,
         });
         self.plan
             .scenarios

@@ -352,6 +352,7 @@ impl Planner<'_> {
             "per_connection"
         });
         sc.rounds = if in_conn { n as u32 } else { 0 };
+        sc.beacon = Some((period, jitter));
         // The scope: a period of 1–600 s within the rule's jitter (the truth adds the polls
         // written, at least 10).
         sc.scope = mode != BeaconMode::Beyond && period <= 600.0;
