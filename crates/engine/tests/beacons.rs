@@ -349,3 +349,53 @@ fn a_short_capture_reports_how_many_polls_a_beacon_would_need() {
     assert_eq!(st.beacons_too_few, 1);
     assert_eq!(st.beacons_too_few_most, (6, 10));
 }
+
+#[test]
+fn a_beacon_that_stops_is_reported_seconds_after_its_last_poll_not_at_the_end_of_input() {
+    // A task of exactly as many polls as the rule needs, in new connections or in one, then
+    // silence on the pair while the subscriber's other traffic goes on for ten minutes: the
+    // last poll completes the evidence, and must be judged once it has been silent, not when
+    // the next poll (never) or the end of the input comes.
+    for seed in 1..=6u64 {
+        let mut rng = Rng(seed);
+        let mut sim = Sim::new();
+        let rtt = (rng.uniform(0.02, 0.2) * S as f64) as i64;
+        let period = rng.uniform(3.0, 40.0);
+        let in_conn = seed % 2 == 0;
+        let mut t = T0 + 5 * S;
+        let port0 = 42_000;
+        if in_conn {
+            t = sim.connect(t, port0, rtt);
+        }
+        let mut last_end = t;
+        for k in 0..10u16 {
+            let port = if in_conn { port0 } else { port0 + k };
+            let start = if in_conn {
+                t
+            } else {
+                sim.connect(t, port, rtt)
+            };
+            let up = rng.uniform(300.0, 500.0) as u32;
+            last_end = sim.poll(start, port, up, 600, rtt, rtt);
+            t += (period * rng.uniform(0.9, 1.1) * S as f64) as i64;
+        }
+        sim.background(&mut rng, T0, last_end + 600 * S);
+        // Other subscribers' traffic moves packet time on, as at any ISP tap.
+        let mut u = T0;
+        while u < last_end + 600 * S {
+            sim.pkt(u, "10.0.0.99", 53_000, "192.0.2.53", 53, 17, 40, 0);
+            u += S / 2;
+        }
+        let alerts = sim.run(DetectConfig::default());
+        let b: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::Beacon && a.dst.to_string() == C2)
+            .collect();
+        assert_eq!(b.len(), 1, "seed {seed}:\n{}", describe(&alerts));
+        let late = (b[0].detected_ns - last_end) as f64 / S as f64;
+        assert!(
+            (0.0..=5.0).contains(&late),
+            "seed {seed} (period {period:.1} s, in one connection: {in_conn}): reported {late:.1} s after the last poll"
+        );
+    }
+}

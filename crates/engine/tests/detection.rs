@@ -203,7 +203,7 @@ fn golden_regular_small_exchanges_are_a_beacon_not_a_burst() {
     assert_eq!(sim.alerts.len(), 1, "{}", snapshot(&sim.alerts));
     let got = snapshot(&sim.alerts);
     let want = "\
-beacon 10.0.0.23 -> 198.51.100.7:9000/17 start=100.000 end=550.050 out=4620 in=2600 peak_mbps=0.0 flows=0 occ=1 score=0.785 medium baseline_kbps=-1.0
+beacon 10.0.0.23 -> 198.51.100.7:9000/17 start=100.000 end=509.000 out=4200 in=2600 peak_mbps=0.0 flows=0 occ=1 score=0.784 medium baseline_kbps=-1.0
     regularity   value=0.995          contribution=+0.2970
     size_regularity value=1.000          contribution=+0.1500
     interval     value=45.050         contribution=+0.0000
@@ -213,7 +213,7 @@ beacon 10.0.0.23 -> 198.51.100.7:9000/17 start=100.000 end=550.050 out=4620 in=2
     events       value=10.000         contribution=+0.0000
     events_needed value=10.000         contribution=+0.0000
     regularity_needed value=0.650          contribution=+0.0000
-    warmup       value=0.170          contribution=-0.1117
+    warmup       value=0.158          contribution=-0.1133
 ";
     assert_eq!(got, want, "\n--- got ---\n{got}");
 }

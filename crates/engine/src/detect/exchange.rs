@@ -112,6 +112,17 @@ impl Exchanges {
         self.open
     }
 
+    /// Start of the open exchange (centiseconds after the pair was first seen), if one is.
+    #[inline]
+    pub fn open_start(&self) -> Option<u32> {
+        self.open.then_some(self.cur_start)
+    }
+
+    /// Last payload packet either way (ns), `i64::MIN` before the first.
+    pub fn last_ns(&self) -> i64 {
+        self.last_ns
+    }
+
     /// Recent closed exchanges, oldest first, into `out`: (start in centiseconds after the
     /// pair was first seen, bytes). Returns how many were written.
     pub fn recent(&self, out: &mut [(u32, u32); EVENT_RING]) -> usize {

@@ -13,6 +13,7 @@ use super::beacon;
 use super::burstlog::{BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, ThresholdBasis};
 use super::event::{Candidate, Ev, Event};
+use super::idle::{IdleQueue, IDLE_CLOSE_NS};
 use super::pair::{self, FinishedBurst, PairState};
 use super::prevalence::sec_of;
 use super::stats::LogQuantile;
@@ -110,6 +111,8 @@ pub struct Local {
     last_sweep_sec: i64,
     stats: DetectStats,
     record_bursts: bool,
+    /// Open exchanges of beacon candidates waiting for their silence.
+    idle: IdleQueue,
     /// Generation of `cfg.home_nets`, bumped when a new config changes them.
     home_epoch: u32,
 }
@@ -129,6 +132,7 @@ impl Local {
             last_sweep_sec: i64::MIN,
             stats: DetectStats::default(),
             record_bursts: false,
+            idle: IdleQueue::default(),
             home_epoch: 0,
         }
     }
@@ -156,6 +160,7 @@ impl Local {
         s.hosts = self.hosts.len();
         s.pairs = self.pairs.len();
         s.evicted = [self.hosts.evicted, self.pairs.evicted, 0, 0];
+        s.beacon_idle_dropped = self.idle.dropped;
         s
     }
 
@@ -365,7 +370,18 @@ impl Local {
                 _ => None,
             },
         };
+        let open_before = pair.ex.open_start();
         let event_closed = pair.add(ts, up, ip_len, flow_hash, conn, ext_port, exchange, gap);
+        // A new exchange of a pair that could already be a beacon waits for its silence.
+        let opened = pair.ex.open_start();
+        if opened.is_some()
+            && opened != open_before
+            && pair.ex.closed.saturating_add(1) >= self.cfg.beacon_min_events.min(6)
+        {
+            if let Some(start) = opened {
+                self.idle.push(ts, (home, ext), start);
+            }
+        }
         let now_bursting = pair.burst.is_some();
         if let Some(f) = finished {
             let snapshot = self.pairs.get(pidx).clone();
@@ -400,6 +416,7 @@ impl Local {
     fn new_second(&mut self, sec: i64, ts: i64, out: &mut Vec<Event>) {
         self.last_sweep_sec = sec;
         self.sweep_bursts(sec, false, out);
+        self.close_idle(ts, out);
         out.push(Event(Ev::Tick(ts)));
         self.expire_idle();
     }
@@ -411,6 +428,30 @@ impl Local {
         self.sweep_bursts(sec, true, out);
         self.close_exchanges(out);
         out.push(Event(Ev::Finish(self.now_ns)));
+    }
+
+    /// Close the queued open exchanges that have been silent for [`IDLE_CLOSE_NS`] and run the
+    /// beacon analysis on their pairs (see [`super::idle`]).
+    fn close_idle(&mut self, now: i64, out: &mut Vec<Event>) {
+        while let Some(w) = self.idle.pop_due(now) {
+            let Some(idx) = self.pairs.find(&w.key) else {
+                continue;
+            };
+            let ex = &mut self.pairs.get_mut(idx).ex;
+            if ex.open_start() != Some(w.start) {
+                continue; // closed by the next exchange already
+            }
+            let quiet_since = ex.last_ns();
+            if now.saturating_sub(quiet_since) < IDLE_CLOSE_NS {
+                // Still talking: wait for its silence.
+                self.idle.push(quiet_since, w.key, w.start);
+                continue;
+            }
+            if ex.close() {
+                let v4 = addr_ip(w.key.1, true).is_ipv4();
+                self.check_beacon(idx, w.key, v4, now, out);
+            }
+        }
     }
 
     /// Close the open exchange of every pair that could be a beacon, run the beacon analysis

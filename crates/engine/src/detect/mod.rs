@@ -22,6 +22,7 @@ pub mod config;
 mod event;
 pub mod exchange;
 pub mod global;
+pub mod idle;
 pub(crate) mod local;
 pub mod pair;
 pub mod prevalence;
@@ -110,6 +111,9 @@ pub struct DetectStats {
     pub beacons_too_few: u64,
     /// Of those, the most polls seen and the count their period needed.
     pub beacons_too_few_most: (u32, u32),
+    /// Open exchanges of beacon candidates not queued for closing on silence (queue full;
+    /// see [`idle`]): each is closed by its pair's next exchange instead.
+    pub beacon_idle_dropped: u64,
     /// Candidates dropped because the endpoint is allow-listed.
     pub suppressed_allowed: u64,
     /// Candidates dropped because the endpoint is not rare.
@@ -148,6 +152,7 @@ impl DetectStats {
         self.bursts_not_upstream += o.bursts_not_upstream;
         self.beacons_too_few += o.beacons_too_few;
         self.beacons_too_few_most = self.beacons_too_few_most.max(o.beacons_too_few_most);
+        self.beacon_idle_dropped += o.beacon_idle_dropped;
         self.suppressed_allowed += o.suppressed_allowed;
         self.suppressed_common += o.suppressed_common;
         self.suppressed_low_score += o.suppressed_low_score;

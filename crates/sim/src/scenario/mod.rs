@@ -158,7 +158,7 @@ pub(crate) fn plan(
         return p.plan;
     }
     let n_pos = (nsubs / 300).clamp(4, 10);
-    for _ in 0..2 * n_pos {
+    for _ in 0..3 * n_pos {
         p.burst_single();
     }
     for _ in 0..n_pos {
