@@ -64,9 +64,16 @@ impl Grid {
         e.1 += 1;
     }
 
-    fn markdown(&self, out: &mut String, title: &str, rows: (&[f64], &str), cols: (&[f64], &str)) {
+    /// The grid as a markdown table; `rows` and `cols` are (bin edges, unit, axis name).
+    fn markdown(
+        &self,
+        out: &mut String,
+        title: &str,
+        rows: (&[f64], &str, &str),
+        cols: (&[f64], &str, &str),
+    ) {
         let _ = writeln!(out, "{title}\n");
-        let mut head = format!("| {} \\ {} |", rows.1.trim(), cols.1.trim());
+        let mut head = format!("| {} \\ {} |", rows.2, cols.2);
         let mut rule = String::from("|---|");
         for c in 0..cols.0.len() {
             let _ = write!(head, " {} |", label(cols.0, c, cols.1));
@@ -188,26 +195,26 @@ pub fn sweep(runs: &[(Truth, Vec<AlertRecord>)], slack: f64) -> String {
     rate_vol.markdown(
         &mut out,
         "Bursts found, by mean upstream rate × volume:",
-        (&RATE, " Mbit/s"),
-        (&VOLUME, " MB"),
+        (&RATE, " Mbit/s", "rate"),
+        (&VOLUME, " MB", "volume"),
     );
     rate_dur.markdown(
         &mut out,
         "Bursts found, by mean upstream rate × duration:",
-        (&RATE, " Mbit/s"),
-        (&DURATION, " s"),
+        (&RATE, " Mbit/s", "rate"),
+        (&DURATION, " s", "duration"),
     );
     per_jit.markdown(
         &mut out,
         "Beacons found, by period × jitter (± share of the period):",
-        (&PERIOD, " s"),
-        (&JITTER, ""),
+        (&PERIOD, " s", "period"),
+        (&JITTER, "", "jitter"),
     );
     per_polls.markdown(
         &mut out,
         "Beacons found, by period × polls:",
-        (&PERIOD, " s"),
-        (&POLLS, " polls"),
+        (&PERIOD, " s", "period"),
+        (&POLLS, "", "polls"),
     );
     let _ = writeln!(out, "Found, by shape:\n\n| shape | found |\n|---|---|");
     for (k, v) in &shapes {
