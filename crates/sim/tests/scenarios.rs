@@ -361,3 +361,27 @@ fn a_size_limit_cuts_the_truth_exactly_where_the_capture_ends() {
         }
     }
 }
+
+#[test]
+fn small_populations_get_their_scenarios_and_finish() {
+    // Fewer subscribers than scenarios want: they share subscribers rather than wait for a
+    // free one forever.
+    for (seed, subscribers) in [(1, 40), (2, 47), (3, 64)] {
+        let c = SimConfig {
+            seed,
+            subscribers,
+            duration_secs: 300,
+            activity_rate: Some(1.0 / 300.0),
+            scenarios: true,
+            scenario_scale: 0.1,
+            adversarial: seed == 3,
+            ..SimConfig::default()
+        };
+        let (_, truth) = generate(c);
+        assert!(
+            truth.scenarios.len() > 20,
+            "{subscribers}: {}",
+            truth.scenarios.len()
+        );
+    }
+}

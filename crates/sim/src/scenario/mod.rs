@@ -215,15 +215,23 @@ impl Planner<'_> {
         (lo.ln() + (hi.ln() - lo.ln()) * self.rng.f64()).exp()
     }
 
-    /// A subscriber not used by another scenario.
+    /// A subscriber not used by another scenario (in a small population where every one is
+    /// taken, any subscriber: scenarios then share one).
     fn pick_sub(&mut self) -> usize {
         let n = self.used_subs.len();
-        loop {
+        for _ in 0..8 * n {
             let i = self.rng.below(n as u64) as usize;
             if !self.used_subs[i] {
                 self.used_subs[i] = true;
                 return i;
             }
+        }
+        match self.used_subs.iter().position(|u| !*u) {
+            Some(i) => {
+                self.used_subs[i] = true;
+                i
+            }
+            None => self.rng.below(n as u64) as usize,
         }
     }
 
