@@ -417,6 +417,37 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
         assert!(st.success());
     }
     std::thread::sleep(Duration::from_secs(1));
+    // The exporter's series on /metrics (counters published about every second).
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], metrics).into();
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    let series = loop {
+        let body = burstwatch_tests::prom::http_get(addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let value = |name: &str, label: &str| -> Option<u64> {
+            body.lines()
+                .find(|l| l.starts_with(&format!("{name}{{{label}}} ")))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        };
+        let ex = "exporter=\"127.0.0.1\"";
+        let got = [
+            "burstwatch_flow_export_records_total",
+            "burstwatch_flow_export_datagrams_total",
+            "burstwatch_flow_export_parse_errors_total",
+            "burstwatch_flow_export_template_misses_total",
+            "burstwatch_flow_export_sampling_rate",
+        ]
+        .map(|n| value(n, ex));
+        let drops = value(
+            "burstwatch_flow_export_socket_drops_total",
+            &format!("listen=\"udp://127.0.0.1:{port}\""),
+        );
+        if got[0] == Some(nf_flows) || std::time::Instant::now() > until {
+            break (got, drops);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("nfreplay: exporter series {series:?}");
     for (child, sig) in [(&mut tcpdump, "-INT"), (&mut daemon, "-TERM")] {
         Command::new("kill")
             .args([sig, &child.id().to_string()])
@@ -447,6 +478,12 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
         got["records"], nf_flows,
         "records analyze read from the recording"
     );
+    let ([records, datagrams, parse_errors, _, rate], drops) = series;
+    assert_eq!(records, Some(nf_flows), "the daemon's exporter records");
+    assert_eq!(datagrams, got["datagrams"].as_u64(), "exporter datagrams");
+    assert_eq!(parse_errors, Some(0));
+    assert_eq!(rate, Some(1), "unsampled");
+    assert_eq!(drops, Some(0), "kernel drops at the flow socket");
     assert_eq!(got["estimated_bytes"], nf_bytes);
     assert_eq!(flow_bytes(&af), nf_bytes, "analyze's flow records");
     assert_eq!(

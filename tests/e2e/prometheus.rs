@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use burstwatch_daemon::http::{self, Endpoints};
 use burstwatch_daemon::metrics::Metrics;
-use burstwatch_daemon::stats::{InterfaceStats, OutputStats, SinkStats, StatsSnapshot};
+use burstwatch_daemon::stats::{
+    FlowExporterStats, FlowSocketStats, InterfaceStats, OutputStats, SinkStats, StatsSnapshot,
+};
 use burstwatch_tests::prom::{self, check_deploy_queries};
 use burstwatch_tests::repo;
 
@@ -78,6 +80,29 @@ fn snapshot(t: u64, now: i64) -> StatsSnapshot {
                 ..OutputStats::default()
             },
         ],
+        flow_exporters: vec![
+            FlowExporterStats {
+                exporter: "192.0.2.1".into(),
+                datagrams: pk / 30,
+                records: pk,
+                template_misses: t / 4,
+                sampling_rate: 1000,
+                ..FlowExporterStats::default()
+            },
+            FlowExporterStats {
+                exporter: "other".into(),
+                datagrams: t,
+                records: t * 20,
+                parse_errors: t / 8,
+                held_dropped: t / 16,
+                sampling_rate: 1,
+                ..FlowExporterStats::default()
+            },
+        ],
+        flow_sockets: vec![FlowSocketStats {
+            listen: "udp://0.0.0.0:2055".into(),
+            kernel_drops: t / 8,
+        }],
         ..StatsSnapshot::default()
     };
     s.direction.packets = [pk * 6 / 10, pk * 3 / 10, pk / 20, pk / 20];
@@ -168,8 +193,8 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
         "queries without data or with errors:\n{:#?}",
         report.failed
     );
-    // 19 dashboard queries and 15 rules.
-    assert!(report.with_data.len() >= 30, "{:#?}", report.with_data);
+    // 26 dashboard queries and 15 rules.
+    assert!(report.with_data.len() >= 37, "{:#?}", report.with_data);
     assert_eq!(
         report.lint, None,
         "promtool check metrics on the live scrape"

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster_metrics;
+mod flow_metrics;
 pub mod http;
 pub mod linefile;
 pub mod metrics;

@@ -191,6 +191,7 @@ impl Families {
 pub struct Metrics {
     registry: Registry,
     f: Families,
+    flow: crate::flow_metrics::FlowFamilies,
     mono: Mutex<HashMap<String, Mono>>,
 }
 
@@ -217,6 +218,7 @@ impl Metrics {
     pub fn with_build(build: &BuildInfo<'_>) -> Result<Self, MetricsError> {
         let registry = Registry::new();
         let f = Families::new(&registry)?;
+        let flow = crate::flow_metrics::FlowFamilies::new(&registry)?;
         let info = IntGaugeVec::new(
             opts(
                 "build_info",
@@ -262,6 +264,7 @@ impl Metrics {
         Ok(Self {
             registry,
             f,
+            flow,
             mono: Mutex::new(HashMap::new()),
         })
     }
@@ -435,6 +438,7 @@ impl Metrics {
                 .with_label_values(&[n])
                 .set(i64::from(o.failing));
         }
+        self.flow.update(s, &mut set);
     }
 
     /// Record the score of a raised alert. Unknown kinds are counted under `other`.
@@ -533,6 +537,16 @@ mod tests {
                 name: "flows",
                 dropped: drops,
                 failing: drops > 1,
+            }],
+            flow_exporters: vec![crate::stats::FlowExporterStats {
+                exporter: "192.0.2.1".into(),
+                records: packets,
+                sampling_rate: 100,
+                ..Default::default()
+            }],
+            flow_sockets: vec![crate::stats::FlowSocketStats {
+                listen: "udp://0.0.0.0:2055".into(),
+                kernel_drops: drops,
             }],
             ..StatsSnapshot::default()
         };

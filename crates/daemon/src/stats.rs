@@ -225,6 +225,42 @@ pub struct StatsSnapshot {
     pub sinks: Vec<SinkStats>,
     /// Output files (flow records, alert lines).
     pub outputs: Vec<OutputStats>,
+    /// Flow exporters (`daemon.flow_listen`), at most [`FLOW_EXPORTER_LABELS`] by address and
+    /// the rest as `other`.
+    pub flow_exporters: Vec<FlowExporterStats>,
+    /// Flow-export sockets.
+    pub flow_sockets: Vec<FlowSocketStats>,
+}
+
+/// Exporter addresses with a label of their own; the others share `exporter="other"`.
+pub const FLOW_EXPORTER_LABELS: usize = 32;
+
+/// What one flow exporter sent (totals since start).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowExporterStats {
+    /// The exporter's address, or `other`.
+    pub exporter: String,
+    /// Datagrams received.
+    pub datagrams: u64,
+    /// Flow records and sFlow packet samples taken.
+    pub records: u64,
+    /// Datagrams (or parts) that did not parse.
+    pub parse_errors: u64,
+    /// Data sets that came before their template (held, bounded).
+    pub template_misses: u64,
+    /// Held data sets dropped (over the cap, or their template never came).
+    pub held_dropped: u64,
+    /// The last sampling rate applied (1 = unsampled; the highest for `other`).
+    pub sampling_rate: u32,
+}
+
+/// One flow-export socket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowSocketStats {
+    /// Its address, as configured (`udp://ADDR:PORT`).
+    pub listen: String,
+    /// Datagrams the kernel dropped at the socket's full receive buffer.
+    pub kernel_drops: u64,
 }
 
 impl StatsSnapshot {

@@ -96,6 +96,9 @@ pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>
             failing: k.failing,
         });
     }
+    if let Ok(threads) = shared.flow_stats.lock() {
+        (s.flow_exporters, s.flow_sockets) = super::flow_stats::merge(&threads);
+    }
     s.sinks = sinks;
     s
 }

@@ -12,6 +12,7 @@ use burstwatch_flowexport::{Collector, Config};
 use burstwatch_wire::PacketMeta;
 
 use super::capture::Batch;
+use super::flow_stats::FlowThreadStats;
 use super::shared::Shared;
 use crate::flow_input::{split_bin, SourceTag};
 
@@ -19,6 +20,8 @@ use crate::flow_input::{split_bin, SourceTag};
 const BATCH: usize = 256;
 /// How long a read waits, so the thread sees the stop flag and the watermark moves on.
 const POLL: Duration = Duration::from_millis(200);
+/// How often the thread's counters are published for the metrics.
+const PUBLISH: Duration = Duration::from_millis(500);
 /// Bins wait this long behind the newest datagram (as `analyze --flow-hold`'s default).
 pub const HOLD_S: u32 = 75;
 
@@ -36,7 +39,7 @@ pub fn bind(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<UdpSocket>> {
 }
 
 /// Receive until shutdown; then every held bin goes out.
-pub fn run(socket: UdpSocket, tx: SyncSender<Batch>, shared: Arc<Shared>) {
+pub fn run(socket: UdpSocket, slot: usize, tx: SyncSender<Batch>, shared: Arc<Shared>) {
     let cfg = Config {
         hold_s: HOLD_S,
         ..Config::default()
@@ -45,7 +48,9 @@ pub fn run(socket: UdpSocket, tx: SyncSender<Batch>, shared: Arc<Shared>) {
         return;
     };
     let local = socket.local_addr().ok();
+    let listen = local.map_or_else(String::new, |a| format!("udp://{a}"));
     tracing::info!(listen = ?local, "receiving flow export");
+    let mut published = std::time::Instant::now();
     let mut buf = vec![0u8; 65_536];
     let mut batch: Batch = Vec::with_capacity(BATCH);
     let mut meta = PacketMeta::default();
@@ -91,12 +96,25 @@ pub fn run(socket: UdpSocket, tx: SyncSender<Batch>, shared: Arc<Shared>) {
                 t.merge(tag);
             }
         }
+        if published.elapsed() >= PUBLISH {
+            publish(
+                &shared,
+                slot,
+                FlowThreadStats::read(&listen, &collector, &socket),
+            );
+            published = std::time::Instant::now();
+        }
     }
     collector.finish();
     let _ = drain(&mut collector, &mut batch, &mut meta, &tx, true, &mut tag);
     if let Ok(mut t) = shared.flow_tag.lock() {
         t.merge(tag);
     }
+    publish(
+        &shared,
+        slot,
+        FlowThreadStats::read(&listen, &collector, &socket),
+    );
     let t = collector.total();
     tracing::info!(
         listen = ?local,
@@ -107,6 +125,15 @@ pub fn run(socket: UdpSocket, tx: SyncSender<Batch>, shared: Arc<Shared>) {
         template_misses = t.template_misses,
         "flow export stopped"
     );
+}
+
+/// Store this thread's counters where the metrics snapshot reads them.
+fn publish(shared: &Shared, slot: usize, stats: FlowThreadStats) {
+    if let Ok(mut v) = shared.flow_stats.lock() {
+        if let Some(s) = v.get_mut(slot) {
+            *s = stats;
+        }
+    }
 }
 
 /// Hand the released bins to the worker; a partial batch too when `flush`.

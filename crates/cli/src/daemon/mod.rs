@@ -12,6 +12,7 @@ mod capture;
 mod check;
 mod export;
 mod flow;
+mod flow_stats;
 mod notify;
 mod output;
 mod reload;
@@ -317,12 +318,15 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     shared
         .flow_listening
         .store(!flow_sockets.is_empty(), Ordering::Relaxed);
-    for socket in flow_sockets {
+    if let Ok(mut v) = shared.flow_stats.lock() {
+        v.resize(flow_sockets.len(), flow_stats::FlowThreadStats::default());
+    }
+    for (slot, socket) in flow_sockets.into_iter().enumerate() {
         let (tx, shared) = (pkt_tx.clone(), Arc::clone(&shared));
         captures.push(
             std::thread::Builder::new()
                 .name("flow-export".into())
-                .spawn(move || flow::run(socket, tx, shared))?,
+                .spawn(move || flow::run(socket, slot, tx, shared))?,
         );
     }
     drop(pkt_tx);

@@ -91,6 +91,8 @@ pub struct Shared {
     /// What the flow-export threads have seen (protocols, highest sampling rate), for the
     /// `source` of alerts.
     pub flow_tag: Mutex<crate::flow_input::SourceTag>,
+    /// Each flow-export thread's counters, by its index.
+    pub flow_stats: Mutex<Vec<super::flow_stats::FlowThreadStats>>,
 }
 
 impl Shared {

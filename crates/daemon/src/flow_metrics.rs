@@ -1,0 +1,89 @@
+//! The flow-export families: per exporter (label `exporter`, capped by the daemon at
+//! [`crate::stats::FLOW_EXPORTER_LABELS`] addresses plus `other`) and per socket.
+
+use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::stats::StatsSnapshot;
+
+/// The flow-export families.
+pub(crate) struct FlowFamilies {
+    datagrams: IntCounterVec,
+    records: IntCounterVec,
+    parse_errors: IntCounterVec,
+    template_misses: IntCounterVec,
+    held_dropped: IntCounterVec,
+    sampling_rate: IntGaugeVec,
+    socket_drops: IntCounterVec,
+}
+
+impl FlowFamilies {
+    /// Build and register them.
+    pub(crate) fn new(r: &Registry) -> Result<Self, prometheus::Error> {
+        let cv = |n: &str, h: &str, l: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(format!("burstwatch_{n}"), h), &[l])?;
+            r.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let sampling_rate = IntGaugeVec::new(
+            Opts::new(
+                "burstwatch_flow_export_sampling_rate",
+                "The last sampling rate applied to the exporter's data (1: unsampled; for exporter=\"other\" the highest).",
+            ),
+            &["exporter"],
+        )?;
+        r.register(Box::new(sampling_rate.clone()))?;
+        Ok(Self {
+            datagrams: cv("flow_export_datagrams_total", "Flow-export datagrams received, by exporter.", "exporter")?,
+            records: cv("flow_export_records_total", "Flow records and sFlow packet samples taken, by exporter.", "exporter")?,
+            parse_errors: cv("flow_export_parse_errors_total", "Flow-export datagrams (or parts) that did not parse, by exporter.", "exporter")?,
+            template_misses: cv("flow_export_template_misses_total", "NetFlow v9/IPFIX data sets that came before their template (held, bounded), by exporter.", "exporter")?,
+            held_dropped: cv("flow_export_held_dropped_total", "Held data sets dropped (over the cap, or their template never came), by exporter.", "exporter")?,
+            sampling_rate,
+            socket_drops: cv("flow_export_socket_drops_total", "Datagrams the kernel dropped at the flow-export socket's full receive buffer (/proc/net/udp drops).", "listen")?,
+        })
+    }
+
+    /// Show a snapshot; `set` moves a counter to a (monotonic) total under a key.
+    pub(crate) fn update(&self, s: &StatsSnapshot, set: &mut dyn FnMut(&IntCounter, String, u64)) {
+        for e in &s.flow_exporters {
+            let l = [e.exporter.as_str()];
+            let x = &e.exporter;
+            set(
+                &self.datagrams.with_label_values(&l),
+                format!("fxd/{x}"),
+                e.datagrams,
+            );
+            set(
+                &self.records.with_label_values(&l),
+                format!("fxr/{x}"),
+                e.records,
+            );
+            set(
+                &self.parse_errors.with_label_values(&l),
+                format!("fxp/{x}"),
+                e.parse_errors,
+            );
+            set(
+                &self.template_misses.with_label_values(&l),
+                format!("fxt/{x}"),
+                e.template_misses,
+            );
+            set(
+                &self.held_dropped.with_label_values(&l),
+                format!("fxh/{x}"),
+                e.held_dropped,
+            );
+            self.sampling_rate
+                .with_label_values(&l)
+                .set(i64::from(e.sampling_rate));
+        }
+        for k in &s.flow_sockets {
+            let n = k.listen.as_str();
+            set(
+                &self.socket_drops.with_label_values(&[n]),
+                format!("fxk/{n}"),
+                k.kernel_drops,
+            );
+        }
+    }
+}
