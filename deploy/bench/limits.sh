@@ -9,7 +9,7 @@
 #   LIMITS_SEEDS="1 2 3 4 5 6 7 8" LIMITS_LONG_SEEDS="" deploy/bench/limits.sh
 #   LIMITS_NO_BUILD=1 CARGO_TARGET_DIR=/elsewhere LIMITS_PROFILE=test-release deploy/bench/limits.sh
 #
-# Each LIMITS_SEEDS capture is about 4.7 GB (2,000 subscribers, 20 minutes); each
+# Each LIMITS_SEEDS capture is about 7 GB (2,000 subscribers, 20 minutes); each
 # LIMITS_LONG_SEEDS capture (200 subscribers, 8 hours, 1 activity per 1,000 s each) about
 # 5.6 GB, long enough for beacons with periods up to 600 s. Captures are deleted once analysed;
 # a run takes one to four minutes on two cores.
