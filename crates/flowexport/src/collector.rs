@@ -274,24 +274,12 @@ impl Collector {
             match &set.body {
                 V9Body::Data(data) => {
                     for rec in &data.fields {
-                        let mut flat = Flat::default();
-                        for (f, v) in rec {
-                            if let Some(f) = v9_field(*f) {
-                                flat.set(f, v);
-                            }
-                        }
-                        self.record(&ctx, &flat);
+                        self.record(&ctx, &Flat::of(rec, |f| v9_field(*f)));
                     }
                 }
                 V9Body::OptionsData(opts) => {
                     for rec in &opts.fields {
-                        let mut flat = Flat::default();
-                        for (f, v) in &rec.options_fields {
-                            if let Some(f) = v9_field(*f) {
-                                flat.set(f, v);
-                            }
-                        }
-                        self.learn(&ctx, &flat);
+                        self.learn(&ctx, &Flat::of(&rec.options_fields, |f| v9_field(*f)));
                     }
                 }
                 V9Body::NoTemplate(_) => self.exporters.get_mut(ip).template_misses += 1,
@@ -314,35 +302,17 @@ impl Collector {
             match &set.body {
                 IpfixBody::Data(data) => {
                     for rec in &data.fields {
-                        let mut flat = Flat::default();
-                        for (f, v) in rec {
-                            if let Some(f) = ipfix_field(f) {
-                                flat.set(f, v);
-                            }
-                        }
-                        self.record(&ctx, &flat);
+                        self.record(&ctx, &Flat::of(rec, ipfix_field));
                     }
                 }
                 IpfixBody::OptionsData(opts) => {
                     for rec in &opts.fields {
-                        let mut flat = Flat::default();
-                        for (f, v) in rec {
-                            if let Some(f) = ipfix_field(f) {
-                                flat.set(f, v);
-                            }
-                        }
-                        self.learn(&ctx, &flat);
+                        self.learn(&ctx, &Flat::of(rec, ipfix_field));
                     }
                 }
                 IpfixBody::V9Data(data) => {
                     for rec in &data.fields {
-                        let mut flat = Flat::default();
-                        for (f, v) in rec {
-                            if let Some(f) = v9_field(*f) {
-                                flat.set(f, v);
-                            }
-                        }
-                        self.record(&ctx, &flat);
+                        self.record(&ctx, &Flat::of(rec, |f| v9_field(*f)));
                     }
                 }
                 IpfixBody::NoTemplate(_) => self.exporters.get_mut(ip).template_misses += 1,

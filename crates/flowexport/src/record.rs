@@ -120,6 +120,20 @@ pub(crate) struct Flat {
 }
 
 impl Flat {
+    /// A record's fields, each named by `field` (those it does not know are skipped).
+    pub(crate) fn of<'a, K: 'a>(
+        rec: impl IntoIterator<Item = &'a (K, FieldValue)>,
+        field: impl Fn(&K) -> Option<F>,
+    ) -> Flat {
+        let mut flat = Flat::default();
+        for (k, v) in rec {
+            if let Some(f) = field(k) {
+                flat.set(f, v);
+            }
+        }
+        flat
+    }
+
     /// Take one field's value.
     pub(crate) fn set(&mut self, f: F, v: &FieldValue) {
         match f {
