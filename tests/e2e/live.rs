@@ -441,7 +441,15 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
 
     // Every Grafana query and every alerting rule returns data against the live daemon, and
     // promtool finds the scrape clean.
-    let report = check_deploy_queries(target, &repo(), Duration::from_secs(30)).unwrap();
+    // The flow-export row needs `flow_listen` (tests/e2e/prometheus.rs checks it on a
+    // synthetic snapshot, tests/e2e/flow_export.rs on a live exporter).
+    let report = check_deploy_queries(
+        target,
+        &repo(),
+        Duration::from_secs(30),
+        &["burstwatch_flow_export_"],
+    )
+    .unwrap();
     assert!(
         report.failed.is_empty(),
         "queries without data: {:#?}",
@@ -485,7 +493,35 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
         .iter()
         .filter(|s| s["expect"] == "burst")
         .collect();
-    assert!(bursts.len() >= 8, "the capture carries burst scenarios");
+    // The simulator's bursts are drawn at random, some below this config's (scaled) gates:
+    // those `analyze` finds in the capture that was replayed are the ones to find live.
+    let source_alerts = dir.path().join("source-alerts.jsonl");
+    run_ok(&[
+        "analyze",
+        pcap.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--alerts",
+        source_alerts.to_str().unwrap(),
+        "-q",
+    ]);
+    let source_missed = bursts_without_alert(
+        &bursts,
+        &json_lines(&std::fs::read(&source_alerts).unwrap()),
+    );
+    let all_bursts = bursts.len();
+    let bursts: Vec<_> = bursts
+        .into_iter()
+        .filter(|s| {
+            let id = format!("{:?}", s["id"].as_str().unwrap_or_default());
+            !source_missed.iter().any(|m| m.starts_with(&id))
+        })
+        .collect();
+    assert!(
+        bursts.len() >= 4,
+        "the capture carries burst scenarios analyze finds: {} of {all_bursts}",
+        bursts.len()
+    );
     let burst_lines = alerts.iter().filter(|a| a["kind"] == "burst").count();
     assert_eq!(
         alerted.first().map(|a| a.1),

@@ -186,7 +186,7 @@ impl Drop for SyntheticExporter {
 #[test]
 fn dashboard_and_rules_return_data_from_a_real_prometheus() {
     let exporter = SyntheticExporter::start();
-    let report = check_deploy_queries(exporter.addr, &repo(), Duration::from_secs(30))
+    let report = check_deploy_queries(exporter.addr, &repo(), Duration::from_secs(30), &[])
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         report.failed.is_empty(),

@@ -5,8 +5,9 @@
 //!   larger task exchanges right after two of them. `--home-net` is the infected host.
 //! * Busy benign captures (calls, messaging, video, browsing): no alert. A benign periodic
 //!   keep-alive in a capture of one subscriber is rare by construction (one subscriber talks
-//!   to everything); `discord.pcap`'s voice keep-alive every 60 s is such a case and must
-//!   say so in its reasons (interval, events seen and needed).
+//!   to everything); `discord.pcap`'s voice keep-alive every 60 s and `wechat.pcap`'s TLS
+//!   keep-alive every 16 s are such cases and must say so in their reasons (interval, events
+//!   seen and needed, prevalence 1).
 
 use burstwatch_tests::{corpus, run_ok};
 
@@ -72,13 +73,28 @@ fn busy_benign_captures_stay_quiet() {
         "traffic/webex.pcap",
         "traffic/netflix.pcap",
         "traffic/telegram.pcap",
-        "traffic/wechat.pcap",
         "traffic/whatsapp_login_call.pcap",
         "traffic/dnscrypt-v1-and-resolver-pings.pcap",
         "traffic/instagram.pcap",
     ] {
         let (alerts, summary) = analyze(capture, &private);
         assert!(alerts.is_empty(), "{capture}: {alerts:?}\n{summary}");
+    }
+}
+
+/// A keep-alive inside one TLS connection (16 s, 14 polls in an hour of messaging): a beacon
+/// by shape, rare only because the capture holds one subscriber, and scored low.
+#[test]
+fn a_keep_alive_inside_one_connection_is_explained_and_scored_low() {
+    let private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+    let (alerts, summary) = analyze("traffic/wechat.pcap", &private);
+    assert!(alerts.len() <= 1, "{alerts:?}\n{summary}");
+    for a in &alerts {
+        assert_eq!(a["kind"], "beacon", "{a}");
+        assert_eq!(a["severity"], "low", "{a}");
+        assert!((12.0..20.0).contains(&reason(a, "interval")), "{a}");
+        assert!(reason(a, "events") >= reason(a, "events_needed"), "{a}");
+        assert_eq!(a["endpoint"]["prevalence"], 1, "{a}");
     }
 }
 

@@ -58,7 +58,7 @@ pub fn sim() -> &'static SimCapture {
             "-o",
             pcap.to_str().unwrap(),
             "--seed",
-            "3",
+            "2",
             "--subscribers",
             "50",
             "--duration",
