@@ -90,8 +90,9 @@ fn timelines_hold_no_packet_after_until() {
         secs(&alerts, "start_ts"),
         secs(&alerts, "end_ts"),
     );
-    // The longest alert, cut two seconds after its start: still raised (its id hashes kind,
-    // pair and start), with packets of the full run after the cut.
+    // The longest alert, cut three seconds after its start: still raised (its id hashes kind,
+    // pair and start; three seconds of it carry the volume a burst needs), with packets of the
+    // full run after the cut.
     let i = (0..ids.len())
         .max_by(|&a, &b| (ends[a] - starts[a]).total_cmp(&(ends[b] - starts[b])))
         .unwrap();
@@ -100,7 +101,7 @@ fn timelines_hold_no_packet_after_until() {
         "longest alert: {} s",
         ends[i] - starts[i]
     );
-    let (id, until) = (&ids[i], starts[i].floor() as i64 + 2);
+    let (id, until) = (&ids[i], starts[i].floor() as i64 + 3);
     let by_second = |t: &[(String, i64, u64)]| -> BTreeMap<i64, u64> {
         t.iter()
             .filter(|r| &r.0 == id)
