@@ -146,15 +146,20 @@ fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
         for ip in subs.iter().filter(|ip| part(ip) == p) {
             cmd.arg("--host").arg(ip.to_string());
         }
-        children.push((cmd.stderr(Stdio::piped()).spawn().unwrap(), alerts));
+        children.push((cmd.stderr(Stdio::piped()).spawn().unwrap(), alerts, id));
     }
     let mut split = Vec::new();
-    for (child, alerts) in children {
+    for (child, alerts, id) in children {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{err}");
         assert!(!err.contains("did not reach"), "{err}");
-        split.extend(json_lines(&std::fs::read(alerts).unwrap()));
+        let lines = json_lines(&std::fs::read(alerts).unwrap());
+        // Each sensor names itself on its alerts.
+        for a in &lines {
+            assert_eq!(a["sensor"], id.as_str(), "{a}");
+        }
+        split.extend(lines);
     }
     let whole = keyed(&s.alerts);
     let parts = keyed(&split);

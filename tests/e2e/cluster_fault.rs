@@ -16,11 +16,14 @@ use crate::live::{
 };
 
 /// The value of an unlabelled series in `/metrics`, if present.
+/// The value of the unlabelled family `name`, but for the sensor label every series of a named
+/// sensor carries.
 fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
     let (_, body) = http_get(addr, "/metrics").ok()?;
+    let series = format!("{name}{{sensor=\"edge-1\"}} ");
     body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.parse().ok())
 }
 
 #[test]
@@ -99,6 +102,14 @@ fn redis_killed_for_30_s_during_a_daemon_run() {
     std::thread::sleep(Duration::from_secs(6));
     let written = metric(metrics, "burstwatch_cluster_contacts_written_total").unwrap_or(0.0);
     assert!(written > 0.0);
+    // The sensor id labels every series (and names the sensor in the store).
+    let (_, body) = http_get(metrics, "/metrics").unwrap();
+    for l in body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(l.contains("sensor=\"edge-1\""), "{l}");
+    }
+    assert!(
+        body.contains("burstwatch_cluster_sensor_info{sensor_id=\"edge-1\",sensor=\"edge-1\"} 1")
+    );
     assert!(
         daemon.0.as_mut().unwrap().try_wait().unwrap().is_none(),
         "the daemon runs"
@@ -120,6 +131,7 @@ fn redis_killed_for_30_s_during_a_daemon_run() {
     for a in &uncertain {
         assert_eq!(a["endpoint"]["rarity_certain"], false, "{a}");
     }
+    assert!(alerts.iter().all(|a| a["sensor"] == "edge-1"), "{text}");
     assert!(
         alerts.iter().all(|a| a["endpoint"]["cluster"].is_object()),
         "every alert has the cluster section"

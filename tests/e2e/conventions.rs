@@ -95,6 +95,52 @@ fn every_json_line_has_an_rfc3339_timestamp_and_alerts_name_the_roles() {
     assert!(age.as_secs() >= 0 && age.as_secs() < 600, "{s}");
 }
 
+#[test]
+fn a_named_sensor_is_on_every_alert_and_flow_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = burst_capture(dir.path());
+    let cfg = dir.path().join("c.toml");
+    // Quotes and a backslash: written as JSON escapes them.
+    let name = r#"pop "fra" \1"#;
+    std::fs::write(
+        &cfg,
+        format!(
+            "[detect]\nlookback_seconds = 1\n[daemon]\nsensor = {}\n",
+            toml_string(name)
+        ),
+    )
+    .unwrap();
+    let (alerts, flows) = (dir.path().join("a.jsonl"), dir.path().join("f.jsonl"));
+    let p = |x: &std::path::Path| x.to_str().unwrap().to_string();
+    let out = run(&[
+        "analyze",
+        &p(&cap),
+        "--config",
+        &p(&cfg),
+        "--alerts",
+        &p(&alerts),
+        "--flows",
+        &p(&flows),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let (a, f) = (
+        std::fs::read(&alerts).unwrap(),
+        std::fs::read(&flows).unwrap(),
+    );
+    check_schema("deploy/schema/alert.schema.json", &a);
+    check_schema("deploy/schema/flow.schema.json", &f);
+    let (a, f) = (json_lines(&a), json_lines(&f));
+    assert_eq!((a.len(), f.len()), (1, 1));
+    for line in a.iter().chain(&f) {
+        assert_eq!(line["sensor"], name, "{line}");
+    }
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// tshark's Community ID of every frame (its `communityid` post-dissector), and those of the
 /// TCP and UDP frames that are not ICMP errors.
 fn tshark_ids(capture: &std::path::Path) -> (BTreeSet<String>, BTreeSet<String>) {

@@ -65,6 +65,9 @@ struct ClusterJson {
 struct AlertJson<'a> {
     timestamp: Rfc3339,
     id: String,
+    /// `daemon.sensor` (or `cluster.sensor_id`) when set: which sensor raised it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor: Option<&'a str>,
     kind: &'static str,
     src: std::net::IpAddr,
     dst: std::net::IpAddr,
@@ -131,12 +134,13 @@ pub fn id_string(id: u64) -> String {
 
 /// Write one alert as a JSON line, its addresses passed through `privacy`. (Reasons carry
 /// names and numbers only, never addresses.) An alert raised from flow export gets `source`:
-/// what its volume was estimated from.
+/// what its volume was estimated from; a named sensor's alert gets `sensor`.
 pub fn write_alert_from<W: Write>(
     out: &mut W,
     a: &Alert,
     privacy: &Privacy,
     source: Option<crate::flow_input::AlertSource>,
+    sensor: Option<&str>,
 ) -> std::io::Result<()> {
     let (src, dst) = (privacy.addr(a.src), privacy.addr(a.dst));
     // Over the addresses as written (see `flow_json::write_record`).
@@ -150,6 +154,7 @@ pub fn write_alert_from<W: Write>(
     let json = AlertJson {
         timestamp: Rfc3339(a.detected_ns),
         id: id_string(privacy.alert_id(a.id)),
+        sensor: sensor.filter(|s| !s.is_empty()),
         kind: a.kind.as_str(),
         src,
         dst,

@@ -251,6 +251,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         privacy,
         report,
         source: None,
+        sensor: settings.daemon.sensor.clone().filter(|s| !s.is_empty()),
     };
     let problems = inputs.problems;
     let mut archive = Archive::from_list(inputs.list);
@@ -378,6 +379,8 @@ struct Outputs {
     report: Option<Collector>,
     /// Flow-export input: what its alerts say of their source.
     source: Option<SourceTag>,
+    /// `daemon.sensor` (or `cluster.sensor_id`): written on every record and alert.
+    sensor: Option<String>,
 }
 
 impl Outputs {
@@ -385,7 +388,7 @@ impl Outputs {
     fn drain(&mut self, engine: &mut Engines, sum: &mut Summary) {
         while let Some(rec) = engine.pop_record() {
             if let Some(out) = self.flows.as_mut() {
-                out.write(|w| write_record(w, &rec, &self.privacy));
+                out.write(|w| write_record(w, &rec, &self.privacy, self.sensor.as_deref()));
             }
             sum.records += 1;
             if let Some(r) = self.report.as_mut() {
@@ -397,7 +400,9 @@ impl Outputs {
                 let source = self
                     .source
                     .map(|t| t.alert_source(alert.packets_out + alert.packets_in));
-                out.write(|w| write_alert_from(w, &alert, &self.privacy, source));
+                out.write(|w| {
+                    write_alert_from(w, &alert, &self.privacy, source, self.sensor.as_deref())
+                });
             }
             sum.alerts += 1;
             if let Some(r) = self.report.as_mut() {

@@ -48,15 +48,17 @@ fn advance(c: &IntCounter, total: u64) {
 }
 
 impl ClusterMetrics {
-    /// Register every family on `r`, and `burstwatch_cluster_sensor_info{sensor}` = 1 naming
-    /// this sensor in the store (to join with the others in queries).
+    /// Register every family on `r`, and `burstwatch_cluster_sensor_info{sensor_id}` = 1 naming
+    /// this sensor in the store (to join with the others in queries). The label is not
+    /// `sensor`: that one is the registry's own label on every series when `daemon.sensor` is
+    /// set, and the two names may differ.
     pub fn register(r: &Registry, sensor: &str) -> Result<Self, prometheus::Error> {
         let info = prometheus::IntGaugeVec::new(
             opts(
                 "sensor_info",
                 "Always 1; the label names this sensor in the shared store.",
             ),
-            &["sensor"],
+            &["sensor_id"],
         )?;
         r.register(Box::new(info.clone()))?;
         info.with_label_values(&[sensor]).set(1);
@@ -134,6 +136,6 @@ mod tests {
         assert!(text.contains("burstwatch_cluster_questions_total{result=\"unanswered\"} 2"));
         assert!(text.contains("burstwatch_cluster_backlog_contacts 0"));
         assert!(text.contains("burstwatch_cluster_connected 0"));
-        assert!(text.contains("burstwatch_cluster_sensor_info{sensor=\"pop-1\"} 1"));
+        assert!(text.contains("burstwatch_cluster_sensor_info{sensor_id=\"pop-1\"} 1"));
     }
 }

@@ -216,7 +216,17 @@ impl Metrics {
     /// severities) present at zero, and on Linux the standard `process_*` families (CPU time,
     /// resident and virtual memory, open and maximum file descriptors, threads, start time).
     pub fn with_build(build: &BuildInfo<'_>) -> Result<Self, MetricsError> {
-        let registry = Registry::new();
+        Self::for_sensor(build, None)
+    }
+
+    /// [`Metrics::with_build`] for a named sensor (`daemon.sensor`): every series carries a
+    /// `sensor` label with that name, so several sensors' series stay apart in one Prometheus
+    /// even when they are scraped through one target (a federation, a push gateway).
+    pub fn for_sensor(build: &BuildInfo<'_>, sensor: Option<&str>) -> Result<Self, MetricsError> {
+        let labels = sensor
+            .filter(|s| !s.is_empty())
+            .map(|s| std::collections::HashMap::from([("sensor".to_string(), s.to_string())]));
+        let registry = Registry::new_custom(None, labels)?;
         let f = Families::new(&registry)?;
         let flow = crate::flow_metrics::FlowFamilies::new(&registry)?;
         let info = IntGaugeVec::new(
@@ -554,6 +564,33 @@ mod tests {
         s.detector.alerts[1][3] = packets;
         s.decode_errors = vec![("truncated_ip", drops)];
         s
+    }
+
+    #[test]
+    fn a_named_sensor_labels_every_series_and_an_unnamed_one_none() {
+        let named = Metrics::for_sensor(&BuildInfo::UNKNOWN, Some("pop-fra-1")).unwrap();
+        named.update(&snap(100, 5), 1_002_500_000_000);
+        let t = named.render().unwrap();
+        let samples: Vec<&str> = t.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(samples.len() > 50, "{t}");
+        for l in &samples {
+            assert!(l.contains("sensor=\"pop-fra-1\""), "{l}");
+            assert_eq!(l.matches("sensor=").count(), 1, "{l}");
+        }
+        assert_eq!(
+            sample(
+                &t,
+                r#"burstwatch_interface_packets_total{interface="eth1",sensor="pop-fra-1"}"#
+            ),
+            100.0
+        );
+        for sensor in [None, Some("")] {
+            let t = Metrics::for_sensor(&BuildInfo::UNKNOWN, sensor)
+                .unwrap()
+                .render()
+                .unwrap();
+            assert!(!t.contains("sensor="), "{t}");
+        }
     }
 
     #[test]

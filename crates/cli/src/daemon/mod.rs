@@ -162,7 +162,10 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     announce::start(&args.config, &settings, &sinks::names(&d));
     // Room for the exporter's connections besides captures and outputs.
     let open_files = privilege::raise_open_file_limit();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        sensor: d.sensor.clone().filter(|s| !s.is_empty()),
+        ..Shared::default()
+    });
     // One slot per capture thread (`capture_threads` per interface, in interface order).
     if let Ok(mut v) = shared.ifaces.lock() {
         *v = d
@@ -219,7 +222,10 @@ pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(workers = d.workers, "engine ready");
 
-    let metrics = Arc::new(Metrics::with_build(&crate::build_info::labels())?);
+    let metrics = Arc::new(Metrics::for_sensor(
+        &crate::build_info::labels(),
+        d.sensor.as_deref(),
+    )?);
     let cluster_metrics = match &cluster {
         Some(c) => Some((
             burstwatch_daemon::cluster_metrics::ClusterMetrics::register(

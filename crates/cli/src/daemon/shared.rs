@@ -93,6 +93,9 @@ pub struct Shared {
     pub flow_tag: Mutex<crate::flow_input::SourceTag>,
     /// Each flow-export thread's counters, by its index.
     pub flow_stats: Mutex<Vec<super::flow_stats::FlowThreadStats>>,
+    /// `daemon.sensor` (or `cluster.sensor_id`), fixed at start: written on every flow record
+    /// and alert line.
+    pub sensor: Option<String>,
 }
 
 impl Shared {

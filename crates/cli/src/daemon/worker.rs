@@ -171,7 +171,7 @@ fn drain(
         .then(|| shared.flow_tag.lock().map(|t| *t).unwrap_or_default());
     while let Some(rec) = engine.pop_record() {
         let mut line = Vec::with_capacity(320);
-        if write_record(&mut line, &rec, privacy).is_ok() {
+        if write_record(&mut line, &rec, privacy, shared.sensor.as_deref()).is_ok() {
             *records += 1;
             let _ = out.send(Output::Flow(line));
         }
@@ -180,7 +180,8 @@ fn drain(
         let alert = privacy.alert(alert);
         let mut line = Vec::with_capacity(1024);
         let src = source.map(|t| t.alert_source(alert.packets_out + alert.packets_in));
-        if write_alert_from(&mut line, &alert, &Privacy::disabled(), src).is_ok() {
+        let sensor = shared.sensor.as_deref();
+        if write_alert_from(&mut line, &alert, &Privacy::disabled(), src, sensor).is_ok() {
             *alerts += 1;
             let _ = out.send(Output::Alert(line, Box::new(alert)));
         }

@@ -42,17 +42,21 @@ impl Default for WebhookConfig {
     }
 }
 
-/// The alert object of `json_line` with the `origin` keys (`sensor`, `site`) appended. A line
-/// that is not a JSON object (never built by the daemon) is sent as it is.
+/// The alert object of `json_line` with the `origin` keys (`sensor`, `site`) appended, except
+/// those the line has already (a named sensor's alert lines carry `sensor`). A line that is not
+/// a JSON object (never built by the daemon) is sent as it is.
 pub fn with_origin(json_line: &str, origin: &[(String, String)]) -> String {
     let line = json_line.trim_end();
     let Some(body) = line.strip_suffix('}').filter(|_| line.starts_with('{')) else {
         return line.to_string();
     };
+    let present = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line).ok();
     let mut out = String::with_capacity(line.len() + 64);
     out.push_str(body);
     let mut empty = body.trim_end() == "{";
-    for (k, v) in origin.iter().filter(|(_, v)| !v.is_empty()) {
+    for (k, v) in origin.iter().filter(|(k, v)| {
+        !v.is_empty() && !present.as_ref().is_some_and(|m| m.contains_key(k.as_str()))
+    }) {
         if !empty {
             out.push(',');
         }
@@ -139,6 +143,15 @@ mod tests {
             "{\"sensor\":\"edge \\\"1\\\"\"}"
         );
         assert_eq!(with_origin("[1]", &origin), "[1]");
+        // A named sensor's line has its sensor already: not written twice.
+        let both = vec![
+            ("sensor".to_string(), "pop-1".to_string()),
+            ("site".to_string(), "fra".to_string()),
+        ];
+        assert_eq!(
+            with_origin("{\"id\":\"a\",\"sensor\":\"pop-1\"}", &both),
+            "{\"id\":\"a\",\"sensor\":\"pop-1\",\"site\":\"fra\"}"
+        );
         let events = [
             Arc::new(AlertEvent {
                 json_line: "{\"id\":\"a\"}".into(),
