@@ -4,11 +4,13 @@
 //! A record's bytes and packets are spread over the seconds its span covers in proportion to
 //! the overlap (as pmacct does), with cumulative integer shares so that the bins add up to the
 //! record exactly. Nothing is dumped at the export instant.
+//!
+//! A second's entries are appended as they come (no hashing per record and second) and sorted
+//! and merged by key when the second is released: the output order is the key order, never an
+//! arrival or hash order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-
-use foldhash::fast::RandomState;
 
 use crate::NS_PER_SEC;
 
@@ -72,12 +74,75 @@ pub struct BinStats {
     pub clamped_spans: u64,
 }
 
+/// A key as plain integers, ordered as [`Key`]'s derived order (an IPv4 address before any
+/// IPv6 one, then by octets; then protocol and ports): comparing two is a few integer
+/// comparisons instead of matching two address enums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SortKey {
+    src_v6: bool,
+    src: u128,
+    dst_v6: bool,
+    dst: u128,
+    /// Protocol, source port, destination port.
+    rest: u64,
+}
+
+fn addr_bits(a: IpAddr) -> (bool, u128) {
+    match a {
+        IpAddr::V4(v) => (false, u128::from(u32::from(v))),
+        IpAddr::V6(v) => (true, u128::from(v)),
+    }
+}
+
+impl SortKey {
+    fn key(&self) -> Key {
+        let addr = |v6: bool, bits: u128| {
+            if v6 {
+                IpAddr::V6(bits.into())
+            } else {
+                // Only IPv4 addresses' 32 bits were stored.
+                IpAddr::V4((bits as u32).into())
+            }
+        };
+        Key {
+            src: addr(self.src_v6, self.src),
+            dst: addr(self.dst_v6, self.dst),
+            proto: (self.rest >> 32) as u8,
+            sport: (self.rest >> 16) as u16,
+            dport: self.rest as u16,
+        }
+    }
+
+    fn of(k: &Key) -> Self {
+        let (fs, src) = addr_bits(k.src);
+        let (fd, dst) = addr_bits(k.dst);
+        Self {
+            src_v6: fs,
+            src,
+            dst_v6: fd,
+            dst,
+            rest: u64::from(k.proto) << 32 | u64::from(k.sport) << 16 | u64::from(k.dport),
+        }
+    }
+}
+
+/// One entry of a held second.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: SortKey,
+    volume: Volume,
+}
+
+/// Emptied per-second vectors kept for reuse.
+const SPARE: usize = 4;
+
 /// The bins held, by second, with a cap on the entries held.
 #[derive(Debug)]
 pub struct Bins {
-    /// Per second, the entries by key (foldhash, seeded per map: the keys come from the
-    /// network; the output order comes from sorting, never from the hash).
-    held: BTreeMap<i64, HashMap<Key, Volume, RandomState>>,
+    /// Per second, its entries in arrival order (consecutive entries of one key merged).
+    held: BTreeMap<i64, Vec<Entry>>,
+    /// Emptied vectors of released seconds, kept for the next ones (at most [`SPARE`]).
+    spare: Vec<Vec<Entry>>,
     entries: usize,
     max_entries: usize,
     max_span_s: i64,
@@ -92,6 +157,7 @@ impl Bins {
     pub fn new(max_entries: usize, max_span_s: u32) -> Self {
         Self {
             held: BTreeMap::new(),
+            spare: Vec::new(),
             entries: 0,
             max_entries: max_entries.max(1),
             max_span_s: i64::from(max_span_s.max(1)),
@@ -169,10 +235,20 @@ impl Bins {
             self.stats.late += 1;
             second = self.released_below;
         }
-        let map = self.held.entry(second).or_default();
-        let before = map.len();
-        map.entry(key).or_default().add(&vol);
-        self.entries += map.len() - before;
+        let spare = &mut self.spare;
+        let held = self
+            .held
+            .entry(second)
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        let key = SortKey::of(&key);
+        match held.last_mut() {
+            // sFlow samples and the pieces of one flow often come one after another.
+            Some(last) if last.key == key => last.volume.add(&vol),
+            _ => {
+                held.push(Entry { key, volume: vol });
+                self.entries += 1;
+            }
+        }
     }
 
     /// Release, in `out`, every second below `watermark_s` and, while more than the cap is
@@ -200,18 +276,34 @@ impl Bins {
     }
 
     fn pop_oldest(&mut self, out: &mut Vec<Bin>) {
-        let Some((sec, map)) = self.held.pop_first() else {
+        let Some((sec, mut entries)) = self.held.pop_first() else {
             return;
         };
-        self.entries -= map.len();
+        self.entries -= entries.len();
         self.released_below = self.released_below.max(sec + 1);
-        let start = out.len();
-        out.extend(map.into_iter().map(|(key, volume)| Bin {
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let bin = |e: &Entry| Bin {
             second: sec,
-            key,
-            volume,
-        }));
-        out[start..].sort_unstable_by_key(|b| b.key);
+            key: e.key.key(),
+            volume: e.volume,
+        };
+        if let Some((&first, rest)) = entries.split_first() {
+            let mut cur = first;
+            for e in rest {
+                if e.key == cur.key {
+                    cur.volume.add(&e.volume);
+                } else {
+                    out.push(bin(&cur));
+                    cur = *e;
+                }
+            }
+            out.push(bin(&cur));
+        }
+        entries.clear();
+        // The spare vectors together hold room for at most the cap.
+        if self.spare.len() < SPARE && entries.capacity() <= self.max_entries / SPARE {
+            self.spare.push(entries);
+        }
     }
 }
 
@@ -295,6 +387,57 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert_eq!(b.stats().forced, 3);
         assert_eq!(out.len(), 3);
+    }
+
+    fn any_key() -> impl proptest::strategy::Strategy<Value = Key> {
+        use proptest::prelude::*;
+        let addr = prop_oneof![
+            // Few values, so that keys repeat and merge.
+            (0u32..4).prop_map(|a| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + a))),
+            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            (0u128..3).prop_map(|a| IpAddr::V6((0x2001_0db8_u128 << 96 | a).into())),
+            any::<u128>().prop_map(|a| IpAddr::V6(a.into())),
+        ];
+        (addr.clone(), addr, 0u8..3, 0u16..3, any::<u16>()).prop_map(
+            |(src, dst, proto, sport, dport)| Key {
+                src,
+                dst,
+                proto,
+                sport,
+                dport,
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// The integer form orders as the key does and gives the key back.
+        #[test]
+        fn sort_key_orders_as_the_key_and_round_trips(a in any_key(), b in any_key()) {
+            proptest::prop_assert_eq!(SortKey::of(&a).key(), a);
+            proptest::prop_assert_eq!(SortKey::of(&a).cmp(&SortKey::of(&b)), a.cmp(&b));
+        }
+
+        /// Whatever the arrival order, released bins are those of a map by (second, key):
+        /// sorted, merged, nothing lost.
+        #[test]
+        fn released_bins_equal_a_sorted_map(
+            adds in proptest::collection::vec((0i64..4, any_key(), 0u64..1000, 1u32..5), 0..300),
+        ) {
+            let mut b = Bins::new(1 << 20, 3600);
+            let mut model: BTreeMap<(i64, Key), Volume> = BTreeMap::new();
+            for &(sec, key, bytes, rate) in &adds {
+                let v = Volume { bytes, packets: 1, samples: 1, rate };
+                b.add(sec, key, v);
+                model.entry((sec, key)).or_default().add(&v);
+            }
+            let mut out = Vec::new();
+            b.release_all(&mut out);
+            let got: Vec<((i64, Key), Volume)> =
+                out.iter().map(|x| ((x.second, x.key), x.volume)).collect();
+            let want: Vec<((i64, Key), Volume)> = model.into_iter().collect();
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(b.len(), 0);
+        }
     }
 
     #[test]
