@@ -281,7 +281,7 @@ impl Bins {
         };
         self.entries -= entries.len();
         self.released_below = self.released_below.max(sec + 1);
-        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        entries.sort_unstable_by_key(|e| e.key);
         let bin = |e: &Entry| Bin {
             second: sec,
             key: e.key.key(),
