@@ -1,7 +1,8 @@
 //! The burst threshold is relative to the subscriber: its own baseline, capped by what its
 //! uplink has shown it can carry, over a low absolute floor. Slow bursts of quiet subscribers
 //! are found; transfers that are not bursts (calls, backups, uploads to popular services)
-//! still are not alerted at the lower floor.
+//! still are not alerted at the lower floor. A subscriber's own bursts and what follows them to
+//! the same endpoint do not raise its baseline; uploads to popular services still do.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::net::IpAddr;
@@ -201,4 +202,112 @@ fn calls_backups_and_uploads_to_popular_services_stay_quiet_at_the_low_floor() {
     let st = d.stats();
     assert!(st.bursts_too_long >= 1, "{st:?}");
     assert!(st.suppressed_common >= 1, "{st:?}");
+}
+
+/// A little ordinary upstream from `host` to the popular servers (a few kB every other
+/// second over `[from, to)`): it warms the subscriber's baseline without raising it.
+fn chatter(f: &mut Feed, host: &str, from: i64, to: i64) {
+    let mut t = from;
+    let mut k = 0u32;
+    while t < to {
+        f.pkt(t, host, 42_000, "198.18.0.3", 443, 1200, 900 + k % 3);
+        f.pkt(
+            t + S / 20,
+            "198.18.0.3",
+            443,
+            host,
+            42_000,
+            600,
+            900 + k % 3,
+        );
+        t += 2 * S;
+        k += 1;
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+    /// An adversary sends a series of bursts to its rare controller and, between them, slower
+    /// transfers below the floor to the same endpoint: neither its bursts nor those transfers
+    /// may teach its baseline that its bursts are normal, so every burst above the gates is
+    /// alerted, the later and smaller ones too.
+    #[test]
+    fn every_burst_of_a_series_with_slower_transfers_between_is_alerted(
+        bursts in proptest::collection::vec(
+            // (rate bit/s, share of the volume range, seconds after the burst before a slow
+            // transfer, its rate bit/s, its seconds, seconds of silence after it)
+            (1.6e6f64..12e6, 0.0f64..1.0, 10i64..40, 0.45e6f64..0.9e6, 20.0f64..60.0, 10i64..120),
+            2..6,
+        ),
+    ) {
+        let host = "10.0.1.9";
+        let ctl = "203.0.113.77";
+        let mut f = Feed::new();
+        let mut windows = Vec::new();
+        let mut t = T0 + 300 * S;
+        for (k, &(bps, share, gap, slow_bps, slow_secs, rest)) in bursts.iter().enumerate() {
+            // 2.2 MB up to what 45 s at this rate carries (bursts last at most 60 s).
+            let most = bps * 45.0 / 8.0;
+            let bytes = (2.2e6 + share * (most - 2.2e6).max(0.0)) as u64;
+            let secs = bytes as f64 * 8.0 / bps;
+            f.upload(t, host, ctl, bytes, secs, 10 + k as u32);
+            let end = t + (secs * S as f64) as i64;
+            windows.push((t, end));
+            let slow_at = end + gap * S;
+            let slow_bytes = (slow_bps / 8.0 * slow_secs) as u64;
+            f.upload(slow_at, host, ctl, slow_bytes, slow_secs, 100 + k as u32);
+            t = slow_at + ((slow_secs * S as f64) as i64) + rest * S;
+        }
+        let until = t + 200 * S;
+        f.background(T0, until, 20, 6);
+        chatter(&mut f, host, T0, until);
+        let (alerts, _) = f.run(DetectConfig::default());
+        let b = bursts_to(&alerts, ctl);
+        let found: Vec<bool> = windows
+            .iter()
+            .map(|&(from, to)| {
+                b.iter()
+                    .any(|a| a.start_ns <= to + S && a.end_ns >= from - S)
+            })
+            .collect();
+        proptest::prop_assert!(found.iter().all(|&x| x), "found {found:?} of {windows:?}: {b:#?}");
+        // The slower transfers are below the floor: not bursts.
+        proptest::prop_assert_eq!(b.len(), windows.len(), "{:#?}", b);
+    }
+}
+
+#[test]
+fn uploads_to_a_popular_endpoint_still_raise_the_baseline() {
+    let mut f = Feed::new();
+    f.background(T0, T0 + 1200 * S, 20, 6);
+    // 10.0.4.2 uploads to a popular server at about 0.9 Mbit/s for ten minutes (below the
+    // floor: never a burst), the kind of steady upload a cloud sync or a call makes; 10.0.4.3,
+    // on the same line, says nothing.
+    f.upload(T0 + 100 * S, "10.0.4.2", "198.18.0.1", 67_500_000, 600.0, 1);
+    // Once it filled its uplink for a second (1.5 MB: a burst too small for a candidate), so
+    // half its uplink peak is above four times its baseline.
+    f.upload(T0 + 400 * S, "10.0.4.2", "198.18.0.2", 1_500_000, 0.9, 4);
+    chatter(&mut f, "10.0.4.3", T0, T0 + 1200 * S);
+    // Then both send 3 MB at 2.4 Mbit/s to a rare endpoint, and later 12 MB at 24 Mbit/s.
+    for (host, dst) in [("10.0.4.2", "192.0.2.40"), ("10.0.4.3", "192.0.2.41")] {
+        f.upload(T0 + 760 * S, host, dst, 3_000_000, 10.0, 2);
+        f.upload(T0 + 900 * S, host, dst, 12_000_000, 4.0, 3);
+    }
+    let (alerts, _) = f.run(DetectConfig::default());
+    // The busy subscriber's baseline learned its popular upload: the 2.4 Mbit/s transfer is
+    // ordinary for it, and its 24 Mbit/s burst is measured against that baseline.
+    let busy = bursts_to(&alerts, "192.0.2.40");
+    assert_eq!(busy.len(), 1, "{alerts:#?}");
+    let t = busy[0].rate_threshold.unwrap();
+    assert_eq!(t.basis, ThresholdBasis::Baseline, "{t:?}");
+    assert!(t.bps > 2.5e6, "four times about 0.9 Mbit/s: {t:?}");
+    // The quiet one is measured against the floor: both of its transfers are bursts.
+    let quiet = bursts_to(&alerts, "192.0.2.41");
+    assert_eq!(quiet.len(), 2, "{alerts:#?}");
+    assert!(quiet
+        .iter()
+        .all(|a| a.rate_threshold.unwrap().bps == 1_000_000.0));
+    // The popular upload itself made no alert.
+    assert_eq!(alerts.len(), 3, "{alerts:#?}");
 }

@@ -27,7 +27,11 @@ use burstwatch_wire::PacketMeta;
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HostState {
     sec: i64,
-    pub(crate) bin_up: u64,
+    /// Upstream bytes of the open second (saturating).
+    pub(crate) bin_up: u32,
+    /// Of those, the bytes of pairs kept out of the baseline (see [`HostState::add_up`]).
+    #[serde(default)]
+    pub(crate) bin_held: u32,
     p50: Option<LogQuantile>,
     p95: Option<LogQuantile>,
     active_secs: u32,
@@ -38,32 +42,37 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// Count upstream bytes; a closed second at or above `burst_bytes` (the rate that starts a
-    /// burst) is left out of the baseline, which describes the subscriber's ordinary activity:
-    /// otherwise its own bursts would raise the bar for its next ones.
+    /// Count upstream bytes. The baseline describes the subscriber's ordinary activity, so
+    /// its own bursts must not raise the bar for its next ones: `held` bytes (of a pair in a
+    /// burst or recently alerted, see [`PairState::held_from_baseline`]) are left out of it,
+    /// and so is a closed second whose other bytes reach `burst_bytes` (the rate that starts
+    /// a burst). The uplink peak counts every byte.
     /// `burst_bytes` is asked only when a second closes (it reads the baseline).
     #[inline]
-    fn add_up(&mut self, ts: i64, bytes: u64, burst_bytes: impl FnOnce(&Self) -> f64) {
+    fn add_up(&mut self, ts: i64, bytes: u32, held: bool, burst_bytes: impl FnOnce(&Self) -> f64) {
         let sec = ts.div_euclid(S);
         if sec != self.sec {
             let threshold = burst_bytes(self);
             self.close_bin(threshold);
             self.sec = sec;
         }
-        self.bin_up += bytes;
+        self.bin_up = self.bin_up.saturating_add(bytes);
+        if held {
+            self.bin_held = self.bin_held.saturating_add(bytes);
+        }
     }
 
     fn close_bin(&mut self, burst_bytes: f64) {
-        self.peak_up = self
-            .peak_up
-            .max(u32::try_from(self.bin_up).unwrap_or(u32::MAX));
-        if self.bin_up > 0 && (self.bin_up as f64) < burst_bytes {
-            let x = self.bin_up as f64;
+        self.peak_up = self.peak_up.max(self.bin_up);
+        let ordinary = self.bin_up.saturating_sub(self.bin_held);
+        if ordinary > 0 && f64::from(ordinary) < burst_bytes {
+            let x = f64::from(ordinary);
             self.p50.get_or_insert(LogQuantile::new(0.5)).update(x);
             self.p95.get_or_insert(LogQuantile::new(0.95)).update(x);
             self.active_secs = self.active_secs.saturating_add(1);
         }
         self.bin_up = 0;
+        self.bin_held = 0;
     }
 
     /// The rate (bytes/s) a second needs to start a burst of this subscriber, and what set it
@@ -299,13 +308,7 @@ impl Local {
             }
             None => self.hosts.upsert(home, HostState::default, |_, _| {}).0,
         };
-        let cfg = &self.cfg;
-        let warmup = cfg.baseline_warmup_seconds;
-        if up {
-            self.hosts
-                .get_mut(hidx)
-                .add_up(ts, u64::from(ip_len), |h| h.burst_entry(cfg).0);
-        }
+        let warmup = self.cfg.baseline_warmup_seconds;
 
         // Pair state (a new pair registers the subscriber with the endpoint).
         let mut evicted: Option<((Addr, Addr), PairState)> = None;
@@ -324,6 +327,15 @@ impl Local {
         let pair = self.pairs.get_mut(pidx);
         pair.host_hint = hidx;
         pair.home_epoch = self.home_epoch;
+        if up {
+            // After the pair (whether its bytes teach the baseline), before its bin closes
+            // (which reads the baseline).
+            let cfg = &self.cfg;
+            let held = pair.held_from_baseline(ts, cfg.burst_max_ns, cfg.lookback_ns);
+            self.hosts
+                .get_mut(hidx)
+                .add_up(ts, ip_len, held, |h| h.burst_entry(cfg).0);
+        }
         if let Some((k, mut v)) = evicted {
             if let Some(f) = v.finish_burst(self.cfg.burst_max_ns) {
                 self.on_burst(k, v4, f, &v, out);

@@ -3,7 +3,8 @@
 //! Per packet with one side in the home networks and the other outside:
 //!
 //! 1. the subscriber's state keeps one-second upstream bins and a robust baseline of its
-//!    active seconds (streaming p50/p95 in the log domain, trusted after a warm-up);
+//!    active seconds (streaming p50/p95 in the log domain, trusted after a warm-up), leaving
+//!    out the bytes of pairs in a burst or recently a candidate, so bursts do not raise it;
 //! 2. the (subscriber, endpoint) pair keeps one-second bins both ways; a closed bin feeds the
 //!    burst state machine: a second at or above `max(floor, min(factor x host p95, fraction x
 //!    host uplink peak))` starts a burst,

@@ -330,6 +330,29 @@ impl PairState {
         self.bursts = self.bursts.saturating_add(1);
     }
 
+    /// Whether this pair's upstream bytes at `ts` are kept out of its subscriber's baseline:
+    /// while it is in a burst (up to `max_ns` into it: a longer one is a sustained transfer,
+    /// a call or a backup, which is ordinary activity), and for `hold_ns` after the start of
+    /// its last burst that passed the subscriber's gates (a candidate). Otherwise a subscriber
+    /// whose bursts go on at a slower pace, or that sends slower transfers between them, would
+    /// teach its baseline that its bursts are normal, and its later, smaller bursts would stay
+    /// under a threshold they raised themselves. (Bursts to popular endpoints are held out too:
+    /// the engine's per-subscriber half does not know prevalence, see `Local`.)
+    #[inline]
+    pub fn held_from_baseline(&self, ts: i64, max_ns: i64, hold_ns: i64) -> bool {
+        if let Some(acc) = self.burst.as_deref() {
+            if ts.saturating_sub(acc.start_ns) <= max_ns {
+                return true;
+            }
+        }
+        if self.burst_len == 0 {
+            return false;
+        }
+        let last = self.burst_start[(usize::from(self.burst_pos) + BURST_RING - 1) % BURST_RING];
+        i64::from(super::prevalence::sec_of(ts)) - i64::from(last)
+            <= hold_ns.div_euclid(1_000_000_000)
+    }
+
     /// Whether a bin is open and older than `now_sec` (so [`PairState::close_bin_before`] closes it).
     #[inline]
     pub fn bin_closes_before(&self, now_sec: i64) -> bool {

@@ -72,6 +72,7 @@ impl HostsPart {
                     // The second in progress is not carried over.
                     let mut v = v.clone();
                     v.bin_up = 0;
+                    v.bin_held = 0;
                     (addr_ip(*k, true), v)
                 })
                 .collect(),
@@ -179,6 +180,7 @@ impl LearnedState {
                 continue;
             };
             h.bin_up = 0;
+            h.bin_held = 0;
             let (idx, _) = local
                 .hosts
                 .upsert(addr_bytes(ip), HostState::default, |_, _| {});
