@@ -743,6 +743,32 @@ mod tests {
     }
 
     #[test]
+    fn held_bytes_count_in_the_uplink_peak_but_not_in_the_baseline() {
+        // 40 s of 10 kB ordinary and 100 kB of a held pair per second, entry 125 kB/s.
+        let run = |held: bool| {
+            let mut h = HostState::default();
+            for sec in 1..=41 {
+                h.add_up(sec * S, 10_000, false, |_| 125_000.0);
+                h.add_up(sec * S + S / 2, 100_000, held, |_| 125_000.0);
+            }
+            h
+        };
+        let h = run(true);
+        let b = h.baseline_bytes(30).unwrap();
+        assert!((5_000.0..25_000.0).contains(&b), "{b}");
+        assert_eq!(h.peak_up, 110_000);
+        // Not held, the same bytes are ordinary.
+        let b = run(false).baseline_bytes(30).unwrap();
+        assert!(b > 60_000.0, "{b}");
+        // A second held whole is no active second.
+        let mut h = HostState::default();
+        for sec in 1..=41 {
+            h.add_up(sec * S, 50_000, true, |_| 125_000.0);
+        }
+        assert_eq!((h.active_secs, h.baseline_bytes(0)), (0, None));
+    }
+
+    #[test]
     fn subscriber_hash_is_fixed_across_machines_and_versions() {
         // Golden values: these hashes are written to state files; a change here makes old
         // files unreadable and needs a new STATE_VERSION.

@@ -686,6 +686,33 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_is_held_from_the_baseline_in_its_burst_and_after_its_last_candidate() {
+        let mut p = PairState::new(0);
+        let mut out = Vec::new();
+        let (max, hold) = (60 * S, 600 * S);
+        feed(&mut p, 0, 10, 1_000, &mut out);
+        assert!(!p.held_from_baseline(10 * S, max, hold), "no burst yet");
+        feed(&mut p, 10, 20, 2_000_000, &mut out);
+        assert!(p.burst.is_some());
+        assert!(p.held_from_baseline(20 * S, max, hold), "in its burst");
+        // Past the longest burst it is a sustained transfer: ordinary again.
+        assert!(p.held_from_baseline(10 * S + max, max, hold));
+        assert!(!p.held_from_baseline(10 * S + max + S, max, hold));
+        feed(&mut p, 20, 30, 1_000, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(p.burst.is_none());
+        assert!(
+            !p.held_from_baseline(30 * S, max, hold),
+            "ended, not a candidate"
+        );
+        // It became a candidate: held for `hold` from its start.
+        p.push_burst_start(10);
+        assert!(p.held_from_baseline(30 * S, max, hold));
+        assert!(p.held_from_baseline(610 * S + S / 2, max, hold));
+        assert!(!p.held_from_baseline(611 * S, max, hold));
+    }
+
+    #[test]
     fn sustained_transfers_are_marked_too_long() {
         let mut p = PairState::new(0);
         let mut out = Vec::new();
