@@ -271,6 +271,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             &args.flow,
             &mut collector,
             |ts, meta, tag| {
+                // Bursts of sampled input are gated by their lower bound (the scorer decides
+                // after the hold: the rate is known long before).
+                if tag.max_rate > table.scorer_mut().sampling() {
+                    table.scorer_mut().set_sampling(tag.max_rate);
+                }
                 table.ingest(ts, meta);
                 if let Some(s) = shared.as_mut() {
                     s.after_packet(table.scorer_mut());
@@ -399,7 +404,7 @@ impl Outputs {
             if let Some(out) = self.alerts.as_mut() {
                 let source = self
                     .source
-                    .map(|t| t.alert_source(alert.packets_out + alert.packets_in));
+                    .map(|t| t.alert_source(alert.packets_out + alert.packets_in, alert.bytes_out));
                 out.write(|w| {
                     write_alert_from(w, &alert, &self.privacy, source, self.sensor.as_deref())
                 });

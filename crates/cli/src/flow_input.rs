@@ -118,18 +118,14 @@ impl SourceTag {
             .collect()
     }
 
-    /// The source object of an alert with this many samples behind it.
-    pub fn alert_source(&self, sampled: u64) -> AlertSource {
-        let confidence = if self.max_rate <= 1 {
-            1.0
-        } else if sampled == 0 {
-            0.0
-        } else {
-            (1.0 - 2.0 / (sampled as f64).sqrt()).clamp(0.0, 1.0)
-        };
+    /// The source object of an alert with `sampled` samples (synthetic packets) behind it
+    /// and an estimate of `bytes_up` upstream bytes.
+    pub fn alert_source(&self, sampled: u64, bytes_up: u64) -> AlertSource {
+        let rate = self.max_rate.max(1);
+        let confidence = burstwatch_engine::detect::sampling::confidence(bytes_up, rate);
         AlertSource {
             kind: self.kinds().join("+"),
-            sampling_rate: self.max_rate.max(1),
+            sampling_rate: rate,
             sampled,
             confidence: (confidence * 1000.0).round() / 1000.0,
             beacon_scoring: false,
@@ -167,8 +163,9 @@ pub struct AlertSource {
     pub sampling_rate: u32,
     /// Sampled records (per second they cover) or sampled packets behind the alert.
     pub sampled: u64,
-    /// How far the byte estimate can be trusted, 0..1: 1 unsampled, else 1 - 2/sqrt(sampled)
-    /// (the relative two-sigma error of a 1-in-N estimate from that many samples).
+    /// How far the byte estimate can be trusted, 0..1: 1 unsampled, else the share of the
+    /// upstream estimate that its two-sigma lower bound keeps (what the burst gate weighs;
+    /// see `burstwatch_engine::detect::sampling`).
     pub confidence: f64,
     /// Beacon scoring is off for flow export (records and samples lose packet timing).
     pub beacon_scoring: bool,

@@ -73,6 +73,20 @@ pub struct SimulateArgs {
     /// rule. Each is tagged `adversarial` and scoped (`should_detect`) in the truth.
     #[arg(long, conflicts_with = "no_scenarios")]
     pub adversarial: bool,
+    /// Every burst of the plain burst scenarios (single and in series) at this mean upstream
+    /// rate, in Mbit/s, for --burst-duration seconds, instead of drawn; the rest of the run is
+    /// as without (the same subscribers, endpoints, times and background). For measuring
+    /// detection by burst shape (`deploy/bench/flow_limits.sh`).
+    #[arg(
+        long,
+        value_name = "MBIT",
+        requires = "burst_duration",
+        conflicts_with = "no_scenarios"
+    )]
+    pub burst_rate: Option<f64>,
+    /// With --burst-rate: every plain burst lasts this long, in seconds.
+    #[arg(long, value_name = "SECS", requires = "burst_rate")]
+    pub burst_duration: Option<f64>,
     /// Do not print the summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
@@ -125,6 +139,20 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             && args.scenario_scale <= 100.0,
         "--scenario-scale must be a number above 0 and at most 100"
     );
+    let burst_shape = match (args.burst_rate, args.burst_duration) {
+        (Some(mbit), Some(secs)) => {
+            anyhow::ensure!(
+                mbit.is_finite() && mbit > 0.0 && mbit <= 10_000.0,
+                "--burst-rate must be a number of Mbit/s above 0 and at most 10000"
+            );
+            anyhow::ensure!(
+                secs.is_finite() && (0.5..=60.0).contains(&secs),
+                "--burst-duration must be a number of seconds from 0.5 to 60"
+            );
+            Some((mbit * 1e6, secs))
+        }
+        _ => None,
+    };
     let cfg = SimConfig {
         seed: args.seed,
         subscribers: args.subscribers,
@@ -136,6 +164,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         activity_rate: args.activity_rate,
         scenario_scale: args.scenario_scale,
         adversarial: args.adversarial,
+        burst_shape,
         ..SimConfig::default()
     };
     let file = File::create(&args.output)

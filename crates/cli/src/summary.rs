@@ -76,7 +76,7 @@ impl Summary {
             "internal": ds.bytes_internal,
             "transit": ds.bytes_transit,
         });
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "timestamp": crate::timestamp::rfc3339(written_ns),
             "files": self.files,
             "input_errors": self.input_errors,
@@ -131,7 +131,13 @@ impl Summary {
             "first_ts": self.first_ns.map(|t| t as f64 / 1e9),
             "last_ts": self.last_ns.map(|t| t as f64 / 1e9),
             "wall_seconds": wall.as_secs_f64(),
-        })
+        });
+        // Of bursts_too_small: sampled input whose estimate passed but whose lower bound did
+        // not (outside the macro: its recursion limit).
+        if let Some(d) = v.get_mut("detect").and_then(|d| d.as_object_mut()) {
+            d.insert("bursts_uncertain".into(), ds.bursts_uncertain.into());
+        }
+        v
     }
 
     /// Print the summary.

@@ -127,6 +127,11 @@ pub struct SimConfig {
     /// slow, split into many flows or into shared infrastructure; beacons at and past the
     /// regularity rule. They are tagged `adversarial` and scoped in the truth.
     pub adversarial: bool,
+    /// Every burst of the plain positive scenarios (single and in series; not the adversarial
+    /// ones, not the decoys) at this mean upstream rate (bit/s) for this long (s), whatever
+    /// the line, instead of drawn (default `None`). The rest of the plan is drawn as without
+    /// it: a sweep of shapes runs the same subscribers, endpoints and background.
+    pub burst_shape: Option<(f64, f64)>,
 }
 
 impl Default for SimConfig {
@@ -143,6 +148,7 @@ impl Default for SimConfig {
             scenarios: false,
             scenario_scale: 1.0,
             adversarial: false,
+            burst_shape: None,
         }
     }
 }
@@ -262,6 +268,7 @@ impl Simulator {
                 cfg.seed,
                 cfg.scenario_scale,
                 cfg.adversarial,
+                cfg.burst_shape,
                 start + d / 100 * 42,
                 start + w1,
             )

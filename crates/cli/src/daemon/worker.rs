@@ -169,6 +169,11 @@ fn drain(
         .flow_listening
         .load(std::sync::atomic::Ordering::Relaxed)
         .then(|| shared.flow_tag.lock().map(|t| *t).unwrap_or_default());
+    // Bursts of sampled input are gated by their lower bound (decided after the hold, by
+    // when the readers have long published the rate).
+    if let Some(t) = source.filter(|t| t.max_rate > engine.scorer_mut().sampling()) {
+        engine.scorer_mut().set_sampling(t.max_rate);
+    }
     while let Some(rec) = engine.pop_record() {
         let mut line = Vec::with_capacity(320);
         if write_record(&mut line, &rec, privacy, shared.sensor.as_deref()).is_ok() {
@@ -179,7 +184,8 @@ fn drain(
     while let Some(alert) = engine.pop_alert() {
         let alert = privacy.alert(alert);
         let mut line = Vec::with_capacity(1024);
-        let src = source.map(|t| t.alert_source(alert.packets_out + alert.packets_in));
+        let src =
+            source.map(|t| t.alert_source(alert.packets_out + alert.packets_in, alert.bytes_out));
         let sensor = shared.sensor.as_deref();
         if write_alert_from(&mut line, &alert, &Privacy::disabled(), src, sensor).is_ok() {
             *alerts += 1;

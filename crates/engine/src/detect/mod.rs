@@ -27,6 +27,7 @@ pub mod idle;
 pub(crate) mod local;
 pub mod pair;
 pub mod prevalence;
+pub mod sampling;
 pub mod score;
 pub(crate) mod scorer;
 pub mod state;
@@ -103,8 +104,11 @@ pub struct DetectStats {
     pub bursts: u64,
     /// Bursts longer than the maximum duration (sustained transfers, not alerted).
     pub bursts_too_long: u64,
-    /// Bursts below the minimum volume.
+    /// Bursts below the minimum volume (under sampling: by their lower bound).
     pub bursts_too_small: u64,
+    /// Of those, bursts from sampled input whose estimate passed the volume gate but whose
+    /// lower bound did not pass it or the rate floor (see [`sampling`]).
+    pub bursts_uncertain: u64,
     /// Bursts not mostly upstream.
     pub bursts_not_upstream: u64,
     /// Pairs whose polls were regular at the end of input but fewer than a beacon of their
@@ -150,6 +154,7 @@ impl DetectStats {
         self.bursts += o.bursts;
         self.bursts_too_long += o.bursts_too_long;
         self.bursts_too_small += o.bursts_too_small;
+        self.bursts_uncertain += o.bursts_uncertain;
         self.bursts_not_upstream += o.bursts_not_upstream;
         self.beacons_too_few += o.beacons_too_few;
         self.beacons_too_few_most = self.beacons_too_few_most.max(o.beacons_too_few_most);
@@ -312,6 +317,11 @@ impl Detector {
                 self.scorer.apply(ev);
             }
         }
+    }
+
+    /// The input's bytes are 1-in-`rate` estimates (see [`Scorer::set_sampling`]).
+    pub fn set_sampling(&mut self, rate: u32) {
+        self.scorer.set_sampling(rate);
     }
 
     /// Move packet time forward: end quiet bursts, emit alerts whose hold passed.

@@ -48,6 +48,8 @@ pub struct Scorer {
     burst_log: Option<BurstLog>,
     /// Prevalence shared with other sensors (see [`super::global`]); `None`: local only.
     pub(crate) global: Option<Global>,
+    /// Highest 1-in-N sampling rate of the input (1: unsampled; see [`super::sampling`]).
+    sampling: u32,
 }
 
 impl Scorer {
@@ -75,7 +77,20 @@ impl Scorer {
             stats: DetectStats::default(),
             burst_log: None,
             global: None,
+            sampling: 1,
         }
+    }
+
+    /// The input's bytes are 1-in-`rate` estimates (flow export from a sampling router; the
+    /// highest rate when exporters differ): burst candidates must then pass the volume and
+    /// rate gates by their lower bound ([`super::sampling`]). 1 (the default): unsampled.
+    pub fn set_sampling(&mut self, rate: u32) {
+        self.sampling = rate.max(1);
+    }
+
+    /// The sampling rate in force (1: unsampled).
+    pub fn sampling(&self) -> u32 {
+        self.sampling
     }
 
     /// Share prevalence with other sensors: record contacts for the shell to publish, and ask
@@ -330,6 +345,21 @@ impl Scorer {
 
     /// Score a due candidate now, or (shared view) ask the store first.
     fn emit_or_ask(&mut self, c: Candidate, early: Option<EarlyReason>) {
+        if c.kind == AlertKind::Burst
+            && !super::sampling::passes(
+                &self.cfg,
+                c.totals.0,
+                // Sampled input comes in one-second bins: the last second counts in full.
+                c.end_ns.saturating_sub(c.start_ns).saturating_add(S),
+                self.sampling,
+                c.burst.as_ref().map_or(0.0, |f| f.acc.before.up_60s),
+            )
+        {
+            self.stats.bursts_too_small += 1;
+            self.stats.bursts_uncertain += 1;
+            self.log_candidate(&c, BurstOutcome::TooSmall, None);
+            return;
+        }
         let Some(g) = self.global.as_mut() else {
             return self.emit(c, early, None);
         };

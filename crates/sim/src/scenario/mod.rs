@@ -82,6 +82,8 @@ struct Planner<'w> {
     next_v6: u16,
     next_port: u16,
     scale: f64,
+    /// Forced shape of the plain bursts: (bytes/s, seconds).
+    burst_shape: Option<(f64, f64)>,
     w0: i64,
     w1: i64,
 }
@@ -124,6 +126,7 @@ pub(crate) fn plan(
     seed: u64,
     scale: f64,
     adversarial: bool,
+    burst_shape: Option<(f64, f64)>,
     w0: i64,
     w1: i64,
 ) -> Plan {
@@ -151,6 +154,9 @@ pub(crate) fn plan(
         } else {
             1.0
         },
+        burst_shape: burst_shape
+            .filter(|&(bps, secs)| bps > 0.0 && secs > 0.0 && bps.is_finite() && secs.is_finite())
+            .map(|(bps, secs)| (bps / 8.0, secs)),
         w0,
         w1,
     };
@@ -348,6 +354,15 @@ impl Planner<'_> {
         // Slow line: the smallest size at the highest rate the line allows.
         let r = max_rate.max(min_rate);
         (size.0, (size.0 / r).max(dur.0))
+    }
+
+    /// A plain burst's (bytes, seconds): as drawn, or the forced shape (drawn first all the
+    /// same, so that the rest of the plan does not change).
+    fn burst_size(&self, drawn: (f64, f64)) -> (f64, f64) {
+        match self.burst_shape {
+            Some((rate, secs)) => (rate * secs, secs),
+            None => drawn,
+        }
     }
 
     /// Flows of one upload (or download, `down`) of `bytes` over `secs` as `n` parallel flows.

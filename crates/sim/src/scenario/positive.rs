@@ -37,7 +37,8 @@ impl Planner<'_> {
         };
         let (udp, port, flows) = self.burst_transport();
         let line = self.profile_line(si, profile).min(100e6 / 8.0);
-        let (bytes, secs) = self.shape((1.0 * MB, 100.0 * MB), (1.0, 60.0), 0.5e6 / 8.0, line);
+        let drawn = self.shape((1.0 * MB, 100.0 * MB), (1.0, 60.0), 0.5e6 / 8.0, line);
+        let (bytes, secs) = self.burst_size(drawn);
         let at = self.start_within(secs);
         let ev = self.new_event(self.sub_ip(si, v6));
         self.transfer(si, v6, ep, udp, port, at, bytes, secs, flows, false, ev);
@@ -98,12 +99,13 @@ impl Planner<'_> {
         let mut evs = Vec::with_capacity(n);
         let mut free_at = i64::MIN;
         for t in starts {
-            let (bytes, secs) = self.shape(
+            let drawn = self.shape(
                 (1.0 * MB, 30.0 * MB),
                 (1.0, 60.0),
                 0.5e6 / 8.0,
                 line.min(100e6 / 8.0),
             );
+            let (bytes, secs) = self.burst_size(drawn);
             // A burst starts at least 10 s after the previous one ended.
             let t = t.max(free_at);
             free_at = t + ((secs + 10.0) * S) as i64;

@@ -1,0 +1,259 @@
+//! The sampling gate: what a burst's volume is at least, when it was estimated from 1-in-N
+//! samples (flow export from a sampling router).
+//!
+//! A 1-in-N estimate multiplies what was sampled by N, so a handful of samples at 1:1000 looks
+//! like megabytes. How many samples an estimate rests on follows from its bytes: every sampled
+//! packet is at most [`SAMPLE_MAX_BYTES`], so an estimate of `B` bytes at 1-in-N rests on at
+//! least `k = B / (N × 1500)` full-size samples (exactly that many when the packets are
+//! full-size, as bulk uploads are; more when they are smaller). This is also the variance
+//! bound of the Horvitz–Thompson estimate under 1-in-N sampling:
+//! `Var(B̂) = (N − 1) Σ sᵢ² ≤ (N − 1) × 1500 × B`, a relative standard error of at most
+//! `1/√k`.
+//!
+//! The count of samples is Poisson; its lower confidence limit at two sigma (one-sided
+//! 97.7 %) is Garwood's exact limit, computed with Byar's approximation
+//! (`k (1 − 1/(9k) − z/(3√k))³`; Breslow & Day, *Statistical Methods in Cancer Research* II,
+//! 1987; always a little below the exact limit: 3 % at k = 3, under 1 % from k = 5 on). The
+//! burst's volume is at least
+//! its estimate times that limit over `k`: [`lower_bound`]. A burst from sampled input is a
+//! candidate only if that lower bound, less what the pair was already sending (its mean
+//! upstream rate over the minute before the burst, times the burst's seconds), passes the
+//! volume gate (`burst_min_bytes`) and, spread over the burst's duration, the rate floor
+//! (`burst_rate_floor_bps`): [`passes`]. Sampling turns a steady flow (a video call, a backup)
+//! into clusters of samples separated by empty seconds, which the burst segmentation would
+//! otherwise take for bursts; a real burst stands out from what its pair did before.
+//!
+//! The rule needs about five full-size samples for 2 MB at 1:1000 (k = 5: at least 1.6
+//! samples' worth, 2.4 MB of the 7.5 MB estimate): one to three samples (the false bursts of
+//! sampling noise) do not pass up to 1:2000. Unsampled input (N = 1) is never gated.
+
+use super::config::DetectConfig;
+
+/// Largest packet (bytes) counted as one sample when the samples behind an estimate are
+/// counted from its bytes: the Ethernet MTU (subscriber uplinks carry no jumbo frames).
+pub const SAMPLE_MAX_BYTES: f64 = 1500.0;
+
+/// Sigmas of the one-sided lower confidence limit (97.7 %).
+pub const Z: f64 = 2.0;
+
+/// Full-size samples that an estimate of `bytes` at 1-in-`rate` sampling rests on, at least.
+pub fn samples_behind(bytes: u64, rate: u32) -> f64 {
+    bytes as f64 / (f64::from(rate.max(1)) * SAMPLE_MAX_BYTES)
+}
+
+/// Lower confidence limit (`z` sigmas, one-sided) of the mean of a Poisson count observed as
+/// `k`: Byar's approximation to Garwood's exact limit (0 for k = 0; never below 0).
+pub fn poisson_lower(k: f64, z: f64) -> f64 {
+    if k.is_nan() || k <= 0.0 || k.is_infinite() {
+        return 0.0;
+    }
+    let t = 1.0 - 1.0 / (9.0 * k) - z / (3.0 * k.sqrt());
+    if t <= 0.0 {
+        0.0
+    } else {
+        k * t * t * t
+    }
+}
+
+/// The share of an estimate of `bytes` at 1-in-`rate` that is certain at two sigma, 0..1
+/// (1 unsampled): the alert's `confidence`.
+pub fn confidence(bytes: u64, rate: u32) -> f64 {
+    if rate <= 1 {
+        return 1.0;
+    }
+    let k = samples_behind(bytes, rate);
+    if k <= 0.0 {
+        return 0.0;
+    }
+    (poisson_lower(k, Z) / k).clamp(0.0, 1.0)
+}
+
+/// What an estimate of `bytes` at 1-in-`rate` sampling is at least, at two sigma (the
+/// estimate itself when unsampled).
+pub fn lower_bound(bytes: u64, rate: u32) -> u64 {
+    if rate <= 1 {
+        return bytes;
+    }
+    (bytes as f64 * confidence(bytes, rate)) as u64
+}
+
+/// Whether a burst of `up` estimated upstream bytes over `duration_ns`, at 1-in-`rate`
+/// sampling, passes the volume and rate gates by its lower bound, less what the pair was
+/// already sending (`before_bps`: its mean upstream bytes/s over the minute before the burst,
+/// times the burst's seconds). Always, unsampled.
+pub fn passes(cfg: &DetectConfig, up: u64, duration_ns: i64, rate: u32, before_bps: f64) -> bool {
+    if rate <= 1 {
+        return true;
+    }
+    let secs = (duration_ns as f64 / 1e9).max(1.0);
+    let ongoing = if before_bps.is_finite() {
+        before_bps.max(0.0) * secs
+    } else {
+        0.0
+    };
+    let excess = lower_bound(up, rate) as f64 - ongoing;
+    excess >= cfg.burst_min_bytes as f64 && excess * 8.0 / secs >= cfg.burst_rate_floor_bps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MB: u64 = 1_000_000;
+    const S: i64 = 1_000_000_000;
+
+    /// Garwood's exact one-sided 97.725 % lower limits (the λ with P(X ≥ k | λ) = 2.275 %).
+    #[test]
+    fn byar_is_just_below_the_exact_limit() {
+        for (k, exact) in [
+            (3.0, 0.5963),
+            (5.0, 1.5829),
+            (10.0, 4.7192),
+            (50.0, 36.8798),
+        ] {
+            let got = poisson_lower(k, Z);
+            assert!(
+                got <= exact && (exact - got) / exact < 0.03,
+                "k {k}: {got} vs {exact}"
+            );
+        }
+        assert_eq!(poisson_lower(0.0, Z), 0.0);
+        assert_eq!(poisson_lower(f64::NAN, Z), 0.0);
+        assert_eq!(poisson_lower(0.2, Z), 0.0);
+    }
+
+    #[test]
+    fn unsampled_input_is_never_gated() {
+        let cfg = DetectConfig::default();
+        assert!(passes(&cfg, 0, 0, 1, 0.0));
+        assert!(passes(&cfg, 0, 0, 0, 0.0));
+        assert_eq!(lower_bound(12_345, 1), 12_345);
+        assert_eq!(confidence(1, 1), 1.0);
+    }
+
+    /// A few samples at 1:N look like megabytes: never a burst, whatever N and the packet
+    /// sizes (full-size or smaller packets).
+    #[test]
+    fn a_handful_of_samples_is_not_a_burst() {
+        let cfg = DetectConfig::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Two samples up to 1:5000, three up to 1:2000 (three samples at 1:5000 are at
+            // least 4.3 MB: a transfer that large is then the likelier explanation).
+            let samples = 1 + (x >> 20) % 3;
+            let rate = 200 + (x % if samples == 3 { 1800 } else { 4800 }) as u32;
+            let size = 40 + (x >> 32) % 1461;
+            let up = samples * size * u64::from(rate);
+            let dur = (1 + (x >> 40) % 10) as i64 * S;
+            assert!(
+                !passes(&cfg, up, dur, rate, 0.0),
+                "{samples} × {size} B at 1:{rate}"
+            );
+        }
+    }
+
+    /// Many samples: a burst, at any sampling rate, once the estimate is a few times the gate.
+    #[test]
+    fn many_samples_are_a_burst() {
+        let cfg = DetectConfig::default();
+        for rate in [2, 10, 100, 1000, 4000] {
+            // 40 full-size samples, and at least 3 × the volume gate.
+            let up = (40 * 1500 * u64::from(rate)).max(6 * MB);
+            assert!(passes(&cfg, up, 5 * S, rate, 0.0), "1:{rate}");
+        }
+        // 20 Mbit/s for 5 s at 1:1000: 12.5 MB from about 8 samples, at least 5.4 MB.
+        assert!(passes(&cfg, 12_500_000, 5 * S, 1000, 0.0));
+        assert!(lower_bound(12_500_000, 1000) > 5 * MB);
+    }
+
+    #[test]
+    fn the_rate_gate_takes_the_lower_bound_over_the_duration() {
+        let cfg = DetectConfig::default();
+        // 10 MB at 1:100 over 60 s: lower bound 7.7 MB, 1.03 Mbit/s: passes.
+        assert!(passes(&cfg, 10 * MB, 60 * S, 100, 0.0));
+        // ... over 70 s it is below the 1 Mbit/s floor.
+        assert!(!passes(&cfg, 10 * MB, 70 * S, 100, 0.0));
+        // Unsampled, the duration is not this gate's business.
+        assert!(passes(&cfg, 10 * MB, 600 * S, 1, 1e9));
+    }
+
+    /// A pair that was already sending (a video call, a backup) at 1:1000 shows "bursts" where
+    /// its samples cluster: only the volume above its ongoing rate counts.
+    #[test]
+    fn the_pairs_ongoing_rate_is_taken_off() {
+        let cfg = DetectConfig::default();
+        // 8 samples (12 MB) in 10 s from a pair that sent 250 kB/s before: 5.1 MB at least,
+        // 2.5 MB of it ongoing, 2.6 MB above: passes; at 400 kB/s before it does not.
+        assert!(passes(&cfg, 12 * MB, 10 * S, 1000, 0.0));
+        assert!(passes(&cfg, 12 * MB, 10 * S, 1000, 250_000.0));
+        assert!(!passes(&cfg, 12 * MB, 10 * S, 1000, 400_000.0));
+        // A non-finite rate is taken as none.
+        assert!(passes(&cfg, 12 * MB, 10 * S, 1000, f64::NAN));
+    }
+
+    /// Through the detector: samples of full-size packets at 1:N, one synthetic packet each
+    /// (as flow export hands them over), every `gap_ms`, from a subscriber to a rare endpoint.
+    fn alerts(rate: u32, gate: u32, samples: u32, gap_ms: i64) -> (usize, u64) {
+        use crate::detect::Detector;
+        use std::net::IpAddr;
+        let mut d = Detector::new(DetectConfig::default(), 7);
+        d.set_sampling(gate);
+        let (src, dst): (IpAddr, IpAddr) =
+            (IpAddr::from([10, 0, 0, 1]), IpAddr::from([198, 19, 7, 7]));
+        let t0 = 1_767_225_600 * S;
+        for i in 0..i64::from(samples) {
+            d.ingest(
+                t0 + i * gap_ms * 1_000_000,
+                src,
+                dst,
+                40_000,
+                443,
+                6,
+                1500 * rate,
+                1,
+            );
+        }
+        d.finish();
+        let mut n = 0;
+        while d.pop_alert().is_some() {
+            n += 1;
+        }
+        (n, d.stats().bursts_uncertain)
+    }
+
+    #[test]
+    fn the_detector_gates_sampled_bursts_only() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let rate = 1000 + (x % 1001) as u32;
+            let few = 2 + (x >> 16) as u32 % 2;
+            // A few samples, a second apart, look like 3-9 MB: a burst unsampled, none sampled.
+            assert_eq!(
+                alerts(rate, 1, few, 1000),
+                (1, 0),
+                "{few} at 1:{rate}, ungated"
+            );
+            assert_eq!(alerts(rate, rate, few, 1000), (0, 1), "{few} at 1:{rate}");
+            // Many samples within a few seconds: a burst either way.
+            let many = 20 + (x >> 32) as u32 % 40;
+            assert_eq!(alerts(rate, rate, many, 200), (1, 0), "{many} at 1:{rate}");
+        }
+    }
+
+    #[test]
+    fn confidence_grows_with_the_samples() {
+        let mut last = 0.0;
+        for k in [1u64, 2, 5, 10, 100, 10_000] {
+            let c = confidence(k * 1500 * 1000, 1000);
+            assert!(c >= last && (0.0..1.0).contains(&c), "k {k}: {c}");
+            last = c;
+        }
+        assert!(last > 0.97);
+    }
+}
