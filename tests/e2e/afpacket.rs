@@ -173,7 +173,7 @@ fn counts_every_packet_as_analyze_does(threads: usize) {
     );
     assert_eq!(
         live, offline,
-        "same packets per conversation and VLAN stack as analyze"
+        "same packets per conversation and VLAN stack as analyze\n{text}"
     );
 }
 
@@ -182,8 +182,32 @@ fn afpacket_ring_overflow_is_counted_as_kernel_drops() {
     if !live_tests_enabled() {
         return;
     }
+    ring_overflow_is_counted(1);
+}
+
+/// Two tiny rings in one fanout group: each thread's drops are its own series, and they add up
+/// to the interface's.
+#[test]
+fn afpacket_overflow_of_two_fanout_rings_is_counted_per_thread() {
+    if !live_tests_enabled() {
+        return;
+    }
+    ring_overflow_is_counted(2);
+}
+
+/// The per-thread series of `family` (`packets` or `drops`) on `iface`, by thread.
+fn per_thread(m: &BTreeMap<String, f64>, family: &str, iface: &str) -> Vec<f64> {
+    let prefix =
+        format!("burstwatch_capture_thread_{family}_total{{interface=\"{iface}\",thread=\"");
+    m.iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+fn ring_overflow_is_counted(threads: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let net = Netns::new("o");
+    let net = Netns::new(if threads == 1 { "o" } else { "p" });
     let target = SocketAddr::from((net.mgmt_addr, free_port()));
     // The smallest ring: two blocks of one page; a block holds two or three full-size frames.
     let cfg = daemon_config(
@@ -191,7 +215,8 @@ fn afpacket_ring_overflow_is_counted_as_kernel_drops() {
         &net.cap_if,
         &format!(
             "backend = \"afpacket\"\nmetrics_bind = \"{target}\"\n\
-             ring_block_kib = 4\nring_blocks = 2\nring_block_timeout_ms = 1\n"
+             ring_block_kib = 4\nring_blocks = 2\nring_block_timeout_ms = 1\n\
+             capture_threads = {threads}\nworkers = {threads}\n"
         ),
     );
     let log = dir.path().join("daemon.log");
@@ -216,6 +241,15 @@ fn afpacket_ring_overflow_is_counted_as_kernel_drops() {
         sent as f64,
         "received {packets} + dropped {drops} = sent {sent}"
     );
+    // Each thread's series, adding up to the interface's.
+    let m = scrape(target);
+    let (tp, td) = (
+        per_thread(&m, "packets", &net.cap_if),
+        per_thread(&m, "drops", &net.cap_if),
+    );
+    assert_eq!((tp.len(), td.len()), (threads, threads), "{m:?}");
+    assert_eq!(tp.iter().sum::<f64>(), packets, "{tp:?}");
+    assert_eq!(td.iter().sum::<f64>(), drops, "{td:?}");
     assert_eq!(daemon.terminate(Duration::from_secs(30)), Some(0));
     // The flow records hold exactly the packets received.
     let flows = std::fs::read(dir.path().join("flows.jsonl")).unwrap();

@@ -1,9 +1,9 @@
 //! The fanout steering program: a classic BPF program the kernel runs for every packet of a
 //! `PACKET_FANOUT_CBPF` group to choose the ring (capture thread) that gets it.
 //!
-//! It hashes the *home-side* address: the source if it lies in a home prefix, else the
-//! destination if that does, else both (XOR, so that both directions of a transit
-//! conversation still meet). Both directions of a subscriber's traffic therefore land on one
+//! It hashes the *home-side* address: the source if it alone lies in a home prefix, the
+//! destination if it alone does, else both (XOR, so that both directions of a transit or
+//! home-to-home conversation still meet, as in the engine's router). Both directions of a subscriber's traffic therefore land on one
 //! ring, and every packet of a subscriber is read by one thread in the order the kernel saw it.
 //! The kernel takes the program's return value modulo the number of rings in the group.
 //!
@@ -11,16 +11,32 @@
 //! socket buffer (`SKF_AD_PROTOCOL`), so the program is the same for every link type and for
 //! packets in both directions (the kernel runs it before the link header is pushed back for
 //! received frames, after it for sent ones). Non-IP packets all go to the first ring.
+//!
+//! 802.1Q/802.1ad tags the kernel left in the frame (it takes only the outermost one off) are
+//! skipped, up to two of them: the IP header then starts four or eight bytes after the network
+//! header, and the address loads are indexed by that offset. Without this, a subscriber whose
+//! frames arrive with different tag stacks (Q-in-Q on one path, single-tagged on another)
+//! would be split over rings.
 
 use std::net::IpAddr;
 
 /// A home prefix: network address and length in bits of its family.
 pub type HomePrefix = (IpAddr, u8);
 
-/// `BPF_LD | BPF_W | BPF_ABS`
-const LD_W_ABS: u16 = 0x20;
 /// `BPF_LD | BPF_H | BPF_ABS`
 const LD_H_ABS: u16 = 0x28;
+/// `BPF_LD | BPF_W | BPF_IND`: load the word at X + k.
+const LD_W_IND: u16 = 0x40;
+/// `BPF_LDX | BPF_W | BPF_IMM`
+const LDX_IMM: u16 = 0x01;
+/// `BPF_LDX | BPF_MEM`
+const LDX_MEM: u16 = 0x61;
+/// `BPF_ST`: M[k] = A
+const ST: u16 = 0x02;
+/// `BPF_STX`: M[k] = X
+const STX: u16 = 0x03;
+/// `BPF_LD | BPF_MEM`: A = M[k]
+const LD_MEM: u16 = 0x60;
 /// `BPF_ALU | BPF_AND | BPF_K`
 const AND_K: u16 = 0x54;
 /// `BPF_ALU | BPF_MUL | BPF_K`
@@ -177,50 +193,74 @@ fn words(&(ip, len): &HomePrefix) -> Vec<(u32, u32, u32)> {
     out
 }
 
-/// Load into A the XOR of the `n` words at network offset `at` (X is clobbered).
+/// Scratch slot holding the IP header's offset from the network header (tags skipped).
+const M_IP: u32 = 1;
+/// Scratch slot of the running XOR in [`xor_words`].
+const M_XOR: u32 = 2;
+/// Scratch slot of the source side's key on a transit packet.
+const M_SRC: u32 = 0;
+
+/// Load into A the XOR of the `n` words at offset `at` of the IP header (X is clobbered and
+/// left holding something else than the IP header's offset).
 fn xor_words(a: &mut Asm, at: u32, n: u32) {
-    a.op(LD_W_ABS, NET.wrapping_add(at));
+    a.op(LDX_MEM, M_IP);
+    a.op(LD_W_IND, NET.wrapping_add(at));
     for w in 1..n {
-        a.op(TAX, 0);
-        a.op(LD_W_ABS, NET.wrapping_add(at + 4 * w));
+        a.op(ST, M_XOR);
+        a.op(LDX_MEM, M_IP);
+        a.op(LD_W_IND, NET.wrapping_add(at + 4 * w));
+        a.op(LDX_MEM, M_XOR);
         a.op(XOR_X, 0);
     }
 }
 
-/// The block for one family: `src`/`dst` are the address offsets in the IP header, `n` the
-/// address length in words; jumps to `hash` with the key in A.
+/// The block for one family, entered with X holding the IP header's offset from the network
+/// header: `src`/`dst` are the address offsets in the IP header, `n` the address length in
+/// words; jumps to `hash` with the key in A.
 fn family(a: &mut Asm, nets: &[&HomePrefix], src: u32, dst: u32, n: u32, hash: usize) {
-    let (src_home, dst_home) = (a.label(), a.label());
-    for (addr, home) in [(src, src_home), (dst, dst_home)] {
-        for net in nets {
-            // Every word must match; the last test is followed by a long jump, so that
-            // conditional jumps stay short however many prefixes there are.
-            let next = a.label();
-            for (off, mask, value) in words(net) {
-                a.op(LD_W_ABS, NET.wrapping_add(addr + off));
-                if mask != u32::MAX {
-                    a.op(AND_K, mask);
-                }
-                a.jne(value, next);
-            }
-            a.ja(home);
-            a.bind(next);
-        }
-    }
-    // Neither side at home: both addresses, symmetrically.
-    xor_words(a, src, n);
-    a.op(0x02, 0); // ST M[0]
-    xor_words(a, dst, n);
-    a.op(TAX, 0);
-    a.op(0x60, 0); // LD M[0]
-    a.op(XOR_X, 0);
-    a.ja(hash);
+    let (src_home, dst_home, both) = (a.label(), a.label(), a.label());
+    a.op(STX, M_IP);
+    // Source at home? Then the destination decides between the source alone and both sides
+    // (two home sides hash like none, as the engine's router does). Otherwise the destination
+    // alone, or neither.
+    any_prefix(a, nets, src, src_home);
+    any_prefix(a, nets, dst, dst_home);
+    a.ja(both);
     a.bind(src_home);
+    any_prefix(a, nets, dst, both);
     xor_words(a, src, n);
     a.ja(hash);
     a.bind(dst_home);
     xor_words(a, dst, n);
     a.ja(hash);
+    // No home side or two: both addresses, symmetrically.
+    a.bind(both);
+    xor_words(a, src, n);
+    a.op(ST, M_SRC);
+    xor_words(a, dst, n);
+    a.op(TAX, 0);
+    a.op(LD_MEM, M_SRC);
+    a.op(XOR_X, 0);
+    a.ja(hash);
+}
+
+/// Jump to `to` if the address at offset `addr` of the IP header lies in one of `nets`, else
+/// fall through. X holds the IP header's offset and keeps it: only loads, masks and jumps.
+fn any_prefix(a: &mut Asm, nets: &[&HomePrefix], addr: u32, to: usize) {
+    for net in nets {
+        // Every word must match; the last test is followed by a long jump, so that
+        // conditional jumps stay short however many prefixes there are.
+        let next = a.label();
+        for (off, mask, value) in words(net) {
+            a.op(LD_W_IND, NET.wrapping_add(addr + off));
+            if mask != u32::MAX {
+                a.op(AND_K, mask);
+            }
+            a.jne(value, next);
+        }
+        a.ja(to);
+        a.bind(next);
+    }
 }
 
 /// The steering program for these home prefixes.
@@ -233,10 +273,31 @@ pub fn program(home: &[HomePrefix]) -> Result<Vec<Insn>, SteerError> {
     }
     let mut a = Asm::new();
     let (ip4, ip6, hash) = (a.label(), a.label(), a.label());
+    // The EtherType, then up to two tags left in the frame: each holds the next EtherType two
+    // bytes in, and moves the IP header four bytes on.
     a.op(LD_H_ABS, AD_PROTOCOL);
-    a.jeq(0x0800, ip4);
-    a.jeq(0x86dd, ip6);
-    a.op(RET_K, 0);
+    for tags in 0..=2u32 {
+        let (v4_at, v6_at) = (a.label(), a.label());
+        a.jeq(0x0800, v4_at);
+        a.jeq(0x86dd, v6_at);
+        let tagged = (tags < 2).then(|| {
+            let l = a.label();
+            a.jeq(0x8100, l);
+            a.jeq(0x88a8, l);
+            l
+        });
+        a.op(RET_K, 0);
+        a.bind(v4_at);
+        a.op(LDX_IMM, 4 * tags);
+        a.ja(ip4);
+        a.bind(v6_at);
+        a.op(LDX_IMM, 4 * tags);
+        a.ja(ip6);
+        if let Some(l) = tagged {
+            a.bind(l);
+            a.op(LD_H_ABS, NET.wrapping_add(4 * tags + 2));
+        }
+    }
     a.bind(ip4);
     family(&mut a, &v4, 12, 16, 1, hash);
     a.bind(ip6);
@@ -266,25 +327,36 @@ mod tests {
     /// two special loads; `None` where the kernel would end the program with 0 (a load out of
     /// bounds) or the program is malformed.
     fn run(prog: &[Insn], p: &Pkt) -> Option<u32> {
-        let (mut a, mut x, mut m0) = (0u32, 0u32, 0u32);
+        let (mut a, mut x) = (0u32, 0u32);
+        // Scratch memory: `None` until written (the kernel's checker refuses reads before).
+        let mut mem = [None::<u32>; 16];
+        let word = |off: u32| -> Option<u32> {
+            let off = off.wrapping_sub(NET) as usize;
+            let b = p.net.get(off..off.checked_add(4)?)?;
+            Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
         let mut pc = 0usize;
         for _ in 0..10_000 {
             let i = prog.get(pc)?;
             pc += 1;
             match i.code {
                 LD_H_ABS if i.k == AD_PROTOCOL => a = u32::from(p.proto),
-                LD_W_ABS => {
+                LD_H_ABS => {
                     let off = i.k.wrapping_sub(NET) as usize;
-                    let b = p.net.get(off..off + 4)?;
-                    a = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                    let b = p.net.get(off..off + 2)?;
+                    a = u32::from(u16::from_be_bytes([b[0], b[1]]));
                 }
+                LD_W_IND => a = word(i.k.wrapping_add(x))?,
+                LDX_IMM => x = i.k,
+                LDX_MEM => x = (*mem.get(i.k as usize)?)?,
+                LD_MEM => a = (*mem.get(i.k as usize)?)?,
+                ST => *mem.get_mut(i.k as usize)? = Some(a),
+                STX => *mem.get_mut(i.k as usize)? = Some(x),
                 AND_K => a &= i.k,
                 MUL_K => a = a.wrapping_mul(i.k),
                 RSH_K => a >>= i.k,
                 XOR_X => a ^= x,
                 TAX => x = a,
-                0x02 => m0 = a,
-                0x60 => a = m0,
                 JA => pc += i.k as usize,
                 JEQ_K => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
                 RET_A => return Some(a),
@@ -370,6 +442,57 @@ mod tests {
             inside,
             run(&prog, &pkt("100.127.0.1", "198.18.9.9")).unwrap()
         );
+    }
+
+    /// `p` as the kernel shows it with `tags` 802.1Q/802.1ad tags still in the frame (the
+    /// outermost one it took off is not among them).
+    fn tagged(p: &Pkt, tags: &[u16]) -> Pkt {
+        let mut net = Vec::new();
+        let mut types: Vec<u16> = tags.iter().skip(1).copied().collect();
+        types.push(p.proto);
+        for (i, next) in types.iter().enumerate() {
+            net.extend_from_slice(&(100 + i as u16).to_be_bytes()); // TCI
+            net.extend_from_slice(&next.to_be_bytes());
+        }
+        net.extend_from_slice(&p.net);
+        Pkt {
+            proto: tags.first().copied().unwrap_or(p.proto),
+            net,
+        }
+    }
+
+    /// A subscriber's frames go to one ring whatever tag stack they carry (none, one or two
+    /// tags left in the frame, 802.1Q or 802.1ad), in both directions.
+    #[test]
+    fn tags_left_in_the_frame_do_not_move_a_subscriber() {
+        let prog = program(&home()).unwrap();
+        for (sub, ep) in [
+            ("192.168.1.100", "192.168.1.200"), // two home sides
+            ("10.9.8.7", "198.18.3.4"),
+            ("fd00::5", "2001:db8:ff::1"),
+            ("203.0.113.1", "198.51.100.2"),
+        ] {
+            let plain = run(&prog, &pkt(sub, ep)).unwrap();
+            assert_eq!(run(&prog, &pkt(ep, sub)), Some(plain), "{sub} <-> {ep}");
+            for stack in [&[0x8100][..], &[0x88a8, 0x8100], &[0x8100, 0x8100]] {
+                for p in [pkt(sub, ep), pkt(ep, sub)] {
+                    assert_eq!(
+                        run(&prog, &tagged(&p, stack)),
+                        Some(plain),
+                        "{sub} {stack:x?}"
+                    );
+                }
+            }
+        }
+        // Three tags left in the frame: not looked into (first ring), and never a bad load.
+        let deep = tagged(&pkt("10.0.0.1", "198.18.0.1"), &[0x8100, 0x8100, 0x8100]);
+        assert_eq!(run(&prog, &deep), Some(0));
+        // A tag with nothing after it ends the program.
+        let cut = Pkt {
+            proto: 0x8100,
+            net: vec![0, 1],
+        };
+        assert_eq!(run(&prog, &cut), None);
     }
 
     #[test]
