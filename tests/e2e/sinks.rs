@@ -163,6 +163,12 @@ fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// [`sample`] of a daemon named `edge-7`: every series carries that `sensor` label last.
+fn sensor_sample(text: &str, series: &str) -> f64 {
+    let (open, _) = series.rsplit_once('}').unwrap_or((series, ""));
+    sample(text, &format!("{open},sensor=\"edge-7\"}}"))
+}
+
 /// Write a secret file readable by its owner only.
 fn secret(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt as _;
@@ -253,22 +259,22 @@ fn every_alertmanager_webhook_and_syslog_get_every_alert_while_one_alertmanager_
         web.user
     );
     let sent = |t: &str, sink: &str, target: &str| {
-        sample(
+        sensor_sample(
             t,
             &format!("burstwatch_sink_alerts_sent_total{{sink=\"{sink}\",target=\"{target}\"}}"),
         )
     };
     let (pid, text, _daemon) = run_daemon(&net, dir.path(), &sinks, |t| {
-        let alerts = sample(
+        let alerts = sensor_sample(
             t,
             "burstwatch_alerts_total{kind=\"burst\",severity=\"critical\"}",
-        ) + sample(
+        ) + sensor_sample(
             t,
             "burstwatch_alerts_total{kind=\"burst\",severity=\"high\"}",
-        ) + sample(
+        ) + sensor_sample(
             t,
             "burstwatch_alerts_total{kind=\"burst\",severity=\"medium\"}",
-        ) + sample(
+        ) + sensor_sample(
             t,
             "burstwatch_alerts_total{kind=\"burst\",severity=\"low\"}",
         );
@@ -282,7 +288,7 @@ fn every_alertmanager_webhook_and_syslog_get_every_alert_while_one_alertmanager_
     let dead = format!("target=\"http://{down}\"");
     assert_eq!(sent(&text, "alertmanager", &format!("http://{down}")), 0.0);
     assert!(
-        sample(
+        sensor_sample(
             &text,
             &format!("burstwatch_sink_retries_total{{sink=\"alertmanager\",{dead}}}")
         ) >= 1.0,
