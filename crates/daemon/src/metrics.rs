@@ -83,6 +83,8 @@ struct Families {
     if_packets: IntCounterVec,
     if_bytes: IntCounterVec,
     if_drops: IntCounterVec,
+    thread_packets: IntCounterVec,
+    thread_drops: IntCounterVec,
     if_open_failures: IntCounterVec,
     if_reopens: IntCounterVec,
     decode_errors: IntCounterVec,
@@ -139,6 +141,8 @@ impl Families {
             if_packets: reg!(r, cv("interface_packets_total", "Packets received from the capture interface.", &["interface"])?),
             if_bytes: reg!(r, cv("interface_captured_bytes_total", "Captured bytes received from the capture interface.", &["interface"])?),
             if_drops: reg!(r, cv("capture_drops_total", "Packets lost before burstwatch saw them: dropped by the kernel (where=kernel, ps_drop) or by the interface/driver (where=interface, ps_ifdrop).", &["interface", "where"])?),
+            thread_packets: reg!(r, cv("capture_thread_packets_total", "Packets read by each capture thread of the interface (daemon.capture_threads; they add up to interface_packets_total).", &["interface", "thread"])?),
+            thread_drops: reg!(r, cv("capture_thread_drops_total", "Packets each capture thread's ring lost (they add up to capture_drops_total{where=\"kernel\"}).", &["interface", "thread"])?),
             if_open_failures: reg!(r, cv("capture_open_failures_total", "Failed attempts to open the capture on the interface.", &["interface"])?),
             if_reopens: reg!(r, cv("capture_reopens_total", "Captures re-opened after failing while running.", &["interface"])?),
             decode_errors: reg!(r, cv("decode_errors_total", "Frames that could not be decoded, by reason.", &["reason"])?),
@@ -330,6 +334,19 @@ impl Metrics {
                 &f.if_reopens.with_label_values(&[n]),
                 format!("ifr/{n}"),
                 i.reopens,
+            );
+        }
+        for t in &s.capture_threads {
+            let (n, th) = (t.interface.as_str(), t.thread.to_string());
+            set(
+                &f.thread_packets.with_label_values(&[n, &th]),
+                format!("tp/{n}/{th}"),
+                t.packets,
+            );
+            set(
+                &f.thread_drops.with_label_values(&[n, &th]),
+                format!("td/{n}/{th}"),
+                t.kernel_drops,
             );
         }
         for (reason, n) in &s.decode_errors {
@@ -537,6 +554,12 @@ mod tests {
                 kernel_drops: drops,
                 ..InterfaceStats::default()
             }],
+            capture_threads: vec![crate::stats::CaptureThreadStats {
+                interface: "eth1".into(),
+                thread: 0,
+                packets,
+                kernel_drops: drops,
+            }],
             worker_newest_ns: vec![1_000_000_000_000, 0],
             sinks: vec![SinkStats {
                 name: "file",
@@ -564,6 +587,30 @@ mod tests {
         s.detector.alerts[1][3] = packets;
         s.decode_errors = vec![("truncated_ip", drops)];
         s
+    }
+
+    #[test]
+    fn each_capture_thread_has_its_packets_and_drops() {
+        let m = Metrics::new("1").unwrap();
+        let mut s = snap(100, 5);
+        s.capture_threads = (0..2)
+            .map(|t| crate::stats::CaptureThreadStats {
+                interface: "eth1".into(),
+                thread: t,
+                packets: 40 + u64::from(t) * 20,
+                kernel_drops: u64::from(t) * 5,
+            })
+            .collect();
+        m.update(&s, 1_002_500_000_000);
+        let t = m.render().unwrap();
+        let th = |name: &str, thread: u32| {
+            sample(
+                &t,
+                &format!("burstwatch_capture_thread_{name}_total{{interface=\"eth1\",thread=\"{thread}\"}}"),
+            )
+        };
+        assert_eq!((th("packets", 0), th("packets", 1)), (40.0, 60.0));
+        assert_eq!((th("drops", 0), th("drops", 1)), (0.0, 5.0));
     }
 
     #[test]

@@ -38,6 +38,19 @@ pub struct InterfaceStats {
     pub reopens: u64,
 }
 
+/// One capture thread of an interface (`daemon.capture_threads`: each has its own ring).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaptureThreadStats {
+    /// Interface name from the configuration.
+    pub interface: String,
+    /// The thread's index among those of its interface (0 ..< capture_threads).
+    pub thread: u32,
+    /// Packets this thread read.
+    pub packets: u64,
+    /// Packets its ring lost (the kernel's drops for its socket).
+    pub kernel_drops: u64,
+}
+
 /// Packets and L3 bytes by direction, indexed like [`DIRECTIONS`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DirectionStats {
@@ -203,6 +216,8 @@ pub struct OutputStats {
 pub struct StatsSnapshot {
     /// Capture interfaces.
     pub interfaces: Vec<InterfaceStats>,
+    /// Each capture thread of each interface (the interfaces' series are their sums).
+    pub capture_threads: Vec<CaptureThreadStats>,
     /// Undecodable frames by reason; reasons from [`DecodeError::ALL_REASONS`].
     pub decode_errors: Vec<(&'static str, u64)>,
     /// Well-formed frames without IP (ARP, STP, ...).

@@ -6,7 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use burstwatch_daemon::sinks::AlertEvent;
 use burstwatch_daemon::stats::{
-    DetectorStats, DirectionStats, FlowTableStats, InterfaceStats, OutputStats, StatsSnapshot,
+    CaptureThreadStats, DetectorStats, DirectionStats, FlowTableStats, InterfaceStats, OutputStats,
+    StatsSnapshot,
 };
 use burstwatch_engine::Alert;
 
@@ -38,6 +39,17 @@ pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>
                     s.interfaces.len() - 1
                 }
             };
+            let thread = s
+                .capture_threads
+                .iter()
+                .filter(|t| t.interface == i.name)
+                .count();
+            s.capture_threads.push(CaptureThreadStats {
+                interface: i.name.clone(),
+                thread: u32::try_from(thread).unwrap_or(u32::MAX),
+                packets: i.packets,
+                kernel_drops: i.dropped,
+            });
             let x = &mut s.interfaces[at];
             x.up &= i.up;
             x.packets += i.packets;
