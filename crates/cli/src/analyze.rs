@@ -224,7 +224,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut shared = crate::cluster::Shared::start(&settings, burstwatch_cluster::Mode::Batch)?;
     let global_cfg = crate::cluster::Shared::global_config(&settings);
     let peer_wait = std::time::Duration::from_millis(settings.cluster.peer_wait_ms);
-    let mut table = Engines::new(
+    let mut engines = Engines::new(
         workers,
         settings.flow,
         settings.detect,
@@ -232,11 +232,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         enricher,
         None,
     )?;
-    if let (Some(r), Some(engine)) = (&report, table.single()) {
+    if let (Some(r), Some(engine)) = (&report, engines.single()) {
         r.enable(engine);
     }
     if let Some(s) = &shared {
-        table.scorer_mut().enable_global(global_cfg);
+        engines.scorer_mut().enable_global(global_cfg);
         if args.cluster_peers > 1 {
             let seen = s.wait_for_sensors(args.cluster_peers, peer_wait);
             if seen < args.cluster_peers {
@@ -273,16 +273,16 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             |ts, meta, tag| {
                 // Bursts of sampled input are gated by their lower bound (the scorer decides
                 // after the hold: the rate is known long before).
-                if tag.max_rate > table.scorer_mut().sampling() {
-                    table.scorer_mut().set_sampling(tag.max_rate);
+                if tag.max_rate > engines.scorer_mut().sampling() {
+                    engines.scorer_mut().set_sampling(tag.max_rate);
                 }
-                table.ingest(ts, meta);
+                engines.ingest(ts, meta);
                 if let Some(s) = shared.as_mut() {
-                    s.after_packet(table.scorer_mut());
+                    s.after_packet(engines.scorer_mut());
                 }
                 outputs.source = Some(tag);
-                if table.has_output() {
-                    outputs.drain(&mut table, &mut sum);
+                if engines.has_output() {
+                    outputs.drain(&mut engines, &mut sum);
                 }
             },
         );
@@ -297,15 +297,15 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             &mut progress,
             threads,
             |ts, meta| {
-                table.ingest(ts, meta);
+                engines.ingest(ts, meta);
                 if let Some(s) = shared.as_mut() {
-                    s.after_packet(table.scorer_mut());
+                    s.after_packet(engines.scorer_mut());
                 }
                 if let Some(r) = outputs.report.as_mut() {
                     r.packet(ts, meta);
                 }
-                if outputs.report.is_some() || table.has_output() {
-                    outputs.drain(&mut table, &mut sum);
+                if outputs.report.is_some() || engines.has_output() {
+                    outputs.drain(&mut engines, &mut sum);
                 }
             },
         )
@@ -313,15 +313,15 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     counts.merge_into(&mut sum);
     progress.finish();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "first pass done");
-    table.finish();
+    engines.finish();
     if let Some(s) = shared.as_mut() {
-        s.finish_batch(table.scorer_mut());
+        s.finish_batch(engines.scorer_mut());
     }
-    outputs.drain(&mut table, &mut sum);
+    outputs.drain(&mut engines, &mut sum);
     outputs.flush();
     sum.bytes_read = archive.bytes_consumed();
-    sum.flow_stats = table.flow_stats();
-    sum.detect_stats = table.detect_stats();
+    sum.flow_stats = engines.flow_stats();
+    sum.detect_stats = engines.detect_stats();
     let wall = started.elapsed();
     if !args.quiet {
         let mut err = std::io::stderr().lock();

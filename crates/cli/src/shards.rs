@@ -204,7 +204,7 @@ impl Engines {
             Engines::One(e) => e.detector().learned_state(),
             Engines::Sharded(p) => {
                 p.join();
-                let locals: Vec<_> = p.done.iter().map(|s| s.local()).collect();
+                let locals: Vec<_> = p.done.iter().map(|s| s.subscribers()).collect();
                 LearnedState::collect(&p.scorer, &locals)
             }
         }
@@ -230,12 +230,24 @@ impl Engines {
 /// An item of a round, in packet order.
 #[allow(clippy::large_enum_variant)] // packets are nearly every item; boxing would allocate each
 enum Item {
-    Packet(u64, i64, i64, PacketMeta),
+    /// A packet for this shard: its number in the stream, its time and the stream's time.
+    Packet(RoutedPacket),
     Tick(u64, i64),
     Finish(u64, i64),
     Config(Box<(FlowConfig, DetectConfig)>),
     /// Send the shard's subscriber baselines back with this round's results.
     Snapshot,
+}
+
+/// A packet with what the router knows of it.
+struct RoutedPacket {
+    /// Position in the packet stream (orders the shards' events when they are merged).
+    seq: u64,
+    /// Capture time (ns).
+    ts: i64,
+    /// Stream time: the latest capture time so far (ns).
+    now: i64,
+    meta: PacketMeta,
 }
 
 /// What a shard hands back after a round (after the last one, the records of the flows open
@@ -293,7 +305,7 @@ impl ShardPool {
             .map(|i| Shard::new(i, flow.clone(), detect.clone(), seed))
             .collect();
         if let Some(s) = state {
-            let mut locals: Vec<_> = shards.iter_mut().map(|s| s.local_mut()).collect();
+            let mut locals: Vec<_> = shards.iter_mut().map(|s| s.subscribers_mut()).collect();
             s.restore_into(&mut scorer, &mut locals, |ip| router.shard_of_host(ip))?;
         }
         let (mut inputs, mut outputs, mut threads) = (Vec::new(), Vec::new(), Vec::new());
@@ -340,7 +352,12 @@ impl ShardPool {
             }
         }
         if let Some(part) = self.round.get_mut(r.shard) {
-            part.push(Item::Packet(r.seq, ts, r.now, meta.clone()));
+            part.push(Item::Packet(RoutedPacket {
+                seq: r.seq,
+                ts,
+                now: r.now,
+                meta: meta.clone(),
+            }));
         }
         self.in_round += 1;
         if self.in_round >= ROUND {
@@ -499,7 +516,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
                 continue; // nothing follows the end
             }
             match item {
-                Item::Packet(seq, ts, now, meta) => shard.packet(seq, ts, now, &meta),
+                Item::Packet(p) => shard.packet(p.seq, p.ts, p.now, &p.meta),
                 Item::Tick(seq, ts) => shard.tick(seq, ts),
                 Item::Finish(seq, now) => {
                     shard.finish(seq, now);
@@ -509,9 +526,9 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
                 Item::Config(c) => {
                     let (flow, detect) = *c;
                     shard.flows_mut().set_config(flow);
-                    shard.local_mut().set_config(detect);
+                    shard.subscribers_mut().set_config(detect);
                 }
-                Item::Snapshot => hosts = Some(HostsPart::of(shard.local())),
+                Item::Snapshot => hosts = Some(HostsPart::of(shard.subscribers())),
             }
             while let Some(r) = shard.pop_record() {
                 records.push(r);
@@ -522,7 +539,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
             events: shard.take_events(),
             records,
             flows: shard.flows().stats(),
-            detect: shard.local().stats(),
+            detect: shard.subscribers().stats(),
             hosts,
         };
         if tx.send(done).is_err() {
@@ -538,7 +555,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Vec<Item>>, tx: SyncSender<Done>) -
                 events: Vec::new(),
                 records: chunk,
                 flows: shard.flows().stats(),
-                detect: shard.local().stats(),
+                detect: shard.subscribers().stats(),
                 hosts: None,
             };
             if tx.send(done).is_err() {

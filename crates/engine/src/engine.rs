@@ -34,10 +34,14 @@ impl Engine {
         }
     }
 
-    /// Count one decoded packet.
+    /// Count one decoded packet: first in the flow table, then in the detector, which keeps
+    /// the slot of the packet's (subscriber, endpoint) pair in the flow's entry.
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
-        self.detector.count_with(&mut self.flows, ts_ns, meta);
+        let flow = self.flows.ingest(ts_ns, meta);
+        let mut spare = u32::MAX;
+        let pair_slot = self.flows.pair_slot_mut(flow.slot).unwrap_or(&mut spare);
+        self.detector.count(ts_ns, meta, &flow, pair_slot);
     }
 
     /// Move packet time forward without a packet (e.g. on an idle link).

@@ -24,7 +24,14 @@ fn addr_number(ip: IpAddr) -> u128 {
     }
 }
 
-/// Convert a key-form address back, restoring IPv4 when `v4` is set.
+/// Convert a key-form address back: an IPv4-mapped address reads as IPv4.
+#[inline]
+pub fn addr_to_ip(bytes: Addr) -> IpAddr {
+    addr_ip(bytes, true)
+}
+
+/// Convert a key-form address back, restoring IPv4 when `v4` is set (the flow's family is
+/// known: an IPv6 flow's `::ffff:a.b.c.d` stays IPv6).
 #[inline]
 pub fn addr_ip(bytes: Addr, v4: bool) -> IpAddr {
     let v6 = Ipv6Addr::from(bytes);

@@ -40,8 +40,8 @@ mod table;
 
 pub use config::{FlowConfig, NS_PER_SEC};
 pub use detect::{
-    Alert, AlertKind, DetectConfig, DetectStats, Detector, Event, Local, RateThreshold, Scorer,
-    Severity, ThresholdBasis,
+    Alert, AlertKind, DetectConfig, DetectStats, Detector, Event, RateThreshold, Scorer, Severity,
+    Subscribers, ThresholdBasis,
 };
 pub use engine::Engine;
 pub use key::{Endpoint, FlowKey};

@@ -26,7 +26,7 @@
 
 use std::mem::size_of;
 
-use crate::detect::{local::HostState, pair::PairState, prevalence::EndpointState};
+use crate::detect::{pair::PairState, prevalence::EndpointState, subscribers::HostState};
 use crate::frag::FragMap;
 use crate::key::Addr;
 use crate::lrumap::LruMap;

@@ -3,7 +3,7 @@
 //! A [`Router`] sends each packet to the shard of its home host (a symmetric hash, so both
 //! directions of a subscriber's traffic meet the same shard; packets with no or two home
 //! sides hash both addresses symmetrically) and numbers what it sends. Each [`Shard`] runs a
-//! flow table and the per-subscriber half of the detector ([`Local`]) on its packets. The
+//! flow table and the per-subscriber half of the detector ([`Subscribers`]) on its packets. The
 //! population-wide half ([`Scorer`]) takes the shards' events merged back into packet order by
 //! [`merge_into`], so endpoint prevalence, port usage and every alert are exactly those of a
 //! single [`Engine`](crate::Engine) on the same stream, whatever the number of shards (as long
@@ -46,7 +46,7 @@ use std::net::IpAddr;
 
 use burstwatch_wire::PacketMeta;
 
-use crate::detect::{Event, Local, Scorer};
+use crate::detect::{Event, Scorer, Subscribers};
 use crate::key::{addr_bytes, Addr};
 use crate::net::PrefixSet;
 use crate::{DetectConfig, FlowConfig, FlowRecord, FlowTable, NS_PER_SEC};
@@ -191,7 +191,7 @@ pub struct Tagged {
 pub struct Shard {
     index: usize,
     flows: FlowTable,
-    local: Local,
+    subscribers: Subscribers,
     buf: Vec<Event>,
     events: Vec<Tagged>,
 }
@@ -203,7 +203,7 @@ impl Shard {
         Self {
             index,
             flows: FlowTable::new(flow, seed),
-            local: Local::new(detect, seed),
+            subscribers: Subscribers::new(detect, seed),
             buf: Vec::with_capacity(16),
             events: Vec::new(),
         }
@@ -213,16 +213,19 @@ impl Shard {
     #[inline]
     pub fn packet(&mut self, seq: u64, ts: i64, now: i64, meta: &PacketMeta) {
         // The flow table and the subscriber half share nothing: the order of the two is free.
-        self.local.advance_to(now, &mut self.buf);
-        self.local
-            .count_with(&mut self.flows, ts, meta, &mut self.buf);
+        self.subscribers.advance_to(now, &mut self.buf);
+        let flow = self.flows.ingest(ts, meta);
+        let mut spare = u32::MAX;
+        let pair_slot = self.flows.pair_slot_mut(flow.slot).unwrap_or(&mut spare);
+        self.subscribers
+            .count(ts, meta, &flow, pair_slot, &mut self.buf);
         self.tag(seq, 2);
     }
 
     /// A new second of packet time.
     pub fn tick(&mut self, seq: u64, ts: i64) {
         self.flows.advance_to(ts);
-        self.local.advance_to(ts, &mut self.buf);
+        self.subscribers.advance_to(ts, &mut self.buf);
         self.tag(seq, 0);
     }
 
@@ -230,8 +233,8 @@ impl Shard {
     pub fn finish(&mut self, seq: u64, now: i64) {
         self.flows.advance_to(now);
         self.flows.finish();
-        self.local.advance_to(now, &mut self.buf);
-        self.local.finish(&mut self.buf);
+        self.subscribers.advance_to(now, &mut self.buf);
+        self.subscribers.finish(&mut self.buf);
         self.tag(seq, 0);
     }
 
@@ -283,13 +286,13 @@ impl Shard {
     }
 
     /// The per-subscriber detector (counters, learned baselines).
-    pub fn local(&self) -> &Local {
-        &self.local
+    pub fn subscribers(&self) -> &Subscribers {
+        &self.subscribers
     }
 
     /// The per-subscriber detector, mutably (config reload, restore).
-    pub fn local_mut(&mut self) -> &mut Local {
-        &mut self.local
+    pub fn subscribers_mut(&mut self) -> &mut Subscribers {
+        &mut self.subscribers
     }
 }
 

@@ -67,7 +67,7 @@ struct Flow {
     icmp: [u8; 2],
     links: Links,
     /// A value the engine attaches to the flow (the detector's pair slot); `NIL` when new.
-    aux: u32,
+    pair_slot: u32,
     /// `[lo -> hi, hi -> lo]`.
     dirs: [DirStats; 2],
     context: Option<Box<FlowContext>>,
@@ -105,7 +105,7 @@ pub struct Ingested {
     pub dport: u16,
     /// Identifies the flow within this table's run (keyed hash; not stable across runs).
     pub flow_hash: u32,
-    /// Slab slot of the flow (valid until the next call), for [`FlowTable::aux_mut`].
+    /// Slab slot of the flow (valid until the next call), for [`FlowTable::pair_slot_mut`].
     pub slot: u32,
 }
 
@@ -468,8 +468,8 @@ impl FlowTable {
     /// A 32-bit value kept with the flow in `slot` (from [`Ingested::slot`]) for the caller, e.g.
     /// a cache of where related state lives; `u32::MAX` for a new flow.
     #[inline]
-    pub fn aux_mut(&mut self, slot: u32) -> Option<&mut u32> {
-        self.slab.0.get_mut(slot as usize).map(|f| &mut f.aux)
+    pub fn pair_slot_mut(&mut self, slot: u32) -> Option<&mut u32> {
+        self.slab.0.get_mut(slot as usize).map(|f| &mut f.pair_slot)
     }
 
     /// Export every open flow (reason `end_of_input`), oldest first, and reset "now". The
@@ -519,7 +519,7 @@ impl FlowTable {
             ctx_from_lo: lo_to_hi,
             icmp: meta.icmp.unwrap_or_default(),
             links: Links::default(),
-            aux: NIL,
+            pair_slot: NIL,
             dirs: [DirStats::default(); 2],
             context,
         };

@@ -533,7 +533,7 @@ fn sharded(
     hand_over(&mut shards, &mut scorer);
     let mut stats = scorer.stats();
     for s in &shards {
-        stats.add(&s.local().stats());
+        stats.add(&s.subscribers().stats());
     }
     records.sort();
     (alerts, records, stats)

@@ -1,6 +1,6 @@
 //! What the per-subscriber half of the detector tells the population-wide half.
 //!
-//! [`Local`](super::local::Local) keeps the state that belongs to one subscriber (baseline,
+//! [`Subscribers`](super::subscribers::Subscribers) keeps the state that belongs to one subscriber (baseline,
 //! pairs, bursts); [`Scorer`](super::scorer::Scorer) keeps what needs every subscriber
 //! (endpoint prevalence, port usage) and turns candidates into alerts. Everything that crosses
 //! from one to the other is an [`Event`], so the two can run in one thread (the
@@ -16,10 +16,10 @@ use crate::key::Addr;
 /// One message from a subscriber shard to the scorer. Opaque outside the engine: shells
 /// carry it between threads in the order they got it.
 #[derive(Debug, Clone)]
-pub struct Event(pub(crate) Ev);
+pub struct Event(pub(crate) EventKind);
 
 #[derive(Debug, Clone)]
-pub(crate) enum Ev {
+pub(crate) enum EventKind {
     /// Packet time entered a new second (`ts`, ns): hold-expired candidates are due, idle
     /// endpoints can go.
     Tick(i64),
@@ -45,7 +45,7 @@ impl Event {
     /// Whether this event marks a new second of packet time (shells tag it between the
     /// candidates its sweep produced and the packet's own events).
     pub fn is_tick(&self) -> bool {
-        matches!(self.0, Ev::Tick(_) | Ev::Finish(_))
+        matches!(self.0, EventKind::Tick(_) | EventKind::Finish(_))
     }
 }
 

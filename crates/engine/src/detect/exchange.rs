@@ -140,7 +140,7 @@ impl Exchanges {
 mod tests {
     use super::*;
 
-    const S: i64 = 1_000_000_000;
+    const NS_PER_SEC: i64 = 1_000_000_000;
 
     fn recent(x: &Exchanges) -> Vec<(u32, u32)> {
         let mut buf = [(0, 0); EVENT_RING];
@@ -161,12 +161,18 @@ mod tests {
     fn a_request_after_silence_starts_an_exchange_a_late_answer_does_not() {
         let mut x = Exchanges::default();
         // Poll at 0 s answered 3 s later (long-polling server), next poll at 30 s.
-        assert!(!x.add(0, true, 300, 0, S / 2));
-        assert!(!x.add(3 * S, false, 500, 0, S / 2));
-        assert!(x.add(30 * S, true, 300, 0, S / 2));
+        assert!(!x.add(0, true, 300, 0, NS_PER_SEC / 2));
+        assert!(!x.add(3 * NS_PER_SEC, false, 500, 0, NS_PER_SEC / 2));
+        assert!(x.add(30 * NS_PER_SEC, true, 300, 0, NS_PER_SEC / 2));
         assert_eq!(recent(&x), vec![(0, 800)]);
         // An upstream packet shortly after the answer continues the exchange.
-        assert!(!x.add(30 * S + S / 10, true, 100, 0, S / 2));
+        assert!(!x.add(
+            30 * NS_PER_SEC + NS_PER_SEC / 10,
+            true,
+            100,
+            0,
+            NS_PER_SEC / 2
+        ));
         assert!(x.close());
         assert_eq!(recent(&x), vec![(0, 800), (3000, 400)]);
         assert_eq!(x.closed, 2);
@@ -176,9 +182,9 @@ mod tests {
     #[test]
     fn downstream_before_any_request_is_not_an_exchange() {
         let mut x = Exchanges::default();
-        assert!(!x.add(0, false, 500, 0, S));
+        assert!(!x.add(0, false, 500, 0, NS_PER_SEC));
         assert!(!x.is_open());
-        assert!(!x.add(S / 10, true, 100, 0, S));
+        assert!(!x.add(NS_PER_SEC / 10, true, 100, 0, NS_PER_SEC));
         assert!(x.is_open());
         assert!(x.close());
         assert_eq!(recent(&x), vec![(10, 100)]);
@@ -188,7 +194,7 @@ mod tests {
     fn the_ring_keeps_the_latest_exchanges() {
         let mut x = Exchanges::default();
         for i in 0..40 {
-            x.add(i * 10 * S, true, 100, 0, S);
+            x.add(i * 10 * NS_PER_SEC, true, 100, 0, NS_PER_SEC);
         }
         let r = recent(&x);
         assert_eq!(r.len(), EVENT_RING);

@@ -24,7 +24,6 @@ mod event;
 pub mod exchange;
 pub mod global;
 pub mod idle;
-pub(crate) mod local;
 pub mod pair;
 pub mod prevalence;
 pub mod sampling;
@@ -32,11 +31,12 @@ pub mod score;
 pub(crate) mod scorer;
 pub mod state;
 pub mod stats;
+pub(crate) mod subscribers;
 
 use std::net::IpAddr;
 
-use crate::key::{addr_ip, Addr};
-use crate::FlowTable;
+use crate::key::{addr_to_ip, Addr};
+use crate::Ingested;
 pub use alert::{
     Alert, AlertKind, Connection, Connections, EarlyReason, EndpointInfo, RateThreshold, Reason,
     Severity, SharedPrevalence, ALERT_CONNECTIONS,
@@ -46,11 +46,11 @@ use burstwatch_wire::PacketMeta;
 pub use config::{DetectConfig, EndpointLists, ThresholdBasis, Weights};
 pub use event::Event;
 pub use global::{Contact, GlobalConfig, GlobalPrevalence, GlobalQuery, GlobalStats};
-pub use local::Local;
 pub use pair::PairRates;
 pub use scorer::{prefix_cap, Scorer};
+pub use subscribers::Subscribers;
 
-const S: i64 = 1_000_000_000;
+use crate::NS_PER_SEC;
 
 /// ASN/country lookup for endpoints, supplied by the shell (e.g. from a MaxMind-format file).
 /// Lookups happen only when an alert is scored, never per packet.
@@ -177,12 +177,12 @@ impl DetectStats {
     }
 }
 
-/// The detector in one piece: the per-subscriber [`Local`] feeding the population-wide
+/// The detector in one piece: the per-subscriber [`Subscribers`] feeding the population-wide
 /// [`Scorer`] directly. Feed it with [`Detector::ingest`]; pull alerts with
-/// [`Detector::pop_alert`]. Host shards run several `Local`s and one `Scorer` instead
+/// [`Detector::pop_alert`]. Host shards run several `Subscribers`s and one `Scorer` instead
 /// (see [`crate::shard`]) and produce the same alerts.
 pub struct Detector {
-    local: Local,
+    subscribers: Subscribers,
     scorer: Scorer,
     events: Vec<Event>,
 }
@@ -191,7 +191,7 @@ impl Detector {
     /// A detector with these settings.
     pub fn new(cfg: DetectConfig, hash_seed: u64) -> Self {
         Self {
-            local: Local::new(cfg.clone(), hash_seed),
+            subscribers: Subscribers::new(cfg.clone(), hash_seed),
             scorer: Scorer::new(cfg, hash_seed),
             events: Vec::with_capacity(16),
         }
@@ -209,7 +209,7 @@ impl Detector {
 
     /// Replace thresholds (a config reload); learned state is kept.
     pub fn set_config(&mut self, cfg: DetectConfig) {
-        self.local.set_config(cfg.clone());
+        self.subscribers.set_config(cfg.clone());
         self.scorer.set_config(cfg);
     }
 
@@ -230,7 +230,7 @@ impl Detector {
 
     /// Counters so far.
     pub fn stats(&self) -> DetectStats {
-        let mut s = self.local.stats();
+        let mut s = self.subscribers.stats();
         s.add(&self.scorer.stats());
         s
     }
@@ -249,7 +249,7 @@ impl Detector {
     /// Record every segmented burst with its gate outcome, keeping at most `cap` undrained
     /// records (drain them with [`Detector::pop_burst`]). Off unless called.
     pub fn record_bursts(&mut self, cap: usize) {
-        self.local.record_bursts(true);
+        self.subscribers.record_bursts(true);
         self.scorer.record_bursts(cap);
     }
 
@@ -266,13 +266,13 @@ impl Detector {
     /// Which side is the subscriber.
     #[inline]
     pub fn direction(&self, src: &Addr, dst: &Addr) -> Direction {
-        self.local.direction(src, dst)
+        self.subscribers.direction(src, dst)
     }
 
     /// Count one packet: `ip_len` L3 bytes from `src:sport` to `dst:dport`, protocol `proto`;
     /// `flow_hash` identifies its connection (for counting the flows of a burst). Without the
     /// decoded packet every packet is taken to carry payload (part of an exchange); use
-    /// [`Detector::count_with`] to leave out ACKs and keep-alive probes.
+    /// [`Detector::count`] to leave out ACKs and keep-alive probes.
     #[allow(clippy::too_many_arguments)] // the per-packet facts, passed flat to stay allocation-free
     pub fn ingest(
         &mut self,
@@ -286,7 +286,7 @@ impl Detector {
         flow_hash: u32,
     ) {
         let mut hint = u32::MAX;
-        self.local.ingest_hinted(
+        self.subscribers.count_packet(
             ts,
             src,
             dst,
@@ -303,10 +303,12 @@ impl Detector {
         self.pass_events();
     }
 
-    /// Count one packet in `flows`, then here (see [`Local::count_with`]).
+    /// Count one packet that the flow table has just counted as `flow`; `pair_slot` is the
+    /// word the table keeps with the flow (see [`Subscribers::count`]).
     #[inline]
-    pub fn count_with(&mut self, flows: &mut FlowTable, ts: i64, meta: &PacketMeta) {
-        self.local.count_with(flows, ts, meta, &mut self.events);
+    pub fn count(&mut self, ts: i64, meta: &PacketMeta, flow: &Ingested, pair_slot: &mut u32) {
+        self.subscribers
+            .count(ts, meta, flow, pair_slot, &mut self.events);
         self.pass_events();
     }
 
@@ -326,7 +328,7 @@ impl Detector {
 
     /// Move packet time forward: end quiet bursts, emit alerts whose hold passed.
     pub fn advance_to(&mut self, ts: i64) {
-        self.local.advance_to(ts, &mut self.events);
+        self.subscribers.advance_to(ts, &mut self.events);
         self.pass_events();
     }
 
@@ -338,7 +340,7 @@ impl Detector {
 
     /// End of input: finish every burst and emit every pending alert regardless of its hold.
     pub fn finish(&mut self) {
-        self.local.finish(&mut self.events);
+        self.subscribers.finish(&mut self.events);
         self.pass_events();
     }
 }
@@ -346,7 +348,7 @@ impl Detector {
 /// Whether an outside address can be an endpoint: not unspecified, loopback, link-local,
 /// multicast or the IPv4 limited broadcast.
 fn is_unicast_endpoint(a: &Addr) -> bool {
-    match addr_ip(*a, true) {
+    match addr_to_ip(*a) {
         IpAddr::V4(v4) => {
             !(v4.is_unspecified()
                 || v4.is_loopback()

@@ -123,7 +123,7 @@ pub struct PairState {
     /// Slot of the subscriber's state in the host map when last seen (checked before use).
     pub(crate) host_hint: u32,
     /// The detector's home-network generation under which this pair's key last matched a
-    /// classified packet (see `Local::ingest_hinted`).
+    /// classified packet (see `Subscribers::count_packet`).
     pub(crate) home_epoch: u32,
     /// Second index of the open bin, `i64::MIN` when none.
     sec: i64,
@@ -337,7 +337,7 @@ impl PairState {
     /// whose bursts go on at a slower pace, or that sends slower transfers between them, would
     /// teach its baseline that its bursts are normal, and its later, smaller bursts would stay
     /// under a threshold they raised themselves. (Bursts to popular endpoints are held out too:
-    /// the engine's per-subscriber half does not know prevalence, see `Local`.)
+    /// the engine's per-subscriber half does not know prevalence, see `Subscribers`.)
     #[inline]
     pub fn held_from_baseline(&self, ts: i64, max_ns: i64, hold_ns: i64) -> bool {
         if let Some(acc) = self.burst.as_deref() {
@@ -565,7 +565,7 @@ mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
     use super::*;
 
-    const S: i64 = 1_000_000_000;
+    const NS_PER_SEC: i64 = 1_000_000_000;
     const E500K: (f64, ThresholdBasis) = (500_000.0, ThresholdBasis::Floor);
 
     /// Feed `bytes_per_sec` upstream in 10 packets per second over `[from, to)` seconds.
@@ -578,9 +578,15 @@ mod tests {
     ) {
         for sec in from..to {
             for k in 0..10 {
-                let ts = sec * S + k * S / 10;
-                if let Some(f) = p.close_bin_before(ts.div_euclid(S), E500K, None, 0.25, 3, 60 * S)
-                {
+                let ts = sec * NS_PER_SEC + k * NS_PER_SEC / 10;
+                if let Some(f) = p.close_bin_before(
+                    ts.div_euclid(NS_PER_SEC),
+                    E500K,
+                    None,
+                    0.25,
+                    3,
+                    60 * NS_PER_SEC,
+                ) {
                     out.push(f);
                 }
                 let conn = Connection {
@@ -596,7 +602,7 @@ mod tests {
                     conn,
                     443,
                     true,
-                    2 * S,
+                    2 * NS_PER_SEC,
                 );
             }
         }
@@ -610,8 +616,8 @@ mod tests {
         // replies come first on every third.
         for sec in 10..20i64 {
             for k in 0..10u16 {
-                let ts = sec * S + i64::from(k) * S / 10;
-                if let Some(f) = p.close_bin_before(sec, E500K, None, 0.25, 3, 60 * S) {
+                let ts = sec * NS_PER_SEC + i64::from(k) * NS_PER_SEC / 10;
+                if let Some(f) = p.close_bin_before(sec, E500K, None, 0.25, 3, 60 * NS_PER_SEC) {
                     out.push(f);
                 }
                 let c = ((sec - 10) as u16 * 3 + k % 3).min(11);
@@ -625,10 +631,19 @@ mod tests {
                         (443, 50_000 + c)
                     }),
                 };
-                p.add(ts, up, 100_000, 100 + u32::from(c), conn, 443, true, 2 * S);
+                p.add(
+                    ts,
+                    up,
+                    100_000,
+                    100 + u32::from(c),
+                    conn,
+                    443,
+                    true,
+                    2 * NS_PER_SEC,
+                );
             }
         }
-        out.extend(p.finish_burst(60 * S));
+        out.extend(p.finish_burst(60 * NS_PER_SEC));
         assert_eq!(out.len(), 1, "{out:?}");
         let acc = &out[0].acc;
         assert_eq!(acc.flows, 12);
@@ -659,8 +674,8 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         let b = &out[0];
         assert!(!b.too_long);
-        assert_eq!(b.acc.start_ns, 110 * S);
-        assert_eq!(b.acc.end_ns, 119 * S + 9 * S / 10);
+        assert_eq!(b.acc.start_ns, 110 * NS_PER_SEC);
+        assert_eq!(b.acc.end_ns, 119 * NS_PER_SEC + 9 * NS_PER_SEC / 10);
         assert_eq!(b.acc.up, 20_000_000);
         assert_eq!(b.acc.peak_up, 2_000_000);
         assert_eq!(b.acc.flows, 2);
@@ -677,11 +692,11 @@ mod tests {
         assert!(out.is_empty());
         // The sweep closes the open bin (second 9) before asking.
         assert!(p
-            .close_bin_before(12, E500K, None, 0.25, 3, 60 * S)
+            .close_bin_before(12, E500K, None, 0.25, 3, 60 * NS_PER_SEC)
             .is_none());
         assert!(!p.burst_is_over(12, 3));
         assert!(p.burst_is_over(13, 3));
-        let f = p.finish_burst(60 * S).unwrap();
+        let f = p.finish_burst(60 * NS_PER_SEC).unwrap();
         assert_eq!(f.acc.up, 9 * 2_000_000 + 200_000);
     }
 
@@ -689,27 +704,33 @@ mod tests {
     fn a_pair_is_held_from_the_baseline_in_its_burst_and_after_its_last_candidate() {
         let mut p = PairState::new(0);
         let mut out = Vec::new();
-        let (max, hold) = (60 * S, 600 * S);
+        let (max, hold) = (60 * NS_PER_SEC, 600 * NS_PER_SEC);
         feed(&mut p, 0, 10, 1_000, &mut out);
-        assert!(!p.held_from_baseline(10 * S, max, hold), "no burst yet");
+        assert!(
+            !p.held_from_baseline(10 * NS_PER_SEC, max, hold),
+            "no burst yet"
+        );
         feed(&mut p, 10, 20, 2_000_000, &mut out);
         assert!(p.burst.is_some());
-        assert!(p.held_from_baseline(20 * S, max, hold), "in its burst");
+        assert!(
+            p.held_from_baseline(20 * NS_PER_SEC, max, hold),
+            "in its burst"
+        );
         // Past the longest burst it is a sustained transfer: ordinary again.
-        assert!(p.held_from_baseline(10 * S + max, max, hold));
-        assert!(!p.held_from_baseline(10 * S + max + S, max, hold));
+        assert!(p.held_from_baseline(10 * NS_PER_SEC + max, max, hold));
+        assert!(!p.held_from_baseline(10 * NS_PER_SEC + max + NS_PER_SEC, max, hold));
         feed(&mut p, 20, 30, 1_000, &mut out);
         assert_eq!(out.len(), 1);
         assert!(p.burst.is_none());
         assert!(
-            !p.held_from_baseline(30 * S, max, hold),
+            !p.held_from_baseline(30 * NS_PER_SEC, max, hold),
             "ended, not a candidate"
         );
         // It became a candidate: held for `hold` from its start.
         p.push_burst_start(10);
-        assert!(p.held_from_baseline(30 * S, max, hold));
-        assert!(p.held_from_baseline(610 * S + S / 2, max, hold));
-        assert!(!p.held_from_baseline(611 * S, max, hold));
+        assert!(p.held_from_baseline(30 * NS_PER_SEC, max, hold));
+        assert!(p.held_from_baseline(610 * NS_PER_SEC + NS_PER_SEC / 2, max, hold));
+        assert!(!p.held_from_baseline(611 * NS_PER_SEC, max, hold));
     }
 
     #[test]
@@ -732,7 +753,14 @@ mod tests {
         assert!((r.up_60s - 10_000.0).abs() < 1_500.0, "{r:?}");
         assert_eq!(r.down_10s, 0.0);
         // After 30 silent seconds the 10 s view has mostly forgotten, the 60 s view less so.
-        p.close_bin_before(121, (1e12, ThresholdBasis::Floor), None, 0.25, 3, 60 * S);
+        p.close_bin_before(
+            121,
+            (1e12, ThresholdBasis::Floor),
+            None,
+            0.25,
+            3,
+            60 * NS_PER_SEC,
+        );
         p.fold_rates(151, 0, 0);
         let r = p.rates();
         assert!(r.up_10s < 600.0 && r.up_60s > 5_000.0, "{r:?}");

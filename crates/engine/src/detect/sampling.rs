@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     const MB: u64 = 1_000_000;
-    const S: i64 = 1_000_000_000;
+    const NS_PER_SEC: i64 = 1_000_000_000;
 
     /// Garwood's exact one-sided 97.725 % lower limits (the λ with P(X ≥ k | λ) = 2.275 %).
     #[test]
@@ -147,7 +147,7 @@ mod tests {
             let rate = 200 + (x % if samples == 3 { 1800 } else { 4800 }) as u32;
             let size = 40 + (x >> 32) % 1461;
             let up = samples * size * u64::from(rate);
-            let dur = (1 + (x >> 40) % 10) as i64 * S;
+            let dur = (1 + (x >> 40) % 10) as i64 * NS_PER_SEC;
             assert!(
                 !passes(&cfg, up, dur, rate, 0.0),
                 "{samples} × {size} B at 1:{rate}"
@@ -162,10 +162,10 @@ mod tests {
         for rate in [2, 10, 100, 1000, 4000] {
             // 40 full-size samples, and at least 3 × the volume gate.
             let up = (40 * 1500 * u64::from(rate)).max(6 * MB);
-            assert!(passes(&cfg, up, 5 * S, rate, 0.0), "1:{rate}");
+            assert!(passes(&cfg, up, 5 * NS_PER_SEC, rate, 0.0), "1:{rate}");
         }
         // 20 Mbit/s for 5 s at 1:1000: 12.5 MB from about 8 samples, at least 5.4 MB.
-        assert!(passes(&cfg, 12_500_000, 5 * S, 1000, 0.0));
+        assert!(passes(&cfg, 12_500_000, 5 * NS_PER_SEC, 1000, 0.0));
         assert!(lower_bound(12_500_000, 1000) > 5 * MB);
     }
 
@@ -173,11 +173,11 @@ mod tests {
     fn the_rate_gate_takes_the_lower_bound_over_the_duration() {
         let cfg = DetectConfig::default();
         // 10 MB at 1:100 over 60 s: lower bound 7.7 MB, 1.03 Mbit/s: passes.
-        assert!(passes(&cfg, 10 * MB, 60 * S, 100, 0.0));
+        assert!(passes(&cfg, 10 * MB, 60 * NS_PER_SEC, 100, 0.0));
         // ... over 70 s it is below the 1 Mbit/s floor.
-        assert!(!passes(&cfg, 10 * MB, 70 * S, 100, 0.0));
+        assert!(!passes(&cfg, 10 * MB, 70 * NS_PER_SEC, 100, 0.0));
         // Unsampled, the duration is not this gate's business.
-        assert!(passes(&cfg, 10 * MB, 600 * S, 1, 1e9));
+        assert!(passes(&cfg, 10 * MB, 600 * NS_PER_SEC, 1, 1e9));
     }
 
     /// A pair that was already sending (a video call, a backup) at 1:1000 shows "bursts" where
@@ -187,11 +187,11 @@ mod tests {
         let cfg = DetectConfig::default();
         // 8 samples (12 MB) in 10 s from a pair that sent 250 kB/s before: 5.1 MB at least,
         // 2.5 MB of it ongoing, 2.6 MB above: passes; at 400 kB/s before it does not.
-        assert!(passes(&cfg, 12 * MB, 10 * S, 1000, 0.0));
-        assert!(passes(&cfg, 12 * MB, 10 * S, 1000, 250_000.0));
-        assert!(!passes(&cfg, 12 * MB, 10 * S, 1000, 400_000.0));
+        assert!(passes(&cfg, 12 * MB, 10 * NS_PER_SEC, 1000, 0.0));
+        assert!(passes(&cfg, 12 * MB, 10 * NS_PER_SEC, 1000, 250_000.0));
+        assert!(!passes(&cfg, 12 * MB, 10 * NS_PER_SEC, 1000, 400_000.0));
         // A non-finite rate is taken as none.
-        assert!(passes(&cfg, 12 * MB, 10 * S, 1000, f64::NAN));
+        assert!(passes(&cfg, 12 * MB, 10 * NS_PER_SEC, 1000, f64::NAN));
     }
 
     /// Through the detector: samples of full-size packets at 1:N, one synthetic packet each
@@ -203,7 +203,7 @@ mod tests {
         d.set_sampling(gate);
         let (src, dst): (IpAddr, IpAddr) =
             (IpAddr::from([10, 0, 0, 1]), IpAddr::from([198, 19, 7, 7]));
-        let t0 = 1_767_225_600 * S;
+        let t0 = 1_767_225_600 * NS_PER_SEC;
         for i in 0..i64::from(samples) {
             d.ingest(
                 t0 + i * gap_ms * 1_000_000,

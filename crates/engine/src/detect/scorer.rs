@@ -13,11 +13,11 @@ use super::alert::{
 };
 use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, EndpointLists};
-use super::event::{Candidate, Ev, Event};
+use super::event::{Candidate, Event, EventKind};
 use super::global::{Contact, Global, GlobalConfig, GlobalPrevalence, GlobalQuery, GlobalStats};
-use super::local::host_hash;
 use super::prevalence::{sec_of, EndpointState};
-use super::{alert_id, score, DetectStats, Enrich, S};
+use super::subscribers::host_hash;
+use super::{alert_id, score, DetectStats, Enrich, NS_PER_SEC};
 use crate::key::{addr_ip, Addr};
 use crate::lrumap::LruMap;
 
@@ -40,7 +40,7 @@ pub struct Scorer {
     pub(crate) now_ns: i64,
     finished: bool,
     /// Set by the shell when input ends because the process stops: candidates still on hold
-    /// at [`Ev::Finish`] are marked with it.
+    /// at [`EventKind::Finish`] are marked with it.
     finish_reason: Option<EarlyReason>,
     enrich: Option<Box<dyn Enrich>>,
     stats: DetectStats,
@@ -224,7 +224,7 @@ impl Scorer {
     /// Take one event, in packet order.
     pub fn apply(&mut self, ev: Event) {
         match ev.0 {
-            Ev::Tick(ts) => {
+            EventKind::Tick(ts) => {
                 if ts <= self.now_ns {
                     return; // the same tick from another shard
                 }
@@ -234,7 +234,7 @@ impl Scorer {
                 self.expire_waiting();
                 self.expire_idle();
             }
-            Ev::Finish(now) => {
+            EventKind::Finish(now) => {
                 if self.finished {
                     return;
                 }
@@ -242,7 +242,7 @@ impl Scorer {
                 self.now_ns = self.now_ns.max(now);
                 self.emit_due(true);
             }
-            Ev::Touch {
+            EventKind::Touch {
                 ext,
                 home,
                 host,
@@ -268,8 +268,8 @@ impl Scorer {
                     self.port_max = self.port_max.max(*slot);
                 }
             }
-            Ev::Candidate(c) => self.pending.push_back(*c),
-            Ev::Burst(rec) => {
+            EventKind::Candidate(c) => self.pending.push_back(*c),
+            EventKind::Burst(rec) => {
                 if let Some(log) = self.burst_log.as_mut() {
                     log.push(*rec);
                 }
@@ -350,7 +350,9 @@ impl Scorer {
                 &self.cfg,
                 c.totals.0,
                 // Sampled input comes in one-second bins: the last second counts in full.
-                c.end_ns.saturating_sub(c.start_ns).saturating_add(S),
+                c.end_ns
+                    .saturating_sub(c.start_ns)
+                    .saturating_add(NS_PER_SEC),
                 self.sampling,
                 c.burst.as_ref().map_or(0.0, |f| f.acc.before.up_60s),
             )
@@ -443,9 +445,10 @@ impl Scorer {
             .saturating_sub(self.start_ns.unwrap_or(self.now_ns));
         let fill = (elapsed as f64 / self.cfg.lookback_ns.max(1) as f64).clamp(0.0, 1.0);
         let first_seen_ns = first_contact
-            .map(|s| i64::from(s) * S)
+            .map(|s| i64::from(s) * NS_PER_SEC)
             .unwrap_or(c.pair_first_seen_ns);
-        let novelty_age_s = (c.start_ns.saturating_sub(first_seen_ns)).max(0) as f64 / S as f64;
+        let novelty_age_s =
+            (c.start_ns.saturating_sub(first_seen_ns)).max(0) as f64 / NS_PER_SEC as f64;
         let slot = match c.proto_port.0 {
             6 => Some(usize::from(c.proto_port.1)),
             17 => Some(65_536 + usize::from(c.proto_port.1)),

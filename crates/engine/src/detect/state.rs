@@ -16,10 +16,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::event::Candidate;
-use super::local::HostState;
 use super::prevalence::EndpointState;
-use super::{Detector, Local, Scorer};
-use crate::key::{addr_bytes, addr_ip};
+use super::subscribers::HostState;
+use super::{Detector, Scorer, Subscribers};
+use crate::key::{addr_bytes, addr_to_ip};
 
 /// Format version; a file with another version is not restored. 2: subscriber hashes are
 /// SipHash-1-3 with a fixed key (1 used ahash), and candidates on hold are kept. 3: endpoint
@@ -63,7 +63,7 @@ pub struct HostsPart(Vec<(IpAddr, HostState)>);
 
 impl HostsPart {
     /// The subscribers `local` holds, least recently seen first.
-    pub fn of(local: &Local) -> Self {
+    pub fn of(local: &Subscribers) -> Self {
         HostsPart(
             local
                 .hosts
@@ -73,7 +73,7 @@ impl HostsPart {
                     let mut v = v.clone();
                     v.bin_up = 0;
                     v.bin_held = 0;
-                    (addr_ip(*k, true), v)
+                    (addr_to_ip(*k), v)
                 })
                 .collect(),
         )
@@ -94,7 +94,7 @@ impl LearnedState {
 
 impl LearnedState {
     /// What a scorer and its subscriber shards have learned so far.
-    pub fn collect(scorer: &Scorer, locals: &[&Local]) -> Self {
+    pub fn collect(scorer: &Scorer, locals: &[&Subscribers]) -> Self {
         Self::from_parts(scorer, locals.iter().map(|l| HostsPart::of(l)).collect())
     }
 
@@ -108,12 +108,12 @@ impl LearnedState {
             endpoints: scorer
                 .endpoints
                 .iter_lru()
-                .map(|(k, v)| (addr_ip(*k, true), v.clone()))
+                .map(|(k, v)| (addr_to_ip(*k), v.clone()))
                 .collect(),
             prefixes: scorer
                 .prefixes
                 .iter_lru()
-                .map(|(k, v)| (addr_ip(*k, true), v.clone()))
+                .map(|(k, v)| (addr_to_ip(*k), v.clone()))
                 .collect(),
             ports: scorer
                 .port_pairs
@@ -144,7 +144,7 @@ impl LearnedState {
     pub fn restore_into(
         self,
         scorer: &mut Scorer,
-        locals: &mut [&mut Local],
+        locals: &mut [&mut Subscribers],
         shard_of: impl Fn(IpAddr) -> usize,
     ) -> Result<(), StateError> {
         if !(STATE_VERSION_MIN..=STATE_VERSION).contains(&self.version) {
@@ -216,13 +216,13 @@ impl LearnedState {
 impl Detector {
     /// What the detector has learned so far.
     pub fn learned_state(&self) -> LearnedState {
-        LearnedState::collect(&self.scorer, &[&self.local])
+        LearnedState::collect(&self.scorer, &[&self.subscribers])
     }
 
     /// Take over learned state (at start, before any packet). Entries beyond the configured
     /// caps are dropped oldest first; a state of another version is refused.
     pub fn restore(&mut self, s: LearnedState) -> Result<(), StateError> {
-        s.restore_into(&mut self.scorer, &mut [&mut self.local], |_| 0)
+        s.restore_into(&mut self.scorer, &mut [&mut self.subscribers], |_| 0)
     }
 }
 
@@ -240,15 +240,24 @@ mod tests {
     use super::*;
     use crate::detect::{DetectConfig, EarlyReason};
 
-    const S: i64 = 1_000_000_000;
+    const NS_PER_SEC: i64 = 1_000_000_000;
 
     fn feed(d: &mut Detector, from_s: i64, to_s: i64) {
         let ext: IpAddr = "198.18.7.7".parse().unwrap();
         for t in from_s..to_s {
             for h in 1..=5u8 {
                 let home = IpAddr::from([10, 0, 0, h]);
-                d.ingest(t * S, home, ext, 40000, 443, 6, 600 + u32::from(h) * 10, 7);
-                d.ingest(t * S + 1000, ext, home, 443, 40000, 6, 1500, 7);
+                d.ingest(
+                    t * NS_PER_SEC,
+                    home,
+                    ext,
+                    40000,
+                    443,
+                    6,
+                    600 + u32::from(h) * 10,
+                    7,
+                );
+                d.ingest(t * NS_PER_SEC + 1000, ext, home, 443, 40000, 6, 1500, 7);
             }
         }
     }
@@ -274,11 +283,11 @@ mod tests {
         // The restored baselines are warm: same trusted p95 as before the restart.
         let key = addr_bytes("10.0.0.3".parse().unwrap());
         let p95 = |d: &Detector| {
-            let i = d.local.hosts.find(&key).unwrap();
-            d.local
+            let i = d.subscribers.hosts.find(&key).unwrap();
+            d.subscribers
                 .hosts
                 .get(i)
-                .baseline_bytes(d.local.cfg.baseline_warmup_seconds)
+                .baseline_bytes(d.subscribers.cfg.baseline_warmup_seconds)
         };
         assert!(p95(&a).is_some());
         assert_eq!(p95(&a), p95(&b));
@@ -299,7 +308,7 @@ mod tests {
         let _ = d.learned_state();
         {
             d.ingest(
-                10 * S,
+                10 * NS_PER_SEC,
                 "10.0.0.1".parse().unwrap(),
                 "198.18.0.1".parse().unwrap(),
                 1,
@@ -317,10 +326,19 @@ mod tests {
             ("10.0.0.9".parse().unwrap(), "198.18.9.9".parse().unwrap());
         for t in from_s..from_s + 5 {
             for k in 0..800 {
-                d.ingest(t * S + k * 1_000_000, home, ext, 40001, 443, 6, 1500, 9);
+                d.ingest(
+                    t * NS_PER_SEC + k * 1_000_000,
+                    home,
+                    ext,
+                    40001,
+                    443,
+                    6,
+                    1500,
+                    9,
+                );
             }
         }
-        d.advance_to(to_s * S);
+        d.advance_to(to_s * NS_PER_SEC);
     }
 
     #[test]
@@ -336,9 +354,9 @@ mod tests {
         // Another process: the snapshot restored, packet time goes on past the hold.
         let mut b = Detector::new(DetectConfig::default(), 77);
         b.restore(serde_json::from_str(&text).unwrap()).unwrap();
-        b.advance_to((t0 + 500) * S);
+        b.advance_to((t0 + 500) * NS_PER_SEC);
         let alert = b.pop_alert().expect("the restored candidate is alerted");
-        a.advance_to((t0 + 500) * S);
+        a.advance_to((t0 + 500) * NS_PER_SEC);
         let same = a.pop_alert().unwrap();
         assert_eq!(alert, same, "the same alert as without the restart");
         assert_eq!(alert.emitted_early, None);

@@ -12,15 +12,15 @@ use super::alert::{Connection, Connections};
 use super::beacon;
 use super::burstlog::{BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, ThresholdBasis};
-use super::event::{Candidate, Ev, Event};
+use super::event::{Candidate, Event, EventKind};
 use super::idle::{IdleQueue, IDLE_CLOSE_NS};
 use super::pair::{self, FinishedBurst, PairState};
 use super::prevalence::sec_of;
 use super::stats::LogQuantile;
-use super::{is_unicast_endpoint, AlertKind, DetectStats, Direction, S};
-use crate::key::{addr_bytes, addr_ip, Addr};
+use super::{is_unicast_endpoint, AlertKind, DetectStats, Direction, NS_PER_SEC};
+use crate::key::{addr_bytes, addr_ip, addr_to_ip, Addr};
 use crate::lrumap::LruMap;
-use crate::FlowTable;
+use crate::Ingested;
 use burstwatch_wire::PacketMeta;
 
 /// Subscriber state.
@@ -29,7 +29,7 @@ pub(crate) struct HostState {
     sec: i64,
     /// Upstream bytes of the open second (saturating).
     pub(crate) bin_up: u32,
-    /// Of those, the bytes of pairs kept out of the baseline (see [`HostState::add_up`]).
+    /// Of those, the bytes of pairs kept out of the baseline (see [`HostState::count_upstream`]).
     #[serde(default)]
     pub(crate) bin_held: u32,
     p50: Option<LogQuantile>,
@@ -49,8 +49,14 @@ impl HostState {
     /// a burst). The uplink peak counts every byte.
     /// `burst_bytes` is asked only when a second closes (it reads the baseline).
     #[inline]
-    fn add_up(&mut self, ts: i64, bytes: u32, held: bool, burst_bytes: impl FnOnce(&Self) -> f64) {
-        let sec = ts.div_euclid(S);
+    fn count_upstream(
+        &mut self,
+        ts: i64,
+        bytes: u32,
+        held: bool,
+        burst_bytes: impl FnOnce(&Self) -> f64,
+    ) {
+        let sec = ts.div_euclid(NS_PER_SEC);
         if sec != self.sec {
             let threshold = burst_bytes(self);
             self.close_bin(threshold);
@@ -111,7 +117,7 @@ const HOST_HASH_KEY: (u64, u64) = (0x6275_7273_7477_6174, 0x6368_2d68_6f73_7473)
 
 /// Subscribers and their pairs. Feed packets of the subscribers this instance owns; collect
 /// the [`Event`]s for the [`Scorer`](super::scorer::Scorer).
-pub struct Local {
+pub struct Subscribers {
     pub(crate) cfg: DetectConfig,
     pub(crate) hosts: LruMap<Addr, HostState>,
     pairs: LruMap<(Addr, Addr), PairState>,
@@ -126,7 +132,7 @@ pub struct Local {
     home_epoch: u32,
 }
 
-impl Local {
+impl Subscribers {
     /// Per-subscriber state with these settings; `hash_seed` keys the hash tables only.
     pub fn new(cfg: DetectConfig, hash_seed: u64) -> Self {
         let h = |k: u64| {
@@ -187,31 +193,30 @@ impl Local {
         }
     }
 
-    /// Count one packet in `flows`, then here: the flow's aux word keeps the slot of its pair
-    /// (see [`Local::ingest_hinted`]).
+    /// Count one packet that the flow table has just counted as `flow` (the ports it was
+    /// counted under, its flow hash). `pair_slot` is the word the flow table keeps with that
+    /// flow for this side (see [`Subscribers::count_packet`]).
     #[inline]
-    pub fn count_with(
+    pub fn count(
         &mut self,
-        flows: &mut FlowTable,
         ts: i64,
         meta: &PacketMeta,
+        flow: &Ingested,
+        pair_slot: &mut u32,
         out: &mut Vec<Event>,
     ) {
-        let got = flows.ingest(ts, meta);
-        let mut spare = u32::MAX;
-        let hint = flows.aux_mut(got.slot).unwrap_or(&mut spare);
-        self.ingest_hinted(
+        self.count_packet(
             ts,
             meta.src,
             meta.dst,
-            got.sport,
-            got.dport,
+            flow.sport,
+            flow.dport,
             meta.proto,
             meta.icmp,
             meta.ip_len,
             meta.payload_len,
-            got.flow_hash,
-            hint,
+            flow.flow_hash,
+            pair_slot,
             out,
         );
     }
@@ -224,7 +229,7 @@ impl Local {
     /// compared) and replaced. The result is the same either way.
     #[allow(clippy::too_many_arguments)] // the per-packet facts, passed flat to stay allocation-free
     #[inline]
-    pub fn ingest_hinted(
+    pub fn count_packet(
         &mut self,
         ts: i64,
         src: IpAddr,
@@ -293,7 +298,7 @@ impl Local {
             return;
         }
         let v4 = src.is_ipv4();
-        let now_sec = ts.div_euclid(S);
+        let now_sec = ts.div_euclid(NS_PER_SEC);
 
         let cached_host = cached.and_then(|p| {
             let h = self.pairs.get(p).host_hint;
@@ -334,17 +339,17 @@ impl Local {
             let held = pair.held_from_baseline(ts, cfg.burst_max_ns, cfg.lookback_ns);
             self.hosts
                 .get_mut(hidx)
-                .add_up(ts, ip_len, held, |h| h.burst_entry(cfg).0);
+                .count_upstream(ts, ip_len, held, |h| h.burst_entry(cfg).0);
         }
         if let Some((k, mut v)) = evicted {
             if let Some(f) = v.finish_burst(self.cfg.burst_max_ns) {
                 self.on_burst(k, v4, f, &v, out);
             }
         }
-        if new_pair || self.pairs.get(pidx).last_ns < ts - S {
+        if new_pair || self.pairs.get(pidx).last_ns < ts - NS_PER_SEC {
             let port_slot = (new_pair && matches!(proto, 6 | 17))
                 .then(|| u32::from(proto == 17) * 65_536 + u32::from(ext_port));
-            out.push(Event(Ev::Touch {
+            out.push(Event(EventKind::Touch {
                 ext,
                 home,
                 host: host_hash(&home),
@@ -355,7 +360,7 @@ impl Local {
 
         let (cont, quiet, max_ns, gap) = (
             self.cfg.burst_continue_ratio,
-            self.cfg.burst_quiet_ns / S,
+            self.cfg.burst_quiet_ns / NS_PER_SEC,
             self.cfg.burst_max_ns,
             self.cfg.beacon_event_gap_ns,
         );
@@ -419,7 +424,7 @@ impl Local {
             return;
         }
         self.now_ns = ts;
-        let sec = ts.div_euclid(S);
+        let sec = ts.div_euclid(NS_PER_SEC);
         if sec != self.last_sweep_sec {
             self.new_second(sec, ts, out);
         }
@@ -429,17 +434,17 @@ impl Local {
         self.last_sweep_sec = sec;
         self.sweep_bursts(sec, false, out);
         self.close_idle(ts, out);
-        out.push(Event(Ev::Tick(ts)));
+        out.push(Event(EventKind::Tick(ts)));
         self.expire_idle();
     }
 
     /// End of input: finish every burst, close every open exchange (a beacon's last poll
     /// counts), then tell the scorer to emit everything.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
-        let sec = self.now_ns.div_euclid(S).saturating_add(1);
+        let sec = self.now_ns.div_euclid(NS_PER_SEC).saturating_add(1);
         self.sweep_bursts(sec, true, out);
         self.close_exchanges(out);
-        out.push(Event(Ev::Finish(self.now_ns)));
+        out.push(Event(EventKind::Finish(self.now_ns)));
     }
 
     /// Close the queued open exchanges that have been silent for [`IDLE_CLOSE_NS`] and run the
@@ -460,7 +465,7 @@ impl Local {
                 continue;
             }
             if ex.close() {
-                let v4 = addr_ip(w.key.1, true).is_ipv4();
+                let v4 = addr_to_ip(w.key.1).is_ipv4();
                 self.check_beacon(idx, w.key, v4, now, out);
             }
         }
@@ -484,7 +489,7 @@ impl Local {
             if !self.pairs.get_mut(idx).ex.close() {
                 continue;
             }
-            let v4 = addr_ip(key.1, true).is_ipv4();
+            let v4 = addr_to_ip(key.1).is_ipv4();
             if !self.check_beacon(idx, key, v4, now, out) {
                 let pair = self.pairs.get(idx);
                 let mut buf = [(0, 0); pair::EVENT_RING];
@@ -509,7 +514,7 @@ impl Local {
     }
 
     fn sweep_bursts(&mut self, now_sec: i64, all: bool, out: &mut Vec<Event>) {
-        let quiet = self.cfg.burst_quiet_ns / S;
+        let quiet = self.cfg.burst_quiet_ns / NS_PER_SEC;
         let (cont, max_ns) = (self.cfg.burst_continue_ratio, self.cfg.burst_max_ns);
         let mut i = 0;
         while i < self.bursting.len() {
@@ -533,7 +538,7 @@ impl Local {
             let still = pair.burst.is_some();
             if let Some(f) = done {
                 let snapshot = self.pairs.get(idx).clone();
-                let v4 = addr_ip(key.1, true).is_ipv4();
+                let v4 = addr_to_ip(key.1).is_ipv4();
                 self.on_burst(key, v4, f, &snapshot, out);
             }
             if still && !all {
@@ -567,7 +572,7 @@ impl Local {
     ) {
         if self.record_bursts {
             let rec = BurstRecord::new(addr_ip(key.0, v4), addr_ip(key.1, v4), &f.acc, outcome);
-            out.push(Event(Ev::Burst(Box::new(rec))));
+            out.push(Event(EventKind::Burst(Box::new(rec))));
         }
     }
 
@@ -605,7 +610,7 @@ impl Local {
         if let Some(idx) = self.pairs.find(&key) {
             self.pairs.get_mut(idx).push_burst_start(start_sec);
         }
-        out.push(Event(Ev::Candidate(Box::new(Candidate {
+        out.push(Event(EventKind::Candidate(Box::new(Candidate {
             emit_at: acc.end_ns.saturating_add(self.cfg.alert_hold_ns),
             kind: AlertKind::Burst,
             home: key.0,
@@ -670,7 +675,7 @@ impl Local {
         p.last_beacon_ns = ts;
         p.beacons = p.beacons.saturating_add(1);
         let occurrence = p.beacons;
-        out.push(Event(Ev::Candidate(Box::new(Candidate {
+        out.push(Event(EventKind::Candidate(Box::new(Candidate {
             emit_at: ts.saturating_add(hold),
             kind: AlertKind::Beacon,
             home: key.0,
@@ -705,23 +710,23 @@ mod tests {
     use super::*;
     use crate::net::PrefixSet;
 
-    fn packet(l: &mut Local, ts: i64, src: &str, dst: &str, hint: &mut u32) {
+    fn packet(l: &mut Subscribers, ts: i64, src: &str, dst: &str, hint: &mut u32) {
         let mut out = Vec::new();
         let (s, d) = (src.parse().unwrap(), dst.parse().unwrap());
-        l.ingest_hinted(
+        l.count_packet(
             ts, s, d, 40_000, 443, 6, None, 1_000, 960, 7, hint, &mut out,
         );
     }
 
     #[test]
     fn a_pair_hint_says_the_direction_only_under_the_home_networks_that_made_it() {
-        let mut l = Local::new(DetectConfig::default(), 1);
+        let mut l = Subscribers::new(DetectConfig::default(), 1);
         let mut hint = u32::MAX;
         // 10.0.0.1 is home under the defaults: upstream, then downstream, through the hint.
-        packet(&mut l, S, "10.0.0.1", "198.18.0.1", &mut hint);
+        packet(&mut l, NS_PER_SEC, "10.0.0.1", "198.18.0.1", &mut hint);
         assert_ne!(hint, u32::MAX);
-        packet(&mut l, 2 * S, "198.18.0.1", "10.0.0.1", &mut hint);
-        packet(&mut l, 3 * S, "10.0.0.1", "198.18.0.1", &mut hint);
+        packet(&mut l, 2 * NS_PER_SEC, "198.18.0.1", "10.0.0.1", &mut hint);
+        packet(&mut l, 3 * NS_PER_SEC, "10.0.0.1", "198.18.0.1", &mut hint);
         let s = l.stats();
         assert_eq!((s.packets_up, s.packets_down), (2, 1));
 
@@ -731,12 +736,12 @@ mod tests {
             ..DetectConfig::default()
         };
         l.set_config(cfg);
-        packet(&mut l, 4 * S, "10.0.0.1", "198.18.0.1", &mut hint);
+        packet(&mut l, 4 * NS_PER_SEC, "10.0.0.1", "198.18.0.1", &mut hint);
         let s = l.stats();
         assert_eq!((s.packets_up, s.packets_down), (2, 2));
         // The new pair (198.18.0.1, 10.0.0.1) vouches from then on.
-        packet(&mut l, 5 * S, "198.18.0.1", "10.0.0.1", &mut hint);
-        packet(&mut l, 6 * S, "10.0.0.1", "198.18.0.1", &mut hint);
+        packet(&mut l, 5 * NS_PER_SEC, "198.18.0.1", "10.0.0.1", &mut hint);
+        packet(&mut l, 6 * NS_PER_SEC, "10.0.0.1", "198.18.0.1", &mut hint);
         let s = l.stats();
         assert_eq!((s.packets_up, s.packets_down), (3, 3));
         assert_eq!(s.pairs, 2);
@@ -748,8 +753,10 @@ mod tests {
         let run = |held: bool| {
             let mut h = HostState::default();
             for sec in 1..=41 {
-                h.add_up(sec * S, 10_000, false, |_| 125_000.0);
-                h.add_up(sec * S + S / 2, 100_000, held, |_| 125_000.0);
+                h.count_upstream(sec * NS_PER_SEC, 10_000, false, |_| 125_000.0);
+                h.count_upstream(sec * NS_PER_SEC + NS_PER_SEC / 2, 100_000, held, |_| {
+                    125_000.0
+                });
             }
             h
         };
@@ -763,7 +770,7 @@ mod tests {
         // A second held whole is no active second.
         let mut h = HostState::default();
         for sec in 1..=41 {
-            h.add_up(sec * S, 50_000, true, |_| 125_000.0);
+            h.count_upstream(sec * NS_PER_SEC, 50_000, true, |_| 125_000.0);
         }
         assert_eq!((h.active_secs, h.baseline_bytes(0)), (0, None));
     }
