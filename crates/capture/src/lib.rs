@@ -43,6 +43,7 @@
 
 mod archive;
 mod buffer;
+mod endian;
 mod error;
 mod file;
 mod filter;

@@ -2,6 +2,7 @@
 //! "modified" variant with 24-byte record headers.
 
 use crate::buffer::{prefetch, Buffer};
+use crate::endian::u32_at;
 use crate::file::{Fault, PacketRef};
 use crate::{LinkType, ReadErrorKind, MAX_RECORD};
 
@@ -31,16 +32,6 @@ impl Magic {
             nanos,
             modified,
         })
-    }
-}
-
-#[inline(always)]
-fn u32_at(b: &[u8], i: usize, big_endian: bool) -> u32 {
-    let a = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-    if big_endian {
-        u32::from_be_bytes(a)
-    } else {
-        u32::from_le_bytes(a)
     }
 }
 

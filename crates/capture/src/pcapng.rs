@@ -3,6 +3,7 @@
 //! simple, obsolete). Every other block type is skipped.
 
 use crate::buffer::Buffer;
+use crate::endian::{u16_at, u32_at};
 use crate::file::{Fault, PacketRef};
 use crate::{LinkType, ReadErrorKind, MAX_RECORD};
 
@@ -77,26 +78,6 @@ pub(crate) struct PcapNgReader {
     big_endian: bool,
     interfaces: Vec<Interface>,
     last_ts: i64,
-}
-
-#[inline(always)]
-fn u16_at(b: &[u8], i: usize, be: bool) -> u16 {
-    let a = [b[i], b[i + 1]];
-    if be {
-        u16::from_be_bytes(a)
-    } else {
-        u16::from_le_bytes(a)
-    }
-}
-
-#[inline(always)]
-fn u32_at(b: &[u8], i: usize, be: bool) -> u32 {
-    let a = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-    if be {
-        u32::from_be_bytes(a)
-    } else {
-        u32::from_le_bytes(a)
-    }
 }
 
 /// Calls `f(code, value)` for every option in `opts` up to opt_endofopt.

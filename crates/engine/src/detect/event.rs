@@ -26,7 +26,7 @@ pub(crate) enum EventKind {
     /// End of input at packet time `now` (ns): everything pending is emitted.
     Finish(i64),
     /// A subscriber talked to an endpoint (new pair, or after a second of silence) at `ts`;
-    /// `port_slot` is set for a new TCP/UDP pair (TCP port, or 65536 + UDP port).
+    /// `port_slot` is set for a new TCP/UDP pair (see [`port_slot`]).
     Touch {
         ext: Addr,
         /// The subscriber's address (published when prevalence is shared with other sensors).
@@ -39,6 +39,20 @@ pub(crate) enum EventKind {
     Candidate(Box<Candidate>),
     /// A burst stopped by a per-subscriber gate (recorded only when burst recording is on).
     Burst(Box<BurstRecord>),
+}
+
+/// Slots of [`port_slot`]: every TCP port, then every UDP port.
+pub(crate) const PORT_SLOTS: usize = 2 * 65_536;
+
+/// A destination port's slot in the population's port table: the TCP port, or 65536 + the UDP
+/// port; `None` for other protocols.
+#[inline]
+pub(crate) fn port_slot(proto: u8, port: u16) -> Option<u32> {
+    match proto {
+        6 => Some(u32::from(port)),
+        17 => Some(65_536 + u32::from(port)),
+        _ => None,
+    }
 }
 
 impl Event {

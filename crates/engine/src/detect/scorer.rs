@@ -13,7 +13,7 @@ use super::alert::{
 };
 use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, EndpointLists};
-use super::event::{Candidate, Event, EventKind};
+use super::event::{port_slot, Candidate, Event, EventKind, PORT_SLOTS};
 use super::global::{Contact, Global, GlobalConfig, GlobalPrevalence, GlobalQuery, GlobalStats};
 use super::prevalence::{sec_of, EndpointState};
 use super::subscribers::host_hash;
@@ -67,7 +67,7 @@ impl Scorer {
             cfg,
             pending: VecDeque::new(),
             out: VecDeque::new(),
-            port_pairs: vec![0; 2 * 65_536],
+            port_pairs: vec![0; PORT_SLOTS],
             port_max: 1,
             start_ns: None,
             now_ns: i64::MIN,
@@ -449,11 +449,7 @@ impl Scorer {
             .unwrap_or(c.pair_first_seen_ns);
         let novelty_age_s =
             (c.start_ns.saturating_sub(first_seen_ns)).max(0) as f64 / NS_PER_SEC as f64;
-        let slot = match c.proto_port.0 {
-            6 => Some(usize::from(c.proto_port.1)),
-            17 => Some(65_536 + usize::from(c.proto_port.1)),
-            _ => None,
-        };
+        let slot = port_slot(c.proto_port.0, c.proto_port.1).map(|s| s as usize);
         let port_pairs = slot.map(|s| self.port_pairs[s]);
         let inputs = score::Inputs {
             kind: c.kind,

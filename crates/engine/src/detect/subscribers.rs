@@ -12,7 +12,7 @@ use super::alert::{Connection, Connections};
 use super::beacon;
 use super::burstlog::{BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, ThresholdBasis};
-use super::event::{Candidate, Event, EventKind};
+use super::event::{self, Candidate, Event, EventKind};
 use super::idle::{IdleQueue, IDLE_CLOSE_NS};
 use super::pair::{self, FinishedBurst, PairState};
 use super::prevalence::sec_of;
@@ -347,8 +347,11 @@ impl Subscribers {
             }
         }
         if new_pair || self.pairs.get(pidx).last_ns < ts - NS_PER_SEC {
-            let port_slot = (new_pair && matches!(proto, 6 | 17))
-                .then(|| u32::from(proto == 17) * 65_536 + u32::from(ext_port));
+            let port_slot = if new_pair {
+                event::port_slot(proto, ext_port)
+            } else {
+                None
+            };
             out.push(Event(EventKind::Touch {
                 ext,
                 home,
