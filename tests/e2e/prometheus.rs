@@ -16,6 +16,7 @@ use burstwatch_daemon::stats::{
 };
 use burstwatch_tests::prom::{self, check_deploy_queries};
 use burstwatch_tests::repo;
+use burstwatch_wire::{DecodeError, DecodeErrorCounts};
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -37,6 +38,7 @@ fn snapshot(t: u64, now: i64) -> StatsSnapshot {
                 up: true,
                 packets: pk,
                 captured_bytes: pk * 700,
+                wire_bytes: pk * 700,
                 kernel_drops: pk / 20,
                 interface_drops: 0,
                 open_failures: 0,
@@ -49,7 +51,11 @@ fn snapshot(t: u64, now: i64) -> StatsSnapshot {
                 ..InterfaceStats::default()
             },
         ],
-        decode_errors: StatsSnapshot::decode_errors_from(&[0, 0, pk / 1000]),
+        decode_errors: StatsSnapshot::decode_errors_from(&{
+            let mut e = DecodeErrorCounts::default();
+            e.count_n(&DecodeError::TruncatedIp, pk / 1000);
+            e
+        }),
         not_ip: pk / 100,
         filtered: 0,
         worker_newest_ns: vec![now - 300_000_000, now - 60_000_000_000],

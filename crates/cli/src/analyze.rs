@@ -10,9 +10,9 @@ use burstwatch_capture::{Archive, BpfFilter};
 use burstwatch_config::Settings;
 use burstwatch_engine::net::Prefix;
 use burstwatch_engine::Alert;
-use burstwatch_wire::DecodeError;
 
 use crate::alert_json::{print_top, write_alert_from};
+use crate::engine_setup;
 use crate::flow_input::{self, FlowArgs, FlowSummary, SourceTag};
 use crate::flow_json::write_record;
 use crate::outfile::{self, OutFile};
@@ -189,31 +189,19 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
         opened.next().flatten(),
     );
     let started = Instant::now();
-    // The flow hash is keyed per run so crafted traffic cannot aim for collisions; the seed
-    // never influences the output.
-    let seed = {
-        use std::hash::BuildHasher;
-        std::collections::hash_map::RandomState::new().hash_one(0x6275_7273_7477_6174_u64)
-    };
+    let seed = engine_setup::hash_seed();
     let asn_db = args.asn_db.clone().or(settings.enrich.asn_database.clone());
     let country_db = args
         .country_db
         .clone()
         .or(settings.enrich.country_database.clone());
-    let enricher = if asn_db.is_some() || country_db.is_some() {
-        let e = burstwatch_enrich::MmdbEnricher::open(asn_db.as_deref(), country_db.as_deref())?;
-        tracing::info!(asn = ?e.asn_database_type(), country = ?e.country_database_type(), "endpoint enrichment loaded");
-        Some(e)
-    } else {
-        None
-    };
+    let enricher = engine_setup::open_enrich(asn_db.as_deref(), country_db.as_deref())?;
     let report = Collector::start(args, &settings.detect.home_nets, &privacy)?;
     let mut workers = usize::from(args.workers);
     if report.is_some() && workers > 1 {
         tracing::info!("--report follows every packet on one engine: --workers 1");
         workers = 1;
     }
-    let enricher = enricher.map(|e| Box::new(e) as Box<dyn burstwatch_engine::detect::Enrich>);
     if let Some(mib) = args.memory_budget_mib {
         settings.limits.memory_budget_mib = mib;
     }
@@ -325,7 +313,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let wall = started.elapsed();
     if !args.quiet {
         let mut err = std::io::stderr().lock();
-        sum.print(&mut err, wall, DecodeError::ALL_REASONS);
+        sum.print(&mut err, wall);
         if let Some(fs) = &flow_summary {
             let _ = writeln!(err, "{}", fs.line());
         }
@@ -344,7 +332,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut failed: Vec<String> = Vec::new();
     if let Some(mut out) = stats_out {
         let now_ns = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0);
-        let mut json = sum.to_json(wall, DecodeError::ALL_REASONS, now_ns);
+        let mut json = sum.to_json(wall, now_ns);
         if let (Some(fs), Some(obj)) = (&flow_summary, json.as_object_mut()) {
             obj.insert("flow_export".into(), fs.to_json());
         }

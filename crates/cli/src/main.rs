@@ -19,6 +19,7 @@ mod carve;
 mod cluster;
 mod daemon;
 mod docs;
+mod engine_setup;
 mod eval;
 mod evidence;
 mod examples;

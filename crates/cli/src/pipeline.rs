@@ -9,7 +9,7 @@
 use std::sync::mpsc;
 
 use burstwatch_capture::{Archive, BpfFilter, Packet};
-use burstwatch_wire::{decode, Decoded, PacketMeta};
+use burstwatch_wire::{decode, DecodeErrorCounts, Decoded, PacketMeta};
 
 use crate::progress::Progress;
 use crate::select::Selection;
@@ -32,7 +32,7 @@ pub struct ReadCounts {
     /// Frames without IP.
     pub not_ip: u64,
     /// Undecodable frames by reason index.
-    pub decode_errors: [u64; 16],
+    pub decode_errors: DecodeErrorCounts,
     /// Input faults (each already reported on stderr).
     pub input_errors: u64,
     /// Earliest and latest capture time.
@@ -47,9 +47,7 @@ impl ReadCounts {
         sum.filtered += self.filtered;
         sum.not_ip += self.not_ip;
         sum.input_errors += self.input_errors;
-        for (a, b) in sum.decode_errors.iter_mut().zip(self.decode_errors) {
-            *a += b;
-        }
+        sum.decode_errors.add(&self.decode_errors);
         if let Some((first, last)) = self.span {
             sum.see_time(first);
             sum.see_time(last);
@@ -126,7 +124,7 @@ fn read(
         }
         Ok(Decoded::Ip) => on_ip(pkt.ts_ns, &meta),
         Ok(Decoded::NotIp) => c.not_ip += 1,
-        Err(e) => c.decode_errors[e.index()] += 1,
+        Err(e) => c.decode_errors.count(&e),
     })
 }
 

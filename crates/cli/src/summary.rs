@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use burstwatch_daemon::transit;
 use burstwatch_engine::{DetectStats, EndReason, FlowStats};
+use burstwatch_wire::DecodeErrorCounts;
 
 /// Run totals gathered by the shell around the engine.
 #[derive(Debug, Default)]
@@ -24,7 +25,7 @@ pub struct Summary {
     /// Well-formed frames without IP (ARP, STP, ...).
     pub not_ip: u64,
     /// Undecodable frames by reason index.
-    pub decode_errors: [u64; 16],
+    pub decode_errors: DecodeErrorCounts,
     /// Flow records written.
     pub records: u64,
     /// Flow-table counters.
@@ -57,12 +58,12 @@ impl Summary {
 
     /// The counters as a JSON object (for scripts and tests: `analyze --stats PATH`);
     /// `written_ns` (wall clock, ns since the epoch) is its `timestamp`.
-    pub fn to_json(&self, wall: Duration, reasons: &[&str], written_ns: i64) -> serde_json::Value {
+    pub fn to_json(&self, wall: Duration, written_ns: i64) -> serde_json::Value {
         let fs = &self.flow_stats;
-        let errors: serde_json::Map<String, serde_json::Value> = reasons
-            .iter()
-            .zip(self.decode_errors.iter())
-            .map(|(r, n)| ((*r).to_string(), (*n).into()))
+        let errors: serde_json::Map<String, serde_json::Value> = self
+            .decode_errors
+            .by_reason()
+            .map(|(r, n)| (r.to_string(), n.into()))
             .collect();
         let ended: serde_json::Map<String, serde_json::Value> = EndReason::ALL
             .iter()
@@ -141,13 +142,13 @@ impl Summary {
     }
 
     /// Print the summary.
-    pub fn print<W: Write>(&self, w: &mut W, wall: Duration, reasons: &[&str]) {
+    pub fn print<W: Write>(&self, w: &mut W, wall: Duration) {
         let secs = wall.as_secs_f64().max(1e-9);
-        let errors: u64 = self.decode_errors.iter().sum();
-        let by_reason: Vec<String> = reasons
-            .iter()
-            .zip(self.decode_errors.iter())
-            .filter(|(_, n)| **n > 0)
+        let errors = self.decode_errors.total();
+        let by_reason: Vec<String> = self
+            .decode_errors
+            .by_reason()
+            .filter(|(_, n)| *n > 0)
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
         let fs = &self.flow_stats;

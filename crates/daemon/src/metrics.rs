@@ -82,6 +82,7 @@ struct Families {
     if_up: IntGaugeVec,
     if_packets: IntCounterVec,
     if_bytes: IntCounterVec,
+    if_wire_bytes: IntCounterVec,
     if_drops: IntCounterVec,
     thread_packets: IntCounterVec,
     thread_drops: IntCounterVec,
@@ -139,7 +140,8 @@ impl Families {
         Ok(Self {
             if_up: reg!(r, gv("interface_up", "1 while the capture on the interface is open, else 0.", &["interface"])?),
             if_packets: reg!(r, cv("interface_packets_total", "Packets received from the capture interface.", &["interface"])?),
-            if_bytes: reg!(r, cv("interface_captured_bytes_total", "Captured bytes received from the capture interface.", &["interface"])?),
+            if_bytes: reg!(r, cv("interface_captured_bytes_total", "Captured bytes received from the capture interface (what the snap length kept).", &["interface"])?),
+            if_wire_bytes: reg!(r, cv("interface_wire_bytes_total", "On-wire length of the packets received from the capture interface.", &["interface"])?),
             if_drops: reg!(r, cv("capture_drops_total", "Packets lost before burstwatch saw them: dropped by the kernel (where=kernel, ps_drop) or by the interface/driver (where=interface, ps_ifdrop).", &["interface", "where"])?),
             thread_packets: reg!(r, cv("capture_thread_packets_total", "Packets read by each capture thread of the interface (daemon.capture_threads; they add up to interface_packets_total).", &["interface", "thread"])?),
             thread_drops: reg!(r, cv("capture_thread_drops_total", "Packets each capture thread's ring lost (they add up to capture_drops_total{where=\"kernel\"}).", &["interface", "thread"])?),
@@ -314,6 +316,11 @@ impl Metrics {
                 &f.if_bytes.with_label_values(&[n]),
                 format!("ifb/{n}"),
                 i.captured_bytes,
+            );
+            set(
+                &f.if_wire_bytes.with_label_values(&[n]),
+                format!("ifw/{n}"),
+                i.wire_bytes,
             );
             set(
                 &f.if_drops.with_label_values(&[n, "kernel"]),
@@ -551,6 +558,8 @@ mod tests {
                 name: "eth1".into(),
                 up: true,
                 packets,
+                captured_bytes: packets * 256,
+                wire_bytes: packets * 1500,
                 kernel_drops: drops,
                 ..InterfaceStats::default()
             }],
@@ -677,6 +686,21 @@ mod tests {
                 r#"burstwatch_build_info{commit="unknown",features="",rustc="unknown",version="9.9.9"}"#
             ),
             1.0
+        );
+        // Captured length and on-wire length are two series.
+        assert_eq!(
+            sample(
+                &t,
+                r#"burstwatch_interface_captured_bytes_total{interface="eth1"}"#
+            ),
+            100.0 * 256.0
+        );
+        assert_eq!(
+            sample(
+                &t,
+                r#"burstwatch_interface_wire_bytes_total{interface="eth1"}"#
+            ),
+            100.0 * 1500.0
         );
         // A worker restarted: its totals begin again at 40.
         m.update(&snap(40, 1), 1_003_000_000_000);

@@ -6,7 +6,7 @@
 //! exported counters monotonic when a total goes backwards (a worker restarted).
 
 use burstwatch_engine::{DetectConfig, DetectStats, EndReason, FlowStats};
-use burstwatch_wire::DecodeError;
+use burstwatch_wire::DecodeErrorCounts;
 
 /// Alert kinds, in the order of [`DetectStats::alerts`]' first index.
 pub const ALERT_KINDS: [&str; 2] = ["burst", "beacon"];
@@ -26,8 +26,10 @@ pub struct InterfaceStats {
     pub up: bool,
     /// Packets received from it.
     pub packets: u64,
-    /// Captured bytes received from it.
+    /// Captured bytes received from it (what the snap length kept).
     pub captured_bytes: u64,
+    /// On-wire length of the packets received from it.
+    pub wire_bytes: u64,
     /// Packets the kernel dropped (libpcap `ps_drop`).
     pub kernel_drops: u64,
     /// Packets the interface or driver dropped (libpcap `ps_ifdrop`).
@@ -218,7 +220,7 @@ pub struct StatsSnapshot {
     pub interfaces: Vec<InterfaceStats>,
     /// Each capture thread of each interface (the interfaces' series are their sums).
     pub capture_threads: Vec<CaptureThreadStats>,
-    /// Undecodable frames by reason; reasons from [`DecodeError::ALL_REASONS`].
+    /// Undecodable frames by reason; reasons from [`burstwatch_wire::DecodeError::ALL_REASONS`].
     pub decode_errors: Vec<(&'static str, u64)>,
     /// Well-formed frames without IP (ARP, STP, ...).
     pub not_ip: u64,
@@ -284,13 +286,9 @@ impl StatsSnapshot {
         self.worker_newest_ns.len()
     }
 
-    /// Decode-error counters from an array indexed like [`DecodeError::ALL_REASONS`].
-    pub fn decode_errors_from(counts: &[u64]) -> Vec<(&'static str, u64)> {
-        DecodeError::ALL_REASONS
-            .iter()
-            .zip(counts.iter().copied().chain(std::iter::repeat(0)))
-            .map(|(r, n)| (*r, n))
-            .collect()
+    /// Decode-error counters, every reason of [`burstwatch_wire::DecodeError::ALL_REASONS`] in its order.
+    pub fn decode_errors_from(counts: &DecodeErrorCounts) -> Vec<(&'static str, u64)> {
+        counts.by_reason().collect()
     }
 }
 
@@ -329,10 +327,15 @@ mod tests {
 
     #[test]
     fn decode_errors_cover_every_reason() {
-        let v = StatsSnapshot::decode_errors_from(&[5, 6]);
+        use burstwatch_wire::DecodeError;
+        let mut counts = DecodeErrorCounts::default();
+        counts.count(&DecodeError::UnsupportedLinkType(7));
+        counts.count(&DecodeError::TruncatedLink);
+        counts.count(&DecodeError::TruncatedLink);
+        let v = StatsSnapshot::decode_errors_from(&counts);
         assert_eq!(v.len(), DecodeError::ALL_REASONS.len());
-        assert_eq!(v[0], (DecodeError::ALL_REASONS[0], 5));
-        assert_eq!(v[1].1, 6);
+        assert_eq!(v[0], (DecodeError::ALL_REASONS[0], 1));
+        assert_eq!(v[1], ("truncated_link", 2));
         assert!(v[2..].iter().all(|(_, n)| *n == 0));
     }
 

@@ -74,3 +74,67 @@ impl DecodeError {
             .unwrap_or(0)
     }
 }
+
+/// Undecodable frames counted by reason, indexed like [`DecodeError::ALL_REASONS`]: a fixed
+/// array, so counting on the packet path allocates nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeErrorCounts([u64; 16]);
+
+// Every reason has a counter.
+const _: () = assert!(DecodeError::ALL_REASONS.len() <= 16);
+
+impl DecodeErrorCounts {
+    /// Count one frame that failed with `e`.
+    #[inline]
+    pub fn count(&mut self, e: &DecodeError) {
+        self.count_n(e, 1);
+    }
+
+    /// Count `frames` frames that failed with `e`.
+    #[inline]
+    pub fn count_n(&mut self, e: &DecodeError, frames: u64) {
+        if let Some(n) = self.0.get_mut(e.index()) {
+            *n += frames;
+        }
+    }
+
+    /// Add another set of counters to these.
+    pub fn add(&mut self, other: &Self) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    /// Frames counted, over every reason.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// `(reason, count)` for every reason of [`DecodeError::ALL_REASONS`], in its order.
+    pub fn by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DecodeError::ALL_REASONS
+            .iter()
+            .zip(self.0)
+            .map(|(r, n)| (*r, n))
+    }
+}
+
+#[cfg(test)]
+mod counts_tests {
+    use super::*;
+
+    #[test]
+    fn counts_land_under_their_reason_and_add_up() {
+        let mut a = DecodeErrorCounts::default();
+        a.count(&DecodeError::TruncatedIp);
+        a.count(&DecodeError::TruncatedIp);
+        a.count(&DecodeError::TooDeep);
+        let mut b = DecodeErrorCounts::default();
+        b.count(&DecodeError::TooDeep);
+        b.add(&a);
+        assert_eq!(b.total(), 4);
+        let v: Vec<_> = b.by_reason().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(v, vec![("truncated_ip", 2), ("too_deep", 2)]);
+        assert_eq!(b.by_reason().count(), DecodeError::ALL_REASONS.len());
+    }
+}

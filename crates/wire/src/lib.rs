@@ -48,6 +48,6 @@ mod transport;
 mod tunnel;
 
 pub use decode::{decode, Decoded, LinkType};
-pub use error::DecodeError;
+pub use error::{DecodeError, DecodeErrorCounts};
 pub use meta::{Frag, PacketMeta, TunnelKind, TunnelLayer, MAX_TUNNELS, MAX_VLANS};
 pub use transport::has_ports;

@@ -88,11 +88,12 @@ pub fn run(
             match cap.next_packet() {
                 Ok(Some(pkt)) => {
                     local.packets += 1;
-                    local.bytes += u64::from(pkt.wire_len);
+                    local.captured_bytes += pkt.data.len() as u64;
+                    local.wire_bytes += u64::from(pkt.wire_len);
                     match decode(pkt.link_type, pkt.data, &mut meta) {
                         Ok(Decoded::Ip) => batch.push((pkt.ts_ns, meta.clone())),
                         Ok(Decoded::NotIp) => local.not_ip += 1,
-                        Err(e) => local.decode_errors[e.index()] += 1,
+                        Err(e) => local.decode_errors.count(&e),
                     }
                     if batch.len() >= BATCH && send(&tx, &mut batch).is_err() {
                         return;

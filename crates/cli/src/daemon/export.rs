@@ -10,6 +10,7 @@ use burstwatch_daemon::stats::{
     StatsSnapshot,
 };
 use burstwatch_engine::Alert;
+use burstwatch_wire::DecodeErrorCounts;
 
 use super::shared::Shared;
 
@@ -23,7 +24,7 @@ pub fn now_ns() -> i64 {
 /// The counters as the exporter wants them.
 pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>) -> StatsSnapshot {
     let mut s = StatsSnapshot::default();
-    let mut errors = [0u64; 16];
+    let mut errors = DecodeErrorCounts::default();
     if let Ok(ifaces) = shared.ifaces.lock() {
         for i in ifaces.iter() {
             // Several capture threads of one interface (fanout) add up to its series; it is
@@ -53,15 +54,14 @@ pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>
             let x = &mut s.interfaces[at];
             x.up &= i.up;
             x.packets += i.packets;
-            x.captured_bytes += i.bytes;
+            x.captured_bytes += i.captured_bytes;
+            x.wire_bytes += i.wire_bytes;
             x.kernel_drops += i.dropped;
             x.interface_drops += i.if_dropped;
             x.open_failures += i.open_failures;
             x.reopens += i.reopens;
             s.not_ip += i.not_ip;
-            for (a, b) in errors.iter_mut().zip(i.decode_errors) {
-                *a += b;
-            }
+            errors.add(&i.decode_errors);
         }
     }
     s.decode_errors = StatsSnapshot::decode_errors_from(&errors);

@@ -581,17 +581,12 @@ fn memory_budget(settings: &mut Settings, workers: usize, config: &Path) -> anyh
 }
 
 fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Result<Engines> {
-    let seed = {
-        use std::hash::BuildHasher;
-        std::collections::hash_map::RandomState::new().hash_one(0x6461_656d_6f6e_u64)
-    };
-    let enrich = open_enrich(settings)?;
     Engines::new(
         settings.daemon.workers,
         settings.flow.clone(),
         settings.detect.clone(),
-        seed,
-        enrich,
+        crate::engine_setup::hash_seed(),
+        open_enrich(settings)?,
         state,
     )
 }
@@ -599,13 +594,7 @@ fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Res
 /// The enrich databases of `settings`, opened (read whole); `None` when none is configured.
 fn open_enrich(settings: &Settings) -> anyhow::Result<Option<Box<dyn Enrich>>> {
     let e = &settings.enrich;
-    if e.asn_database.is_none() && e.country_database.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(Box::new(burstwatch_enrich::MmdbEnricher::open(
-        e.asn_database.as_deref(),
-        e.country_database.as_deref(),
-    )?)))
+    crate::engine_setup::open_enrich(e.asn_database.as_deref(), e.country_database.as_deref())
 }
 
 /// The daemon's signal streams, installed before anything else.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use burstwatch_engine::detect::DetectStats;
 use burstwatch_engine::DetectConfig;
 use burstwatch_engine::FlowStats;
+use burstwatch_wire::DecodeErrorCounts;
 
 /// Counters of one capture interface.
 #[derive(Debug, Clone, Default)]
@@ -18,8 +19,10 @@ pub struct IfaceCounters {
     pub up: bool,
     /// Frames read.
     pub packets: u64,
-    /// Captured bytes (on-wire length).
-    pub bytes: u64,
+    /// Captured bytes (what the snap length kept, as `analyze` counts them).
+    pub captured_bytes: u64,
+    /// The packets' on-wire length.
+    pub wire_bytes: u64,
     /// Kernel drops (libpcap `ps_drop`).
     pub dropped: u64,
     /// Interface drops (libpcap `ps_ifdrop`).
@@ -31,7 +34,7 @@ pub struct IfaceCounters {
     /// Frames without IP.
     pub not_ip: u64,
     /// Undecodable frames by reason index.
-    pub decode_errors: [u64; 16],
+    pub decode_errors: DecodeErrorCounts,
     /// When the capture thread last reported (it reports about once a second while it reads,
     /// waits for packets or waits to retry; the systemd watchdog needs it recent).
     pub beat: Option<Instant>,
