@@ -108,6 +108,12 @@ bench_metric() {
         END { printf "%.0f\n", seen ? s : 0 }'
 }
 
+# bench_cpu_ms PID: CPU time (user + system, all threads) the process has used, in ms.
+bench_cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f\n", ($12 + $13) * 1000 / hz }' \
+        "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # bench_settle CMD...: run CMD (prints one number) once a second until it returns the same
 # value three times in a row (the daemon publishes its counters once a second); print it.
 bench_settle() {
@@ -127,7 +133,7 @@ bench_settle() {
 }
 
 # bench_replay OUT ARGS...: tcpreplay from the sending namespace; output kept in OUT. Sets
-# SENT, RATED_MBPS, RATED_PPS (read by the calling script).
+# SENT, SENT_BYTES, RATED_MBPS, RATED_PPS (read by the calling script).
 # shellcheck disable=SC2034
 bench_replay() {
     local out=$1
@@ -138,6 +144,7 @@ bench_replay() {
         exit 1
     }
     SENT=$(awk '/Successful packets:/ { print $3 }' "$out")
+    SENT_BYTES=$(awk '/Actual:/ { gsub(/[(]/, ""); print $4 }' "$out")
     RATED_MBPS=$(awk '/Rated:/ { gsub(",", ""); print $4 }' "$out")
     RATED_PPS=$(awk '/Rated:/ { gsub(",", ""); print $6 }' "$out")
 }
