@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use burstwatch_daemon::sinks::{
+use burstwatch_exporter::sinks::{
     AlertEvent, AlertmanagerConfig, Auth, HttpClientConfig, Retry, Secret, Sinks, SinksConfig,
 };
 use burstwatch_tests::alertmanager::{Alertmanager, Web};

@@ -202,6 +202,6 @@ fn network_policy_lets_only_prometheus_reach_the_daemonset_metrics_port() {
         }
     }
     // Everywhere else the exporter stays on loopback.
-    assert_eq!(burstwatch_daemon::http::DEFAULT_BIND, "127.0.0.1:9811");
+    assert_eq!(burstwatch_exporter::http::DEFAULT_BIND, "127.0.0.1:9811");
     assert!(read("config/burstwatch.toml").contains("\nmetrics_bind = \"127.0.0.1:9811\"\n"));
 }

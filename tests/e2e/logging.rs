@@ -159,7 +159,7 @@ fn json_log_lines_parse_and_the_level_options_filter_as_documented() {
     let text = daemon_log(
         &cfg,
         &["--log-level", "warn"],
-        Some("burstwatch::daemon::capture=info"),
+        Some("burstwatch_daemon::capture=info"),
         "capturing",
     );
     assert!(!text.contains("burstwatch daemon starting"), "{text}");

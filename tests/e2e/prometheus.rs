@@ -9,9 +9,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use burstwatch_daemon::http::{self, Endpoints};
-use burstwatch_daemon::metrics::Metrics;
-use burstwatch_daemon::stats::{
+use burstwatch_exporter::http::{self, Endpoints};
+use burstwatch_exporter::metrics::Metrics;
+use burstwatch_exporter::stats::{
     FlowExporterStats, FlowSocketStats, InterfaceStats, OutputStats, SinkStats, StatsSnapshot,
 };
 use burstwatch_tests::prom::{self, check_deploy_queries};

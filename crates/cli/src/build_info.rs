@@ -15,8 +15,8 @@ pub const RUSTC: &str = env!("BURSTWATCH_RUSTC");
 pub const VERSION_LINE: &str = env!("BURSTWATCH_VERSION_LINE");
 
 /// The labels of `burstwatch_build_info`.
-pub fn labels() -> burstwatch_daemon::metrics::BuildInfo<'static> {
-    burstwatch_daemon::metrics::BuildInfo {
+pub fn labels() -> burstwatch_exporter::metrics::BuildInfo<'static> {
+    burstwatch_exporter::metrics::BuildInfo {
         version: VERSION,
         commit: COMMIT,
         features: FEATURES,

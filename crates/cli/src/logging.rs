@@ -4,13 +4,10 @@
 //! Precedence: the base level is `--log-level`, else the command's default (`info` for
 //! `daemon`, `warn` for the others, whose results go to the terminal). `BURSTWATCH_LOG`
 //! (`tracing-subscriber` filter directives, e.g. `debug` or
-//! `warn,burstwatch_daemon::sinks=debug`) is applied on top: a bare level there replaces the
+//! `warn,burstwatch_exporter::sinks=debug`) is applied on top: a bare level there replaces the
 //! base level, a `target=level` directive sets that target's level and leaves the rest at the
 //! base level. An invalid `BURSTWATCH_LOG` is ignored with a warning.
 
-use std::net::IpAddr;
-
-use burstwatch_engine::Alert;
 use tracing_subscriber::EnvFilter;
 
 /// The environment variable with filter directives.
@@ -26,7 +23,7 @@ pub struct LogArgs {
     pub log_format: LogFormat,
     /// Log level [default: info for `daemon`; warn for the other commands, which print their
     /// results on the terminal and log only what went wrong]. The environment variable
-    /// BURSTWATCH_LOG (filter directives, e.g. `debug` or `warn,burstwatch_daemon::sinks=debug`)
+    /// BURSTWATCH_LOG (filter directives, e.g. `debug` or `warn,burstwatch_exporter::sinks=debug`)
     /// applies on top: a bare level there wins, a `target=level` directive refines.
     #[arg(long, global = true, value_enum, value_name = "LEVEL")]
     pub log_level: Option<Level>,
@@ -114,27 +111,6 @@ pub fn init(args: &LogArgs, default: Level) {
     }
 }
 
-/// One info line per alert raised: its decision in brief. The alert's addresses are already
-/// the ones its outputs show (pseudonymised when privacy is on).
-pub fn alert(a: &Alert) {
-    let endpoint = match a.dst {
-        IpAddr::V4(ip) => format!("{ip}:{}", a.dst_port),
-        IpAddr::V6(ip) => format!("[{ip}]:{}", a.dst_port),
-    };
-    tracing::info!(
-        target: "burstwatch::alert",
-        id = %crate::alert_json::id_string(a.id),
-        subscriber = %a.src,
-        endpoint = %endpoint,
-        score = %format!("{:.2}", a.score),
-        severity = %a.severity.as_str(),
-        bytes_up = a.bytes_out,
-        flows = a.flows,
-        "alert {}",
-        a.kind.as_str()
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,11 +123,11 @@ mod tests {
         // A bare level in the variable replaces the base level.
         assert_eq!(shown(&filter(Level::Warn, Some("debug")).0), "debug");
         // A target directive refines it.
-        let (f, bad) = filter(Level::Warn, Some("burstwatch_daemon::sinks=debug"));
+        let (f, bad) = filter(Level::Warn, Some("burstwatch_exporter::sinks=debug"));
         assert_eq!(bad, None);
         let s = shown(&f);
         assert!(
-            s.contains("burstwatch_daemon::sinks=debug") && s.contains("warn"),
+            s.contains("burstwatch_exporter::sinks=debug") && s.contains("warn"),
             "{s}"
         );
         // A bad variable leaves the base level, with a reason.

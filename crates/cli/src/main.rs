@@ -12,33 +12,27 @@ use std::process::ExitCode;
 
 use clap::{FromArgMatches as _, Parser, Subcommand};
 
-mod alert_json;
 mod analyze;
 mod build_info;
 mod carve;
-mod cluster;
 mod daemon;
 mod docs;
-mod engine_setup;
 mod eval;
 mod evidence;
 mod examples;
-mod flow_input;
-mod flow_json;
 mod inputs;
 mod keys;
 mod logging;
 mod outfile;
-mod pipeline;
-mod privacy;
-mod progress;
 mod report;
-mod select;
-mod shards;
 mod sim_export;
 mod simulate;
-mod summary;
-mod timestamp;
+
+// The path analyze shares with the daemon (crates/pipeline), under the names the commands use.
+use burstwatch_pipeline::{
+    alert_json, cluster, engine_setup, flow_input, flow_json, pipeline, privacy, progress, select,
+    shards, summary,
+};
 
 /// Find short, high-bandwidth bursts to unusual endpoints in ISP traffic.
 #[derive(Debug, Parser)]
@@ -118,8 +112,8 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => simulate::run(&args),
         Command::Eval(args) => eval::run(&args),
-        Command::Daemon(args) => daemon::run(&args),
-        Command::CheckConfig(args) => daemon::check_config(&args),
+        Command::Daemon(args) => burstwatch_daemon::run(&args.config, &build_info::labels()),
+        Command::CheckConfig(args) => burstwatch_daemon::check_config(&args.config, args.strict),
         Command::Carve(args) => carve::run(&args),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Cluster(args) => cluster::run(&args),

@@ -137,7 +137,7 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
             }
         }
     }
-    if let Err(err) = crate::privacy::Privacy::from_settings(settings) {
+    if let Err(err) = burstwatch_pipeline::privacy::Privacy::from_settings(settings) {
         f.errors
             .push(at.say("privacy.key_file", format!("{err:#}")));
     }

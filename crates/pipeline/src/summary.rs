@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use burstwatch_daemon::transit;
 use burstwatch_engine::{DetectStats, EndReason, FlowStats};
+use burstwatch_exporter::transit;
 use burstwatch_wire::DecodeErrorCounts;
 
 /// Run totals gathered by the shell around the engine.

@@ -4,9 +4,9 @@
 
 use anyhow::Context as _;
 use burstwatch_config::{AuthSettings, DaemonSettings, HttpClientSettings, SyslogTransport};
-use burstwatch_daemon::sinks::alertmanager::AlertmanagerConfig;
-use burstwatch_daemon::sinks::syslog::{host_name, Transport};
-use burstwatch_daemon::sinks::{
+use burstwatch_exporter::sinks::alertmanager::AlertmanagerConfig;
+use burstwatch_exporter::sinks::syslog::{host_name, Transport};
+use burstwatch_exporter::sinks::{
     client, Auth, HttpClientConfig, Secret, SinksConfig, SyslogConfig, WebhookConfig,
 };
 

@@ -1,5 +1,5 @@
 //! The output thread: flow records as JSON lines to a file (appended, reopened on SIGHUP for
-//! logrotate, held through write faults: see `burstwatch_daemon::linefile`); each alert is
+//! logrotate, held through write faults: see `burstwatch_exporter::linefile`); each alert is
 //! handed on (to the alert sinks and the metrics).
 
 use std::path::PathBuf;
@@ -8,8 +8,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burstwatch_daemon::linefile::{Dest, LineFile};
 use burstwatch_engine::Alert;
+use burstwatch_exporter::linefile::{Dest, LineFile};
 
 use super::shared::Shared;
 use super::worker::Output;

@@ -13,10 +13,10 @@ use burstwatch_engine::Alert;
 use super::capture::Batch;
 use super::reload::Reload;
 use super::shared::Shared;
-use crate::alert_json::write_alert_from;
-use crate::flow_json::write_record;
-use crate::privacy::Privacy;
-use crate::shards::Engines;
+use burstwatch_pipeline::alert_json::write_alert_from;
+use burstwatch_pipeline::flow_json::write_record;
+use burstwatch_pipeline::privacy::Privacy;
+use burstwatch_pipeline::shards::Engines;
 
 /// Longest wait before host shards get a partly filled round.
 const FLUSH: Duration = Duration::from_millis(50);
@@ -57,7 +57,7 @@ pub fn run(
     mut privacy: Privacy,
     resume_ns: Option<i64>,
     checkpoints: Option<Checkpoints>,
-    mut cluster: Option<crate::cluster::Shared>,
+    mut cluster: Option<burstwatch_pipeline::cluster::Shared>,
 ) -> Engines {
     let mut last_ts: Option<i64> = resume_ns;
     let mut last_checkpoint = Instant::now();

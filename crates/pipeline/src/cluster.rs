@@ -187,8 +187,10 @@ impl Shared {
 }
 
 /// The counters as the exporter shows them.
-pub fn stats(c: &burstwatch_cluster::Counters) -> burstwatch_daemon::cluster_metrics::ClusterStats {
-    burstwatch_daemon::cluster_metrics::ClusterStats {
+pub fn stats(
+    c: &burstwatch_cluster::Counters,
+) -> burstwatch_exporter::cluster_metrics::ClusterStats {
+    burstwatch_exporter::cluster_metrics::ClusterStats {
         written: c.written.load(Ordering::Relaxed),
         dropped: c.dropped.load(Ordering::Relaxed),
         backlog: c.backlog.load(Ordering::Relaxed),

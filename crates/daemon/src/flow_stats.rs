@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, UdpSocket};
 
-use burstwatch_daemon::stats::{FlowExporterStats, FlowSocketStats, FLOW_EXPORTER_LABELS};
+use burstwatch_exporter::stats::{FlowExporterStats, FlowSocketStats, FLOW_EXPORTER_LABELS};
 use burstwatch_flowexport::{Collector, ExporterStats};
 
 /// One thread's counters.

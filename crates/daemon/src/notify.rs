@@ -198,7 +198,7 @@ fn first_silent(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
     use super::*;
-    use crate::daemon::shared::IfaceCounters;
+    use crate::shared::IfaceCounters;
 
     fn shared_with(ifaces: &[(&str, bool)]) -> Shared {
         let s = Shared::default();

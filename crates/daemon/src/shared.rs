@@ -93,7 +93,7 @@ pub struct Shared {
     pub flow_listening: AtomicBool,
     /// What the flow-export threads have seen (protocols, highest sampling rate), for the
     /// `source` of alerts.
-    pub flow_tag: Mutex<crate::flow_input::SourceTag>,
+    pub flow_tag: Mutex<burstwatch_pipeline::flow_input::SourceTag>,
     /// Each flow-export thread's counters, by its index.
     pub flow_stats: Mutex<Vec<super::flow_stats::FlowThreadStats>>,
     /// `daemon.sensor` (or `cluster.sensor_id`), fixed at start: written on every flow record

@@ -1,15 +1,16 @@
 //! From the threads' published counters to a [`StatsSnapshot`] for the exporter, and alerts
 //! to the sinks' [`AlertEvent`].
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use burstwatch_daemon::sinks::AlertEvent;
-use burstwatch_daemon::stats::{
+use burstwatch_engine::Alert;
+use burstwatch_exporter::sinks::AlertEvent;
+use burstwatch_exporter::stats::{
     CaptureThreadStats, DetectorStats, DirectionStats, FlowTableStats, InterfaceStats, OutputStats,
     StatsSnapshot,
 };
-use burstwatch_engine::Alert;
 use burstwatch_wire::DecodeErrorCounts;
 
 use super::shared::Shared;
@@ -22,7 +23,10 @@ pub fn now_ns() -> i64 {
 }
 
 /// The counters as the exporter wants them.
-pub fn snapshot(shared: &Shared, sinks: Vec<burstwatch_daemon::stats::SinkStats>) -> StatsSnapshot {
+pub fn snapshot(
+    shared: &Shared,
+    sinks: Vec<burstwatch_exporter::stats::SinkStats>,
+) -> StatsSnapshot {
     let mut s = StatsSnapshot::default();
     let mut errors = DecodeErrorCounts::default();
     if let Ok(ifaces) = shared.ifaces.lock() {
@@ -120,7 +124,7 @@ pub fn alert_event(line: &[u8], a: &Alert) -> AlertEvent {
     let json_line = String::from_utf8_lossy(line).trim_end().to_string();
     AlertEvent {
         json_line,
-        id: crate::alert_json::id_string(a.id),
+        id: burstwatch_pipeline::alert_json::id_string(a.id),
         kind: a.kind.as_str(),
         severity: a.severity.as_str(),
         score: a.score,
@@ -138,4 +142,25 @@ pub fn alert_event(line: &[u8], a: &Alert) -> AlertEvent {
             a.score
         ),
     }
+}
+
+/// One info line per alert raised: its decision in brief. The alert's addresses are already
+/// the ones its outputs show (pseudonymised when privacy is on).
+pub fn log_alert(a: &Alert) {
+    let endpoint = match a.dst {
+        IpAddr::V4(ip) => format!("{ip}:{}", a.dst_port),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", a.dst_port),
+    };
+    tracing::info!(
+        target: "burstwatch::alert",
+        id = %burstwatch_pipeline::alert_json::id_string(a.id),
+        subscriber = %a.src,
+        endpoint = %endpoint,
+        score = %format!("{:.2}", a.score),
+        severity = %a.severity.as_str(),
+        bytes_up = a.bytes_out,
+        flows = a.flows,
+        "alert {}",
+        a.kind.as_str()
+    );
 }

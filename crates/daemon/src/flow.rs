@@ -14,7 +14,7 @@ use burstwatch_wire::PacketMeta;
 use super::capture::Batch;
 use super::flow_stats::FlowThreadStats;
 use super::shared::Shared;
-use crate::flow_input::{split_bin, SourceTag};
+use burstwatch_pipeline::flow_input::{split_bin, SourceTag};
 
 /// Synthetic packets per batch.
 const BATCH: usize = 256;
@@ -59,7 +59,7 @@ pub fn run(socket: UdpSocket, slot: usize, tx: SyncSender<Batch>, shared: Arc<Sh
     while !shared.stopping() {
         match socket.recv_from(&mut buf) {
             Ok((n, from)) => {
-                let now = crate::daemon::export::now_ns();
+                let now = crate::export::now_ns();
                 tag.see_kind(collector.push(now, from, &buf[..n]));
                 idle_since_send = false;
             }
@@ -70,7 +70,7 @@ pub fn run(socket: UdpSocket, slot: usize, tx: SyncSender<Batch>, shared: Arc<Sh
                 ) =>
             {
                 // A quiet socket: the watermark still follows the clock.
-                collector.advance(crate::daemon::export::now_ns());
+                collector.advance(crate::export::now_ns());
                 idle_since_send = true;
             }
             Err(e) => {

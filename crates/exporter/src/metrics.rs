@@ -8,7 +8,7 @@
 //! Label values come only from fixed sets (directions, reasons, kinds, severities, sink names)
 //! or from the configuration (interface names, worker numbers, sink URLs and syslog addresses):
 //! no traffic addresses, no ports.
-//! `crates/daemon/METRICS.md` lists every family.
+//! `crates/exporter/METRICS.md` lists every family.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -185,8 +185,8 @@ impl Families {
 /// The exporter: a Prometheus registry plus the state that keeps counters monotonic.
 ///
 /// ```
-/// use burstwatch_daemon::metrics::Metrics;
-/// use burstwatch_daemon::stats::StatsSnapshot;
+/// use burstwatch_exporter::metrics::Metrics;
+/// use burstwatch_exporter::stats::StatsSnapshot;
 ///
 /// let m = Metrics::new("0.1.0").unwrap();
 /// let mut s = StatsSnapshot::default();

@@ -65,8 +65,6 @@ impl Progress {
 
     /// Sets the packets and input bytes done so far, for work counted elsewhere (threads
     /// reading files in parallel), and updates the display.
-    // Only the report's second pass (feature `report`) counts elsewhere.
-    #[cfg_attr(not(feature = "report"), allow(dead_code))]
     pub fn set(&mut self, packets: u64, bytes_done: u64) {
         self.packets = packets;
         if !matches!(self.mode, Mode::Off) {
