@@ -1,20 +1,17 @@
-//! One capture thread per interface: open (retrying with backoff), read, decode, and hand
-//! decoded packets to the engine worker in batches.
+//! One capture thread per interface (or per ring of a fanout group): open (retrying with
+//! backoff), read, and hand packets to the engine worker, decoded and batched by the same
+//! steps as a file read (`burstwatch_pipeline::decode`).
 
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burstwatch_capture::{LiveBackend, LiveCapture, LiveConfig, LiveStats};
-use burstwatch_wire::{decode, Decoded, PacketMeta};
+use burstwatch_pipeline::decode::{Batcher, FrameDecoder, LIVE_BATCH};
 
 use super::shared::{IfaceCounters, Shared};
 
-/// Decoded packets handed to the worker.
-pub type Batch = Vec<(i64, PacketMeta)>;
-
-/// Packets per batch (a partial batch is sent as soon as the interface goes quiet).
-const BATCH: usize = 256;
+pub use burstwatch_pipeline::decode::Batch;
 /// At shutdown, packets the kernel already holds are still read for at most this long (after
 /// the ring's block timeout).
 const DRAIN: Duration = Duration::from_secs(1);
@@ -37,8 +34,9 @@ pub fn run(
     };
     let mut backoff = retry;
     let mut opened = false;
-    let mut meta = PacketMeta::default();
-    let mut batch: Batch = Vec::with_capacity(BATCH);
+    let mut decoder = FrameDecoder::default();
+    // A partial batch is handed over as soon as the interface goes quiet.
+    let mut batcher = Batcher::new(LIVE_BATCH, None);
     // Counters of captures closed earlier (libpcap's restart at zero on reopen).
     let (mut base_dropped, mut base_ifdropped) = (0u64, 0u64);
     let mut first = first;
@@ -90,19 +88,20 @@ pub fn run(
                     local.packets += 1;
                     local.captured_bytes += pkt.data.len() as u64;
                     local.wire_bytes += u64::from(pkt.wire_len);
-                    match decode(pkt.link_type, pkt.data, &mut meta) {
-                        Ok(Decoded::Ip) => batch.push((pkt.ts_ns, meta.clone())),
-                        Ok(Decoded::NotIp) => local.not_ip += 1,
-                        Err(e) => local.decode_errors.count(&e),
-                    }
-                    if batch.len() >= BATCH && send(&tx, &mut batch).is_err() {
-                        return;
+                    if let Some(meta) = decoder.decode(&pkt, &mut local.undecoded) {
+                        if let Some(full) = batcher.push(pkt.ts_ns, meta) {
+                            if tx.send(full).is_err() {
+                                return;
+                            }
+                        }
                     }
                     since_check += 1;
                 }
                 Ok(None) => {
-                    if !batch.is_empty() && send(&tx, &mut batch).is_err() {
-                        return;
+                    if let Some(partial) = batcher.take() {
+                        if tx.send(partial).is_err() {
+                            return;
+                        }
                     }
                     if stop_seen.is_some_and(|t0| t0.elapsed() >= settle) {
                         break;
@@ -145,8 +144,8 @@ pub fn run(
             sleep_unless_stopped(&shared, slot, backoff);
         }
     }
-    if !batch.is_empty() {
-        let _ = send(&tx, &mut batch);
+    if let Some(rest) = batcher.take() {
+        let _ = tx.send(rest);
     }
     local.up = false;
     publish(&shared, slot, &local);
@@ -169,11 +168,6 @@ fn warn_unreadable(interface: &str, s: &LiveStats, seen: &mut u64) {
         );
         *seen = s.unreadable;
     }
-}
-
-fn send(tx: &SyncSender<Batch>, batch: &mut Batch) -> Result<(), ()> {
-    let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-    tx.send(full).map_err(|_| ())
 }
 
 /// Publish the counters; this is also the thread's heartbeat.

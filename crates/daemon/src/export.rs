@@ -64,8 +64,8 @@ pub fn snapshot(
             x.interface_drops += i.if_dropped;
             x.open_failures += i.open_failures;
             x.reopens += i.reopens;
-            s.not_ip += i.not_ip;
-            errors.add(&i.decode_errors);
+            s.not_ip += i.undecoded.not_ip;
+            errors.add(&i.undecoded.errors);
         }
     }
     s.decode_errors = StatsSnapshot::decode_errors_from(&errors);

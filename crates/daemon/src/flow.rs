@@ -14,10 +14,9 @@ use burstwatch_wire::PacketMeta;
 use super::capture::Batch;
 use super::flow_stats::FlowThreadStats;
 use super::shared::Shared;
+use burstwatch_pipeline::decode::{Batcher, LIVE_BATCH};
 use burstwatch_pipeline::flow_input::{split_bin, SourceTag};
 
-/// Synthetic packets per batch.
-const BATCH: usize = 256;
 /// How long a read waits, so the thread sees the stop flag and the watermark moves on.
 const POLL: Duration = Duration::from_millis(200);
 /// How often the thread's counters are published for the metrics.
@@ -52,7 +51,7 @@ pub fn run(socket: UdpSocket, slot: usize, tx: SyncSender<Batch>, shared: Arc<Sh
     tracing::info!(listen = ?local, "receiving flow export");
     let mut published = std::time::Instant::now();
     let mut buf = vec![0u8; 65_536];
-    let mut batch: Batch = Vec::with_capacity(BATCH);
+    let mut batcher = Batcher::new(LIVE_BATCH, None);
     let mut meta = PacketMeta::default();
     let mut idle_since_send = false;
     let mut tag = SourceTag::default();
@@ -81,7 +80,7 @@ pub fn run(socket: UdpSocket, slot: usize, tx: SyncSender<Batch>, shared: Arc<Sh
         let before = tag;
         if drain(
             &mut collector,
-            &mut batch,
+            &mut batcher,
             &mut meta,
             &tx,
             idle_since_send,
@@ -106,7 +105,7 @@ pub fn run(socket: UdpSocket, slot: usize, tx: SyncSender<Batch>, shared: Arc<Sh
         }
     }
     collector.finish();
-    let _ = drain(&mut collector, &mut batch, &mut meta, &tx, true, &mut tag);
+    let _ = drain(&mut collector, &mut batcher, &mut meta, &tx, true, &mut tag);
     if let Ok(mut t) = shared.flow_tag.lock() {
         t.merge(tag);
     }
@@ -139,23 +138,28 @@ fn publish(shared: &Shared, slot: usize, stats: FlowThreadStats) {
 /// Hand the released bins to the worker; a partial batch too when `flush`.
 fn drain(
     collector: &mut Collector,
-    batch: &mut Batch,
+    batcher: &mut Batcher,
     meta: &mut PacketMeta,
     tx: &SyncSender<Batch>,
     flush: bool,
     tag: &mut SourceTag,
 ) -> Result<(), ()> {
+    let mut gone = false;
     while let Some(bin) = collector.pop() {
         tag.see_rate(bin.volume.rate);
-        split_bin(&bin, meta, &mut |ts, m| batch.push((ts, m.clone())));
-        if batch.len() >= BATCH {
-            let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-            tx.send(full).map_err(|_| ())?;
+        split_bin(&bin, meta, &mut |ts, m| {
+            if let Some(full) = batcher.push(ts, m) {
+                gone |= tx.send(full).is_err();
+            }
+        });
+        if gone {
+            return Err(());
         }
     }
-    if flush && !batch.is_empty() {
-        let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
-        tx.send(full).map_err(|_| ())?;
+    if flush {
+        if let Some(partial) = batcher.take() {
+            tx.send(partial).map_err(|_| ())?;
+        }
     }
     Ok(())
 }

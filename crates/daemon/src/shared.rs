@@ -8,7 +8,7 @@ use std::time::Instant;
 use burstwatch_engine::detect::DetectStats;
 use burstwatch_engine::DetectConfig;
 use burstwatch_engine::FlowStats;
-use burstwatch_wire::DecodeErrorCounts;
+use burstwatch_pipeline::decode::Undecoded;
 
 /// Counters of one capture interface.
 #[derive(Debug, Clone, Default)]
@@ -31,10 +31,8 @@ pub struct IfaceCounters {
     pub open_failures: u64,
     /// Successful opens after the first (the interface came back).
     pub reopens: u64,
-    /// Frames without IP.
-    pub not_ip: u64,
-    /// Undecodable frames by reason index.
-    pub decode_errors: DecodeErrorCounts,
+    /// Frames that are not IP or could not be decoded.
+    pub undecoded: Undecoded,
     /// When the capture thread last reported (it reports about once a second while it reads,
     /// waits for packets or waits to retry; the systemd watchdog needs it recent).
     pub beat: Option<Instant>,

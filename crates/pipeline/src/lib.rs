@@ -9,8 +9,10 @@
 //!                flow_json / alert_json (JSON lines, privacy) ◀─┘──▶ cluster (shared prevalence)
 //! ```
 //!
-//! * [`pipeline`]: the decode-and-batch loop over capture files, on the calling thread or a
-//!   reader thread of its own; [`flow_input`]: the same for captured flow-export datagrams.
+//! * [`decode`]: the step every packet source shares, files and live interfaces alike: a frame
+//!   decoded (or counted as not IP or undecodable) and gathered into batches for the engine.
+//! * [`pipeline`]: the read loop over capture files, on the calling thread or a reader thread
+//!   of its own; [`flow_input`]: the same for captured flow-export datagrams.
 //! * [`shards`]: [`shards::Engines`], the engine on one thread or split by home host over
 //!   worker threads.
 //! * [`engine_setup`]: the run's hash key and the enrichment databases.
@@ -27,6 +29,7 @@
 
 pub mod alert_json;
 pub mod cluster;
+pub mod decode;
 pub mod engine_setup;
 pub mod flow_input;
 pub mod flow_json;

@@ -2,21 +2,21 @@
 //!
 //! The engine needs one ordered stream of decoded packets. With `threads >= 2` the input is
 //! read, filtered and decoded on a second thread and handed over in batches of
-//! [`BATCH`] packets through a bounded channel; the batches' buffers go back to the reader
-//! for reuse, so after warm-up nothing is allocated per packet. The engine sees exactly the
-//! same sequence either way, so the output does not depend on the thread count.
+//! [`FILE_BATCH`] packets through a bounded channel; the batches' buffers go back to the
+//! reader for reuse, so after warm-up nothing is allocated per packet. The engine sees exactly
+//! the same sequence either way, so the output does not depend on the thread count. Decoding
+//! and batching are the steps of `decode.rs`, which the daemon's live capture runs too.
 
 use std::sync::mpsc;
 
 use burstwatch_capture::{Archive, BpfFilter, Packet};
-use burstwatch_wire::{decode, DecodeErrorCounts, Decoded, PacketMeta};
+use burstwatch_wire::PacketMeta;
 
+use crate::decode::{Batch, Batcher, FrameDecoder, Undecoded, FILE_BATCH};
 use crate::progress::Progress;
 use crate::select::Selection;
 use crate::summary::Summary;
 
-/// Packets per batch handed from the reader to the engine thread.
-pub const BATCH: usize = 1024;
 /// Batches in flight between the two threads (bounds the memory of the hand-over).
 const IN_FLIGHT: usize = 8;
 
@@ -29,10 +29,8 @@ pub struct ReadCounts {
     pub captured_bytes: u64,
     /// Frames dropped by the filter or the selection (`--since`, `--host`, ...).
     pub filtered: u64,
-    /// Frames without IP.
-    pub not_ip: u64,
-    /// Undecodable frames by reason index.
-    pub decode_errors: DecodeErrorCounts,
+    /// Frames that are not IP or could not be decoded.
+    pub undecoded: Undecoded,
     /// Input faults (each already reported on stderr).
     pub input_errors: u64,
     /// Earliest and latest capture time.
@@ -45,9 +43,9 @@ impl ReadCounts {
         sum.frames += self.frames;
         sum.captured_bytes += self.captured_bytes;
         sum.filtered += self.filtered;
-        sum.not_ip += self.not_ip;
+        sum.not_ip += self.undecoded.not_ip;
         sum.input_errors += self.input_errors;
-        sum.decode_errors.add(&self.decode_errors);
+        sum.decode_errors.add(&self.undecoded.errors);
         if let Some((first, last)) = self.span {
             sum.see_time(first);
             sum.see_time(last);
@@ -70,24 +68,19 @@ pub fn run(
             on_ip(ts, meta)
         });
     }
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<(i64, PacketMeta)>>(IN_FLIGHT);
-    let (empty_tx, empty_rx) = mpsc::channel::<Vec<(i64, PacketMeta)>>();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            let mut batch: Vec<(i64, PacketMeta)> = Vec::with_capacity(BATCH);
+            let mut batcher = Batcher::new(FILE_BATCH, Some(empty_rx));
             let counts = read(archive, filter, selection, progress, |ts, meta| {
-                batch.push((ts, meta.clone()));
-                if batch.len() == BATCH {
-                    let next = empty_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-                    let full = std::mem::replace(&mut batch, next);
+                if let Some(full) = batcher.push(ts, meta) {
                     // The engine side only hangs up when it is gone; nothing left to do then.
                     let _ = full_tx.send(full);
                 }
             });
-            if !batch.is_empty() {
-                let _ = full_tx.send(batch);
+            if let Some(rest) = batcher.take() {
+                let _ = full_tx.send(rest);
             }
             counts
         });
@@ -112,19 +105,16 @@ fn read(
     progress: &mut Progress,
     mut on_ip: impl FnMut(i64, &PacketMeta),
 ) -> ReadCounts {
-    let mut meta = PacketMeta::default();
+    let mut decoder = FrameDecoder::default();
     let by_address = selection.has_addresses();
-    frames(archive, filter, selection, progress, |pkt, c| match decode(
-        pkt.link_type,
-        pkt.data,
-        &mut meta,
-    ) {
-        Ok(Decoded::Ip) if by_address && !selection.addrs_ok(meta.src, meta.dst) => {
+    frames(archive, filter, selection, progress, |pkt, c| match decoder
+        .decode(pkt, &mut c.undecoded)
+    {
+        Some(meta) if by_address && !selection.addrs_ok(meta.src, meta.dst) => {
             c.filtered += 1;
         }
-        Ok(Decoded::Ip) => on_ip(pkt.ts_ns, &meta),
-        Ok(Decoded::NotIp) => c.not_ip += 1,
-        Err(e) => c.decode_errors.count(&e),
+        Some(meta) => on_ip(pkt.ts_ns, meta),
+        None => {}
     })
 }
 
