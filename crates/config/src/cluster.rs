@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ConfigError, Ctx};
+use crate::ctx::Ctx;
+use crate::ConfigError;
 
 /// Settings of the shared prevalence store; `redis_url = None`: every sensor on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::ctx::Ctx;
 use crate::sinks::{OneOrMany, RawClient, RawSyslog, RawWebhook};
-use crate::{ConfigError, Ctx, HttpClientSettings, SyslogSettings, WebhookSettings};
+use crate::{ConfigError, HttpClientSettings, SyslogSettings, WebhookSettings};
 
 /// Which capture library reads the interfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ConfigError, Ctx};
+use crate::ctx::Ctx;
+use crate::ConfigError;
 
 /// One URL or several: `alertmanager_url = "http://am:9093"` or `= ["https://am1:9093", ...]`.
 #[derive(Debug, Deserialize)]
