@@ -124,6 +124,11 @@ fn alerts_carry_asn_and_country_from_the_databases() {
     assert_eq!(a["endpoint"]["as_org"], "Example Documentation Net A");
     assert_eq!(a["endpoint"]["country"], "XA");
     assert_eq!(a["endpoint"]["prevalence"], 1);
+    // One subscriber reached the AS, and the output schema allows the count.
+    assert_eq!(a["endpoint"]["asn_prevalence"], 1);
+    assert_eq!(a["endpoint"]["asn_popular"], false);
+    let line = serde_json::to_vec(a).unwrap();
+    assert_eq!(crate::alerts::check_schema("deploy/schema/alert.schema.json", &line), 1);
     assert_eq!(a["bytes_out"], 2200 * 1400);
     let sum: f64 = a["reasons"]
         .as_array()

@@ -214,11 +214,11 @@ pub fn pairs_bytes(cap: usize) -> u64 {
 }
 
 /// Heap bytes of an endpoint table with this cap, full, with its table of endpoint prefixes
-/// (half as many entries).
+/// (half as many entries) and of autonomous systems (a sixteenth, at most 65,536).
 pub fn endpoints_bytes(cap: usize) -> u64 {
     (LruMap::<Addr, EndpointState>::bytes_for(cap)
-        + LruMap::<Addr, EndpointState>::bytes_for(crate::detect::scorer::prefix_cap(cap)))
-        as u64
+        + LruMap::<Addr, EndpointState>::bytes_for(crate::detect::scorer::prefix_cap(cap))
+        + LruMap::<u32, EndpointState>::bytes_for(crate::detect::scorer::asn_cap(cap))) as u64
 }
 
 /// Heap bytes of a fragment map with this cap, full, with its order queue.

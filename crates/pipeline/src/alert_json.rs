@@ -37,6 +37,10 @@ struct EndpointJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     asn: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    asn_prevalence: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn_popular: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     as_org: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
@@ -195,6 +199,8 @@ pub fn write_alert_from<W: Write>(
             rarity_certain: a.endpoint.rarity_certain,
             first_seen: a.endpoint.first_seen_ns.map(Ts),
             asn: a.endpoint.asn,
+            asn_prevalence: a.endpoint.asn_prevalence.map(|(n, _)| n),
+            asn_popular: a.endpoint.asn_prevalence.map(|(_, p)| p),
             as_org: a.endpoint.as_org.as_deref(),
             country: a.endpoint.country.as_deref(),
             watched: a.endpoint.watched,

@@ -93,6 +93,7 @@ fn alert(score: f64, t: i64) -> Alert {
             rarity_certain: true,
             first_seen_ns: Some(t - S),
             asn: None,
+            asn_prevalence: None,
             as_org: None,
             country: Some("<XX>".into()),
             watched: false,

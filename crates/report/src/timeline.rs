@@ -204,6 +204,7 @@ mod tests {
                 rarity_certain: true,
                 first_seen_ns: None,
                 asn: None,
+                asn_prevalence: None,
                 as_org: None,
                 country: None,
                 watched: false,

@@ -123,6 +123,10 @@ pub struct EndpointInfo {
     pub first_seen_ns: Option<i64>,
     /// Autonomous system number, when a database is loaded.
     pub asn: Option<u32>,
+    /// Distinct subscribers that talked to any endpoint of that autonomous system within the
+    /// look-back (exact up to the set size) and whether it is popular (more than the set
+    /// holds): context for the analyst, not a gate. `None` without a database.
+    pub asn_prevalence: Option<(u32, bool)>,
     /// Name of the organisation holding that autonomous system, when the database names it.
     pub as_org: Option<String>,
     /// Country code, when a database is loaded.

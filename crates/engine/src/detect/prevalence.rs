@@ -10,7 +10,9 @@
 //!
 //! The same state counts the subscribers of an endpoint *prefix* (all addresses of a /24 or
 //! /48 together; see `DetectConfig::prevalence_prefix`), kept by the scorer beside the
-//! addresses': shared infrastructure spreads its subscribers over many addresses.
+//! addresses': shared infrastructure spreads its subscribers over many addresses. With an ASN
+//! database it also counts the subscribers of each autonomous system (shown in alerts, not a
+//! gate: a rare server rented in a large cloud is what a controller often is).
 
 /// Exact distinct subscribers tracked per endpoint.
 pub const SET_SIZE: usize = 8;
@@ -31,6 +33,19 @@ pub struct EndpointState {
     popular_until: u32,
     /// First second any subscriber talked to it.
     pub first_sec: u32,
+    /// Autonomous system of the endpoint: [`ASN_UNKNOWN`] until looked up, [`ASN_NONE`] when
+    /// the database has none (or none is loaded); unused for prefixes and ASNs.
+    #[serde(default, skip_serializing_if = "asn_unknown")]
+    pub asn: u32,
+}
+
+/// [`EndpointState::asn`] not looked up yet.
+pub const ASN_UNKNOWN: u32 = 0;
+/// [`EndpointState::asn`] looked up, and the database has no AS for the address.
+pub const ASN_NONE: u32 = u32::MAX;
+
+fn asn_unknown(asn: &u32) -> bool {
+    *asn == ASN_UNKNOWN
 }
 
 /// Seconds since the epoch as u32 (valid until 2106; saturates).

@@ -15,15 +15,21 @@ use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, EndpointLists};
 use super::event::{port_slot, Candidate, Event, EventKind, PORT_SLOTS};
 use super::global::{Contact, Global, GlobalConfig, GlobalPrevalence, GlobalQuery, GlobalStats};
-use super::prevalence::{sec_of, EndpointState};
+use super::prevalence::{sec_of, EndpointState, ASN_NONE, ASN_UNKNOWN};
 use super::subscribers::host_hash;
 use super::{alert_id, score, DetectStats, Enrich, NS_PER_SEC};
-use crate::key::{addr_ip, Addr};
+use crate::key::{addr_ip, addr_to_ip, Addr};
 use crate::lrumap::LruMap;
 
 /// Entries of the prefix prevalence table for an endpoint table of `max_endpoints`.
 pub fn prefix_cap(max_endpoints: usize) -> usize {
     (max_endpoints / 2).max(1)
+}
+
+/// Entries of the autonomous-system prevalence table for an endpoint table of `max_endpoints`
+/// (about 80,000 ASes are announced; a sensor sees a fraction of them).
+pub fn asn_cap(max_endpoints: usize) -> usize {
+    (max_endpoints / 16).clamp(1, 65_536)
 }
 
 /// Endpoint prevalence, port usage, pending candidates and finished alerts.
@@ -32,6 +38,8 @@ pub struct Scorer {
     pub(crate) endpoints: LruMap<Addr, EndpointState>,
     /// Prevalence of endpoint prefixes (key: the masked address), at most half as many.
     pub(crate) prefixes: LruMap<Addr, EndpointState>,
+    /// Prevalence of the endpoints' autonomous systems (with an ASN database only).
+    pub(crate) asns: LruMap<u32, EndpointState>,
     pub(crate) pending: VecDeque<Candidate>,
     out: VecDeque<Alert>,
     pub(crate) port_pairs: Vec<u32>,
@@ -61,9 +69,13 @@ impl Scorer {
         let k = 4;
         let prefix_hasher =
             RandomState::with_seeds(hash_seed ^ k, hash_seed.rotate_left(9) ^ k, 0x5151, k);
+        let k = 5;
+        let asn_hasher =
+            RandomState::with_seeds(hash_seed ^ k, hash_seed.rotate_left(9) ^ k, 0x5151, k);
         Self {
             endpoints: LruMap::new(cfg.max_endpoints, hasher),
             prefixes: LruMap::new(prefix_cap(cfg.max_endpoints), prefix_hasher),
+            asns: LruMap::new(asn_cap(cfg.max_endpoints), asn_hasher),
             cfg,
             pending: VecDeque::new(),
             out: VecDeque::new(),
@@ -174,6 +186,7 @@ impl Scorer {
     pub fn set_config(&mut self, cfg: DetectConfig) {
         self.endpoints.set_cap(cfg.max_endpoints);
         self.prefixes.set_cap(prefix_cap(cfg.max_endpoints));
+        self.asns.set_cap(asn_cap(cfg.max_endpoints));
         if (cfg.prevalence_prefix_v4, cfg.prevalence_prefix_v6)
             != (self.cfg.prevalence_prefix_v4, self.cfg.prevalence_prefix_v6)
         {
@@ -257,7 +270,22 @@ impl Scorer {
                 let (eidx, _) =
                     self.endpoints
                         .upsert(ext, || EndpointState::new(now_sec), |_, _| {});
-                self.endpoints.get_mut(eidx).touch(host, now_sec, lookback);
+                let endpoint = self.endpoints.get_mut(eidx);
+                endpoint.touch(host, now_sec, lookback);
+                if endpoint.asn == ASN_UNKNOWN {
+                    if let Some(e) = self.enrich.as_ref() {
+                        // Once per endpoint (and again after a restart or a reload that
+                        // brought a database).
+                        endpoint.asn = e.lookup(addr_to_ip(ext)).0.unwrap_or(ASN_NONE);
+                    }
+                }
+                let asn = endpoint.asn;
+                if asn != ASN_UNKNOWN && asn != ASN_NONE {
+                    let (aidx, _) =
+                        self.asns
+                            .upsert(asn, || EndpointState::new(now_sec), |_, _| {});
+                    self.asns.get_mut(aidx).touch(host, now_sec, lookback);
+                }
                 let (pkey, _) = self.cfg.prevalence_prefix(&ext);
                 let (pidx, _) =
                     self.prefixes
@@ -293,14 +321,9 @@ impl Scorer {
     fn expire_idle(&mut self) {
         let (now, lookback) = (sec_of(self.now_ns), sec_of(self.cfg.lookback_ns));
         for table in [&mut self.endpoints, &mut self.prefixes] {
-            while let Some(idx) = table.oldest() {
-                let (n, popular) = table.get(idx).prevalence(now, lookback);
-                if n > 0 || popular {
-                    break;
-                }
-                table.remove(idx);
-            }
+            expire_table(table, now, lookback);
         }
+        expire_table(&mut self.asns, now, lookback);
     }
 
     fn emit_due(&mut self, all: bool) {
@@ -384,14 +407,18 @@ impl Scorer {
         // e.g. across a gap between rotated captures).
         let now_sec = sec_of(self.now_ns.min(c.emit_at));
         let lookback = sec_of(self.cfg.lookback_ns);
-        let (prevalence, popular, first_contact) = match self.endpoints.find(&c.ext) {
+        let (prevalence, popular, first_contact, endpoint_asn) = match self.endpoints.find(&c.ext) {
             Some(i) => {
                 let e = self.endpoints.get(i);
                 let (n, p) = e.prevalence(now_sec, lookback);
-                (n, p, e.first_contact(host_hash(&c.home)))
+                (n, p, e.first_contact(host_hash(&c.home)), e.asn)
             }
-            None => (0, false, None),
+            None => (0, false, None, ASN_UNKNOWN),
         };
+        let asn_prevalence = self
+            .asns
+            .find(&endpoint_asn)
+            .map(|i| self.asns.get(i).prevalence(now_sec, lookback));
         let (pkey, prefix_len) = self.cfg.prevalence_prefix(&c.ext);
         let (prefix_prevalence, prefix_popular) = match self.prefixes.find(&pkey) {
             Some(i) => self.prefixes.get(i).prevalence(now_sec, lookback),
@@ -513,6 +540,7 @@ impl Scorer {
                 rarity_certain: fill >= 1.0 && global.is_none_or(|a| a.is_some()),
                 first_seen_ns: Some(first_seen_ns),
                 asn,
+                asn_prevalence: asn_prevalence.filter(|_| asn == Some(endpoint_asn)),
                 as_org: self.enrich.as_ref().and_then(|e| e.as_org(dst)),
                 country,
                 watched,
@@ -526,5 +554,20 @@ impl Scorer {
             pair_before: c.burst.as_ref().map(|f| f.acc.before),
             emitted_early,
         });
+    }
+}
+
+/// Drop the entries nobody talked to within the look-back, oldest first.
+fn expire_table<K: std::hash::Hash + Eq + Copy>(
+    table: &mut LruMap<K, EndpointState>,
+    now: u32,
+    lookback: u32,
+) {
+    while let Some(idx) = table.oldest() {
+        let (n, popular) = table.get(idx).prevalence(now, lookback);
+        if n > 0 || popular {
+            break;
+        }
+        table.remove(idx);
     }
 }

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::event::Candidate;
-use super::prevalence::EndpointState;
+use super::prevalence::{EndpointState, ASN_NONE, ASN_UNKNOWN};
 use super::subscribers::HostState;
 use super::{Detector, Scorer, Subscribers};
 use crate::key::{addr_bytes, addr_to_ip};
@@ -163,6 +163,19 @@ impl LearnedState {
                 for (host, last) in e.members() {
                     p.touch(host, last, lookback);
                 }
+            }
+        }
+        // Autonomous systems are not kept: counted again from the endpoints' subscribers.
+        for (_, e) in &self.endpoints {
+            if e.asn == ASN_UNKNOWN || e.asn == ASN_NONE {
+                continue;
+            }
+            let (idx, _) = scorer
+                .asns
+                .upsert(e.asn, || EndpointState::new(e.first_sec), |_, _| {});
+            let a = scorer.asns.get_mut(idx);
+            for (host, last) in e.members() {
+                a.touch(host, last, lookback);
             }
         }
         for (ip, mut e) in self.prefixes {
