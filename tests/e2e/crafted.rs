@@ -128,7 +128,10 @@ fn alerts_carry_asn_and_country_from_the_databases() {
     assert_eq!(a["endpoint"]["asn_prevalence"], 1);
     assert_eq!(a["endpoint"]["asn_popular"], false);
     let line = serde_json::to_vec(a).unwrap();
-    assert_eq!(crate::alerts::check_schema("deploy/schema/alert.schema.json", &line), 1);
+    assert_eq!(
+        crate::alerts::check_schema("deploy/schema/alert.schema.json", &line),
+        1
+    );
     assert_eq!(a["bytes_out"], 2200 * 1400);
     let sum: f64 = a["reasons"]
         .as_array()

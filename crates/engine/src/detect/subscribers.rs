@@ -115,6 +115,28 @@ pub(crate) fn host_hash(home: &Addr) -> u32 {
 /// `STATE_VERSION`).
 const HOST_HASH_KEY: (u64, u64) = (0x6275_7273_7477_6174, 0x6368_2d68_6f73_7473);
 
+/// The subscriber's side of a packet that a pair tracks.
+struct Side {
+    /// From the subscriber.
+    up: bool,
+    home: Addr,
+    ext: Addr,
+    /// The endpoint's port.
+    ext_port: u16,
+    /// The connection's cached pair slot, if it is still this pair's.
+    cached: Option<u32>,
+}
+
+/// What a pair takes from one packet.
+struct PairPacket {
+    ts: i64,
+    proto: u8,
+    conn: Connection,
+    ip_len: u32,
+    payload_len: u32,
+    flow_hash: u32,
+}
+
 /// Subscribers and their pairs. Feed packets of the subscribers this instance owns; collect
 /// the [`Event`]s for the [`Scorer`](super::scorer::Scorer).
 pub struct Subscribers {
@@ -246,15 +268,51 @@ impl Subscribers {
     ) {
         self.advance_to(ts, out);
         let (s, d) = (addr_bytes(src), addr_bytes(dst));
-        // A valid hint names this connection's pair, whose key (home, endpoint) already says
-        // which side is the subscriber: no prefix scan. It vouches only if the home networks
-        // have not changed since the pair's key last matched a classified packet.
-        let hint = *pair_hint;
+        let Some(side) = self.classify(&s, &d, sport, dport, ip_len, *pair_hint) else {
+            return;
+        };
+        let v4 = src.is_ipv4();
+        let (hidx, pidx) = self.locate(&side, ts, ip_len, v4, proto, pair_hint, out);
+        let pkt = PairPacket {
+            ts,
+            proto,
+            conn: Connection {
+                proto,
+                from_subscriber: side.up,
+                ports: match proto {
+                    1 | 58 => icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
+                    p if burstwatch_wire::has_ports(p) => Some((sport, dport)),
+                    _ => None,
+                },
+            },
+            ip_len,
+            payload_len,
+            flow_hash,
+        };
+        self.add_to_pair(&side, hidx, pidx, v4, &pkt, out);
+    }
+
+    /// Which side of the packet is the subscriber, counted by direction; `None` for internal,
+    /// transit and non-unicast traffic, which no pair tracks. A valid `hint` names this
+    /// connection's pair, whose key (home, endpoint) already says which side is the
+    /// subscriber: no prefix scan. It vouches only if the home networks have not changed since
+    /// the pair's key last matched a classified packet.
+    // The three steps of `count_packet` stay in its body: one call site each, per packet.
+    #[inline(always)]
+    fn classify(
+        &mut self,
+        s: &Addr,
+        d: &Addr,
+        sport: u16,
+        dport: u16,
+        ip_len: u32,
+        hint: u32,
+    ) -> Option<Side> {
         let hinted = match self.pairs.key_at(hint) {
             Some(k) if self.pairs.get(hint).home_epoch == self.home_epoch => {
-                if k.0 == s && k.1 == d {
+                if k.0 == *s && k.1 == *d {
                     Some(Direction::Up)
-                } else if k.0 == d && k.1 == s {
+                } else if k.0 == *d && k.1 == *s {
                     Some(Direction::Down)
                 } else {
                     None
@@ -262,30 +320,30 @@ impl Subscribers {
             }
             _ => None,
         };
-        let direction = hinted.unwrap_or_else(|| self.direction(&s, &d));
+        let direction = hinted.unwrap_or_else(|| self.direction(s, d));
         let (up, home, ext, ext_port) = match direction {
             Direction::Up => {
                 self.stats.packets_up += 1;
                 self.stats.bytes_up += u64::from(ip_len);
-                (true, s, d, dport)
+                (true, *s, *d, dport)
             }
             Direction::Down => {
                 self.stats.packets_down += 1;
                 self.stats.bytes_down += u64::from(ip_len);
-                (false, d, s, sport)
+                (false, *d, *s, sport)
             }
             Direction::Internal => {
                 self.stats.packets_internal += 1;
                 self.stats.bytes_internal += u64::from(ip_len);
-                return;
+                return None;
             }
             Direction::Transit => {
                 self.stats.packets_transit += 1;
                 self.stats.bytes_transit += u64::from(ip_len);
-                return;
+                return None;
             }
         };
-        // The cached pair slot, if still this pair's, and its subscriber's slot.
+        // The cached pair slot, if still this pair's.
         let cached = if hinted.is_some() {
             Some(hint)
         } else {
@@ -295,17 +353,37 @@ impl Subscribers {
         if cached.is_none() && !is_unicast_endpoint(&ext) {
             // Broadcast, multicast, link-local and the like are not endpoints anyone "talks to".
             self.stats.packets_not_unicast += 1;
-            return;
+            return None;
         }
-        let v4 = src.is_ipv4();
-        let now_sec = ts.div_euclid(NS_PER_SEC);
+        Some(Side {
+            up,
+            home,
+            ext,
+            ext_port,
+            cached,
+        })
+    }
 
-        let cached_host = cached.and_then(|p| {
+    /// The subscriber's and the pair's slots (created if new; a pair evicted to make room
+    /// finishes its burst), the subscriber's baseline taught by an upstream packet, and the
+    /// scorer told of the contact (a new pair, or the first packet of a second).
+    #[allow(clippy::too_many_arguments)] // the packet's facts the slots need, flat
+    #[inline(always)]
+    fn locate(
+        &mut self,
+        side: &Side,
+        ts: i64,
+        ip_len: u32,
+        v4: bool,
+        proto: u8,
+        pair_hint: &mut u32,
+        out: &mut Vec<Event>,
+    ) -> (u32, u32) {
+        let (home, ext) = (side.home, side.ext);
+        let cached_host = side.cached.and_then(|p| {
             let h = self.pairs.get(p).host_hint;
             (self.hosts.key_at(h) == Some(&home)).then_some(h)
         });
-
-        // Subscriber baseline.
         let hidx = match cached_host {
             Some(h) => {
                 self.hosts.touch(h);
@@ -313,11 +391,9 @@ impl Subscribers {
             }
             None => self.hosts.upsert(home, HostState::default, |_, _| {}).0,
         };
-        let warmup = self.cfg.baseline_warmup_seconds;
-
         // Pair state (a new pair registers the subscriber with the endpoint).
         let mut evicted: Option<((Addr, Addr), PairState)> = None;
-        let (pidx, new_pair) = match (cached, cached_host) {
+        let (pidx, new_pair) = match (side.cached, cached_host) {
             (Some(p), Some(_)) => {
                 self.pairs.touch(p);
                 (p, false)
@@ -332,7 +408,7 @@ impl Subscribers {
         let pair = self.pairs.get_mut(pidx);
         pair.host_hint = hidx;
         pair.home_epoch = self.home_epoch;
-        if up {
+        if side.up {
             // After the pair (whether its bytes teach the baseline), before its bin closes
             // (which reads the baseline).
             let cfg = &self.cfg;
@@ -348,7 +424,7 @@ impl Subscribers {
         }
         if new_pair || self.pairs.get(pidx).last_ns < ts - NS_PER_SEC {
             let port_slot = if new_pair {
-                event::port_slot(proto, ext_port)
+                event::port_slot(proto, side.ext_port)
             } else {
                 None
             };
@@ -360,7 +436,23 @@ impl Subscribers {
                 port_slot,
             }));
         }
+        (hidx, pidx)
+    }
 
+    /// The packet into its pair: the pair's open second closed first if this packet starts a
+    /// new one (a burst may end there), then its bytes, its connection and its exchange; a
+    /// closed exchange may make a beacon.
+    #[inline(always)]
+    fn add_to_pair(
+        &mut self,
+        side: &Side,
+        hidx: u32,
+        pidx: u32,
+        v4: bool,
+        pkt: &PairPacket,
+        out: &mut Vec<Event>,
+    ) {
+        let (home, ext, ts) = (side.home, side.ext, pkt.ts);
         let (cont, quiet, max_ns, gap) = (
             self.cfg.burst_continue_ratio,
             self.cfg.burst_quiet_ns / NS_PER_SEC,
@@ -369,9 +461,10 @@ impl Subscribers {
         );
         let had_burst = self.pairs.get(pidx).burst.is_some();
         // The subscriber's baseline only matters when the pair's open bin closes (a new second).
+        let now_sec = ts.div_euclid(NS_PER_SEC);
         let finished = if self.pairs.get(pidx).bin_closes_before(now_sec) {
             let host = self.hosts.get(hidx);
-            let baseline = host.baseline_bytes(warmup);
+            let baseline = host.baseline_bytes(self.cfg.baseline_warmup_seconds);
             let entry = host.burst_entry(&self.cfg);
             self.pairs
                 .get_mut(pidx)
@@ -380,18 +473,18 @@ impl Subscribers {
             None
         };
         let pair = self.pairs.get_mut(pidx);
-        let exchange = super::exchange::carries_exchange(proto, payload_len);
-        let conn = Connection {
-            proto,
-            from_subscriber: up,
-            ports: match proto {
-                1 | 58 => icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
-                p if burstwatch_wire::has_ports(p) => Some((sport, dport)),
-                _ => None,
-            },
-        };
+        let exchange = super::exchange::carries_exchange(pkt.proto, pkt.payload_len);
         let open_before = pair.ex.open_start();
-        let event_closed = pair.add(ts, up, ip_len, flow_hash, conn, ext_port, exchange, gap);
+        let event_closed = pair.add(
+            ts,
+            side.up,
+            pkt.ip_len,
+            pkt.flow_hash,
+            pkt.conn,
+            side.ext_port,
+            exchange,
+            gap,
+        );
         // A new exchange of a pair that could already be a beacon waits for its silence.
         let opened = pair.ex.open_start();
         if opened.is_some()
