@@ -20,6 +20,7 @@ mod docs;
 mod exporter;
 mod flow_export;
 mod help_examples;
+mod independent;
 mod inputs;
 mod live;
 mod logging;
