@@ -13,6 +13,49 @@ const FLOW_SET: usize = 16;
 /// Destination ports tracked per burst.
 const PORTS: usize = 4;
 
+/// Bytes and packets each way, the four counters a pair keeps per second, in total, per
+/// burst and per lead or tail second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Volume {
+    /// Upstream bytes.
+    pub up: u64,
+    /// Downstream bytes.
+    pub down: u64,
+    /// Upstream packets.
+    pub pk_up: u64,
+    /// Downstream packets.
+    pub pk_down: u64,
+}
+
+impl Volume {
+    /// Count one packet of `bytes`, upstream or not.
+    #[inline]
+    pub fn count(&mut self, up: bool, bytes: u64) {
+        if up {
+            self.up += bytes;
+            self.pk_up += 1;
+        } else {
+            self.down += bytes;
+            self.pk_down += 1;
+        }
+    }
+
+    /// Add another volume to this one.
+    #[inline]
+    pub fn add(&mut self, o: &Volume) {
+        self.up += o.up;
+        self.down += o.down;
+        self.pk_up += o.pk_up;
+        self.pk_down += o.pk_down;
+    }
+
+    /// Nothing counted.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.up == 0 && self.down == 0
+    }
+}
+
 /// A burst in progress.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BurstAcc {
@@ -22,19 +65,13 @@ pub struct BurstAcc {
     pub end_ns: i64,
     /// Second index of the last hot second.
     pub last_hot_sec: i64,
-    /// Upstream/downstream bytes and packets of the burst's seconds.
-    pub up: u64,
-    /// Downstream bytes.
-    pub down: u64,
-    /// Upstream packets.
-    pub pk_up: u64,
-    /// Downstream packets.
-    pub pk_down: u64,
-    /// Bytes of seconds after the last hot one (added if the burst goes on).
-    pub(crate) pend_up: u64,
-    pub(crate) pend_down: u64,
-    pub(crate) pend_pk_up: u64,
-    pub(crate) pend_pk_down: u64,
+    /// Bytes and packets each way of the burst's seconds.
+    #[serde(flatten)]
+    pub vol: Volume,
+    /// Bytes and packets of seconds after the last hot one (added if the burst goes on; a
+    /// finished burst has none to keep).
+    #[serde(skip)]
+    pub(crate) pend: Volume,
     /// Highest one-second upstream byte count.
     pub peak_up: u64,
     /// Rate (bytes/s) a second needed to start the burst.
@@ -100,10 +137,8 @@ impl BurstAcc {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lead {
     sec: i64,
-    up: u64,
-    down: u64,
-    pk_up: u64,
-    pk_down: u64,
+    #[serde(flatten)]
+    vol: Volume,
     /// First packet of the second (for a lead-in) or last packet (for a tail).
     edge_ns: i64,
 }
@@ -127,10 +162,8 @@ pub struct PairState {
     pub(crate) home_epoch: u32,
     /// Second index of the open bin, `i64::MIN` when none.
     sec: i64,
-    bin_up: u64,
-    bin_down: u64,
-    bin_pk_up: u64,
-    bin_pk_down: u64,
+    /// The open bin's bytes and packets.
+    bin: Volume,
     bin_first_ns: i64,
     bin_last_ns: i64,
     /// Flows and the upstream port of the open bin, for a burst that starts with it (a burst
@@ -145,14 +178,8 @@ pub struct PairState {
     pub first_seen_ns: i64,
     /// Last packet (ns).
     pub last_ns: i64,
-    /// Totals since first seen.
-    pub total_up: u64,
-    /// Totals since first seen.
-    pub total_down: u64,
-    /// Totals since first seen.
-    pub total_pk_up: u64,
-    /// Totals since first seen.
-    pub total_pk_down: u64,
+    /// Bytes and packets since first seen.
+    pub total: Volume,
     /// Silence-separated exchanges (beacon analysis).
     pub ex: Exchanges,
     /// Protocol and endpoint port of the latest upstream packet.
@@ -208,10 +235,7 @@ impl PairState {
             host_hint: u32::MAX,
             home_epoch: u32::MAX,
             sec: i64::MIN,
-            bin_up: 0,
-            bin_down: 0,
-            bin_pk_up: 0,
-            bin_pk_down: 0,
+            bin: Volume::default(),
             bin_first_ns: 0,
             bin_last_ns: 0,
             bin_flows: [0; 4],
@@ -221,10 +245,7 @@ impl PairState {
             burst: None,
             first_seen_ns: ts,
             last_ns: i64::MIN,
-            total_up: 0,
-            total_down: 0,
-            total_pk_up: 0,
-            total_pk_down: 0,
+            total: Volume::default(),
             ex: Exchanges::default(),
             last_proto: 0,
             last_port: 0,
@@ -272,7 +293,7 @@ impl PairState {
             self.sec = ts.div_euclid(1_000_000_000);
             self.bin_first_ns = ts;
         }
-        if self.bin_up == 0 && self.bin_down == 0 {
+        if self.bin.is_empty() {
             self.bin_first_ns = ts;
         }
         self.bin_last_ns = self.bin_last_ns.max(ts);
@@ -280,16 +301,9 @@ impl PairState {
             self.last_proto = proto;
             self.last_port = port;
             self.last_conn = conn;
-            self.bin_up += b;
-            self.bin_pk_up += 1;
-            self.total_up += b;
-            self.total_pk_up += 1;
-        } else {
-            self.bin_down += b;
-            self.bin_pk_down += 1;
-            self.total_down += b;
-            self.total_pk_down += 1;
         }
+        self.bin.count(up, b);
+        self.total.count(up, b);
         match self.burst.as_deref_mut() {
             Some(acc) => {
                 acc.note_flow(flow_hash, conn);
@@ -377,8 +391,8 @@ impl PairState {
         }
         let (entry_bytes, entry_basis) = entry;
         let sec = self.sec;
-        let (up, down, pk_up, pk_down) =
-            (self.bin_up, self.bin_down, self.bin_pk_up, self.bin_pk_down);
+        let vol = self.bin;
+        let (up, down) = (vol.up, vol.down);
         let (first, last) = (self.bin_first_ns, self.bin_last_ns);
         let (flows, conns, nflows, port) = (
             self.bin_flows,
@@ -387,10 +401,7 @@ impl PairState {
             self.bin_port,
         );
         self.sec = i64::MIN;
-        self.bin_up = 0;
-        self.bin_down = 0;
-        self.bin_pk_up = 0;
-        self.bin_pk_down = 0;
+        self.bin = Volume::default();
         self.bin_nflows = 0;
         self.bin_port = (0, 0);
         self.bin_last_ns = i64::MIN;
@@ -405,10 +416,7 @@ impl PairState {
                         start_ns: first,
                         end_ns: last,
                         last_hot_sec: sec,
-                        up,
-                        down,
-                        pk_up,
-                        pk_down,
+                        vol,
                         peak_up: up,
                         entry_bytes,
                         baseline_bytes,
@@ -418,12 +426,9 @@ impl PairState {
                     };
                     let lead = self.lead;
                     // A ramp-up second (not just background: at least 5 % of the first hot one).
-                    if lead.sec == sec - 1 && lead.up * 20 >= up {
+                    if lead.sec == sec - 1 && lead.vol.up * 20 >= up {
                         acc.start_ns = lead.edge_ns;
-                        acc.up += lead.up;
-                        acc.down += lead.down;
-                        acc.pk_up += lead.pk_up;
-                        acc.pk_down += lead.pk_down;
+                        acc.vol.add(&lead.vol);
                     }
                     let n = usize::from(nflows);
                     for (&f, &c) in flows[..n].iter().zip(&conns[..n]) {
@@ -434,10 +439,7 @@ impl PairState {
                 } else {
                     self.lead = Lead {
                         sec,
-                        up,
-                        down,
-                        pk_up,
-                        pk_down,
+                        vol,
                         edge_ns: first,
                     };
                 }
@@ -448,10 +450,7 @@ impl PairState {
                     // This bin may start a new burst.
                     if up > 0 && upf >= entry_bytes {
                         self.sec = sec;
-                        self.bin_up = up;
-                        self.bin_down = down;
-                        self.bin_pk_up = pk_up;
-                        self.bin_pk_down = pk_down;
+                        self.bin = vol;
                         self.bin_first_ns = first;
                         self.bin_last_ns = last;
                         self.bin_flows = flows;
@@ -469,14 +468,9 @@ impl PairState {
                         debug_assert!(again.is_none());
                     }
                 } else if upf >= acc.entry_bytes * continue_ratio && up > 0 {
-                    acc.up += up + acc.pend_up;
-                    acc.down += down + acc.pend_down;
-                    acc.pk_up += pk_up + acc.pend_pk_up;
-                    acc.pk_down += pk_down + acc.pend_pk_down;
-                    acc.pend_up = 0;
-                    acc.pend_down = 0;
-                    acc.pend_pk_up = 0;
-                    acc.pend_pk_down = 0;
+                    acc.vol.add(&vol);
+                    let pend = std::mem::take(&mut acc.pend);
+                    acc.vol.add(&pend);
                     acc.peak_up = acc.peak_up.max(up);
                     acc.last_hot_sec = sec;
                     acc.tail = Lead::default();
@@ -485,17 +479,11 @@ impl PairState {
                     if sec == acc.last_hot_sec + 1 {
                         acc.tail = Lead {
                             sec,
-                            up,
-                            down,
-                            pk_up,
-                            pk_down,
+                            vol,
                             edge_ns: last,
                         };
                     }
-                    acc.pend_up += up;
-                    acc.pend_down += down;
-                    acc.pend_pk_up += pk_up;
-                    acc.pend_pk_down += pk_down;
+                    acc.pend.add(&vol);
                 }
             }
         }
@@ -548,11 +536,8 @@ impl PairState {
     pub fn finish_burst(&mut self, max_ns: i64) -> Option<FinishedBurst> {
         let mut acc = *self.burst.take()?;
         let t = acc.tail;
-        if t.up > 0 && t.up * 20 >= acc.peak_up {
-            acc.up += t.up;
-            acc.down += t.down;
-            acc.pk_up += t.pk_up;
-            acc.pk_down += t.pk_down;
+        if t.vol.up > 0 && t.vol.up * 20 >= acc.peak_up {
+            acc.vol.add(&t.vol);
             acc.end_ns = acc.end_ns.max(t.edge_ns);
         }
         let too_long = acc.end_ns.saturating_sub(acc.start_ns) > max_ns;
@@ -563,6 +548,38 @@ impl PairState {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+    /// A burst's counters are written flat, as before they were a `Volume` (candidates on
+    /// hold are kept in the state file), and a file with the counters of seconds after the
+    /// last hot one still reads.
+    #[test]
+    fn a_bursts_counters_keep_their_state_file_form() {
+        let acc = BurstAcc {
+            vol: Volume {
+                up: 5,
+                down: 6,
+                pk_up: 7,
+                pk_down: 8,
+            },
+            pend: Volume {
+                up: 1,
+                ..Volume::default()
+            },
+            ..BurstAcc::default()
+        };
+        let v = serde_json::to_value(&acc).unwrap();
+        assert_eq!(
+            (&v["up"], &v["down"], &v["pk_up"], &v["pk_down"]),
+            (&5.into(), &6.into(), &7.into(), &8.into())
+        );
+        assert!(v.get("vol").is_none() && v.get("pend").is_none(), "{v}");
+        let mut old = v.clone();
+        old["pend_up"] = 3.into();
+        old["pend_pk_up"] = 1.into();
+        let back: BurstAcc = serde_json::from_value(old).unwrap();
+        assert_eq!(back.vol, acc.vol);
+        assert_eq!(back.pend, Volume::default());
+    }
     use super::*;
 
     const NS_PER_SEC: i64 = 1_000_000_000;
@@ -676,7 +693,7 @@ mod tests {
         assert!(!b.too_long);
         assert_eq!(b.acc.start_ns, 110 * NS_PER_SEC);
         assert_eq!(b.acc.end_ns, 119 * NS_PER_SEC + 9 * NS_PER_SEC / 10);
-        assert_eq!(b.acc.up, 20_000_000);
+        assert_eq!(b.acc.vol.up, 20_000_000);
         assert_eq!(b.acc.peak_up, 2_000_000);
         assert_eq!(b.acc.flows, 2);
         assert_eq!(b.acc.main_port(), (6, 443));
@@ -697,7 +714,7 @@ mod tests {
         assert!(!p.burst_is_over(12, 3));
         assert!(p.burst_is_over(13, 3));
         let f = p.finish_burst(60 * NS_PER_SEC).unwrap();
-        assert_eq!(f.acc.up, 9 * 2_000_000 + 200_000);
+        assert_eq!(f.acc.vol.up, 9 * 2_000_000 + 200_000);
     }
 
     #[test]

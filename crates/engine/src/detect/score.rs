@@ -95,14 +95,14 @@ pub fn score(cfg: &DetectConfig, i: &Inputs<'_>) -> (f64, Vec<Reason>) {
             let reference = i.baseline_bps.unwrap_or(floor).max(floor / 40.0);
             let jump = peak_bps / reference.max(1.0);
             parts.push(("rate_jump", jump, clamp01(jump.log10() / 2.0), w.rate_jump));
-            let vol = b.up as f64 / cfg.burst_min_bytes.max(1) as f64;
+            let vol = b.vol.up as f64 / cfg.burst_min_bytes.max(1) as f64;
             parts.push((
                 "volume",
-                b.up as f64,
+                b.vol.up as f64,
                 clamp01((1.0 + vol).log10() / 11f64.log10()),
                 w.volume,
             ));
-            let asym = b.up as f64 / (b.up + b.down).max(1) as f64;
+            let asym = b.vol.up as f64 / (b.vol.up + b.vol.down).max(1) as f64;
             parts.push(("asymmetry", asym, clamp01((asym - 0.5) / 0.5), w.asymmetry));
             parts.push(("rarity", f64::from(i.prevalence), rarity_part, w.rarity));
             parts.push(("novelty", i.novelty_age_s, novelty_part, w.novelty));
@@ -184,8 +184,11 @@ mod tests {
 
     fn burst(up: u64, down: u64, peak: u64) -> BurstAcc {
         BurstAcc {
-            up,
-            down,
+            vol: crate::detect::pair::Volume {
+                up,
+                down,
+                ..Default::default()
+            },
             peak_up: peak,
             ..BurstAcc::default()
         }

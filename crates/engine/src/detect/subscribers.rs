@@ -687,13 +687,13 @@ impl Subscribers {
             self.reject(key, v4, &f, BurstOutcome::TooLong, out);
             return;
         }
-        if acc.up < self.cfg.burst_min_bytes {
+        if acc.vol.up < self.cfg.burst_min_bytes {
             self.stats.bursts_too_small += 1;
             self.reject(key, v4, &f, BurstOutcome::TooSmall, out);
             return;
         }
-        let total = (acc.up + acc.down).max(1) as f64;
-        if (acc.up as f64) / total < self.cfg.burst_min_upstream_ratio {
+        let total = (acc.vol.up + acc.vol.down).max(1) as f64;
+        if (acc.vol.up as f64) / total < self.cfg.burst_min_upstream_ratio {
             self.stats.bursts_not_upstream += 1;
             self.reject(key, v4, &f, BurstOutcome::NotUpstream, out);
             return;
@@ -715,7 +715,7 @@ impl Subscribers {
             detected_ns: self.now_ns.max(acc.end_ns),
             start_ns: acc.start_ns,
             end_ns: acc.end_ns,
-            totals: (acc.up, acc.down, acc.pk_up, acc.pk_down),
+            totals: (acc.vol.up, acc.vol.down, acc.vol.pk_up, acc.vol.pk_down),
             proto_port: acc.main_port(),
             baseline_bytes: acc.baseline_bytes,
             pair_first_seen_ns: pair.first_seen_ns,
@@ -760,10 +760,10 @@ impl Subscribers {
         let (first_seen, totals) = (
             pair.first_seen_ns,
             (
-                pair.total_up,
-                pair.total_down,
-                pair.total_pk_up,
-                pair.total_pk_down,
+                pair.total.up,
+                pair.total.down,
+                pair.total.pk_up,
+                pair.total.pk_down,
             ),
         );
         let hold = self.cfg.alert_hold_ns;
