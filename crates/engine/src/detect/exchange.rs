@@ -13,6 +13,8 @@
 //! State is fixed per pair: the open exchange and a ring of the last [`EVENT_RING`] closed
 //! ones (start and bytes); nothing is allocated per packet.
 
+use super::ring::Ring;
+
 /// Closed exchanges remembered per pair.
 pub const EVENT_RING: usize = 16;
 
@@ -30,13 +32,9 @@ pub fn carries_exchange(proto: u8, payload_len: u32) -> bool {
 /// A pair's exchanges: the open one and a ring of recent closed ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exchanges {
-    /// Start of each recent exchange in centiseconds after the pair was first seen
-    /// (saturating: 497 days), a ring.
-    start: [u32; EVENT_RING],
-    /// Bytes (both ways, payload-carrying packets) of each recent exchange, a ring.
-    bytes: [u32; EVENT_RING],
-    len: u8,
-    pos: u8,
+    /// Recent closed exchanges: start in centiseconds after the pair was first seen
+    /// (saturating: 497 days) and bytes (both ways, payload-carrying packets).
+    recent: Ring<(u32, u32), EVENT_RING>,
     /// Whether an exchange is open.
     open: bool,
     cur_start: u32,
@@ -50,10 +48,7 @@ pub struct Exchanges {
 impl Default for Exchanges {
     fn default() -> Self {
         Self {
-            start: [0; EVENT_RING],
-            bytes: [0; EVENT_RING],
-            len: 0,
-            pos: 0,
+            recent: Ring::default(),
             open: false,
             cur_start: 0,
             cur_bytes: 0,
@@ -99,11 +94,8 @@ impl Exchanges {
     }
 
     fn push(&mut self) {
-        let i = usize::from(self.pos);
-        self.start[i] = self.cur_start;
-        self.bytes[i] = u32::try_from(self.cur_bytes).unwrap_or(u32::MAX);
-        self.pos = ((i + 1) % EVENT_RING) as u8;
-        self.len = (usize::from(self.len) + 1).min(EVENT_RING) as u8;
+        let bytes = u32::try_from(self.cur_bytes).unwrap_or(u32::MAX);
+        self.recent.push((self.cur_start, bytes));
         self.closed = self.closed.saturating_add(1);
     }
 
@@ -126,13 +118,10 @@ impl Exchanges {
     /// Recent closed exchanges, oldest first, into `out`: (start in centiseconds after the
     /// pair was first seen, bytes). Returns how many were written.
     pub fn recent(&self, out: &mut [(u32, u32); EVENT_RING]) -> usize {
-        let n = usize::from(self.len);
-        let first = (usize::from(self.pos) + EVENT_RING - n) % EVENT_RING;
-        for (k, o) in out.iter_mut().take(n).enumerate() {
-            let i = (first + k) % EVENT_RING;
-            *o = (self.start[i], self.bytes[i]);
+        for (o, e) in out.iter_mut().zip(self.recent.iter()) {
+            *o = e;
         }
-        n
+        self.recent.len()
     }
 }
 

@@ -26,6 +26,7 @@ pub mod global;
 pub mod idle;
 pub mod pair;
 pub mod prevalence;
+mod ring;
 pub mod sampling;
 pub mod score;
 pub(crate) mod scorer;

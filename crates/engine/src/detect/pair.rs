@@ -5,6 +5,7 @@ use super::alert::{Connection, Connections};
 use super::config::ThresholdBasis;
 use super::exchange::Exchanges;
 pub use super::exchange::EVENT_RING;
+use super::ring::Ring;
 
 /// Slots in the burst-start ring.
 pub const BURST_RING: usize = 8;
@@ -189,9 +190,7 @@ pub struct PairState {
     /// Connection of the latest upstream packet (a beacon alert's).
     pub last_conn: Connection,
     /// Start seconds of recent bursts, a ring.
-    burst_start: [u32; BURST_RING],
-    burst_len: u8,
-    burst_pos: u8,
+    burst_starts: Ring<u32, BURST_RING>,
     /// Bursts alerted or not, this pair.
     pub bursts: u32,
     /// Beacon alerts of this pair.
@@ -250,9 +249,7 @@ impl PairState {
             last_proto: 0,
             last_port: 0,
             last_conn: Connection::default(),
-            burst_start: [0; BURST_RING],
-            burst_len: 0,
-            burst_pos: 0,
+            burst_starts: Ring::default(),
             bursts: 0,
             beacons: 0,
             last_beacon_ns: i64::MIN,
@@ -328,19 +325,12 @@ impl PairState {
 
     /// Recent burst start seconds, oldest first.
     pub fn recent_burst_starts(&self) -> Vec<u32> {
-        let n = usize::from(self.burst_len);
-        let start = (usize::from(self.burst_pos) + BURST_RING - n) % BURST_RING;
-        (0..n)
-            .map(|k| self.burst_start[(start + k) % BURST_RING])
-            .collect()
+        self.burst_starts.iter().collect()
     }
 
     /// Remember a burst's start (for recurrence).
     pub fn push_burst_start(&mut self, sec: u32) {
-        let i = usize::from(self.burst_pos);
-        self.burst_start[i] = sec;
-        self.burst_pos = ((i + 1) % BURST_RING) as u8;
-        self.burst_len = (usize::from(self.burst_len) + 1).min(BURST_RING) as u8;
+        self.burst_starts.push(sec);
         self.bursts = self.bursts.saturating_add(1);
     }
 
@@ -359,10 +349,9 @@ impl PairState {
                 return true;
             }
         }
-        if self.burst_len == 0 {
+        let Some(last) = self.burst_starts.last() else {
             return false;
-        }
-        let last = self.burst_start[(usize::from(self.burst_pos) + BURST_RING - 1) % BURST_RING];
+        };
         i64::from(super::prevalence::sec_of(ts)) - i64::from(last)
             <= hold_ns.div_euclid(1_000_000_000)
     }
