@@ -48,7 +48,7 @@ impl FileIndex {
     }
 
     /// An empty index keeping at most `limit` points, rounded down to a power of two within
-    /// [`MIN_POINTS`]..=[`MAX_POINTS`] (an archive of many files gives each fewer, so that the
+    /// `MIN_POINTS..=MAX_POINTS` (an archive of many files gives each fewer, so that the
     /// indexes of all of them stay within a fixed budget).
     pub fn with_limit(limit: usize) -> FileIndex {
         let limit = limit.clamp(MIN_POINTS, MAX_POINTS);

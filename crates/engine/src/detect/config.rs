@@ -72,7 +72,7 @@ pub struct DetectConfig {
     /// ... and at least this many times the host's own p95 upstream rate (once it is known),
     pub burst_baseline_factor: f64,
     /// ... but never more than this fraction of the host's highest one-second upstream rate
-    /// seen so far (a slow uplink can still burst; see [`DetectConfig::burst_entry`]).
+    /// seen so far (a slow uplink can still burst; see `DetectConfig::burst_entry`).
     pub burst_peak_fraction: f64,
     /// A burst continues through seconds at this fraction of the entry rate or more.
     pub burst_continue_ratio: f64,
