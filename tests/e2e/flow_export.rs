@@ -683,3 +683,75 @@ fn sampled_export_gates_bursts_by_their_lower_bound() {
         );
     }
 }
+
+/// `simulate --export ... --send udp://HOST:PORT` sends the datagrams it writes to the capture,
+/// in order and paced by their export time: a collector on loopback receives exactly the UDP
+/// payloads of the capture's frames.
+#[test]
+fn simulate_sends_the_datagrams_it_writes() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("x.pcap");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let receiver = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        let mut idle_since = Instant::now();
+        while idle_since.elapsed() < Duration::from_secs(5) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                got.push(buf[..n].to_vec());
+                idle_since = Instant::now();
+            }
+        }
+        got
+    });
+    let started = Instant::now();
+    run_ok(&[
+        "simulate",
+        "-q",
+        "--seed",
+        "5",
+        "--subscribers",
+        "300",
+        "--duration",
+        "60",
+        "--export",
+        "ipfix",
+        "--sampling",
+        "10",
+        "--send",
+        &format!("udp://127.0.0.1:{port}"),
+        "--send-speed",
+        "30",
+        "-o",
+        pcap.to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    let got = receiver.join().unwrap();
+    // The capture's frames: Ethernet, IPv4 and UDP headers (42 bytes), then the payload.
+    let bytes = std::fs::read(&pcap).unwrap();
+    let mut written = Vec::new();
+    let mut times = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let word = |o: usize| u32::from_le_bytes(bytes[at + o..at + o + 4].try_into().unwrap());
+        times.push(f64::from(word(0)) + f64::from(word(4)) / 1e6);
+        let caplen = word(8) as usize;
+        let frame = &bytes[at + 16..at + 16 + caplen];
+        let udp_len = usize::from(u16::from_be_bytes([frame[38], frame[39]]));
+        written.push(frame[42..34 + udp_len].to_vec());
+        at += 16 + caplen;
+    }
+    assert!(written.len() > 10, "{} datagrams", written.len());
+    assert_eq!(got.len(), written.len(), "datagrams received and written");
+    assert!(got == written, "the payloads, in order");
+    // Paced: the datagrams' export times span `span` seconds, sent at 30x.
+    let span = times.last().unwrap() - times[0];
+    assert!(
+        took.as_secs_f64() >= span / 30.0 * 0.9,
+        "{span:.1} s of export sent in {took:?}"
+    );
+}

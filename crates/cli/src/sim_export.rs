@@ -5,6 +5,8 @@
 //! decodes each frame with the wire decoder and hands it to `burstwatch_sim::export::Exporter`.
 
 use std::io::{self, Write};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
 
 use burstwatch_sim::export::{ExportConfig, ExportSummary, Exporter, FlowKey, Format};
 use burstwatch_wire::{decode, Decoded, LinkType, PacketMeta};
@@ -67,6 +69,13 @@ impl<W: Write> ExportTap<W> {
         })
     }
 
+    /// Hand every datagram to `f` as well (see [`Exporter::tee`]).
+    pub fn tee(&mut self, f: burstwatch_sim::export::Tee) {
+        if let Some(e) = self.exporter.as_mut() {
+            e.tee(f);
+        }
+    }
+
     /// Export what is left and flush: the summary of what was written.
     pub fn finish(mut self) -> io::Result<ExportSummary> {
         match self.exporter.take() {
@@ -123,4 +132,39 @@ impl<W: Write> Write for ExportTap<W> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Sends each datagram to a collector over UDP, paced by its export time: `speed` seconds of
+/// export time per second (0: as fast as it comes).
+pub fn udp_sender(to: SocketAddr, speed: f64) -> io::Result<burstwatch_sim::export::Tee> {
+    let bind: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(bind)?;
+    socket.connect(to)?;
+    let mut start: Option<(i64, Instant)> = None;
+    Ok(Box::new(move |ts_ns, payload| {
+        let (t0, wall0) = *start.get_or_insert((ts_ns, Instant::now()));
+        if speed > 0.0 {
+            let due = Duration::from_secs_f64(((ts_ns - t0).max(0) as f64 / 1e9) / speed);
+            let elapsed = wall0.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+        socket.send(payload).map(|_| ())
+    }))
+}
+
+/// `udp://HOST:PORT` as a socket address.
+pub fn parse_udp_url(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("udp://")
+        .ok_or_else(|| anyhow::anyhow!("--send {url:?}: expected udp://HOST:PORT"))?;
+    rest.to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("--send {url:?}: {e}"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--send {url:?}: no address"))
 }

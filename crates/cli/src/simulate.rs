@@ -65,6 +65,13 @@ pub struct SimulateArgs {
     /// SECS seconds).
     #[arg(long, default_value_t = 60, value_name = "SECS", requires = "export", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub active_timeout: u32,
+    /// With --export: also send each datagram to this collector (`udp://HOST:PORT`, e.g. a
+    /// daemon's `flow_listen`), paced by --send-speed, as a router would.
+    #[arg(long, value_name = "URL", requires = "export")]
+    pub send: Option<String>,
+    /// With --send: seconds of traffic per second of sending (0: as fast as possible).
+    #[arg(long, default_value_t = 1.0, value_name = "X", requires = "send")]
+    pub send_speed: f64,
     /// With --export: the router's idle timeout.
     #[arg(long, default_value_t = 15, value_name = "SECS", requires = "export", value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub idle_timeout: u32,
@@ -183,6 +190,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
                 args.seed,
                 out,
             )?;
+            if let Some(url) = &args.send {
+                let to = crate::sim_export::parse_udp_url(url)?;
+                anyhow::ensure!(
+                    args.send_speed.is_finite() && args.send_speed >= 0.0,
+                    "--send-speed must be a number >= 0"
+                );
+                tap.tee(crate::sim_export::udp_sender(to, args.send_speed)?);
+            }
             let res = Simulator::new(cfg).write_pcap_with_truth(&mut tap);
             exported = Some(tap.finish()?);
             res

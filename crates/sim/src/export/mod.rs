@@ -111,7 +111,12 @@ pub struct Exporter<W: Write> {
     pool: u32,
     buf: Vec<u8>,
     sum: ExportSummary,
+    /// Also handed every datagram (e.g. to send it to a collector).
+    tee: Option<Tee>,
 }
+
+/// What [`Exporter::tee`] is given: each datagram's export time (ns) and payload.
+pub type Tee = Box<dyn FnMut(i64, &[u8]) -> io::Result<()>>;
 
 impl<W: Write> Exporter<W> {
     /// An exporter writing its datagrams as a pcap to `out`.
@@ -128,7 +133,13 @@ impl<W: Write> Exporter<W> {
             pool: 0,
             buf: Vec::with_capacity(2048),
             sum: ExportSummary::default(),
+            tee: None,
         })
+    }
+
+    /// Hand every datagram to `f` as well, after it is written to the capture.
+    pub fn tee(&mut self, f: Tee) {
+        self.tee = Some(f);
     }
 
     /// Show the router one packet: its time, 5-tuple, IP length and whole frame.
@@ -239,6 +250,9 @@ impl<W: Write> Exporter<W> {
 
     fn send(&mut self, ts_ns: i64) -> io::Result<()> {
         self.out.write(ts_ns, &self.buf)?;
+        if let Some(tee) = self.tee.as_mut() {
+            tee(ts_ns, &self.buf)?;
+        }
         self.sum.datagrams += 1;
         Ok(())
     }
