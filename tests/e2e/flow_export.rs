@@ -281,6 +281,121 @@ const DETECT: &str = "[detect]\nbaseline_warmup_seconds = 1\nburst_min_bytes = 2
                       burst_rate_floor_bps = 80000\nburst_min_upstream_ratio = 0.0\n\
                       alert_min_score = 0.0\n";
 
+/// A daemon listening for flow export on a loopback port, with tcpdump recording what reaches
+/// that port (for `analyze` of the same datagrams).
+struct FlowDaemon {
+    daemon: std::process::Child,
+    tcpdump: std::process::Child,
+    port: u16,
+    metrics: u16,
+    cfg: std::path::PathBuf,
+    log: std::path::PathBuf,
+    rec: std::path::PathBuf,
+}
+
+impl FlowDaemon {
+    /// Start the daemon (config `DETECT`, flow records and alerts in `d`) and the recording.
+    fn start(d: &Path) -> Self {
+        use std::process::Stdio;
+        use std::time::Duration;
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let metrics = burstwatch_tests::prom::free_port();
+        let cfg = d.join("burstwatch.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[daemon]\nflow_listen = [\"udp://127.0.0.1:{port}\"]\n\
+                 metrics_bind = \"127.0.0.1:{metrics}\"\nflows_file = \"flows.jsonl\"\n\
+                 alerts_file = \"alerts.jsonl\"\n{DETECT}"
+            ),
+        )
+        .unwrap();
+        let log = d.join("daemon.log");
+        let daemon = Command::new(burstwatch_tests::bin())
+            .args(["daemon", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        crate::live::wait_for_log(&log, "daemon started", Duration::from_secs(20));
+        let rec = d.join("rec.pcap");
+        let tcpdump_log = d.join("tcpdump.log");
+        let tcpdump = Command::new("tcpdump")
+            .args(["-i", "lo", "-U", "-w"])
+            .arg(&rec)
+            .arg(format!("udp port {port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&tcpdump_log).unwrap())
+            .spawn()
+            .unwrap();
+        crate::live::wait_for_log(&tcpdump_log, "listening on", Duration::from_secs(10));
+        Self {
+            daemon,
+            tcpdump,
+            port,
+            metrics,
+            cfg,
+            log,
+            rec,
+        }
+    }
+
+    /// The exporter's series on /metrics (records, datagrams, parse errors, template misses,
+    /// sampling rate) and the socket's kernel drops, once `done` holds for the records (or
+    /// after 15 s).
+    fn series(&self, done: impl Fn(Option<u64>) -> bool) -> ([Option<u64>; 5], Option<u64>) {
+        use std::time::Duration;
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], self.metrics).into();
+        let until = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let body = burstwatch_tests::prom::http_get(addr, "/metrics")
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            let value = |name: &str, label: &str| -> Option<u64> {
+                body.lines()
+                    .find(|l| l.starts_with(&format!("{name}{{{label}}} ")))
+                    .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            };
+            let ex = "exporter=\"127.0.0.1\"";
+            let got = [
+                "burstwatch_flow_export_records_total",
+                "burstwatch_flow_export_datagrams_total",
+                "burstwatch_flow_export_parse_errors_total",
+                "burstwatch_flow_export_template_misses_total",
+                "burstwatch_flow_export_sampling_rate",
+            ]
+            .map(|n| value(n, ex));
+            let drops = value(
+                "burstwatch_flow_export_socket_drops_total",
+                &format!("listen=\"udp://127.0.0.1:{}\"", self.port),
+            );
+            if done(got[0]) || std::time::Instant::now() > until {
+                return (got, drops);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stop the recording (SIGINT) and the daemon (SIGTERM); both must exit cleanly.
+    fn stop(&mut self) {
+        for (child, sig) in [(&mut self.tcpdump, "-INT"), (&mut self.daemon, "-TERM")] {
+            Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .unwrap();
+            let st = child.wait().unwrap();
+            assert!(st.success(), "{sig}: {st}");
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap();
+        assert!(text.contains("flow export stopped"), "{text}");
+    }
+}
+
 /// A real exporter into the daemon: nfdump's `nfpcapd` makes flow files of a simulated capture,
 /// `nfreplay -v 9` sends them as NetFlow v9 to the daemon on loopback while tcpdump records the
 /// datagrams. The daemon's flow records must carry every byte nfdump counts (`nfdump -I`), as
@@ -361,42 +476,7 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
     }
     assert!(nf_flows > 0 && nf_bytes > 0);
 
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics = burstwatch_tests::prom::free_port();
-    let cfg = d.join("burstwatch.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[daemon]\nflow_listen = [\"udp://127.0.0.1:{port}\"]\n\
-             metrics_bind = \"127.0.0.1:{metrics}\"\nflows_file = \"flows.jsonl\"\n\
-             alerts_file = \"alerts.jsonl\"\n{DETECT}"
-        ),
-    )
-    .unwrap();
-    let log = d.join("daemon.log");
-    let mut daemon = Command::new(burstwatch_tests::bin())
-        .args(["daemon", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    crate::live::wait_for_log(&log, "daemon started", Duration::from_secs(20));
-    let rec = d.join("rec.pcap");
-    let tcpdump_log = d.join("tcpdump.log");
-    let mut tcpdump = Command::new("tcpdump")
-        .args(["-i", "lo", "-U", "-w"])
-        .arg(&rec)
-        .arg(format!("udp port {port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&tcpdump_log).unwrap())
-        .spawn()
-        .unwrap();
-    crate::live::wait_for_log(&tcpdump_log, "listening on", Duration::from_secs(10));
+    let mut fd = FlowDaemon::start(d);
     for f in &files {
         let st = Command::new("nfreplay")
             .args([
@@ -405,7 +485,7 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
                 "-H",
                 "127.0.0.1",
                 "-p",
-                &port.to_string(),
+                &fd.port.to_string(),
                 "-d",
                 "40000",
                 "-r",
@@ -417,53 +497,16 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
         assert!(st.success());
     }
     std::thread::sleep(Duration::from_secs(1));
-    // The exporter's series on /metrics (counters published about every second).
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], metrics).into();
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    let series = loop {
-        let body = burstwatch_tests::prom::http_get(addr, "/metrics")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        let value = |name: &str, label: &str| -> Option<u64> {
-            body.lines()
-                .find(|l| l.starts_with(&format!("{name}{{{label}}} ")))
-                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        };
-        let ex = "exporter=\"127.0.0.1\"";
-        let got = [
-            "burstwatch_flow_export_records_total",
-            "burstwatch_flow_export_datagrams_total",
-            "burstwatch_flow_export_parse_errors_total",
-            "burstwatch_flow_export_template_misses_total",
-            "burstwatch_flow_export_sampling_rate",
-        ]
-        .map(|n| value(n, ex));
-        let drops = value(
-            "burstwatch_flow_export_socket_drops_total",
-            &format!("listen=\"udp://127.0.0.1:{port}\""),
-        );
-        if got[0] == Some(nf_flows) || std::time::Instant::now() > until {
-            break (got, drops);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let series = fd.series(|records| records == Some(nf_flows));
     eprintln!("nfreplay: exporter series {series:?}");
-    for (child, sig) in [(&mut tcpdump, "-INT"), (&mut daemon, "-TERM")] {
-        Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status()
-            .unwrap();
-        let st = child.wait().unwrap();
-        assert!(st.success(), "{sig}: {st}");
-    }
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("flow export stopped"), "{text}");
+    fd.stop();
+    let (cfg, rec, port) = (&fd.cfg, &fd.rec, fd.port);
 
     let an = d.join("analyze");
     std::fs::create_dir(&an).unwrap();
     let af = an.join("flows.jsonl");
     let got = analyze(
-        &rec,
+        rec,
         &an,
         &[
             "--config",
@@ -510,6 +553,111 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
     // Bursts exist in the replayed data, so the comparison below can fail.
     assert!(!daemon_alerts.is_empty(), "no alert to compare");
     assert_eq!(daemon_alerts, analyze_alerts);
+}
+
+/// The daemon's sampled path: `simulate --export ipfix|netflow9 --sampling N --send` is the
+/// router, sending 1-in-N sampled export of the simulator's scenarios to the daemon on
+/// loopback while tcpdump records the datagrams. The daemon reports the sampling rate, scales
+/// its flow records by it as `analyze` does on the recording (the same bytes per address pair),
+/// and both raise the same alerts, at least one, each saying its sampling rate. (The records
+/// keep the simulator's times, far from the clock, so both count them at their arrival second:
+/// see the nfreplay test above.)
+#[test]
+fn daemon_takes_sampled_export_as_analyze_takes_its_recording() {
+    use std::time::Duration;
+    if !crate::live::live_tests_enabled() {
+        return;
+    }
+    let mut rng = run_seed();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let seed = (next(&mut rng) % 1000).to_string();
+    let format = ["ipfix", "netflow9"][(next(&mut rng) % 2) as usize];
+    let sampling = (10 + next(&mut rng) % 91).to_string();
+    eprintln!("sampled daemon: seed {seed}, {format} 1:{sampling}");
+    let mut fd = FlowDaemon::start(d);
+    let sent = d.join("sent.pcap");
+    run_ok(&[
+        "simulate",
+        "-q",
+        "--seed",
+        &seed,
+        "--subscribers",
+        "300",
+        "--duration",
+        "300",
+        "--export",
+        format,
+        "--sampling",
+        &sampling,
+        "--active-timeout",
+        "10",
+        "--send",
+        &format!("udp://127.0.0.1:{}", fd.port),
+        "--send-speed",
+        "60",
+        "-o",
+        sent.to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_secs(1));
+    // The records sent: what the capture `simulate` wrote holds.
+    let sent_records = {
+        let an = d.join("sent");
+        std::fs::create_dir(&an).unwrap();
+        analyze(&sent, &an, &[])["records"].as_u64()
+    };
+    let series = fd.series(|records| records == sent_records);
+    eprintln!("sampled daemon: exporter series {series:?}");
+    fd.stop();
+
+    let an = d.join("analyze");
+    std::fs::create_dir(&an).unwrap();
+    let af = an.join("flows.jsonl");
+    let got = analyze(
+        &fd.rec,
+        &an,
+        &[
+            "--config",
+            fd.cfg.to_str().unwrap(),
+            "--flow-port",
+            &fd.port.to_string(),
+            "--flows",
+            af.to_str().unwrap(),
+        ],
+    );
+    let ([records, _, parse_errors, misses, rate], drops) = series;
+    assert_eq!(
+        got["records"].as_u64(),
+        sent_records,
+        "all sent were recorded"
+    );
+    assert_eq!(records, sent_records, "the daemon's exporter records");
+    assert_eq!(parse_errors, Some(0));
+    assert_eq!(misses, Some(0), "template misses");
+    assert_eq!(rate.map(|r| r.to_string()), Some(sampling.clone()));
+    assert_eq!(drops, Some(0), "kernel drops at the flow socket");
+    assert_eq!(got["max_sampling_rate"].to_string(), sampling);
+    let pairs = pair_bytes(&af);
+    assert!(pairs.len() > 1, "{pairs:?}");
+    assert_eq!(
+        pair_bytes(&d.join("flows.jsonl")),
+        pairs,
+        "bytes per address pair: the daemon's and analyze's flow records"
+    );
+    let (daemon_alerts, analyze_alerts) = (
+        alert_keys(&d.join("alerts.jsonl")),
+        alert_keys(&an.join("alerts.jsonl")),
+    );
+    eprintln!(
+        "sampled daemon: {} daemon alerts, {} analyze alerts",
+        daemon_alerts.len(),
+        analyze_alerts.len()
+    );
+    assert!(!daemon_alerts.is_empty(), "no alert to compare");
+    assert_eq!(daemon_alerts, analyze_alerts);
+    for a in burstwatch_tests::json_lines(&std::fs::read(d.join("alerts.jsonl")).unwrap()) {
+        assert_eq!(a["source"]["sampling_rate"].to_string(), sampling, "{a}");
+    }
 }
 
 /// Burst events in scope found and false burst alerts (but those into shared infrastructure),
