@@ -95,6 +95,23 @@ impl Netns {
             &inner,
         ]);
         ip(&["-n", &n.cap_ns, "link", "set", &inner, "up"]);
+        // The kernel turns a veth's carrier on asynchronously (its link watcher may take a
+        // second, longer on a loaded machine); until then what is sent into it is dropped
+        // silently. Wait for both ends.
+        for (ns, dev) in [(&n.cap_ns, &n.cap_if), (&n.send_ns, &n.send_if)] {
+            let until = Instant::now() + Duration::from_secs(20);
+            loop {
+                let out = Command::new("ip")
+                    .args(["-n", ns, "link", "show", "dev", dev])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+                    break;
+                }
+                assert!(Instant::now() < until, "{dev} in {ns} did not come up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         n
     }
 
