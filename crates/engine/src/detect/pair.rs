@@ -266,6 +266,16 @@ impl PairState {
         (self.sec != i64::MIN).then_some(self.sec)
     }
 
+    /// Upstream bytes of the open bin (0 when none is open).
+    #[inline]
+    pub fn open_bin_up(&self) -> u64 {
+        if self.sec == i64::MIN {
+            0
+        } else {
+            self.bin.up
+        }
+    }
+
     /// Count one packet of connection `conn`. `exchange`: it carries payload that makes it part of an exchange
     /// (see [`super::exchange`]); `event_gap_ns` separates exchanges. Returns `true` when an
     /// exchange closed (the caller may then run the beacon analysis).

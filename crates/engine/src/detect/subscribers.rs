@@ -144,6 +144,11 @@ pub struct Subscribers {
     pub(crate) hosts: LruMap<Addr, HostState>,
     pairs: LruMap<(Addr, Addr), PairState>,
     bursting: Vec<(u32, (Addr, Addr))>,
+    /// Pairs whose open second reached the burst floor, by that second: a pair that goes
+    /// silent right after a one-second burst gets no packet to close its second, so the sweep
+    /// closes it once a whole second has passed. At most one entry per pair and second, and
+    /// only for seconds of at least `burst_rate_floor_bps` upstream: bounded by the traffic.
+    hot_bins: std::collections::VecDeque<(i64, u32, (Addr, Addr))>,
     now_ns: i64,
     last_sweep_sec: i64,
     stats: DetectStats,
@@ -165,6 +170,7 @@ impl Subscribers {
             pairs: LruMap::new(cfg.max_pairs, h(2)),
             cfg,
             bursting: Vec::new(),
+            hot_bins: std::collections::VecDeque::new(),
             now_ns: i64::MIN,
             last_sweep_sec: i64::MIN,
             stats: DetectStats::default(),
@@ -474,6 +480,7 @@ impl Subscribers {
         };
         let pair = self.pairs.get_mut(pidx);
         let exchange = super::exchange::carries_exchange(pkt.proto, pkt.payload_len);
+        let bin_up_before = pair.open_bin_up();
         let open_before = pair.ex.open_start();
         let event_closed = pair.add(
             ts,
@@ -496,6 +503,17 @@ impl Subscribers {
             }
         }
         let now_bursting = pair.burst.is_some();
+        // The open second just reached the floor: if the pair falls silent, the sweep closes it.
+        let floor = self.cfg.burst_rate_floor_bps / 8.0;
+        if side.up
+            && !now_bursting
+            && (bin_up_before as f64) < floor
+            && pair.open_bin_up() as f64 >= floor
+        {
+            if let Some(sec) = pair.open_sec() {
+                self.hot_bins.push_back((sec, pidx, (home, ext)));
+            }
+        }
         if let Some(f) = finished {
             let snapshot = self.pairs.get(pidx).clone();
             self.on_burst((home, ext), v4, f, &snapshot, out);
@@ -528,6 +546,8 @@ impl Subscribers {
 
     fn new_second(&mut self, sec: i64, ts: i64, out: &mut Vec<Event>) {
         self.last_sweep_sec = sec;
+        // Seconds before the last whole one: a pair still sending has closed them itself.
+        self.close_hot_bins(sec, sec.saturating_sub(1));
         self.sweep_bursts(sec, false, out);
         self.close_idle(ts, out);
         out.push(Event(EventKind::Tick(ts)));
@@ -538,6 +558,7 @@ impl Subscribers {
     /// counts), then tell the scorer to emit everything.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         let sec = self.now_ns.div_euclid(NS_PER_SEC).saturating_add(1);
+        self.close_hot_bins(sec, sec);
         self.sweep_bursts(sec, true, out);
         self.close_exchanges(out);
         out.push(Event(EventKind::Finish(self.now_ns)));
@@ -642,6 +663,41 @@ impl Subscribers {
             } else {
                 self.pairs.get_mut(idx).in_bursting = false;
                 self.bursting.swap_remove(i);
+            }
+        }
+    }
+
+    /// Close the hot open seconds of pairs that fell silent, those of seconds before `before`,
+    /// as their next packet would have at `now_sec`: a second at the entry rate starts a burst,
+    /// which the sweep then follows like any other.
+    fn close_hot_bins(&mut self, now_sec: i64, before: i64) {
+        let quiet = self.cfg.burst_quiet_ns / NS_PER_SEC;
+        let (cont, max_ns) = (self.cfg.burst_continue_ratio, self.cfg.burst_max_ns);
+        while let Some(&(sec, idx, key)) = self.hot_bins.front() {
+            if sec >= before {
+                break;
+            }
+            self.hot_bins.pop_front();
+            if self.pairs.find(&key) != Some(idx) {
+                continue;
+            }
+            let pair = self.pairs.get(idx);
+            if pair.open_sec() != Some(sec) || pair.burst.is_some() {
+                continue; // closed by a later packet, or a burst the sweep follows
+            }
+            let host = self.hosts.find(&key.0).map(|h| self.hosts.get(h));
+            let baseline = host.and_then(|h| h.baseline_bytes(self.cfg.baseline_warmup_seconds));
+            let entry = host.map_or_else(
+                || self.cfg.burst_entry(None, 0),
+                |h| h.burst_entry(&self.cfg),
+            );
+            let pair = self.pairs.get_mut(idx);
+            // No burst was in progress, so none can end here.
+            let ended = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
+            debug_assert!(ended.is_none());
+            if pair.burst.is_some() && !pair.in_bursting {
+                pair.in_bursting = true;
+                self.bursting.push((idx, key));
             }
         }
     }
