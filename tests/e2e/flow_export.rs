@@ -394,6 +394,51 @@ impl FlowDaemon {
         let text = std::fs::read_to_string(&self.log).unwrap();
         assert!(text.contains("flow export stopped"), "{text}");
     }
+
+    /// `analyze --input-kind flow-export` of the recording with the daemon's config, its
+    /// outputs in `d/analyze`: its run counters.
+    fn analyze_recording(&self, d: &Path) -> serde_json::Value {
+        let an = d.join("analyze");
+        std::fs::create_dir(&an).unwrap();
+        let af = an.join("flows.jsonl");
+        analyze(
+            &self.rec,
+            &an,
+            &[
+                "--config",
+                self.cfg.to_str().unwrap(),
+                "--flow-port",
+                &self.port.to_string(),
+                "--flows",
+                af.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// The daemon's flow records carry the bytes of analyze's per address pair (more than one
+    /// pair), and both raised the same alerts, at least one (`what` names the run).
+    fn assert_same_as_analyze(&self, d: &Path, what: &str) {
+        let an = d.join("analyze");
+        let pairs = pair_bytes(&an.join("flows.jsonl"));
+        assert!(pairs.len() > 1, "{pairs:?}");
+        assert_eq!(
+            pair_bytes(&d.join("flows.jsonl")),
+            pairs,
+            "bytes per address pair: the daemon's and analyze's flow records"
+        );
+        let (daemon_alerts, analyze_alerts) = (
+            alert_keys(&d.join("alerts.jsonl")),
+            alert_keys(&an.join("alerts.jsonl")),
+        );
+        eprintln!(
+            "{what}: {} daemon alerts, {} analyze alerts",
+            daemon_alerts.len(),
+            analyze_alerts.len()
+        );
+        // Bursts exist in the sent data, so the comparison below can fail.
+        assert!(!daemon_alerts.is_empty(), "no alert to compare");
+        assert_eq!(daemon_alerts, analyze_alerts);
+    }
 }
 
 /// A real exporter into the daemon: nfdump's `nfpcapd` makes flow files of a simulated capture,
@@ -500,23 +545,8 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
     let series = fd.series(|records| records == Some(nf_flows));
     eprintln!("nfreplay: exporter series {series:?}");
     fd.stop();
-    let (cfg, rec, port) = (&fd.cfg, &fd.rec, fd.port);
-
-    let an = d.join("analyze");
-    std::fs::create_dir(&an).unwrap();
-    let af = an.join("flows.jsonl");
-    let got = analyze(
-        rec,
-        &an,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--flow-port",
-            &port.to_string(),
-            "--flows",
-            af.to_str().unwrap(),
-        ],
-    );
+    let got = fd.analyze_recording(d);
+    let af = d.join("analyze/flows.jsonl");
     assert_eq!(
         got["records"], nf_flows,
         "records analyze read from the recording"
@@ -534,25 +564,7 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
         nf_bytes,
         "the daemon's flow records"
     );
-    let pairs = pair_bytes(&af);
-    assert!(pairs.len() > 1, "{pairs:?}");
-    assert_eq!(
-        pair_bytes(&d.join("flows.jsonl")),
-        pairs,
-        "bytes per address pair: the daemon's and analyze's flow records"
-    );
-    let (daemon_alerts, analyze_alerts) = (
-        alert_keys(&d.join("alerts.jsonl")),
-        alert_keys(&an.join("alerts.jsonl")),
-    );
-    eprintln!(
-        "nfreplay: {} daemon alerts, {} analyze alerts",
-        daemon_alerts.len(),
-        analyze_alerts.len()
-    );
-    // Bursts exist in the replayed data, so the comparison below can fail.
-    assert!(!daemon_alerts.is_empty(), "no alert to compare");
-    assert_eq!(daemon_alerts, analyze_alerts);
+    fd.assert_same_as_analyze(d, "nfreplay");
 }
 
 /// The daemon's sampled path: `simulate --export ipfix|netflow9 --sampling N --send` is the
@@ -610,21 +622,7 @@ fn daemon_takes_sampled_export_as_analyze_takes_its_recording() {
     eprintln!("sampled daemon: exporter series {series:?}");
     fd.stop();
 
-    let an = d.join("analyze");
-    std::fs::create_dir(&an).unwrap();
-    let af = an.join("flows.jsonl");
-    let got = analyze(
-        &fd.rec,
-        &an,
-        &[
-            "--config",
-            fd.cfg.to_str().unwrap(),
-            "--flow-port",
-            &fd.port.to_string(),
-            "--flows",
-            af.to_str().unwrap(),
-        ],
-    );
+    let got = fd.analyze_recording(d);
     let ([records, _, parse_errors, misses, rate], drops) = series;
     assert_eq!(
         got["records"].as_u64(),
@@ -637,24 +635,7 @@ fn daemon_takes_sampled_export_as_analyze_takes_its_recording() {
     assert_eq!(rate.map(|r| r.to_string()), Some(sampling.clone()));
     assert_eq!(drops, Some(0), "kernel drops at the flow socket");
     assert_eq!(got["max_sampling_rate"].to_string(), sampling);
-    let pairs = pair_bytes(&af);
-    assert!(pairs.len() > 1, "{pairs:?}");
-    assert_eq!(
-        pair_bytes(&d.join("flows.jsonl")),
-        pairs,
-        "bytes per address pair: the daemon's and analyze's flow records"
-    );
-    let (daemon_alerts, analyze_alerts) = (
-        alert_keys(&d.join("alerts.jsonl")),
-        alert_keys(&an.join("alerts.jsonl")),
-    );
-    eprintln!(
-        "sampled daemon: {} daemon alerts, {} analyze alerts",
-        daemon_alerts.len(),
-        analyze_alerts.len()
-    );
-    assert!(!daemon_alerts.is_empty(), "no alert to compare");
-    assert_eq!(daemon_alerts, analyze_alerts);
+    fd.assert_same_as_analyze(d, "sampled daemon");
     for a in burstwatch_tests::json_lines(&std::fs::read(d.join("alerts.jsonl")).unwrap()) {
         assert_eq!(a["source"]["sampling_rate"].to_string(), sampling, "{a}");
     }
