@@ -883,4 +883,40 @@ fn simulate_sends_the_datagrams_it_writes() {
         took.as_secs_f64() >= span / 30.0 * 0.9,
         "{span:.1} s of export sent in {took:?}"
     );
+
+    // A collector that is not there: the capture is still written whole, and what could not
+    // be sent is counted and named, with a failing exit code.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let again = dir.path().join("y.pcap");
+    let out = burstwatch_tests::run(&[
+        "simulate",
+        "-q",
+        "--seed",
+        "5",
+        "--subscribers",
+        "300",
+        "--duration",
+        "60",
+        "--export",
+        "ipfix",
+        "--sampling",
+        "10",
+        "--send",
+        &format!("udp://127.0.0.1:{closed}"),
+        "--send-speed",
+        "0",
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("datagrams not sent") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&again).unwrap(), bytes, "the capture, whole");
 }

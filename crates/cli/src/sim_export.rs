@@ -134,9 +134,23 @@ impl<W: Write> Write for ExportTap<W> {
     }
 }
 
+/// What [`udp_sender`] could not send: a router keeps exporting when its collector is down
+/// (the kernel reports a closed port on a later send), so failures are counted, not fatal.
+#[derive(Debug, Default)]
+pub struct SendFailures {
+    /// Datagrams not sent.
+    pub count: std::sync::atomic::AtomicU64,
+    /// The first error, as text.
+    pub first: std::sync::Mutex<Option<String>>,
+}
+
 /// Sends each datagram to a collector over UDP, paced by its export time: `speed` seconds of
-/// export time per second (0: as fast as it comes).
-pub fn udp_sender(to: SocketAddr, speed: f64) -> io::Result<burstwatch_sim::export::Tee> {
+/// export time per second (0: as fast as it comes). Datagrams that cannot be sent are counted
+/// in the returned [`SendFailures`].
+pub fn udp_sender(
+    to: SocketAddr,
+    speed: f64,
+) -> io::Result<(burstwatch_sim::export::Tee, std::sync::Arc<SendFailures>)> {
     let bind: SocketAddr = if to.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -144,8 +158,10 @@ pub fn udp_sender(to: SocketAddr, speed: f64) -> io::Result<burstwatch_sim::expo
     };
     let socket = UdpSocket::bind(bind)?;
     socket.connect(to)?;
+    let failures = std::sync::Arc::new(SendFailures::default());
+    let seen = std::sync::Arc::clone(&failures);
     let mut start: Option<(i64, Instant)> = None;
-    Ok(Box::new(move |ts_ns, payload| {
+    let tee: burstwatch_sim::export::Tee = Box::new(move |ts_ns, payload| {
         let (t0, wall0) = *start.get_or_insert((ts_ns, Instant::now()));
         if speed > 0.0 {
             let due = Duration::from_secs_f64(((ts_ns - t0).max(0) as f64 / 1e9) / speed);
@@ -154,8 +170,16 @@ pub fn udp_sender(to: SocketAddr, speed: f64) -> io::Result<burstwatch_sim::expo
                 std::thread::sleep(due - elapsed);
             }
         }
-        socket.send(payload).map(|_| ())
-    }))
+        if let Err(e) = socket.send(payload) {
+            seen.count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut first) = seen.first.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+        Ok(())
+    });
+    Ok((tee, failures))
 }
 
 /// `udp://HOST:PORT` as a socket address.

@@ -178,6 +178,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     let started = Instant::now();
     let mut exported = None;
+    let mut send_failures = None;
     let (summary, truth) = match args.export {
         None => Simulator::new(cfg).write_pcap_with_truth(file),
         Some(format) => {
@@ -196,7 +197,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
                     args.send_speed.is_finite() && args.send_speed >= 0.0,
                     "--send-speed must be a number >= 0"
                 );
-                tap.tee(crate::sim_export::udp_sender(to, args.send_speed)?);
+                let (tee, failures) = crate::sim_export::udp_sender(to, args.send_speed)?;
+                tap.tee(tee);
+                send_failures = Some((url.clone(), failures));
             }
             let res = Simulator::new(cfg).write_pcap_with_truth(&mut tap);
             exported = Some(tap.finish()?);
@@ -240,6 +243,22 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
                 events,
                 path.display()
             );
+        }
+    }
+    if let Some((url, f)) = send_failures {
+        let n = f.count.load(std::sync::atomic::Ordering::Relaxed);
+        if n > 0 {
+            let first = f
+                .first
+                .lock()
+                .ok()
+                .and_then(|g| g.clone())
+                .unwrap_or_default();
+            let sent = exported.as_ref().map_or(0, |e| e.datagrams);
+            eprintln!(
+                "burstwatch: error: --send {url}: {n} of {sent} datagrams not sent (first: {first}); the capture holds them all"
+            );
+            return Ok(ExitCode::from(1));
         }
     }
     Ok(ExitCode::SUCCESS)
