@@ -36,6 +36,7 @@ pub mod memory;
 pub mod net;
 mod record;
 pub mod shard;
+mod slab;
 mod table;
 
 pub use config::{FlowConfig, NS_PER_SEC};

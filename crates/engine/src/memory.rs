@@ -172,23 +172,6 @@ pub(crate) fn index_capacity(cap: usize) -> usize {
     cap.max(1).saturating_mul(2)
 }
 
-/// Reserve, for `cap` entries, the three parts of a capped container: the hash index of slab
-/// slots ([`index_capacity`]), the slab and its free list. Only the index's control bytes are
-/// written now; slab pages are touched as entries arrive. A reservation the system refuses (a
-/// cap far above the memory there is) is skipped: the container then grows as it fills.
-pub(crate) fn reserve_slab_index<E>(
-    index: &mut hashbrown::HashTable<u32>,
-    slab: &mut Vec<E>,
-    free: &mut Vec<u32>,
-    cap: usize,
-    hash: impl Fn(&E) -> u64,
-) {
-    let want = index_capacity(cap).saturating_sub(index.len());
-    let _ = index.try_reserve(want, |&i| slab.get(i as usize).map_or(0, &hash));
-    let _ = slab.try_reserve_exact(cap.saturating_sub(slab.len()));
-    let _ = free.try_reserve_exact(cap.saturating_sub(free.len()));
-}
-
 /// Bytes of a hashbrown index reserved for `cap` entries (see [`index_capacity`]) with slots
 /// of `slot` bytes: the slots, one control byte per bucket and one group of padding.
 pub(crate) fn index_bytes(cap: usize, slot: usize) -> usize {

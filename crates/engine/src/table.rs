@@ -1,25 +1,23 @@
 //! The bidirectional flow table.
 //!
-//! Flows live in a slab (`Vec<Flow>`, free slots reused); a `hashbrown::HashTable<u32>` maps a
-//! key's hash to its slab index, so the key is stored once. Each flow sits in one of five
+//! Flows live in a [`Slab`] (slots reused, a hash index of slot numbers, the key stored once in
+//! the flow). Each flow sits in one of five
 //! intrusive lists ordered by last-seen time: open TCP, UDP, ICMP, other protocols, and closing
 //! TCP (FIN both ways or RST). The list heads are the flows idle the longest, so idle expiry and
 //! least-recently-seen eviction are O(1) per flow. Nothing here reads the clock: "now" is the
 //! newest packet timestamp seen.
 
-use std::collections::VecDeque;
-use std::hash::BuildHasher;
-
 use ahash::RandomState;
 use burstwatch_wire::{Frag, PacketMeta};
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
+use std::collections::VecDeque;
 
 use crate::config::FlowConfig;
 use crate::frag::{FragKey, FragMap};
 use crate::key::{addr_bytes, addr_ip, FlowKey};
-use crate::lru::{LinkStore, Links, List, NIL};
+use crate::lru::{Links, List, NIL};
 use crate::record::{DirStats, EndReason, FlowContext, FlowRecord};
+use crate::slab::{Slab, SlabEntry};
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -87,12 +85,15 @@ impl Flow {
     }
 }
 
-struct Slab(Vec<Flow>);
-
-impl LinkStore for Slab {
+impl SlabEntry for Flow {
+    type Key = FlowKey;
     #[inline]
-    fn links(&mut self, idx: u32) -> &mut Links {
-        &mut self.0[idx as usize].links
+    fn key(&self) -> FlowKey {
+        self.key
+    }
+    #[inline]
+    fn links(&mut self) -> &mut Links {
+        &mut self.links
     }
 }
 
@@ -170,10 +171,7 @@ impl FlowStats {
 /// ```
 pub struct FlowTable {
     cfg: FlowConfig,
-    hasher: FixedState,
-    table: HashTable<u32>,
-    slab: Slab,
-    free: Vec<u32>,
+    slab: Slab<Flow, FixedState>,
     lists: [List; N_LISTS],
     timeouts: [i64; N_LISTS],
     frags: FragMap,
@@ -203,8 +201,8 @@ impl FlowTable {
             hash_seed.rotate_left(47) ^ 0x1656_67b1_9e37_79f9,
         );
         let frags = FragMap::new(cfg.max_fragments, cfg.fragment_timeout_ns, hasher);
-        // foldhash for the per-packet key: measured 1 % fewer instructions per packet than
-        // ahash's portable path on the flows benchmark's capture.
+        // foldhash for the per-packet key: fewer instructions per packet than ahash's portable
+        // path (see the flows benchmark).
         let hasher = FixedState::with_seed(hash_seed);
         let timeouts = [
             cfg.tcp_idle_ns,
@@ -215,10 +213,7 @@ impl FlowTable {
         ];
         let mut table = Self {
             cfg,
-            hasher,
-            table: HashTable::new(),
-            slab: Slab(Vec::new()),
-            free: Vec::new(),
+            slab: Slab::new(hasher),
             lists: [List::default(); N_LISTS],
             timeouts,
             frags,
@@ -233,19 +228,11 @@ impl FlowTable {
         table
     }
 
-    /// Reserve slab, index and free list for the cap, so that a full table never grows (see
-    /// [`crate::memory`]). Only the index's control bytes are written now. A reservation the
-    /// system refuses is skipped: the table then grows as it fills.
+    /// Reserve slab (slots, index, free list) and the queue of ended flows for the cap, so that
+    /// a full table never grows (see [`crate::memory`]).
     fn reserve(&mut self) {
         let cap = self.cfg.max_flows.max(1);
-        let hasher = &self.hasher;
-        crate::memory::reserve_slab_index(
-            &mut self.table,
-            &mut self.slab.0,
-            &mut self.free,
-            cap,
-            |f| hasher.hash_one(f.key),
-        );
+        self.slab.reserve(cap);
         let _ = self
             .pending
             .try_reserve_exact(cap.saturating_sub(self.pending.len()));
@@ -255,11 +242,8 @@ impl FlowTable {
     /// ended flows (flows with a VLAN/MPLS/tunnel context add [`FlowTable::context_bytes`]
     /// each).
     pub fn bytes_for(cap: usize) -> usize {
-        let cap = cap.max(1);
-        cap * (std::mem::size_of::<Flow>()
-            + std::mem::size_of::<u32>()
-            + std::mem::size_of::<(u32, EndReason)>())
-            + crate::memory::index_bytes(cap, std::mem::size_of::<u32>())
+        Slab::<Flow, FixedState>::bytes_for(cap)
+            + cap.max(1) * std::mem::size_of::<(u32, EndReason)>()
     }
 
     /// Heap bytes of the boxed context of one flow with one VLAN tag and no tunnel, as the
@@ -293,7 +277,7 @@ impl FlowTable {
     /// Counters so far.
     pub fn stats(&self) -> FlowStats {
         let mut s = self.stats.clone();
-        s.active = self.table.len();
+        s.active = self.slab.len();
         s.fragment_map_evictions = self.frags.evicted;
         s
     }
@@ -305,31 +289,26 @@ impl FlowTable {
 
     /// Flows currently open.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.slab.len()
     }
 
     /// Whether no flow is open.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.slab.len() == 0
     }
 
     /// Heap bytes held by the table's flow storage (slab, index, free list), for the
     /// memory-per-flow figure. Contexts of tunnelled/VLAN flows are counted at their boxed size.
     pub fn heap_bytes(&self) -> usize {
-        let slab = self.slab.0.capacity() * std::mem::size_of::<Flow>();
-        // hashbrown: one u32 slot plus one control byte per bucket.
-        let buckets = self.table.capacity().next_power_of_two().max(1) * 8 / 7;
-        let index = buckets * (std::mem::size_of::<u32>() + 1);
-        let free = self.free.capacity() * std::mem::size_of::<u32>()
-            + self.pending.capacity() * std::mem::size_of::<(u32, EndReason)>();
+        let pending = self.pending.capacity() * std::mem::size_of::<(u32, EndReason)>();
         let ctx = self
             .slab
-            .0
+            .slots()
             .iter()
             .filter(|f| f.list != L_FREE && f.context.is_some())
             .count()
             * std::mem::size_of::<FlowContext>();
-        slab + index + free + ctx
+        self.slab.heap_bytes() + pending + ctx
     }
 
     /// Size of one slab entry in bytes.
@@ -349,11 +328,11 @@ impl FlowTable {
     /// The record of the oldest ended flow, freeing its slot.
     fn make_pending_record(&mut self) -> Option<FlowRecord> {
         let (idx, reason) = self.pending.pop_front()?;
-        let flow = &mut self.slab.0[idx as usize];
+        let flow = self.slab.get_mut(idx);
         let ctx = flow.context.take();
         let rec = to_record(flow, reason, ctx);
         flow.list = L_FREE;
-        self.free.push(idx);
+        self.slab.release(idx);
         Some(rec)
     }
 
@@ -391,7 +370,7 @@ impl FlowTable {
                 if head == NIL {
                     break;
                 }
-                let flow = &self.slab.0[head as usize];
+                let flow = self.slab.get(head);
                 if self.now_ns.saturating_sub(flow.last_ns()) <= timeout {
                     next = next.min(expiry(flow.last_ns(), timeout));
                     break;
@@ -440,15 +419,10 @@ impl FlowTable {
             },
         };
         let (key, lo_to_hi) = FlowKey::from_packet(meta, sport, dport);
-        let hash = self.hasher.hash_one(key);
-        let slab = &self.slab.0;
-        let found = self
-            .table
-            .find(hash, |&i| slab[i as usize].key == key)
-            .copied();
-        let idx = match found {
+        let hash = self.slab.hash(key);
+        let idx = match self.slab.find(hash, &key) {
             Some(idx) => {
-                let first = self.slab.0[idx as usize].first_ns();
+                let first = self.slab.get(idx).first_ns();
                 if ts_ns.saturating_sub(first) >= self.cfg.active_timeout_ns {
                     self.restart_active(idx);
                 }
@@ -469,19 +443,19 @@ impl FlowTable {
     /// a cache of where related state lives; `u32::MAX` for a new flow.
     #[inline]
     pub fn pair_slot_mut(&mut self, slot: u32) -> Option<&mut u32> {
-        self.slab.0.get_mut(slot as usize).map(|f| &mut f.pair_slot)
+        self.slab.try_get_mut(slot).map(|f| &mut f.pair_slot)
     }
 
     /// Export every open flow (reason `end_of_input`), oldest first, and reset "now". The
     /// records are made as they are popped.
     pub fn finish(&mut self) {
         let start = self.pending.len();
-        for i in 0..self.slab.0.len() as u32 {
-            if usize::from(self.slab.0[i as usize].list) < N_LISTS {
-                self.pending.push_back((i, EndReason::EndOfInput));
+        for (i, flow) in self.slab.slots().iter().enumerate() {
+            if usize::from(flow.list) < N_LISTS {
+                self.pending.push_back((i as u32, EndReason::EndOfInput));
             }
         }
-        let slab = &self.slab.0;
+        let slab = self.slab.slots();
         self.pending.make_contiguous()[start..].sort_unstable_by_key(|&(i, _)| {
             let f = &slab[i as usize];
             (f.first_ns(), f.key)
@@ -497,10 +471,10 @@ impl FlowTable {
     }
 
     fn create(&mut self, key: FlowKey, hash: u64, lo_to_hi: bool, meta: &PacketMeta) -> u32 {
-        if self.table.len() >= self.cfg.max_flows.max(1) {
+        if self.slab.len() >= self.cfg.max_flows.max(1) {
             self.evict_one();
         }
-        if self.free.is_empty() && self.slab.0.len() >= self.cfg.max_flows.max(1) {
+        if !self.slab.has_free_slot() && self.slab.slots_used() >= self.cfg.max_flows.max(1) {
             // Every slot is taken, some by ended flows not yet popped: make the oldest one's
             // record now (it goes out before later ones) and take its slot.
             if let Some(rec) = self.make_pending_record() {
@@ -511,10 +485,11 @@ impl FlowTable {
         let synack = meta.proto == TCP && meta.tcp_flags & (SYN | ACK) == (SYN | ACK);
         let init_is_lo = lo_to_hi != synack;
         let context = context_of(meta);
+        let list = list_for(meta.proto);
         let flow = Flow {
             key,
             init_is_lo,
-            list: L_FREE,
+            list: list as u8,
             close: if meta.icmp.is_some() { ICMP_KNOWN } else { 0 },
             ctx_from_lo: lo_to_hi,
             icmp: meta.icmp.unwrap_or_default(),
@@ -523,31 +498,16 @@ impl FlowTable {
             dirs: [DirStats::default(); 2],
             context,
         };
-        let idx = match self.free.pop() {
-            Some(idx) => {
-                self.slab.0[idx as usize] = flow;
-                idx
-            }
-            None => {
-                self.slab.0.push(flow);
-                (self.slab.0.len() - 1) as u32
-            }
-        };
-        let list = list_for(meta.proto);
-        self.slab.0[idx as usize].list = list as u8;
+        let idx = self.slab.insert(hash, flow);
         self.lists[list].push_back(&mut self.slab, idx);
         self.note_head(list);
-        let slab = &self.slab.0;
-        let hasher = &self.hasher;
-        self.table
-            .insert_unique(hash, idx, |&i| hasher.hash_one(slab[i as usize].key));
         self.stats.flows_created += 1;
         idx
     }
 
     #[inline]
     fn update(&mut self, idx: u32, ts_ns: i64, lo_to_hi: bool, meta: &PacketMeta, later: bool) {
-        let flow = &mut self.slab.0[idx as usize];
+        let flow = self.slab.get_mut(idx);
         let dir = usize::from(!lo_to_hi);
         if meta.tunnel_count > 0 && flow.dirs[dir].packets == 0 && lo_to_hi != flow.ctx_from_lo {
             note_reverse_tunnels(flow, meta);
@@ -586,7 +546,7 @@ impl FlowTable {
     fn note_head(&mut self, list: usize) {
         let head = self.lists[list].head;
         if head != NIL {
-            let t = expiry(self.slab.0[head as usize].last_ns(), self.timeouts[list]);
+            let t = expiry(self.slab.get(head).last_ns(), self.timeouts[list]);
             self.next_check_ns = self.next_check_ns.min(t);
         }
     }
@@ -597,7 +557,7 @@ impl FlowTable {
         while let Some(rec) = self.make_pending_record() {
             self.out.push_back(rec);
         }
-        let flow = &mut self.slab.0[idx as usize];
+        let flow = self.slab.get_mut(idx);
         let rec = to_record(flow, EndReason::Active, flow.context.clone());
         flow.dirs = [DirStats::default(); 2];
         self.stats.ended[EndReason::Active.index()] += 1;
@@ -609,7 +569,7 @@ impl FlowTable {
         let mut best: Option<(i64, u32)> = None;
         for list in &self.lists {
             if list.head != NIL {
-                let last = self.slab.0[list.head as usize].last_ns();
+                let last = self.slab.get(list.head).last_ns();
                 if best.is_none_or(|(b, _)| last < b) {
                     best = Some((last, list.head));
                 }
@@ -630,18 +590,14 @@ impl FlowTable {
     /// Take the flow at `idx` out of its list and the index and count it as ended (its slot
     /// stays taken until its record is made); `false` if it was not open.
     fn end(&mut self, idx: u32, reason: EndReason) -> bool {
-        let list = self.slab.0[idx as usize].list as usize;
+        let list = self.slab.get(idx).list as usize;
         if list >= N_LISTS {
             return false;
         }
         self.lists[list].unlink(&mut self.slab, idx);
         self.note_head(list);
-        let key = self.slab.0[idx as usize].key;
-        let hash = self.hasher.hash_one(key);
-        if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
-            entry.remove();
-        }
-        self.slab.0[idx as usize].list = L_PENDING;
+        self.slab.unindex(idx);
+        self.slab.get_mut(idx).list = L_PENDING;
         self.stats.ended[reason.index()] += 1;
         true
     }
