@@ -1,8 +1,8 @@
 //! The bidirectional flow table.
 //!
-//! Flows live in a [`Slab`] (slots reused, a hash index of slot numbers, the key stored once in
-//! the flow). Each flow sits in one of five
-//! intrusive lists ordered by last-seen time: open TCP, UDP, ICMP, other protocols, and closing
+//! Flows (`flow.rs`) live in a [`Slab`] (slots reused, a hash index of slot numbers, the key
+//! stored once in the flow). Each flow sits in one of five intrusive lists ordered by last-seen
+//! time: open TCP, UDP, ICMP, other protocols, and closing
 //! TCP (FIN both ways or RST). The list heads are the flows idle the longest, so idle expiry and
 //! least-recently-seen eviction are O(1) per flow. Nothing here reads the clock: "now" is the
 //! newest packet timestamp seen.
@@ -14,10 +14,18 @@ use std::collections::VecDeque;
 
 use crate::config::FlowConfig;
 use crate::frag::{FragKey, FragMap};
-use crate::key::{addr_bytes, addr_ip, FlowKey};
+use crate::key::{addr_bytes, FlowKey};
 use crate::lru::{Links, List, NIL};
 use crate::record::{DirStats, EndReason, FlowContext, FlowRecord};
-use crate::slab::{Slab, SlabEntry};
+use crate::slab::Slab;
+
+mod flow;
+mod stats;
+
+use flow::{
+    context_of, note_reverse_tunnels, to_record, Flow, FIN_HI, FIN_LO, ICMP_KNOWN, RST_SEEN,
+};
+pub use stats::FlowStats;
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -41,62 +49,6 @@ const L_FREE: u8 = u8::MAX;
 /// Marks the slot of an ended flow whose record has not been handed out yet.
 const L_PENDING: u8 = u8::MAX - 1;
 
-/// Close-state bits.
-const FIN_LO: u8 = 1;
-const FIN_HI: u8 = 2;
-const RST_SEEN: u8 = 4;
-/// ICMP/ICMPv6 flows (which have no close state): `icmp` holds the first packet's type and code.
-const ICMP_KNOWN: u8 = 8;
-
-/// One slab entry. Kept small: see [`FlowTable::bytes_per_flow`].
-#[derive(Debug)]
-struct Flow {
-    key: FlowKey,
-    /// The initiator is the `lo` endpoint.
-    init_is_lo: bool,
-    /// Which list the flow is in, or `L_FREE`.
-    list: u8,
-    /// TCP close state; `ICMP_KNOWN` for an ICMP flow.
-    close: u8,
-    /// `context.tunnels` came from a `lo -> hi` packet (else from `hi -> lo`).
-    ctx_from_lo: bool,
-    /// ICMP/ICMPv6 type and code of the first packet (the initiator's), if `close` says so
-    /// (two bytes in what was padding: an `Option` would grow every slab entry by 8).
-    icmp: [u8; 2],
-    links: Links,
-    /// A value the engine attaches to the flow (the detector's pair slot); `NIL` when new.
-    pair_slot: u32,
-    /// `[lo -> hi, hi -> lo]`.
-    dirs: [DirStats; 2],
-    context: Option<Box<FlowContext>>,
-}
-
-impl Flow {
-    fn last_ns(&self) -> i64 {
-        self.dirs[0].last_ns.max(self.dirs[1].last_ns)
-    }
-
-    fn first_ns(&self) -> i64 {
-        match (self.dirs[0].packets, self.dirs[1].packets) {
-            (0, _) => self.dirs[1].first_ns,
-            (_, 0) => self.dirs[0].first_ns,
-            _ => self.dirs[0].first_ns.min(self.dirs[1].first_ns),
-        }
-    }
-}
-
-impl SlabEntry for Flow {
-    type Key = FlowKey;
-    #[inline]
-    fn key(&self) -> FlowKey {
-        self.key
-    }
-    #[inline]
-    fn links(&mut self) -> &mut Links {
-        &mut self.links
-    }
-}
-
 /// What [`FlowTable::ingest`] tells the caller about the packet it counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ingested {
@@ -108,46 +60,6 @@ pub struct Ingested {
     pub flow_hash: u32,
     /// Slab slot of the flow (valid until the next call), for [`FlowTable::pair_slot_mut`].
     pub slot: u32,
-}
-
-/// Counters kept by the flow table (all monotonic except `active`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FlowStats {
-    /// Packets ingested.
-    pub packets: u64,
-    /// L3 bytes ingested.
-    pub bytes: u64,
-    /// Flows created.
-    pub flows_created: u64,
-    /// Records exported, by [`EndReason::index`].
-    pub ended: [u64; 6],
-    /// Flows currently open.
-    pub active: usize,
-    /// Later fragments attributed to their flow through the fragment map.
-    pub fragments_attributed: u64,
-    /// Later fragments whose first fragment was not (or no longer) known: counted in a port-0 flow.
-    pub fragments_orphaned: u64,
-    /// First fragments dropped from the fragment map at its cap.
-    pub fragment_map_evictions: u64,
-    /// Packets whose timestamp was older than the newest seen (counted normally).
-    pub out_of_order: u64,
-}
-
-impl FlowStats {
-    /// Add another table's counters (host shards each count their own).
-    pub fn add(&mut self, o: &FlowStats) {
-        self.packets += o.packets;
-        self.bytes += o.bytes;
-        self.flows_created += o.flows_created;
-        for (a, b) in self.ended.iter_mut().zip(o.ended) {
-            *a += b;
-        }
-        self.active += o.active;
-        self.fragments_attributed += o.fragments_attributed;
-        self.fragments_orphaned += o.fragments_orphaned;
-        self.fragment_map_evictions += o.fragment_map_evictions;
-        self.out_of_order += o.out_of_order;
-    }
 }
 
 /// The flow table: ingest packets in (roughly) time order, pull finished [`FlowRecord`]s.
@@ -624,55 +536,5 @@ fn frag_key(meta: &PacketMeta, id: u32) -> FragKey {
         dst: addr_bytes(meta.dst),
         proto: meta.proto,
         id,
-    }
-}
-
-fn context_of(meta: &PacketMeta) -> Option<Box<FlowContext>> {
-    if meta.vlan_count == 0 && meta.tunnel_count == 0 && meta.mpls_label.is_none() {
-        return None;
-    }
-    Some(Box::new(FlowContext {
-        vlans: meta.vlans().to_vec(),
-        mpls_label: meta.mpls_label,
-        tunnels: meta.tunnels().copied().collect(),
-        tunnels_rev: Vec::new(),
-    }))
-}
-
-/// The first packet against the direction the context came from: keep its tunnel layers when
-/// they differ.
-#[cold]
-fn note_reverse_tunnels(flow: &mut Flow, meta: &PacketMeta) {
-    let ctx = flow.context.get_or_insert_with(Box::default);
-    if !ctx.tunnels.iter().eq(meta.tunnels()) {
-        ctx.tunnels_rev = meta.tunnels().copied().collect();
-    }
-}
-
-fn to_record(flow: &Flow, reason: EndReason, mut context: Option<Box<FlowContext>>) -> FlowRecord {
-    let k = &flow.key;
-    if flow.ctx_from_lo != flow.init_is_lo {
-        if let Some(ctx) = context.as_deref_mut() {
-            if !ctx.tunnels_rev.is_empty() {
-                std::mem::swap(&mut ctx.tunnels, &mut ctx.tunnels_rev);
-            }
-        }
-    }
-    let (init, resp, fwd, rev) = if flow.init_is_lo {
-        (k.lo, k.hi, flow.dirs[0], flow.dirs[1])
-    } else {
-        (k.hi, k.lo, flow.dirs[1], flow.dirs[0])
-    };
-    FlowRecord {
-        proto: k.proto,
-        src: addr_ip(init.addr, k.v4),
-        sport: init.port,
-        dst: addr_ip(resp.addr, k.v4),
-        dport: resp.port,
-        fwd,
-        rev,
-        end_reason: reason,
-        context,
-        icmp: (flow.close & ICMP_KNOWN != 0).then_some(flow.icmp),
     }
 }

@@ -1,0 +1,98 @@
+//! A subscriber's own state: its upstream baseline and peak, and its hash in prevalence sets.
+
+use crate::detect::config::{DetectConfig, ThresholdBasis};
+use crate::detect::stats::LogQuantile;
+use crate::detect::NS_PER_SEC;
+use crate::key::Addr;
+
+/// Subscriber state.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HostState {
+    pub(super) sec: i64,
+    /// Upstream bytes of the open second (saturating).
+    pub(crate) bin_up: u32,
+    /// Of those, the bytes of pairs kept out of the baseline (see [`HostState::count_upstream`]).
+    #[serde(default)]
+    pub(crate) bin_held: u32,
+    pub(super) p50: Option<LogQuantile>,
+    pub(super) p95: Option<LogQuantile>,
+    pub(super) active_secs: u32,
+    /// Highest one-second upstream byte count seen (saturating; bursts included): what the
+    /// subscriber's uplink has shown it can carry.
+    #[serde(default)]
+    pub(super) peak_up: u32,
+}
+
+impl HostState {
+    /// Count upstream bytes. The baseline describes the subscriber's ordinary activity, so
+    /// its own bursts must not raise the bar for its next ones: `held` bytes (of a pair in a
+    /// burst or recently alerted, see [`PairState::held_from_baseline`]) are left out of it,
+    /// and so is a closed second whose other bytes reach `burst_bytes` (the rate that starts
+    /// a burst). The uplink peak counts every byte.
+    /// `burst_bytes` is asked only when a second closes (it reads the baseline).
+    #[inline]
+    pub(super) fn count_upstream(
+        &mut self,
+        ts: i64,
+        bytes: u32,
+        held: bool,
+        burst_bytes: impl FnOnce(&Self) -> f64,
+    ) {
+        let sec = ts.div_euclid(NS_PER_SEC);
+        if sec != self.sec {
+            let threshold = burst_bytes(self);
+            self.close_bin(threshold);
+            self.sec = sec;
+        }
+        self.bin_up = self.bin_up.saturating_add(bytes);
+        if held {
+            self.bin_held = self.bin_held.saturating_add(bytes);
+        }
+    }
+
+    pub(super) fn close_bin(&mut self, burst_bytes: f64) {
+        self.peak_up = self.peak_up.max(self.bin_up);
+        let ordinary = self.bin_up.saturating_sub(self.bin_held);
+        if ordinary > 0 && f64::from(ordinary) < burst_bytes {
+            let x = f64::from(ordinary);
+            self.p50.get_or_insert(LogQuantile::new(0.5)).update(x);
+            self.p95.get_or_insert(LogQuantile::new(0.95)).update(x);
+            self.active_secs = self.active_secs.saturating_add(1);
+        }
+        self.bin_up = 0;
+        self.bin_held = 0;
+    }
+
+    /// The rate (bytes/s) a second needs to start a burst of this subscriber, and what set it
+    /// (see [`DetectConfig::burst_entry`]).
+    #[inline]
+    pub(crate) fn burst_entry(&self, cfg: &DetectConfig) -> (f64, ThresholdBasis) {
+        cfg.burst_entry(
+            self.baseline_bytes(cfg.baseline_warmup_seconds),
+            u64::from(self.peak_up),
+        )
+    }
+
+    /// p95 of active-second upstream bytes, once warm.
+    pub(crate) fn baseline_bytes(&self, warmup: u32) -> Option<f64> {
+        if self.active_secs < warmup {
+            return None;
+        }
+        self.p95.map(|q| q.value())
+    }
+}
+
+/// Hash of a subscriber address as kept in endpoint prevalence sets (a fixed key: it must
+/// not depend on the run, the shard or the machine).
+pub(crate) fn host_hash(home: &Addr) -> u32 {
+    use std::hash::Hasher as _;
+    // Written to the state file: the algorithm and key are fixed, so a file written on one
+    // machine or version is read the same on another.
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(HOST_HASH_KEY.0, HOST_HASH_KEY.1);
+    h.write(home);
+    (h.finish() >> 32) as u32
+}
+
+/// The fixed key of [`host_hash`] (part of the state file format: changing it is a new
+/// `STATE_VERSION`).
+const HOST_HASH_KEY: (u64, u64) = (0x6275_7273_7477_6174, 0x6368_2d68_6f73_7473);
