@@ -12,13 +12,8 @@
 use std::net::IpAddr;
 
 use base64::Engine as _;
+use burstwatch_wire::proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
 use sha1::{Digest, Sha1};
-
-const ICMP: u8 = 1;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const ICMPV6: u8 = 58;
-const SCTP: u8 = 132;
 
 /// The counterpart of an ICMP request or reply type.
 fn icmp_counterpart(t: u8) -> Option<u8> {

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use burstwatch_wire::proto::{ICMP, ICMPV6, SCTP, TCP, UDP};
 use burstwatch_wire::TunnelLayer;
 
 /// Why a flow record was exported.
@@ -139,7 +140,7 @@ impl FlowRecord {
     /// (the record's addresses, or what an output shows in their place).
     pub fn community_id(&self, seed: u16, src: IpAddr, dst: IpAddr) -> Option<String> {
         let ports = match self.proto {
-            1 | 58 => self.icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
+            ICMP | ICMPV6 => self.icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
             _ => Some((self.sport, self.dport)),
         };
         crate::community_id::community_id(seed, src, dst, self.proto, ports)
@@ -195,11 +196,11 @@ pub fn tcp_flag_letters(flags: u8) -> String {
 /// Conventional protocol name for JSON output, if there is one.
 pub fn proto_name(proto: u8) -> Option<&'static str> {
     match proto {
-        1 => Some("icmp"),
-        6 => Some("tcp"),
-        17 => Some("udp"),
-        58 => Some("icmp6"),
-        132 => Some("sctp"),
+        ICMP => Some("icmp"),
+        TCP => Some("tcp"),
+        UDP => Some("udp"),
+        ICMPV6 => Some("icmp6"),
+        SCTP => Some("sctp"),
         _ => None,
     }
 }

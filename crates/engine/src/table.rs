@@ -8,6 +8,7 @@
 //! newest packet timestamp seen.
 
 use ahash::RandomState;
+use burstwatch_wire::proto::{ICMP, ICMPV6, TCP, UDP};
 use burstwatch_wire::{Frag, PacketMeta};
 use foldhash::fast::FixedState;
 use std::collections::VecDeque;
@@ -26,11 +27,6 @@ use flow::{
     context_of, note_reverse_tunnels, to_record, Flow, FIN_HI, FIN_LO, ICMP_KNOWN, RST_SEEN,
 };
 pub use stats::FlowStats;
-
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const ICMP: u8 = 1;
-const ICMP6: u8 = 58;
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -525,7 +521,7 @@ fn list_for(proto: u8) -> usize {
     match proto {
         TCP => L_TCP,
         UDP => L_UDP,
-        ICMP | ICMP6 => L_ICMP,
+        ICMP | ICMPV6 => L_ICMP,
         _ => L_OTHER,
     }
 }

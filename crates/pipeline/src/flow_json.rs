@@ -4,6 +4,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use burstwatch_engine::{proto_name, FlowRecord, TCP_FLAG_LETTERS};
+use burstwatch_wire::proto::TCP;
 use serde::Serialize;
 
 use crate::privacy::Privacy;
@@ -132,7 +133,7 @@ pub fn write_record<W: Write>(
     line.uint(r.fwd.payload);
     line.raw(b",\"payload_rev\":");
     line.uint(r.rev.payload);
-    if r.proto == 6 {
+    if r.proto == TCP {
         line.raw(b",\"tcp_flags_fwd\":");
         line.flags(r.fwd.tcp_flags);
         line.raw(b",\"tcp_flags_rev\":");

@@ -173,10 +173,7 @@ impl Engines {
     /// Input ends because the process stops, not because the data ended: alerts still on
     /// hold at [`Engines::finish`] are marked with `reason`.
     pub fn set_finish_reason(&mut self, reason: EarlyReason) {
-        match self {
-            Engines::One(e) => e.detector_mut().set_finish_reason(reason),
-            Engines::Sharded(p) => p.scorer.set_finish_reason(reason),
-        }
+        self.scorer_mut().set_finish_reason(reason);
     }
 
     /// What has been learned so far, while running (a checkpoint). With shards this hands
@@ -191,10 +188,7 @@ impl Engines {
 
     /// Use these enrich databases from now on (`None`: none).
     pub fn set_enrich(&mut self, enrich: Option<Box<dyn Enrich>>) {
-        match self {
-            Engines::One(e) => e.detector_mut().replace_enrich(enrich),
-            Engines::Sharded(p) => p.scorer.replace_enrich(enrich),
-        }
+        self.scorer_mut().replace_enrich(enrich);
     }
 
     /// What has been learned (call after [`Engines::finish`] when sharded: the shards'

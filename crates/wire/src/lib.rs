@@ -41,6 +41,7 @@ mod error;
 mod ip;
 mod link;
 mod meta;
+pub mod proto;
 mod reader;
 #[cfg(test)]
 mod testutil;

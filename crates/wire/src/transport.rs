@@ -4,14 +4,7 @@
 use crate::reader::Be;
 use crate::{tunnel, DecodeError, Decoded, Frag, PacketMeta};
 
-pub(crate) const ICMP: u8 = 1;
-pub(crate) const IPV4_IN_IP: u8 = 4;
-pub(crate) const TCP: u8 = 6;
-pub(crate) const UDP: u8 = 17;
-pub(crate) const IPV6_IN_IP: u8 = 41;
-pub(crate) const GRE: u8 = 47;
-pub(crate) const ICMPV6: u8 = 58;
-pub(crate) const SCTP: u8 = 132;
+pub(crate) use crate::proto::{GRE, ICMP, ICMPV6, IPV4_IN_IP, IPV6_IN_IP, SCTP, TCP, UDP};
 
 /// Whether `proto` carries port numbers in [`PacketMeta`].
 pub fn has_ports(proto: u8) -> bool {

@@ -12,6 +12,7 @@ use super::beacon::BeaconFacts;
 use super::burstlog::BurstRecord;
 use super::pair::FinishedBurst;
 use crate::key::Addr;
+use burstwatch_wire::proto::{TCP, UDP};
 
 /// One message from a subscriber shard to the scorer. Opaque outside the engine: shells
 /// carry it between threads in the order they got it.
@@ -49,8 +50,8 @@ pub(crate) const PORT_SLOTS: usize = 2 * 65_536;
 #[inline]
 pub(crate) fn port_slot(proto: u8, port: u16) -> Option<u32> {
     match proto {
-        6 => Some(u32::from(port)),
-        17 => Some(65_536 + u32::from(port)),
+        TCP => Some(u32::from(port)),
+        UDP => Some(65_536 + u32::from(port)),
         _ => None,
     }
 }

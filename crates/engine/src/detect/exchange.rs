@@ -14,6 +14,7 @@
 //! ones (start and bytes); nothing is allocated per packet.
 
 use super::ring::Ring;
+use burstwatch_wire::proto::TCP;
 
 /// Closed exchanges remembered per pair.
 pub const EVENT_RING: usize = 16;
@@ -24,7 +25,7 @@ pub const EVENT_RING: usize = 16;
 #[inline]
 pub fn carries_exchange(proto: u8, payload_len: u32) -> bool {
     match proto {
-        6 => payload_len > 1,
+        TCP => payload_len > 1,
         _ => payload_len > 0,
     }
 }

@@ -17,6 +17,7 @@ use super::{is_unicast_endpoint, DetectStats, Direction, NS_PER_SEC};
 use crate::key::{addr_bytes, Addr};
 use crate::lrumap::LruMap;
 use crate::Ingested;
+use burstwatch_wire::proto::{ICMP, ICMPV6};
 use burstwatch_wire::PacketMeta;
 
 mod events;
@@ -196,7 +197,7 @@ impl Subscribers {
                 proto,
                 from_subscriber: side.up,
                 ports: match proto {
-                    1 | 58 => icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
+                    ICMP | ICMPV6 => icmp.map(|[t, c]| (u16::from(t), u16::from(c))),
                     p if burstwatch_wire::has_ports(p) => Some((sport, dport)),
                     _ => None,
                 },
