@@ -13,7 +13,9 @@
 //! reader puts such tags back before handing the frame on.
 
 pub(crate) mod block;
+mod mapping;
 mod ring;
+mod socket;
 pub mod steer;
 
 pub use ring::{Fanout, PacketRing, RingConfig, RingError, RingPacket, RingStats};

@@ -1,21 +1,19 @@
-//! [`PacketRing`]: the packet socket, its memory-mapped `TPACKET_V3` ring, and the walk over the
-//! blocks the kernel hands over.
+//! [`PacketRing`]: one packet socket with its memory-mapped `TPACKET_V3` ring, how it is opened,
+//! and the walk over the blocks the kernel hands over.
 //!
-//! The unsafe parts are the system calls (socket options, `mmap`, `poll`) and two views of the
-//! mapping: the status word of a block (an atomic shared with the kernel) and the bytes of a
-//! block while it belongs to user space. Everything read from a block goes through the checked
-//! walker of [`super::block`].
+//! The system calls are in `socket.rs` and the mapping in `mapping.rs`; the unsafe part here is
+//! the view of a block while it belongs to user space. Everything read from a block goes through
+//! the checked walker of [`super::block`].
 
-use std::ffi::{c_void, CString};
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
 
 use burstwatch_wire::LinkType;
 
 use super::block::{self, BadBlock};
+use super::mapping::Mapping;
+use super::socket::{self, bind, hatype, join_fanout, set_opt};
 
 /// `ETH_P_ALL` in network byte order, as `sll_protocol` wants it.
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
@@ -85,61 +83,6 @@ pub enum RingError {
     Invalid(String),
 }
 
-/// The ring memory, unmapped on drop.
-struct Mapping {
-    base: NonNull<u8>,
-    len: usize,
-    block_bytes: usize,
-    blocks: usize,
-}
-
-// SAFETY: the mapping is owned by this value alone (no other handle to it exists in the
-// process); moving it to another thread moves that ownership. Access to the shared memory is
-// ordered by the block status protocol, not by which thread holds the value.
-#[allow(unsafe_code)]
-unsafe impl Send for Mapping {}
-
-impl Mapping {
-    /// The status word of block `i` (`i < blocks`), shared with the kernel.
-    fn status(&self, i: usize) -> &AtomicU32 {
-        let at = (i % self.blocks) * self.block_bytes + block::BLOCK_STATUS;
-        // SAFETY: `at + 4 <= len` (block offset plus 8 inside a block of at least a page); the
-        // address is 4-aligned (the mapping and every block start on a page boundary); the
-        // mapping lives as long as `self`. The word is only accessed atomically, except through
-        // a `block` view, which exists only between an acquire load that saw TP_STATUS_USER and
-        // the release store that hands the block back, while the kernel does not touch it.
-        #[allow(unsafe_code)]
-        unsafe {
-            AtomicU32::from_ptr(self.base.as_ptr().add(at).cast::<u32>())
-        }
-    }
-
-    /// The bytes of block `i`.
-    ///
-    /// # Safety
-    /// Block `i` must belong to user space: its status was seen with `TP_STATUS_USER` (acquire)
-    /// and has not been handed back since. The view must be gone before it is handed back.
-    #[allow(unsafe_code)]
-    unsafe fn block(&self, i: usize) -> &[u8] {
-        let at = (i % self.blocks) * self.block_bytes;
-        // SAFETY: `at + block_bytes <= len`; the kernel does not write a block it handed over
-        // until its status is set back to TP_STATUS_KERNEL (caller's contract), so the bytes
-        // stay unchanged while the slice lives.
-        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(at), self.block_bytes) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `base`/`len` are exactly the mapping made in `PacketRing::open`, unmapped once;
-        // no view of it outlives `self`.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::munmap(self.base.as_ptr().cast::<c_void>(), self.len);
-        }
-    }
-}
-
 /// Where the reader is in the current block (which belongs to user space while this exists).
 #[derive(Debug, Clone, Copy)]
 struct Walk {
@@ -185,141 +128,6 @@ impl std::fmt::Debug for PacketRing {
     }
 }
 
-fn os(what: &'static str) -> RingError {
-    RingError::Os(what, io::Error::last_os_error())
-}
-
-/// `setsockopt` with a plain value.
-fn set_opt<T>(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    what: &'static str,
-    val: &T,
-) -> Result<(), RingError> {
-    let len = libc::socklen_t::try_from(size_of::<T>())
-        .map_err(|_| RingError::Invalid(format!("{what}: option too large")))?;
-    // SAFETY: `val` points to a live `T` of `len` bytes, which the kernel copies in; pointers
-    // inside it (the filter program) are read by the kernel with its own checks.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (val as *const T).cast::<c_void>(),
-            len,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(os(what))
-    }
-}
-
-/// Bind to `ifindex` for `protocol` (network byte order; 0 receives nothing).
-fn bind(fd: &OwnedFd, ifindex: libc::c_int, protocol_be: u16) -> Result<(), RingError> {
-    let addr = libc::sockaddr_ll {
-        sll_family: libc::AF_PACKET as u16,
-        sll_protocol: protocol_be,
-        sll_ifindex: ifindex,
-        sll_hatype: 0,
-        sll_pkttype: 0,
-        sll_halen: 0,
-        sll_addr: [0; 8],
-    };
-    // SAFETY: `addr` is a complete sockaddr_ll and its size is passed with it.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(os("bind"))
-    }
-}
-
-/// The hardware type (`ARPHRD_*`) of the interface the socket is bound to.
-fn hatype(fd: &OwnedFd) -> Result<u16, RingError> {
-    let mut addr = libc::sockaddr_ll {
-        sll_family: 0,
-        sll_protocol: 0,
-        sll_ifindex: 0,
-        sll_hatype: 0,
-        sll_pkttype: 0,
-        sll_halen: 0,
-        sll_addr: [0; 8],
-    };
-    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `addr`, which is that large.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::getsockname(
-            fd.as_raw_fd(),
-            (&mut addr as *mut libc::sockaddr_ll).cast::<libc::sockaddr>(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(addr.sll_hatype)
-    } else {
-        Err(os("getsockname"))
-    }
-}
-
-/// Join the fanout group `f` (the socket must be bound) and give it its steering program.
-fn join_fanout(fd: &OwnedFd, f: &Fanout) -> Result<(), RingError> {
-    let program = match &f.steer {
-        Some(home) => {
-            Some(super::steer::program(home).map_err(|e| RingError::Invalid(e.to_string()))?)
-        }
-        None => None,
-    };
-    let kind = if program.is_some() {
-        libc::PACKET_FANOUT_CBPF
-    } else {
-        libc::PACKET_FANOUT_HASH
-    };
-    let arg = (u32::from(f.group) | (kind << 16)) as libc::c_int;
-    set_opt(
-        fd,
-        libc::SOL_PACKET,
-        libc::PACKET_FANOUT,
-        "PACKET_FANOUT",
-        &arg,
-    )?;
-    if let Some(program) = program {
-        let insns: Vec<libc::sock_filter> = program
-            .iter()
-            .map(|i| libc::sock_filter {
-                code: i.code,
-                jt: i.jt,
-                jf: i.jf,
-                k: i.k,
-            })
-            .collect();
-        let fprog = libc::sock_fprog {
-            len: u16::try_from(insns.len())
-                .map_err(|_| RingError::Invalid("steering program too long".into()))?,
-            filter: insns.as_ptr().cast_mut(),
-        };
-        set_opt(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_FANOUT_DATA,
-            "PACKET_FANOUT_DATA",
-            &fprog,
-        )?;
-    }
-    Ok(())
-}
-
 impl PacketRing {
     /// Open a socket on `cfg.interface`, attach the filter, set up and map the ring, then start
     /// receiving. Needs CAP_NET_RAW.
@@ -343,27 +151,11 @@ impl PacketRing {
             .checked_mul(cfg.blocks)
             .ok_or_else(|| RingError::Invalid(format!("ring of {blocks} blocks: too large")))?;
 
-        let name = CString::new(cfg.interface.as_str())
-            .map_err(|_| RingError::Invalid("not an interface name".into()))?;
-        // SAFETY: `name` is a valid NUL-terminated string for the call's duration.
-        #[allow(unsafe_code)]
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        let ifindex = libc::c_int::try_from(ifindex)
-            .ok()
-            .filter(|&i| i > 0)
-            .ok_or_else(|| RingError::Invalid("no such interface".into()))?;
+        let ifindex = socket::ifindex(&cfg.interface)?;
 
         // Protocol 0: the socket receives nothing until the final bind, so no packet reaches it
         // before the filter and the ring are in place.
-        // SAFETY: plain system call; the descriptor is checked and owned at once.
-        #[allow(unsafe_code)]
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(os("socket"));
-        }
-        // SAFETY: `raw` is a descriptor just returned by socket(2) and owned by nobody else.
-        #[allow(unsafe_code)]
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = socket::packet_socket()?;
         bind(&fd, ifindex, 0)?;
         let hatype = hatype(&fd)?;
         let (link_type, ethernet, loopback) = match hatype {
@@ -414,29 +206,7 @@ impl PacketRing {
             "PACKET_RX_RING",
             &req,
         )?;
-        // SAFETY: maps the ring the kernel just allocated for this socket, `len` bytes from
-        // offset 0 as packet rings require; the result is checked before use.
-        #[allow(unsafe_code)]
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(os("mmap"));
-        }
-        let base = NonNull::new(base.cast::<u8>()).ok_or_else(|| os("mmap"))?;
-        let map = Mapping {
-            base,
-            len,
-            block_bytes,
-            blocks,
-        };
+        let map = Mapping::new(&fd, len, block_bytes, blocks)?;
         if cfg.promiscuous {
             let mreq = libc::packet_mreq {
                 mr_ifindex: ifindex,
@@ -532,7 +302,7 @@ impl PacketRing {
                 if polled {
                     return Ok(None);
                 }
-                self.poll(timeout_ms)?;
+                socket::wait(&self.fd, timeout_ms)?;
                 polled = true;
                 continue;
             };
@@ -575,67 +345,9 @@ impl PacketRing {
         self.cur = (self.cur + 1) % self.map.blocks;
     }
 
-    fn poll(&mut self, timeout_ms: i32) -> Result<(), RingError> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLERR,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, count 1.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(RingError::Os("poll", e))
-            };
-        }
-        if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            let mut err: libc::c_int = 0;
-            let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: the kernel writes at most `len` bytes into `err`.
-            #[allow(unsafe_code)]
-            let rc = unsafe {
-                libc::getsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    (&mut err as *mut libc::c_int).cast::<c_void>(),
-                    &mut len,
-                )
-            };
-            if rc != 0 {
-                return Err(os("getsockopt SO_ERROR"));
-            }
-            if err != 0 {
-                return Err(RingError::Os("socket", io::Error::from_raw_os_error(err)));
-            }
-        }
-        Ok(())
-    }
-
     /// Counters so far; reads (and so resets) the kernel's `PACKET_STATISTICS`, adding them up.
     pub fn stats(&mut self) -> RingStats {
-        let mut s = libc::tpacket_stats_v3 {
-            tp_packets: 0,
-            tp_drops: 0,
-            tp_freeze_q_cnt: 0,
-        };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: the kernel writes at most `len` bytes into `s`, which is that large.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut s as *mut libc::tpacket_stats_v3).cast::<c_void>(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
+        if let Some(s) = socket::statistics(&self.fd) {
             self.stats.kernel_packets += u64::from(s.tp_packets);
             self.stats.kernel_drops += u64::from(s.tp_drops);
             self.stats.freezes += u64::from(s.tp_freeze_q_cnt);
