@@ -1,12 +1,14 @@
-//! One capture thread per interface (or per ring of a fanout group): open (retrying with
-//! backoff), read, and hand packets to the engine worker, decoded and batched by the same
-//! steps as a file read (`burstwatch_pipeline::decode`).
+//! The capture threads' settings (how many per interface, their fanout group and steering) and
+//! their first open; then one capture thread per interface (or per ring of a fanout group):
+//! open (retrying with backoff), read, and hand packets to the engine worker, decoded and
+//! batched by the same steps as a file read (`burstwatch_pipeline::decode`).
 
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burstwatch_capture::{LiveBackend, LiveCapture, LiveConfig, LiveStats};
+use burstwatch_capture::{Fanout, LiveBackend, LiveCapture, LiveConfig, LiveStats};
+use burstwatch_config::Backend;
 use burstwatch_pipeline::decode::{Batcher, FrameDecoder, LIVE_BATCH};
 
 use super::shared::{IfaceCounters, Shared};
@@ -191,4 +193,72 @@ fn sleep_unless_stopped(shared: &Shared, slot: usize, d: Duration) {
             shared.beat_capture(slot);
         }
     }
+}
+
+/// Capture threads per interface: `daemon.capture_threads`, else one per core up to the
+/// worker count (one with the pcap backend, which cannot share an interface).
+pub(crate) fn capture_threads(d: &burstwatch_config::DaemonSettings) -> usize {
+    d.capture_threads.unwrap_or_else(|| match d.backend {
+        Backend::Pcap => 1,
+        Backend::AfPacket => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(d.workers)
+            .max(1),
+    })
+}
+
+/// The capture settings of every capture thread (`capture_threads` per interface, in interface
+/// order), each with its capture if it opened now (the capture threads retry the others).
+pub(crate) fn open_captures(
+    d: &burstwatch_config::DaemonSettings,
+    home_nets: &burstwatch_engine::PrefixSet,
+) -> Vec<(LiveConfig, Option<LiveCapture>)> {
+    let threads = capture_threads(d);
+    let home: Vec<_> = home_nets.prefixes().iter().map(|p| p.network()).collect();
+    // The steering program: each subscriber on one ring; too many home prefixes for one
+    // program: the kernel's flow hash (each connection on one ring).
+    let steer = match burstwatch_capture::tpacket::steer::program(&home) {
+        Ok(_) => Some(home),
+        Err(e) if threads > 1 => {
+            tracing::warn!(error = %e, "capture threads steered by the kernel's flow hash instead");
+            None
+        }
+        Err(_) => None,
+    };
+    let mut out = Vec::new();
+    for (i, name) in d.interfaces.iter().enumerate() {
+        // One fanout group per interface, distinct from other processes' groups.
+        let group = (std::process::id() as u16)
+            .wrapping_mul(64)
+            .wrapping_add(i as u16);
+        for t in 0..threads {
+            let cfg = LiveConfig {
+                interface: name.clone(),
+                backend: match d.backend {
+                    Backend::Pcap => LiveBackend::Pcap,
+                    Backend::AfPacket => LiveBackend::AfPacket,
+                },
+                snaplen: d.snaplen,
+                buffer_bytes: d.buffer_mib.saturating_mul(1 << 20),
+                ring_block_bytes: d.ring_block_kib.saturating_mul(1024),
+                ring_blocks: d.ring_blocks,
+                ring_block_timeout_ms: d.ring_block_timeout_ms,
+                promiscuous: d.promiscuous,
+                immediate: d.immediate,
+                filter: d.filter.clone(),
+                poll_ms: 100,
+                fanout: (threads > 1).then(|| Fanout {
+                    group,
+                    steer: steer.clone(),
+                }),
+            };
+            let cap = LiveCapture::open(&cfg)
+                .map_err(|e| {
+                    tracing::warn!(interface = %name, thread = t, error = %e, "capture not open yet")
+                })
+                .ok();
+            out.push((cfg, cap));
+        }
+    }
+    out
 }

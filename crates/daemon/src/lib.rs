@@ -17,8 +17,11 @@ mod flow;
 mod flow_stats;
 mod notify;
 mod output;
+mod preflight;
+mod publish;
 mod reload;
 mod shared;
+mod signals;
 mod sinks;
 mod state_file;
 mod worker;
@@ -31,98 +34,21 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use burstwatch_capture::privilege;
-use burstwatch_capture::{Fanout, LiveBackend, LiveCapture, LiveConfig};
-use burstwatch_config::{Backend, Settings};
+use burstwatch_config::Settings;
 use burstwatch_engine::detect::state::LearnedState;
 use burstwatch_engine::detect::Enrich;
 use burstwatch_exporter::http::{self, Endpoints};
 use burstwatch_exporter::metrics::{BuildInfo, Metrics};
 use burstwatch_exporter::sinks::Sinks;
-
 use burstwatch_pipeline::shards::Engines;
 
+pub use preflight::check_config;
+
+use capture::{capture_threads, open_captures};
+use preflight::preflight;
+use publish::{log_sinks_at_exit, publish, SINK_DRAIN};
 use shared::{IfaceCounters, Shared};
-use worker::Control;
-
-/// Validate a config file as the daemon does at start: exit 0 and a one-line summary, or exit
-/// 2 and every problem, each with file, line and key. A file that names no interface yet (as
-/// shipped) is valid with a warning: the daemon refuses to start on it, `--strict` fails it.
-pub fn check_config(config: &Path, strict: bool) -> anyhow::Result<ExitCode> {
-    let text = burstwatch_config::read_config_text(config)?;
-    let mut s = Settings::parse(&text, &config.display().to_string())?;
-    let found = check::check(&s, config, &text);
-    for w in found.not_ready.iter().chain(&found.warnings) {
-        eprintln!("burstwatch: warning: {w}");
-    }
-    for e in &found.errors {
-        eprintln!("burstwatch: error: {e}");
-    }
-    let warned = !found.warnings.is_empty() || !found.not_ready.is_empty();
-    if !found.errors.is_empty() || (strict && warned) {
-        return Ok(ExitCode::from(2));
-    }
-    let workers = s.daemon.workers;
-    if let Err(e) = memory_budget(&mut s, workers, config) {
-        eprintln!("burstwatch: error: {e:#}");
-        return Ok(ExitCode::from(2));
-    }
-    let sinks = sinks::names(&s.daemon);
-    if let Some(w) = announce::no_sink(&sinks) {
-        // Not an error, even with --strict: a daemon for the metrics alone is a valid set-up.
-        eprintln!("burstwatch: warning: {}: {w}", config.display());
-    }
-    println!(
-        "{}: ok ({} interface(s), {} home prefix(es), alert sinks: {}, metrics on {}{})",
-        config.display(),
-        s.daemon.interfaces.len(),
-        s.detect.home_nets.prefixes().len(),
-        if sinks.is_empty() {
-            "none".to_string()
-        } else {
-            sinks.join(", ")
-        },
-        s.daemon.metrics_bind,
-        if s.privacy.key_file.is_some() {
-            ", pseudonymised output"
-        } else {
-            ""
-        }
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The settings, if the daemon can start with them: what `check-config` checks, warnings
-/// logged, errors returned (exit 2: a configuration error, which the systemd unit does not
-/// restart on).
-fn preflight(config: &Path) -> anyhow::Result<Settings> {
-    let text = burstwatch_config::read_config_text(config)?;
-    let s = Settings::parse(&text, &config.display().to_string())?;
-    let found = check::check(&s, config, &text);
-    for w in &found.warnings {
-        tracing::warn!("{w}");
-    }
-    let refused: Vec<&str> = found
-        .errors
-        .iter()
-        .chain(&found.not_ready)
-        .map(String::as_str)
-        .collect();
-    if !refused.is_empty() {
-        anyhow::bail!("{}", refused.join("\n"));
-    }
-    let mut s = s;
-    let workers = s.daemon.workers;
-    memory_budget(&mut s, workers, config)?;
-    flow_beacons_off(&mut s);
-    Ok(s)
-}
-
-/// Flow export (`daemon.flow_listen`) keeps no packet timing: beacons are not scored.
-fn flow_beacons_off(s: &mut Settings) {
-    if !s.daemon.flow_listen.is_empty() {
-        s.detect.beacon_min_events = u32::MAX;
-    }
-}
+use signals::Signals;
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode> {
@@ -342,7 +268,7 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
     // READY=1 (after the state restore, with captures, sinks and exporter up), status lines
     // and watchdog pings, when systemd listens.
     let supervisor = rt.spawn(notify::supervise(Arc::clone(&shared)));
-    rt.block_on(signals(
+    rt.block_on(signals::until_stop(
         signals_in,
         config,
         settings.clone(),
@@ -412,156 +338,6 @@ fn log_privileges(account: &privilege::Account, dropped: &privilege::Dropped) {
     }
 }
 
-/// How long the alert sinks get at exit to deliver what is queued.
-const SINK_DRAIN: Duration = Duration::from_secs(10);
-
-/// One line at exit: per sink, alerts delivered and not delivered (given up, dropped at a
-/// full queue, or still queued when the drain deadline passed).
-fn log_sinks_at_exit(stats: &[burstwatch_exporter::stats::SinkStats]) {
-    let undelivered: u64 = stats.iter().map(|s| s.failed + s.overflow + s.queued).sum();
-    let line = stats
-        .iter()
-        .map(|s| {
-            let target = if s.target.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", s.target)
-            };
-            format!(
-                "{}: {} sent, {} undelivered{target}",
-                s.name,
-                s.sent,
-                s.failed + s.overflow + s.queued
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    if undelivered > 0 {
-        tracing::warn!(undelivered, "alert sinks at exit: {line}");
-    } else {
-        tracing::info!("alert sinks at exit: {line}");
-    }
-}
-
-/// Once a second: counters to the exporter; ready while every interface captures and every
-/// output file can be written; the transit share judged (a warning when most traffic has no
-/// side in the home networks).
-/// The shared store's metric families and the counters they show.
-type ClusterMetricsSource = (
-    burstwatch_exporter::cluster_metrics::ClusterMetrics,
-    Arc<burstwatch_cluster::Counters>,
-);
-
-async fn publish(
-    shared: Arc<Shared>,
-    metrics: Arc<Metrics>,
-    sinks: Arc<Sinks>,
-    ready: Arc<AtomicBool>,
-    cluster: Option<ClusterMetricsSource>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut transit = burstwatch_exporter::transit::TransitWatch::default();
-    loop {
-        tick.tick().await;
-        let snapshot = export::snapshot(&shared, sinks.stats());
-        metrics.update(&snapshot, export::now_ns());
-        if let Some((m, c)) = &cluster {
-            m.update(&burstwatch_pipeline::cluster::stats(c));
-        }
-        transit.check(std::time::Instant::now(), &snapshot.direction);
-        // Not ready while an output file cannot be written: records are being held or lost.
-        let outputs_ok = snapshot.outputs.iter().all(|o| !o.failing);
-        ready.store(shared.all_up() && outputs_ok, Ordering::Relaxed);
-    }
-}
-
-/// Capture threads per interface: `daemon.capture_threads`, else one per core up to the
-/// worker count (one with the pcap backend, which cannot share an interface).
-fn capture_threads(d: &burstwatch_config::DaemonSettings) -> usize {
-    d.capture_threads.unwrap_or_else(|| match d.backend {
-        Backend::Pcap => 1,
-        Backend::AfPacket => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(d.workers)
-            .max(1),
-    })
-}
-
-/// The capture settings of every capture thread (`capture_threads` per interface, in interface
-/// order), each with its capture if it opened now (the capture threads retry the others).
-fn open_captures(
-    d: &burstwatch_config::DaemonSettings,
-    home_nets: &burstwatch_engine::PrefixSet,
-) -> Vec<(LiveConfig, Option<LiveCapture>)> {
-    let threads = capture_threads(d);
-    let home: Vec<_> = home_nets.prefixes().iter().map(|p| p.network()).collect();
-    // The steering program: each subscriber on one ring; too many home prefixes for one
-    // program: the kernel's flow hash (each connection on one ring).
-    let steer = match burstwatch_capture::tpacket::steer::program(&home) {
-        Ok(_) => Some(home),
-        Err(e) if threads > 1 => {
-            tracing::warn!(error = %e, "capture threads steered by the kernel's flow hash instead");
-            None
-        }
-        Err(_) => None,
-    };
-    let mut out = Vec::new();
-    for (i, name) in d.interfaces.iter().enumerate() {
-        // One fanout group per interface, distinct from other processes' groups.
-        let group = (std::process::id() as u16)
-            .wrapping_mul(64)
-            .wrapping_add(i as u16);
-        for t in 0..threads {
-            let cfg = LiveConfig {
-                interface: name.clone(),
-                backend: match d.backend {
-                    Backend::Pcap => LiveBackend::Pcap,
-                    Backend::AfPacket => LiveBackend::AfPacket,
-                },
-                snaplen: d.snaplen,
-                buffer_bytes: d.buffer_mib.saturating_mul(1 << 20),
-                ring_block_bytes: d.ring_block_kib.saturating_mul(1024),
-                ring_blocks: d.ring_blocks,
-                ring_block_timeout_ms: d.ring_block_timeout_ms,
-                promiscuous: d.promiscuous,
-                immediate: d.immediate,
-                filter: d.filter.clone(),
-                poll_ms: 100,
-                fanout: (threads > 1).then(|| Fanout {
-                    group,
-                    steer: steer.clone(),
-                }),
-            };
-            let cap = LiveCapture::open(&cfg)
-                .map_err(|e| {
-                    tracing::warn!(interface = %name, thread = t, error = %e, "capture not open yet")
-                })
-                .ok();
-            out.push((cfg, cap));
-        }
-    }
-    out
-}
-
-/// The caps of the flow and detector tables from `limits.memory_budget_mib`, for `workers`
-/// workers, with the capture buffers and the Alertmanager queue counted in.
-fn memory_budget(settings: &mut Settings, workers: usize, config: &Path) -> anyhow::Result<()> {
-    let plan = settings
-        .apply_daemon_memory_budget(workers)
-        .with_context(|| format!("{}: limits.memory_budget_mib", config.display()))?;
-    tracing::info!(
-        budget_mib = plan.budget_bytes >> 20,
-        estimated_mib = plan.estimated_bytes().div_ceil(1 << 20),
-        workers,
-        max_flows = plan.caps.max_flows,
-        max_hosts = plan.caps.max_hosts,
-        max_pairs = plan.caps.max_pairs,
-        max_endpoints = plan.caps.max_endpoints,
-        "memory budget split (flows, subscribers and pairs per worker)"
-    );
-    Ok(())
-}
-
 fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Result<Engines> {
     Engines::new(
         settings.daemon.workers,
@@ -580,77 +356,4 @@ fn open_enrich(settings: &Settings) -> anyhow::Result<Option<Box<dyn Enrich>>> {
         e.asn_database.as_deref(),
         e.country_database.as_deref(),
     )
-}
-
-/// The daemon's signal streams, installed before anything else.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    /// Install the handlers (needs the runtime entered).
-    fn install() -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Self {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-}
-
-/// Wait for SIGTERM/SIGINT; handle SIGHUP (reload, reopen) meanwhile.
-async fn signals(
-    Signals {
-        mut term,
-        mut int,
-        mut hup,
-    }: Signals,
-    config: &Path,
-    mut running: Settings,
-    shared: &Shared,
-    control: &mpsc::Sender<Control>,
-    metrics: &Metrics,
-    sinks: &Sinks,
-) -> anyhow::Result<()> {
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                notify::reloading();
-                shared.reopen.store(true, Ordering::Relaxed);
-                sinks.reopen();
-                let workers = shared.workers.load(Ordering::Relaxed);
-                let loaded = reload::load(config, &running).and_then(|mut r| {
-                    flow_beacons_off(&mut r.settings);
-                    memory_budget(&mut r.settings, workers, config)
-                        .map(|()| r)
-                        .map_err(|e| vec![format!("{e:#}")])
-                });
-                let ok = match loaded {
-                    Ok(r) => {
-                        let e = &r.settings.enrich;
-                        tracing::info!(config = %config.display(),
-                            asn_database = ?e.asn_database, country_database = ?e.country_database,
-                            "configuration reloaded; enrich databases reopened");
-                        shared.set_caps(r.settings.flow.max_flows, &r.settings.detect);
-                        running = r.settings.clone();
-                        let _ = control.send(Control::Reload(Box::new(r)));
-                        true
-                    }
-                    Err(errors) => {
-                        for e in errors {
-                            tracing::error!(error = %e, "configuration rejected; the running one stays");
-                        }
-                        false
-                    }
-                };
-                metrics.config_reload(ok);
-                notify::reloaded(ok);
-            }
-        }
-    }
 }
