@@ -211,6 +211,101 @@ fn two_sensors_add_up_and_the_store_holds_no_address() {
     assert!(sensors.iter().all(|s| s.state == "finished"));
 }
 
+/// The newest member second and whether the popular mark is there, of an endpoint's set.
+fn set_state(st: &mut Store, tags: &Tags, ep: &str) -> (i64, Option<i64>) {
+    let key = tags.endpoint_key(&key(ep));
+    let redis::Value::Array(v) = st
+        .raw(
+            redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
+        )
+        .unwrap()
+    else {
+        panic!("no set for {ep}")
+    };
+    let mut newest = i64::MIN;
+    let mut mark = None;
+    for pair in v.chunks(2) {
+        let (redis::Value::BulkString(m), score) = (&pair[0], &pair[1]) else {
+            panic!("{pair:?}")
+        };
+        let score = match score {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).parse::<f64>().unwrap(),
+            redis::Value::Double(d) => *d,
+            other => panic!("{other:?}"),
+        } as i64;
+        if m == b"p" {
+            mark = Some(score);
+        } else {
+            newest = newest.max(score);
+        }
+    }
+    (newest, mark)
+}
+
+#[test]
+fn a_popular_set_is_left_alone_for_half_the_look_back_then_renewed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Redis::start(dir.path());
+    let a = Cluster::start(opts(&r.url(), "pop-a", 5)).unwrap();
+    let tags = Tags::new(&[5; 32]);
+    let mut st = Store::connect(&Target::new(&r.url(), None).unwrap()).unwrap();
+    let at = |t: i64, from: u32, n: u32| -> Vec<Contact> {
+        (from..from + n)
+            .map(|i| contact(&format!("10.0.{}.{}", i / 200, i % 200), "198.51.100.1", t))
+            .collect()
+    };
+    let t0 = T0 / S;
+    // 12 subscribers over a cap of 8: popular for the look-back (3600 s) from second 20.
+    a.publish(at(20, 0, 12), T0 + 20 * S);
+    a.sync(Vec::new(), T0 + 20 * S, vec![]);
+    assert_eq!(
+        set_state(&mut st, &tags, "198.51.100.1"),
+        (t0 + 20, Some(t0 + 3620))
+    );
+    // With more than half the look-back left on the mark, new contacts are not written.
+    a.publish(at(1000, 100, 5), T0 + 1000 * S);
+    let ans = a.sync(
+        Vec::new(),
+        T0 + 1000 * S,
+        vec![question(1, "198.51.100.1", 1000)],
+    );
+    assert!(ans[0].1.popular, "{:?}", ans[0].1);
+    assert_eq!(
+        set_state(&mut st, &tags, "198.51.100.1"),
+        (t0 + 20, Some(t0 + 3620))
+    );
+    // Less than half left: written again, and a set still over the cap is marked anew.
+    a.publish(at(2000, 200, 9), T0 + 2000 * S);
+    a.sync(Vec::new(), T0 + 2000 * S, vec![]);
+    assert_eq!(
+        set_state(&mut st, &tags, "198.51.100.1"),
+        (t0 + 2000, Some(t0 + 5600))
+    );
+    // So at second 5000, past the first mark, the endpoint is still popular.
+    let ans = a.sync(
+        Vec::new(),
+        T0 + 5000 * S,
+        vec![question(2, "198.51.100.1", 5000)],
+    );
+    assert!(
+        ans[0].1.popular && ans[0].1.prevalence == 8,
+        "{:?}",
+        ans[0].1
+    );
+    // A set that stops overflowing loses the mark when it runs out.
+    let ans = a.sync(
+        Vec::new(),
+        T0 + 5700 * S,
+        vec![question(3, "198.51.100.1", 5700)],
+    );
+    assert!(!ans[0].1.popular, "{:?}", ans[0].1);
+    a.finish();
+}
+
 fn assert_no_address(blob: &[u8], ip: &str) {
     let text = ip.as_bytes();
     let IpAddr::V4(v4) = ip.parse::<IpAddr>().unwrap() else {
