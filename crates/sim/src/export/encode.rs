@@ -133,9 +133,15 @@ pub fn netflow5(h: &Header, records: &[Record], out: &mut Vec<u8>) {
     }
 }
 
-/// (field id, length) of the v9 record templates.
-fn v9_fields(v6: bool) -> [(u16, u16); 9] {
+/// (field id, length) of the v9 and IPFIX record templates: the same fields but for the times
+/// (v9: first/last switched as uptime milliseconds; IPFIX: flowStart/EndMilliseconds).
+fn template_fields(ipfix: bool, v6: bool) -> [(u16, u16); 9] {
     let (s, d, l) = if v6 { (27, 28, 16) } else { (8, 12, 4) };
+    let (first, last) = if ipfix {
+        ((152, 8), (153, 8))
+    } else {
+        ((22, 4), (21, 4))
+    };
     [
         (s, l),
         (d, l),
@@ -144,35 +150,40 @@ fn v9_fields(v6: bool) -> [(u16, u16); 9] {
         (4, 1),
         (1, 8),
         (2, 8),
-        (22, 4),
-        (21, 4),
+        first,
+        last,
     ]
 }
 
-/// (field id, length) of the IPFIX record templates (times as flowStart/EndMilliseconds).
-fn ipfix_fields(v6: bool) -> [(u16, u16); 9] {
-    let (s, d, l) = if v6 { (27, 28, 16) } else { (8, 12, 4) };
-    [
-        (s, l),
-        (d, l),
-        (7, 2),
-        (11, 2),
-        (4, 1),
-        (1, 8),
-        (2, 8),
-        (152, 8),
-        (153, 8),
-    ]
+/// The body of a template set: the IPv4 and the IPv6 record template.
+fn record_templates(out: &mut Vec<u8>, ipfix: bool) {
+    for (id, v6) in [(TEMPLATE_V4, false), (TEMPLATE_V6, true)] {
+        put16(out, id);
+        put16(out, 9);
+        for (f, l) in template_fields(ipfix, v6) {
+            put16(out, f);
+            put16(out, l);
+        }
+    }
+}
+
+/// The fields of a v9 or IPFIX data record before its times, in template order.
+fn put_key_and_counts(out: &mut Vec<u8>, r: &Record) {
+    put_ip(out, r.src);
+    put_ip(out, r.dst);
+    put16(out, r.sport);
+    put16(out, r.dport);
+    out.push(r.proto);
+    put64(out, r.bytes);
+    put64(out, r.packets);
 }
 
 /// Bytes of one data record (v9 or IPFIX: the same lengths but for the times).
 pub fn record_len(ipfix: bool, v6: bool) -> usize {
-    let f = if ipfix {
-        ipfix_fields(v6)
-    } else {
-        v9_fields(v6)
-    };
-    f.iter().map(|&(_, l)| usize::from(l)).sum()
+    template_fields(ipfix, v6)
+        .iter()
+        .map(|&(_, l)| usize::from(l))
+        .sum()
 }
 
 /// Append a set/flowset `id` whose body `body` writes, padded to 4 bytes.
@@ -222,16 +233,7 @@ pub fn netflow9(h: &Header, records: &[Record], templates: bool, out: &mut Vec<u
     put32(out, h.domain);
     let mut count = 0usize;
     if templates {
-        set(out, 0, |out| {
-            for (id, v6) in [(TEMPLATE_V4, false), (TEMPLATE_V6, true)] {
-                put16(out, id);
-                put16(out, 9);
-                for (f, l) in v9_fields(v6) {
-                    put16(out, f);
-                    put16(out, l);
-                }
-            }
-        });
+        set(out, 0, |out| record_templates(out, false));
         count += 2;
         if h.sampling > 1 {
             set(out, 1, |out| {
@@ -251,13 +253,7 @@ pub fn netflow9(h: &Header, records: &[Record], templates: bool, out: &mut Vec<u
         }
     }
     count += data_sets(out, records, |out, r| {
-        put_ip(out, r.src);
-        put_ip(out, r.dst);
-        put16(out, r.sport);
-        put16(out, r.dport);
-        out.push(r.proto);
-        put64(out, r.bytes);
-        put64(out, r.packets);
+        put_key_and_counts(out, r);
         put32(out, h.uptime_ms(r.start_ns));
         put32(out, h.uptime_ms(r.end_ns));
     });
@@ -275,16 +271,7 @@ pub fn ipfix(h: &Header, records: &[Record], templates: bool, out: &mut Vec<u8>)
     put32(out, h.sequence);
     put32(out, h.domain);
     if templates {
-        set(out, 2, |out| {
-            for (id, v6) in [(TEMPLATE_V4, false), (TEMPLATE_V6, true)] {
-                put16(out, id);
-                put16(out, 9);
-                for (f, l) in ipfix_fields(v6) {
-                    put16(out, f);
-                    put16(out, l);
-                }
-            }
-        });
+        set(out, 2, |out| record_templates(out, true));
         if h.sampling > 1 {
             set(out, 3, |out| {
                 put16(out, TEMPLATE_OPTIONS);
@@ -304,13 +291,7 @@ pub fn ipfix(h: &Header, records: &[Record], templates: bool, out: &mut Vec<u8>)
     }
     let ms = |t: i64| u64::try_from(t.div_euclid(1_000_000)).unwrap_or(0);
     data_sets(out, records, |out, r| {
-        put_ip(out, r.src);
-        put_ip(out, r.dst);
-        put16(out, r.sport);
-        put16(out, r.dport);
-        out.push(r.proto);
-        put64(out, r.bytes);
-        put64(out, r.packets);
+        put_key_and_counts(out, r);
         put64(out, ms(r.start_ns));
         put64(out, ms(r.end_ns));
     });
