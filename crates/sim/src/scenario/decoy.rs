@@ -17,18 +17,26 @@ impl Planner<'_> {
         let (bytes, secs) = self.shape((10.0 * MB, 50.0 * MB), (5.0, 30.0), 1e6, line);
         let span = (self.w1 - self.w0) as f64 - (secs + 5.0) * S;
         let at = self.w0 + (self.rng.f64() * span) as i64;
+        let kind = ScenarioKind::DecoyUploadPopular;
+        self.upload(kind, si, v6, ep, flows, at, (bytes, secs));
+    }
+
+    /// An upload of `bytes` over `flows` TCP connections to port 443 of `ep`, from `at` for
+    /// `secs` s, and its truth as `kind`.
+    #[allow(clippy::too_many_arguments)]
+    fn upload(
+        &mut self,
+        kind: ScenarioKind,
+        si: usize,
+        v6: bool,
+        ep: super::Endpoint,
+        flows: u32,
+        at: i64,
+        (bytes, secs): (f64, f64),
+    ) {
         let ev = self.new_event(self.sub_ip(si, v6));
         self.transfer(si, v6, ep, false, 443, at, bytes, secs, flows, false, ev);
-        self.push_scenario(
-            ScenarioKind::DecoyUploadPopular,
-            si,
-            v6,
-            ep,
-            443,
-            false,
-            flows,
-            vec![ev],
-        );
+        self.push_scenario(kind, si, v6, ep, 443, false, flows, vec![ev]);
     }
 
     pub(super) fn video_call(&mut self) {
@@ -209,6 +217,7 @@ impl Planner<'_> {
         );
         sc.per_event_src = true;
     }
+
     /// A large upload (5–60 MB at 2–40 Mbit/s, what the line allows) to a little-used address
     /// in a popular service's prefix: the address is rare, its prefix is not.
     pub(super) fn shared_infra_upload(&mut self) {
@@ -219,18 +228,8 @@ impl Planner<'_> {
         let line = self.line_up(si).min(40e6 / 8.0);
         let (bytes, secs) = self.shape((5.0 * MB, 60.0 * MB), (2.0, 60.0), 2e6 / 8.0, line);
         let at = self.start_within(secs);
-        let ev = self.new_event(self.sub_ip(si, v6));
-        self.transfer(si, v6, ep, false, 443, at, bytes, secs, flows, false, ev);
-        self.push_scenario(
-            ScenarioKind::DecoySharedInfra,
-            si,
-            v6,
-            ep,
-            443,
-            false,
-            flows,
-            vec![ev],
-        );
+        let kind = ScenarioKind::DecoySharedInfra;
+        self.upload(kind, si, v6, ep, flows, at, (bytes, secs));
     }
 
     /// A backup to a common cloud (one of the two most popular servers): 1–6 uploads of

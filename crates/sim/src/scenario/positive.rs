@@ -35,10 +35,30 @@ impl Planner<'_> {
         } else {
             self.rare_endpoint(v6)
         };
-        let (udp, port, flows) = self.burst_transport();
+        let transport = self.burst_transport();
         let line = self.profile_line(si, profile).min(100e6 / 8.0);
         let drawn = self.shape((1.0 * MB, 100.0 * MB), (1.0, 60.0), 0.5e6 / 8.0, line);
-        let (bytes, secs) = self.burst_size(drawn);
+        let size = self.burst_size(drawn);
+        self.single_burst(si, profile, v6, ep, transport, size, &[], shared);
+    }
+
+    /// One burst of `size` (bytes, seconds) from subscriber `si` to `ep` over `transport`
+    /// (UDP, port, flows) at a random time, and its truth, tagged with the profile, then `tags`;
+    /// a busy subscriber's cloud backup is planned around it first; into `shared`
+    /// infrastructure it is out of scope.
+    #[allow(clippy::too_many_arguments)]
+    fn single_burst(
+        &mut self,
+        si: usize,
+        profile: Profile,
+        v6: bool,
+        ep: super::Endpoint,
+        transport: (bool, u16, u32),
+        size: (f64, f64),
+        tags: &[&'static str],
+        shared: bool,
+    ) {
+        let ((udp, port, flows), (bytes, secs)) = (transport, size);
         let at = self.start_within(secs);
         let ev = self.new_event(self.sub_ip(si, v6));
         self.transfer(si, v6, ep, udp, port, at, bytes, secs, flows, false, ev);
@@ -56,6 +76,7 @@ impl Planner<'_> {
             vec![ev],
         );
         sc.tags.push(profile.tag());
+        sc.tags.extend(tags);
         if shared {
             sc.tags.push("shared_infra");
             sc.scope = false;
@@ -184,24 +205,9 @@ impl Planner<'_> {
             secs = avail;
             bytes = r * secs;
         }
-        let at = self.start_within(secs);
-        let ev = self.new_event(self.sub_ip(si, v6));
-        self.transfer(si, v6, ep, udp, port, at, bytes, secs, flows, false, ev);
-        let sc = self.push_scenario(
-            ScenarioKind::BurstSingle,
-            si,
-            v6,
-            ep,
-            port,
-            udp,
-            flows,
-            vec![ev],
-        );
-        sc.tags.extend([profile.tag(), "adversarial", tag]);
-        if shared {
-            sc.tags.push("shared_infra");
-            sc.scope = false;
-        }
+        let size = (bytes, secs);
+        let tags = ["adversarial", tag];
+        self.single_burst(si, profile, v6, ep, (udp, port, flows), size, &tags, shared);
     }
 
     /// A burst at the gates: 1.6–2.6 MB at 0.9–2.4 Mbit/s (some in scope, some below).
