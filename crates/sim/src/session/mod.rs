@@ -297,6 +297,17 @@ impl Session {
         &self.net
     }
 
+    /// The two ends of the flow and the hop state of the direction `up` (or down), for a frame
+    /// writer.
+    fn path(&mut self, up: bool) -> (&Net, &mut Hop) {
+        let hop = if up {
+            &mut self.up_hop
+        } else {
+            &mut self.down_hop
+        };
+        (&self.net, hop)
+    }
+
     /// Time of the next packet, or `None` when the flow has nothing more to send.
     #[inline]
     pub(crate) fn next_ts(&self) -> Option<i64> {
@@ -317,23 +328,8 @@ impl Session {
                 let len = match self.kind {
                     Kind::Tcp => {
                         let seq = if a.up { self.up_seq } else { self.down_seq };
-                        let hop = if a.up {
-                            &mut self.up_hop
-                        } else {
-                            &mut self.down_hop
-                        };
-                        f.tcp(
-                            &self.net,
-                            a.up,
-                            hop,
-                            seq,
-                            a.ack,
-                            ACK,
-                            window(a.up),
-                            &[],
-                            0,
-                            a.ts,
-                        )
+                        let (net, hop) = self.path(a.up);
+                        f.tcp(net, a.up, hop, seq, a.ack, ACK, window(a.up), &[], 0, a.ts)
                     }
                     _ => {
                         let n = 30 + rng.below(20) as usize;
@@ -442,24 +438,17 @@ impl Session {
 
     /// Request/response sizes of the traffic model.
     fn draw_exchange(&self, rng: &mut Rng) -> (f64, f64) {
-        match self.app {
-            App::Web => (
-                rng.lognormal(450.0, 0.7, 80.0, 16e3),
-                rng.lognormal(8e3, 1.3, 200.0, 20e6),
-            ),
-            App::Video => (
-                rng.lognormal(600.0, 0.3, 200.0, 2000.0),
-                rng.lognormal(600e3, 0.5, 100e3, 8e6),
-            ),
-            App::Upload => (
-                rng.lognormal(200e3, 1.2, 10e3, 60e6),
-                rng.lognormal(400.0, 0.5, 100.0, 2000.0),
-            ),
-            App::Messaging => (
-                rng.lognormal(1500.0, 1.2, 60.0, 1e6),
-                rng.lognormal(6000.0, 1.3, 100.0, 3e6),
-            ),
-        }
+        // (median, sigma, least, most) of the request and of the response.
+        let (up, down) = match self.app {
+            App::Web => ((450.0, 0.7, 80.0, 16e3), (8e3, 1.3, 200.0, 20e6)),
+            App::Video => ((600.0, 0.3, 200.0, 2000.0), (600e3, 0.5, 100e3, 8e6)),
+            App::Upload => ((200e3, 1.2, 10e3, 60e6), (400.0, 0.5, 100.0, 2000.0)),
+            App::Messaging => ((1500.0, 1.2, 60.0, 1e6), (6000.0, 1.3, 100.0, 3e6)),
+        };
+        let draw = |rng: &mut Rng, (median, sigma, lo, hi): (f64, f64, f64, f64)| {
+            rng.lognormal(median, sigma, lo, hi)
+        };
+        (draw(rng, up), draw(rng, down))
     }
 }
 

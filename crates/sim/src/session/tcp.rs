@@ -86,19 +86,11 @@ impl Session {
                 let last = n == self.xfer_left;
                 let o = Frame::l4(self.net.v6) + 20;
                 tls_payload(&mut f.buf[o..o + n as usize], pool, rng.next_u32() as usize);
-                let (seq, ack) = if up {
-                    (self.up_seq, self.down_seq)
-                } else {
-                    (self.down_seq, self.up_seq)
-                };
+                let (seq, ack) = self.seq_ack(up);
                 let flags = if last { ACK | PSH } else { ACK };
-                let hop = if up {
-                    &mut self.up_hop
-                } else {
-                    &mut self.down_hop
-                };
+                let (net, hop) = self.path(up);
                 let len = f.tcp(
-                    &self.net,
+                    net,
                     up,
                     hop,
                     seq,
@@ -110,11 +102,7 @@ impl Session {
                     t,
                 );
                 let seq = seq.wrapping_add(n as u32);
-                if up {
-                    self.up_seq = seq;
-                } else {
-                    self.down_seq = seq;
-                }
+                self.set_seq(up, seq);
                 self.after_segment(rng, n, seq, mss);
                 len
             }
@@ -130,40 +118,20 @@ impl Session {
         match self.close {
             Close::Rst { by_client } => {
                 let up = by_client;
-                let (seq, ack) = if up {
-                    (self.up_seq, self.down_seq)
-                } else {
-                    (self.down_seq, self.up_seq)
-                };
-                let hop = if up {
-                    &mut self.up_hop
-                } else {
-                    &mut self.down_hop
-                };
+                let (seq, ack) = self.seq_ack(up);
                 self.phase = Phase::Done;
-                f.tcp(&self.net, up, hop, seq, ack, RST | ACK, 0, &[], 0, t)
+                let (net, hop) = self.path(up);
+                f.tcp(net, up, hop, seq, ack, RST | ACK, 0, &[], 0, t)
             }
             Close::Fin { by_client } => {
                 // k = 0: closer's FIN; 1: the other side's FIN; 2: closer's final ACK.
                 let up = if k == 1 { !by_client } else { by_client };
                 let flags = if k == 2 { ACK } else { FIN | ACK };
-                let (seq, ack) = if up {
-                    (self.up_seq, self.down_seq)
-                } else {
-                    (self.down_seq, self.up_seq)
-                };
-                let hop = if up {
-                    &mut self.up_hop
-                } else {
-                    &mut self.down_hop
-                };
-                let len = f.tcp(&self.net, up, hop, seq, ack, flags, window(up), &[], 0, t);
+                let (seq, ack) = self.seq_ack(up);
+                let (net, hop) = self.path(up);
+                let len = f.tcp(net, up, hop, seq, ack, flags, window(up), &[], 0, t);
                 if k < 2 {
-                    if up {
-                        self.up_seq = seq.wrapping_add(1);
-                    } else {
-                        self.down_seq = seq.wrapping_add(1);
-                    }
+                    self.set_seq(up, seq.wrapping_add(1));
                     self.phase = Phase::Close(k + 1);
                     let rtt = if up { self.rtt_srv } else { self.rtt_sub };
                     self.ts = t + rtt as i64;
@@ -173,6 +141,24 @@ impl Session {
                 len
             }
             Close::Silent => unreachable!("silent close emits nothing"),
+        }
+    }
+
+    /// (sequence, acknowledgement) numbers of the next segment sent up (or down).
+    fn seq_ack(&self, up: bool) -> (u32, u32) {
+        if up {
+            (self.up_seq, self.down_seq)
+        } else {
+            (self.down_seq, self.up_seq)
+        }
+    }
+
+    /// The next sequence number of the direction `up` (or down).
+    fn set_seq(&mut self, up: bool, seq: u32) {
+        if up {
+            self.up_seq = seq;
+        } else {
+            self.down_seq = seq;
         }
     }
 }

@@ -41,12 +41,8 @@ impl Session {
         b[2..4].copy_from_slice(&seq.to_be_bytes());
         b[4..8].copy_from_slice(&rtp_ts.to_be_bytes());
         b[8..12].copy_from_slice(&ssrc.to_be_bytes());
-        let hop = if up {
-            &mut self.up_hop
-        } else {
-            &mut self.down_hop
-        };
-        let len = f.udp(&self.net, up, hop, n, t);
+        let (net, hop) = self.path(up);
+        let len = f.udp(net, up, hop, n, t);
         self.call_next[d] = if last {
             self.call_frame[d] += CALL_FRAME_NS;
             let next = self.call_frame[d] + rng.uniform(0.0, 2e6) as i64;
@@ -114,12 +110,9 @@ impl Session {
         let len = match self.kind {
             Kind::Ping => {
                 let id = self.cid_client as u16;
-                let hop = if up {
-                    &mut self.up_hop
-                } else {
-                    &mut self.down_hop
-                };
-                f.echo(&self.net, up, hop, id, self.count as u16, t)
+                let count = self.count as u16;
+                let (net, hop) = self.path(up);
+                f.echo(net, up, hop, id, count, t)
             }
             Kind::Dns => {
                 let o = Frame::l4(self.net.v6) + 8;
@@ -132,22 +125,14 @@ impl Session {
                     &self.answer,
                     rng.below(3600) as u32 + 60,
                 );
-                let hop = if up {
-                    &mut self.up_hop
-                } else {
-                    &mut self.down_hop
-                };
-                f.udp(&self.net, up, hop, n, t)
+                let (net, hop) = self.path(up);
+                f.udp(net, up, hop, n, t)
             }
             _ => {
                 let o = Frame::l4(self.net.v6) + 8;
                 ntp_message(&mut f.buf[o..o + 48], up, t, pool, self.cid_client as usize);
-                let hop = if up {
-                    &mut self.up_hop
-                } else {
-                    &mut self.down_hop
-                };
-                f.udp(&self.net, up, hop, 48, t)
+                let (net, hop) = self.path(up);
+                f.udp(net, up, hop, 48, t)
             }
         };
         if up && !self.dead {
@@ -186,12 +171,8 @@ impl Session {
         let dcid = if up { self.cid_server } else { self.cid_client };
         b[1..9].copy_from_slice(&dcid.to_be_bytes());
         self.up_seq = self.up_seq.wrapping_add(0x9e37);
-        let hop = if up {
-            &mut self.up_hop
-        } else {
-            &mut self.down_hop
-        };
-        f.udp(&self.net, up, hop, n, t)
+        let (net, hop) = self.path(up);
+        f.udp(net, up, hop, n, t)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -232,11 +213,7 @@ impl Session {
         let rest = (n - i - 2) as u16;
         b[i..i + 2].copy_from_slice(&(0x4000 | rest).to_be_bytes());
         self.down_seq = self.down_seq.wrapping_add(0x7f4a);
-        let hop = if up {
-            &mut self.up_hop
-        } else {
-            &mut self.down_hop
-        };
-        f.udp(&self.net, up, hop, n, t)
+        let (net, hop) = self.path(up);
+        f.udp(net, up, hop, n, t)
     }
 }
