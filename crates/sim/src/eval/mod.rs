@@ -197,6 +197,19 @@ pub(crate) fn burst_hits(a: &AlertRecord, sc: &TruthScenario, e: &TruthEvent, sl
         && overlaps(a.start_ts, a.end_ts, e.start_ts - slack, e.end_ts + slack)
 }
 
+/// Does alert `a`, of any kind, touch event `e` of `sc`: same subscriber and endpoint, and its
+/// span up to its detection overlaps the event's, with `slack` s on either side?
+pub(crate) fn touches(a: &AlertRecord, sc: &TruthScenario, e: &TruthEvent, slack: f64) -> bool {
+    a.src == event_src(sc, e)
+        && a.dst == sc.dst
+        && overlaps(
+            a.start_ts,
+            a.end_ts.max(a.detected_ts),
+            e.start_ts - slack,
+            e.end_ts + slack,
+        )
+}
+
 /// `[first start, last end]` of a scenario.
 fn span(sc: &TruthScenario) -> Option<(f64, f64)> {
     let first = sc.events.iter().map(|e| e.start_ts).reduce(f64::min)?;
@@ -275,16 +288,7 @@ pub fn evaluate(truth: &Truth, alerts: &[AlertRecord], slack: f64) -> Report {
                         .iter()
                         .filter(|a| match sc.expect {
                             Expect::Burst => burst_hits(a, sc, e, slack),
-                            _ => {
-                                a.src == event_src(sc, e)
-                                    && a.dst == sc.dst
-                                    && overlaps(
-                                        a.start_ts,
-                                        a.end_ts.max(a.detected_ts),
-                                        e.start_ts - slack,
-                                        e.end_ts + slack,
-                                    )
-                            }
+                            _ => touches(a, sc, e, slack),
                         })
                         .map(|a| a.detected_ts)
                         .reduce(f64::min);
@@ -377,17 +381,7 @@ pub fn evaluate(truth: &Truth, alerts: &[AlertRecord], slack: f64) -> Report {
             continue;
         }
         let decoy = truth.scenarios.iter().find(|sc| {
-            sc.expect == Expect::None
-                && sc.events.iter().any(|e| {
-                    a.src == event_src(sc, e)
-                        && a.dst == sc.dst
-                        && overlaps(
-                            a.start_ts,
-                            a.end_ts.max(a.detected_ts),
-                            e.start_ts - slack,
-                            e.end_ts + slack,
-                        )
-                })
+            sc.expect == Expect::None && sc.events.iter().any(|e| touches(a, sc, e, slack))
         });
         let cause = match decoy {
             Some(sc) => sc.kind.as_str().to_owned(),

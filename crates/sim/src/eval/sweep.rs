@@ -168,17 +168,7 @@ pub fn sweep(runs: &[(Truth, Vec<AlertRecord>)], slack: f64) -> String {
                     let d = decoys.entry(sc.kind.as_str()).or_default();
                     for e in &sc.events {
                         d.0 += 1;
-                        let src = e.src.unwrap_or(sc.src);
-                        let hit = al.iter().any(|a| {
-                            a.src == src
-                                && a.dst == sc.dst
-                                && super::overlaps(
-                                    a.start_ts,
-                                    a.end_ts.max(a.detected_ts),
-                                    e.start_ts - slack,
-                                    e.end_ts + slack,
-                                )
-                        });
+                        let hit = al.iter().any(|a| super::touches(a, sc, e, slack));
                         d.1 += usize::from(hit);
                     }
                 }
