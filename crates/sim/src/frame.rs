@@ -1,6 +1,18 @@
 //! Frame building: pcap record header, Ethernet, IPv4/IPv6, TCP/UDP/ICMP, all written in place
 //! into one reused buffer. Every checksum (IPv4 header, TCP, UDP, ICMP, ICMPv6) is computed.
 
+/// The header of a classic pcap file: microsecond timestamps, version 2.4, snap length 65535,
+/// Ethernet.
+pub(crate) fn pcap_header() -> [u8; 24] {
+    let mut hdr = [0u8; 24];
+    hdr[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
+    hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
+    hdr[16..20].copy_from_slice(&65535u32.to_le_bytes());
+    hdr[20..24].copy_from_slice(&1u32.to_le_bytes());
+    hdr
+}
+
 /// Bytes of a classic pcap record header, which sits in front of the frame in the buffer.
 pub(crate) const REC: usize = 16;
 /// Ethernet header length.

@@ -72,7 +72,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, BufWriter, Write};
 
-use frame::Frame;
+use frame::{pcap_header, Frame};
 use rng::Rng;
 use session::Session;
 use world::World;
@@ -230,13 +230,7 @@ impl Simulator {
     pub fn write_pcap_with_truth<W: Write>(&mut self, out: W) -> io::Result<(SimSummary, Truth)> {
         let cfg = &self.cfg;
         let mut w = BufWriter::with_capacity(4 << 20, out);
-        let mut hdr = [0u8; 24];
-        hdr[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
-        hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
-        hdr[16..20].copy_from_slice(&65535u32.to_le_bytes());
-        hdr[20..24].copy_from_slice(&1u32.to_le_bytes());
-        w.write_all(&hdr)?;
+        w.write_all(&pcap_header())?;
         let mut sum = SimSummary {
             bytes: 24,
             ..SimSummary::default()

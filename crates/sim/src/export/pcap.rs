@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::net::SocketAddrV4;
 
-use crate::frame::{fold, sum_words};
+use crate::frame::{fold, pcap_header, sum_words};
 
 /// Writes UDP datagrams from one address to another as pcap records.
 pub struct DatagramPcap<W: Write> {
@@ -20,13 +20,7 @@ pub struct DatagramPcap<W: Write> {
 impl<W: Write> DatagramPcap<W> {
     /// Write the pcap file header; datagrams will go `from` → `to`.
     pub fn new(mut out: W, from: SocketAddrV4, to: SocketAddrV4) -> io::Result<Self> {
-        let mut hdr = [0u8; 24];
-        hdr[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        hdr[4..6].copy_from_slice(&2u16.to_le_bytes());
-        hdr[6..8].copy_from_slice(&4u16.to_le_bytes());
-        hdr[16..20].copy_from_slice(&65535u32.to_le_bytes());
-        hdr[20..24].copy_from_slice(&1u32.to_le_bytes());
-        out.write_all(&hdr)?;
+        out.write_all(&pcap_header())?;
         Ok(Self {
             out,
             from,
