@@ -54,7 +54,7 @@ pub fn run(
     control: Receiver<Control>,
     out: Sender<Output>,
     shared: Arc<Shared>,
-    mut privacy: Privacy,
+    privacy: Privacy,
     resume_ns: Option<i64>,
     checkpoints: Option<Checkpoints>,
     mut cluster: Option<burstwatch_pipeline::cluster::Shared>,
@@ -64,8 +64,13 @@ pub fn run(
     let mut last_wall = Instant::now();
     let mut last_publish = Instant::now();
     let mut last_flush = Instant::now();
-    let mut records = 0u64;
-    let mut alerts = 0u64;
+    let mut outlet = Outlet {
+        out,
+        privacy,
+        shared,
+        records: 0,
+        alerts: 0,
+    };
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(batch) => {
@@ -94,25 +99,18 @@ pub fn run(
         if let Some(c) = cluster.as_mut() {
             c.pump(engine.scorer_mut());
         }
-        drain(
-            &mut engine,
-            &out,
-            &privacy,
-            &mut records,
-            &mut alerts,
-            &shared,
-        );
+        outlet.drain(&mut engine);
         while let Ok(Control::Reload(r)) = control.try_recv() {
             let s = r.settings;
             engine.set_config(s.flow, s.detect.clone());
             engine.set_enrich(r.enrich);
             // New home networks are pseudonymised from now on too.
-            privacy.set_home_nets(s.detect.home_nets);
+            outlet.privacy.set_home_nets(s.detect.home_nets);
             tracing::info!("thresholds and enrich databases reloaded; learned state kept");
         }
         if last_publish.elapsed() >= Duration::from_secs(1) {
             last_publish = Instant::now();
-            publish(&engine, &shared, last_ts, records, alerts);
+            outlet.publish(&engine, last_ts);
         }
         if let Some(c) = checkpoints.as_ref() {
             if last_checkpoint.elapsed() >= c.every {
@@ -142,56 +140,9 @@ pub fn run(
         tracing::info!("{}", c.summary());
         c.finish();
     }
-    drain(
-        &mut engine,
-        &out,
-        &privacy,
-        &mut records,
-        &mut alerts,
-        &shared,
-    );
-    publish(&engine, &shared, last_ts, records, alerts);
+    outlet.drain(&mut engine);
+    outlet.publish(&engine, last_ts);
     engine
-}
-
-/// Send every ready record and alert to the output thread, as they may appear in output: an
-/// alert is pseudonymised before anything (JSON line, sink labels, summary) is made of it.
-fn drain(
-    engine: &mut Engines,
-    out: &Sender<Output>,
-    privacy: &Privacy,
-    records: &mut u64,
-    alerts: &mut u64,
-    shared: &Shared,
-) {
-    // Flow export: alerts say what their volume was estimated from.
-    let source = shared
-        .flow_listening
-        .load(std::sync::atomic::Ordering::Relaxed)
-        .then(|| shared.flow_tag.lock().map(|t| *t).unwrap_or_default());
-    // Bursts of sampled input are gated by their lower bound (decided after the hold, by
-    // when the readers have long published the rate).
-    if let Some(t) = source.filter(|t| t.max_rate > engine.scorer_mut().sampling()) {
-        engine.scorer_mut().set_sampling(t.max_rate);
-    }
-    while let Some(rec) = engine.pop_record() {
-        let mut line = Vec::with_capacity(320);
-        if write_record(&mut line, &rec, privacy, shared.sensor.as_deref()).is_ok() {
-            *records += 1;
-            let _ = out.send(Output::Flow(line));
-        }
-    }
-    while let Some(alert) = engine.pop_alert() {
-        let alert = privacy.alert(alert);
-        let mut line = Vec::with_capacity(1024);
-        let src =
-            source.map(|t| t.alert_source(alert.packets_out + alert.packets_in, alert.bytes_out));
-        let sensor = shared.sensor.as_deref();
-        if write_alert_from(&mut line, &alert, &Privacy::disabled(), src, sensor).is_ok() {
-            *alerts += 1;
-            let _ = out.send(Output::Alert(line, Box::new(alert)));
-        }
-    }
 }
 
 /// Hand a snapshot to the state writer (skipped while it still writes the previous one).
@@ -205,13 +156,61 @@ fn checkpoint(engine: &mut Engines, c: &Checkpoints) {
     }
 }
 
-fn publish(engine: &Engines, shared: &Shared, last_ts: Option<i64>, records: u64, alerts: u64) {
-    if let Ok(mut w) = shared.worker.lock() {
-        w.flows = engine.flow_stats();
-        w.detect = engine.detect_stats();
-        w.last_packet_ns = last_ts;
-        w.records = records;
-        w.alerts = alerts;
-        w.beat = Some(Instant::now());
+/// Where the worker's flow records and alerts go, and how many went.
+struct Outlet {
+    out: Sender<Output>,
+    privacy: Privacy,
+    shared: Arc<Shared>,
+    records: u64,
+    alerts: u64,
+}
+
+impl Outlet {
+    /// Send every ready record and alert to the output thread, as they may appear in output:
+    /// an alert is pseudonymised before anything (JSON line, sink labels, summary) is made of
+    /// it.
+    fn drain(&mut self, engine: &mut Engines) {
+        // Flow export: alerts say what their volume was estimated from.
+        let shared = &self.shared;
+        let source = shared
+            .flow_listening
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| shared.flow_tag.lock().map(|t| *t).unwrap_or_default());
+        // Bursts of sampled input are gated by their lower bound (decided after the hold, by
+        // when the readers have long published the rate).
+        if let Some(t) = source.filter(|t| t.max_rate > engine.scorer_mut().sampling()) {
+            engine.scorer_mut().set_sampling(t.max_rate);
+        }
+        while let Some(rec) = engine.pop_record() {
+            let mut line = Vec::with_capacity(320);
+            let sensor = shared.sensor.as_deref();
+            if write_record(&mut line, &rec, &self.privacy, sensor).is_ok() {
+                self.records += 1;
+                let _ = self.out.send(Output::Flow(line));
+            }
+        }
+        while let Some(alert) = engine.pop_alert() {
+            let alert = self.privacy.alert(alert);
+            let mut line = Vec::with_capacity(1024);
+            let src = source
+                .map(|t| t.alert_source(alert.packets_out + alert.packets_in, alert.bytes_out));
+            let sensor = shared.sensor.as_deref();
+            if write_alert_from(&mut line, &alert, &Privacy::disabled(), src, sensor).is_ok() {
+                self.alerts += 1;
+                let _ = self.out.send(Output::Alert(line, Box::new(alert)));
+            }
+        }
+    }
+
+    /// The worker's counters and heartbeat for the exporter and the watchdog.
+    fn publish(&self, engine: &Engines, last_ts: Option<i64>) {
+        if let Ok(mut w) = self.shared.worker.lock() {
+            w.flows = engine.flow_stats();
+            w.detect = engine.detect_stats();
+            w.last_packet_ns = last_ts;
+            w.records = self.records;
+            w.alerts = self.alerts;
+            w.beat = Some(Instant::now());
+        }
     }
 }
