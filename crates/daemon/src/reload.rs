@@ -64,77 +64,52 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str
             out.push((key, a, b));
         }
     };
-    let (o, n) = (&old.daemon, &new.daemon);
-    cmp("daemon.interfaces", &o.interfaces, &n.interfaces);
-    cmp("daemon.backend", &o.backend, &n.backend);
-    cmp("daemon.filter", &o.filter, &n.filter);
-    cmp("daemon.snaplen", &o.snaplen, &n.snaplen);
-    cmp("daemon.buffer_mib", &o.buffer_mib, &n.buffer_mib);
-    cmp(
-        "daemon.ring_block_kib",
-        &o.ring_block_kib,
-        &n.ring_block_kib,
-    );
-    cmp("daemon.ring_blocks", &o.ring_blocks, &n.ring_blocks);
-    cmp(
-        "daemon.ring_block_timeout_ms",
-        &o.ring_block_timeout_ms,
-        &n.ring_block_timeout_ms,
-    );
-    cmp("daemon.promiscuous", &o.promiscuous, &n.promiscuous);
-    cmp("daemon.immediate", &o.immediate, &n.immediate);
-    cmp("daemon.metrics_bind", &o.metrics_bind, &n.metrics_bind);
-    cmp("daemon.alerts_file", &o.alerts_file, &n.alerts_file);
-    cmp("daemon.alerts_stdout", &o.alerts_stdout, &n.alerts_stdout);
-    cmp("daemon.flows_file", &o.flows_file, &n.flows_file);
-    cmp(
-        "daemon.alertmanager_url",
-        &o.alertmanager_url,
-        &n.alertmanager_url,
-    );
-    cmp(
-        "daemon.alertmanager_queue",
-        &o.alertmanager_queue,
-        &n.alertmanager_queue,
-    );
-    cmp("daemon.alertmanager", &o.alertmanager, &n.alertmanager);
-    cmp("daemon.webhook", &o.webhook, &n.webhook);
-    cmp("daemon.syslog", &o.syslog, &n.syslog);
-    cmp("daemon.sensor", &o.sensor, &n.sensor);
-    cmp("daemon.site", &o.site, &n.site);
-    cmp("daemon.state_file", &o.state_file, &n.state_file);
-    cmp("daemon.retry_seconds", &o.retry_seconds, &n.retry_seconds);
-    cmp(
-        "daemon.state_save_seconds",
-        &o.state_save_seconds,
-        &n.state_save_seconds,
-    );
-    cmp("daemon.workers", &o.workers, &n.workers);
-    cmp(
-        "daemon.capture_threads",
-        &o.capture_threads,
-        &n.capture_threads,
-    );
-    cmp("daemon.user", &o.user, &n.user);
-    // The key is read once, while the process may still be root.
-    cmp(
-        "privacy.key_file",
-        &old.privacy.key_file,
-        &new.privacy.key_file,
-    );
-    cmp(
-        "privacy.pseudonymize_endpoints",
-        &old.privacy.pseudonymize_endpoints,
-        &new.privacy.pseudonymize_endpoints,
+    // Each `section.key` is compared field by field, named as the config file names it.
+    macro_rules! keys {
+        ($($section:ident . $key:ident),* $(,)?) => {
+            $(cmp(
+                concat!(stringify!($section), ".", stringify!($key)),
+                &old.$section.$key,
+                &new.$section.$key,
+            );)*
+        };
+    }
+    keys!(
+        daemon.interfaces,
+        daemon.backend,
+        daemon.filter,
+        daemon.snaplen,
+        daemon.buffer_mib,
+        daemon.ring_block_kib,
+        daemon.ring_blocks,
+        daemon.ring_block_timeout_ms,
+        daemon.promiscuous,
+        daemon.immediate,
+        daemon.metrics_bind,
+        daemon.alerts_file,
+        daemon.alerts_stdout,
+        daemon.flows_file,
+        daemon.alertmanager_url,
+        daemon.alertmanager_queue,
+        daemon.alertmanager,
+        daemon.webhook,
+        daemon.syslog,
+        daemon.sensor,
+        daemon.site,
+        daemon.state_file,
+        daemon.retry_seconds,
+        daemon.state_save_seconds,
+        daemon.workers,
+        daemon.capture_threads,
+        daemon.user,
+        // The key is read once, while the process may still be root.
+        privacy.key_file,
+        privacy.pseudonymize_endpoints,
     );
     // The shared store's thread is started once.
     cmp("cluster", &old.cluster, &new.cluster);
     // The fragment table is sized at start.
-    cmp(
-        "flow.max_fragments",
-        &old.flow.max_fragments,
-        &new.flow.max_fragments,
-    );
+    keys!(flow.max_fragments);
     cmp(
         "flow.fragment_timeout_seconds",
         &(old.flow.fragment_timeout_ns as f64 / 1e9),
