@@ -27,24 +27,21 @@ TIME=/usr/bin/time
 ONE=$BENCH_DIR/archive-one.pcap
 PARTS=$BENCH_DIR/archive-parts
 
-[[ -x $TIME ]] || { echo "archive.sh: GNU time is needed at $TIME" >&2; exit 2; }
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
+bench_need_time
 command -v editcap >/dev/null || { echo "archive.sh: editcap (wireshark-common) is needed" >&2; exit 2; }
 command -v jq >/dev/null || { echo "archive.sh: jq is needed" >&2; exit 2; }
 
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    features=()
-    [[ ${REPORT:-0} == 1 ]] && features=(--features report)
-    cargo build --profile "$BENCH_PROFILE" -p burstwatch "${features[@]}"
-fi
+features=()
+[[ ${REPORT:-0} == 1 ]] && features=(--features report)
+bench_build "$BENCH_PROFILE" "${features[@]}"
 
-mkdir -p "$BENCH_DIR"
-if [[ ! -s $ONE ]]; then
-    echo "== generating $ONE ($BENCH_SIZE, with scenarios)" >&2
-    # Scenarios at their natural size in a population sized so the capture holds a few GB.
+# A new capture is split anew.
+[[ -s $ONE ]] || rm -rf "$PARTS"
+# Scenarios at their natural size in a population sized so the capture holds a few GB.
+bench_capture "$ONE" "$BENCH_SIZE, with scenarios" \
     "$BIN" simulate --seed 4 --subscribers 3000 --size "$BENCH_SIZE" -o "$ONE.tmp" -q
-    mv "$ONE.tmp" "$ONE"
-    rm -rf "$PARTS"
-fi
 if [[ ! -d $PARTS ]]; then
     packets=$(capinfos -c -M "$ONE" | awk -F: '/Number of packets/ { gsub(/[^0-9]/, "", $2); print $2 }')
     per=$(((packets + BENCH_FILES - 1) / BENCH_FILES))

@@ -38,23 +38,14 @@ FILE=$BENCH_DIR/flood-$FLOOD_PACKETS-$FLOOD_SEED.pcap
 
 # shellcheck source=deploy/bench/netns.sh
 . deploy/bench/netns.sh
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
 bench_require python3
-[[ -x $TIME ]] || { echo "flood.sh: GNU time is needed at $TIME" >&2; exit 2; }
-
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    echo "== building release binary" >&2
-    cargo build --profile "$BENCH_PROFILE" -p burstwatch
-fi
+bench_need_time
+bench_build "$BENCH_PROFILE"
 BIN=$(realpath "$BIN")
-
-mkdir -p "$BENCH_DIR"
-if [[ ! -s $FILE ]]; then
-    echo "== generating $FILE ($FLOOD_PACKETS packets, seed $FLOOD_SEED)" >&2
+bench_capture "$FILE" "$FLOOD_PACKETS packets, seed $FLOOD_SEED" \
     python3 deploy/bench/flood_pcap.py "$FILE.tmp" "$FLOOD_PACKETS" "$FLOOD_SEED"
-    mv "$FILE.tmp" "$FILE"
-else
-    echo "== reusing $FILE" >&2
-fi
 cat "$FILE" >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/burstwatch-flood.XXXXXX")

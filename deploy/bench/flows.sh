@@ -24,21 +24,12 @@ BIN=$TARGET_DIR/release/burstwatch
 TIME=/usr/bin/time
 FILE=$BENCH_DIR/bench.pcap
 
-[[ -x $TIME ]] || { echo "flows.sh: GNU time is needed at $TIME" >&2; exit 2; }
-
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    echo "== building release binary" >&2
-    cargo build --release -p burstwatch
-fi
-
-mkdir -p "$BENCH_DIR"
-if [[ ! -s $FILE ]]; then
-    echo "== generating $FILE ($BENCH_SIZE, seed $BENCH_SEED)" >&2
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
+bench_need_time
+bench_build release
+bench_capture "$FILE" "$BENCH_SIZE, seed $BENCH_SEED" \
     "$BIN" simulate --no-scenarios --seed "$BENCH_SEED" --size "$BENCH_SIZE" -o "$FILE.tmp"
-    mv "$FILE.tmp" "$FILE"
-else
-    echo "== reusing $FILE" >&2
-fi
 
 bytes=$(stat -c %s "$FILE")
 packets=""

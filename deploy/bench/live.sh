@@ -57,25 +57,19 @@ FILE=${BENCH_FILE:-$BENCH_DIR/live-$BENCH_SIZE-$BENCH_SEED.pcap}
 
 # shellcheck source=deploy/bench/netns.sh
 . deploy/bench/netns.sh
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
 bench_require column
 
-if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-    echo "== building release binary" >&2
-    cargo build --release -p burstwatch
-fi
+bench_build release
 BIN=$(realpath "$BIN")
 
-mkdir -p "$BENCH_DIR"
 if [[ -n ${BENCH_FILE:-} && ! -s $FILE ]]; then
     echo "live.sh: BENCH_FILE $FILE does not exist" >&2
     exit 2
-elif [[ ! -s $FILE ]]; then
-    echo "== generating $FILE ($BENCH_SIZE, seed $BENCH_SEED)" >&2
-    "$BIN" simulate --no-scenarios --seed "$BENCH_SEED" --size "$BENCH_SIZE" -o "$FILE.tmp" -q
-    mv "$FILE.tmp" "$FILE"
-else
-    echo "== reusing $FILE" >&2
 fi
+bench_capture "$FILE" "$BENCH_SIZE, seed $BENCH_SEED" \
+    "$BIN" simulate --no-scenarios --seed "$BENCH_SEED" --size "$BENCH_SIZE" -o "$FILE.tmp" -q
 cat "$FILE" >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/burstwatch-live.XXXXXX")
