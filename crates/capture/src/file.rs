@@ -33,6 +33,22 @@ impl Fault {
             reason: ReadErrorKind::Io(e),
         }
     }
+
+    /// Fill `buf` with at least `n` bytes from the cursor (the item at `offset` that needs
+    /// them); an I/O error, or fewer bytes before the end of the input, is a fault there.
+    pub(crate) fn fill(buf: &mut Buffer, offset: u64, n: usize) -> Result<(), Fault> {
+        let have = buf.fill(n).map_err(|e| Fault::io(offset, e))?;
+        if have < n {
+            return Err(Fault::new(
+                offset,
+                ReadErrorKind::Truncated {
+                    needed: n as u64,
+                    have: have as u64,
+                },
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A packet located in a reader's window: valid until that reader moves again.

@@ -62,16 +62,7 @@ impl PcapReader {
     /// Parses the 24-byte file header at the cursor (which must be available) and consumes it.
     pub(crate) fn open(buf: &mut Buffer, magic: Magic) -> Result<PcapReader, Fault> {
         let offset = buf.offset();
-        let have = buf.fill(HEADER_LEN).map_err(|e| Fault::io(offset, e))?;
-        if have < HEADER_LEN {
-            return Err(Fault::new(
-                offset,
-                ReadErrorKind::Truncated {
-                    needed: HEADER_LEN as u64,
-                    have: have as u64,
-                },
-            ));
-        }
+        Fault::fill(buf, offset, HEADER_LEN)?;
         let h = &buf.window()[buf.pos()..buf.pos() + HEADER_LEN];
         let be = magic.big_endian;
         let major = if be {
@@ -194,16 +185,7 @@ impl PcapReader {
         }
         let total = hl + incl as usize;
         if have < total {
-            let have = buf.fill(total).map_err(|e| Fault::io(offset, e))?;
-            if have < total {
-                return Err(Fault::new(
-                    offset,
-                    ReadErrorKind::Truncated {
-                        needed: total as u64,
-                        have: have as u64,
-                    },
-                ));
-            }
+            Fault::fill(buf, offset, total)?;
         }
         let start = buf.pos() + hl;
         buf.consume(total);

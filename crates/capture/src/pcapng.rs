@@ -151,16 +151,7 @@ impl PcapNgReader {
     /// packet if it was a packet block. With `first`, the block must be a section header.
     fn block(&mut self, buf: &mut Buffer, first: bool) -> Result<Option<PacketRef>, Fault> {
         let offset = buf.offset();
-        let have = buf.fill(12).map_err(|e| Fault::io(offset, e))?;
-        if have < 12 {
-            return Err(Fault::new(
-                offset,
-                ReadErrorKind::Truncated {
-                    needed: 12,
-                    have: have as u64,
-                },
-            ));
-        }
+        Fault::fill(buf, offset, 12)?;
         let (btype, total) = {
             let w = &buf.window()[buf.pos()..];
             let btype = u32_at(w, 0, self.big_endian);
@@ -202,16 +193,7 @@ impl PcapNgReader {
         if !matches!(btype, SHB | IDB | EPB | SPB | OPB) {
             return self.skip_block(buf, offset, total);
         }
-        let have = buf.fill(total_us).map_err(|e| Fault::io(offset, e))?;
-        if have < total_us {
-            return Err(Fault::new(
-                offset,
-                ReadErrorKind::Truncated {
-                    needed: u64::from(total),
-                    have: have as u64,
-                },
-            ));
-        }
+        Fault::fill(buf, offset, total_us)?;
         let be = self.big_endian;
         let pos = buf.pos();
         let block = &buf.window()[pos..pos + total_us];
