@@ -17,7 +17,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::client::{run_batches, HttpClientConfig, Poster, Retry};
+use super::client::{HttpClientConfig, Poster, Retry};
 use super::{rfc3339, AlertEvent, Msg, SinkCounters, SinkError};
 
 /// Settings of one Alertmanager sink (one instance).
@@ -170,21 +170,13 @@ impl Webhook {
 
     /// The sink task: gather batches, deliver each with retries.
     pub(crate) async fn run(self, rx: mpsc::Receiver<Msg>, counters: Arc<SinkCounters>) {
-        let this = &self;
-        let counters = &counters;
-        run_batches(
-            rx,
-            self.cfg.batch_max,
-            self.cfg.batch_wait,
-            |batch| async move {
-                let body = payload(&batch, unix_now_ns(), &this.cfg, &this.origin);
-                let body = Bytes::from(body.to_string());
-                this.poster
-                    .deliver(body, batch.len() as u64, counters)
-                    .await;
-            },
-        )
-        .await;
+        let (cfg, origin) = (&self.cfg, &self.origin);
+        let body = |batch: &[Arc<AlertEvent>]| {
+            Bytes::from(payload(batch, unix_now_ns(), cfg, origin).to_string())
+        };
+        self.poster
+            .post_batches(rx, cfg.batch_max, cfg.batch_wait, &counters, body)
+            .await;
     }
 }
 

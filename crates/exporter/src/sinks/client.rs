@@ -391,6 +391,26 @@ impl Poster {
     }
 }
 
+impl Poster {
+    /// A batching HTTP sink's task: the batches of [`run_batches`], each made a request body by
+    /// `body` when it is complete and delivered with retries.
+    pub(crate) async fn post_batches(
+        &self,
+        rx: mpsc::Receiver<Msg>,
+        batch_max: usize,
+        batch_wait: Duration,
+        counters: &SinkCounters,
+        body: impl Fn(&[Arc<AlertEvent>]) -> Bytes,
+    ) {
+        let body = &body;
+        run_batches(rx, batch_max, batch_wait, |batch| async move {
+            self.deliver(body(&batch), batch.len() as u64, counters)
+                .await;
+        })
+        .await;
+    }
+}
+
 /// A sink task's loop: gather batches of up to `batch_max` alerts (waiting at most
 /// `batch_wait` after the first), hand each to `deliver`, answer flushes after the alerts
 /// queued before them are handled.

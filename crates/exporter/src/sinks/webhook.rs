@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::client::{run_batches, HttpClientConfig, Poster, Retry};
+use super::client::{HttpClientConfig, Poster, Retry};
 use super::{AlertEvent, Msg, SinkCounters, SinkError};
 
 /// Settings of the webhook sink.
@@ -106,20 +106,11 @@ impl Webhook {
 
     /// The sink task: gather batches, deliver each with retries.
     pub(crate) async fn run(self, rx: mpsc::Receiver<Msg>, counters: Arc<SinkCounters>) {
-        let this = &self;
-        let counters = &counters;
-        run_batches(
-            rx,
-            self.cfg.batch_max,
-            self.cfg.batch_wait,
-            |batch| async move {
-                let body = Bytes::from(payload(&batch, &this.origin));
-                this.poster
-                    .deliver(body, batch.len() as u64, counters)
-                    .await;
-            },
-        )
-        .await;
+        let body = |batch: &[Arc<AlertEvent>]| Bytes::from(payload(batch, &self.origin));
+        let (max, wait) = (self.cfg.batch_max, self.cfg.batch_wait);
+        self.poster
+            .post_batches(rx, max, wait, &counters, body)
+            .await;
     }
 }
 
