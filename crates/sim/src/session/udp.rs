@@ -26,11 +26,8 @@ impl Session {
         let n = if *rem <= 1200 + 60 { *rem } else { 1200 };
         *rem -= n;
         let last = *rem == 0;
-        let o = Frame::l4(self.net.v6) + 8;
         let n = n as usize;
-        let b = &mut f.buf[o..o + n];
-        let off = (rng.next_u32() as usize) & POOL_MASK;
-        b.copy_from_slice(&pool[off..off + n]);
+        let b = udp_payload(f, self.net.v6, n, rng.next_u32() as usize, pool);
         // RTP header: version 2, dynamic payload type (marker on a frame's last packet).
         let seq = self.call_seq[d];
         self.call_seq[d] = seq.wrapping_add(1);
@@ -163,10 +160,7 @@ impl Session {
         t: i64,
         pool: &[u8],
     ) -> usize {
-        let o = Frame::l4(self.net.v6) + 8;
-        let b = &mut f.buf[o..o + n];
-        let off = (self.up_seq as usize ^ t as usize) & POOL_MASK;
-        b.copy_from_slice(&pool[off..off + n]);
+        let b = udp_payload(f, self.net.v6, n, self.up_seq as usize ^ t as usize, pool);
         b[0] = 0x40 | (b[0] & 0x3f);
         let dcid = if up { self.cid_server } else { self.cid_client };
         b[1..9].copy_from_slice(&dcid.to_be_bytes());
@@ -186,10 +180,7 @@ impl Session {
         t: i64,
         pool: &[u8],
     ) -> usize {
-        let o = Frame::l4(self.net.v6) + 8;
-        let b = &mut f.buf[o..o + n];
-        let off = (self.down_seq as usize ^ t as usize) & POOL_MASK;
-        b.copy_from_slice(&pool[off..off + n]);
+        let b = udp_payload(f, self.net.v6, n, self.down_seq as usize ^ t as usize, pool);
         b[0] = 0xc0 | (ty << 4) | 0x03;
         b[1..5].copy_from_slice(&1u32.to_be_bytes());
         // The first client Initial goes to a random DCID (here: the server CID bits flipped).
@@ -216,4 +207,14 @@ impl Session {
         let (net, hop) = self.path(up);
         f.udp(net, up, hop, n, t)
     }
+}
+
+/// The `n`-byte UDP payload of the frame in `f`, filled with pool bytes from the offset `r`
+/// picks (masked to the pool).
+fn udp_payload<'f>(f: &'f mut Frame, v6: bool, n: usize, r: usize, pool: &[u8]) -> &'f mut [u8] {
+    let o = Frame::l4(v6) + 8;
+    let b = &mut f.buf[o..o + n];
+    let off = r & POOL_MASK;
+    b.copy_from_slice(&pool[off..off + n]);
+    b
 }
