@@ -62,20 +62,8 @@ impl Planner<'_> {
         let at = self.start_within(secs);
         let ev = self.new_event(self.sub_ip(si, v6));
         self.transfer(si, v6, ep, udp, port, at, bytes, secs, flows, false, ev);
-        if profile == Profile::Busy {
-            self.cloud_backup(si, Some((at, secs)));
-        }
-        let sc = self.push_scenario(
-            ScenarioKind::BurstSingle,
-            si,
-            v6,
-            ep,
-            port,
-            udp,
-            flows,
-            vec![ev],
-        );
-        sc.tags.push(profile.tag());
+        let kind = ScenarioKind::BurstSingle;
+        let sc = self.push_positive(kind, si, profile, v6, ep, transport, vec![ev], (at, secs));
         sc.tags.extend(tags);
         if shared {
             sc.tags.push("shared_infra");
@@ -158,21 +146,33 @@ impl Planner<'_> {
         let slack = (avail - (n - 1) as f64 * (spacing * 1.2 + 70.0)).max(0.0);
         let at = self.w0 + (self.rng.f64() * slack * S) as i64;
         let evs = self.burst_series(si, v6, ep, tr, at, n, spacing, line);
+        let span = (at, (n - 1) as f64 * spacing + 60.0);
+        let kind = ScenarioKind::BurstPeriodic;
+        self.push_positive(kind, si, profile, v6, ep, tr, evs, span);
+    }
+
+    /// The truth of a burst scenario of subscriber `si` (of `profile`) to `ep` over `transport`
+    /// (UDP, port, flows), tagged with the profile; for a busy subscriber, a cloud backup is
+    /// planned over `span` (start, seconds) first.
+    #[allow(clippy::too_many_arguments)]
+    fn push_positive(
+        &mut self,
+        kind: ScenarioKind,
+        si: usize,
+        profile: Profile,
+        v6: bool,
+        ep: super::Endpoint,
+        transport: (bool, u16, u32),
+        events: Vec<u32>,
+        span: (i64, f64),
+    ) -> &mut super::PlannedScenario {
         if profile == Profile::Busy {
-            let secs = (n - 1) as f64 * spacing + 60.0;
-            self.cloud_backup(si, Some((at, secs)));
+            self.cloud_backup(si, Some(span));
         }
-        let sc = self.push_scenario(
-            ScenarioKind::BurstPeriodic,
-            si,
-            v6,
-            ep,
-            tr.1,
-            tr.0,
-            tr.2,
-            evs,
-        );
+        let (udp, port, flows) = transport;
+        let sc = self.push_scenario(kind, si, v6, ep, port, udp, flows, events);
         sc.tags.push(profile.tag());
+        sc
     }
 
     /// One adversarial burst to a rare endpoint, tagged; `size` MB and `rate` Mbit/s ranges.
