@@ -16,19 +16,16 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BENCH_DIR=${BENCH_DIR:-target/bench}
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
 BENCH_SIZE=${BENCH_SIZE:-2G}
 BENCH_FILES=${BENCH_FILES:-8}
 BENCH_REPS=${BENCH_REPS:-3}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BENCH_PROFILE=${BENCH_PROFILE:-release}
 BIN=$TARGET_DIR/$BENCH_PROFILE/burstwatch
-TIME=/usr/bin/time
 ONE=$BENCH_DIR/archive-one.pcap
 PARTS=$BENCH_DIR/archive-parts
 
-# shellcheck source=deploy/bench/lib.sh
-. deploy/bench/lib.sh
 bench_need_time
 command -v editcap >/dev/null || { echo "archive.sh: editcap (wireshark-common) is needed" >&2; exit 2; }
 command -v jq >/dev/null || { echo "archive.sh: jq is needed" >&2; exit 2; }

@@ -23,7 +23,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BENCH_DIR=${BENCH_DIR:-target/bench}
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
 FLOOD_PACKETS=${FLOOD_PACKETS:-5000000}
 FLOOD_SEED=${FLOOD_SEED:-1}
 FLOOD_MBPS=${FLOOD_MBPS:-}
@@ -31,15 +32,11 @@ FLOOD_BUDGET_MIB=${FLOOD_BUDGET_MIB:-512}
 FLOOD_WORKERS=${FLOOD_WORKERS:-1}
 FLOOD_DAEMON=${FLOOD_DAEMON:-1}
 BENCH_PROFILE=${BENCH_PROFILE:-release}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/$BENCH_PROFILE/burstwatch
-TIME=/usr/bin/time
 FILE=$BENCH_DIR/flood-$FLOOD_PACKETS-$FLOOD_SEED.pcap
 
 # shellcheck source=deploy/bench/netns.sh
 . deploy/bench/netns.sh
-# shellcheck source=deploy/bench/lib.sh
-. deploy/bench/lib.sh
 bench_require python3
 bench_need_time
 bench_build "$BENCH_PROFILE"

@@ -15,17 +15,14 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BENCH_DIR=${BENCH_DIR:-target/bench}
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
 BENCH_SIZE=${BENCH_SIZE:-1G}
 BENCH_SEED=${BENCH_SEED:-1}
 BENCH_REPS=${BENCH_REPS:-5}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/burstwatch
-TIME=/usr/bin/time
 FILE=$BENCH_DIR/bench.pcap
 
-# shellcheck source=deploy/bench/lib.sh
-. deploy/bench/lib.sh
 bench_need_time
 bench_build release
 bench_capture "$FILE" "$BENCH_SIZE, seed $BENCH_SEED" \

@@ -1,6 +1,11 @@
 # shellcheck shell=bash
 # Steps the benchmarks share (sourced by archive.sh, flows.sh, flood.sh and live.sh; not run
-# directly): building the binary, generating the capture once, and the GNU time check.
+# directly, after `cd` to the checkout): where captures go and binaries are, building the
+# binary, generating the capture once, and the GNU time check.
+
+BENCH_DIR=${BENCH_DIR:-target/bench}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+TIME=/usr/bin/time
 
 # bench_build PROFILE [CARGO-ARGS...]: build burstwatch with the cargo profile PROFILE, unless
 # BENCH_NO_BUILD=1 (a prebuilt binary under CARGO_TARGET_DIR).

@@ -40,7 +40,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BENCH_DIR=${BENCH_DIR:-target/bench}
+# shellcheck source=deploy/bench/lib.sh
+. deploy/bench/lib.sh
 BENCH_SIZE=${BENCH_SIZE:-256M}
 BENCH_SEED=${BENCH_SEED:-1}
 RATES=${RATES:-250 500 1000 2000 4000}
@@ -51,14 +52,11 @@ CAPTURE_THREADS=${CAPTURE_THREADS:-1 2}
 PEERS=${PEERS:-fastnetmon argus softflowd nfpcapd}
 [[ $FASTNETMON == 0 ]] && PEERS=${PEERS//fastnetmon/}
 FNM_NETWORKS=${FNM_NETWORKS:-10.0.0.0/14}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/release/burstwatch
 FILE=${BENCH_FILE:-$BENCH_DIR/live-$BENCH_SIZE-$BENCH_SEED.pcap}
 
 # shellcheck source=deploy/bench/netns.sh
 . deploy/bench/netns.sh
-# shellcheck source=deploy/bench/lib.sh
-. deploy/bench/lib.sh
 bench_require column
 
 bench_build release
