@@ -1,5 +1,6 @@
 //! Inline SVG plots (plotters' SVG backend; text in the page's sans-serif font).
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::timeline::Window;
@@ -65,19 +66,7 @@ fn draw_timeline(
     let x1 = x0 + w.bins.len().max(1) as f64;
     let root = SVGBackend::with_string(svg, (900, 280)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(8)
-        .caption(title, ("sans-serif", 15))
-        .x_label_area_size(32)
-        .y_label_area_size(72)
-        .build_cartesian_2d(x0..x1, 0f64..ymax)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds from alert start")
-        .y_desc("rate")
-        .y_label_formatter(&|v| si_rate(*v))
-        .light_line_style(WHITE)
-        .draw()?;
+    let mut chart = rate_chart(&root, title, "seconds from alert start", x0..x1, ymax)?;
     let (s0, s1) = (0.0, (w.span.1 - t0 + 1) as f64);
     chart
         .draw_series(std::iter::once(Rectangle::new(
@@ -86,14 +75,7 @@ fn draw_timeline(
         )))?
         .label("alert span")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], SPAN.filled()));
-    chart
-        .draw_series(LineSeries::new(up, UP.stroke_width(2)))?
-        .label("upstream")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], UP.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(down, DOWN.stroke_width(1)))?
-        .label("downstream")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], DOWN.stroke_width(1)));
+    draw_up_down(&mut chart, up, down)?;
     if let Some(b) = baseline_bps {
         chart
             .draw_series(LineSeries::new(
@@ -103,12 +85,7 @@ fn draw_timeline(
             .label("host baseline (p95 up)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BASELINE.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    draw_legend(&mut chart)?;
     root.present()?;
     Ok(())
 }
@@ -136,22 +113,52 @@ fn draw_overview(svg: &mut String, bins: &[(i64, u64, u64)], width_s: i64) -> Pl
     let x1 = (bins.len() as f64 * w / 60.0).max(1.0 / 60.0);
     let root = SVGBackend::with_string(svg, (900, 260)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let caption = format!("all subscriber traffic, {width_s} s bins");
+    let x_desc = "minutes from the first packet";
+    let mut chart = rate_chart(&root, &caption, x_desc, 0f64..x1, ymax)?;
+    draw_up_down(&mut chart, up, down)?;
+    draw_legend(&mut chart)?;
+    root.present()?;
+    Ok(())
+}
+
+/// The whole SVG a chart is drawn on.
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+/// A chart of rates over time.
+type RateChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart of rates (0 to `ymax` bit/s, labelled with SI prefixes) over `x`, with its caption
+/// and mesh.
+fn rate_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    caption: &str,
+    x_desc: &str,
+    x: std::ops::Range<f64>,
+    ymax: f64,
+) -> Result<RateChart<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(root)
         .margin(8)
-        .caption(
-            format!("all subscriber traffic, {width_s} s bins"),
-            ("sans-serif", 15),
-        )
+        .caption(caption, ("sans-serif", 15))
         .x_label_area_size(32)
         .y_label_area_size(72)
-        .build_cartesian_2d(0f64..x1, 0f64..ymax)?;
+        .build_cartesian_2d(x, 0f64..ymax)?;
     chart
         .configure_mesh()
-        .x_desc("minutes from the first packet")
+        .x_desc(x_desc)
         .y_desc("rate")
         .y_label_formatter(&|v| si_rate(*v))
         .light_line_style(WHITE)
         .draw()?;
+    Ok(chart)
+}
+
+/// The upstream and downstream rate lines, with their legend entries.
+fn draw_up_down(
+    chart: &mut RateChart<'_, '_>,
+    up: Vec<(f64, f64)>,
+    down: Vec<(f64, f64)>,
+) -> PlotResult {
     chart
         .draw_series(LineSeries::new(up, UP.stroke_width(2)))?
         .label("upstream")
@@ -160,13 +167,17 @@ fn draw_overview(svg: &mut String, bins: &[(i64, u64, u64)], width_s: i64) -> Pl
         .draw_series(LineSeries::new(down, DOWN.stroke_width(1)))?
         .label("downstream")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], DOWN.stroke_width(1)));
+    Ok(())
+}
+
+/// The legend of the series drawn, upper right.
+fn draw_legend<'a, 'b: 'a>(chart: &mut RateChart<'a, 'b>) -> PlotResult {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
