@@ -21,7 +21,7 @@ use crate::privacy::{Privacy, PrivacyArgs};
 use crate::progress::Progress;
 use crate::report::{Collector, ReportArgs};
 use crate::select::SelectArgs;
-use crate::shards::Engines;
+use crate::shards::{EngineSpec, Engines};
 use crate::summary::Summary;
 
 /// Arguments of `burstwatch analyze`.
@@ -214,11 +214,13 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let peer_wait = std::time::Duration::from_millis(settings.cluster.peer_wait_ms);
     let mut engines = Engines::new(
         workers,
-        settings.flow,
-        settings.detect,
-        seed,
-        enricher,
-        None,
+        EngineSpec {
+            flow: settings.flow,
+            detect: settings.detect,
+            seed,
+            enrich: enricher,
+            state: None,
+        },
     )?;
     if let (Some(r), Some(engine)) = (&report, engines.single()) {
         r.enable(engine);

@@ -40,7 +40,7 @@ use burstwatch_engine::detect::Enrich;
 use burstwatch_exporter::http::{self, Endpoints};
 use burstwatch_exporter::metrics::{BuildInfo, Metrics};
 use burstwatch_exporter::sinks::Sinks;
-use burstwatch_pipeline::shards::Engines;
+use burstwatch_pipeline::shards::{EngineSpec, Engines};
 
 pub use preflight::check_config;
 
@@ -341,11 +341,13 @@ fn log_privileges(account: &privilege::Account, dropped: &privilege::Dropped) {
 fn build_engine(settings: &Settings, state: Option<LearnedState>) -> anyhow::Result<Engines> {
     Engines::new(
         settings.daemon.workers,
-        settings.flow.clone(),
-        settings.detect.clone(),
-        burstwatch_pipeline::engine_setup::hash_seed(),
-        open_enrich(settings)?,
-        state,
+        EngineSpec {
+            flow: settings.flow.clone(),
+            detect: settings.detect.clone(),
+            seed: burstwatch_pipeline::engine_setup::hash_seed(),
+            enrich: open_enrich(settings)?,
+            state,
+        },
     )
 }
 

@@ -40,17 +40,31 @@ pub enum Engines {
     Sharded(Box<ShardPool>),
 }
 
+/// What an engine is made from: flow and detector settings, the flow-hash seed, endpoint
+/// enrichment and learned state to start from.
+pub struct EngineSpec {
+    /// Flow-table settings.
+    pub flow: FlowConfig,
+    /// Detector settings.
+    pub detect: DetectConfig,
+    /// Keys the flow hash (random in a deployment, fixed in tests).
+    pub seed: u64,
+    /// Endpoint enrichment (ASN, country), if configured.
+    pub enrich: Option<Box<dyn Enrich>>,
+    /// Baselines and prevalence learned by an earlier run.
+    pub state: Option<LearnedState>,
+}
+
 impl Engines {
-    /// `workers` engines (1: a plain engine on the calling thread) with these settings,
-    /// endpoint enrichment and learned state.
-    pub fn new(
-        workers: usize,
-        flow: FlowConfig,
-        detect: DetectConfig,
-        seed: u64,
-        enrich: Option<Box<dyn Enrich>>,
-        state: Option<LearnedState>,
-    ) -> anyhow::Result<Self> {
+    /// `workers` engines (1: a plain engine on the calling thread) made from `spec`.
+    pub fn new(workers: usize, spec: EngineSpec) -> anyhow::Result<Self> {
+        let EngineSpec {
+            flow,
+            detect,
+            seed,
+            enrich,
+            state,
+        } = spec;
         if workers <= 1 {
             let mut e = Engine::new(flow, detect, seed);
             if let Some(en) = enrich {
@@ -62,7 +76,14 @@ impl Engines {
             return Ok(Engines::One(Box::new(e)));
         }
         Ok(Engines::Sharded(Box::new(ShardPool::new(
-            workers, flow, detect, seed, enrich, state,
+            workers,
+            EngineSpec {
+                flow,
+                detect,
+                seed,
+                enrich,
+                state,
+            },
         )?)))
     }
 
@@ -282,14 +303,14 @@ pub struct ShardPool {
 }
 
 impl ShardPool {
-    fn new(
-        workers: usize,
-        flow: FlowConfig,
-        detect: DetectConfig,
-        seed: u64,
-        enrich: Option<Box<dyn Enrich>>,
-        state: Option<LearnedState>,
-    ) -> anyhow::Result<Self> {
+    fn new(workers: usize, spec: EngineSpec) -> anyhow::Result<Self> {
+        let EngineSpec {
+            flow,
+            detect,
+            seed,
+            enrich,
+            state,
+        } = spec;
         let router = Router::new(workers, detect.home_nets.clone());
         let mut scorer = Scorer::new(detect.clone(), seed);
         if let Some(en) = enrich {
