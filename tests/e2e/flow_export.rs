@@ -249,12 +249,19 @@ fn flow_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Bytes per (src, dst) in a JSON-lines flow file.
+/// Bytes per address pair (the two addresses in order, whichever initiated) in a JSON-lines
+/// flow file. Which side a record names as its initiator depends on where the flow table cut
+/// the flows: a live daemon moves packet time on with the wall clock while its input is quiet
+/// (so held alerts go out), which a replay of the recording cannot repeat, and a flow cut at a
+/// different point may start with the other direction's record. The bytes of a pair may not
+/// differ.
 fn pair_bytes(path: &Path) -> std::collections::BTreeMap<(String, String), u64> {
     let mut m = std::collections::BTreeMap::new();
     for r in burstwatch_tests::json_lines(&std::fs::read(path).unwrap()) {
         let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-        *m.entry((s("src"), s("dst"))).or_default() +=
+        let (a, b) = (s("src"), s("dst"));
+        let key = if a <= b { (a, b) } else { (b, a) };
+        *m.entry(key).or_default() +=
             r["bytes_fwd"].as_u64().unwrap() + r["bytes_rev"].as_u64().unwrap();
     }
     m
