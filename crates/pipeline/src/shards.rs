@@ -58,33 +58,17 @@ pub struct EngineSpec {
 impl Engines {
     /// `workers` engines (1: a plain engine on the calling thread) made from `spec`.
     pub fn new(workers: usize, spec: EngineSpec) -> anyhow::Result<Self> {
-        let EngineSpec {
-            flow,
-            detect,
-            seed,
-            enrich,
-            state,
-        } = spec;
-        if workers <= 1 {
-            let mut e = Engine::new(flow, detect, seed);
-            if let Some(en) = enrich {
-                e.detector_mut().set_enrich(en);
-            }
-            if let Some(s) = state {
-                e.detector_mut().restore(s)?;
-            }
-            return Ok(Engines::One(Box::new(e)));
+        if workers > 1 {
+            return Ok(Engines::Sharded(Box::new(ShardPool::new(workers, spec)?)));
         }
-        Ok(Engines::Sharded(Box::new(ShardPool::new(
-            workers,
-            EngineSpec {
-                flow,
-                detect,
-                seed,
-                enrich,
-                state,
-            },
-        )?)))
+        let mut e = Engine::new(spec.flow, spec.detect, spec.seed);
+        if let Some(en) = spec.enrich {
+            e.detector_mut().set_enrich(en);
+        }
+        if let Some(s) = spec.state {
+            e.detector_mut().restore(s)?;
+        }
+        Ok(Engines::One(Box::new(e)))
     }
 
     /// Count one decoded packet.
