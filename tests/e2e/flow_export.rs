@@ -844,27 +844,37 @@ fn simulate_sends_the_datagrams_it_writes() {
         }
         got
     });
+    // One simulated export (seed 5, 1:10 IPFIX) sent to `to` at `speed`, written to `out`.
+    let simulate = |to: u16, speed: &str, out: &Path| {
+        let to = format!("udp://127.0.0.1:{to}");
+        burstwatch_tests::run(&[
+            "simulate",
+            "-q",
+            "--seed",
+            "5",
+            "--subscribers",
+            "300",
+            "--duration",
+            "60",
+            "--export",
+            "ipfix",
+            "--sampling",
+            "10",
+            "--send",
+            &to,
+            "--send-speed",
+            speed,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
     let started = Instant::now();
-    run_ok(&[
-        "simulate",
-        "-q",
-        "--seed",
-        "5",
-        "--subscribers",
-        "300",
-        "--duration",
-        "60",
-        "--export",
-        "ipfix",
-        "--sampling",
-        "10",
-        "--send",
-        &format!("udp://127.0.0.1:{port}"),
-        "--send-speed",
-        "30",
-        "-o",
-        pcap.to_str().unwrap(),
-    ]);
+    let sent = simulate(port, "30", &pcap);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
     let took = started.elapsed();
     let got = receiver.join().unwrap();
     // The capture's frames: Ethernet, IPv4 and UDP headers (42 bytes), then the payload.
@@ -899,26 +909,7 @@ fn simulate_sends_the_datagrams_it_writes() {
         .unwrap()
         .port();
     let again = dir.path().join("y.pcap");
-    let out = burstwatch_tests::run(&[
-        "simulate",
-        "-q",
-        "--seed",
-        "5",
-        "--subscribers",
-        "300",
-        "--duration",
-        "60",
-        "--export",
-        "ipfix",
-        "--sampling",
-        "10",
-        "--send",
-        &format!("udp://127.0.0.1:{closed}"),
-        "--send-speed",
-        "0",
-        "-o",
-        again.to_str().unwrap(),
-    ]);
+    let out = simulate(closed, "0", &again);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
