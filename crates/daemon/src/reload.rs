@@ -76,6 +76,7 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<(&'static str
     }
     keys!(
         daemon.interfaces,
+        daemon.flow_listen,
         daemon.backend,
         daemon.filter,
         daemon.snaplen,
@@ -128,6 +129,7 @@ mod tests {
         let old = Settings::parse("[daemon]\ninterfaces = [\"eth1\"]\nworkers = 2\n", "t").unwrap();
         let new = Settings::parse(
             "[daemon]\ninterfaces = [\"eth1\"]\nworkers = 1\nuser = \"nobody\"\n\
+             flow_listen = [\"udp://127.0.0.1:2055\"]\n\
              [detect]\nrare_max_hosts = 5\n[flow]\nmax_fragments = 10\n\
              [cluster]\nredis_url = \"redis://r:6379\"\nsensor_id = \"a\"\nkey_file = \"k\"\n",
             "t",
@@ -140,6 +142,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "daemon.flow_listen",
                 "daemon.sensor",
                 "daemon.workers",
                 "daemon.user",
