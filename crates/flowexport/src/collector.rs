@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use netflow_parser::scoped_parser::AutoScopedParser;
 use netflow_parser::variable_versions::ipfix::{FlowSetBody as IpfixBody, IPFix};
-use netflow_parser::variable_versions::v9::{FlowSetBody as V9Body, V9};
+use netflow_parser::variable_versions::v9::{Data as V9Data, FlowSetBody as V9Body, V9};
 use netflow_parser::{NetflowPacket, NetflowParser, PendingFlowsConfig};
 
 use crate::bins::{Bin, BinStats, Bins, Key, Volume};
@@ -272,11 +272,7 @@ impl Collector {
         };
         for set in &v9.flowsets {
             match &set.body {
-                V9Body::Data(data) => {
-                    for rec in &data.fields {
-                        self.record(&ctx, &Flat::of(rec, |f| v9_field(*f)));
-                    }
-                }
+                V9Body::Data(data) => self.v9_data(&ctx, data),
                 V9Body::OptionsData(opts) => {
                     for rec in &opts.fields {
                         self.learn(&ctx, &Flat::of(&rec.options_fields, |f| v9_field(*f)));
@@ -310,14 +306,18 @@ impl Collector {
                         self.learn(&ctx, &Flat::of(rec, ipfix_field));
                     }
                 }
-                IpfixBody::V9Data(data) => {
-                    for rec in &data.fields {
-                        self.record(&ctx, &Flat::of(rec, |f| v9_field(*f)));
-                    }
-                }
+                IpfixBody::V9Data(data) => self.v9_data(&ctx, data),
                 IpfixBody::NoTemplate(_) => self.exporters.get_mut(ip).template_misses += 1,
                 _ => {}
             }
+        }
+    }
+
+    /// Data records laid out by a NetFlow v9 template (in v9, and in IPFIX messages that carry
+    /// v9-style sets).
+    fn v9_data(&mut self, ctx: &Ctx, data: &V9Data) {
+        for rec in &data.fields {
+            self.record(ctx, &Flat::of(rec, |f| v9_field(*f)));
         }
     }
 
