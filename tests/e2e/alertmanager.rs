@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use burstwatch_exporter::sinks::{
-    AlertEvent, AlertmanagerConfig, Auth, HttpClientConfig, Retry, Secret, Sinks, SinksConfig,
+    AlertEvent, AlertmanagerConfig, Auth, HttpClientConfig, HttpDelivery, Retry, Secret, Sinks,
+    SinksConfig,
 };
 use burstwatch_tests::alertmanager::{Alertmanager, Web};
 
@@ -35,11 +36,13 @@ fn alerts_reach_a_real_alertmanager() {
     let stats = rt.block_on(async {
         let cfg = SinksConfig {
             alertmanager: vec![AlertmanagerConfig {
-                url: format!("http://{}", am.addr()),
-                batch_wait: Duration::from_millis(50),
-                retry: Retry {
-                    backoff_initial: Duration::from_millis(50),
-                    ..Retry::default()
+                http: HttpDelivery {
+                    batch_wait: Duration::from_millis(50),
+                    retry: Retry {
+                        backoff_initial: Duration::from_millis(50),
+                        ..Retry::default()
+                    },
+                    ..HttpDelivery::new(format!("http://{}", am.addr()), 1024)
                 },
                 ..AlertmanagerConfig::default()
             }],
@@ -110,16 +113,18 @@ fn https_alertmanager_with_basic_auth_takes_alerts_only_with_the_ca_file_and_the
             alertmanager: cases
                 .iter()
                 .map(|(ca_file, auth)| AlertmanagerConfig {
-                    url: url.clone(),
-                    client: HttpClientConfig {
-                        ca_file: ca_file.clone(),
-                        auth: auth.clone(),
-                    },
-                    batch_wait: Duration::from_millis(20),
-                    retry: Retry {
-                        max_retries: 1,
-                        backoff_initial: Duration::from_millis(20),
-                        ..Retry::default()
+                    http: HttpDelivery {
+                        client: HttpClientConfig {
+                            ca_file: ca_file.clone(),
+                            auth: auth.clone(),
+                        },
+                        batch_wait: Duration::from_millis(20),
+                        retry: Retry {
+                            max_retries: 1,
+                            backoff_initial: Duration::from_millis(20),
+                            ..Retry::default()
+                        },
+                        ..HttpDelivery::new(url.clone(), 1024)
                     },
                     ..AlertmanagerConfig::default()
                 })

@@ -7,7 +7,7 @@ use burstwatch_config::{AuthSettings, DaemonSettings, HttpClientSettings, Syslog
 use burstwatch_exporter::sinks::alertmanager::AlertmanagerConfig;
 use burstwatch_exporter::sinks::syslog::{host_name, Transport};
 use burstwatch_exporter::sinks::{
-    client, Auth, HttpClientConfig, Secret, SinksConfig, SyslogConfig, WebhookConfig,
+    client, Auth, HttpClientConfig, HttpDelivery, Secret, SinksConfig, SyslogConfig, WebhookConfig,
 };
 
 /// The sinks to start, secrets read.
@@ -16,11 +16,9 @@ pub fn config(d: &DaemonSettings) -> anyhow::Result<SinksConfig> {
     let webhook = match &d.webhook {
         None => None,
         Some(w) => Some(WebhookConfig {
-            url: w.url.clone(),
             client: client_config(&w.client).context("daemon.webhook")?,
             batch_max: w.batch_max,
-            queue: w.queue,
-            ..WebhookConfig::default()
+            ..WebhookConfig::new(w.url.clone(), w.queue)
         }),
     };
     Ok(SinksConfig {
@@ -30,9 +28,10 @@ pub fn config(d: &DaemonSettings) -> anyhow::Result<SinksConfig> {
             .alertmanager_url
             .iter()
             .map(|url| AlertmanagerConfig {
-                url: url.clone(),
-                client: am_client.clone(),
-                queue: d.alertmanager_queue,
+                http: HttpDelivery {
+                    client: am_client.clone(),
+                    ..HttpDelivery::new(url.clone(), d.alertmanager_queue)
+                },
                 ..AlertmanagerConfig::default()
             })
             .collect(),

@@ -17,24 +17,15 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::client::{HttpClientConfig, Poster, Retry};
+use super::client::{HttpDelivery, Poster};
 use super::{rfc3339, AlertEvent, Msg, SinkCounters, SinkError};
 
 /// Settings of one Alertmanager sink (one instance).
 #[derive(Debug, Clone)]
 pub struct AlertmanagerConfig {
-    /// Base URL, e.g. `http://127.0.0.1:9093` (the sink appends `/api/v2/alerts`).
-    pub url: String,
-    /// TLS and credentials.
-    pub client: HttpClientConfig,
-    /// Timeout and retries.
-    pub retry: Retry,
-    /// Most alerts in one request.
-    pub batch_max: usize,
-    /// How long to gather a batch after its first alert.
-    pub batch_wait: Duration,
-    /// Alerts that may wait for delivery; more are dropped and counted.
-    pub queue: usize,
+    /// Delivery; its URL is the base URL, e.g. `http://127.0.0.1:9093` (the sink appends
+    /// `/api/v2/alerts`).
+    pub http: HttpDelivery,
     /// How long after sending an alert Alertmanager should consider it resolved.
     pub resolve_after: Duration,
     /// Optional link back to the source (e.g. a dashboard); sent as `generatorURL`.
@@ -44,12 +35,7 @@ pub struct AlertmanagerConfig {
 impl Default for AlertmanagerConfig {
     fn default() -> Self {
         Self {
-            url: "http://127.0.0.1:9093".into(),
-            client: HttpClientConfig::default(),
-            retry: Retry::default(),
-            batch_max: 64,
-            batch_wait: Duration::from_millis(500),
-            queue: 1024,
+            http: HttpDelivery::new("http://127.0.0.1:9093", 1024),
             resolve_after: Duration::from_secs(3600),
             generator_url: None,
         }
@@ -142,12 +128,13 @@ impl Webhook {
         cfg: &AlertmanagerConfig,
         origin: &[(String, String)],
     ) -> Result<Self, SinkError> {
-        let full = format!("{}/api/v2/alerts", cfg.url.trim_end_matches('/'));
-        let poster = Poster::new("alertmanager", &full, &cfg.client, cfg.retry).map_err(|e| {
+        let url = &cfg.http.url;
+        let full = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+        let poster = Poster::new("alertmanager", &full, &cfg.http).map_err(|e| {
             match e {
                 // Name the URL as configured.
                 SinkError::Url { reason, .. } => SinkError::Url {
-                    url: cfg.url.clone(),
+                    url: url.clone(),
                     reason,
                 },
                 other => other,
@@ -162,10 +149,9 @@ impl Webhook {
 
     /// The base URL as a label value.
     pub(crate) fn target(&self) -> String {
-        self.cfg
-            .url
-            .parse::<hyper::Uri>()
-            .map_or_else(|_| self.cfg.url.clone(), |u| super::client::display_url(&u))
+        let url = &self.cfg.http.url;
+        url.parse::<hyper::Uri>()
+            .map_or_else(|_| url.clone(), |u| super::client::display_url(&u))
     }
 
     /// The sink task: gather batches, deliver each with retries.
@@ -175,7 +161,7 @@ impl Webhook {
             Bytes::from(payload(batch, unix_now_ns(), cfg, origin).to_string())
         };
         self.poster
-            .post_batches(rx, cfg.batch_max, cfg.batch_wait, &counters, body)
+            .post_batches(rx, &cfg.http, &counters, body)
             .await;
     }
 }

@@ -243,6 +243,39 @@ enum Failure {
     Refused(String),
 }
 
+/// How an HTTP sink (Alertmanager, webhook) delivers: where to, with which client, retries
+/// and batching, and how many alerts may wait.
+#[derive(Debug, Clone)]
+pub struct HttpDelivery {
+    /// The URL (`http://` or `https://`); each sink says what it appends.
+    pub url: String,
+    /// TLS and credentials.
+    pub client: HttpClientConfig,
+    /// Timeout and retries.
+    pub retry: Retry,
+    /// Most alerts in one request.
+    pub batch_max: usize,
+    /// How long to gather a batch after its first alert.
+    pub batch_wait: Duration,
+    /// Alerts that may wait for delivery; more are dropped and counted.
+    pub queue: usize,
+}
+
+impl HttpDelivery {
+    /// Delivery to `url` with a queue of `queue` alerts, the default client and retries, and
+    /// batches of up to 64 alerts gathered for at most 0.5 s.
+    pub fn new(url: impl Into<String>, queue: usize) -> Self {
+        Self {
+            url: url.into(),
+            client: HttpClientConfig::default(),
+            retry: Retry::default(),
+            batch_max: 64,
+            batch_wait: Duration::from_millis(500),
+            queue,
+        }
+    }
+}
+
 /// POSTs JSON bodies to one URL, with retries.
 pub(crate) struct Poster {
     sink: &'static str,
@@ -254,14 +287,14 @@ pub(crate) struct Poster {
 }
 
 impl Poster {
-    /// Check `url` and build the client (reading the CA file or the system's roots for an
-    /// `https://` URL). `sink` names the sink in log lines.
+    /// Check `url` and build the client of `http` (reading the CA file or the system's roots
+    /// for an `https://` URL). `sink` names the sink in log lines.
     pub(crate) fn new(
         sink: &'static str,
         url: &str,
-        client: &HttpClientConfig,
-        retry: Retry,
+        http: &HttpDelivery,
     ) -> Result<Self, SinkError> {
+        let (client, retry) = (&http.client, http.retry);
         let bad = |reason: String| SinkError::Url {
             url: url.to_string(),
             reason,
@@ -392,18 +425,17 @@ impl Poster {
 }
 
 impl Poster {
-    /// A batching HTTP sink's task: the batches of [`run_batches`], each made a request body by
-    /// `body` when it is complete and delivered with retries.
+    /// A batching HTTP sink's task: the batches of [`run_batches`] (sized as `http` says),
+    /// each made a request body by `body` when it is complete and delivered with retries.
     pub(crate) async fn post_batches(
         &self,
         rx: mpsc::Receiver<Msg>,
-        batch_max: usize,
-        batch_wait: Duration,
+        http: &HttpDelivery,
         counters: &SinkCounters,
         body: impl Fn(&[Arc<AlertEvent>]) -> Bytes,
     ) {
         let body = &body;
-        run_batches(rx, batch_max, batch_wait, |batch| async move {
+        run_batches(rx, http.batch_max, http.batch_wait, |batch| async move {
             self.deliver(body(&batch), batch.len() as u64, counters)
                 .await;
         })

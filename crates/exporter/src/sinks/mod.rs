@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::stats::SinkStats;
 pub use alertmanager::AlertmanagerConfig;
-pub use client::{Auth, HttpClientConfig, Retry, Secret};
+pub use client::{Auth, HttpClientConfig, HttpDelivery, Retry, Secret};
 pub use syslog::SyslogConfig;
 pub use time::rfc3339;
 pub use webhook::WebhookConfig;
@@ -267,7 +267,7 @@ impl Sinks {
         for am in &cfg.alertmanager {
             let sink = alertmanager::Webhook::new(am, &cfg.origin)?;
             let target = sink.target();
-            let (tx, rx) = mpsc::channel(am.queue.max(1));
+            let (tx, rx) = mpsc::channel(am.http.queue.max(1));
             let counters = Arc::new(SinkCounters::default());
             let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
             handles.push(Handle {

@@ -4,43 +4,16 @@
 //! [`super::client`]; a 2xx answer is success.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::client::{HttpClientConfig, Poster, Retry};
+use super::client::{HttpDelivery, Poster};
 use super::{AlertEvent, Msg, SinkCounters, SinkError};
 
-/// Settings of the webhook sink.
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    /// Where the alerts are POSTed (`http://` or `https://`; used as is).
-    pub url: String,
-    /// TLS and credentials.
-    pub client: HttpClientConfig,
-    /// Timeout and retries.
-    pub retry: Retry,
-    /// Most alerts in one request.
-    pub batch_max: usize,
-    /// How long to gather a batch after its first alert.
-    pub batch_wait: Duration,
-    /// Alerts that may wait for delivery; more are dropped and counted.
-    pub queue: usize,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            client: HttpClientConfig::default(),
-            retry: Retry::default(),
-            batch_max: 64,
-            batch_wait: Duration::from_millis(500),
-            queue: 10_000,
-        }
-    }
-}
+/// Settings of the webhook sink: where and how to deliver; the alerts are POSTed to the URL
+/// as it is.
+pub type WebhookConfig = HttpDelivery;
 
 /// The alert object of `json_line` with the `origin` keys (`sensor`, `site`) appended, except
 /// those the line has already (a named sensor's alert lines carry `sensor`). A line that is not
@@ -93,7 +66,7 @@ impl Webhook {
     /// Check the URL and build the client.
     pub(crate) fn new(cfg: &WebhookConfig, origin: &[(String, String)]) -> Result<Self, SinkError> {
         Ok(Self {
-            poster: Poster::new("webhook", &cfg.url, &cfg.client, cfg.retry)?,
+            poster: Poster::new("webhook", &cfg.url, cfg)?,
             cfg: cfg.clone(),
             origin: origin.to_vec(),
         })
@@ -107,9 +80,8 @@ impl Webhook {
     /// The sink task: gather batches, deliver each with retries.
     pub(crate) async fn run(self, rx: mpsc::Receiver<Msg>, counters: Arc<SinkCounters>) {
         let body = |batch: &[Arc<AlertEvent>]| Bytes::from(payload(batch, &self.origin));
-        let (max, wait) = (self.cfg.batch_max, self.cfg.batch_wait);
         self.poster
-            .post_batches(rx, max, wait, &counters, body)
+            .post_batches(rx, &self.cfg, &counters, body)
             .await;
     }
 }

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use super::*;
-use crate::sinks::{Sinks, SinksConfig};
+use crate::sinks::{Retry, Sinks, SinksConfig};
 use hyper::Request;
 
 /// Requests a test receiver got: (method, path, JSON body).
@@ -73,14 +73,16 @@ fn event(i: u32, kind: &'static str) -> AlertEvent {
 
 fn fast(url: String) -> AlertmanagerConfig {
     AlertmanagerConfig {
-        url,
-        retry: Retry {
-            timeout: Duration::from_secs(2),
-            backoff_initial: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(40),
-            ..Retry::default()
+        http: HttpDelivery {
+            retry: Retry {
+                timeout: Duration::from_secs(2),
+                backoff_initial: Duration::from_millis(10),
+                backoff_max: Duration::from_millis(40),
+                ..Retry::default()
+            },
+            batch_wait: Duration::from_millis(20),
+            ..HttpDelivery::new(url, 1024)
         },
-        batch_wait: Duration::from_millis(20),
         ..AlertmanagerConfig::default()
     }
 }
@@ -146,7 +148,7 @@ fn urls_are_checked() {
         ("not a url", false),
     ] {
         let cfg = AlertmanagerConfig {
-            url: url.into(),
+            http: HttpDelivery::new(url, 1024),
             ..AlertmanagerConfig::default()
         };
         assert_eq!(Webhook::new(&cfg, &[]).is_ok(), ok, "{url}");
@@ -202,18 +204,10 @@ async fn overflow_is_counted_while_the_receiver_is_down() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let cfg = AlertmanagerConfig {
-        queue: 4,
-        batch_max: 1,
-        ..fast(format!("http://{addr}"))
-    };
-    let cfg = AlertmanagerConfig {
-        retry: Retry {
-            max_retries: 2,
-            ..cfg.retry
-        },
-        ..cfg
-    };
+    let mut cfg = fast(format!("http://{addr}"));
+    cfg.http.queue = 4;
+    cfg.http.batch_max = 1;
+    cfg.http.retry.max_retries = 2;
     let sinks = start(cfg).await;
     for i in 0..20 {
         sinks.send(event(i, "burst"));
@@ -232,15 +226,9 @@ async fn shutdown_deadline_counts_undelivered_alerts_as_failed() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let base = fast(format!("http://{addr}"));
-    let cfg = AlertmanagerConfig {
-        retry: Retry {
-            max_retries: 1000,
-            backoff_initial: Duration::from_millis(50),
-            ..base.retry
-        },
-        ..base
-    };
+    let mut cfg = fast(format!("http://{addr}"));
+    cfg.http.retry.max_retries = 1000;
+    cfg.http.retry.backoff_initial = Duration::from_millis(50);
     let sinks = start(cfg).await;
     sinks.send(event(1, "burst"));
     sinks.send(event(2, "burst"));
