@@ -207,6 +207,32 @@ struct Handle {
     reopen: Option<Arc<Notify>>,
 }
 
+impl Handle {
+    /// Start a sink's task, `run`, on the receiving end of a queue of `queue` alerts (at least
+    /// 1) with the sink's counters.
+    fn spawn<F>(
+        name: &'static str,
+        target: String,
+        queue: usize,
+        run: impl FnOnce(mpsc::Receiver<Msg>, Arc<SinkCounters>) -> F,
+    ) -> Handle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let counters = Arc::new(SinkCounters::default());
+        let task = tokio::spawn(run(rx, Arc::clone(&counters)));
+        Handle {
+            name,
+            target,
+            tx,
+            counters,
+            task,
+            reopen: None,
+        }
+    }
+}
+
 /// The fan-out over every configured sink.
 pub struct Sinks {
     handles: Vec<Handle>,
@@ -227,86 +253,49 @@ impl Sinks {
     /// Open the configured sinks and start their tasks (call inside a tokio runtime).
     pub async fn start(cfg: &SinksConfig) -> Result<Self, SinkError> {
         let mut handles = Vec::new();
-        let queue = cfg.queue.max(1);
         if let Some(path) = &cfg.file {
             let file = lines::open_append(path).await?;
             let reopen = Arc::new(Notify::new());
-            let (tx, rx) = mpsc::channel(queue);
-            let counters = Arc::new(SinkCounters::default());
             let target = lines::Target::File {
                 reopen: Arc::clone(&reopen),
             };
-            let task = tokio::spawn(lines::run(rx, target, file, Arc::clone(&counters)));
-            handles.push(Handle {
-                name: "file",
-                target: String::new(),
-                tx,
-                counters,
-                task,
-                reopen: Some(reopen),
+            let mut h = Handle::spawn("file", String::new(), cfg.queue, |rx, c| {
+                lines::run(rx, target, file, c)
             });
+            h.reopen = Some(reopen);
+            handles.push(h);
         }
         if cfg.stdout {
-            let (tx, rx) = mpsc::channel(queue);
-            let counters = Arc::new(SinkCounters::default());
-            let task = tokio::spawn(lines::run(
-                rx,
-                lines::Target::Stdout,
-                lines::stdout(),
-                Arc::clone(&counters),
+            handles.push(Handle::spawn(
+                "stdout",
+                String::new(),
+                cfg.queue,
+                |rx, c| lines::run(rx, lines::Target::Stdout, lines::stdout(), c),
             ));
-            handles.push(Handle {
-                name: "stdout",
-                target: String::new(),
-                tx,
-                counters,
-                task,
-                reopen: None,
-            });
         }
         for am in &cfg.alertmanager {
             let sink = alertmanager::Webhook::new(am, &cfg.origin)?;
             let target = sink.target();
-            let (tx, rx) = mpsc::channel(am.http.queue.max(1));
-            let counters = Arc::new(SinkCounters::default());
-            let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
-            handles.push(Handle {
-                name: "alertmanager",
+            handles.push(Handle::spawn(
+                "alertmanager",
                 target,
-                tx,
-                counters,
-                task,
-                reopen: None,
-            });
+                am.http.queue,
+                |rx, c| sink.run(rx, c),
+            ));
         }
         if let Some(wh) = &cfg.webhook {
             let sink = webhook::Webhook::new(wh, &cfg.origin)?;
             let target = sink.target();
-            let (tx, rx) = mpsc::channel(wh.queue.max(1));
-            let counters = Arc::new(SinkCounters::default());
-            let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
-            handles.push(Handle {
-                name: "webhook",
-                target,
-                tx,
-                counters,
-                task,
-                reopen: None,
-            });
+            handles.push(Handle::spawn("webhook", target, wh.queue, |rx, c| {
+                sink.run(rx, c)
+            }));
         }
         if let Some(sl) = &cfg.syslog {
             let sink = syslog::Syslog::new(sl, &cfg.origin)?;
-            let (tx, rx) = mpsc::channel(sl.queue.max(1));
-            let counters = Arc::new(SinkCounters::default());
-            let task = tokio::spawn(sink.run(rx, Arc::clone(&counters)));
-            handles.push(Handle {
-                name: "syslog",
-                target: sl.transport.label(),
-                tx,
-                counters,
-                task,
-                reopen: None,
-            });
+            let target = sl.transport.label();
+            handles.push(Handle::spawn("syslog", target, sl.queue, |rx, c| {
+                sink.run(rx, c)
+            }));
         }
         debug_assert_eq!(
             handles.iter().map(|h| h.name).collect::<Vec<_>>(),
