@@ -39,6 +39,26 @@ struct Ctx {
     v5_rate: u32,
 }
 
+impl Ctx {
+    /// A datagram's context without a v5 sampling interval.
+    fn new(
+        arrival_ns: i64,
+        exporter: IpAddr,
+        domain: u32,
+        export_ms: i64,
+        uptime_ms: Option<u32>,
+    ) -> Self {
+        Ctx {
+            arrival_ns,
+            exporter,
+            domain,
+            export_ms,
+            uptime_ms,
+            v5_rate: 0,
+        }
+    }
+}
+
 /// Decodes flow-export datagrams (NetFlow v5/v9, IPFIX, sFlow v5; the protocol is detected per
 /// datagram) into one-second bins of estimated bytes and packets per directional 5-tuple.
 ///
@@ -228,14 +248,12 @@ impl Collector {
             match packet {
                 NetflowPacket::V5(v5) => {
                     let h = &v5.header;
+                    let domain = u32::from(h.engine_type) << 8 | u32::from(h.engine_id);
+                    let export_ms =
+                        i64::from(h.unix_secs) * 1000 + i64::from(h.unix_nsecs / 1_000_000);
                     let ctx = Ctx {
-                        arrival_ns,
-                        exporter: ip,
-                        domain: u32::from(h.engine_type) << 8 | u32::from(h.engine_id),
-                        export_ms: i64::from(h.unix_secs) * 1000
-                            + i64::from(h.unix_nsecs / 1_000_000),
-                        uptime_ms: Some(h.sys_up_time),
                         v5_rate: u32::from(h.sampling_interval & 0x3FFF),
+                        ..Ctx::new(arrival_ns, ip, domain, export_ms, Some(h.sys_up_time))
                     };
                     for r in &v5.flowsets {
                         let flat = Flat {
@@ -262,14 +280,8 @@ impl Collector {
 
     fn v9(&mut self, arrival_ns: i64, ip: IpAddr, v9: &V9) {
         let h = &v9.header;
-        let ctx = Ctx {
-            arrival_ns,
-            exporter: ip,
-            domain: h.source_id,
-            export_ms: i64::from(h.unix_secs) * 1000,
-            uptime_ms: Some(h.sys_up_time),
-            v5_rate: 0,
-        };
+        let export_ms = i64::from(h.unix_secs) * 1000;
+        let ctx = Ctx::new(arrival_ns, ip, h.source_id, export_ms, Some(h.sys_up_time));
         for set in &v9.flowsets {
             match &set.body {
                 V9Body::Data(data) => self.v9_data(&ctx, data),
@@ -286,14 +298,8 @@ impl Collector {
 
     fn ipfix(&mut self, arrival_ns: i64, ip: IpAddr, msg: &IPFix) {
         let h = &msg.header;
-        let ctx = Ctx {
-            arrival_ns,
-            exporter: ip,
-            domain: h.observation_domain_id,
-            export_ms: i64::from(h.export_time) * 1000,
-            uptime_ms: None,
-            v5_rate: 0,
-        };
+        let export_ms = i64::from(h.export_time) * 1000;
+        let ctx = Ctx::new(arrival_ns, ip, h.observation_domain_id, export_ms, None);
         for set in &msg.flowsets {
             match &set.body {
                 IpfixBody::Data(data) => {
