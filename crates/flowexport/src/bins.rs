@@ -43,6 +43,18 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// One sample (a record, or a sampled packet) of `bytes` and `packets` taken at 1 in
+    /// `rate`: its counts scaled up by the rate.
+    pub fn sampled(bytes: u64, packets: u64, rate: u32) -> Self {
+        let r = u64::from(rate);
+        Volume {
+            bytes: bytes.saturating_mul(r),
+            packets: packets.saturating_mul(r),
+            samples: 1,
+            rate,
+        }
+    }
+
     fn add(&mut self, o: &Volume) {
         self.bytes = self.bytes.saturating_add(o.bytes);
         self.packets = self.packets.saturating_add(o.packets);

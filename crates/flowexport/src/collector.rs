@@ -223,16 +223,10 @@ impl Collector {
         st.zero_rates += res.zero_rates;
         for s in samples.drain(..) {
             let rate = forced.or((s.rate > 0).then_some(s.rate)).unwrap_or(default);
-            let bytes = u64::from(s.ip_len).saturating_mul(u64::from(rate));
+            let vol = Volume::sampled(u64::from(s.ip_len), 1, rate);
             st.packet_samples += 1;
             st.last_rate = rate;
-            st.bytes = st.bytes.saturating_add(bytes);
-            let vol = Volume {
-                bytes,
-                packets: u64::from(rate),
-                samples: 1,
-                rate,
-            };
+            st.bytes = st.bytes.saturating_add(vol.bytes);
             self.bins.add(second, s.key, vol);
         }
         self.sflow_scratch = samples;
@@ -381,7 +375,6 @@ impl Collector {
         });
         st.records += 1;
         st.last_rate = rate;
-        let r = u64::from(rate);
         let key = Key {
             src,
             dst,
@@ -389,24 +382,14 @@ impl Collector {
             sport: flat.sport,
             dport: flat.dport,
         };
-        let fwd = Volume {
-            bytes: bytes.saturating_mul(r),
-            packets: flat.packets.unwrap_or(0).saturating_mul(r),
-            samples: 1,
-            rate,
-        };
+        let fwd = Volume::sampled(bytes, flat.packets.unwrap_or(0), rate);
         st.bytes = st.bytes.saturating_add(fwd.bytes);
         if fwd.bytes > 0 || fwd.packets > 0 {
             self.bins.add_span(key, start, end, fwd);
         }
         // RFC 5103 biflows: the reverse direction's counters.
         if let Some(rb) = flat.rev_bytes.filter(|&b| b > 0) {
-            let rev = Volume {
-                bytes: rb.saturating_mul(r),
-                packets: flat.rev_packets.unwrap_or(0).saturating_mul(r),
-                samples: 1,
-                rate,
-            };
+            let rev = Volume::sampled(rb, flat.rev_packets.unwrap_or(0), rate);
             st.bytes = st.bytes.saturating_add(rev.bytes);
             let back = Key {
                 src: dst,
