@@ -123,6 +123,7 @@ pub fn engine_input(bin: &Bin, meta: &mut PacketMeta, mut f: impl FnMut(i64, &Pa
     meta.proto = k.proto;
     meta.sport = k.sport;
     meta.dport = k.dport;
+    meta.sampling = bin.volume.rate;
     loop {
         let part = u32::try_from(bytes).unwrap_or(u32::MAX);
         let part_payload = u32::try_from(payload.min(u64::from(part))).unwrap_or(part);

@@ -113,6 +113,9 @@ pub struct PacketMeta {
     pub tunnels: [Option<TunnelLayer>; MAX_TUNNELS],
     /// Number of valid entries in `tunnels`.
     pub tunnel_count: u8,
+    /// The 1-in-N packet sampling this packet stands for: 0 for a captured packet (the decoder
+    /// never sets it); flow-export input sets the sampling rate of the estimate it carries.
+    pub sampling: u32,
 }
 
 impl Default for PacketMeta {
@@ -133,6 +136,7 @@ impl Default for PacketMeta {
             mpls_label: None,
             tunnels: [None; MAX_TUNNELS],
             tunnel_count: 0,
+            sampling: 0,
         }
     }
 }

@@ -298,6 +298,7 @@ impl Detector {
             ip_len,
             ip_len,
             flow_hash,
+            0,
             &mut hint,
             &mut self.events,
         );

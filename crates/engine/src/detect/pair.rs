@@ -6,6 +6,7 @@ use super::config::ThresholdBasis;
 use super::exchange::Exchanges;
 pub use super::exchange::EVENT_RING;
 use super::ring::Ring;
+use crate::NS_PER_SEC;
 
 /// Slots in the burst-start ring.
 pub const BURST_RING: usize = 8;
@@ -98,6 +99,19 @@ pub struct BurstAcc {
 }
 
 impl BurstAcc {
+    /// Seconds of silence that end this burst: `base`, or for input sampled 1 in `sampling`
+    /// the silence that the burst's own rate makes unlikely (see
+    /// [`super::sampling::quiet_secs`]), at most the longest burst (`max_ns`).
+    #[inline]
+    pub fn quiet_secs(&self, base: i64, sampling: u32, max_ns: i64) -> i64 {
+        if sampling <= 1 {
+            return base;
+        }
+        let hot_secs = self.last_hot_sec - self.start_ns.div_euclid(NS_PER_SEC) + 1;
+        let max_secs = max_ns / NS_PER_SEC;
+        super::sampling::quiet_secs(base, self.vol.up, hot_secs, sampling, max_secs)
+    }
+
     fn note_flow(&mut self, h: u32, conn: Connection) {
         let n = (self.flows as usize).min(FLOW_SET);
         if self.flow_hashes[..n].contains(&h) {
@@ -206,6 +220,8 @@ pub struct PairState {
     rates_sec: i64,
     /// The last closed second that did not start a burst.
     lead: Lead,
+    /// The highest 1-in-N sampling of the pair's packets (0: captured packets).
+    sampling: u32,
 }
 
 /// The pair's smoothed rates, bytes per second.
@@ -258,6 +274,15 @@ impl PairState {
             rate60: [0.0; 2],
             rates_sec: i64::MIN,
             lead: Lead::default(),
+            sampling: 0,
+        }
+    }
+
+    /// Note the 1-in-N sampling of a packet (0: captured): the pair keeps the highest.
+    #[inline]
+    pub fn note_sampling(&mut self, sampling: u32) {
+        if sampling > self.sampling {
+            self.sampling = sampling;
         }
     }
 
@@ -444,7 +469,7 @@ impl PairState {
                 }
             }
             Some(acc) => {
-                if sec - acc.last_hot_sec > quiet_secs {
+                if sec - acc.last_hot_sec > acc.quiet_secs(quiet_secs, self.sampling, max_ns) {
                     finished = self.finish_burst(max_ns);
                     // This bin may start a new burst.
                     if up > 0 && upf >= entry_bytes {
@@ -524,11 +549,12 @@ impl PairState {
         }
     }
 
-    /// Whether the burst in progress has been quiet long enough at `now_sec` to be over.
-    pub fn burst_is_over(&self, now_sec: i64, quiet_secs: i64) -> bool {
-        self.burst
-            .as_ref()
-            .is_some_and(|b| now_sec - b.last_hot_sec > quiet_secs)
+    /// Whether the burst in progress has been quiet long enough at `now_sec` to be over
+    /// (`quiet_secs`, or longer for sampled input: [`BurstAcc::quiet_secs`]).
+    pub fn burst_is_over(&self, now_sec: i64, quiet_secs: i64, max_ns: i64) -> bool {
+        self.burst.as_ref().is_some_and(|b| {
+            now_sec - b.last_hot_sec > b.quiet_secs(quiet_secs, self.sampling, max_ns)
+        })
     }
 
     /// End the burst in progress.

@@ -23,6 +23,15 @@
 //! into clusters of samples separated by empty seconds, which the burst segmentation would
 //! otherwise take for bursts; a real burst stands out from what its pair did before.
 //!
+//! The same clusters would also cut a steady flow into pieces short enough to pass for bursts
+//! (the first piece of a video call has no history to weigh it against). So a burst of
+//! sampled input ends only after a silence that its own rate makes unlikely: at `r` estimated
+//! bytes/s a 1-in-N stream yields at least `λ = r / (N × 1500)` samples a second, and `G`
+//! silent seconds happen with chance `e^(−λG)`; the burst ends after `G = ln(1/p) / λ` quiet
+//! seconds with `p` = [`SPLIT_CHANCE`], never fewer than `burst_quiet`, at most the longest
+//! burst ([`quiet_secs`]). At 1:1000 a 20 Mbit/s burst ends after 5 quiet seconds (3 by
+//! default), a 2 Mbit/s video call only after 42: it stays one piece, longer than any burst.
+//!
 //! The rule needs about five full-size samples for 2 MB at 1:1000 (k = 5: at least 1.6
 //! samples' worth, 2.4 MB of the 7.5 MB estimate): one to three samples (the false bursts of
 //! sampling noise) do not pass up to 1:2000. Unsampled input (N = 1) is never gated.
@@ -35,6 +44,32 @@ pub const SAMPLE_MAX_BYTES: f64 = 1500.0;
 
 /// Sigmas of the one-sided lower confidence limit (97.7 %).
 pub const Z: f64 = 2.0;
+
+/// Chance that a sampled stream is silent, at its own estimated rate, for as long as it takes
+/// to end a burst of sampled input (see [`quiet_secs`]).
+pub const SPLIT_CHANCE: f64 = 0.001;
+
+/// Seconds of silence that end a burst of 1-in-`rate` sampled input with `up_bytes`
+/// estimated upstream bytes over `hot_secs` seconds: the silence that has chance
+/// [`SPLIT_CHANCE`] at its rate of full-size samples, at least `base` and at most `max_secs`
+/// (`base` unsampled).
+pub fn quiet_secs(base: i64, up_bytes: u64, hot_secs: i64, rate: u32, max_secs: i64) -> i64 {
+    if rate <= 1 {
+        return base;
+    }
+    let per_sec = up_bytes as f64 / hot_secs.max(1) as f64;
+    let samples_per_sec = per_sec / (f64::from(rate) * SAMPLE_MAX_BYTES);
+    let upper = max_secs.max(base);
+    if samples_per_sec.is_nan() || samples_per_sec <= 0.0 {
+        return upper;
+    }
+    let g = (1.0 / SPLIT_CHANCE).ln() / samples_per_sec;
+    if g >= upper as f64 {
+        upper
+    } else {
+        (g.ceil() as i64).max(base)
+    }
+}
 
 /// Full-size samples that an estimate of `bytes` at 1-in-`rate` sampling rests on, at least.
 pub fn samples_behind(bytes: u64, rate: u32) -> f64 {
@@ -103,6 +138,28 @@ mod tests {
     const NS_PER_SEC: i64 = 1_000_000_000;
 
     /// Garwood's exact one-sided 97.725 % lower limits (the λ with P(X ≥ k | λ) = 2.275 %).
+    #[test]
+    fn a_sampled_burst_ends_after_a_silence_unlikely_at_its_rate() {
+        let q = |bytes: u64, secs: i64, rate: u32| quiet_secs(3, bytes, secs, rate, 60);
+        // Unsampled: the configured quiet time.
+        assert_eq!(q(10 * MB, 5, 1), 3);
+        assert_eq!(q(10 * MB, 5, 0), 3);
+        // 20 Mbit/s at 1:1000: 1.67 samples/s; 0.1 % chance of 4.1 s without one.
+        assert_eq!(q(12_500_000, 5, 1000), 5);
+        // 200 Mbit/s: the configured quiet time is the longer.
+        assert_eq!(q(125 * MB, 5, 1000), 3);
+        // 2 Mbit/s at 1:1000: 0.17 samples/s, 41.4 s.
+        assert_eq!(q(25 * MB, 100, 1000), 42);
+        // Slower still, or nothing upstream: the longest burst.
+        assert_eq!(q(MB, 100, 1000), 60);
+        assert_eq!(q(0, 5, 1000), 60);
+        // At 1:10 the 2 Mbit/s stream has 17 samples/s: the configured time.
+        assert_eq!(q(25 * MB, 100, 10), 3);
+        // The chance the rule is built on.
+        let g = q(12_500_000, 5, 1000) as f64;
+        assert!((-(12_500_000.0 / 5.0 / 1.5e6) * g).exp() < SPLIT_CHANCE);
+    }
+
     #[test]
     fn byar_is_just_below_the_exact_limit() {
         for (k, exact) in [

@@ -46,6 +46,7 @@ struct PairPacket {
     ip_len: u32,
     payload_len: u32,
     flow_hash: u32,
+    sampling: u32,
 }
 
 /// Subscribers and their pairs. Feed packets of the subscribers this instance owns; collect
@@ -155,6 +156,7 @@ impl Subscribers {
             meta.ip_len,
             meta.payload_len,
             flow.flow_hash,
+            meta.sampling,
             pair_slot,
             out,
         );
@@ -162,7 +164,9 @@ impl Subscribers {
 
     /// Count one packet: `ip_len` L3 bytes (`payload_len` of them transport payload) from
     /// `src:sport` to `dst:dport`, protocol `proto`
-    /// (ICMP/ICMPv6: type and code in `icmp`); `flow_hash` identifies its connection (for counting the flows of a burst). `pair_hint`
+    /// (ICMP/ICMPv6: type and code in `icmp`); `flow_hash` identifies its connection (for
+    /// counting the flows of a burst); `sampling` is the 1-in-N sampling its bytes were
+    /// estimated at (0 or 1: a captured packet). `pair_hint`
     /// caches the pair's slot per connection (`u32::MAX` to start): a valid hint skips the
     /// home-prefix scan and two hash lookups; a stale one is detected (the slot's key is
     /// compared) and replaced. The result is the same either way.
@@ -180,6 +184,7 @@ impl Subscribers {
         ip_len: u32,
         payload_len: u32,
         flow_hash: u32,
+        sampling: u32,
         pair_hint: &mut u32,
         out: &mut Vec<Event>,
     ) {
@@ -205,6 +210,7 @@ impl Subscribers {
             ip_len,
             payload_len,
             flow_hash,
+            sampling,
         };
         self.add_to_pair(&side, hidx, pidx, v4, &pkt, out);
     }
@@ -376,6 +382,7 @@ impl Subscribers {
             self.cfg.burst_max_ns,
             self.cfg.beacon_event_gap_ns,
         );
+        self.pairs.get_mut(pidx).note_sampling(pkt.sampling);
         let had_burst = self.pairs.get(pidx).burst.is_some();
         // The subscriber's baseline only matters when the pair's open bin closes (a new second).
         let now_sec = ts.div_euclid(NS_PER_SEC);

@@ -156,10 +156,83 @@ fn a_short_dip_does_not_split_a_burst_but_silence_ends_it() {
     assert!(p
         .close_bin_before(12, E500K, None, 0.25, 3, 60 * NS_PER_SEC)
         .is_none());
-    assert!(!p.burst_is_over(12, 3));
-    assert!(p.burst_is_over(13, 3));
+    assert!(!p.burst_is_over(12, 3, 60 * NS_PER_SEC));
+    assert!(p.burst_is_over(13, 3, 60 * NS_PER_SEC));
     let f = p.finish_burst(60 * NS_PER_SEC).unwrap();
     assert_eq!(f.acc.vol.up, 9 * 2_000_000 + 200_000);
+}
+
+/// Seconds `secs` of a pair, each with one sample of 1.5 MB (a full-size packet at 1:1000)
+/// when its flag is set; the bursts that ended, in order.
+fn sampled(p: &mut PairState, secs: &[(i64, bool)]) -> Vec<FinishedBurst> {
+    let mut out = Vec::new();
+    for &(sec, hot) in secs {
+        let max = 60 * NS_PER_SEC;
+        if let Some(f) = p.close_bin_before(sec, E500K, None, 0.25, 3, max) {
+            out.push(f);
+        }
+        // As the sweep does for a pair with no packet to close its second.
+        if p.burst_is_over(sec, 3, max) {
+            out.extend(p.finish_burst(max));
+        }
+        if hot {
+            p.note_sampling(1000);
+            let conn = Connection {
+                proto: 17,
+                from_subscriber: true,
+                ports: Some((40_000, 3478)),
+            };
+            p.add(
+                sec * NS_PER_SEC,
+                true,
+                1_500_000,
+                7,
+                conn,
+                3478,
+                true,
+                2 * NS_PER_SEC,
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn sampled_input_ends_a_burst_only_after_a_silence_unlikely_at_its_rate() {
+    // A steady stream whose samples come every 6 s (a 2 Mbit/s call at 1:1000) for 5 minutes:
+    // one piece, longer than any burst; captured, the same seconds are 50 bursts.
+    let secs: Vec<(i64, bool)> = (0..300).map(|s| (s, s % 6 == 0)).collect();
+    let mut p = PairState::new(0);
+    let mut out = sampled(&mut p, &secs);
+    assert!(out.is_empty(), "{out:?}");
+    out.extend(p.finish_burst(60 * NS_PER_SEC));
+    assert_eq!(out.len(), 1);
+    assert!(out[0].too_long);
+    // A dense cluster of samples (12 Mbit/s for 5 s) then silence: over after 7 quiet
+    // seconds (a sample a second; 0.1 % chance of 6.9 s without one).
+    let mut p = PairState::new(0);
+    let secs: Vec<(i64, bool)> = (0..30).map(|s| (s, (10..15).contains(&s))).collect();
+    let out = sampled(&mut p, &secs);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(!out[0].too_long);
+    assert_eq!(out[0].acc.vol.up, 5 * 1_500_000);
+    let mut p = PairState::new(0);
+    let secs: Vec<(i64, bool)> = (0..30).map(|s| (s, (10..15).contains(&s))).collect();
+    let until = |n: usize| sampled(&mut p.clone(), &secs[..n]).len();
+    assert_eq!(
+        (until(22), until(23)),
+        (0, 1),
+        "ends once 7 quiet seconds have passed"
+    );
+    let gap = |p: &PairState| {
+        p.burst
+            .as_ref()
+            .map(|b| b.quiet_secs(3, p.sampling, 60 * NS_PER_SEC))
+    };
+    // Captured packets keep the configured quiet time.
+    let mut p = PairState::new(0);
+    feed(&mut p, 0, 2, 2_000_000, &mut Vec::new());
+    assert_eq!(gap(&p), Some(3));
 }
 
 #[test]

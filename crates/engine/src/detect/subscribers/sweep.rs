@@ -125,7 +125,7 @@ impl Subscribers {
             let (entry, baseline) = self.thresholds_of(&key.0);
             let pair = self.pairs.get_mut(idx);
             let mut done = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
-            if done.is_none() && (all || pair.burst_is_over(now_sec, quiet)) {
+            if done.is_none() && (all || pair.burst_is_over(now_sec, quiet, max_ns)) {
                 done = pair.finish_burst(max_ns);
             }
             let still = pair.burst.is_some();

@@ -6,7 +6,7 @@ fn packet(l: &mut Subscribers, ts: i64, src: &str, dst: &str, hint: &mut u32) {
     let mut out = Vec::new();
     let (s, d) = (src.parse().unwrap(), dst.parse().unwrap());
     l.count_packet(
-        ts, s, d, 40_000, 443, 6, None, 1_000, 960, 7, hint, &mut out,
+        ts, s, d, 40_000, 443, 6, None, 1_000, 960, 7, 0, hint, &mut out,
     );
 }
 
