@@ -216,7 +216,7 @@ fn sampled_input_ends_a_burst_only_after_a_silence_unlikely_at_its_rate() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(!out[0].too_long);
     assert_eq!(out[0].acc.vol.up, 5 * 1_500_000);
-    let mut p = PairState::new(0);
+    let p = PairState::new(0);
     let secs: Vec<(i64, bool)> = (0..30).map(|s| (s, (10..15).contains(&s))).collect();
     let until = |n: usize| sampled(&mut p.clone(), &secs[..n]).len();
     assert_eq!(
