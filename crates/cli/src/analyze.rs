@@ -261,11 +261,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
             &args.flow,
             &mut collector,
             |ts, meta, tag| {
-                // Bursts of sampled input are gated by their lower bound (the scorer decides
-                // after the hold: the rate is known long before).
-                if tag.max_rate > engines.scorer_mut().sampling() {
-                    engines.scorer_mut().set_sampling(tag.max_rate);
-                }
+                // Each synthetic packet carries its sampling rate: the engine gates and
+                // segments sampled bursts by it.
                 engines.ingest(ts, meta);
                 if let Some(s) = shared.as_mut() {
                     s.after_packet(engines.scorer_mut());

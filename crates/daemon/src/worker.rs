@@ -176,11 +176,6 @@ impl Outlet {
             .flow_listening
             .load(std::sync::atomic::Ordering::Relaxed)
             .then(|| shared.flow_tag.lock().map(|t| *t).unwrap_or_default());
-        // Bursts of sampled input are gated by their lower bound (decided after the hold, by
-        // when the readers have long published the rate).
-        if let Some(t) = source.filter(|t| t.max_rate > engine.scorer_mut().sampling()) {
-            engine.scorer_mut().set_sampling(t.max_rate);
-        }
         while let Some(rec) = engine.pop_record() {
             let mut line = Vec::with_capacity(320);
             let sensor = shared.sensor.as_deref();

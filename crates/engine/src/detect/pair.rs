@@ -96,6 +96,10 @@ pub struct BurstAcc {
     /// The first distinct flows' connections (for their Community IDs).
     #[serde(default)]
     pub connections: Connections,
+    /// The highest 1-in-N sampling of the pair's packets when the burst ended (0 or 1:
+    /// captured packets or unsampled export): the rate its volume is gated at.
+    #[serde(default)]
+    pub sampling: u32,
 }
 
 impl BurstAcc {
@@ -565,6 +569,7 @@ impl PairState {
             acc.vol.add(&t.vol);
             acc.end_ns = acc.end_ns.max(t.edge_ns);
         }
+        acc.sampling = self.sampling;
         let too_long = acc.end_ns.saturating_sub(acc.start_ns) > max_ns;
         Some(FinishedBurst { acc, too_long })
     }

@@ -137,7 +137,6 @@ mod tests {
     const MB: u64 = 1_000_000;
     const NS_PER_SEC: i64 = 1_000_000_000;
 
-    /// Garwood's exact one-sided 97.725 % lower limits (the λ with P(X ≥ k | λ) = 2.275 %).
     #[test]
     fn a_sampled_burst_ends_after_a_silence_unlikely_at_its_rate() {
         let q = |bytes: u64, secs: i64, rate: u32| quiet_secs(3, bytes, secs, rate, 60);
@@ -160,6 +159,7 @@ mod tests {
         assert!((-(12_500_000.0 / 5.0 / 1.5e6) * g).exp() < SPLIT_CHANCE);
     }
 
+    /// Garwood's exact one-sided 97.725 % lower limits (the λ with P(X ≥ k | λ) = 2.275 %).
     #[test]
     fn byar_is_just_below_the_exact_limit() {
         for (k, exact) in [
@@ -281,6 +281,34 @@ mod tests {
         (n, d.stats().bursts_uncertain)
     }
 
+    /// The same through the engine, with the sampling rate on each synthetic packet
+    /// (`PacketMeta::sampling`, as flow export sets it) instead of set on the scorer.
+    fn alerts_tagged(rate: u32, tag: u32, samples: u32, gap_ms: i64) -> (usize, u64) {
+        use burstwatch_wire::PacketMeta;
+        let mut e = crate::Engine::new(crate::FlowConfig::default(), DetectConfig::default(), 7);
+        let meta = PacketMeta {
+            src: [10, 0, 0, 1].into(),
+            dst: [198, 19, 7, 7].into(),
+            proto: 17,
+            sport: 40_000,
+            dport: 443,
+            ip_len: 1500 * rate,
+            payload_len: 1500 * rate - 28,
+            sampling: tag,
+            ..PacketMeta::default()
+        };
+        let t0 = 1_767_225_600 * NS_PER_SEC;
+        for i in 0..i64::from(samples) {
+            e.ingest(t0 + i * gap_ms * 1_000_000, &meta);
+        }
+        e.finish();
+        let mut n = 0;
+        while e.pop_alert().is_some() {
+            n += 1;
+        }
+        (n, e.detector().stats().bursts_uncertain)
+    }
+
     #[test]
     fn the_detector_gates_sampled_bursts_only() {
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
@@ -297,9 +325,20 @@ mod tests {
                 "{few} at 1:{rate}, ungated"
             );
             assert_eq!(alerts(rate, rate, few, 1000), (0, 1), "{few} at 1:{rate}");
+            assert_eq!(alerts_tagged(rate, 0, few, 1000), (1, 0), "{few} untagged");
+            assert_eq!(
+                alerts_tagged(rate, rate, few, 1000),
+                (0, 1),
+                "{few} tagged 1:{rate}"
+            );
             // Many samples within a few seconds: a burst either way.
             let many = 20 + (x >> 32) as u32 % 40;
             assert_eq!(alerts(rate, rate, many, 200), (1, 0), "{many} at 1:{rate}");
+            assert_eq!(
+                alerts_tagged(rate, rate, many, 200),
+                (1, 0),
+                "{many} tagged"
+            );
         }
     }
 

@@ -56,7 +56,8 @@ pub struct Scorer {
     burst_log: Option<BurstLog>,
     /// Prevalence shared with other sensors (see [`super::global`]); `None`: local only.
     pub(crate) global: Option<Global>,
-    /// Highest 1-in-N sampling rate of the input (1: unsampled; see [`super::sampling`]).
+    /// 1-in-N sampling of the input where its packets do not say (1: none; see
+    /// [`Scorer::set_sampling`]).
     sampling: u32,
 }
 
@@ -93,16 +94,12 @@ impl Scorer {
         }
     }
 
-    /// The input's bytes are 1-in-`rate` estimates (flow export from a sampling router; the
-    /// highest rate when exporters differ): burst candidates must then pass the volume and
-    /// rate gates by their lower bound ([`super::sampling`]). 1 (the default): unsampled.
+    /// The input's bytes are 1-in-`rate` estimates even where its packets do not say so
+    /// (`PacketMeta::sampling`, which flow export sets, is what normally tells): burst
+    /// candidates must then pass the volume and rate gates by their lower bound
+    /// ([`super::sampling`]). 1 (the default): only what the packets say.
     pub fn set_sampling(&mut self, rate: u32) {
         self.sampling = rate.max(1);
-    }
-
-    /// The sampling rate in force (1: unsampled).
-    pub fn sampling(&self) -> u32 {
-        self.sampling
     }
 
     /// Share prevalence with other sensors: record contacts for the shell to publish, and ask
@@ -376,7 +373,10 @@ impl Scorer {
                 c.end_ns
                     .saturating_sub(c.start_ns)
                     .saturating_add(NS_PER_SEC),
-                self.sampling,
+                // The rate the burst's own packets carry, or the one the caller set.
+                c.burst
+                    .as_ref()
+                    .map_or(self.sampling, |f| f.acc.sampling.max(self.sampling)),
                 c.burst.as_ref().map_or(0.0, |f| f.acc.before.up_60s),
             )
         {
