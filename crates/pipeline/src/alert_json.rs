@@ -31,6 +31,11 @@ struct EndpointJson<'a> {
     prefix_len: u8,
     prefix_prevalence: u32,
     prefix_popular: bool,
+    /// Sampled input only: subscribers sampling likely hid (Chao1), counted in the rarity gate.
+    #[serde(skip_serializing_if = "is_zero")]
+    prevalence_unseen: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    prefix_prevalence_unseen: u32,
     rarity_certain: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_seen: Option<Ts>,
@@ -196,6 +201,8 @@ pub fn write_alert_from<W: Write>(
             prefix_len: a.endpoint.prefix_len,
             prefix_prevalence: a.endpoint.prefix_prevalence,
             prefix_popular: a.endpoint.prefix_popular,
+            prevalence_unseen: a.endpoint.unseen,
+            prefix_prevalence_unseen: a.endpoint.prefix_unseen,
             rarity_certain: a.endpoint.rarity_certain,
             first_seen: a.endpoint.first_seen_ns.map(Ts),
             asn: a.endpoint.asn,

@@ -90,6 +90,8 @@ fn alert(score: f64, t: i64) -> Alert {
             prefix_len: 24,
             prefix_prevalence: 1,
             prefix_popular: false,
+            unseen: 0,
+            prefix_unseen: 0,
             rarity_certain: true,
             first_seen_ns: Some(t - S),
             asn: None,

@@ -201,6 +201,8 @@ mod tests {
                 prefix_len: 24,
                 prefix_prevalence: 1,
                 prefix_popular: false,
+                unseen: 0,
+                prefix_unseen: 0,
                 rarity_certain: true,
                 first_seen_ns: None,
                 asn: None,

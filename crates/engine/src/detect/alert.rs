@@ -117,6 +117,13 @@ pub struct EndpointInfo {
     pub prefix_prevalence: u32,
     /// More subscribers of the prefix than the exact set tracks.
     pub prefix_popular: bool,
+    /// Sampled input: subscribers of the endpoint that sampling likely hid (Chao1's estimate
+    /// from those seen in one and two sampled seconds; see `detect::prevalence`), counted with
+    /// `prevalence` against `rare_max_hosts` and in the rarity score; 0 unsampled.
+    pub unseen: u32,
+    /// The same for the prefix, counted with `prefix_prevalence` against
+    /// `rare_prefix_max_hosts`.
+    pub prefix_unseen: u32,
     /// Whether the look-back had filled when the alert was made (else rarity is uncertain).
     pub rarity_certain: bool,
     /// When this subscriber first talked to it (ns since the epoch), if known.

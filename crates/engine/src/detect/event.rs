@@ -26,7 +26,8 @@ pub(crate) enum EventKind {
     Tick(i64),
     /// End of input at packet time `now` (ns): everything pending is emitted.
     Finish(i64),
-    /// A subscriber talked to an endpoint (new pair, or after a second of silence) at `ts`;
+    /// A subscriber talked to an endpoint (new pair, after a second of silence, or one of a
+    /// sampled pair's first three seconds) at `ts`;
     /// `port_slot` is set for a new TCP/UDP pair (see [`port_slot`]).
     Touch {
         ext: Addr,
@@ -35,6 +36,9 @@ pub(crate) enum EventKind {
         host: u32,
         ts: i64,
         port_slot: Option<u32>,
+        /// 1 for a sampled second (flow export at 1 in N > 1), 0 for a contact seen
+        /// unsampled (see `super::prevalence`).
+        samples: u8,
     },
     /// A burst or beacon waiting for its hold.
     Candidate(Box<Candidate>),

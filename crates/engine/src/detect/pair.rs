@@ -226,6 +226,9 @@ pub struct PairState {
     lead: Lead,
     /// The highest 1-in-N sampling of the pair's packets (0: captured packets).
     sampling: u32,
+    /// Seconds in which the pair carried sampled input, up to 3 (see
+    /// [`note_sampled_sec`](Self::note_sampled_sec)).
+    sampled_secs: u8,
 }
 
 /// The pair's smoothed rates, bytes per second.
@@ -279,6 +282,7 @@ impl PairState {
             rates_sec: i64::MIN,
             lead: Lead::default(),
             sampling: 0,
+            sampled_secs: 0,
         }
     }
 
@@ -288,6 +292,16 @@ impl PairState {
         if sampling > self.sampling {
             self.sampling = sampling;
         }
+    }
+
+    /// Note a second in which the pair carried sampled input; whether it is one of its first
+    /// three (endpoint prevalence counts a subscriber's sampled seconds up to three, to
+    /// estimate the subscribers sampling hid: see `super::prevalence`).
+    #[inline]
+    pub fn note_sampled_sec(&mut self) -> bool {
+        let counted = self.sampled_secs < 3;
+        self.sampled_secs = self.sampled_secs.saturating_add(1).min(3);
+        counted
     }
 
     /// Second index of the open bin, if any.

@@ -13,6 +13,18 @@
 //! addresses': shared infrastructure spreads its subscribers over many addresses. With an ASN
 //! database it also counts the subscribers of each autonomous system (shown in alerts, not a
 //! gate: a rare server rented in a large cloud is what a controller often is).
+//!
+//! Sampled input (flow export at 1 in N) sees only some of an endpoint's subscribers: one who
+//! sent a few hundred packets to it is sampled with a chance of a few tenths at 1:1000, so
+//! shared infrastructure looks rare. Each member therefore also counts the sampled seconds it
+//! was seen in (1, 2, 3 or more; 0 when seen unsampled, fully observed), and
+//! [`EndpointState::unseen`] estimates the subscribers that were not sampled at all with the
+//! bias-corrected Chao1 estimator, `f1 (f1 − 1) / (2 (f2 + 1))` from the members seen in
+//! exactly one (`f1`) and two (`f2`) sampled seconds (A. Chao, "Nonparametric estimation of the
+//! number of classes in a population", Scand. J. Statistics 11, 1984; the bias-corrected form
+//! in Chao, "Species estimation and applications", Encyclopedia of Statistical Sciences, 2005).
+//! Many subscribers seen once each, as a popular service's look through a sampler, estimate
+//! many more; a bursting subscriber, seen in many seconds, adds nothing.
 
 /// Exact distinct subscribers tracked per endpoint.
 pub const SET_SIZE: usize = 8;
@@ -33,6 +45,10 @@ pub struct EndpointState {
     popular_until: u32,
     /// First second any subscriber talked to it.
     pub first_sec: u32,
+    /// Per member (two bits each, member `i` at bits `2i..2i+2`): the sampled seconds it was
+    /// seen in, 1 to 3 (3: three or more), or 0 when it was seen unsampled (fully observed).
+    #[serde(default)]
+    samples: u16,
     /// Autonomous system of the endpoint: [`ASN_UNKNOWN`] until looked up, [`ASN_NONE`] when
     /// the database has none (or none is loaded); unused for prefixes and ASNs.
     #[serde(default, skip_serializing_if = "asn_unknown")]
@@ -62,11 +78,28 @@ impl EndpointState {
         }
     }
 
-    /// Record a contact by `host` (a hash of its address) at `now_sec`.
-    pub fn touch(&mut self, host: u32, now_sec: u32, lookback_sec: u32) {
-        let n = usize::from(self.len);
-        if let Some(m) = self.members[..n].iter_mut().find(|m| m.host == host) {
-            m.last_sec = now_sec;
+    fn samples_of(&self, i: usize) -> u8 {
+        ((self.samples >> (2 * i)) & 3) as u8
+    }
+
+    fn set_samples(&mut self, i: usize, v: u8) {
+        let shift = 2 * i;
+        self.samples = (self.samples & !(3 << shift)) | (u16::from(v.min(3)) << shift);
+    }
+
+    /// Record a contact by `host` (a hash of its address) at `now_sec`: `samples` is 0 for a
+    /// contact seen unsampled, else the sampled seconds it adds (see the module's docs).
+    pub fn touch(&mut self, host: u32, now_sec: u32, lookback_sec: u32, samples: u8) {
+        let n = usize::from(self.len).min(SET_SIZE);
+        if let Some(i) = self.members[..n].iter().position(|m| m.host == host) {
+            self.members[i].last_sec = now_sec;
+            let had = self.samples_of(i);
+            let now = if samples == 0 || had == 0 {
+                0
+            } else {
+                had.saturating_add(samples)
+            };
+            self.set_samples(i, now);
             return;
         }
         let fresh = Member {
@@ -76,7 +109,8 @@ impl EndpointState {
         };
         if n < SET_SIZE {
             self.members[n] = fresh;
-            self.len += 1;
+            self.set_samples(n, samples);
+            self.len = n as u8 + 1;
             return;
         }
         // Reuse the slot of the member idle the longest, if it left the look-back.
@@ -89,6 +123,7 @@ impl EndpointState {
             .unwrap_or((0, Member::default()));
         if now_sec.saturating_sub(oldest.last_sec) > lookback_sec {
             self.members[i] = fresh;
+            self.set_samples(i, samples);
         } else {
             self.popular_until = now_sec.saturating_add(lookback_sec);
         }
@@ -104,16 +139,39 @@ impl EndpointState {
         (n, self.popular_until > now_sec)
     }
 
+    /// Subscribers within the look-back that sampling likely hid: the bias-corrected Chao1
+    /// estimate `f1 (f1 − 1) / (2 (f2 + 1))`, rounded up, from the members seen in exactly one
+    /// and two sampled seconds (0 when every member was seen unsampled).
+    pub fn unseen(&self, now_sec: u32, lookback_sec: u32) -> u32 {
+        let (mut f1, mut f2) = (0u32, 0u32);
+        for (i, m) in self.members[..usize::from(self.len).min(SET_SIZE)]
+            .iter()
+            .enumerate()
+        {
+            if now_sec.saturating_sub(m.last_sec) > lookback_sec {
+                continue;
+            }
+            match self.samples_of(i) {
+                1 => f1 += 1,
+                2 => f2 += 1,
+                _ => {}
+            }
+        }
+        (f1 * f1.saturating_sub(1)).div_ceil(2 * (f2 + 1))
+    }
+
     /// Repair a state read from a file: the member count never exceeds the set.
     pub(crate) fn sanitize(&mut self) {
         self.len = self.len.min(SET_SIZE as u8);
     }
 
-    /// The members (subscriber hash, last contact second), to count them again elsewhere.
-    pub(crate) fn members(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+    /// The members (subscriber hash, last contact second, sampled seconds as
+    /// [`touch`](Self::touch) takes them), to count them again elsewhere.
+    pub(crate) fn members(&self) -> impl Iterator<Item = (u32, u32, u8)> + '_ {
         self.members[..usize::from(self.len).min(SET_SIZE)]
             .iter()
-            .map(|m| (m.host, m.last_sec))
+            .enumerate()
+            .map(|(i, m)| (m.host, m.last_sec, self.samples_of(i)))
     }
 
     /// When `host` first talked to the endpoint, if it is in the set.
@@ -132,9 +190,9 @@ mod tests {
     #[test]
     fn counts_distinct_hosts_within_lookback() {
         let mut e = EndpointState::new(1000);
-        e.touch(1, 1000, 600);
-        e.touch(1, 1010, 600);
-        e.touch(2, 1020, 600);
+        e.touch(1, 1000, 600, 0);
+        e.touch(1, 1010, 600, 0);
+        e.touch(2, 1020, 600, 0);
         assert_eq!(e.prevalence(1030, 600), (2, false));
         // Host 1 last seen at 1010: out of a 600 s look-back at 1611.
         assert_eq!(e.prevalence(1611, 600), (1, false));
@@ -146,14 +204,49 @@ mod tests {
     fn overflow_marks_popular_and_recovers() {
         let mut e = EndpointState::new(0);
         for h in 0..20 {
-            e.touch(h, 100 + h, 600);
+            e.touch(h, 100 + h, 600, 0);
         }
         let (n, popular) = e.prevalence(130, 600);
         assert_eq!(n, SET_SIZE as u32);
         assert!(popular);
         // Long after everyone left, it is no longer popular and slots are reused.
         assert_eq!(e.prevalence(2000, 600), (0, false));
-        e.touch(99, 2000, 600);
+        e.touch(99, 2000, 600, 0);
         assert_eq!(e.prevalence(2000, 600), (1, false));
+    }
+
+    #[test]
+    fn sampled_singletons_estimate_unseen_subscribers() {
+        let mut e = EndpointState::new(0);
+        // A bursting subscriber seen in many sampled seconds, and four seen once each.
+        for s in 0..10 {
+            e.touch(1, 100 + s, 600, 1);
+        }
+        for h in 2..6 {
+            e.touch(h, 120, 600, 1);
+        }
+        assert_eq!(e.prevalence(130, 600), (5, false));
+        // f1 = 4, f2 = 0: 4 x 3 / 2.
+        assert_eq!(e.unseen(130, 600), 6);
+        // Two of them seen again: f1 = 2, f2 = 2: 2 x 1 / 6, rounded up.
+        e.touch(2, 125, 600, 1);
+        e.touch(3, 125, 600, 1);
+        assert_eq!(e.unseen(130, 600), 1);
+        // Out of the look-back they count no more.
+        assert_eq!(e.unseen(800, 600), 0);
+        // Unsampled contacts are fully observed: nothing unseen.
+        let mut u = EndpointState::new(0);
+        for h in 1..6 {
+            u.touch(h, 100, 600, 0);
+        }
+        assert_eq!(u.unseen(100, 600), 0);
+        // A member once seen unsampled stays observed; counts saturate at three.
+        u.touch(1, 101, 600, 1);
+        assert_eq!(u.samples_of(0), 0);
+        let mut v = EndpointState::new(0);
+        v.touch(7, 100, 600, 2);
+        v.touch(7, 101, 600, 2);
+        assert_eq!(v.samples_of(0), 3);
+        assert_eq!(v.members().next(), Some((7, 101, 3)));
     }
 }

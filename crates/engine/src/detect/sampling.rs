@@ -309,6 +309,89 @@ mod tests {
         (n, e.detector().stats().bursts_uncertain)
     }
 
+    /// Through the engine: `others` subscribers each send a small flow to the endpoint prefix
+    /// of a rare endpoint, sampled in `secs` seconds each (one sampled packet per second), in
+    /// the minute before one subscriber sends it a burst; all tagged with `tag`. The alerts,
+    /// and the bursts suppressed as to a common endpoint. The burst's samples stand for
+    /// 1500-byte packets at 1:`rate`.
+    fn prefix_alerts(rate: u32, tag: u32, others: u8, secs: i64) -> (usize, u64) {
+        use burstwatch_wire::PacketMeta;
+        let mut e = crate::Engine::new(crate::FlowConfig::default(), DetectConfig::default(), 7);
+        let t0 = 1_767_225_600 * NS_PER_SEC;
+        let mut at = t0 - 60 * NS_PER_SEC;
+        for h in 0..others {
+            let meta = PacketMeta {
+                src: [10, 0, 1, h].into(),
+                dst: [198, 19, 7, 100 + h].into(),
+                proto: 6,
+                sport: 50_000,
+                dport: 443,
+                ip_len: 1200,
+                payload_len: 1160,
+                sampling: tag,
+                ..PacketMeta::default()
+            };
+            for s in 0..secs {
+                e.ingest(at + s * NS_PER_SEC, &meta);
+            }
+            at += 5 * NS_PER_SEC;
+        }
+        let burst = PacketMeta {
+            src: [10, 0, 0, 1].into(),
+            dst: [198, 19, 7, 7].into(),
+            proto: 17,
+            sport: 40_000,
+            dport: 443,
+            ip_len: 1500 * rate,
+            payload_len: 1500 * rate - 28,
+            sampling: tag,
+            ..PacketMeta::default()
+        };
+        for i in 0..40 {
+            e.ingest(t0 + i * 200_000_000, &burst);
+        }
+        e.finish();
+        let mut n = 0;
+        while e.pop_alert().is_some() {
+            n += 1;
+        }
+        (n, e.detector().stats().suppressed_common)
+    }
+
+    #[test]
+    fn subscribers_sampled_once_count_for_those_sampling_hid() {
+        let cfg = DetectConfig::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..12 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let rate = 100 + (x % 1901) as u32;
+            // Seen in the prefix: the burster and 4-6 others, within `rare_prefix_max_hosts`
+            // (7); with f1 = 4-6 singletons Chao1 adds 6-15 unseen.
+            let others = 4 + (x >> 20) as u8 % 3;
+            assert!(u32::from(others) < cfg.rare_prefix_max_hosts);
+            // Unsampled (fully observed), the prefix is rare: an alert.
+            assert_eq!(
+                prefix_alerts(rate, 0, others, 1),
+                (1, 0),
+                "{others} unsampled"
+            );
+            // Each seen in one sampled second: Chao1 estimates at least as many again unseen.
+            assert_eq!(
+                prefix_alerts(rate, rate, others, 1),
+                (0, 1),
+                "{others} once at 1:{rate}"
+            );
+            // Each seen in three sampled seconds: sampling hid nobody, the prefix is rare.
+            assert_eq!(
+                prefix_alerts(rate, rate, others, 3),
+                (1, 0),
+                "{others} thrice at 1:{rate}"
+            );
+        }
+    }
+
     #[test]
     fn the_detector_gates_sampled_bursts_only() {
         let mut x = 0x2545_f491_4f6c_dd1d_u64;

@@ -258,6 +258,7 @@ impl Scorer {
                 host,
                 ts,
                 port_slot,
+                samples,
             } => {
                 if let Some(g) = self.global.as_mut() {
                     g.contact(home, ext, self.cfg.prevalence_prefix(&ext), ts);
@@ -268,7 +269,7 @@ impl Scorer {
                     self.endpoints
                         .upsert(ext, || EndpointState::new(now_sec), |_, _| {});
                 let endpoint = self.endpoints.get_mut(eidx);
-                endpoint.touch(host, now_sec, lookback);
+                endpoint.touch(host, now_sec, lookback, samples);
                 if endpoint.asn == ASN_UNKNOWN {
                     if let Some(e) = self.enrich.as_ref() {
                         // Once per endpoint (and again after a restart or a reload that
@@ -281,13 +282,17 @@ impl Scorer {
                     let (aidx, _) =
                         self.asns
                             .upsert(asn, || EndpointState::new(now_sec), |_, _| {});
-                    self.asns.get_mut(aidx).touch(host, now_sec, lookback);
+                    self.asns
+                        .get_mut(aidx)
+                        .touch(host, now_sec, lookback, samples);
                 }
                 let (pkey, _) = self.cfg.prevalence_prefix(&ext);
                 let (pidx, _) =
                     self.prefixes
                         .upsert(pkey, || EndpointState::new(now_sec), |_, _| {});
-                self.prefixes.get_mut(pidx).touch(host, now_sec, lookback);
+                self.prefixes
+                    .get_mut(pidx)
+                    .touch(host, now_sec, lookback, samples);
                 if let Some(slot) = port_slot.and_then(|s| self.port_pairs.get_mut(s as usize)) {
                     *slot = slot.saturating_add(1);
                     self.port_max = self.port_max.max(*slot);
@@ -407,22 +412,28 @@ impl Scorer {
         // e.g. across a gap between rotated captures).
         let now_sec = sec_of(self.now_ns.min(c.emit_at));
         let lookback = sec_of(self.cfg.lookback_ns);
-        let (prevalence, popular, first_contact, endpoint_asn) = match self.endpoints.find(&c.ext) {
-            Some(i) => {
-                let e = self.endpoints.get(i);
-                let (n, p) = e.prevalence(now_sec, lookback);
-                (n, p, e.first_contact(host_hash(&c.home)), e.asn)
-            }
-            None => (0, false, None, ASN_UNKNOWN),
-        };
+        let (prevalence, popular, unseen, first_contact, endpoint_asn) =
+            match self.endpoints.find(&c.ext) {
+                Some(i) => {
+                    let e = self.endpoints.get(i);
+                    let (n, p) = e.prevalence(now_sec, lookback);
+                    let unseen = e.unseen(now_sec, lookback);
+                    (n, p, unseen, e.first_contact(host_hash(&c.home)), e.asn)
+                }
+                None => (0, false, 0, None, ASN_UNKNOWN),
+            };
         let asn_prevalence = self
             .asns
             .find(&endpoint_asn)
             .map(|i| self.asns.get(i).prevalence(now_sec, lookback));
         let (pkey, prefix_len) = self.cfg.prevalence_prefix(&c.ext);
-        let (prefix_prevalence, prefix_popular) = match self.prefixes.find(&pkey) {
-            Some(i) => self.prefixes.get(i).prevalence(now_sec, lookback),
-            None => (0, false),
+        let (prefix_prevalence, prefix_popular, prefix_unseen) = match self.prefixes.find(&pkey) {
+            Some(i) => {
+                let p = self.prefixes.get(i);
+                let (n, popular) = p.prevalence(now_sec, lookback);
+                (n, popular, p.unseen(now_sec, lookback))
+            }
+            None => (0, false, 0),
         };
         let shared = global.map(|answer| SharedPrevalence {
             local_prevalence: prevalence,
@@ -460,8 +471,10 @@ impl Scorer {
             return;
         }
         let watched = listed(&self.cfg.watch);
-        let common = popular || prevalence > self.cfg.rare_max_hosts;
-        let common_prefix = prefix_popular || prefix_prevalence > self.cfg.rare_prefix_max_hosts;
+        // Under sampling, the subscribers sampling likely hid count too (0 unsampled).
+        let common = popular || prevalence.saturating_add(unseen) > self.cfg.rare_max_hosts;
+        let common_prefix = prefix_popular
+            || prefix_prevalence.saturating_add(prefix_unseen) > self.cfg.rare_prefix_max_hosts;
         if !watched && (common || common_prefix) {
             self.stats.suppressed_common += 1;
             self.log_candidate(&c, BurstOutcome::CommonEndpoint, None);
@@ -484,7 +497,7 @@ impl Scorer {
             beacon: c.beacon,
             beacon_facts: c.beacon_facts,
             baseline_bps: c.baseline_bytes.map(|b| b * 8.0),
-            prevalence,
+            prevalence: prevalence.saturating_add(unseen),
             novelty_age_s,
             recurrence: c.recurrence,
             occurrence: c.occurrence,
@@ -537,6 +550,8 @@ impl Scorer {
                 prefix_len,
                 prefix_prevalence,
                 prefix_popular,
+                unseen,
+                prefix_unseen,
                 rarity_certain: fill >= 1.0 && global.is_none_or(|a| a.is_some()),
                 first_seen_ns: Some(first_seen_ns),
                 asn,

@@ -160,8 +160,8 @@ impl LearnedState {
                         .prefixes
                         .upsert(key, || EndpointState::new(e.first_sec), |_, _| {});
                 let p = scorer.prefixes.get_mut(idx);
-                for (host, last) in e.members() {
-                    p.touch(host, last, lookback);
+                for (host, last, samples) in e.members() {
+                    p.touch(host, last, lookback, samples);
                 }
             }
         }
@@ -174,8 +174,8 @@ impl LearnedState {
                 .asns
                 .upsert(e.asn, || EndpointState::new(e.first_sec), |_, _| {});
             let a = scorer.asns.get_mut(idx);
-            for (host, last) in e.members() {
-                a.touch(host, last, lookback);
+            for (host, last, samples) in e.members() {
+                a.touch(host, last, lookback, samples);
             }
         }
         for (ip, mut e) in self.prefixes {

@@ -194,7 +194,7 @@ impl Subscribers {
             return;
         };
         let v4 = src.is_ipv4();
-        let (hidx, pidx) = self.locate(&side, ts, ip_len, v4, proto, pair_hint, out);
+        let (hidx, pidx) = self.locate(&side, ts, ip_len, sampling, v4, proto, pair_hint, out);
         let pkt = PairPacket {
             ts,
             proto,
@@ -289,7 +289,8 @@ impl Subscribers {
 
     /// The subscriber's and the pair's slots (created if new; a pair evicted to make room
     /// finishes its burst), the subscriber's baseline taught by an upstream packet, and the
-    /// scorer told of the contact (a new pair, or the first packet of a second).
+    /// scorer told of the contact (a new pair, after a second of silence, or for sampled input
+    /// each of the pair's first three seconds).
     #[allow(clippy::too_many_arguments)] // the packet's facts the slots need, flat
     #[inline(always)]
     fn locate(
@@ -297,6 +298,7 @@ impl Subscribers {
         side: &Side,
         ts: i64,
         ip_len: u32,
+        sampling: u32,
         v4: bool,
         proto: u8,
         pair_hint: &mut u32,
@@ -345,7 +347,14 @@ impl Subscribers {
                 self.on_burst(k, v4, f, &v, out);
             }
         }
-        if new_pair || self.pairs.get(pidx).last_ns < ts - NS_PER_SEC {
+        // Sampled input: each of the pair's first three sampled seconds is a contact too, so
+        // that prevalence can tell subscribers seen once from those seen again.
+        let pair = self.pairs.get_mut(pidx);
+        let sampled = sampling > 1;
+        let recount = sampled
+            && pair.open_sec() != Some(ts.div_euclid(NS_PER_SEC))
+            && pair.note_sampled_sec();
+        if new_pair || pair.last_ns < ts - NS_PER_SEC || recount {
             let port_slot = if new_pair {
                 event::port_slot(proto, side.ext_port)
             } else {
@@ -357,6 +366,7 @@ impl Subscribers {
                 host: host_hash(&home),
                 ts,
                 port_slot,
+                samples: u8::from(sampled),
             }));
         }
         (hidx, pidx)
