@@ -249,4 +249,30 @@ mod tests {
         assert_eq!(v.samples_of(0), 3);
         assert_eq!(v.members().next(), Some((7, 101, 3)));
     }
+
+    #[test]
+    #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+    fn sample_counts_survive_the_state_file_and_old_files_read_as_observed() {
+        let mut e = EndpointState::new(0);
+        for h in 1..6 {
+            e.touch(h, 100, 600, 1);
+        }
+        e.touch(9, 100, 600, 2);
+        let text = serde_json::to_string(&e).unwrap();
+        let back: EndpointState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.unseen(100, 600), e.unseen(100, 600));
+        assert_eq!(e.unseen(100, 600), 5);
+        assert_eq!(
+            back.members().collect::<Vec<_>>(),
+            e.members().collect::<Vec<_>>()
+        );
+        // A file written before sample counts existed: every member fully observed.
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if let Some(o) = old.as_object_mut() {
+            assert!(o.remove("samples").is_some());
+        }
+        let old: EndpointState = serde_json::from_value(old).unwrap();
+        assert_eq!(old.prevalence(100, 600), (6, false));
+        assert_eq!(old.unseen(100, 600), 0);
+    }
 }
