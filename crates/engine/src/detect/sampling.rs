@@ -195,9 +195,7 @@ mod tests {
         let cfg = DetectConfig::default();
         let mut x = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..2000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             // Two samples up to 1:5000, three up to 1:2000 (three samples at 1:5000 are at
             // least 4.3 MB: a transfer that large is then the likelier explanation).
             let samples = 1 + (x >> 20) % 3;
@@ -281,12 +279,10 @@ mod tests {
         (n, d.stats().bursts_uncertain)
     }
 
-    /// The same through the engine, with the sampling rate on each synthetic packet
-    /// (`PacketMeta::sampling`, as flow export sets it) instead of set on the scorer.
-    fn alerts_tagged(rate: u32, tag: u32, samples: u32, gap_ms: i64) -> (usize, u64) {
-        use burstwatch_wire::PacketMeta;
-        let mut e = crate::Engine::new(crate::FlowConfig::default(), DetectConfig::default(), 7);
-        let meta = PacketMeta {
+    /// A sample of a subscriber's upload to a rare endpoint: a 1500-byte packet at 1:`rate`
+    /// as one synthetic packet, tagged with the sampling rate `tag` (0: none).
+    fn burst_sample(rate: u32, tag: u32) -> burstwatch_wire::PacketMeta {
+        burstwatch_wire::PacketMeta {
             src: [10, 0, 0, 1].into(),
             dst: [198, 19, 7, 7].into(),
             proto: 17,
@@ -295,18 +291,30 @@ mod tests {
             ip_len: 1500 * rate,
             payload_len: 1500 * rate - 28,
             sampling: tag,
-            ..PacketMeta::default()
-        };
-        let t0 = 1_767_225_600 * NS_PER_SEC;
-        for i in 0..i64::from(samples) {
-            e.ingest(t0 + i * gap_ms * 1_000_000, &meta);
+            ..burstwatch_wire::PacketMeta::default()
         }
+    }
+
+    /// End the input and count the alerts.
+    fn drain(e: &mut crate::Engine) -> usize {
         e.finish();
         let mut n = 0;
         while e.pop_alert().is_some() {
             n += 1;
         }
-        (n, e.detector().stats().bursts_uncertain)
+        n
+    }
+
+    /// The same through the engine, with the sampling rate on each synthetic packet
+    /// (`PacketMeta::sampling`, as flow export sets it) instead of set on the scorer.
+    fn alerts_tagged(rate: u32, tag: u32, samples: u32, gap_ms: i64) -> (usize, u64) {
+        let mut e = crate::Engine::new(crate::FlowConfig::default(), DetectConfig::default(), 7);
+        let meta = burst_sample(rate, tag);
+        let t0 = 1_767_225_600 * NS_PER_SEC;
+        for i in 0..i64::from(samples) {
+            e.ingest(t0 + i * gap_ms * 1_000_000, &meta);
+        }
+        (drain(&mut e), e.detector().stats().bursts_uncertain)
     }
 
     /// Through the engine: `others` subscribers each send a small flow to the endpoint prefix
@@ -315,47 +323,36 @@ mod tests {
     /// and the bursts suppressed as to a common endpoint. The burst's samples stand for
     /// 1500-byte packets at 1:`rate`.
     fn prefix_alerts(rate: u32, tag: u32, others: u8, secs: i64) -> (usize, u64) {
-        use burstwatch_wire::PacketMeta;
         let mut e = crate::Engine::new(crate::FlowConfig::default(), DetectConfig::default(), 7);
         let t0 = 1_767_225_600 * NS_PER_SEC;
         let mut at = t0 - 60 * NS_PER_SEC;
         for h in 0..others {
-            let meta = PacketMeta {
+            let meta = burstwatch_wire::PacketMeta {
                 src: [10, 0, 1, h].into(),
                 dst: [198, 19, 7, 100 + h].into(),
                 proto: 6,
                 sport: 50_000,
-                dport: 443,
                 ip_len: 1200,
                 payload_len: 1160,
-                sampling: tag,
-                ..PacketMeta::default()
+                ..burst_sample(1, tag)
             };
             for s in 0..secs {
                 e.ingest(at + s * NS_PER_SEC, &meta);
             }
             at += 5 * NS_PER_SEC;
         }
-        let burst = PacketMeta {
-            src: [10, 0, 0, 1].into(),
-            dst: [198, 19, 7, 7].into(),
-            proto: 17,
-            sport: 40_000,
-            dport: 443,
-            ip_len: 1500 * rate,
-            payload_len: 1500 * rate - 28,
-            sampling: tag,
-            ..PacketMeta::default()
-        };
+        let burst = burst_sample(rate, tag);
         for i in 0..40 {
             e.ingest(t0 + i * 200_000_000, &burst);
         }
-        e.finish();
-        let mut n = 0;
-        while e.pop_alert().is_some() {
-            n += 1;
-        }
-        (n, e.detector().stats().suppressed_common)
+        (drain(&mut e), e.detector().stats().suppressed_common)
+    }
+
+    /// One step of Marsaglia's xorshift64: randomised test parameters, reproducible.
+    fn xorshift(x: &mut u64) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
     }
 
     #[test]
@@ -363,9 +360,7 @@ mod tests {
         let cfg = DetectConfig::default();
         let mut x = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..12 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let rate = 100 + (x % 1901) as u32;
             // Seen in the prefix: the burster and 4-6 others, within `rare_prefix_max_hosts`
             // (7); with f1 = 4-6 singletons Chao1 adds 6-15 unseen.
@@ -396,9 +391,7 @@ mod tests {
     fn the_detector_gates_sampled_bursts_only() {
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
         for _ in 0..20 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            xorshift(&mut x);
             let rate = 1000 + (x % 1001) as u32;
             let few = 2 + (x >> 16) as u32 % 2;
             // A few samples, a second apart, look like 3-9 MB: a burst unsampled, none sampled.
