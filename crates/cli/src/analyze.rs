@@ -389,9 +389,7 @@ impl Outputs {
         }
         while let Some(alert) = engine.pop_alert() {
             if let Some(out) = self.alerts.as_mut() {
-                let source = self
-                    .source
-                    .map(|t| t.alert_source(alert.packets_out + alert.packets_in, alert.bytes_out));
+                let source = self.source.map(|t| t.alert_source(&alert));
                 out.write(|w| {
                     write_alert_from(w, &alert, &self.privacy, source, self.sensor.as_deref())
                 });

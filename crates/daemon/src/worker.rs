@@ -187,8 +187,7 @@ impl Outlet {
         while let Some(alert) = engine.pop_alert() {
             let alert = self.privacy.alert(alert);
             let mut line = Vec::with_capacity(1024);
-            let src = source
-                .map(|t| t.alert_source(alert.packets_out + alert.packets_in, alert.bytes_out));
+            let src = source.map(|t| t.alert_source(&alert));
             let sensor = shared.sensor.as_deref();
             if write_alert_from(&mut line, &alert, &Privacy::disabled(), src, sensor).is_ok() {
                 self.alerts += 1;

@@ -118,15 +118,21 @@ impl SourceTag {
             .collect()
     }
 
-    /// The source object of an alert with `sampled` samples (synthetic packets) behind it
-    /// and an estimate of `bytes_up` upstream bytes.
-    pub fn alert_source(&self, sampled: u64, bytes_up: u64) -> AlertSource {
-        let rate = self.max_rate.max(1);
-        let confidence = burstwatch_engine::detect::sampling::confidence(bytes_up, rate);
+    /// The source object of an alert: the samples (synthetic packets) behind it, its own
+    /// sampling rate (a burst's; the run's highest for others) and the confidence of its
+    /// upstream estimate at that rate.
+    pub fn alert_source(&self, alert: &burstwatch_engine::Alert) -> AlertSource {
+        let rate = if alert.sampling > 0 {
+            alert.sampling
+        } else {
+            self.max_rate
+        }
+        .max(1);
+        let confidence = burstwatch_engine::detect::sampling::confidence(alert.bytes_out, rate);
         AlertSource {
             kind: self.kinds().join("+"),
             sampling_rate: rate,
-            sampled,
+            sampled: alert.packets_out + alert.packets_in,
             confidence: (confidence * 1000.0).round() / 1000.0,
             beacon_scoring: false,
         }
@@ -159,7 +165,8 @@ pub struct FlowSummary {
 pub struct AlertSource {
     /// Protocols of the run, joined with '+'.
     pub kind: String,
-    /// Highest sampling rate applied in the run (1 = unsampled).
+    /// The 1-in-N sampling of the alert's own samples (1 = unsampled): for a burst, the
+    /// highest rate among its packets, the one it was gated at; else the run's highest.
     pub sampling_rate: u32,
     /// Sampled records (per second they cover) or sampled packets behind the alert.
     pub sampled: u64,
@@ -285,5 +292,57 @@ pub fn split_bin(bin: &Bin, meta: &mut PacketMeta, on_ip: &mut impl FnMut(i64, &
             continue;
         }
         engine_input(&part, meta, |ts, m| on_ip(ts, m));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The alerts of one burst of 40 synthetic packets of 1.5 MB, tagged 1:`tag`.
+    fn burst_alerts(tag: u32) -> Vec<burstwatch_engine::Alert> {
+        let mut e = burstwatch_engine::Engine::new(
+            burstwatch_engine::FlowConfig::default(),
+            burstwatch_engine::DetectConfig::default(),
+            7,
+        );
+        let meta = PacketMeta {
+            src: [10, 0, 0, 1].into(),
+            dst: [198, 19, 7, 7].into(),
+            proto: 17,
+            sport: 40_000,
+            dport: 443,
+            ip_len: 1_500_000,
+            payload_len: 1_499_972,
+            sampling: tag,
+            ..PacketMeta::default()
+        };
+        for i in 0..40 {
+            e.ingest(1_767_225_600_000_000_000 + i * 200_000_000, &meta);
+        }
+        e.finish();
+        std::iter::from_fn(|| e.pop_alert()).collect()
+    }
+
+    #[test]
+    fn an_alert_source_gives_the_rate_of_the_alerts_own_samples() {
+        let mut tag = SourceTag::default();
+        tag.see_kind(Kind::Ipfix);
+        tag.see_rate(1);
+        tag.see_rate(1000);
+        let plain = burst_alerts(1);
+        assert_eq!(plain.len(), 1);
+        let s = tag.alert_source(&plain[0]);
+        assert_eq!((s.kind.as_str(), s.sampling_rate), ("ipfix", 1));
+        assert_eq!((s.sampled, s.confidence), (40, 1.0));
+        let sampled = burst_alerts(1000);
+        assert_eq!(sampled.len(), 1);
+        let s = tag.alert_source(&sampled[0]);
+        assert_eq!(s.sampling_rate, 1000);
+        assert!(s.confidence > 0.5 && s.confidence < 1.0, "{}", s.confidence);
+        // An alert whose packets carried no rate: the run's highest.
+        let mut other = plain[0].clone();
+        other.sampling = 0;
+        assert_eq!(tag.alert_source(&other).sampling_rate, 1000);
     }
 }

@@ -105,6 +105,7 @@ fn alert(score: f64, t: i64) -> Alert {
         rate_threshold: None,
         pair_before: None,
         emitted_early: None,
+        sampling: 0,
     }
 }
 

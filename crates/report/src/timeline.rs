@@ -216,6 +216,7 @@ mod tests {
             rate_threshold: None,
             pair_before: None,
             emitted_early: None,
+            sampling: 0,
         }
     }
 

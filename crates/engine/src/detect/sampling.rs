@@ -348,6 +348,40 @@ mod tests {
         (drain(&mut e), e.detector().stats().suppressed_common)
     }
 
+    #[test]
+    fn a_burst_alert_carries_the_rate_of_its_own_samples() {
+        let mut x = 0x6a09_e667_f3bc_c908_u64;
+        for _ in 0..8 {
+            xorshift(&mut x);
+            let rate = 100 + (x % 1901) as u32;
+            let mut e =
+                crate::Engine::new(crate::FlowConfig::default(), DetectConfig::default(), 7);
+            // An unsampled exporter's and a 1:rate exporter's bursts, interleaved.
+            let plain = burst_sample(rate, 1);
+            let sampled = burstwatch_wire::PacketMeta {
+                src: [10, 0, 0, 2].into(),
+                dst: [198, 19, 8, 8].into(),
+                ..burst_sample(rate, rate)
+            };
+            let t0 = 1_767_225_600 * NS_PER_SEC;
+            for i in 0..40 {
+                e.ingest(t0 + i * 200_000_000, &plain);
+                e.ingest(t0 + i * 200_000_000 + 1000, &sampled);
+            }
+            e.finish();
+            let mut got = Vec::new();
+            while let Some(a) = e.pop_alert() {
+                got.push((a.dst, a.sampling));
+            }
+            got.sort();
+            assert_eq!(
+                got,
+                vec![(plain.dst, 1), (sampled.dst, rate)],
+                "1:1 and 1:{rate}"
+            );
+        }
+    }
+
     /// One step of Marsaglia's xorshift64: randomised test parameters, reproducible.
     fn xorshift(x: &mut u64) {
         *x ^= *x << 13;

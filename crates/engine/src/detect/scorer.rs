@@ -568,6 +568,11 @@ impl Scorer {
             }),
             pair_before: c.burst.as_ref().map(|f| f.acc.before),
             emitted_early,
+            sampling: c.burst.as_ref().map_or(0, |f| {
+                f.acc
+                    .sampling
+                    .max(if self.sampling > 1 { self.sampling } else { 0 })
+            }),
         });
     }
 }
