@@ -43,7 +43,8 @@ pub fn run(socket: UdpSocket, slot: usize, tx: SyncSender<Batch>, shared: Arc<Sh
         hold_s: HOLD_S,
         ..Config::default()
     };
-    let Ok(mut collector) = Collector::new(cfg) else {
+    let Ok(mut collector) = Collector::with_templates(cfg, Arc::clone(&shared.flow_templates))
+    else {
         return;
     };
     let local = socket.local_addr().ok();

@@ -24,6 +24,7 @@ mod shared;
 mod signals;
 mod sinks;
 mod state_file;
+mod templates_file;
 mod worker;
 
 use std::path::Path;
@@ -113,6 +114,15 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
     // The learned state is read as the account the daemon runs as (after the switch): the
     // file must belong to it.
     let state = d.state_file.as_deref().and_then(state_file::load);
+    // So are the flow-export templates saved beside it (before any flow thread starts).
+    let templates_path = d
+        .state_file
+        .as_deref()
+        .filter(|_| !d.flow_listen.is_empty())
+        .map(templates_file::path_for);
+    if let Some(p) = &templates_path {
+        templates_file::load(p, &shared.flow_templates);
+    }
     if d.state_file.is_some() {
         shared.restored.store(state.is_some(), Ordering::Relaxed);
         if let Ok(mut s) = shared.state_saved_ns.lock() {
@@ -158,12 +168,27 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
         Some(path) => {
             let (tx, rx) = mpsc::sync_channel::<LearnedState>(1);
             let path = path.clone();
+            let templates = templates_path
+                .clone()
+                .map(|p| (p, Arc::clone(&shared.flow_templates)));
             let writer = std::thread::Builder::new()
                 .name("state".into())
                 .spawn(move || {
+                    let mut saved_generation = None;
                     for state in rx {
                         if let Err(e) = state_file::save(&state, &path) {
                             tracing::error!(error = %format!("{e:#}"), "state checkpoint not saved");
+                        }
+                        // The templates with the checkpoint, when they changed.
+                        if let Some((p, stash)) = &templates {
+                            let g = stash.generation();
+                            if saved_generation != Some(g) {
+                                match templates_file::save(stash, p) {
+                                    Ok(()) => saved_generation = Some(g),
+                                    Err(e) => tracing::error!(error = %format!("{e:#}"),
+                                        "flow-export templates not saved"),
+                                }
+                            }
                         }
                     }
                 })?;
@@ -298,6 +323,12 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
     if let Some(path) = &d.state_file {
         if let Err(e) = state_file::save(&engine.learned_state(), path) {
             tracing::error!(error = %format!("{e:#}"), "learned state not saved");
+            code = ExitCode::from(1);
+        }
+    }
+    if let Some(p) = &templates_path {
+        if let Err(e) = templates_file::save(&shared.flow_templates, p) {
+            tracing::error!(error = %format!("{e:#}"), "flow-export templates not saved");
             code = ExitCode::from(1);
         }
     }

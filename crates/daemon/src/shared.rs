@@ -92,6 +92,9 @@ pub struct Shared {
     /// What the flow-export threads have seen (protocols, highest sampling rate), for the
     /// `source` of alerts.
     pub flow_tag: Mutex<burstwatch_pipeline::flow_input::SourceTag>,
+    /// NetFlow v9 / IPFIX templates every flow-export thread learned, kept across a restart
+    /// (saved beside the learned state: see `templates_file`).
+    pub flow_templates: std::sync::Arc<burstwatch_flowexport::TemplateStash>,
     /// Each flow-export thread's counters, by its index.
     pub flow_stats: Mutex<Vec<super::flow_stats::FlowThreadStats>>,
     /// `daemon.sensor` (or `cluster.sensor_id`), fixed at start: written on every flow record

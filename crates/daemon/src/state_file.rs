@@ -100,7 +100,7 @@ pub fn load(path: &Path) -> Option<LearnedState> {
 }
 
 /// `state.json` → `state.json.bad`.
-fn bad_path(path: &Path) -> PathBuf {
+pub(crate) fn bad_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".bad");
     PathBuf::from(s)
@@ -108,6 +108,12 @@ fn bad_path(path: &Path) -> PathBuf {
 
 /// Open, check and parse the state file.
 pub fn read(path: &Path) -> Result<LearnedState, LoadError> {
+    parse(&read_trusted(path)?)
+}
+
+/// The bytes of `path`, if it is a regular file of the daemon's account that nobody else
+/// can write, and not too large.
+pub(crate) fn read_trusted(path: &Path) -> Result<Vec<u8>, LoadError> {
     // No symlink is followed and a FIFO does not block the open; the checks below are made on
     // the file that was opened, not on the name.
     let fd = match rustix::fs::openat(
@@ -144,30 +150,51 @@ pub fn read(path: &Path) -> Result<LearnedState, LoadError> {
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut bytes).map_err(LoadError::Io)?;
-    parse(&bytes)
+    Ok(bytes)
 }
 
 /// Check the header against the body and parse it.
 fn parse(bytes: &[u8]) -> Result<LearnedState, LoadError> {
+    let (version, body) = unframe(bytes, MAGIC, STATE_VERSION_MIN..=STATE_VERSION)?;
+    let state: LearnedState = serde_json::from_slice(body)
+        .map_err(|e| LoadError::Damaged(format!("unreadable state: {e}")))?;
+    if state.version != version {
+        return Err(LoadError::Damaged(format!(
+            "state format version {} where the header says {version}",
+            state.version
+        )));
+    }
+    Ok(state)
+}
+
+/// Check a file's header line (`MAGIC VERSION LENGTH sha256:HEX`) against its body: the
+/// format version and the body.
+pub(crate) fn unframe<'a>(
+    bytes: &'a [u8],
+    magic: &str,
+    versions: std::ops::RangeInclusive<u32>,
+) -> Result<(u32, &'a [u8]), LoadError> {
+    let no_header = || LoadError::Foreign(format!("no {magic} header line"));
     let end = bytes
         .iter()
         .take(MAX_HEADER)
         .position(|&b| b == b'\n')
-        .ok_or_else(|| LoadError::Foreign("no burstwatch-state header line".into()))?;
-    let header = std::str::from_utf8(&bytes[..end])
-        .map_err(|_| LoadError::Foreign("no burstwatch-state header line".into()))?;
+        .ok_or_else(no_header)?;
+    let header = std::str::from_utf8(&bytes[..end]).map_err(|_| no_header())?;
     let mut words = header.split(' ');
-    if words.next() != Some(MAGIC) {
-        return Err(LoadError::Foreign("no burstwatch-state header line".into()));
+    if words.next() != Some(magic) {
+        return Err(no_header());
     }
     let damaged = |why: &str| LoadError::Damaged(why.to_string());
     let version: u32 = words
         .next()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| damaged("header without a format version"))?;
-    if !(STATE_VERSION_MIN..=STATE_VERSION).contains(&version) {
+    if !versions.contains(&version) {
         return Err(LoadError::Damaged(format!(
-            "format version {version}, this burstwatch reads {STATE_VERSION_MIN} to {STATE_VERSION}"
+            "format version {version}, this burstwatch reads {} to {}",
+            versions.start(),
+            versions.end()
         )));
     }
     let len: usize = words
@@ -197,15 +224,7 @@ fn parse(bytes: &[u8]) -> Result<LearnedState, LoadError> {
             "checksum mismatch: the content was changed or corrupted",
         ));
     }
-    let state: LearnedState = serde_json::from_slice(body)
-        .map_err(|e| LoadError::Damaged(format!("unreadable state: {e}")))?;
-    if state.version != version {
-        return Err(LoadError::Damaged(format!(
-            "state format version {} where the header says {version}",
-            state.version
-        )));
-    }
-    Ok(state)
+    Ok((version, body))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -215,16 +234,31 @@ fn hex(bytes: &[u8]) -> String {
 /// Write learned state to `path` atomically.
 pub fn save(state: &LearnedState, path: &Path) -> anyhow::Result<()> {
     let body = serde_json::to_vec(state).context("cannot serialise the state")?;
+    write_framed(MAGIC, STATE_VERSION, &body, path)
+        .with_context(|| format!("cannot write state to {}", path.display()))?;
+    let (hosts, endpoints) = state.sizes();
+    tracing::info!(path = %path.display(), hosts, endpoints, pending = state.pending_len(),
+        "learned state saved");
+    Ok(())
+}
+
+/// Write `body` under its header line to `path` atomically.
+pub(crate) fn write_framed(
+    magic: &str,
+    version: u32,
+    body: &[u8],
+    path: &Path,
+) -> std::io::Result<()> {
     let header = format!(
-        "{MAGIC} {STATE_VERSION} {} sha256:{}\n",
+        "{magic} {version} {} sha256:{}\n",
         body.len(),
-        hex(&Sha256::digest(&body))
+        hex(&Sha256::digest(body))
     );
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut f = create_exclusive(&tmp)?;
         f.write_all(header.as_bytes())?;
-        f.write_all(&body)?;
+        f.write_all(body)?;
         f.write_all(b"\n")?;
         f.sync_all()?;
         drop(f);
@@ -242,11 +276,7 @@ pub fn save(state: &LearnedState, path: &Path) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    write().with_context(|| format!("cannot write state to {}", path.display()))?;
-    let (hosts, endpoints) = state.sizes();
-    tracing::info!(path = %path.display(), hosts, endpoints, pending = state.pending_len(),
-        "learned state saved");
-    Ok(())
+    write()
 }
 
 /// Create `tmp` for writing, never through a symlink and never an existing file. A leftover

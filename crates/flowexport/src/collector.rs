@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use netflow_parser::scoped_parser::AutoScopedParser;
 use netflow_parser::variable_versions::ipfix::{FlowSetBody as IpfixBody, IPFix};
@@ -11,6 +12,7 @@ use netflow_parser::{NetflowPacket, NetflowParser, PendingFlowsConfig};
 use crate::bins::{Bin, BinStats, Bins, Key, Volume};
 use crate::counters::{ExporterStats, Exporters};
 use crate::record::{ipfix_field, v9_field, Flat};
+use crate::templates::TemplateStash;
 use crate::{sflow, Config, ConfigError, Kind, NS_PER_SEC};
 
 /// Record times further than this from the datagram's arrival are not believed.
@@ -81,6 +83,16 @@ pub struct Collector {
 impl Collector {
     /// A collector with these settings.
     pub fn new(cfg: Config) -> Result<Self, ConfigError> {
+        Self::build(cfg, None)
+    }
+
+    /// A collector whose parser writes every template it learns through to `stash` and asks
+    /// it when data comes for a template it does not know (templates kept across a restart).
+    pub fn with_templates(cfg: Config, stash: Arc<TemplateStash>) -> Result<Self, ConfigError> {
+        Self::build(cfg, Some(stash))
+    }
+
+    fn build(cfg: Config, stash: Option<Arc<TemplateStash>>) -> Result<Self, ConfigError> {
         if cfg.default_rate == 0 || cfg.exporter_rates.values().any(|&r| r == 0) {
             return Err(ConfigError::ZeroRate);
         }
@@ -88,10 +100,13 @@ impl Collector {
         pending.max_pending_flows = cfg.held_sets_per_source.clamp(1, 64);
         pending.max_entries_per_template = cfg.held_sets_per_source.max(1);
         pending.max_total_bytes = cfg.held_sets_per_source.max(1) * 2048;
-        let builder = NetflowParser::builder()
+        let mut builder = NetflowParser::builder()
             .with_cache_size(cfg.templates_per_source.max(1))
             .with_max_field_count(512)
             .with_pending_flows(pending);
+        if let Some(s) = stash {
+            builder = builder.with_template_store(s);
+        }
         let parser = AutoScopedParser::try_with_builder(builder)
             .and_then(|p| p.with_max_sources(cfg.max_template_sources.max(1)))
             .map_err(|e| ConfigError::Parser(e.to_string()))?;

@@ -21,6 +21,9 @@
 //!   (`& 0x3FFF`), the configured default. A rate of 0 is counted and skipped.
 //! * Bins wait [`Config::hold_s`] behind the newest arrival (records come up to an active
 //!   timeout late), then leave in time order, sorted within a second.
+//! * Templates can be kept across a restart: a [`TemplateStash`] given to
+//!   [`Collector::with_templates`] receives every template learned and answers the parser's
+//!   misses; the daemon saves and loads it.
 //! * Every table is bounded (template sources and templates per source, held data sets, learned
 //!   options, bin entries, exporters with counters) and what goes over is counted.
 //!
@@ -35,12 +38,14 @@ mod config;
 mod counters;
 mod record;
 mod sflow;
+mod templates;
 mod udp;
 
 pub use bins::{Bin, BinStats, Key, Volume};
 pub use collector::Collector;
 pub use config::Config;
 pub use counters::ExporterStats;
+pub use templates::{SavedTemplate, TemplateStash, MAX_TEMPLATES, MAX_TEMPLATE_BYTES};
 pub use udp::{udp_datagram, Datagram};
 
 use burstwatch_wire::PacketMeta;

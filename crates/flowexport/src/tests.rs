@@ -192,6 +192,55 @@ fn data_before_template_is_held_and_counted_and_exporters_are_scoped() {
 }
 
 #[test]
+fn templates_kept_in_a_stash_decode_data_after_a_restart() {
+    for format in ["v9", "ipfix"] {
+        let recs = [
+            rec(v4(1), ext(), 9_000, 0, 2),
+            rec(v4(2), ext(), 4_000, 1, 1),
+        ];
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        let enc = |templates: bool, out: &mut Vec<u8>| match format {
+            "v9" => encode::netflow9(&header(5, 1), &recs, templates, out),
+            _ => encode::ipfix(&header(5, 1), &recs, templates, out),
+        };
+        enc(true, &mut with);
+        enc(false, &mut without);
+        // Before the restart: the exporter's templates reach the stash.
+        let stash = TemplateStash::new();
+        let mut before = Collector::with_templates(Config::default(), stash.clone()).unwrap();
+        before.push(T0 + 5 * NS_PER_SEC, exporter(), &with);
+        assert_eq!(before.total().records, 2, "{format}");
+        assert!(!stash.is_empty(), "{format}");
+        // The saved form, through JSON as the daemon writes it.
+        let text = serde_json::to_string(&stash.snapshot()).unwrap();
+        // After: data without a template is decoded at once from the restored stash.
+        let restored = TemplateStash::new();
+        assert_eq!(
+            restored.restore(serde_json::from_str(&text).unwrap()),
+            stash.len()
+        );
+        let mut after = Collector::with_templates(Config::default(), restored).unwrap();
+        after.push(T0 + 6 * NS_PER_SEC, exporter(), &without);
+        let t = after.total();
+        assert_eq!((t.records, t.template_misses), (2, 0), "{format}");
+        let bytes: u64 = drain(&mut after).iter().map(|b| b.volume.bytes).sum();
+        assert_eq!(bytes, 13_000, "{format}");
+        // Without the stash the same datagram waits for a template.
+        let mut cold = Collector::new(Config::default()).unwrap();
+        cold.push(T0 + 6 * NS_PER_SEC, exporter(), &without);
+        let t = cold.total();
+        assert_eq!((t.records, t.template_misses), (0, 1), "{format}");
+        // Another exporter (or another source port) is another scope: not taken for it.
+        let other: SocketAddr = "192.0.2.250:50001".parse().unwrap();
+        let restored = TemplateStash::new();
+        restored.restore(serde_json::from_str(&text).unwrap());
+        let mut elsewhere = Collector::with_templates(Config::default(), restored).unwrap();
+        elsewhere.push(T0 + 6 * NS_PER_SEC, other, &without);
+        assert_eq!(elsewhere.total().records, 0, "{format}");
+    }
+}
+
+#[test]
 fn sflow_samples_are_decoded_and_weighted() {
     // An Ethernet/IPv4/UDP frame of 1000 IP bytes, header cut at 128 bytes.
     let mut frame = vec![0u8; 1014];

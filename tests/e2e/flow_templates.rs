@@ -1,0 +1,162 @@
+//! Flow-export templates survive a daemon restart: data that an exporter sends after the
+//! restart, before it announces its templates again (routers do so every few minutes), is
+//! decoded at once, from the templates file saved beside the learned state.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burstwatch_sim::export::encode::{self, Header, Record};
+
+const NS: i64 = 1_000_000_000;
+
+/// An export datagram of `format` with four records of the last ten seconds, with or
+/// without its templates.
+fn datagram(format: &str, templates: bool, sequence: u32) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let recs: Vec<Record> = (1..=4u8)
+        .map(|i| Record {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)),
+            dst: IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)),
+            proto: 6,
+            sport: 40_000 + u16::from(i),
+            dport: 443,
+            bytes: 50_000,
+            packets: 50,
+            start_ns: now - 10 * NS,
+            end_ns: now - NS,
+        })
+        .collect();
+    let h = Header {
+        export_ns: now,
+        boot_ns: now - 3_600 * NS,
+        sequence,
+        domain: 1,
+        sampling: 1,
+    };
+    let mut out = Vec::new();
+    match format {
+        "netflow9" => encode::netflow9(&h, &recs, templates, &mut out),
+        _ => encode::ipfix(&h, &recs, templates, &mut out),
+    }
+    out
+}
+
+/// Start the daemon listening on `port` with its state in `d`.
+fn start(d: &Path, port: u16, metrics: u16, run: u32) -> Child {
+    let cfg = d.join("burstwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[daemon]\nflow_listen = [\"udp://127.0.0.1:{port}\"]\n\
+             metrics_bind = \"127.0.0.1:{metrics}\"\nstate_file = \"{}\"\n",
+            d.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let log = d.join(format!("daemon{run}.log"));
+    let child = Command::new(burstwatch_tests::bin())
+        .args(["daemon", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    crate::live::wait_for_log(&log, "daemon started", Duration::from_secs(20));
+    child
+}
+
+/// The exporter's records and template misses on /metrics, once `done` holds for them (or
+/// after 10 s).
+fn series(metrics: u16, done: impl Fn((u64, u64)) -> bool) -> (u64, u64) {
+    let addr: SocketAddr = ([127, 0, 0, 1], metrics).into();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = burstwatch_tests::prom::http_get(addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let value = |name: &str| -> u64 {
+            body.lines()
+                .find(|l| l.starts_with(&format!("{name}{{exporter=\"127.0.0.1\"}} ")))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        let got = (
+            value("burstwatch_flow_export_records_total"),
+            value("burstwatch_flow_export_template_misses_total"),
+        );
+        if done(got) || Instant::now() > until {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stop(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st}");
+}
+
+#[test]
+fn flow_export_templates_survive_a_daemon_restart() {
+    for format in ["ipfix", "netflow9"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let metrics = burstwatch_tests::prom::free_port();
+        // One exporter socket throughout: the same source address and port, as a router's.
+        let exporter = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to: SocketAddr = ([127, 0, 0, 1], port).into();
+        let templates = d.join("state.json.templates");
+
+        // First run: templates and data.
+        let daemon = start(d, port, metrics, 1);
+        exporter.send_to(&datagram(format, true, 0), to).unwrap();
+        assert_eq!(
+            series(metrics, |(r, _)| r >= 4),
+            (4, 0),
+            "{format}: first run"
+        );
+        stop(daemon);
+        let saved = std::fs::read_to_string(&templates).unwrap();
+        let scope = format!(
+            "{}:127.0.0.1:{}/1",
+            if format == "ipfix" { "ipfix" } else { "v9" },
+            exporter.local_addr().unwrap().port()
+        );
+        assert!(saved.contains(&scope), "{format}: {saved}");
+
+        // After the restart: data without templates is decoded at once.
+        let daemon = start(d, port, metrics, 2);
+        assert!(std::fs::read_to_string(d.join("daemon2.log"))
+            .unwrap()
+            .contains("flow-export templates restored"));
+        exporter.send_to(&datagram(format, false, 4), to).unwrap();
+        assert_eq!(
+            series(metrics, |(r, _)| r >= 4),
+            (4, 0),
+            "{format}: after the restart"
+        );
+        stop(daemon);
+
+        // Without the file, the same datagram waits for a template (the test bites).
+        std::fs::remove_file(&templates).unwrap();
+        let daemon = start(d, port, metrics, 3);
+        exporter.send_to(&datagram(format, false, 8), to).unwrap();
+        let got = series(metrics, |(r, m)| r + m > 0);
+        assert_eq!(got, (0, 1), "{format}: without saved templates");
+        stop(daemon);
+    }
+}
