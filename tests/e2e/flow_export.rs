@@ -4,6 +4,7 @@
 //! tshark reads from them). The seed, sampling rate and active timeout are drawn per run and
 //! printed. sFlow captures of the shared corpus go through the same comparison.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -208,7 +209,7 @@ fn corpus_sflow_captures_match_tshark() {
         .filter(|r| r.path.contains("sflow") && r.link_type.contains("EN10MB"))
         .collect();
     assert!(!sflow.is_empty(), "the corpus has sFlow captures");
-    let mut with_samples = 0;
+    let (mut with_samples, mut with_counters) = (0, 0);
     for row in sflow {
         let pcap = corpus().join(&row.path);
         let got = analyze(&pcap, dir.path(), &[]);
@@ -230,11 +231,85 @@ fn corpus_sflow_captures_match_tshark() {
         if flow_samples > 0 {
             with_samples += 1;
         }
+        // Counter samples: each agent's interfaces with the octets it last reported.
+        let ours: BTreeMap<(String, u64), (u64, u64)> = got["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    (
+                        i["agent"].as_str().unwrap().to_string(),
+                        i["if_index"].as_u64().unwrap(),
+                    ),
+                    (
+                        i["in_octets"].as_u64().unwrap(),
+                        i["out_octets"].as_u64().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        let theirs = tshark_interfaces(&pcap);
+        eprintln!(
+            "{}: {} interfaces (tshark: {})",
+            row.path,
+            ours.len(),
+            theirs.len()
+        );
+        assert_eq!(ours, theirs, "{}", row.path);
+        with_counters += usize::from(!theirs.is_empty());
     }
     assert!(
         with_samples > 0,
         "some corpus sFlow capture has flow samples"
     );
+    assert!(
+        with_counters > 0,
+        "some corpus sFlow capture has interface counters"
+    );
+}
+
+/// tshark's generic interface counters of an sFlow capture: (agent, ifIndex) → the last
+/// (ifInOctets, ifOutOctets) reported, in capture order.
+fn tshark_interfaces(pcap: &Path) -> BTreeMap<(String, u64), (u64, u64)> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "occurrence=a"])
+        .args(["-e", "sflow_245.agent", "-e", "sflow_245.agent.v6"])
+        .args([
+            "-e",
+            "sflow_245.ifindex",
+            "-e",
+            "sflow_245.ifinoct",
+            "-e",
+            "sflow_245.ifoutoct",
+        ])
+        .output()
+        .expect("run tshark");
+    assert!(out.status.success());
+    let mut m = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let nums = |i: usize| -> Vec<u64> {
+            f.get(i)
+                .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        let agent = [f.first(), f.get(1)]
+            .into_iter()
+            .flatten()
+            .find(|a| !a.is_empty())
+            .map(|a| a.to_string());
+        let (idx, inb, outb) = (nums(2), nums(3), nums(4));
+        assert_eq!((idx.len(), inb.len()), (outb.len(), outb.len()), "{line}");
+        if let Some(agent) = agent {
+            for ((i, a), b) in idx.into_iter().zip(inb).zip(outb) {
+                m.insert((agent.clone(), i), (a, b));
+            }
+        }
+    }
+    m
 }
 
 /// Sum of `bytes_fwd + bytes_rev` and the (kind, src, dst) of alerts in JSON-lines files.

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use burstwatch_exporter::http::{self, Endpoints};
 use burstwatch_exporter::metrics::Metrics;
 use burstwatch_exporter::stats::{
-    FlowExporterStats, FlowSocketStats, InterfaceStats, OutputStats, SinkStats, StatsSnapshot,
+    FlowExporterStats, FlowInterfaceStats, FlowSocketStats, InterfaceStats, OutputStats, SinkStats,
+    StatsSnapshot,
 };
 use burstwatch_tests::prom::{self, check_deploy_queries};
 use burstwatch_tests::repo;
@@ -109,6 +110,17 @@ fn snapshot(t: u64, now: i64) -> StatsSnapshot {
             listen: "udp://0.0.0.0:2055".into(),
             kernel_drops: t / 8,
         }],
+        flow_interfaces: vec![FlowInterfaceStats {
+            agent: "192.0.2.1".into(),
+            if_index: 3,
+            speed_bps: 10_000_000_000,
+            oper_up: true,
+            octets: [pk * 700, pk * 300],
+            packets: [pk, pk / 2],
+            errors: [t / 64, 0],
+            discards: [0, t / 32],
+        }],
+        flow_interfaces_known: 1,
         ..StatsSnapshot::default()
     };
     s.direction.packets = [pk * 6 / 10, pk * 3 / 10, pk / 20, pk / 20];

@@ -114,6 +114,7 @@ pub fn snapshot(
     }
     if let Ok(threads) = shared.flow_stats.lock() {
         (s.flow_exporters, s.flow_sockets) = super::flow_stats::merge(&threads);
+        (s.flow_interfaces, s.flow_interfaces_known) = super::flow_stats::interfaces(&threads);
     }
     s.sinks = sinks;
     s

@@ -5,8 +5,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, UdpSocket};
 
-use burstwatch_exporter::stats::{FlowExporterStats, FlowSocketStats, FLOW_EXPORTER_LABELS};
-use burstwatch_flowexport::{Collector, ExporterStats};
+use burstwatch_exporter::stats::{
+    FlowExporterStats, FlowInterfaceStats, FlowSocketStats, FLOW_EXPORTER_LABELS,
+    FLOW_INTERFACE_LABELS,
+};
+use burstwatch_flowexport::{Collector, ExporterStats, Interface};
 
 /// One thread's counters.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +22,8 @@ pub struct FlowThreadStats {
     pub other: ExporterStats,
     /// Kernel drops at the socket.
     pub kernel_drops: u64,
+    /// sFlow agents' interfaces with their latest counters.
+    pub interfaces: Vec<Interface>,
 }
 
 impl FlowThreadStats {
@@ -29,6 +34,7 @@ impl FlowThreadStats {
             exporters: collector.exporters(),
             other: collector.other_exporters(),
             kernel_drops: kernel_drops(socket).unwrap_or(0),
+            interfaces: collector.interfaces(),
         }
     }
 }
@@ -68,6 +74,38 @@ fn drops_of(text: &str, inode: &str) -> Option<u64> {
         let cols: Vec<&str> = l.split_whitespace().collect();
         (cols.get(9) == Some(&inode)).then(|| cols.last()?.parse().ok())?
     })
+}
+
+/// Every thread's sFlow interfaces (the latest report of each (agent, ifIndex) over all
+/// threads) as series, the first [`FLOW_INTERFACE_LABELS`] by agent and ifIndex, and how many
+/// are known.
+pub fn interfaces(threads: &[FlowThreadStats]) -> (Vec<FlowInterfaceStats>, u64) {
+    let mut latest: BTreeMap<(IpAddr, u32), &Interface> = BTreeMap::new();
+    for i in threads.iter().flat_map(|t| &t.interfaces) {
+        let slot = latest.entry((i.agent, i.if_index)).or_insert(i);
+        if i.seen_ns > slot.seen_ns {
+            *slot = i;
+        }
+    }
+    let known = latest.len() as u64;
+    let series = latest
+        .values()
+        .take(FLOW_INTERFACE_LABELS)
+        .map(|i| {
+            let c = &i.counters;
+            FlowInterfaceStats {
+                agent: i.agent.to_string(),
+                if_index: i.if_index,
+                speed_bps: c.speed_bps,
+                oper_up: c.oper_up,
+                octets: [c.in_octets, c.out_octets],
+                packets: [c.in_packets, c.out_packets],
+                errors: [c.in_errors, c.out_errors],
+                discards: [c.in_discards, c.out_discards],
+            }
+        })
+        .collect();
+    (series, known)
 }
 
 /// Every thread's counters as metric series: exporters by address (the first
@@ -156,6 +194,7 @@ mod tests {
                     ..ExporterStats::default()
                 },
                 kernel_drops: k,
+                ..FlowThreadStats::default()
             })
             .collect();
         let (ex, socks) = merge(&threads);
@@ -170,5 +209,50 @@ mod tests {
         assert_eq!(total, 2 * n as u64 + 10);
         assert_eq!(socks.len(), 2);
         assert_eq!(socks[1].kernel_drops, 1);
+    }
+
+    #[test]
+    fn interfaces_take_each_agents_latest_report_and_are_capped() {
+        use burstwatch_flowexport::IfCounters;
+        let iface = |agent: [u8; 4], if_index: u32, seen_ns: i64, octets: u64| Interface {
+            agent: agent.into(),
+            if_index,
+            seen_ns,
+            counters: IfCounters {
+                in_octets: octets,
+                ..IfCounters::default()
+            },
+        };
+        let a = FlowThreadStats {
+            interfaces: vec![
+                iface([192, 0, 2, 1], 1, 10, 100),
+                iface([192, 0, 2, 1], 2, 10, 7),
+            ],
+            ..FlowThreadStats::default()
+        };
+        let b = FlowThreadStats {
+            interfaces: vec![iface([192, 0, 2, 1], 1, 20, 150)],
+            ..FlowThreadStats::default()
+        };
+        let (series, known) = interfaces(&[a.clone(), b]);
+        assert_eq!(known, 2);
+        assert_eq!(
+            series
+                .iter()
+                .map(|s| (s.if_index, s.octets[0]))
+                .collect::<Vec<_>>(),
+            vec![(1, 150), (2, 7)]
+        );
+        let many = FlowThreadStats {
+            interfaces: (0..FLOW_INTERFACE_LABELS as u32 + 3)
+                .map(|i| iface([192, 0, 2, 2], i, 1, 1))
+                .collect(),
+            ..FlowThreadStats::default()
+        };
+        let (series, known) = interfaces(&[a, many]);
+        assert_eq!(
+            (series.len(), known),
+            (FLOW_INTERFACE_LABELS, FLOW_INTERFACE_LABELS as u64 + 5)
+        );
     }
 }

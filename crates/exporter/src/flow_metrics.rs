@@ -1,7 +1,7 @@
 //! The flow-export families: per exporter (label `exporter`, capped by the daemon at
 //! [`crate::stats::FLOW_EXPORTER_LABELS`] addresses plus `other`) and per socket.
 
-use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::stats::StatsSnapshot;
 
@@ -14,7 +14,17 @@ pub(crate) struct FlowFamilies {
     held_dropped: IntCounterVec,
     sampling_rate: IntGaugeVec,
     socket_drops: IntCounterVec,
+    if_octets: IntCounterVec,
+    if_packets: IntCounterVec,
+    if_errors: IntCounterVec,
+    if_discards: IntCounterVec,
+    if_speed: IntGaugeVec,
+    if_up: IntGaugeVec,
+    if_known: IntGauge,
 }
+
+/// Labels of an sFlow interface's directional series.
+const IF_DIR: [&str; 3] = ["agent", "if_index", "direction"];
 
 impl FlowFamilies {
     /// Build and register them.
@@ -32,7 +42,35 @@ impl FlowFamilies {
             &["exporter"],
         )?;
         r.register(Box::new(sampling_rate.clone()))?;
+        let cvd = |n: &str, h: &str| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(
+                Opts::new(format!("burstwatch_sflow_interface_{n}"), h),
+                &IF_DIR,
+            )?;
+            r.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gv = |n: &str, h: &str| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(
+                Opts::new(format!("burstwatch_sflow_interface_{n}"), h),
+                &["agent", "if_index"],
+            )?;
+            r.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let if_known = IntGauge::new(
+            "burstwatch_sflow_interfaces",
+            "sFlow agents' interfaces known from counter samples (series of their own for the first 256 by agent and ifIndex).",
+        )?;
+        r.register(Box::new(if_known.clone()))?;
         Ok(Self {
+            if_octets: cvd("octets_total", "Octets through an sFlow agent's interface as its counter samples report them (ifInOctets/ifOutOctets; direction in or out).")?,
+            if_packets: cvd("packets_total", "Packets (unicast, multicast, broadcast) through an sFlow agent's interface, from its counter samples.")?,
+            if_errors: cvd("errors_total", "ifInErrors/ifOutErrors of an sFlow agent's interface, from its counter samples.")?,
+            if_discards: cvd("discards_total", "ifInDiscards/ifOutDiscards of an sFlow agent's interface, from its counter samples.")?,
+            if_speed: gv("speed_bps", "ifSpeed of an sFlow agent's interface, bits per second.")?,
+            if_up: gv("up", "1 when an sFlow agent's interface is operationally up (ifOperStatus), else 0.")?,
+            if_known,
             datagrams: cv("flow_export_datagrams_total", "Flow-export datagrams received, by exporter.", "exporter")?,
             records: cv("flow_export_records_total", "Flow records and sFlow packet samples taken, by exporter.", "exporter")?,
             parse_errors: cv("flow_export_parse_errors_total", "Flow-export datagrams (or parts) that did not parse, by exporter.", "exporter")?,
@@ -77,6 +115,33 @@ impl FlowFamilies {
                 .with_label_values(&l)
                 .set(i64::from(e.sampling_rate));
         }
+        for i in &s.flow_interfaces {
+            let idx = i.if_index.to_string();
+            let base = [i.agent.as_str(), idx.as_str()];
+            for (d, dir) in ["in", "out"].into_iter().enumerate() {
+                let l = [i.agent.as_str(), idx.as_str(), dir];
+                for (fam, tag, v) in [
+                    (&self.if_octets, "o", i.octets[d]),
+                    (&self.if_packets, "p", i.packets[d]),
+                    (&self.if_errors, "e", i.errors[d]),
+                    (&self.if_discards, "d", i.discards[d]),
+                ] {
+                    set(
+                        &fam.with_label_values(&l),
+                        format!("sfi{tag}/{}/{idx}/{dir}", i.agent),
+                        v,
+                    );
+                }
+            }
+            self.if_speed
+                .with_label_values(&base)
+                .set(i64::try_from(i.speed_bps).unwrap_or(i64::MAX));
+            self.if_up
+                .with_label_values(&base)
+                .set(i64::from(i.oper_up));
+        }
+        self.if_known
+            .set(i64::try_from(s.flow_interfaces_known).unwrap_or(i64::MAX));
         for k in &s.flow_sockets {
             let n = k.listen.as_str();
             set(

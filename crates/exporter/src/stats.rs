@@ -247,6 +247,36 @@ pub struct StatsSnapshot {
     pub flow_exporters: Vec<FlowExporterStats>,
     /// Flow-export sockets.
     pub flow_sockets: Vec<FlowSocketStats>,
+    /// sFlow agents' interfaces from counter samples, at most [`FLOW_INTERFACE_LABELS`] (by
+    /// agent and ifIndex).
+    pub flow_interfaces: Vec<FlowInterfaceStats>,
+    /// sFlow interfaces known in all (with a label or not).
+    pub flow_interfaces_known: u64,
+}
+
+/// sFlow interfaces with series of their own; the rest are counted in
+/// `burstwatch_sflow_interfaces` only.
+pub const FLOW_INTERFACE_LABELS: usize = 256;
+
+/// One sFlow agent's interface as its last counter sample reported it (the agent's totals).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowInterfaceStats {
+    /// The agent's address.
+    pub agent: String,
+    /// ifIndex.
+    pub if_index: u32,
+    /// ifSpeed, bits per second.
+    pub speed_bps: u64,
+    /// Operationally up.
+    pub oper_up: bool,
+    /// Octets received and sent.
+    pub octets: [u64; 2],
+    /// Packets received and sent.
+    pub packets: [u64; 2],
+    /// Errors received and sent.
+    pub errors: [u64; 2],
+    /// Discards received and sent.
+    pub discards: [u64; 2],
 }
 
 /// Exporter addresses with a label of their own; the others share `exporter="other"`.

@@ -11,6 +11,7 @@ use netflow_parser::{NetflowPacket, NetflowParser, PendingFlowsConfig};
 
 use crate::bins::{Bin, BinStats, Bins, Key, Volume};
 use crate::counters::{ExporterStats, Exporters};
+use crate::interfaces::{Interface, Interfaces};
 use crate::record::{ipfix_field, v9_field, Flat};
 use crate::templates::TemplateStash;
 use crate::{sflow, Config, ConfigError, Kind, NS_PER_SEC};
@@ -78,6 +79,7 @@ pub struct Collector {
     ready_pos: usize,
     newest_ns: Option<i64>,
     sflow_scratch: VecDeque<sflow::Sampled>,
+    interfaces: Interfaces,
 }
 
 impl Collector {
@@ -120,6 +122,7 @@ impl Collector {
             ready_pos: 0,
             newest_ns: None,
             sflow_scratch: VecDeque::new(),
+            interfaces: Interfaces::default(),
         })
     }
 
@@ -205,6 +208,16 @@ impl Collector {
         self.exporters.other()
     }
 
+    /// sFlow agents' interfaces with their latest generic counters, by agent and ifIndex.
+    pub fn interfaces(&self) -> Vec<Interface> {
+        self.interfaces.list()
+    }
+
+    /// Counter samples of interfaces beyond [`crate::MAX_INTERFACES`], not kept.
+    pub fn interfaces_dropped(&self) -> u64 {
+        self.interfaces.dropped
+    }
+
     /// What the bins counted (late, forced out, clamped spans).
     pub fn bin_stats(&self) -> BinStats {
         self.bins.stats()
@@ -229,7 +242,11 @@ impl Collector {
 
     fn push_sflow(&mut self, arrival_ns: i64, ip: IpAddr, datagram: &[u8]) {
         let mut samples = std::mem::take(&mut self.sflow_scratch);
-        let res = sflow::decode_datagram(datagram, &mut samples);
+        let mut ifs = Vec::new();
+        let res = sflow::decode_datagram(datagram, &mut samples, &mut ifs);
+        for (agent, if_index, c) in ifs {
+            self.interfaces.update(agent, if_index, arrival_ns, c);
+        }
         let forced = self.cfg.exporter_rates.get(&ip).copied();
         let default = self.cfg.default_rate;
         let second = arrival_ns.div_euclid(NS_PER_SEC);

@@ -21,6 +21,8 @@
 //!   (`& 0x3FFF`), the configured default. A rate of 0 is counted and skipped.
 //! * Bins wait [`Config::hold_s`] behind the newest arrival (records come up to an active
 //!   timeout late), then leave in time order, sorted within a second.
+//! * sFlow counter samples: each agent's generic interface counters, latest per ifIndex
+//!   ([`Collector::interfaces`]), for interface metrics.
 //! * Templates can be kept across a restart: a [`TemplateStash`] given to
 //!   [`Collector::with_templates`] receives every template learned and answers the parser's
 //!   misses; the daemon saves and loads it.
@@ -36,6 +38,7 @@ mod bins;
 mod collector;
 mod config;
 mod counters;
+mod interfaces;
 mod record;
 mod sflow;
 mod templates;
@@ -45,6 +48,7 @@ pub use bins::{Bin, BinStats, Key, Volume};
 pub use collector::Collector;
 pub use config::Config;
 pub use counters::ExporterStats;
+pub use interfaces::{IfCounters, Interface, MAX_INTERFACES};
 pub use templates::{SavedTemplate, TemplateStash, MAX_TEMPLATES, MAX_TEMPLATE_BYTES};
 pub use udp::{udp_datagram, Datagram};
 

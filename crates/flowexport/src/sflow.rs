@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use burstwatch_wire::{decode, Decoded, LinkType, PacketMeta};
-use sflow_parser::models::core::FlowData;
+use sflow_parser::models::core::{Address, FlowData};
 use sflow_parser::models::record_flows::HeaderProtocol;
 use sflow_parser::models::FlowRecord;
 use sflow_parser::{parse_datagram, SampleData};
 
 use crate::bins::Key;
+use crate::interfaces::{self, IfCounters};
 
 /// One sampled packet: its directional 5-tuple, IP length and the sampling rate it was
 /// taken at (0 when the agent said 0).
@@ -28,8 +29,13 @@ pub(crate) struct Outcome {
     pub zero_rates: u64,
 }
 
-/// Decode one sFlow v5 datagram into `out` (appended). Counter samples are skipped.
-pub(crate) fn decode_datagram(datagram: &[u8], out: &mut VecDeque<Sampled>) -> Outcome {
+/// Decode one sFlow v5 datagram: its flow samples' packets into `out`, the generic interface
+/// counters of its counter samples into `ifs` as (agent, ifIndex, counters) (both appended).
+pub(crate) fn decode_datagram(
+    datagram: &[u8],
+    out: &mut VecDeque<Sampled>,
+    ifs: &mut Vec<(IpAddr, u32, IfCounters)>,
+) -> Outcome {
     let mut res = Outcome::default();
     let dgram = match parse_datagram(datagram) {
         Ok(d) => d,
@@ -39,10 +45,27 @@ pub(crate) fn decode_datagram(datagram: &[u8], out: &mut VecDeque<Sampled>) -> O
         }
     };
     let mut meta = PacketMeta::default();
+    let agent = match dgram.agent_address {
+        Address::IPv4(a) => Some(IpAddr::V4(a)),
+        Address::IPv6(a) => Some(IpAddr::V6(a)),
+        Address::Unknown => None,
+    };
     for sample in &dgram.samples {
         let (rate, records) = match &sample.sample_data {
             SampleData::FlowSample(s) => (s.sampling_rate, &s.flow_records),
             SampleData::FlowSampleExpanded(s) => (s.sampling_rate, &s.flow_records),
+            SampleData::CountersSample(s) => {
+                if let Some(a) = agent {
+                    ifs.extend(interfaces::generic(&s.counters).map(|(i, c)| (a, i, c)));
+                }
+                continue;
+            }
+            SampleData::CountersSampleExpanded(s) => {
+                if let Some(a) = agent {
+                    ifs.extend(interfaces::generic(&s.counters).map(|(i, c)| (a, i, c)));
+                }
+                continue;
+            }
             _ => continue,
         };
         if rate == 0 {

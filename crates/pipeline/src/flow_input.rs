@@ -158,6 +158,10 @@ pub struct FlowSummary {
     pub bins: u64,
     /// Bins left out by --host/--endpoint.
     pub bins_filtered: u64,
+    /// sFlow agents' interfaces with their latest counters.
+    pub interfaces: Vec<burstwatch_flowexport::Interface>,
+    /// Counter samples of interfaces beyond the table's cap.
+    pub interfaces_dropped: u64,
 }
 
 /// The `source` object of an alert raised from flow export.
@@ -187,6 +191,8 @@ impl FlowSummary {
     fn finish(&mut self, c: &Collector) {
         self.total = c.total();
         self.exporters = c.exporters();
+        self.interfaces = c.interfaces();
+        self.interfaces_dropped = c.interfaces_dropped();
         let b = c.bin_stats();
         (self.late_bins, self.forced_seconds, self.clamped_spans) =
             (b.late, b.forced, b.clamped_spans);
@@ -216,6 +222,16 @@ impl FlowSummary {
             "clamped_spans": self.clamped_spans,
             "exporters": self.exporters.len(),
             "beacon_scoring": false,
+            "interfaces": self.interfaces.iter().map(|i| {
+                let mut v = serde_json::to_value(i).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    // Seconds, as every other time of the stats.
+                    o.remove("seen_ns");
+                    o.insert("seen".into(), serde_json::json!(i.seen_ns as f64 / 1e9));
+                }
+                v
+            }).collect::<Vec<_>>(),
+            "interfaces_dropped": self.interfaces_dropped,
         })
     }
 

@@ -79,12 +79,78 @@ fn snap(packets: u64, drops: u64) -> StatsSnapshot {
             listen: "udp://0.0.0.0:2055".into(),
             kernel_drops: drops,
         }],
+        flow_interfaces: vec![crate::stats::FlowInterfaceStats {
+            agent: "192.0.2.9".into(),
+            if_index: 1,
+            octets: [packets * 100, packets * 50],
+            ..Default::default()
+        }],
+        flow_interfaces_known: 1,
         ..StatsSnapshot::default()
     };
     s.direction.packets = [packets, 2, 3, 4];
     s.detector.alerts[1][3] = packets;
     s.decode_errors = vec![("truncated_ip", drops)];
     s
+}
+
+#[test]
+fn sflow_interfaces_have_their_counters_and_a_device_reset_keeps_them_monotonic() {
+    let m = Metrics::new("1").unwrap();
+    let mut s = snap(100, 5);
+    s.flow_interfaces = vec![crate::stats::FlowInterfaceStats {
+        agent: "192.0.2.9".into(),
+        if_index: 7,
+        speed_bps: 10_000_000_000,
+        oper_up: true,
+        octets: [5_000, 9_000],
+        packets: [50, 90],
+        errors: [1, 0],
+        discards: [0, 2],
+    }];
+    s.flow_interfaces_known = 300;
+    m.update(&s, 1_002_500_000_000);
+    let t = m.render().unwrap();
+    let get = |name: &str, dir: &str| {
+        sample(
+            &t,
+            &format!(
+                "burstwatch_sflow_interface_{name}_total{{agent=\"192.0.2.9\",direction=\"{dir}\",if_index=\"7\"}}"
+            ),
+        )
+    };
+    assert_eq!(
+        (get("octets", "in"), get("octets", "out")),
+        (5_000.0, 9_000.0)
+    );
+    assert_eq!((get("packets", "in"), get("errors", "in")), (50.0, 1.0));
+    assert_eq!(get("discards", "out"), 2.0);
+    assert_eq!(
+        sample(
+            &t,
+            r#"burstwatch_sflow_interface_speed_bps{agent="192.0.2.9",if_index="7"}"#
+        ),
+        1e10
+    );
+    assert_eq!(
+        sample(
+            &t,
+            r#"burstwatch_sflow_interface_up{agent="192.0.2.9",if_index="7"}"#
+        ),
+        1.0
+    );
+    assert_eq!(sample(&t, "burstwatch_sflow_interfaces"), 300.0);
+    // The agent restarted: its counters start again from zero; ours go on.
+    s.flow_interfaces[0].octets = [1_000, 0];
+    m.update(&s, 1_003_000_000_000);
+    let t = m.render().unwrap();
+    assert_eq!(
+        sample(
+            &t,
+            r#"burstwatch_sflow_interface_octets_total{agent="192.0.2.9",direction="in",if_index="7"}"#
+        ),
+        6_000.0
+    );
 }
 
 #[test]
