@@ -1,6 +1,7 @@
 //! The deploy kit's files agree with each other: the container build context leaves out what
 //! the image does not need, the PodMonitor scrapes the port and labels the DaemonSet has, and the
 //! NetworkPolicy admits only Prometheus, on that port (every manifest parsed by python3-yaml).
+//! Every dashboard query parses (promtool) and names only documented metric families.
 //! (The rules are unit-tested by `promtool test rules deploy/prometheus/rules.test.yml` in CI and
 //! evaluated against a real Prometheus in `prometheus.rs`.)
 
@@ -204,4 +205,61 @@ fn network_policy_lets_only_prometheus_reach_the_daemonset_metrics_port() {
     // Everywhere else the exporter stays on loopback.
     assert_eq!(burstwatch_exporter::http::DEFAULT_BIND, "127.0.0.1:9811");
     assert!(read("config/burstwatch.toml").contains("\nmetrics_bind = \"127.0.0.1:9811\"\n"));
+}
+
+#[test]
+fn every_dashboard_query_parses_and_names_documented_metrics() {
+    let dash: serde_json::Value =
+        serde_json::from_str(&read("deploy/grafana/burstwatch.json")).unwrap();
+    let metrics_md = read("crates/exporter/METRICS.md");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() > 20, "{} queries", exprs.len());
+    let mut rules = String::from("groups:\n- name: dashboard\n  rules:\n");
+    for (i, e) in exprs.iter().enumerate() {
+        // Grafana's variables as Prometheus would see them once substituted.
+        let e = e
+            .replace("$job", "burstwatch")
+            .replace("$instance", ".*")
+            .replace("$__rate_interval", "1m");
+        rules += &format!(
+            "  - record: dashboard:q{i}\n    expr: {}\n",
+            serde_json::to_string(&e).unwrap()
+        );
+        // Every family a query names is one the exporter serves (METRICS.md lists them all,
+        // checked against the registry by the exporter's tests).
+        for name in e
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("burstwatch_"))
+        {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| metrics_md.contains(&format!("`{f}`")))
+                .unwrap_or(name);
+            assert!(
+                metrics_md.contains(&format!("`{family}`")),
+                "dashboard query names {name}, which METRICS.md does not list: {e}"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = std::process::Command::new(burstwatch_tests::prom::promtool_bin())
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
