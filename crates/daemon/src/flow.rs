@@ -24,7 +24,12 @@ const PUBLISH: Duration = Duration::from_millis(500);
 /// Bins wait this long behind the newest datagram (as `analyze --flow-hold`'s default).
 pub const HOLD_S: u32 = 75;
 
-/// Bind every socket (before the switch of account: a port below 1024 needs root).
+/// Receive buffer asked for each socket: routers send in bursts (a cache flush at the active
+/// timeout), and the default buffer (about 200 KB) holds only about 150 full datagrams.
+pub const SOCKET_BUFFER: usize = 32 << 20;
+
+/// Bind every socket (before the switch of account: a port below 1024 needs root, and so does
+/// a receive buffer above `net.core.rmem_max`).
 pub fn bind(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<UdpSocket>> {
     addrs
         .iter()
@@ -32,9 +37,28 @@ pub fn bind(addrs: &[std::net::SocketAddr]) -> anyhow::Result<Vec<UdpSocket>> {
             let s = UdpSocket::bind(a)
                 .map_err(|e| anyhow::anyhow!("daemon.flow_listen: cannot bind udp://{a}: {e}"))?;
             s.set_read_timeout(Some(POLL))?;
+            let got = grow_buffer(&s);
+            if got < SOCKET_BUFFER {
+                tracing::warn!(listen = %format!("udp://{a}"), bytes = got, wanted = SOCKET_BUFFER,
+                    "flow-export socket receive buffer smaller than wanted: bursts of datagrams \
+                     may be dropped by the kernel (burstwatch_flow_export_socket_drops_total); \
+                     raise net.core.rmem_max or start the daemon as root");
+            } else {
+                tracing::debug!(listen = %format!("udp://{a}"), bytes = got, "flow-export socket receive buffer");
+            }
             Ok(s)
         })
         .collect()
+}
+
+/// Ask for [`SOCKET_BUFFER`] (past `net.core.rmem_max` when privileged, else up to it); the
+/// size the kernel gave (it counts its bookkeeping too: twice what was asked).
+fn grow_buffer(s: &UdpSocket) -> usize {
+    use rustix::net::sockopt;
+    if sockopt::set_socket_recv_buffer_size_force(s, SOCKET_BUFFER).is_err() {
+        let _ = sockopt::set_socket_recv_buffer_size(s, SOCKET_BUFFER);
+    }
+    sockopt::socket_recv_buffer_size(s).unwrap_or(0)
 }
 
 /// Receive until shutdown; then every held bin goes out.
@@ -163,4 +187,33 @@ fn drain(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_get_the_largest_receive_buffer_allowed() {
+        let sockets = bind(&[([127, 0, 0, 1], 0).into()]).unwrap_or_default();
+        let Some(s) = sockets.first() else {
+            panic!("cannot bind a loopback socket");
+        };
+        let got = rustix::net::sockopt::socket_recv_buffer_size(s).unwrap_or(0);
+        // Unprivileged, the kernel caps the request at net.core.rmem_max (and doubles it).
+        let max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let privileged = rustix::process::geteuid().is_root();
+        let floor = if privileged {
+            SOCKET_BUFFER
+        } else {
+            SOCKET_BUFFER.min(max)
+        };
+        assert!(
+            got >= floor,
+            "receive buffer {got}, expected at least {floor}"
+        );
+    }
 }
