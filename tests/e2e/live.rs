@@ -458,13 +458,13 @@ fn daemon_captures_every_packet_raises_the_injected_bursts_and_keeps_its_learnin
 
     // Every Grafana query and every alerting rule returns data against the live daemon, and
     // promtool finds the scrape clean.
-    // The flow-export row needs `flow_listen` (tests/e2e/prometheus.rs checks it on a
-    // synthetic snapshot, tests/e2e/flow_export.rs on a live exporter).
+    // The flow-export rows need `flow_listen` and sFlow agents (tests/e2e/prometheus.rs
+    // checks them on a synthetic snapshot, tests/e2e/flow_export.rs on a live exporter).
     let report = check_deploy_queries(
         target,
         &repo(),
         Duration::from_secs(30),
-        &["burstwatch_flow_export_"],
+        &["burstwatch_flow_export_", "burstwatch_sflow_"],
     )
     .unwrap();
     assert!(
