@@ -397,14 +397,7 @@ impl FlowDaemon {
         )
         .unwrap();
         let log = d.join("daemon.log");
-        let daemon = Command::new(burstwatch_tests::bin())
-            .args(["daemon", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        crate::live::wait_for_log(&log, "daemon started", Duration::from_secs(20));
+        let daemon = crate::live::spawn_daemon(&cfg, &log);
         let rec = d.join("rec.pcap");
         let tcpdump_log = d.join("tcpdump.log");
         let tcpdump = Command::new("tcpdump")

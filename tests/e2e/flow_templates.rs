@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use burstwatch_sim::export::encode::{self, Header, Record};
@@ -58,16 +58,7 @@ fn start(d: &Path, port: u16, metrics: u16, run: u32) -> Child {
         ),
     )
     .unwrap();
-    let log = d.join(format!("daemon{run}.log"));
-    let child = Command::new(burstwatch_tests::bin())
-        .args(["daemon", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    crate::live::wait_for_log(&log, "daemon started", Duration::from_secs(20));
-    child
+    crate::live::spawn_daemon(&cfg, &d.join(format!("daemon{run}.log")))
 }
 
 /// The exporter's records and template misses on /metrics, once `done` holds for them (or

@@ -201,6 +201,20 @@ pub fn live_tests_enabled() -> bool {
     true
 }
 
+/// Start `burstwatch daemon --config cfg`, its standard error to `log`, and wait (20 s at
+/// most) for its "daemon started" line.
+pub fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
+    let child = Command::new(burstwatch_tests::bin())
+        .args(["daemon", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_log(log, "daemon started", Duration::from_secs(20));
+    child
+}
+
 /// Wait until `path` contains `needle` (a log line), up to `limit`.
 pub fn wait_for_log(path: &Path, needle: &str, limit: Duration) -> String {
     let until = Instant::now() + limit;
