@@ -1,11 +1,14 @@
 //! Fuzz the flow-export collector: the first byte picks the entry point (even: a datagram to
 //! `Collector::push`, its protocol detected from its own first bytes; odd: a captured frame to
-//! `udp_datagram`, link type from the second byte), the rest is the input.
+//! `udp_datagram`, link type from the second byte), the rest is the input. With the selector's
+//! bit 1 set, a datagram's collector first restores a saved template from the input (its
+//! length in the next byte, then its encoding) under every kind, id 256 and domain 0 of the
+//! exporter: damaged or hostile saved templates met by data.
 #![no_main]
 
 use std::net::SocketAddr;
 
-use burstwatch_flowexport::{udp_datagram, Collector, Config};
+use burstwatch_flowexport::{udp_datagram, Collector, Config, SavedTemplate, TemplateStash};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,7 +27,33 @@ fuzz_target!(|data: &[u8]| {
         max_bin_entries: 4096,
         ..Config::default()
     };
-    let Ok(mut c) = Collector::new(cfg) else {
+    let stash = TemplateStash::new();
+    let rest = if selector & 2 != 0 {
+        let Some((&n, more)) = rest.split_first() else {
+            return;
+        };
+        let (wire, datagram) = more.split_at(usize::from(n).min(more.len()));
+        let hex: String = wire.iter().map(|b| format!("{b:02x}")).collect();
+        let saved = [
+            ("ipfix", "ipfix_data"),
+            ("ipfix", "ipfix_options"),
+            ("ipfix", "ipfix_v9_data"),
+            ("ipfix", "ipfix_v9_options"),
+            ("v9", "v9_data"),
+            ("v9", "v9_options"),
+        ]
+        .map(|(scope, kind)| SavedTemplate {
+            scope: format!("{scope}:192.0.2.1:2055/0"),
+            kind: kind.into(),
+            id: 256,
+            wire: hex.clone(),
+        });
+        stash.restore(saved.to_vec());
+        datagram
+    } else {
+        rest
+    };
+    let Ok(mut c) = Collector::with_templates(cfg, stash) else {
         return;
     };
     let from = SocketAddr::from(([192, 0, 2, 1], 2055));
