@@ -191,20 +191,28 @@ fn data_before_template_is_held_and_counted_and_exporters_are_scoped() {
     assert_eq!(c.template_sources(), 2);
 }
 
+/// One datagram of two records (13,000 bytes) of `format` ("v9" or "ipfix"), with its
+/// templates and without them.
+fn with_and_without_templates(format: &str) -> (Vec<u8>, Vec<u8>) {
+    let recs = [
+        rec(v4(1), ext(), 9_000, 0, 2),
+        rec(v4(2), ext(), 4_000, 1, 1),
+    ];
+    let enc = |templates: bool| {
+        let mut out = Vec::new();
+        match format {
+            "v9" => encode::netflow9(&header(5, 1), &recs, templates, &mut out),
+            _ => encode::ipfix(&header(5, 1), &recs, templates, &mut out),
+        }
+        out
+    };
+    (enc(true), enc(false))
+}
+
 #[test]
 fn templates_kept_in_a_stash_decode_data_after_a_restart() {
     for format in ["v9", "ipfix"] {
-        let recs = [
-            rec(v4(1), ext(), 9_000, 0, 2),
-            rec(v4(2), ext(), 4_000, 1, 1),
-        ];
-        let (mut with, mut without) = (Vec::new(), Vec::new());
-        let enc = |templates: bool, out: &mut Vec<u8>| match format {
-            "v9" => encode::netflow9(&header(5, 1), &recs, templates, out),
-            _ => encode::ipfix(&header(5, 1), &recs, templates, out),
-        };
-        enc(true, &mut with);
-        enc(false, &mut without);
+        let (with, without) = with_and_without_templates(format);
         // Before the restart: the exporter's templates reach the stash.
         let stash = TemplateStash::new();
         let mut before = Collector::with_templates(Config::default(), stash.clone()).unwrap();
@@ -245,17 +253,7 @@ fn damaged_saved_templates_are_survived() {
     // The real encodings of one exporter's templates, then each byte of them changed at
     // random, restored and met by data: counted, never a panic, never more than was sent.
     for format in ["v9", "ipfix"] {
-        let recs = [
-            rec(v4(1), ext(), 9_000, 0, 2),
-            rec(v4(2), ext(), 4_000, 1, 1),
-        ];
-        let (mut with, mut without) = (Vec::new(), Vec::new());
-        let enc = |templates: bool, out: &mut Vec<u8>| match format {
-            "v9" => encode::netflow9(&header(5, 1), &recs, templates, out),
-            _ => encode::ipfix(&header(5, 1), &recs, templates, out),
-        };
-        enc(true, &mut with);
-        enc(false, &mut without);
+        let (with, without) = with_and_without_templates(format);
         let stash = TemplateStash::new();
         let mut c = Collector::with_templates(Config::default(), stash.clone()).unwrap();
         c.push(T0, exporter(), &with);
