@@ -284,7 +284,7 @@ pub struct Alert {
     pub pair_before: Option<super::pair::PairRates>,
     /// Set when the alert was emitted before its hold passed, with the reason.
     pub emitted_early: Option<EarlyReason>,
-    /// Bursts: the highest 1-in-N sampling of the burst's own packets, the rate it was gated
-    /// at (0 or 1: captured packets or unsampled export; 0 for beacons).
+    /// Bursts: the 1-in-N sampling rate the burst was gated at, the highest its own packets
+    /// carried (1: captured packets or unsampled export); 0 for beacons.
     pub sampling: u32,
 }

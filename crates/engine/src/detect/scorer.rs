@@ -368,6 +368,12 @@ impl Scorer {
         log.push(rec);
     }
 
+    /// A burst's sampling rate, the one it is gated at: the highest its own packets carry, or
+    /// the one the caller set if higher (1: unsampled). `None` for beacons.
+    fn burst_sampling(&self, c: &Candidate) -> Option<u32> {
+        c.burst.as_ref().map(|f| f.acc.sampling.max(self.sampling))
+    }
+
     /// Score a due candidate now, or (shared view) ask the store first.
     fn emit_or_ask(&mut self, c: Candidate, early: Option<EarlyReason>) {
         if c.kind == AlertKind::Burst
@@ -378,10 +384,7 @@ impl Scorer {
                 c.end_ns
                     .saturating_sub(c.start_ns)
                     .saturating_add(NS_PER_SEC),
-                // The rate the burst's own packets carry, or the one the caller set.
-                c.burst
-                    .as_ref()
-                    .map_or(self.sampling, |f| f.acc.sampling.max(self.sampling)),
+                self.burst_sampling(&c).unwrap_or(self.sampling),
                 c.burst.as_ref().map_or(0.0, |f| f.acc.before.up_60s),
             )
         {
@@ -568,11 +571,7 @@ impl Scorer {
             }),
             pair_before: c.burst.as_ref().map(|f| f.acc.before),
             emitted_early,
-            sampling: c.burst.as_ref().map_or(0, |f| {
-                f.acc
-                    .sampling
-                    .max(if self.sampling > 1 { self.sampling } else { 0 })
-            }),
+            sampling: self.burst_sampling(&c).unwrap_or(0),
         });
     }
 }
