@@ -1,7 +1,8 @@
 //! Several sensors, one view: three `analyze` processes, each on a subscriber-hash split of
 //! one simulated capture, share endpoint prevalence through a real `redis-server`; together
-//! they raise the alerts of one process on the whole capture. Afterwards every key and value
-//! of the store is scanned for subscriber addresses.
+//! they raise the alerts of one process on the whole capture, on one Redis server and on a
+//! Redis Cluster of three primaries. Afterwards every key and value of the store (every node)
+//! is scanned for subscriber addresses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -12,6 +13,74 @@ use std::time::{Duration, Instant};
 use burstwatch_tests::{bin, json_lines, write_test_key};
 
 use crate::simcap::sim;
+
+#[path = "../../crates/cluster/tests/redis_cluster/mod.rs"]
+mod redis_cluster;
+use redis_cluster::RedisCluster;
+
+/// A store as the sensors' config names it and as `redis-cli` reaches each of its nodes.
+struct StoreUnderTest {
+    /// The `[cluster]` lines that name it.
+    config: String,
+    /// Per node, the `redis-cli` arguments that reach it.
+    nodes: Vec<Vec<String>>,
+}
+
+impl StoreUnderTest {
+    fn one(r: &Redis) -> Self {
+        Self {
+            config: format!("redis_url = \"unix://{}\"\n", r.sock.display()),
+            nodes: vec![vec!["-s".into(), r.sock.display().to_string()]],
+        }
+    }
+
+    fn cluster(c: &RedisCluster) -> Self {
+        let urls = c.urls();
+        let seeds: Vec<String> = urls[1..].iter().map(|u| format!("{u:?}")).collect();
+        Self {
+            config: format!(
+                "redis_url = {:?}\nredis_cluster = true\nredis_cluster_seeds = [{}]\n",
+                urls[0],
+                seeds.join(", ")
+            ),
+            nodes: c
+                .ports
+                .iter()
+                .map(|p| vec!["-h".into(), "127.0.0.1".into(), "-p".into(), p.to_string()])
+                .collect(),
+        }
+    }
+
+    /// Every key and value of every node, as text and as raw bytes.
+    fn dump(&self) -> Vec<u8> {
+        let cli = |node: &[String], args: &[&str]| {
+            Command::new("redis-cli")
+                .args(node)
+                .args(args)
+                .output()
+                .expect("redis-cli")
+                .stdout
+        };
+        let mut blob = Vec::new();
+        for node in &self.nodes {
+            let keys = cli(node, &["--scan"]);
+            for k in String::from_utf8(keys).unwrap().lines() {
+                blob.extend(k.as_bytes());
+                for args in [
+                    ["--no-raw", "ZRANGE", k, "0", "-1", "WITHSCORES"].as_slice(),
+                    &["--no-raw", "HGETALL", k],
+                    &["--no-raw", "GET", k],
+                    &["--no-raw", "DUMP", k],
+                    &["--raw", "ZRANGE", k, "0", "-1"],
+                    &["--raw", "DUMP", k],
+                ] {
+                    blob.extend(cli(node, args));
+                }
+            }
+        }
+        blob
+    }
+}
 
 /// A `redis-server` on a unix socket, without persistence, stopped on drop.
 pub struct Redis {
@@ -70,6 +139,11 @@ impl Drop for Redis {
 
 /// A config of one sensor of the cluster on `redis`.
 pub fn sensor_config(dir: &Path, redis: &Redis, id: &str) -> PathBuf {
+    sensor_config_on(dir, &StoreUnderTest::one(redis), id)
+}
+
+/// A config of one sensor of the cluster on `store`.
+fn sensor_config_on(dir: &Path, store: &StoreUnderTest, id: &str) -> PathBuf {
     let key = dir.join("cluster.key");
     if !key.exists() {
         write_test_key(&key);
@@ -78,8 +152,8 @@ pub fn sensor_config(dir: &Path, redis: &Redis, id: &str) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[cluster]\nredis_url = \"unix://{}\"\nsensor_id = \"{id}\"\nkey_file = \"cluster.key\"\n",
-            redis.sock.display()
+            "[cluster]\n{}sensor_id = \"{id}\"\nkey_file = \"cluster.key\"\n",
+            store.config
         ),
     )
     .unwrap();
@@ -113,9 +187,25 @@ const SCORE_TOLERANCE: f64 = 0.05;
 
 #[test]
 fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
-    let s = sim();
     let dir = tempfile::tempdir().unwrap();
     let redis = Redis::start(dir.path());
+    three_sensors_raise_the_alerts_of_one(dir.path(), &StoreUnderTest::one(&redis));
+}
+
+#[test]
+fn three_sensors_on_a_redis_cluster_raise_the_alerts_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rc = RedisCluster::start(dir.path());
+    three_sensors_raise_the_alerts_of_one(dir.path(), &StoreUnderTest::cluster(&rc));
+    // The sets are spread over the three primaries.
+    let per_node = rc.keys_per_node();
+    assert!(per_node.iter().all(|&n| n > 10), "{per_node:?}");
+}
+
+/// Three `analyze` processes on a subscriber split of the simulated capture, sharing `store`,
+/// raise the alerts of one process on the whole; the store holds no subscriber address.
+fn three_sensors_raise_the_alerts_of_one(dir: &Path, store: &StoreUnderTest) {
+    let s = sim();
     // Subscribers (home addresses) of the capture, split in three by a hash of the address.
     let subs: BTreeSet<IpAddr> = s
         .flows
@@ -134,8 +224,8 @@ fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
     let mut children = Vec::new();
     for p in 0..3 {
         let id = format!("pop-{p}");
-        let cfg = sensor_config(dir.path(), &redis, &id);
-        let alerts = dir.path().join(format!("{id}.alerts.jsonl"));
+        let cfg = sensor_config_on(dir, store, &id);
+        let alerts = dir.join(format!("{id}.alerts.jsonl"));
         let mut cmd = Command::new(bin());
         cmd.args(["analyze", "--quiet", "--cluster-peers", "3", "--config"])
             .arg(&cfg)
@@ -204,7 +294,7 @@ fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
         );
     }
     // Three sensors registered and finished; `cluster status` shows them.
-    let cfg = sensor_config(dir.path(), &redis, "pop-0");
+    let cfg = sensor_config_on(dir, store, "pop-0");
     let out = Command::new(bin())
         .args(["cluster", "status", "--json", "--config"])
         .arg(&cfg)
@@ -220,35 +310,7 @@ fn three_sensors_on_a_split_capture_raise_the_alerts_of_one() {
     assert!(status["keys"].as_u64().unwrap() > 10);
 
     // Privacy: no subscriber address in any key or value, as text or in binary.
-    let mut blob = Vec::new();
-    let keys = redis.cli(&["--scan"]);
-    for k in String::from_utf8(keys).unwrap().lines() {
-        blob.extend(k.as_bytes());
-        for args in [
-            vec!["--no-raw", "ZRANGE", k, "0", "-1", "WITHSCORES"],
-            vec!["--no-raw", "HGETALL", k],
-            vec!["--no-raw", "GET", k],
-            vec!["--no-raw", "DUMP", k],
-        ] {
-            let out = Command::new("redis-cli")
-                .arg("-s")
-                .arg(&redis.sock)
-                .args(&args)
-                .output()
-                .unwrap();
-            blob.extend(out.stdout);
-        }
-        for args in [vec!["ZRANGE", k, "0", "-1"], vec!["DUMP", k]] {
-            let out = Command::new("redis-cli")
-                .arg("-s")
-                .arg(&redis.sock)
-                .arg("--raw")
-                .args(&args)
-                .output()
-                .unwrap();
-            blob.extend(out.stdout);
-        }
-    }
+    let blob = store.dump();
     assert!(blob.len() > 1000);
     for ip in &subs {
         let text = ip.to_string();

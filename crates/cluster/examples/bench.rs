@@ -3,6 +3,7 @@
 //! decision) while contacts stream in. Run by `deploy/bench/cluster.sh`.
 //!
 //! `cargo run --release -p burstwatch-cluster --example bench -- URL SENSORS CONTACTS ENDPOINTS`
+//! (URL `cluster:redis://a:7000,redis://b:7000,...`: a Redis Cluster, the nodes as seeds).
 #![allow(clippy::unwrap_used)] // a benchmark: a failed unwrap is a failed run
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -32,9 +33,20 @@ fn contact(sub: u32, ep: u32, t: i64) -> Contact {
     }
 }
 
+/// One server's URL, or `cluster:` and a Redis Cluster's node URLs, comma-separated.
+fn target(url: &str) -> Target {
+    match url.strip_prefix("cluster:") {
+        Some(list) => {
+            let nodes: Vec<String> = list.split(',').map(String::from).collect();
+            Target::new(&nodes[0], None).unwrap().cluster(&nodes[1..])
+        }
+        None => Target::new(url, None).unwrap(),
+    }
+}
+
 fn opts(url: &str, id: &str) -> Options {
     Options {
-        target: Target::new(url, None).unwrap(),
+        target: target(url),
         sensor_id: id.into(),
         tags: Tags::new(&[9; 32]),
         flush_interval: Duration::from_millis(1000),
@@ -47,16 +59,25 @@ fn opts(url: &str, id: &str) -> Options {
     }
 }
 
-/// CPU seconds redis-server has used (INFO cpu).
+/// CPU seconds redis-server has used (INFO cpu), over every node of a cluster.
 fn redis_cpu(st: &mut Store) -> f64 {
-    let Ok(redis::Value::BulkString(b)) = st.raw(redis::cmd("INFO").arg("cpu")) else {
-        return 0.0;
-    };
-    String::from_utf8_lossy(&b)
-        .lines()
-        .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
-        .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
-        .sum()
+    fn sum(v: &redis::Value) -> f64 {
+        match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b)
+                .lines()
+                .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+                .sum(),
+            redis::Value::VerbatimString { text, .. } => {
+                sum(&redis::Value::BulkString(text.as_bytes().to_vec()))
+            }
+            redis::Value::Map(m) => m.iter().map(|(_, v)| sum(v)).sum(),
+            _ => 0.0,
+        }
+    }
+    st.raw(redis::cmd("INFO").arg("cpu"))
+        .map(|v| sum(&v))
+        .unwrap_or(0.0)
 }
 
 fn main() {
@@ -75,7 +96,7 @@ fn main() {
     // 1. Throughput: each sensor streams `contacts` distinct (subscriber, endpoint) contacts
     //    (a mostly rare population: 2 subscribers per endpoint and sensor on average) over
     //    60 s of packet time; the figure is what the store took per second per sensor.
-    let mut st = Store::connect(&Target::new(&url, None).unwrap()).unwrap();
+    let mut st = Store::connect(&target(&url)).unwrap();
     let cpu0 = redis_cpu(&mut st);
     let started = Instant::now();
     let handles: Vec<_> = (0..sensors)

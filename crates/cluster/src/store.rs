@@ -1,33 +1,55 @@
 //! The Redis side: connection, the three scripts, the sensor directory.
 //!
-//! Keys: `bw:e:<tag>` and `bw:p:<tag>` (an endpoint's and a prefix's sorted set, see
-//! `lua/update.lua`), `bw:sensors` (sensor id → number), `bw:sensor-seq`, `bw:keycheck`, and
-//! `bw:sensor:<id>` (a hash: number, state, watermark, last flush, counters).
+//! Keys: `bw:e:{..}<tag>` and `bw:p:{..}<tag>` (an endpoint's and a prefix's sorted set, see
+//! `lua/update.lua`; the braces hold the set's bucket, its Redis Cluster hash tag),
+//! `bw:{dir}:sensors` (sensor id → number), `bw:{dir}:seq`, `bw:{dir}:keycheck` (one hash
+//! slot: the registration script takes all three), and `bw:sensor:<id>` (a hash: number,
+//! state, watermark, last flush, counters).
+//!
+//! The store is one Redis server or a Redis Cluster (`cluster.redis_cluster`): then the
+//! client follows the cluster's slot map and redirects, script calls take the sets of one
+//! bucket only, and sizes are summed over the primaries.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use burstwatch_engine::detect::GlobalPrevalence;
+use redis::cluster::{ClusterClientBuilder, ClusterConnection};
 use redis::{Cmd, ConnectionLike as _, Value};
 
 use crate::backlog::Members;
+use crate::tags::{bucket, bucket_of_name, SetKey};
 use crate::Error;
 
 const UPDATE: &str = include_str!("lua/update.lua");
 const QUERY: &str = include_str!("lua/query.lua");
 const REGISTER: &str = include_str!("lua/register.lua");
 
+/// The sensor directory's keys (one hash slot).
+const DIRECTORY: &str = "bw:{dir}:sensors";
+const SEQUENCE: &str = "bw:{dir}:seq";
+const KEYCHECK: &str = "bw:{dir}:keycheck";
+
 /// Sets per script call, and calls per pipeline.
 /// (Small calls keep Redis free for other sensors' questions in between: one call of 64 sets
 /// runs well under a millisecond.)
 const SETS_PER_CALL: usize = 64;
 const CALLS_PER_PIPELINE: usize = 64;
+/// Sets per question call.
+const KEYS_PER_QUESTION: usize = 512;
 
 /// How to reach the store.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    /// The URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`); of a Redis Cluster, the
+    /// first node to ask for the cluster's map.
     pub url: String,
+    /// A Redis Cluster: more nodes to ask for its map if the first does not answer (empty for
+    /// one server). Set with [`Target::cluster`].
+    pub seeds: Vec<String>,
+    /// Whether the store is a Redis Cluster.
+    pub is_cluster: bool,
     /// The password, read from its file.
     pub password: Option<String>,
     /// Connect, read and write timeout.
@@ -49,9 +71,18 @@ impl Target {
         };
         Ok(Self {
             url: url.to_string(),
+            seeds: Vec::new(),
+            is_cluster: false,
             password,
             timeout: Duration::from_secs(2),
         })
+    }
+
+    /// The same, as a Redis Cluster whose map `url` or else one of `seeds` gives.
+    pub fn cluster(mut self, seeds: &[String]) -> Self {
+        self.is_cluster = true;
+        self.seeds = seeds.to_vec();
+        self
     }
 }
 
@@ -78,26 +109,117 @@ pub struct SensorInfo {
     pub written: u64,
 }
 
+/// One server's connection or a cluster's.
+enum Conn {
+    One(redis::Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn get(&mut self) -> &mut dyn redis::ConnectionLike {
+        match self {
+            Conn::One(c) => c,
+            Conn::Cluster(c) => &mut **c,
+        }
+    }
+}
+
 /// A connection with its scripts loaded.
 pub struct Store {
-    conn: redis::Connection,
+    conn: Conn,
     update_sha: String,
     query_sha: String,
 }
 
+/// A sent pipeline of commands whose replies are not needed.
+fn exec_all(conn: &mut Conn, cmds: Vec<Cmd>) -> Result<(), Error> {
+    match conn {
+        Conn::One(c) => {
+            let mut pipe = redis::pipe();
+            for cmd in cmds {
+                pipe.add_command(cmd).ignore();
+            }
+            pipe.exec(c)?;
+        }
+        Conn::Cluster(c) => {
+            let mut pipe = redis::cluster::cluster_pipe();
+            for cmd in cmds {
+                pipe.add_command(cmd).ignore();
+            }
+            pipe.exec(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// A sent pipeline of commands, their replies in order.
+fn query_all(conn: &mut Conn, cmds: Vec<Cmd>) -> Result<Vec<Value>, Error> {
+    Ok(match conn {
+        Conn::One(c) => {
+            let mut pipe = redis::pipe();
+            for cmd in cmds {
+                pipe.add_command(cmd);
+            }
+            pipe.query(c)?
+        }
+        Conn::Cluster(c) => {
+            let mut pipe = redis::cluster::cluster_pipe();
+            for cmd in cmds {
+                pipe.add_command(cmd);
+            }
+            pipe.query(c)?
+        }
+    })
+}
+
+/// Items grouped so that each group can go to one script call: by bucket on a cluster (one
+/// hash slot per call), in arrival order on one server; at most `per_call` per group.
+fn groups<T>(items: impl Iterator<Item = (u8, T)>, cluster: bool, per_call: usize) -> Vec<Vec<T>> {
+    let mut by: BTreeMap<u8, Vec<T>> = BTreeMap::new();
+    for (b, item) in items {
+        by.entry(if cluster { b } else { 0 })
+            .or_default()
+            .push(item);
+    }
+    let mut out = Vec::new();
+    for (_, mut list) in by {
+        while !list.is_empty() {
+            let rest = list.split_off(list.len().min(per_call));
+            out.push(std::mem::replace(&mut list, rest));
+        }
+    }
+    out
+}
+
 impl Store {
-    /// Connect and load the scripts.
+    /// Connect and load the scripts (on every node of a cluster).
     pub fn connect(t: &Target) -> Result<Self, Error> {
         use redis::IntoConnectionInfo as _;
-        let mut info = t.url.as_str().into_connection_info()?;
-        if let Some(pw) = &t.password {
-            let settings = info.redis_settings().clone().set_password(pw);
-            info = info.set_redis_settings(settings);
-        }
-        let client = redis::Client::open(info)?;
-        let conn = client.get_connection_with_timeout(t.timeout)?;
-        conn.set_read_timeout(Some(t.timeout))?;
-        conn.set_write_timeout(Some(t.timeout))?;
+        let conn = if t.is_cluster {
+            let mut nodes = Vec::with_capacity(1 + t.seeds.len());
+            for url in std::iter::once(&t.url).chain(&t.seeds) {
+                nodes.push(url.as_str().into_connection_info()?);
+            }
+            let mut b = ClusterClientBuilder::new(nodes)
+                .connection_timeout(t.timeout)
+                .response_timeout(t.timeout)
+                .retries(2);
+            if let Some(pw) = &t.password {
+                b = b.password(pw);
+            }
+            Conn::Cluster(Box::new(b.build()?.get_connection()?))
+        } else {
+            let mut info = t.url.as_str().into_connection_info()?;
+            if let Some(pw) = &t.password {
+                let settings = info.redis_settings().clone().set_password(pw);
+                info = info.set_redis_settings(settings);
+            }
+            let client = redis::Client::open(info)?;
+            let conn = client.get_connection_with_timeout(t.timeout)?;
+            conn.set_read_timeout(Some(t.timeout))?;
+            conn.set_write_timeout(Some(t.timeout))?;
+            Conn::One(conn)
+        };
         let mut s = Self {
             conn,
             update_sha: String::new(),
@@ -108,23 +230,28 @@ impl Store {
         Ok(s)
     }
 
+    fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
     fn load(&mut self, script: &str) -> Result<String, Error> {
+        // On a cluster SCRIPT LOAD goes to every node (one digest, whichever answers).
         Ok(redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(script)
-            .query(&mut self.conn)?)
+            .query(self.conn.get())?)
     }
 
     /// This sensor's number, after checking the key. `Err(KeyMismatch)` when the store holds
     /// tags of another key.
     pub fn register(&mut self, sensor: &str, check: &str) -> Result<u16, Error> {
         let n: i64 = redis::Script::new(REGISTER)
-            .key("bw:sensors")
-            .key("bw:sensor-seq")
-            .key("bw:keycheck")
+            .key(DIRECTORY)
+            .key(SEQUENCE)
+            .key(KEYCHECK)
             .arg(sensor)
             .arg(check)
-            .invoke(&mut self.conn)?;
+            .invoke(self.conn.get())?;
         if n < 0 {
             return Err(Error::KeyMismatch);
         }
@@ -134,7 +261,7 @@ impl Store {
     /// Write sets of contacts (pipelined script calls). `sensor` is this sensor's number.
     pub fn write(
         &mut self,
-        sets: &[(crate::tags::SetKey, Members)],
+        sets: &[(SetKey, Members)],
         now_sec: u32,
         lookback_sec: u32,
         cap: u32,
@@ -142,9 +269,14 @@ impl Store {
         sensor: u16,
     ) -> Result<(), Error> {
         let suffix = sensor.to_be_bytes();
-        for pipeline_sets in sets.chunks(SETS_PER_CALL * CALLS_PER_PIPELINE) {
-            let mut pipe = redis::pipe();
-            for call in pipeline_sets.chunks(SETS_PER_CALL) {
+        let calls = groups(
+            sets.iter().map(|s| (bucket(&s.0), s)),
+            self.is_cluster(),
+            SETS_PER_CALL,
+        );
+        for pipeline_calls in calls.chunks(CALLS_PER_PIPELINE) {
+            let mut cmds = Vec::with_capacity(pipeline_calls.len());
+            for call in pipeline_calls {
                 let mut cmd = redis::cmd("EVALSHA");
                 cmd.arg(&self.update_sha).arg(call.len());
                 for (key, _) in call {
@@ -161,9 +293,9 @@ impl Store {
                         cmd.arg(&tag[..]).arg(*sec);
                     }
                 }
-                pipe.add_command(cmd).ignore();
+                cmds.push(cmd);
             }
-            pipe.exec(&mut self.conn)?;
+            exec_all(&mut self.conn, cmds)?;
         }
         Ok(())
     }
@@ -173,66 +305,85 @@ impl Store {
         &mut self,
         questions: &[(String, String, u32, u32)],
     ) -> Result<Vec<GlobalPrevalence>, Error> {
-        let mut out = Vec::with_capacity(questions.len());
-        for chunk in questions.chunks(256) {
+        // Each question asks about two sets; the sets go out grouped, the answers come back
+        // into their question's place.
+        let sets = questions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (e, p, lo, at))| {
+                [(2 * i, e, *lo, *at), (2 * i + 1, p, *lo, *at)]
+                    .map(|s| (bucket_of_name(s.1).unwrap_or(0), s))
+            });
+        let calls = groups(sets, self.is_cluster(), KEYS_PER_QUESTION);
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmds = Vec::with_capacity(calls.len());
+        for call in &calls {
             let mut cmd = redis::cmd("EVALSHA");
-            cmd.arg(&self.query_sha).arg(chunk.len() * 2);
-            for (e, p, _, _) in chunk {
-                cmd.arg(e).arg(p);
+            cmd.arg(&self.query_sha).arg(call.len());
+            for (_, key, _, _) in call {
+                cmd.arg(key.as_str());
             }
-            for (_, _, lo, at) in chunk {
+            for (_, _, lo, at) in call {
                 cmd.arg(*lo).arg(*at);
             }
-            let v: Vec<i64> = cmd.query(&mut self.conn)?;
-            if v.len() != chunk.len() * 5 {
+            cmds.push(cmd);
+        }
+        let mut per_set = vec![[0i64; 3]; questions.len() * 2];
+        for (call, reply) in calls.iter().zip(query_all(&mut self.conn, cmds)?) {
+            let v: Vec<i64> = redis::from_redis_value(reply)
+                .map_err(|_| Error::Reply("query answered something else than numbers"))?;
+            if v.len() != call.len() * 3 {
                 return Err(Error::Reply("query answered the wrong number of values"));
             }
-            let n = |x: i64| u32::try_from(x).unwrap_or(0);
-            out.extend(v.chunks(5).map(|a| GlobalPrevalence {
-                prevalence: n(a[0]),
-                popular: a[1] != 0,
-                prefix_prevalence: n(a[2]),
-                prefix_popular: a[3] != 0,
-                sensors: n(a[4]),
-            }));
+            for ((slot, ..), a) in call.iter().zip(v.chunks(3)) {
+                per_set[*slot].copy_from_slice(a);
+            }
         }
-        Ok(out)
+        let n = |x: i64| u32::try_from(x).unwrap_or(0);
+        Ok(per_set
+            .chunks(2)
+            .map(|q| GlobalPrevalence {
+                prevalence: n(q[0][0]),
+                popular: q[0][1] != 0,
+                prefix_prevalence: n(q[1][0]),
+                prefix_popular: q[1][1] != 0,
+                sensors: n(q[0][2]),
+            })
+            .collect())
     }
 
     /// Publish this sensor's line of the directory.
     pub fn heartbeat(&mut self, s: &SensorInfo) -> Result<(), Error> {
         let key = format!("bw:sensor:{}", s.id);
-        redis::pipe()
-            .hset_multiple(
-                &key,
-                &[
-                    ("number", s.number.to_string()),
-                    ("state", s.state.clone()),
-                    ("mode", s.mode.clone()),
-                    ("watermark_ns", s.watermark_ns.to_string()),
-                    ("flushed_at_ms", s.flushed_at_ms.to_string()),
-                    ("backlog", s.backlog.to_string()),
-                    ("dropped", s.dropped.to_string()),
-                    ("written", s.written.to_string()),
-                ],
-            )
-            .ignore()
-            .expire(&key, 7 * 86_400)
-            .ignore()
-            .exec(&mut self.conn)?;
-        Ok(())
+        let mut set = redis::cmd("HSET");
+        set.arg(&key);
+        for (field, value) in [
+            ("number", s.number.to_string()),
+            ("state", s.state.clone()),
+            ("mode", s.mode.clone()),
+            ("watermark_ns", s.watermark_ns.to_string()),
+            ("flushed_at_ms", s.flushed_at_ms.to_string()),
+            ("backlog", s.backlog.to_string()),
+            ("dropped", s.dropped.to_string()),
+            ("written", s.written.to_string()),
+        ] {
+            set.arg(field).arg(value);
+        }
+        let mut expire = redis::cmd("EXPIRE");
+        expire.arg(&key).arg(7 * 86_400);
+        exec_all(&mut self.conn, vec![set, expire])
     }
 
     /// Every sensor of the directory.
     pub fn sensors(&mut self) -> Result<Vec<SensorInfo>, Error> {
-        let ids: Vec<String> = redis::cmd("HKEYS")
-            .arg("bw:sensors")
-            .query(&mut self.conn)?;
+        let ids: Vec<String> = redis::cmd("HKEYS").arg(DIRECTORY).query(self.conn.get())?;
         let mut out = Vec::new();
         for id in ids {
             let h: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
                 .arg(format!("bw:sensor:{id}"))
-                .query(&mut self.conn)?;
+                .query(self.conn.get())?;
             if h.is_empty() {
                 continue;
             }
@@ -252,25 +403,77 @@ impl Store {
         Ok(out)
     }
 
-    /// Keys in the store and the memory it uses (bytes).
+    /// Keys in the store and the memory it uses (bytes), summed over a cluster's primaries.
     pub fn size(&mut self) -> Result<(u64, u64), Error> {
-        let keys: u64 = redis::cmd("DBSIZE").query(&mut self.conn)?;
-        let info: String = redis::cmd("INFO").arg("memory").query(&mut self.conn)?;
-        let used = info
-            .lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        Ok((keys, used))
+        let keys: u64 = redis::cmd("DBSIZE").query(self.conn.get())?;
+        let info: Value = redis::cmd("INFO").arg("memory").query(self.conn.get())?;
+        Ok((keys, used_memory(&info)))
     }
 
     /// Whether the connection still answers.
     pub fn is_open(&self) -> bool {
-        self.conn.is_open()
+        match &self.conn {
+            Conn::One(c) => c.is_open(),
+            Conn::Cluster(c) => c.is_open(),
+        }
     }
 
     /// A raw command (tests, benchmarks).
     pub fn raw(&mut self, cmd: &Cmd) -> Result<Value, Error> {
-        Ok(self.conn.req_command(cmd)?)
+        Ok(self.conn.get().req_command(cmd)?)
+    }
+}
+
+/// `used_memory` of an `INFO memory` reply: one server's text, or a cluster's map of node →
+/// text (summed).
+fn used_memory(v: &Value) -> u64 {
+    let one = |text: &[u8]| {
+        String::from_utf8_lossy(text)
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    match v {
+        Value::BulkString(b) => one(b),
+        Value::VerbatimString { text, .. } => one(text.as_bytes()),
+        Value::SimpleString(s) => one(s.as_bytes()),
+        Value::Map(m) => m.iter().map(|(_, v)| used_memory(v)).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_keep_a_cluster_call_in_one_bucket() {
+        let items = (0..1000u32).map(|i| ((i % 7) as u8, i));
+        let calls = groups(items.clone(), true, 64);
+        for c in &calls {
+            assert!(c.len() <= 64);
+            assert!(c.iter().all(|i| i % 7 == c[0] % 7), "{c:?}");
+        }
+        let mut all: Vec<u32> = calls.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>());
+        // One server: any sets together, in arrival order.
+        let one = groups(items, false, 64);
+        assert_eq!(one.len(), 16);
+        assert_eq!(one.concat(), (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn used_memory_of_one_server_and_of_a_cluster() {
+        let text = "# Memory\r\nused_memory:1000\r\nused_memory_human:1K\r\n";
+        let one = Value::BulkString(text.as_bytes().to_vec());
+        assert_eq!(used_memory(&one), 1000);
+        let map = Value::Map(vec![
+            (Value::BulkString(b"a:1".to_vec()), one.clone()),
+            (Value::BulkString(b"b:2".to_vec()), one),
+        ]);
+        assert_eq!(used_memory(&map), 2000);
+        assert_eq!(used_memory(&Value::Nil), 0);
     }
 }

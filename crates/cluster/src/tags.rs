@@ -4,7 +4,9 @@
 //! writes and `--pseudonymize` uses): `AES_k1(label XOR k2)` for a label per use. A subscriber
 //! becomes the first 8 bytes of `AES_sub(address)`, an endpoint the name of its set,
 //! `bw:e:` and 16 hex digits of `AES_ep(address)`, a prefix `bw:p:` and those of
-//! `AES_pfx(AES_pfx(masked address) XOR length)`. Without the key none of them can be matched
+//! `AES_pfx(AES_pfx(masked address) XOR length)`. The first two digits are the name's Redis
+//! Cluster hash tag (`bw:e:{3f}a1...`): a set lies in one of 256 hash slots, its bucket, so
+//! that one script call can take the many sets of one bucket on a cluster. Without the key none of them can be matched
 //! to an address (not even by trying all IPv4 addresses), and every sensor with the same key
 //! names the same subscriber and endpoint alike.
 
@@ -48,9 +50,27 @@ fn encrypt(c: &Aes128, input: [u8; 16]) -> [u8; 16] {
 /// A set of the store before it is named: its kind (`e` endpoint, `p` prefix) and tag.
 pub type SetKey = (u8, [u8; TAG_LEN]);
 
-/// The Redis key of a set: `bw:e:` or `bw:p:` and 16 hex digits.
+/// The Redis key of a set: `bw:e:` or `bw:p:` and 16 hex digits, the first two of them in
+/// braces (the hash tag of its [`bucket`]).
 pub fn key_name(k: &SetKey) -> String {
-    format!("bw:{}:{}", char::from(k.0), hex8(&k.1))
+    let hex = hex8(&k.1);
+    format!("bw:{}:{{{}}}{}", char::from(k.0), &hex[..2], &hex[2..])
+}
+
+/// The bucket of a set: the first byte of its tag, which its name's hash tag spells. Sets of
+/// one bucket lie in one Redis Cluster hash slot.
+pub fn bucket(k: &SetKey) -> u8 {
+    k.1[0]
+}
+
+/// The bucket of a set's name as [`key_name`] writes it (`None` for other names).
+pub fn bucket_of_name(name: &str) -> Option<u8> {
+    let open = name.find('{')?;
+    let hex = name.get(open + 1..open + 3)?;
+    if name.get(open + 3..open + 4) != Some("}") {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
 }
 
 fn first8(b: &[u8; 16]) -> [u8; TAG_LEN] {
@@ -134,6 +154,26 @@ mod tests {
         assert_ne!(a.endpoint_key(&ip)[5..], a.prefix_key(&ip, 32)[5..]);
         assert_ne!(a.prefix_key(&ip, 24), a.prefix_key(&ip, 32));
         assert_ne!(a.check_value(), b.check_value());
-        assert_eq!(a.endpoint_key(&ip).len(), 5 + 16);
+        assert_eq!(a.endpoint_key(&ip).len(), 5 + 16 + 2);
+    }
+
+    #[test]
+    fn names_carry_their_bucket_as_hash_tag() {
+        let t = Tags::new(&[7; 32]);
+        for i in 0..=255u8 {
+            let ip = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, i];
+            let set = t.endpoint_set(&ip);
+            let name = key_name(&set);
+            assert!(name.starts_with("bw:e:{"), "{name}");
+            assert_eq!(bucket_of_name(&name), Some(bucket(&set)), "{name}");
+            // The 16 digits of the tag, braces removed.
+            let digits: String = name[5..]
+                .chars()
+                .filter(|c| *c != '{' && *c != '}')
+                .collect();
+            assert_eq!(digits, hex8(&set.1));
+        }
+        assert_eq!(bucket_of_name("bw:sensors"), None);
+        assert_eq!(bucket_of_name("bw:e:{zz}00"), None);
     }
 }

@@ -1,8 +1,11 @@
 //! The cluster thread against a real `redis-server` (Debian's; on a unix socket, no
 //! persistence): contacts of two sensors add up, the cap makes an endpoint popular, the store
 //! holds no address, a store of another key is refused, and a store that is down leaves
-//! questions unanswered and keeps the backlog until it is back.
+//! questions unanswered and keeps the backlog until it is back. The first test runs on one
+//! server and on a Redis Cluster of three primaries.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod redis_cluster;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -61,8 +64,12 @@ fn key(s: &str) -> [u8; 16] {
 }
 
 fn opts(url: &str, id: &str, k: u8) -> Options {
+    opts_on(Target::new(url, None).unwrap(), id, k)
+}
+
+fn opts_on(target: Target, id: &str, k: u8) -> Options {
     Options {
-        target: Target::new(url, None).unwrap(),
+        target,
         sensor_id: id.into(),
         tags: Tags::new(&[k; 32]),
         flush_interval: Duration::from_millis(100),
@@ -103,8 +110,38 @@ fn question(id: u64, ep: &str, t: i64) -> GlobalQuery {
 fn two_sensors_add_up_and_the_store_holds_no_address() {
     let dir = tempfile::tempdir().unwrap();
     let r = Redis::start(dir.path());
-    let a = Cluster::start(opts(&r.url(), "pop-a", 7)).unwrap();
-    let b = Cluster::start(opts(&r.url(), "pop-b", 7)).unwrap();
+    two_sensors_add_up(&Target::new(&r.url(), None).unwrap());
+}
+
+#[test]
+fn two_sensors_add_up_on_a_redis_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let rc = redis_cluster::RedisCluster::start(dir.path());
+    let urls = rc.urls();
+    // The first node as the one asked for the map, the others as seeds.
+    let target = Target::new(&urls[0], None).unwrap().cluster(&urls[1..]);
+    two_sensors_add_up(&target);
+    // The sets lie on every node, not on one.
+    let per_node = rc.keys_per_node();
+    assert!(per_node.iter().all(|&n| n > 0), "{per_node:?}");
+    // A first node that is gone: the map comes from a seed.
+    let target = Target::new("redis://127.0.0.1:1", None)
+        .unwrap()
+        .cluster(&urls[1..]);
+    let mut st = Store::connect(&target).unwrap();
+    assert_eq!(st.sensors().unwrap().len(), 2);
+    let (keys, bytes) = st.size().unwrap();
+    assert_eq!(keys, per_node.iter().sum::<u64>());
+    assert!(
+        bytes > 3 * 500_000,
+        "used memory summed over the nodes: {bytes}"
+    );
+}
+
+/// Two sensors' contacts add up in the store at `target`, and the store holds no address.
+fn two_sensors_add_up(target: &Target) {
+    let a = Cluster::start(opts_on(target.clone(), "pop-a", 7)).unwrap();
+    let b = Cluster::start(opts_on(target.clone(), "pop-b", 7)).unwrap();
     // 2 + 2 subscribers of 203.0.113.9 on two sensors; 12 of 198.51.100.1 on one.
     let mut ca = vec![
         contact("10.0.0.1", "203.0.113.9", 10),
@@ -160,7 +197,7 @@ fn two_sensors_add_up_and_the_store_holds_no_address() {
     );
 
     // Every key and value: no address in text or in binary (4 or 16 bytes, either order).
-    let mut st = Store::connect(&Target::new(&r.url(), None).unwrap()).unwrap();
+    let mut st = Store::connect(target).unwrap();
     let keys = match st.raw(redis::cmd("KEYS").arg("*")).unwrap() {
         redis::Value::Array(v) => v,
         other => panic!("{other:?}"),

@@ -17,6 +17,11 @@ pub struct ClusterSettings {
     /// `redis://host:port[/db]`, `rediss://...` (TLS) or `redis+unix:///path/to/socket`
     /// (also `unix:///path`); `None`: no shared store.
     pub redis_url: Option<String>,
+    /// The store is a Redis Cluster: `redis_url` is the first node asked for its slot map,
+    /// `redis_cluster_seeds` the others to ask if it does not answer.
+    pub redis_cluster: bool,
+    /// More nodes of the Redis Cluster (`redis://` or `rediss://`).
+    pub redis_cluster_seeds: Vec<String>,
     /// File holding the Redis password (one line; a trailing newline is ignored).
     pub password_file: Option<PathBuf>,
     /// Name of this sensor in the store: the `cluster.sensor_id` key, else `daemon.sensor`
@@ -43,6 +48,8 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
             redis_url: None,
+            redis_cluster: false,
+            redis_cluster_seeds: Vec::new(),
             password_file: None,
             sensor_id: None,
             key_file: None,
@@ -66,6 +73,8 @@ impl ClusterSettings {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawCluster {
     redis_url: Option<Spanned<String>>,
+    redis_cluster: Option<Spanned<bool>>,
+    redis_cluster_seeds: Option<Spanned<Vec<String>>>,
     password_file: Option<String>,
     sensor_id: Option<Spanned<String>>,
     key_file: Option<String>,
@@ -95,6 +104,12 @@ fn url_error(url: &str) -> Option<String> {
     None
 }
 
+/// Why a URL cannot name a Redis Cluster node, or `None`: cluster nodes are reached over TCP.
+fn tcp_only(url: &str) -> Option<String> {
+    (url.starts_with("unix://") || url.starts_with("redis+unix://"))
+        .then(|| format!("{url:?}: a Redis Cluster is reached over TCP (redis:// or rediss://)"))
+}
+
 impl Ctx<'_> {
     /// The `[cluster]` section; `sensor` (`daemon.sensor`) and `privacy_key` are the fallbacks.
     pub(crate) fn cluster(
@@ -115,6 +130,32 @@ impl Ctx<'_> {
             }
             None => None,
         };
+        let cluster = r.redis_cluster.as_ref().is_some_and(|v| *v.get_ref());
+        let seeds = match &r.redis_cluster_seeds {
+            Some(v) => {
+                let at = v.span().start;
+                if !cluster && !v.get_ref().is_empty() {
+                    return Err(self.invalid(
+                        at,
+                        "cluster.redis_cluster_seeds",
+                        "seeds are nodes of a Redis Cluster: set cluster.redis_cluster = true"
+                            .into(),
+                    ));
+                }
+                for s in v.get_ref() {
+                    if let Some(why) = url_error(s).or_else(|| tcp_only(s)) {
+                        return Err(self.invalid(at, "cluster.redis_cluster_seeds", why));
+                    }
+                }
+                v.get_ref().clone()
+            }
+            None => Vec::new(),
+        };
+        if let (true, Some(v)) = (cluster, &r.redis_url) {
+            if let Some(why) = tcp_only(v.get_ref()) {
+                return Err(self.invalid(v.span().start, "cluster.redis_url", why));
+            }
+        }
         let path = |p: &Option<String>| p.as_ref().filter(|p| !p.is_empty()).map(|p| base.join(p));
         // Empty: the fallback (the shipped config's way of leaving it unset).
         let sensor_id = match r.sensor_id.as_ref().filter(|v| !v.get_ref().is_empty()) {
@@ -149,6 +190,8 @@ impl Ctx<'_> {
         )?;
         Ok(ClusterSettings {
             redis_url: url,
+            redis_cluster: cluster,
+            redis_cluster_seeds: seeds,
             password_file: path(&r.password_file),
             sensor_id,
             key_file,
@@ -207,6 +250,16 @@ mod tests {
             "the alerts' sensor label"
         );
         assert!(!Settings::default().cluster.enabled());
+        assert!(!s.cluster.redis_cluster);
+        let s = Settings::parse(
+            "[cluster]\nredis_url = \"redis://10.0.0.1:7000\"\nredis_cluster = true\n\
+             redis_cluster_seeds = [\"redis://10.0.0.2:7000\", \"rediss://10.0.0.3:7000\"]\n\
+             sensor_id = \"a\"\nkey_file = \"x\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(s.cluster.redis_cluster);
+        assert_eq!(s.cluster.redis_cluster_seeds.len(), 2);
     }
 
     #[test]
@@ -234,5 +287,20 @@ mod tests {
         assert!(e.contains("password_file"), "{e}");
         let e = err("[cluster]\nset_cap = 2\n");
         assert!(e.contains("cluster.set_cap"), "{e}");
+        // A Redis Cluster: TCP nodes only, seeds only with the switch on.
+        let e = err(
+            "[cluster]\nredis_url = \"unix:///r.sock\"\nredis_cluster = true\nkey_file = \"k\"\n",
+        );
+        assert!(e.contains("cluster.redis_url") && e.contains("TCP"), "{e}");
+        let e = err("[cluster]\nredis_url = \"redis://a:7000\"\nredis_cluster_seeds = [\"redis://b:7000\"]\nkey_file = \"k\"\n");
+        assert!(
+            e.contains("cluster.redis_cluster_seeds") && e.contains("redis_cluster = true"),
+            "{e}"
+        );
+        let e = err("[cluster]\nredis_url = \"redis://a:7000\"\nredis_cluster = true\nredis_cluster_seeds = [\"http://b\"]\nkey_file = \"k\"\n");
+        assert!(
+            e.contains("cluster.redis_cluster_seeds") && e.contains("not a Redis URL"),
+            "{e}"
+        );
     }
 }

@@ -44,7 +44,12 @@ fn target(settings: &Settings) -> anyhow::Result<Option<Target>> {
     let Some(url) = &c.redis_url else {
         return Ok(None);
     };
-    Ok(Some(Target::new(url, c.password_file.as_deref())?))
+    let t = Target::new(url, c.password_file.as_deref())?;
+    Ok(Some(if c.redis_cluster {
+        t.cluster(&c.redis_cluster_seeds)
+    } else {
+        t
+    }))
 }
 
 impl Shared {

@@ -1,8 +1,6 @@
--- Global prevalence of endpoints and their prefixes.
--- KEYS: per question, the endpoint's set then the prefix's set. ARGV: per question, the start
--- of the look-back then the second asked for (s).
--- Returns per question: subscribers of the endpoint, popular (0/1), subscribers of the
--- prefix, popular (0/1), sensors that saw the endpoint.
+-- Global prevalence of sets (endpoints' and prefixes').
+-- KEYS: the sets. ARGV: per set, the start of the look-back then the second asked for (s).
+-- Returns per set: its subscribers, popular (0/1), and the sensors that saw it.
 local function look(key, lo, at)
   local list = redis.call('ZRANGEBYSCORE', key, lo, '+inf')
   local subs, sensors = {}, {}
@@ -29,15 +27,10 @@ local function look(key, lo, at)
   return nsubs, popular, nsensors
 end
 local out = {}
-for q = 1, #KEYS / 2 do
-  local lo = tonumber(ARGV[2 * q - 1])
-  local at = tonumber(ARGV[2 * q])
-  local n, pop, sensors = look(KEYS[2 * q - 1], lo, at)
-  local pn, ppop = look(KEYS[2 * q], lo, at)
+for k = 1, #KEYS do
+  local n, pop, sensors = look(KEYS[k], tonumber(ARGV[2 * k - 1]), tonumber(ARGV[2 * k]))
   out[#out + 1] = n
   out[#out + 1] = pop
-  out[#out + 1] = pn
-  out[#out + 1] = ppop
   out[#out + 1] = sensors
 end
 return out
