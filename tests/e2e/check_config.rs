@@ -196,6 +196,27 @@ fn an_interface_missing_now_is_a_warning_and_an_error_with_strict() {
 }
 
 #[test]
+fn flow_export_without_a_state_file_is_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[daemon]\nflow_listen = [\"udp://127.0.0.1:2055\"]\n";
+    let out = check(dir.path(), body, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: ")
+            && err.contains("c.toml:2: daemon.flow_listen: no daemon.state_file")
+            && err.contains("template misses"),
+        "{err}"
+    );
+    // With a state file the templates are kept: no warning.
+    let body = format!("{body}state_file = \"state.bin\"\n");
+    let out = check(dir.path(), &body, &["--strict"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("flow_listen"), "{err}");
+}
+
+#[test]
 fn the_shipped_config_checks_as_documented_and_the_unit_does_not_restart_loop_on_it() {
     let shipped = repo().join("config/burstwatch.toml");
     let body = std::fs::read_to_string(&shipped).unwrap();

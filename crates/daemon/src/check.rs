@@ -58,6 +58,15 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
              behind the captured packets and count as late there; run one daemon for each",
         ));
     }
+    if !d.flow_listen.is_empty() && d.state_file.is_none() {
+        f.warnings.push(at.say(
+            "daemon.flow_listen",
+            "no daemon.state_file: the exporters' templates are not kept across a restart, so \
+             their data records are dropped (counted as template misses) until each exporter \
+             sends its templates again (routers do every few minutes); set state_file to \
+             keep them",
+        ));
+    }
     for name in &d.interfaces {
         if interface_exists(name) == Some(false) {
             f.warnings.push(at.say(
