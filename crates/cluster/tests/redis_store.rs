@@ -420,6 +420,83 @@ fn a_store_down_leaves_questions_unanswered_and_keeps_the_backlog() {
 }
 
 #[test]
+fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rc = redis_cluster::RedisCluster::start(dir.path());
+    let urls = rc.urls();
+    let mut o = opts_on(
+        Target::new(&urls[0], None).unwrap().cluster(&urls[1..]),
+        "a",
+        3,
+    );
+    o.mode = Mode::Live;
+    let a = Cluster::start(o).unwrap();
+    let c = a.counters().clone();
+    // Contacts with 300 endpoints: their sets lie on every node.
+    let batch = |t: i64| -> Vec<Contact> {
+        (0..300)
+            .map(|i| {
+                contact(
+                    "10.0.0.1",
+                    &format!("198.18.{}.{}", i / 200, i % 200 + 1),
+                    t,
+                )
+            })
+            .collect()
+    };
+    let wait = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !done() {
+            assert!(t.elapsed() < limit, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Written: a member per endpoint set and one per prefix set (one subscriber, 2 prefixes).
+    a.publish(batch(10), T0 + 10 * S);
+    wait("first flush", Duration::from_secs(5), &|| {
+        c.written.load(Relaxed) == 302 && c.backlog.load(Relaxed) == 0
+    });
+    // A primary dies: the flush fails, the contacts wait, the caller never blocks.
+    rc.kill(1);
+    let t = Instant::now();
+    a.publish(batch(20), T0 + 20 * S);
+    a.ask(vec![question(1, "198.18.0.1", 20)]);
+    assert!(
+        t.elapsed() < Duration::from_millis(50),
+        "never blocks the caller"
+    );
+    wait(
+        "the failed flush is counted",
+        Duration::from_secs(10),
+        &|| c.errors.load(Relaxed) >= 1 && c.backlog.load(Relaxed) > 0,
+    );
+    let waiting = c.backlog.load(Relaxed);
+    assert_eq!(waiting, 302, "the whole flush waits (one pipeline failed)");
+    assert_eq!(c.dropped.load(Relaxed), 0);
+    // Back (its data gone, its slots its own again): the backlog drains.
+    rc.restart(1);
+    wait("backlog drained", Duration::from_secs(10), &|| {
+        c.backlog.load(Relaxed) == 0 && c.connected.load(Relaxed)
+    });
+    assert_eq!(c.written.load(Relaxed), 302 + waiting);
+    // Every endpoint's set of the second batch is there, on whichever node it lies.
+    let qs: Vec<GlobalQuery> = (0..300)
+        .map(|i| question(100 + i, &format!("198.18.{}.{}", i / 200, i % 200 + 1), 20))
+        .collect();
+    a.ask(qs);
+    let ans = std::cell::RefCell::new(Vec::new());
+    wait("answers", Duration::from_secs(10), &|| {
+        ans.borrow_mut().extend(a.answers());
+        ans.borrow().len() >= 300
+    });
+    let ans = ans.into_inner();
+    assert_eq!(ans.len(), 300);
+    assert!(ans.iter().all(|(_, g)| g.prevalence == 1), "{ans:?}");
+    a.finish();
+}
+
+#[test]
 fn a_password_from_a_file_is_sent_and_a_wrong_one_refused() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("p.sock");

@@ -1,16 +1,21 @@
 //! A throwaway Redis Cluster for tests: three primaries on loopback (Debian's `redis-server`,
-//! joined by `redis-cli --cluster create`), no persistence, stopped on drop.
+//! joined by `redis-cli --cluster create`), no persistence, stopped on drop. A node can be
+//! killed and started again (it rejoins from its cluster config file, its data gone).
+#![allow(dead_code)] // each test crate that includes it uses a part
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Three `redis-server` processes in cluster mode sharing the 16,384 slots.
 pub struct RedisCluster {
-    children: Vec<Child>,
+    children: Vec<Option<Child>>,
     /// Their client ports on 127.0.0.1.
     pub ports: Vec<u16>,
+    /// Their cluster bus ports.
+    buses: Vec<u16>,
+    dir: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -46,32 +51,14 @@ impl RedisCluster {
         let mut c = RedisCluster {
             children: Vec::new(),
             ports: Vec::new(),
+            buses: Vec::new(),
+            dir: dir.to_path_buf(),
         };
-        for _ in 0..3 {
-            let (port, bus) = (free_port(), free_port());
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .arg("--cluster-config-file")
-                .arg(dir.join(format!("nodes-{port}.conf")))
-                .arg("--dir")
-                .arg(dir)
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server (Debian package redis-server) must be installed");
-            c.children.push(child);
-            c.ports.push(port);
-        }
-        for &p in &c.ports {
-            wait_for("a cluster node did not start", || {
-                cli(p, &["ping"]).is_some_and(|o| o.contains("PONG"))
-            });
+        for i in 0..3 {
+            c.ports.push(free_port());
+            c.buses.push(free_port());
+            c.children.push(None);
+            c.spawn(i);
         }
         let nodes: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut args = vec!["--cluster", "create"];
@@ -79,14 +66,58 @@ impl RedisCluster {
         args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
         let made = cli(c.ports[0], &args);
         assert!(made.is_some(), "redis-cli --cluster create failed");
-        for &p in &c.ports {
+        c.wait_ok();
+        c
+    }
+
+    /// Start node `i` (again: it reads its cluster config file and rejoins).
+    fn spawn(&mut self, i: usize) {
+        let (port, bus) = (self.ports[i], self.buses[i]);
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus.to_string(),
+            ])
+            .arg("--cluster-config-file")
+            .arg(self.dir.join(format!("nodes-{port}.conf")))
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        self.children[i] = Some(child);
+        wait_for("a cluster node did not start", || {
+            cli(port, &["ping"]).is_some_and(|o| o.contains("PONG"))
+        });
+    }
+
+    /// Wait until every node serves all 16,384 slots.
+    pub fn wait_ok(&self) {
+        for &p in &self.ports {
             wait_for("the cluster did not come up", || {
                 cli(p, &["cluster", "info"]).is_some_and(|o| {
                     o.contains("cluster_state:ok") && o.contains("cluster_slots_ok:16384")
                 })
             });
         }
-        c
+    }
+
+    /// Kill node `i` now.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start node `i` again after [`RedisCluster::kill`] and wait for the cluster to be whole.
+    pub fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_ok();
     }
 
     /// The nodes' URLs.
@@ -112,9 +143,8 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
+        for i in 0..self.children.len() {
+            self.kill(i);
         }
     }
 }
