@@ -308,6 +308,17 @@ fn three_sensors_raise_the_alerts_of_one(dir: &Path, store: &StoreUnderTest) {
         .iter()
         .all(|s| s["state"] == "finished" && s["written"].as_u64() > Some(0)));
     assert!(status["keys"].as_u64().unwrap() > 10);
+    // The store's kind and its servers (a cluster's primaries), keys adding up.
+    let servers = status["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), store.nodes.len(), "{status}");
+    let kind = if store.nodes.len() > 1 {
+        "redis-cluster"
+    } else {
+        "redis"
+    };
+    assert_eq!(status["store"], kind, "{status}");
+    let sum: u64 = servers.iter().map(|n| n["keys"].as_u64().unwrap()).sum();
+    assert_eq!(Some(sum), status["keys"].as_u64(), "{status}");
 
     // Privacy: no subscriber address in any key or value, as text or in binary.
     let blob = store.dump();

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use burstwatch_engine::detect::{Contact, GlobalPrevalence, GlobalQuery};
 
-pub use store::{SensorInfo, Store, Target};
+pub use store::{NodeSize, SensorInfo, Store, Target};
 pub use tags::Tags;
 
 /// Messages waiting for the cluster thread, at most.

@@ -410,6 +410,37 @@ impl Store {
         Ok((keys, used_memory(&info)))
     }
 
+    /// Per server (a cluster's primaries, by address; one server: its URL), the keys it holds
+    /// and the memory it uses, in address order.
+    pub fn nodes(&mut self, url: &str) -> Result<Vec<NodeSize>, Error> {
+        let keyspace: Value = redis::cmd("INFO").arg("keyspace").query(self.conn.get())?;
+        let memory: Value = redis::cmd("INFO").arg("memory").query(self.conn.get())?;
+        let per_node = |v: &Value| -> Vec<(String, String)> {
+            match v {
+                Value::Map(m) => m.iter().map(|(k, v)| (text_of(k), text_of(v))).collect(),
+                other => vec![(url.to_string(), text_of(other))],
+            }
+        };
+        let mem: BTreeMap<String, String> = per_node(&memory).into_iter().collect();
+        let mut out: Vec<NodeSize> = per_node(&keyspace)
+            .into_iter()
+            .map(|(addr, ks)| NodeSize {
+                used_memory_bytes: mem.get(&addr).map_or(0, |m| info_field(m, "used_memory")),
+                keys: ks
+                    .lines()
+                    .filter(|l| l.starts_with("db"))
+                    .filter_map(|l| {
+                        let keys = l.split_once(':')?.1.split(',').next()?;
+                        keys.strip_prefix("keys=")?.parse::<u64>().ok()
+                    })
+                    .sum(),
+                addr,
+            })
+            .collect();
+        out.sort_by(|a, b| a.addr.cmp(&b.addr));
+        Ok(out)
+    }
+
     /// Whether the connection still answers.
     pub fn is_open(&self) -> bool {
         match &self.conn {
@@ -424,22 +455,41 @@ impl Store {
     }
 }
 
+/// One server of the store as [`Store::nodes`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSize {
+    /// `host:port` of a cluster's primary, or the URL of the one server.
+    pub addr: String,
+    /// Keys it holds.
+    pub keys: u64,
+    /// Memory it uses (`used_memory`, bytes).
+    pub used_memory_bytes: u64,
+}
+
+/// A reply as text (`INFO` sections, node addresses).
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        Value::SimpleString(s) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// The number after `field:` in an `INFO` text (0 when absent).
+fn info_field(text: &str, field: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// `used_memory` of an `INFO memory` reply: one server's text, or a cluster's map of node →
 /// text (summed).
 fn used_memory(v: &Value) -> u64 {
-    let one = |text: &[u8]| {
-        String::from_utf8_lossy(text)
-            .lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
     match v {
-        Value::BulkString(b) => one(b),
-        Value::VerbatimString { text, .. } => one(text.as_bytes()),
-        Value::SimpleString(s) => one(s.as_bytes()),
         Value::Map(m) => m.iter().map(|(_, v)| used_memory(v)).sum(),
-        _ => 0,
+        other => info_field(&text_of(other), "used_memory"),
     }
 }
 
@@ -475,5 +525,10 @@ mod tests {
         ]);
         assert_eq!(used_memory(&map), 2000);
         assert_eq!(used_memory(&Value::Nil), 0);
+        // `used_memory_human:` and the like are not `used_memory:`.
+        assert_eq!(
+            info_field("used_memory_rss:5\r\nused_memory:7\r\n", "used_memory"),
+            7
+        );
     }
 }

@@ -111,6 +111,14 @@ fn two_sensors_add_up_and_the_store_holds_no_address() {
     let dir = tempfile::tempdir().unwrap();
     let r = Redis::start(dir.path());
     two_sensors_add_up(&Target::new(&r.url(), None).unwrap());
+    let mut st = Store::connect(&Target::new(&r.url(), None).unwrap()).unwrap();
+    let nodes = st.nodes(&r.url()).unwrap();
+    let (keys, _) = st.size().unwrap();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(
+        (nodes[0].addr.as_str(), nodes[0].keys),
+        (r.url().as_str(), keys)
+    );
 }
 
 #[test]
@@ -132,6 +140,20 @@ fn two_sensors_add_up_on_a_redis_cluster() {
     assert_eq!(st.sensors().unwrap().len(), 2);
     let (keys, bytes) = st.size().unwrap();
     assert_eq!(keys, per_node.iter().sum::<u64>());
+    // Per primary, in address order: its keys and memory.
+    let nodes = st.nodes(&urls[0]).unwrap();
+    let mut by_port: Vec<(u16, u64)> = rc.ports.iter().copied().zip(per_node).collect();
+    by_port.sort_by_key(|(p, _)| p.to_string());
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    for (n, (port, k)) in nodes.iter().zip(&by_port) {
+        assert_eq!(n.addr, format!("127.0.0.1:{port}"), "{nodes:?}");
+        assert_eq!(n.keys, *k, "{nodes:?}");
+        assert!(n.used_memory_bytes > 500_000, "{nodes:?}");
+    }
+    assert_eq!(
+        nodes.iter().map(|n| n.used_memory_bytes).sum::<u64>(),
+        bytes
+    );
     assert!(
         bytes > 3 * 500_000,
         "used memory summed over the nodes: {bytes}"

@@ -247,6 +247,12 @@ pub fn run(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
     let mut sensors = store.sensors()?;
     sensors.sort_by(|a, b| a.id.cmp(&b.id));
     let (keys, used) = store.size()?;
+    let nodes = store.nodes(&t.url)?;
+    let kind = if t.is_cluster {
+        "redis-cluster"
+    } else {
+        "redis"
+    };
     let now_ms = jiff::Timestamp::now().as_millisecond();
     if *json {
         let list: Vec<serde_json::Value> = sensors
@@ -260,7 +266,18 @@ pub fn run(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        let v = serde_json::json!({"sensors": list, "keys": keys, "used_memory_bytes": used});
+        let servers: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "addr": n.addr, "keys": n.keys, "used_memory_bytes": n.used_memory_bytes,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "sensors": list, "store": kind, "servers": servers, "keys": keys,
+            "used_memory_bytes": used,
+        });
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -290,6 +307,14 @@ pub fn run(args: &ClusterArgs) -> anyhow::Result<ExitCode> {
             s.written
         );
     }
-    println!("store: {keys} keys, {used} bytes of memory");
+    println!("store ({kind}): {keys} keys, {used} bytes of memory");
+    if t.is_cluster {
+        for n in &nodes {
+            println!(
+                "  primary {}: {} keys, {} bytes",
+                n.addr, n.keys, n.used_memory_bytes
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
