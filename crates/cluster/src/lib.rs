@@ -25,6 +25,8 @@
 #![forbid(unsafe_code)]
 
 pub mod backlog;
+mod conn;
+mod info;
 pub mod store;
 pub mod tags;
 mod worker;
@@ -37,7 +39,8 @@ use std::time::Duration;
 
 use burstwatch_engine::detect::{Contact, GlobalPrevalence, GlobalQuery};
 
-pub use store::{NodeSize, SensorInfo, Store, Target};
+pub use info::NodeSize;
+pub use store::{SensorInfo, Store, Target};
 pub use tags::Tags;
 
 /// Messages waiting for the cluster thread, at most.

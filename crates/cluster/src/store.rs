@@ -15,10 +15,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use burstwatch_engine::detect::GlobalPrevalence;
-use redis::cluster::{ClusterClientBuilder, ClusterConnection};
 use redis::{Cmd, ConnectionLike as _, Value};
 
 use crate::backlog::Members;
+use crate::conn::{exec_all, groups, query_all, Conn};
+use crate::info::{info_field, text_of, used_memory, NodeSize};
 use crate::tags::{bucket, bucket_of_name, SetKey};
 use crate::Error;
 
@@ -109,21 +110,6 @@ pub struct SensorInfo {
     pub written: u64,
 }
 
-/// One server's connection or a cluster's.
-enum Conn {
-    One(redis::Connection),
-    Cluster(Box<ClusterConnection>),
-}
-
-impl Conn {
-    fn get(&mut self) -> &mut dyn redis::ConnectionLike {
-        match self {
-            Conn::One(c) => c,
-            Conn::Cluster(c) => &mut **c,
-        }
-    }
-}
-
 /// A connection with its scripts loaded.
 pub struct Store {
     conn: Conn,
@@ -131,97 +117,11 @@ pub struct Store {
     query_sha: String,
 }
 
-/// A sent pipeline of commands whose replies are not needed.
-fn exec_all(conn: &mut Conn, cmds: Vec<Cmd>) -> Result<(), Error> {
-    match conn {
-        Conn::One(c) => {
-            let mut pipe = redis::pipe();
-            for cmd in cmds {
-                pipe.add_command(cmd).ignore();
-            }
-            pipe.exec(c)?;
-        }
-        Conn::Cluster(c) => {
-            let mut pipe = redis::cluster::cluster_pipe();
-            for cmd in cmds {
-                pipe.add_command(cmd).ignore();
-            }
-            pipe.exec(c)?;
-        }
-    }
-    Ok(())
-}
-
-/// A sent pipeline of commands, their replies in order.
-fn query_all(conn: &mut Conn, cmds: Vec<Cmd>) -> Result<Vec<Value>, Error> {
-    Ok(match conn {
-        Conn::One(c) => {
-            let mut pipe = redis::pipe();
-            for cmd in cmds {
-                pipe.add_command(cmd);
-            }
-            pipe.query(c)?
-        }
-        Conn::Cluster(c) => {
-            let mut pipe = redis::cluster::cluster_pipe();
-            for cmd in cmds {
-                pipe.add_command(cmd);
-            }
-            pipe.query(c)?
-        }
-    })
-}
-
-/// Items grouped so that each group can go to one script call: by bucket on a cluster (one
-/// hash slot per call), in arrival order on one server; at most `per_call` per group.
-fn groups<T>(items: impl Iterator<Item = (u8, T)>, cluster: bool, per_call: usize) -> Vec<Vec<T>> {
-    let mut by: BTreeMap<u8, Vec<T>> = BTreeMap::new();
-    for (b, item) in items {
-        by.entry(if cluster { b } else { 0 })
-            .or_default()
-            .push(item);
-    }
-    let mut out = Vec::new();
-    for (_, mut list) in by {
-        while !list.is_empty() {
-            let rest = list.split_off(list.len().min(per_call));
-            out.push(std::mem::replace(&mut list, rest));
-        }
-    }
-    out
-}
-
 impl Store {
     /// Connect and load the scripts (on every node of a cluster).
     pub fn connect(t: &Target) -> Result<Self, Error> {
-        use redis::IntoConnectionInfo as _;
-        let conn = if t.is_cluster {
-            let mut nodes = Vec::with_capacity(1 + t.seeds.len());
-            for url in std::iter::once(&t.url).chain(&t.seeds) {
-                nodes.push(url.as_str().into_connection_info()?);
-            }
-            let mut b = ClusterClientBuilder::new(nodes)
-                .connection_timeout(t.timeout)
-                .response_timeout(t.timeout)
-                .retries(2);
-            if let Some(pw) = &t.password {
-                b = b.password(pw);
-            }
-            Conn::Cluster(Box::new(b.build()?.get_connection()?))
-        } else {
-            let mut info = t.url.as_str().into_connection_info()?;
-            if let Some(pw) = &t.password {
-                let settings = info.redis_settings().clone().set_password(pw);
-                info = info.set_redis_settings(settings);
-            }
-            let client = redis::Client::open(info)?;
-            let conn = client.get_connection_with_timeout(t.timeout)?;
-            conn.set_read_timeout(Some(t.timeout))?;
-            conn.set_write_timeout(Some(t.timeout))?;
-            Conn::One(conn)
-        };
         let mut s = Self {
-            conn,
+            conn: Conn::open(t)?,
             update_sha: String::new(),
             query_sha: String::new(),
         };
@@ -452,83 +352,5 @@ impl Store {
     /// A raw command (tests, benchmarks).
     pub fn raw(&mut self, cmd: &Cmd) -> Result<Value, Error> {
         Ok(self.conn.get().req_command(cmd)?)
-    }
-}
-
-/// One server of the store as [`Store::nodes`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeSize {
-    /// `host:port` of a cluster's primary, or the URL of the one server.
-    pub addr: String,
-    /// Keys it holds.
-    pub keys: u64,
-    /// Memory it uses (`used_memory`, bytes).
-    pub used_memory_bytes: u64,
-}
-
-/// A reply as text (`INFO` sections, node addresses).
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::VerbatimString { text, .. } => text.clone(),
-        Value::SimpleString(s) => s.clone(),
-        _ => String::new(),
-    }
-}
-
-/// The number after `field:` in an `INFO` text (0 when absent).
-fn info_field(text: &str, field: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// `used_memory` of an `INFO memory` reply: one server's text, or a cluster's map of node →
-/// text (summed).
-fn used_memory(v: &Value) -> u64 {
-    match v {
-        Value::Map(m) => m.iter().map(|(_, v)| used_memory(v)).sum(),
-        other => info_field(&text_of(other), "used_memory"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn groups_keep_a_cluster_call_in_one_bucket() {
-        let items = (0..1000u32).map(|i| ((i % 7) as u8, i));
-        let calls = groups(items.clone(), true, 64);
-        for c in &calls {
-            assert!(c.len() <= 64);
-            assert!(c.iter().all(|i| i % 7 == c[0] % 7), "{c:?}");
-        }
-        let mut all: Vec<u32> = calls.concat();
-        all.sort_unstable();
-        assert_eq!(all, (0..1000).collect::<Vec<_>>());
-        // One server: any sets together, in arrival order.
-        let one = groups(items, false, 64);
-        assert_eq!(one.len(), 16);
-        assert_eq!(one.concat(), (0..1000).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn used_memory_of_one_server_and_of_a_cluster() {
-        let text = "# Memory\r\nused_memory:1000\r\nused_memory_human:1K\r\n";
-        let one = Value::BulkString(text.as_bytes().to_vec());
-        assert_eq!(used_memory(&one), 1000);
-        let map = Value::Map(vec![
-            (Value::BulkString(b"a:1".to_vec()), one.clone()),
-            (Value::BulkString(b"b:2".to_vec()), one),
-        ]);
-        assert_eq!(used_memory(&map), 2000);
-        assert_eq!(used_memory(&Value::Nil), 0);
-        // `used_memory_human:` and the like are not `used_memory:`.
-        assert_eq!(
-            info_field("used_memory_rss:5\r\nused_memory:7\r\n", "used_memory"),
-            7
-        );
     }
 }
