@@ -19,6 +19,12 @@ impl Conn {
     /// Connect to the store `t` names (scripts not loaded yet).
     pub(crate) fn open(t: &Target) -> Result<Self, Error> {
         use redis::IntoConnectionInfo as _;
+        // rustls needs a process-wide provider for rediss:// (already set is fine).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs = || redis::TlsCertificates {
+            client_tls: None,
+            root_cert: t.ca_pem.clone(),
+        };
         Ok(if t.is_cluster {
             let mut nodes = Vec::with_capacity(1 + t.seeds.len());
             for url in std::iter::once(&t.url).chain(&t.seeds) {
@@ -31,6 +37,9 @@ impl Conn {
             if let Some(pw) = &t.password {
                 b = b.password(pw);
             }
+            if t.ca_pem.is_some() {
+                b = b.certs(certs());
+            }
             Conn::Cluster(Box::new(b.build()?.get_connection()?))
         } else {
             let mut info = t.url.as_str().into_connection_info()?;
@@ -38,7 +47,11 @@ impl Conn {
                 let settings = info.redis_settings().clone().set_password(pw);
                 info = info.set_redis_settings(settings);
             }
-            let client = redis::Client::open(info)?;
+            let client = if t.ca_pem.is_some() {
+                redis::Client::build_with_tls(info, certs())?
+            } else {
+                redis::Client::open(info)?
+            };
             let conn = client.get_connection_with_timeout(t.timeout)?;
             conn.set_read_timeout(Some(t.timeout))?;
             conn.set_write_timeout(Some(t.timeout))?;

@@ -60,6 +60,14 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The CA file for `rediss://` could not be read, or is not a PEM certificate file.
+    #[error("cannot use the Redis CA file {path}: {why}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
     /// Another sensor wrote the store with another pseudonym key.
     #[error(
         "the store holds pseudonyms made with another key: every sensor of a cluster needs the \
@@ -183,8 +191,6 @@ impl Cluster {
     /// error here; a store that cannot be reached is not (the thread retries; questions go
     /// unanswered meanwhile), and is logged.
     pub fn start(opts: Options) -> Result<Cluster, Error> {
-        // rustls needs a process-wide provider for rediss:// (already set is fine).
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let counters = Arc::new(Counters::default());
         // The flush lag counts from the start until a first flush.
         counters.last_flush_ms.store(now_ms(), Ordering::Relaxed);

@@ -53,6 +53,9 @@ pub struct Target {
     pub is_cluster: bool,
     /// The password, read from its file.
     pub password: Option<String>,
+    /// PEM certificates of the CAs that `rediss://` servers are checked against instead of the
+    /// system's roots (read from `cluster.ca_file`).
+    pub ca_pem: Option<Vec<u8>>,
     /// Connect, read and write timeout.
     pub timeout: Duration,
 }
@@ -75,8 +78,28 @@ impl Target {
             seeds: Vec::new(),
             is_cluster: false,
             password,
+            ca_pem: None,
             timeout: Duration::from_secs(2),
         })
+    }
+
+    /// The same, checking `rediss://` servers against the CA certificates in `ca_file` (PEM,
+    /// at most 1 MiB) instead of the system's roots.
+    pub fn with_ca_file(mut self, ca_file: &Path) -> Result<Self, Error> {
+        let fail = |why: String| Error::CaFile {
+            path: ca_file.display().to_string(),
+            why,
+        };
+        let meta = std::fs::metadata(ca_file).map_err(|e| fail(e.to_string()))?;
+        if meta.len() > 1 << 20 {
+            return Err(fail("larger than 1 MiB".into()));
+        }
+        let pem = std::fs::read(ca_file).map_err(|e| fail(e.to_string()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(fail("no PEM certificate in it".into()));
+        }
+        self.ca_pem = Some(pem);
+        Ok(self)
     }
 
     /// The same, as a Redis Cluster whose map `url` or else one of `seeds` gives.

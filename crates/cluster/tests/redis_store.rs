@@ -518,6 +518,126 @@ fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
     a.finish();
 }
 
+/// A CA and a certificate it signed for 127.0.0.1, made with openssl in `dir`: (CA file,
+/// certificate, key).
+fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian package openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=burstwatch test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+}
+
+#[test]
+fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--tls-port",
+            &port.to_string(),
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca)
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("rediss://127.0.0.1:{port}");
+    // The system's roots do not know the test CA: refused, an error and no panic.
+    let err = Store::connect(&Target::new(&url, None).unwrap())
+        .err()
+        .expect("an unknown CA is refused");
+    assert!(matches!(err, Error::Redis(_)), "{err}");
+    // A file without a certificate is refused when read.
+    std::fs::write(dir.path().join("bad.pem"), "not a certificate").unwrap();
+    let bad = Target::new(&url, None)
+        .unwrap()
+        .with_ca_file(&dir.path().join("bad.pem"));
+    assert!(matches!(bad, Err(Error::CaFile { .. })), "{:?}", bad.err());
+    // With the CA file: the whole two-sensor exchange over TLS.
+    let target = Target::new(&url, None).unwrap().with_ca_file(&ca).unwrap();
+    two_sensors_add_up(&target);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn a_password_from_a_file_is_sent_and_a_wrong_one_refused() {
     let dir = tempfile::tempdir().unwrap();

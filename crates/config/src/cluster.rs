@@ -24,6 +24,9 @@ pub struct ClusterSettings {
     pub redis_cluster_seeds: Vec<String>,
     /// File holding the Redis password (one line; a trailing newline is ignored).
     pub password_file: Option<PathBuf>,
+    /// PEM file of the CA certificates `rediss://` servers are checked against instead of the
+    /// system's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// Name of this sensor in the store: the `cluster.sensor_id` key, else `daemon.sensor`
     /// (the environment variable `BURSTWATCH_SENSOR_ID` overrides both at start, e.g. the
     /// node name in a DaemonSet; one of them is needed).
@@ -51,6 +54,7 @@ impl Default for ClusterSettings {
             redis_cluster: false,
             redis_cluster_seeds: Vec::new(),
             password_file: None,
+            ca_file: None,
             sensor_id: None,
             key_file: None,
             flush_interval_ms: 1000,
@@ -76,6 +80,7 @@ pub(crate) struct RawCluster {
     redis_cluster: Option<Spanned<bool>>,
     redis_cluster_seeds: Option<Spanned<Vec<String>>>,
     password_file: Option<String>,
+    ca_file: Option<Spanned<String>>,
     sensor_id: Option<Spanned<String>>,
     key_file: Option<String>,
     flush_interval_ms: Option<Spanned<i64>>,
@@ -156,6 +161,21 @@ impl Ctx<'_> {
                 return Err(self.invalid(v.span().start, "cluster.redis_url", why));
             }
         }
+        let ca_file = match &r.ca_file {
+            Some(v) if !v.get_ref().is_empty() => {
+                let tls = |u: &str| u.starts_with("rediss://");
+                let all_tls = url.as_deref().is_some_and(tls) && seeds.iter().all(|u| tls(u));
+                if !all_tls {
+                    return Err(self.invalid(
+                        v.span().start,
+                        "cluster.ca_file",
+                        "a CA file checks TLS servers: the store's URLs must be rediss://".into(),
+                    ));
+                }
+                Some(base.join(v.get_ref()))
+            }
+            _ => None,
+        };
         let path = |p: &Option<String>| p.as_ref().filter(|p| !p.is_empty()).map(|p| base.join(p));
         // Empty: the fallback (the shipped config's way of leaving it unset).
         let sensor_id = match r.sensor_id.as_ref().filter(|v| !v.get_ref().is_empty()) {
@@ -193,6 +213,7 @@ impl Ctx<'_> {
             redis_cluster: cluster,
             redis_cluster_seeds: seeds,
             password_file: path(&r.password_file),
+            ca_file,
             sensor_id,
             key_file,
             flush_interval_ms: self.count_in(
@@ -260,6 +281,17 @@ mod tests {
         .unwrap();
         assert!(s.cluster.redis_cluster);
         assert_eq!(s.cluster.redis_cluster_seeds.len(), 2);
+        assert_eq!(s.cluster.ca_file, None);
+        let s = Settings::parse(
+            "[cluster]\nredis_url = \"rediss://r:6380\"\nca_file = \"ca.pem\"\n\
+             sensor_id = \"a\"\nkey_file = \"x\"\n",
+            "/etc/bw/t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.ca_file.as_deref(),
+            Some("/etc/bw/ca.pem".as_ref())
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ fn target(settings: &Settings) -> anyhow::Result<Option<Target>> {
     let Some(url) = &c.redis_url else {
         return Ok(None);
     };
-    let t = Target::new(url, c.password_file.as_deref())?;
+    let mut t = Target::new(url, c.password_file.as_deref())?;
+    if let Some(ca) = &c.ca_file {
+        t = t.with_ca_file(ca)?;
+    }
     Ok(Some(if c.redis_cluster {
         t.cluster(&c.redis_cluster_seeds)
     } else {
