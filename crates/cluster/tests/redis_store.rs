@@ -518,69 +518,12 @@ fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
     a.finish();
 }
 
-/// A CA and a certificate it signed for 127.0.0.1, made with openssl in `dir`: (CA file,
-/// certificate, key).
-fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (Debian package openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=burstwatch test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
-}
-
 #[test]
 fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = test_certificates(dir.path());
+    // A CA and a certificate it signed for 127.0.0.1, made with openssl.
+    let (ca, cert, key) =
+        burstwatch_tests::alertmanager::make_certs(dir.path(), [127, 0, 0, 1].into()).unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
