@@ -57,6 +57,8 @@ impl Web {
 }
 
 /// A CA (`ca.pem`) and a certificate for `ip` it signed (`server.pem`, `server.key`) in `dir`.
+/// The certificate serves clients and is a client's too (Redis Cluster nodes present it to each
+/// other on the cluster bus).
 pub fn make_certs(dir: &Path, ip: IpAddr) -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let ssl = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("openssl")
@@ -107,7 +109,10 @@ pub fn make_certs(dir: &Path, ip: IpAddr) -> Result<(PathBuf, PathBuf, PathBuf),
     ])?;
     std::fs::write(
         dir.join("server.ext"),
-        format!("subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"),
+        format!(
+            "subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n\
+             extendedKeyUsage=serverAuth,clientAuth\n"
+        ),
     )
     .map_err(|e| e.to_string())?;
     ssl(&[

@@ -582,6 +582,24 @@ fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
 }
 
 #[test]
+fn a_tls_redis_cluster_is_reached_with_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) =
+        burstwatch_tests::alertmanager::make_certs(dir.path(), [127, 0, 0, 1].into()).unwrap();
+    let rc = redis_cluster::RedisCluster::start_tls(dir.path(), &ca, &cert, &key);
+    let urls = rc.urls();
+    assert!(urls[0].starts_with("rediss://"));
+    let seeds = || Target::new(&urls[0], None).unwrap().cluster(&urls[1..]);
+    assert!(
+        Store::connect(&seeds()).is_err(),
+        "the system's roots do not know the test CA"
+    );
+    two_sensors_add_up(&seeds().with_ca_file(&ca).unwrap());
+    let per_node = rc.keys_per_node();
+    assert!(per_node.iter().all(|&n| n > 0), "{per_node:?}");
+}
+
+#[test]
 fn a_password_from_a_file_is_sent_and_a_wrong_one_refused() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("p.sock");

@@ -1,6 +1,7 @@
 //! A throwaway Redis Cluster for tests: three primaries on loopback (Debian's `redis-server`,
 //! joined by `redis-cli --cluster create`), no persistence, stopped on drop. A node can be
-//! killed and started again (it rejoins from its cluster config file, its data gone).
+//! killed and started again (it rejoins from its cluster config file, its data gone). With
+//! [`RedisCluster::start_tls`] the nodes speak TLS only, to clients and on the cluster bus.
 #![allow(dead_code)] // each test crate that includes it uses a part
 
 use std::net::TcpListener;
@@ -16,6 +17,22 @@ pub struct RedisCluster {
     /// Their cluster bus ports.
     buses: Vec<u16>,
     dir: PathBuf,
+    /// TLS only: the CA, certificate and key files.
+    tls: Option<[PathBuf; 3]>,
+}
+
+/// `redis-cli` arguments that reach `port` (over TLS, trusting `tls`'s CA, if given).
+fn cli_args(port: u16, tls: Option<&[PathBuf; 3]>) -> Vec<String> {
+    let mut a = vec![
+        "-h".to_string(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+    ];
+    if let Some([ca, ..]) = tls {
+        a.extend(["--tls".into(), "--cacert".into(), ca.display().to_string()]);
+    }
+    a
 }
 
 fn free_port() -> u16 {
@@ -25,9 +42,11 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+/// `redis-cli` on `port`, its output if it succeeded within a minute.
+fn cli(port: u16, tls: Option<&[PathBuf; 3]>, args: &[&str]) -> Option<String> {
+    let out = Command::new("timeout")
+        .args(["60", "redis-cli"])
+        .args(cli_args(port, tls))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -48,11 +67,24 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 impl RedisCluster {
     /// Start three nodes with their files in `dir` and join them into one cluster.
     pub fn start(dir: &Path) -> RedisCluster {
+        Self::start_with(dir, None)
+    }
+
+    /// The same, speaking TLS only with the certificate and key given (and trusting the CA).
+    pub fn start_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> RedisCluster {
+        Self::start_with(
+            dir,
+            Some([ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()]),
+        )
+    }
+
+    fn start_with(dir: &Path, tls: Option<[PathBuf; 3]>) -> RedisCluster {
         let mut c = RedisCluster {
             children: Vec::new(),
             ports: Vec::new(),
             buses: Vec::new(),
             dir: dir.to_path_buf(),
+            tls,
         };
         for i in 0..3 {
             c.ports.push(free_port());
@@ -64,7 +96,7 @@ impl RedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(nodes.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        let made = cli(c.ports[0], &args);
+        let made = cli(c.ports[0], c.tls.as_ref(), &args);
         assert!(made.is_some(), "redis-cli --cluster create failed");
         c.wait_ok();
         c
@@ -73,8 +105,21 @@ impl RedisCluster {
     /// Start node `i` (again: it reads its cluster config file and rejoins).
     fn spawn(&mut self, i: usize) {
         let (port, bus) = (self.ports[i], self.buses[i]);
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1"]);
+        match &self.tls {
+            None => cmd.args(["--port", &port.to_string()]),
+            Some([ca, cert, key]) => cmd
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--tls-cluster", "yes", "--tls-auth-clients", "no"])
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key),
+        };
+        let child = cmd
             .args([
                 "--cluster-enabled",
                 "yes",
@@ -90,8 +135,9 @@ impl RedisCluster {
             .spawn()
             .expect("redis-server (Debian package redis-server) must be installed");
         self.children[i] = Some(child);
+        let tls = self.tls.clone();
         wait_for("a cluster node did not start", || {
-            cli(port, &["ping"]).is_some_and(|o| o.contains("PONG"))
+            cli(port, tls.as_ref(), &["ping"]).is_some_and(|o| o.contains("PONG"))
         });
     }
 
@@ -99,7 +145,7 @@ impl RedisCluster {
     pub fn wait_ok(&self) {
         for &p in &self.ports {
             wait_for("the cluster did not come up", || {
-                cli(p, &["cluster", "info"]).is_some_and(|o| {
+                cli(p, self.tls.as_ref(), &["cluster", "info"]).is_some_and(|o| {
                     o.contains("cluster_state:ok") && o.contains("cluster_slots_ok:16384")
                 })
             });
@@ -120,11 +166,16 @@ impl RedisCluster {
         self.wait_ok();
     }
 
-    /// The nodes' URLs.
+    /// The nodes' URLs (`rediss://` for TLS).
     pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.ports
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
             .collect()
     }
 
@@ -133,7 +184,7 @@ impl RedisCluster {
         self.ports
             .iter()
             .map(|&p| {
-                cli(p, &["dbsize"])
+                cli(p, self.tls.as_ref(), &["dbsize"])
                     .and_then(|o| o.trim().parse().ok())
                     .unwrap_or(0)
             })
