@@ -257,12 +257,15 @@ pub(crate) fn write_framed(
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut f = create_exclusive(&tmp)?;
-        f.write_all(header.as_bytes())?;
-        f.write_all(body)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
+        let filled = f
+            .write_all(header.as_bytes())
+            .and_then(|()| f.write_all(body))
+            .and_then(|()| f.write_all(b"\n"))
+            .and_then(|()| f.sync_all());
         drop(f);
-        if let Err(e) = std::fs::rename(&tmp, path) {
+        // A write that failed (a full disk) leaves no partial file taking space; the file
+        // at `path` is the last one written whole.
+        if let Err(e) = filled.and_then(|()| std::fs::rename(&tmp, path)) {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
