@@ -9,10 +9,10 @@ use std::process::Command;
 use crate::outputs::flows_and_bursts;
 
 /// A tmpfs mounted by the test; unmounted on drop, also when the test fails.
-struct Tmpfs(PathBuf);
+pub(crate) struct Tmpfs(pub(crate) PathBuf);
 
 impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
+    pub(crate) fn mount(path: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(path).unwrap();
         let st = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -24,7 +24,7 @@ impl Tmpfs {
     }
 
     /// Fill the free space with a file `name`; returns its path.
-    fn fill(&self, name: &str) -> PathBuf {
+    pub(crate) fn fill(&self, name: &str) -> PathBuf {
         use std::io::Write as _;
         let path = self.0.join(name);
         let mut f = std::fs::File::create(&path).unwrap();

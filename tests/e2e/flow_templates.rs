@@ -46,15 +46,20 @@ fn datagram(format: &str, templates: bool, sequence: u32) -> Vec<u8> {
     out
 }
 
-/// Start the daemon listening on `port` with its state in `d`.
+/// Start the daemon listening on `port` with its config, log and state in `d`.
 fn start(d: &Path, port: u16, metrics: u16, run: u32) -> Child {
+    start_in(d, d, port, metrics, run)
+}
+
+/// The same with the state in `state_dir`.
+fn start_in(d: &Path, state_dir: &Path, port: u16, metrics: u16, run: u32) -> Child {
     let cfg = d.join("burstwatch.toml");
     std::fs::write(
         &cfg,
         format!(
             "[daemon]\nflow_listen = [\"udp://127.0.0.1:{port}\"]\n\
              metrics_bind = \"127.0.0.1:{metrics}\"\nstate_file = \"{}\"\n",
-            d.join("state.json").display()
+            state_dir.join("state.json").display()
         ),
     )
     .unwrap();
@@ -87,13 +92,18 @@ fn series(metrics: u16, done: impl Fn((u64, u64)) -> bool) -> (u64, u64) {
     }
 }
 
-fn stop(mut child: Child) {
+fn stop(child: Child) {
+    let st = terminate(child);
+    assert!(st.success(), "{st}");
+}
+
+/// SIGTERM, then the exit status.
+fn terminate(mut child: Child) -> std::process::ExitStatus {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let st = child.wait().unwrap();
-    assert!(st.success(), "{st}");
+    child.wait().unwrap()
 }
 
 #[test]
@@ -150,4 +160,62 @@ fn flow_export_templates_survive_a_daemon_restart() {
         assert_eq!(got, (0, 1), "{format}: without saved templates");
         stop(daemon);
     }
+}
+
+#[test]
+fn a_full_disk_keeps_the_last_saved_templates() {
+    if !crate::live::live_tests_enabled() {
+        return; // mounting a small tmpfs needs root
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Config and logs in `d`, the state on a small file system of its own.
+    let d = dir.path();
+    let fs = crate::daemon_outputs::Tmpfs::mount(&d.join("fs"), "1m");
+    let state = fs.0.as_path();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = burstwatch_tests::prom::free_port();
+    let exporter = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+    let templates = state.join("state.json.templates");
+
+    // Saved whole while there is room.
+    let daemon = start_in(d, state, port, metrics, 1);
+    exporter.send_to(&datagram("ipfix", true, 0), to).unwrap();
+    assert_eq!(series(metrics, |(r, _)| r >= 4), (4, 0));
+    stop(daemon);
+    let saved = std::fs::read(&templates).unwrap();
+
+    // The disk is full at the next stop: the save fails, loudly (log, exit status 1), and
+    // leaves the last file whole and no partial one beside it.
+    let filler = fs.fill("filler");
+    let daemon = start_in(d, state, port, metrics, 2);
+    exporter.send_to(&datagram("ipfix", false, 4), to).unwrap();
+    assert_eq!(series(metrics, |(r, _)| r >= 4), (4, 0));
+    let st = terminate(daemon);
+    assert_eq!(st.code(), Some(1), "{st}");
+    let log = std::fs::read_to_string(d.join("daemon2.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("flow-export templates not saved")
+                && l.contains("No space left on device")),
+        "{log}"
+    );
+    assert_eq!(std::fs::read(&templates).unwrap(), saved);
+    let leftovers: Vec<_> = std::fs::read_dir(state)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Room again: the file kept is read, data without templates is decoded at once.
+    std::fs::remove_file(&filler).unwrap();
+    let daemon = start_in(d, state, port, metrics, 3);
+    exporter.send_to(&datagram("ipfix", false, 8), to).unwrap();
+    assert_eq!(series(metrics, |(r, _)| r >= 4), (4, 0));
+    stop(daemon);
 }
