@@ -106,20 +106,42 @@ fn terminate(mut child: Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
-#[test]
-fn flow_export_templates_survive_a_daemon_restart() {
-    for format in ["ipfix", "netflow9"] {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+/// The daemon's flow and metrics ports, and one exporter socket for the whole test: the same
+/// source address and port throughout, as a router's.
+struct Ports {
+    port: u16,
+    metrics: u16,
+    exporter: UdpSocket,
+    to: SocketAddr,
+}
+
+impl Ports {
+    fn new() -> Self {
         let port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let metrics = burstwatch_tests::prom::free_port();
-        // One exporter socket throughout: the same source address and port, as a router's.
-        let exporter = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to: SocketAddr = ([127, 0, 0, 1], port).into();
+        Ports {
+            port,
+            metrics: burstwatch_tests::prom::free_port(),
+            exporter: UdpSocket::bind("127.0.0.1:0").unwrap(),
+            to: ([127, 0, 0, 1], port).into(),
+        }
+    }
+}
+
+#[test]
+fn flow_export_templates_survive_a_daemon_restart() {
+    for format in ["ipfix", "netflow9"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let Ports {
+            port,
+            metrics,
+            exporter,
+            to,
+        } = Ports::new();
         let templates = d.join("state.json.templates");
 
         // First run: templates and data.
@@ -172,14 +194,12 @@ fn a_full_disk_keeps_the_last_saved_templates() {
     let d = dir.path();
     let fs = crate::daemon_outputs::Tmpfs::mount(&d.join("fs"), "1m");
     let state = fs.0.as_path();
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics = burstwatch_tests::prom::free_port();
-    let exporter = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+    let Ports {
+        port,
+        metrics,
+        exporter,
+        to,
+    } = Ports::new();
     let templates = state.join("state.json.templates");
 
     // Saved whole while there is room.
