@@ -1,8 +1,9 @@
 //! A bounded map with least-recently-used order: a [`Slab`] (slots and a hash index of them)
 //! and one intrusive list. Used for the detector's host, pair and endpoint state.
 //!
-//! The slab is reserved for the cap when the map is made, so a full map never grows: what a
-//! map costs is [`LruMap::bytes_for`] of its cap (see [`crate::memory`]).
+//! The slab's slots are reserved for the cap when the map is made and its index grows with the
+//! entries (see [`crate::slab`]): what a map costs at most is [`LruMap::bytes_for`] of its cap
+//! (see [`crate::memory`]).
 
 use std::hash::Hash;
 
@@ -51,8 +52,7 @@ impl<K: Hash + Eq + Copy, V: Default> LruMap<K, V> {
         }
     }
 
-    /// Heap bytes of a map with this cap: slab entries, index and free list, all reserved up
-    /// front.
+    /// Heap bytes of a map with this cap, at most: slab entries, index and free list.
     pub(crate) fn bytes_for(cap: usize) -> usize {
         Slab::<Entry<K, V>, RandomState>::bytes_for(cap)
     }

@@ -2,11 +2,12 @@
 //!
 //! Every capped container (the flow table; the detector's subscribers, (subscriber, endpoint)
 //! pairs and endpoints) keeps its entries in a slab with a hash index of slab slots and a free
-//! list, and reserves all three for its cap when it is made. It never grows afterwards, so what
-//! it can cost is a function of its cap alone ([`flow_table_bytes`], [`hosts_bytes`],
-//! [`pairs_bytes`], [`endpoints_bytes`]): the entry size, 4 bytes of free list, and the index,
-//! which is reserved for twice the cap (hashbrown then always cleans the tombstones of evicted
-//! entries in place instead of doubling the table). `tests/memory.rs` fills each container to
+//! list. Slots and free list are reserved for its cap when it is made; the index grows with the
+//! entries up to the size of a reservation for twice the cap (where hashbrown always cleans the
+//! tombstones of evicted entries in place instead of doubling the table). What it can cost is a
+//! function of its cap alone ([`flow_table_bytes`], [`hosts_bytes`], [`pairs_bytes`],
+//! [`endpoints_bytes`]): the entry size, 4 bytes of free list, and that largest index with the
+//! half-size one it held while doubling to it. `tests/memory.rs` fills each container to
 //! its cap under a counting allocator and checks these figures against what was allocated.
 //!
 //! [`plan`] takes the budget, the number of workers (flow tables, subscribers and pairs are per
@@ -175,7 +176,19 @@ pub(crate) fn index_capacity(cap: usize) -> usize {
 /// Bytes of a hashbrown index reserved for `cap` entries (see [`index_capacity`]) with slots
 /// of `slot` bytes: the slots, one control byte per bucket and one group of padding.
 pub(crate) fn index_bytes(cap: usize, slot: usize) -> usize {
+    table_bytes(buckets(index_capacity(cap)), slot)
+}
+
+/// Bytes of the hashbrown index of a slab with at most `cap` entries and slots of `slot` bytes:
+/// the index grows as entries arrive (see [`crate::slab`]) to, at its largest, the size of a
+/// reservation for [`index_capacity`] items, and holds the half-size array it moves out of
+/// while it doubles to that size.
+pub(crate) fn grown_index_bytes(cap: usize, slot: usize) -> usize {
     let b = buckets(index_capacity(cap));
+    table_bytes(b, slot) + if b > 16 { table_bytes(b / 2, slot) } else { 0 }
+}
+
+fn table_bytes(b: usize, slot: usize) -> usize {
     (b * slot).next_multiple_of(16) + b + 16
 }
 

@@ -8,14 +8,24 @@
 //! can stay taken after its key left the index (an ended flow whose record is not made yet):
 //! taking a key out of the index and giving its slot back are two steps.
 //!
-//! Slab, index and free list are reserved for the owner's cap up front, so a full container never
-//! grows (a growing hash table holds its old and new arrays at once; see [`crate::memory`]).
+//! Slots and free list are reserved for the owner's cap up front (address space only: pages are
+//! touched as entries arrive, in slot order). The index starts small and doubles as entries
+//! arrive, so that a table holding thousands of entries under a cap of millions probes a few
+//! hundred kilobytes of buckets instead of tens of megabytes: each lookup's control bytes and
+//! slot number then stay in cache. Its growth ends at the size a reservation for the cap would
+//! have had (hashbrown keeps at most 7/8 of its buckets full and doubles only when more than half
+//! of them hold entries; past that it rehashes in place), and
+//! [`crate::memory::grown_index_bytes`] counts that size plus the half-size array a doubling
+//! holds at the same time.
 
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
 use crate::lru::{LinkStore, Links};
+
+/// Items the index is first reserved for (a few kilobytes of buckets).
+const INDEX_START: usize = 1024;
 
 /// What a slab entry must offer: its key (hashed for the index) and its list links.
 pub(crate) trait SlabEntry {
@@ -46,12 +56,14 @@ impl<E: SlabEntry, S: BuildHasher> Slab<E, S> {
         }
     }
 
-    /// Reserve, for `cap` entries, the index ([`crate::memory::index_capacity`]), the slots and
-    /// the free list. Only the index's control bytes are written now; slot pages are touched as
-    /// entries arrive. A reservation the system refuses (a cap far above the memory there is)
-    /// is skipped: the slab then grows as it fills.
+    /// Reserve, for `cap` entries, the slots and the free list (address space: slot pages are
+    /// touched as entries arrive), and the index's first [`INDEX_START`] items; the index grows
+    /// as entries arrive (see the module docs). A reservation the system refuses (a cap far
+    /// above the memory there is) is skipped: the slab then grows as it fills.
     pub(crate) fn reserve(&mut self, cap: usize) {
-        let want = crate::memory::index_capacity(cap).saturating_sub(self.index.len());
+        let want = INDEX_START
+            .min(crate::memory::index_capacity(cap))
+            .saturating_sub(self.index.len());
         let (slots, hasher) = (&self.slots, &self.hasher);
         let _ = self.index.try_reserve(want, |&i| {
             slots
@@ -66,21 +78,18 @@ impl<E: SlabEntry, S: BuildHasher> Slab<E, S> {
             .try_reserve_exact(cap.saturating_sub(self.free.len()));
     }
 
-    /// Heap bytes of a slab reserved for `cap` entries: slots, free list and index (one `u32`
-    /// and one control byte per hash bucket).
+    /// Heap bytes of a slab with `cap` entries at most: slots, free list and index (one `u32`
+    /// and one control byte per hash bucket, at its largest and while it doubles to that).
     pub(crate) fn bytes_for(cap: usize) -> usize {
         let cap = cap.max(1);
         cap * (std::mem::size_of::<E>() + std::mem::size_of::<u32>())
-            + crate::memory::index_bytes(cap, std::mem::size_of::<u32>())
+            + crate::memory::grown_index_bytes(cap, std::mem::size_of::<u32>())
     }
 
     /// Heap bytes held now (capacity, not length): slots, free list and index.
     pub(crate) fn heap_bytes(&self) -> usize {
         let slots = self.slots.capacity() * std::mem::size_of::<E>();
-        // hashbrown: one u32 slot plus one control byte per bucket.
-        let buckets = self.index.capacity().next_power_of_two().max(1) * 8 / 7;
-        let index = buckets * (std::mem::size_of::<u32>() + 1);
-        slots + index + self.free.capacity() * std::mem::size_of::<u32>()
+        slots + self.index.allocation_size() + self.free.capacity() * std::mem::size_of::<u32>()
     }
 
     /// Keys in the index.
@@ -245,13 +254,47 @@ mod tests {
     }
 
     #[test]
-    fn a_reserved_slab_does_not_grow_until_its_cap() {
+    fn the_index_grows_with_its_entries_and_ends_within_what_the_cap_counts() {
+        let cap = 100_000;
         let mut s: Slab<E, FixedState> = Slab::new(FixedState::with_seed(1));
-        s.reserve(1000);
-        let before = s.heap_bytes();
+        s.reserve(cap);
+        let start = s.index.allocation_size();
+        assert!(start < 64 * 1024, "the index starts small: {start} bytes");
         for k in 0..1000 {
             s.insert(s.hash(k), entry(k));
         }
-        assert_eq!(s.heap_bytes(), before);
+        assert!(s.index.allocation_size() < 64 * 1024);
+        // Fill to the cap, then churn at the cap as an owner does (one out, one in), so that
+        // deleted buckets pile up and force the index to rehash.
+        for k in 1000..cap as u64 {
+            s.insert(s.hash(k), entry(k));
+        }
+        let reserved_max = crate::memory::grown_index_bytes(cap, 4);
+        let mut largest = s.index.allocation_size();
+        for round in 0..5u64 {
+            let before = s.index.allocation_size();
+            for k in cap as u64 * (round + 1)..cap as u64 * (round + 2) {
+                let old = (k % cap as u64) as u32;
+                s.unindex(old);
+                s.release(old);
+                assert_eq!(s.insert(s.hash(k), entry(k)), old);
+            }
+            largest = largest.max(s.index.allocation_size());
+            if round > 0 {
+                // One doubling at most (the first deleted buckets at the cap), then in place.
+                assert_eq!(
+                    s.index.allocation_size(),
+                    before,
+                    "grew again in round {round}"
+                );
+            }
+        }
+        assert_eq!(s.len(), cap);
+        assert!(
+            largest + largest / 2 <= reserved_max + 64,
+            "largest index and its half-size predecessor ({largest} x 1.5) within the budget's \
+             {reserved_max}"
+        );
+        assert!(s.heap_bytes() <= Slab::<E, FixedState>::bytes_for(cap));
     }
 }

@@ -136,8 +136,8 @@ impl FlowTable {
         table
     }
 
-    /// Reserve slab (slots, index, free list) and the queue of ended flows for the cap, so that
-    /// a full table never grows (see [`crate::memory`]).
+    /// Reserve slab (slots and free list; the index grows with the flows, see [`crate::slab`])
+    /// and the queue of ended flows for the cap (see [`crate::memory`]).
     fn reserve(&mut self) {
         let cap = self.cfg.max_flows.max(1);
         self.slab.reserve(cap);
