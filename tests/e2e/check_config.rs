@@ -387,3 +387,85 @@ fn check_config_checks_the_sinks_ca_and_secret_files_and_urls() {
     assert!(!err.contains("s3cr3t"), "{err}");
     assert_eq!(check(d, &good, &["--strict"]).status.code(), Some(2));
 }
+
+#[test]
+fn check_config_checks_the_shared_stores_certificate_and_secret_files() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ca, cert, key) =
+        burstwatch_tests::alertmanager::make_certs(d, [127, 0, 0, 1].into()).unwrap();
+    write_test_key(&d.join("cluster.key"));
+    std::fs::write(d.join("not-a-cert.pem"), "hello\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let daemon = "[daemon]\ninterfaces = [\"lo\"]\nmetrics_bind = \"127.0.0.1:19812\"\n\
+                  sensor = \"edge-1\"\n";
+    let store = |extra: &str| {
+        format!(
+            "{daemon}[cluster]\nredis_url = \"rediss://127.0.0.1:6380\"\n\
+             key_file = \"cluster.key\"\nca_file = \"{}\"\n{extra}",
+            ca.display()
+        )
+    };
+    // (extra lines, key, line, what the message says)
+    let cases = [
+        (
+            format!(
+                "client_cert_file = \"not-a-cert.pem\"\nclient_key_file = \"{}\"\n",
+                key.display()
+            ),
+            "cluster.client_cert_file",
+            9,
+            "no PEM certificate",
+        ),
+        (
+            format!(
+                "client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+                cert.display(),
+                cert.display()
+            ),
+            "cluster.client_cert_file",
+            9,
+            "no PEM private key",
+        ),
+        (
+            format!("client_cert_file = \"{}\"\n", cert.display()),
+            "cluster.client_cert_file",
+            9,
+            "needs its key",
+        ),
+        (
+            "password_file = \"missing\"\n".to_string(),
+            "cluster.password_file",
+            9,
+            "missing",
+        ),
+    ];
+    for (extra, k, line, what) in &cases {
+        let body = store(extra);
+        let out = check(d, &body, &[]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}\n{err}");
+        let at = format!("c.toml:{line}: {k}: ");
+        assert!(err.contains(&at), "{body}\nexpected {at:?} in:\n{err}");
+        assert!(err.contains(what), "{body}\nexpected {what:?} in:\n{err}");
+    }
+    let good = store(&format!(
+        "client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let out = check(d, &good, &["--strict"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A client key every user can read is a warning (an error with --strict).
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = check(d, &good, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("cluster.client_key_file: ") && err.contains("readable by every user"),
+        "{err}"
+    );
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+    assert_eq!(check(d, &good, &["--strict"]).status.code(), Some(2));
+}

@@ -22,7 +22,13 @@ impl Conn {
         // rustls needs a process-wide provider for rediss:// (already set is fine).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let certs = || redis::TlsCertificates {
-            client_tls: None,
+            client_tls: t
+                .client_pem
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
             root_cert: t.ca_pem.clone(),
         };
         Ok(if t.is_cluster {
@@ -37,7 +43,7 @@ impl Conn {
             if let Some(pw) = &t.password {
                 b = b.password(pw);
             }
-            if t.ca_pem.is_some() {
+            if t.has_certs() {
                 b = b.certs(certs());
             }
             Conn::Cluster(Box::new(b.build()?.get_connection()?))
@@ -47,7 +53,7 @@ impl Conn {
                 let settings = info.redis_settings().clone().set_password(pw);
                 info = info.set_redis_settings(settings);
             }
-            let client = if t.ca_pem.is_some() {
+            let client = if t.has_certs() {
                 redis::Client::build_with_tls(info, certs())?
             } else {
                 redis::Client::open(info)?

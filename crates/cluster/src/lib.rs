@@ -68,6 +68,14 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// The client certificate or key for `rediss://` could not be read, or is not PEM.
+    #[error("cannot use the Redis client certificate file {path}: {why}")]
+    ClientCert {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
     /// Another sensor wrote the store with another pseudonym key.
     #[error(
         "the store holds pseudonyms made with another key: every sensor of a cluster needs the \

@@ -40,8 +40,8 @@ const CALLS_PER_PIPELINE: usize = 64;
 /// Sets per question call.
 const KEYS_PER_QUESTION: usize = 512;
 
-/// How to reach the store.
-#[derive(Debug, Clone)]
+/// How to reach the store. Its `Debug` output hides the password and the client key.
+#[derive(Clone)]
 pub struct Target {
     /// The URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`); of a Redis Cluster, the
     /// first node to ask for the cluster's map.
@@ -56,8 +56,26 @@ pub struct Target {
     /// PEM certificates of the CAs that `rediss://` servers are checked against instead of the
     /// system's roots (read from `cluster.ca_file`).
     pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate and private key presented to `rediss://` servers that ask for a client
+    /// certificate (read from `cluster.client_cert_file` and `cluster.client_key_file`).
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
     /// Connect, read and write timeout.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |set: bool| if set { "<redacted>" } else { "none" };
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("seeds", &self.seeds)
+            .field("is_cluster", &self.is_cluster)
+            .field("password", &hidden(self.password.is_some()))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("client_pem", &hidden(self.client_pem.is_some()))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Target {
@@ -79,6 +97,7 @@ impl Target {
             is_cluster: false,
             password,
             ca_pem: None,
+            client_pem: None,
             timeout: Duration::from_secs(2),
         })
     }
@@ -86,20 +105,33 @@ impl Target {
     /// The same, checking `rediss://` servers against the CA certificates in `ca_file` (PEM,
     /// at most 1 MiB) instead of the system's roots.
     pub fn with_ca_file(mut self, ca_file: &Path) -> Result<Self, Error> {
-        let fail = |why: String| Error::CaFile {
+        let pem = read_pem(ca_file, "CERTIFICATE-----").map_err(|why| Error::CaFile {
             path: ca_file.display().to_string(),
             why,
-        };
-        let meta = std::fs::metadata(ca_file).map_err(|e| fail(e.to_string()))?;
-        if meta.len() > 1 << 20 {
-            return Err(fail("larger than 1 MiB".into()));
-        }
-        let pem = std::fs::read(ca_file).map_err(|e| fail(e.to_string()))?;
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(fail("no PEM certificate in it".into()));
-        }
+        })?;
         self.ca_pem = Some(pem);
         Ok(self)
+    }
+
+    /// The same, presenting the certificate in `cert_file` with the private key in `key_file`
+    /// (PEM, at most 1 MiB each) to `rediss://` servers that ask for a client certificate.
+    pub fn with_client_cert(mut self, cert_file: &Path, key_file: &Path) -> Result<Self, Error> {
+        let read = |path: &Path, marker: &str| {
+            read_pem(path, marker).map_err(|why| Error::ClientCert {
+                path: path.display().to_string(),
+                why,
+            })
+        };
+        let cert = read(cert_file, "CERTIFICATE-----")?;
+        let key = read(key_file, "PRIVATE KEY-----")?;
+        self.client_pem = Some((cert, key));
+        Ok(self)
+    }
+
+    /// Whether connections use certificates of their own (a CA file or a client certificate)
+    /// rather than the URL's defaults.
+    pub(crate) fn has_certs(&self) -> bool {
+        self.ca_pem.is_some() || self.client_pem.is_some()
     }
 
     /// The same, as a Redis Cluster whose map `url` or else one of `seeds` gives.
@@ -108,6 +140,28 @@ impl Target {
         self.seeds = seeds.to_vec();
         self
     }
+}
+
+/// The bytes of the PEM file `path` (at most 1 MiB) if it holds a `-----BEGIN ...{marker}`
+/// block, else why not.
+fn read_pem(path: &Path, marker: &str) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > 1 << 20 {
+        return Err("larger than 1 MiB".into());
+    }
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&pem);
+    let found = text.match_indices("-----BEGIN ").any(|(i, _)| {
+        text[i..]
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with(marker))
+    });
+    if !found {
+        let what = marker.trim_end_matches('-').to_lowercase();
+        return Err(format!("no PEM {what} in it"));
+    }
+    Ok(pem)
 }
 
 /// One sensor as the directory shows it.

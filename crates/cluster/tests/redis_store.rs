@@ -518,17 +518,14 @@ fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
     a.finish();
 }
 
-#[test]
-fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
-    let dir = tempfile::tempdir().unwrap();
-    // A CA and a certificate it signed for 127.0.0.1, made with openssl.
-    let (ca, cert, key) =
-        burstwatch_tests::alertmanager::make_certs(dir.path(), [127, 0, 0, 1].into()).unwrap();
+/// A TLS-only `redis-server` on a free loopback port with the certificate `cert` (signed by
+/// `ca`), asking clients for a certificate when `auth_clients`; its URL.
+fn tls_server(ca: &Path, cert: &Path, key: &Path, auth_clients: bool) -> (KillOnDrop, String) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = Command::new("redis-server")
+    let child = Command::new("redis-server")
         .args([
             "--port",
             "0",
@@ -538,14 +535,14 @@ fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
             &port.to_string(),
         ])
         .arg("--tls-cert-file")
-        .arg(&cert)
+        .arg(cert)
         .arg("--tls-key-file")
-        .arg(&key)
+        .arg(key)
         .arg("--tls-ca-cert-file")
-        .arg(&ca)
+        .arg(ca)
         .args([
             "--tls-auth-clients",
-            "no",
+            if auth_clients { "yes" } else { "no" },
             "--save",
             "",
             "--appendonly",
@@ -554,6 +551,7 @@ fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server");
+    let child = KillOnDrop(child);
     let t = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -562,7 +560,26 @@ fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let url = format!("rediss://127.0.0.1:{port}");
+    (child, format!("rediss://127.0.0.1:{port}"))
+}
+
+/// A child process killed and reaped when dropped (also when a test fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
+    let dir = tempfile::tempdir().unwrap();
+    // A CA and a certificate it signed for 127.0.0.1, made with openssl.
+    let (ca, cert, key) =
+        burstwatch_tests::alertmanager::make_certs(dir.path(), [127, 0, 0, 1].into()).unwrap();
+    let (_server, url) = tls_server(&ca, &cert, &key, false);
     // The system's roots do not know the test CA: refused, an error and no panic.
     let err = Store::connect(&Target::new(&url, None).unwrap())
         .err()
@@ -577,8 +594,55 @@ fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
     // With the CA file: the whole two-sensor exchange over TLS.
     let target = Target::new(&url, None).unwrap().with_ca_file(&ca).unwrap();
     two_sensors_add_up(&target);
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+#[test]
+fn a_store_that_asks_for_client_certificates_takes_the_configured_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The test certificate is valid for client authentication too.
+    let (ca, cert, key) =
+        burstwatch_tests::alertmanager::make_certs(dir.path(), [127, 0, 0, 1].into()).unwrap();
+    let (_server, url) = tls_server(&ca, &cert, &key, true);
+    let with_ca = || Target::new(&url, None).unwrap().with_ca_file(&ca).unwrap();
+    // Without a client certificate the server ends the handshake: an error, no panic.
+    let err = Store::connect(&with_ca())
+        .err()
+        .expect("refused without a client certificate");
+    assert!(matches!(err, Error::Redis(_)), "{err}");
+    // Files that are not what they should be are refused when read, naming the file.
+    let bad = with_ca().with_client_cert(&key, &key);
+    assert!(
+        matches!(&bad, Err(Error::ClientCert { path, .. }) if path.ends_with("server.key")),
+        "{:?}",
+        bad.err()
+    );
+    let bad = with_ca().with_client_cert(&cert, &cert);
+    assert!(
+        matches!(&bad, Err(e @ Error::ClientCert { .. }) if e.to_string().contains("private key")),
+        "{:?}",
+        bad.err()
+    );
+    let bad = with_ca().with_client_cert(&dir.path().join("missing.pem"), &key);
+    assert!(
+        matches!(bad, Err(Error::ClientCert { .. })),
+        "{:?}",
+        bad.err()
+    );
+    // With it: the whole two-sensor exchange.
+    let target = with_ca().with_client_cert(&cert, &key).unwrap();
+    two_sensors_add_up(&target);
+    // A target's debug form never shows the key or a password.
+    std::fs::write(dir.path().join("pw"), "s3cret-pw\n").unwrap();
+    let mut shown = target.clone();
+    shown.password = Target::new(&url, Some(&dir.path().join("pw")))
+        .unwrap()
+        .password;
+    assert_eq!(shown.password.as_deref(), Some("s3cret-pw"));
+    let text = format!("{shown:?}");
+    assert!(
+        !text.contains("PRIVATE") && !text.contains("s3cret") && text.contains("<redacted>"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -27,6 +27,9 @@ pub struct ClusterSettings {
     /// PEM file of the CA certificates `rediss://` servers are checked against instead of the
     /// system's roots (a private CA).
     pub ca_file: Option<PathBuf>,
+    /// PEM files of the certificate and private key this sensor presents to `rediss://`
+    /// servers that ask for one (`tls-auth-clients yes`): both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     /// Name of this sensor in the store: the `cluster.sensor_id` key, else `daemon.sensor`
     /// (the environment variable `BURSTWATCH_SENSOR_ID` overrides both at start, e.g. the
     /// node name in a DaemonSet; one of them is needed).
@@ -55,6 +58,7 @@ impl Default for ClusterSettings {
             redis_cluster_seeds: Vec::new(),
             password_file: None,
             ca_file: None,
+            client_cert: None,
             sensor_id: None,
             key_file: None,
             flush_interval_ms: 1000,
@@ -81,6 +85,8 @@ pub(crate) struct RawCluster {
     redis_cluster_seeds: Option<Spanned<Vec<String>>>,
     password_file: Option<String>,
     ca_file: Option<Spanned<String>>,
+    client_cert_file: Option<Spanned<String>>,
+    client_key_file: Option<Spanned<String>>,
     sensor_id: Option<Spanned<String>>,
     key_file: Option<String>,
     flush_interval_ms: Option<Spanned<i64>>,
@@ -161,20 +167,43 @@ impl Ctx<'_> {
                 return Err(self.invalid(v.span().start, "cluster.redis_url", why));
             }
         }
-        let ca_file = match &r.ca_file {
-            Some(v) if !v.get_ref().is_empty() => {
-                let tls = |u: &str| u.starts_with("rediss://");
-                let all_tls = url.as_deref().is_some_and(tls) && seeds.iter().all(|u| tls(u));
-                if !all_tls {
-                    return Err(self.invalid(
-                        v.span().start,
-                        "cluster.ca_file",
-                        "a CA file checks TLS servers: the store's URLs must be rediss://".into(),
-                    ));
-                }
-                Some(base.join(v.get_ref()))
+        let tls = |u: &str| u.starts_with("rediss://");
+        let all_tls = url.as_deref().is_some_and(tls) && seeds.iter().all(|u| tls(u));
+        let tls_file = |v: &Option<Spanned<String>>, key: &str, what: &str| match v
+            .as_ref()
+            .filter(|v| !v.get_ref().is_empty())
+        {
+            Some(v) if !all_tls => Err(self.invalid(
+                v.span().start,
+                key,
+                format!("{what} is for TLS servers: the store's URLs must be rediss://"),
+            )),
+            Some(v) => Ok(Some((v.span().start, base.join(v.get_ref())))),
+            None => Ok(None),
+        };
+        let ca_file = tls_file(&r.ca_file, "cluster.ca_file", "a CA file")?.map(|(_, p)| p);
+        let cert = tls_file(
+            &r.client_cert_file,
+            "cluster.client_cert_file",
+            "a client certificate",
+        )?;
+        let key = tls_file(
+            &r.client_key_file,
+            "cluster.client_key_file",
+            "a client key",
+        )?;
+        let client_cert = match (cert, key) {
+            (Some((_, c)), Some((_, k))) => Some((c, k)),
+            (None, None) => None,
+            (Some((at, _)), None) | (None, Some((at, _))) => {
+                return Err(self.invalid(
+                    at,
+                    "cluster.client_cert_file",
+                    "a client certificate needs its key: set both client_cert_file and \
+                     client_key_file, or neither"
+                        .into(),
+                ))
             }
-            _ => None,
         };
         let path = |p: &Option<String>| p.as_ref().filter(|p| !p.is_empty()).map(|p| base.join(p));
         // Empty: the fallback (the shipped config's way of leaving it unset).
@@ -214,6 +243,7 @@ impl Ctx<'_> {
             redis_cluster_seeds: seeds,
             password_file: path(&r.password_file),
             ca_file,
+            client_cert,
             sensor_id,
             key_file,
             flush_interval_ms: self.count_in(
@@ -292,6 +322,17 @@ mod tests {
             s.cluster.ca_file.as_deref(),
             Some("/etc/bw/ca.pem".as_ref())
         );
+        assert_eq!(s.cluster.client_cert, None);
+        let s = Settings::parse(
+            "[cluster]\nredis_url = \"rediss://r:6380\"\nclient_cert_file = \"c.pem\"\n\
+             client_key_file = \"k.pem\"\nsensor_id = \"a\"\nkey_file = \"x\"\n",
+            "/etc/bw/t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster.client_cert,
+            Some(("/etc/bw/c.pem".into(), "/etc/bw/k.pem".into()))
+        );
     }
 
     #[test]
@@ -327,6 +368,19 @@ mod tests {
         let e = err("[cluster]\nredis_url = \"redis://a:7000\"\nredis_cluster_seeds = [\"redis://b:7000\"]\nkey_file = \"k\"\n");
         assert!(
             e.contains("cluster.redis_cluster_seeds") && e.contains("redis_cluster = true"),
+            "{e}"
+        );
+        // Client certificates: TLS only, certificate and key together.
+        let e = err("[cluster]\nredis_url = \"redis://a\"\nclient_cert_file = \"c\"\nclient_key_file = \"k\"\nkey_file = \"k\"\n");
+        assert!(
+            e.contains("cluster.client_cert_file") && e.contains("rediss://"),
+            "{e}"
+        );
+        let e = err(
+            "[cluster]\nredis_url = \"rediss://a\"\nclient_key_file = \"k\"\nkey_file = \"k\"\n",
+        );
+        assert!(
+            e.contains("cluster.client_cert_file") && e.contains("needs its key"),
             "{e}"
         );
         let e = err("[cluster]\nredis_url = \"redis://a:7000\"\nredis_cluster = true\nredis_cluster_seeds = [\"http://b\"]\nkey_file = \"k\"\n");

@@ -146,6 +146,14 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
             }
         }
     }
+    for (key, message, error) in cluster_files(&settings.cluster) {
+        let line = at.say(key, message);
+        if error {
+            f.errors.push(line);
+        } else {
+            f.warnings.push(line);
+        }
+    }
     if let Err(err) = burstwatch_pipeline::privacy::Privacy::from_settings(settings) {
         f.errors
             .push(at.say("privacy.key_file", format!("{err:#}")));
@@ -156,6 +164,52 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
         }
     }
     f
+}
+
+/// The shared store's files read as the daemon reads them (password, CA file, client
+/// certificate and key): `(key, message, error)` for each one that fails, and a warning for a
+/// password or client key that every user can read.
+fn cluster_files(c: &burstwatch_config::ClusterSettings) -> Vec<(&'static str, String, bool)> {
+    use burstwatch_cluster::Target;
+    use burstwatch_exporter::sinks::Secret;
+    let mut out = Vec::new();
+    let Some(url) = &c.redis_url else {
+        return out;
+    };
+    if let Err(e) = Target::new(url, c.password_file.as_deref()) {
+        out.push(("cluster.password_file", e.to_string(), true));
+    }
+    let t = Target::new(url, None);
+    if let (Some(ca), Ok(t)) = (&c.ca_file, &t) {
+        if let Err(e) = t.clone().with_ca_file(ca) {
+            out.push(("cluster.ca_file", e.to_string(), true));
+        }
+    }
+    if let (Some((cert, key)), Ok(t)) = (&c.client_cert, &t) {
+        if let Err(e) = t.clone().with_client_cert(cert, key) {
+            out.push(("cluster.client_cert_file", e.to_string(), true));
+        }
+    }
+    let secrets = [
+        ("cluster.password_file", c.password_file.as_deref()),
+        (
+            "cluster.client_key_file",
+            c.client_cert.as_ref().map(|(_, k)| k.as_path()),
+        ),
+    ];
+    for (key, path) in secrets {
+        if let Some(p) = path.filter(|p| Secret::world_readable(p)) {
+            out.push((
+                key,
+                format!(
+                    "{}: readable by every user; make it 0600 or 0640 (chmod o-r)",
+                    p.display()
+                ),
+                false,
+            ));
+        }
+    }
+    out
 }
 
 /// Whether the daemon can append to `p`: an existing regular file (or a character device such

@@ -104,6 +104,8 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
     let flow_sockets = flow::bind(&d.flow_listen)?;
     // So are the sinks' password and token files (they can stay root-only).
     let sinks_cfg = sinks::config(&d).with_context(|| format!("{}", config.display()))?;
+    // And the shared store's password, certificates and pseudonym key.
+    let cluster_files = burstwatch_pipeline::cluster::Shared::prepare(&settings)?;
     if let Some(user) = &d.user {
         let account = privilege::lookup_user(user)
             .with_context(|| format!("{}: daemon.user", config.display()))?;
@@ -132,8 +134,15 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
     let resume_ns = state.as_ref().map(|s| s.now_ns).filter(|&t| t > i64::MIN);
     let mut engine = build_engine(&settings, state)?;
     // Endpoint prevalence shared with other sensors (`[cluster]`): never waits on the packets.
-    let cluster =
-        burstwatch_pipeline::cluster::Shared::start(&settings, burstwatch_cluster::Mode::Live)?;
+    let cluster = cluster_files
+        .map(|p| {
+            burstwatch_pipeline::cluster::Shared::start_prepared(
+                p,
+                &settings,
+                burstwatch_cluster::Mode::Live,
+            )
+        })
+        .transpose()?;
     if cluster.is_some() {
         engine
             .scorer_mut()

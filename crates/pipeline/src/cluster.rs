@@ -48,6 +48,9 @@ fn target(settings: &Settings) -> anyhow::Result<Option<Target>> {
     if let Some(ca) = &c.ca_file {
         t = t.with_ca_file(ca)?;
     }
+    if let Some((cert, key)) = &c.client_cert {
+        t = t.with_client_cert(cert, key)?;
+    }
     Ok(Some(if c.redis_cluster {
         t.cluster(&c.redis_cluster_seeds)
     } else {
@@ -55,10 +58,28 @@ fn target(settings: &Settings) -> anyhow::Result<Option<Target>> {
     }))
 }
 
+/// A store's target, this sensor's name and its tags, every file read (see
+/// [`Shared::prepare`]).
+pub struct Prepared {
+    target: Target,
+    id: String,
+    tags: Tags,
+}
+
 impl Shared {
     /// Start the thread when `[cluster] redis_url` is set, and turn the scorer's shared view
     /// on.
     pub fn start(settings: &Settings, mode: Mode) -> anyhow::Result<Option<Shared>> {
+        match Self::prepare(settings)? {
+            Some(p) => Self::start_prepared(p, settings, mode).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// What [`Shared::start_prepared`] needs, with every file read now: the password, the CA
+    /// and client certificate files and the pseudonym key (the daemon reads them before it
+    /// gives up root, so they can stay root-only). `None` without `[cluster] redis_url`.
+    pub fn prepare(settings: &Settings) -> anyhow::Result<Option<Prepared>> {
         let c = &settings.cluster;
         let Some(target) = target(settings)? else {
             return Ok(None);
@@ -68,13 +89,21 @@ impl Shared {
             .ok()
             .filter(|v| !v.is_empty() && v.len() <= 128 && !v.chars().any(char::is_control))
             .or_else(|| c.sensor_id.clone());
-        let (Some(id), Some(key_file)) = (&id, &c.key_file) else {
+        let (Some(id), Some(key_file)) = (id, &c.key_file) else {
             anyhow::bail!(
                 "cluster.redis_url needs a name for this sensor (cluster.sensor_id, \
                  daemon.sensor or BURSTWATCH_SENSOR_ID) and cluster.key_file"
             );
         };
         let tags = Tags::new(&read_key(key_file)?);
+        Ok(Some(Prepared { target, id, tags }))
+    }
+
+    /// Start the thread of a prepared store.
+    pub fn start_prepared(p: Prepared, settings: &Settings, mode: Mode) -> anyhow::Result<Shared> {
+        let c = &settings.cluster;
+        let Prepared { target, id, tags } = p;
+        let id = &id;
         let d = &settings.detect;
         let opts = Options {
             target,
@@ -92,12 +121,12 @@ impl Shared {
         };
         let cluster = Cluster::start(opts).context("cluster")?;
         tracing::info!(sensor = %id, "endpoint prevalence shared through the cluster store");
-        Ok(Some(Shared {
+        Ok(Shared {
             sensor: id.clone(),
             cluster,
             buf: Vec::new(),
             packets: 0,
-        }))
+        })
     }
 
     /// The scorer's settings for the shared view.
