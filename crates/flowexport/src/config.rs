@@ -13,12 +13,15 @@ pub struct Config {
     pub default_rate: u32,
     /// How long a second is held after the newest arrival before it goes to the engine: flow
     /// records arrive up to the exporter's active timeout after their first second. Seconds
-    /// reached by a record after their release go to the oldest held second (counted late).
+    /// reached by a record after their release go to the next second to release (counted
+    /// late).
     pub hold_s: u32,
     /// Longest record span spread over bins; a longer record is spread over its last
     /// `max_span_s` seconds (counted).
     pub max_span_s: u32,
-    /// Most (key, second) entries held before the oldest seconds go out early (counted).
+    /// Most (key, second) entries held before the oldest seconds go out early (counted): a
+    /// held record counts the seconds it has still to give, a held second's sampled packets
+    /// of one key one. A record is held once, as one span of about 100 bytes.
     pub max_bin_entries: usize,
     /// Most exporters with counters of their own; the others share one line (counted).
     pub max_exporters: usize,
