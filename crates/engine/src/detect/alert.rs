@@ -121,8 +121,8 @@ pub struct EndpointInfo {
     /// from those seen in one and two sampled seconds; see `detect::prevalence`), counted with
     /// `prevalence` against `rare_max_hosts` and in the rarity score; 0 unsampled.
     pub unseen: u32,
-    /// The same for the prefix, counted with `prefix_prevalence` against
-    /// `rare_prefix_max_hosts`.
+    /// The same for the prefix; the test against `rare_prefix_max_hosts` counts it plus one
+    /// standard error (`EndpointState::unseen_upper`) with `prefix_prevalence`.
     pub prefix_unseen: u32,
     /// Whether the look-back had filled when the alert was made (else rarity is uncertain).
     pub rarity_certain: bool,

@@ -143,6 +143,28 @@ impl EndpointState {
     /// estimate `f1 (f1 − 1) / (2 (f2 + 1))`, rounded up, from the members seen in exactly one
     /// and two sampled seconds (0 when every member was seen unsampled).
     pub fn unseen(&self, now_sec: u32, lookback_sec: u32) -> u32 {
+        let (f1, f2) = self.singletons(now_sec, lookback_sec);
+        (f1 * f1.saturating_sub(1)).div_ceil(2 * (f2 + 1))
+    }
+
+    /// The same estimate plus one standard error, rounded up: the subscribers sampling may
+    /// well have hid. Chao1 is a lower bound of the population (Chao 1984), and with few
+    /// members seen twice it is a loose one; this is what a prefix's shared-infrastructure
+    /// test takes. The variance of the bias-corrected estimator is
+    /// `f1(f1−1)/(2(f2+1)) + f1(2f1−1)²/(4(f2+1)²) + f1²f2(f1−1)²/(4(f2+1)⁴)` (Chao 2005).
+    pub fn unseen_upper(&self, now_sec: u32, lookback_sec: u32) -> u32 {
+        let (f1, f2) = self.singletons(now_sec, lookback_sec);
+        let (f1, f2) = (f64::from(f1), f64::from(f2) + 1.0);
+        let f0 = f1 * (f1 - 1.0) / (2.0 * f2);
+        let var = f0
+            + f1 * (2.0 * f1 - 1.0).powi(2) / (4.0 * f2 * f2)
+            + f1 * f1 * (f2 - 1.0) * (f1 - 1.0).powi(2) / (4.0 * f2.powi(4));
+        // At most SET_SIZE members are counted, so this stays small.
+        (f0 + var.max(0.0).sqrt()).ceil() as u32
+    }
+
+    /// Members within the look-back seen in exactly one and exactly two sampled seconds.
+    fn singletons(&self, now_sec: u32, lookback_sec: u32) -> (u32, u32) {
         let (mut f1, mut f2) = (0u32, 0u32);
         for (i, m) in self.members[..usize::from(self.len).min(SET_SIZE)]
             .iter()
@@ -157,7 +179,7 @@ impl EndpointState {
                 _ => {}
             }
         }
-        (f1 * f1.saturating_sub(1)).div_ceil(2 * (f2 + 1))
+        (f1, f2)
     }
 
     /// Repair a state read from a file: the member count never exceeds the set.
@@ -226,14 +248,18 @@ mod tests {
             e.touch(h, 120, 600, 1);
         }
         assert_eq!(e.prevalence(130, 600), (5, false));
-        // f1 = 4, f2 = 0: 4 x 3 / 2.
+        // f1 = 4, f2 = 0: 4 x 3 / 2; upper: 6 + sqrt(6 + 4 x 49 / 4) = 6 + 7.42.
         assert_eq!(e.unseen(130, 600), 6);
+        assert_eq!(e.unseen_upper(130, 600), 14);
         // Two of them seen again: f1 = 2, f2 = 2: 2 x 1 / 6, rounded up.
         e.touch(2, 125, 600, 1);
         e.touch(3, 125, 600, 1);
         assert_eq!(e.unseen(130, 600), 1);
+        // The upper bound: 1/3 + sd, sd^2 = 1/3 + 2 x 9 / 36 + 4 x 2 x 1 / (4 x 81) = 0.858.
+        assert_eq!(e.unseen_upper(130, 600), 2);
         // Out of the look-back they count no more.
         assert_eq!(e.unseen(800, 600), 0);
+        assert_eq!(e.unseen_upper(800, 600), 0);
         // Unsampled contacts are fully observed: nothing unseen.
         let mut u = EndpointState::new(0);
         for h in 1..6 {

@@ -323,10 +323,15 @@ mod tests {
     /// and the bursts suppressed as to a common endpoint. The burst's samples stand for
     /// 1500-byte packets at 1:`rate`.
     fn prefix_alerts(rate: u32, tag: u32, others: u8, secs: i64) -> (usize, u64) {
+        prefix_alerts_each(rate, tag, &vec![secs; usize::from(others)])
+    }
+
+    /// [`prefix_alerts`] with each other subscriber seen in its own number of seconds.
+    fn prefix_alerts_each(rate: u32, tag: u32, secs_each: &[i64]) -> (usize, u64) {
         let mut e = crate::Engine::new(crate::FlowConfig::default(), DetectConfig::default(), 7);
         let t0 = 1_767_225_600 * NS_PER_SEC;
         let mut at = t0 - 60 * NS_PER_SEC;
-        for h in 0..others {
+        for (h, &secs) in (0u8..).zip(secs_each) {
             let meta = burstwatch_wire::PacketMeta {
                 src: [10, 0, 1, h].into(),
                 dst: [198, 19, 7, 100 + h].into(),
@@ -417,6 +422,35 @@ mod tests {
                 prefix_alerts(rate, rate, others, 3),
                 (1, 0),
                 "{others} thrice at 1:{rate}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_common_when_the_subscribers_sampling_may_have_hid_pass_its_limit() {
+        let mut x = 0x3c6e_f372_fe94_f82b_u64;
+        for _ in 0..8 {
+            xorshift(&mut x);
+            let rate = 100 + (x % 1901) as u32;
+            // The burster and four others in the prefix: two seen in one sampled second, two
+            // in three. Chao1 estimates 1 unseen (6, within the limit of 7); with its standard
+            // error 2.3, up to 4 (9): shared infrastructure, no alert.
+            assert_eq!(
+                prefix_alerts_each(rate, rate, &[1, 1, 3, 3]),
+                (0, 1),
+                "1:{rate}"
+            );
+            // One of them seen once: 0 estimated, at most 1 (6): rare.
+            assert_eq!(
+                prefix_alerts_each(rate, rate, &[1, 3, 3, 3]),
+                (1, 0),
+                "1:{rate}"
+            );
+            // Unsampled, the same contacts are counted as they are: rare.
+            assert_eq!(
+                prefix_alerts_each(rate, 0, &[1, 1, 3, 3]),
+                (1, 0),
+                "1:{rate}"
             );
         }
     }

@@ -434,10 +434,16 @@ impl Scorer {
             Some(i) => {
                 let p = self.prefixes.get(i);
                 let (n, popular) = p.prevalence(now_sec, lookback);
-                (n, popular, p.unseen(now_sec, lookback))
+                let hid = (
+                    p.unseen(now_sec, lookback),
+                    p.unseen_upper(now_sec, lookback),
+                );
+                (n, popular, hid)
             }
-            None => (0, false, 0),
+            None => (0, false, (0, 0)),
         };
+        // Alerts show the estimate; the shared-infrastructure test takes its upper bound.
+        let (prefix_unseen, prefix_unseen_upper) = prefix_unseen;
         let shared = global.map(|answer| SharedPrevalence {
             local_prevalence: prevalence,
             local_popular: popular,
@@ -477,7 +483,8 @@ impl Scorer {
         // Under sampling, the subscribers sampling likely hid count too (0 unsampled).
         let common = popular || prevalence.saturating_add(unseen) > self.cfg.rare_max_hosts;
         let common_prefix = prefix_popular
-            || prefix_prevalence.saturating_add(prefix_unseen) > self.cfg.rare_prefix_max_hosts;
+            || prefix_prevalence.saturating_add(prefix_unseen_upper)
+                > self.cfg.rare_prefix_max_hosts;
         if !watched && (common || common_prefix) {
             self.stats.suppressed_common += 1;
             self.log_candidate(&c, BurstOutcome::CommonEndpoint, None);
