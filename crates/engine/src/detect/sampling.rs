@@ -27,10 +27,13 @@
 //! (the first piece of a video call has no history to weigh it against). So a burst of
 //! sampled input ends only after a silence that its own rate makes unlikely: at `r` estimated
 //! bytes/s a 1-in-N stream yields at least `λ = r / (N × 1500)` samples a second, and `G`
-//! silent seconds happen with chance `e^(−λG)`; the burst ends after `G = ln(1/p) / λ` quiet
-//! seconds with `p` = [`SPLIT_CHANCE`], never fewer than `burst_quiet`, at most the longest
-//! burst ([`quiet_secs`]). At 1:1000 a 20 Mbit/s burst ends after 5 quiet seconds (3 by
-//! default), a 2 Mbit/s video call only after 42: it stays one piece, longer than any burst.
+//! silent seconds happen with chance `e^(−λG)`. Such a silence could start after any of the
+//! burst's `H` seconds so far, so the burst ends after `G = ln(H / p) / λ` quiet seconds with
+//! `p` = [`SPLIT_CHANCE`] (a Bonferroni bound: the chance of a silence that long anywhere in
+//! the burst stays below `p`), never fewer than `burst_quiet`, at most the longest burst
+//! ([`quiet_secs`]). At 1:1000 a five-second 20 Mbit/s burst ends after 6 quiet seconds (3 by
+//! default), a 2 Mbit/s video call only after 46 once it has run 2 s and after a minute once
+//! it has run 20 s: it stays one piece, longer than any burst.
 //!
 //! The rule needs about five full-size samples for 2 MB at 1:1000 (k = 5: at least 1.6
 //! samples' worth, 2.4 MB of the 7.5 MB estimate): one to three samples (the false bursts of
@@ -51,8 +54,8 @@ pub const SPLIT_CHANCE: f64 = 0.001;
 
 /// Seconds of silence that end a burst of 1-in-`rate` sampled input with `up_bytes`
 /// estimated upstream bytes over `hot_secs` seconds: the silence that has chance
-/// [`SPLIT_CHANCE`] at its rate of full-size samples, at least `base` and at most `max_secs`
-/// (`base` unsampled).
+/// [`SPLIT_CHANCE`] / `hot_secs` at its rate of full-size samples, at least `base` and at most
+/// `max_secs` (`base` unsampled).
 pub fn quiet_secs(base: i64, up_bytes: u64, hot_secs: i64, rate: u32, max_secs: i64) -> i64 {
     if rate <= 1 {
         return base;
@@ -63,7 +66,7 @@ pub fn quiet_secs(base: i64, up_bytes: u64, hot_secs: i64, rate: u32, max_secs: 
     if samples_per_sec.is_nan() || samples_per_sec <= 0.0 {
         return upper;
     }
-    let g = (1.0 / SPLIT_CHANCE).ln() / samples_per_sec;
+    let g = (hot_secs.max(1) as f64 / SPLIT_CHANCE).ln() / samples_per_sec;
     if g >= upper as f64 {
         upper
     } else {
@@ -143,20 +146,25 @@ mod tests {
         // Unsampled: the configured quiet time.
         assert_eq!(q(10 * MB, 5, 1), 3);
         assert_eq!(q(10 * MB, 5, 0), 3);
-        // 20 Mbit/s at 1:1000: 1.67 samples/s; 0.1 % chance of 4.1 s without one.
-        assert_eq!(q(12_500_000, 5, 1000), 5);
+        // 20 Mbit/s for 5 s at 1:1000: 1.67 samples/s; 0.1 % / 5 chance of 5.1 s without one.
+        assert_eq!(q(12_500_000, 5, 1000), 6);
         // 200 Mbit/s: the configured quiet time is the longer.
         assert_eq!(q(125 * MB, 5, 1000), 3);
-        // 2 Mbit/s at 1:1000: 0.17 samples/s, 41.4 s.
-        assert_eq!(q(25 * MB, 100, 1000), 42);
-        // Slower still, or nothing upstream: the longest burst.
+        // 2 Mbit/s at 1:1000 for 20 s: 0.17 samples/s, 41.4 s for 0.1 %, 59.4 s for 0.1 % / 20.
+        assert_eq!(q(5 * MB, 20, 1000), 60);
+        assert_eq!(quiet_secs(3, 5 * MB, 20, 1000, 120), 60);
+        // The same rate for 2 s: 45.6 s.
+        assert_eq!(q(MB / 2, 2, 1000), 46);
+        // Slower still, or longer, or nothing upstream: the longest burst.
+        assert_eq!(q(25 * MB, 100, 1000), 60);
         assert_eq!(q(MB, 100, 1000), 60);
         assert_eq!(q(0, 5, 1000), 60);
         // At 1:10 the 2 Mbit/s stream has 17 samples/s: the configured time.
         assert_eq!(q(25 * MB, 100, 10), 3);
-        // The chance the rule is built on.
+        // The chance the rule is built on: one silence that long in any of the burst's
+        // seconds has chance SPLIT_CHANCE at most.
         let g = q(12_500_000, 5, 1000) as f64;
-        assert!((-(12_500_000.0 / 5.0 / 1.5e6) * g).exp() < SPLIT_CHANCE);
+        assert!(5.0 * (-(12_500_000.0 / 5.0 / 1.5e6) * g).exp() < SPLIT_CHANCE);
     }
 
     /// Garwood's exact one-sided 97.725 % lower limits (the λ with P(X ≥ k | λ) = 2.275 %).

@@ -208,8 +208,8 @@ fn sampled_input_ends_a_burst_only_after_a_silence_unlikely_at_its_rate() {
     out.extend(p.finish_burst(60 * NS_PER_SEC));
     assert_eq!(out.len(), 1);
     assert!(out[0].too_long);
-    // A dense cluster of samples (12 Mbit/s for 5 s) then silence: over after 7 quiet
-    // seconds (a sample a second; 0.1 % chance of 6.9 s without one).
+    // A dense cluster of samples (12 Mbit/s for 5 s) then silence: over after 9 quiet
+    // seconds (a sample a second; 0.1 % / 5 chance of 8.5 s without one).
     let mut p = PairState::new(0);
     let secs: Vec<(i64, bool)> = (0..30).map(|s| (s, (10..15).contains(&s))).collect();
     let out = sampled(&mut p, &secs);
@@ -220,9 +220,9 @@ fn sampled_input_ends_a_burst_only_after_a_silence_unlikely_at_its_rate() {
     let secs: Vec<(i64, bool)> = (0..30).map(|s| (s, (10..15).contains(&s))).collect();
     let until = |n: usize| sampled(&mut p.clone(), &secs[..n]).len();
     assert_eq!(
-        (until(22), until(23)),
+        (until(24), until(25)),
         (0, 1),
-        "ends once 7 quiet seconds have passed"
+        "ends once 9 quiet seconds have passed"
     );
     let gap = |p: &PairState| {
         p.burst
