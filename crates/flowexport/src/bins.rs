@@ -197,6 +197,19 @@ struct Span {
 }
 
 impl Span {
+    /// All of `vol` in second `second`.
+    fn whole(key: SortKey, second: i64, vol: Volume) -> Self {
+        Span {
+            key,
+            start_ns: second.saturating_mul(NS_PER_SEC),
+            span_ns: 0,
+            last: second,
+            total: vol,
+            given_bytes: 0,
+            given_packets: 0,
+        }
+    }
+
     /// Its share of second `s` (not before its first, not after its last): its cumulative
     /// share up to the end of `s` (all of it in its last second) less what it gave before;
     /// `None` when that is nothing.
@@ -315,7 +328,7 @@ impl Bins {
                 }
             }
             if late.bytes > 0 || late.packets > 0 {
-                self.hold(self.released_below, Span::whole(span.key, late));
+                self.hold(Span::whole(span.key, self.released_below, late));
             }
             if last < self.released_below {
                 return;
@@ -333,21 +346,19 @@ impl Bins {
             self.stats.late += 1;
             second = self.released_below;
         }
-        self.hold(second, Span::whole(SortKey::of(&key), vol));
+        self.hold(Span::whole(SortKey::of(&key), second, vol));
     }
 
     /// Hold a one-second entry, merged into the previous one when it has the same key (sFlow
     /// samples and the pieces of one flow often come one after another).
-    fn hold(&mut self, second: i64, span: Span) {
-        let held = self.pending_at(second);
+    fn hold(&mut self, span: Span) {
+        let held = self.pending_at(span.last);
         match held.last_mut() {
-            Some(last) if last.key == span.key && last.span_ns == 0 && last.last == second => {
+            // A one-second entry of this second (a span starting here covers more).
+            Some(last) if last.key == span.key && last.span_ns == 0 => {
                 last.total.add(&span.total);
             }
             _ => {
-                let mut span = span;
-                span.last = second;
-                span.start_ns = second.saturating_mul(NS_PER_SEC);
                 held.push(span);
                 self.entries += 1;
             }
@@ -447,21 +458,6 @@ impl Bins {
         // The spare vectors together hold room for at most the cap.
         if self.spare.len() < SPARE && fresh.capacity() <= self.max_entries / SPARE {
             self.spare.push(fresh);
-        }
-    }
-}
-
-impl Span {
-    /// All of `vol` in one second (set by [`Bins::hold`]).
-    fn whole(key: SortKey, vol: Volume) -> Self {
-        Span {
-            key,
-            start_ns: 0,
-            span_ns: 0,
-            last: 0,
-            total: vol,
-            given_bytes: 0,
-            given_packets: 0,
         }
     }
 }
