@@ -114,7 +114,10 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
             }
         }
     }
-    for finding in super::sinks::check(d) {
+    for finding in super::sinks::check(d)
+        .into_iter()
+        .chain(cluster_files(&settings.cluster))
+    {
         let line = at.say(&finding.key, finding.message);
         if finding.error {
             f.errors.push(line);
@@ -146,14 +149,6 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
             }
         }
     }
-    for (key, message, error) in cluster_files(&settings.cluster) {
-        let line = at.say(key, message);
-        if error {
-            f.errors.push(line);
-        } else {
-            f.warnings.push(line);
-        }
-    }
     if let Err(err) = burstwatch_pipeline::privacy::Privacy::from_settings(settings) {
         f.errors
             .push(at.say("privacy.key_file", format!("{err:#}")));
@@ -167,27 +162,35 @@ pub fn check(settings: &Settings, origin: &Path, text: &str) -> Findings {
 }
 
 /// The shared store's files read as the daemon reads them (password, CA file, client
-/// certificate and key): `(key, message, error)` for each one that fails, and a warning for a
-/// password or client key that every user can read.
-fn cluster_files(c: &burstwatch_config::ClusterSettings) -> Vec<(&'static str, String, bool)> {
+/// certificate and key): an error for each one that fails, and a warning for a password or
+/// client key that every user can read.
+fn cluster_files(c: &burstwatch_config::ClusterSettings) -> Vec<super::sinks::Finding> {
     use burstwatch_cluster::Target;
-    use burstwatch_exporter::sinks::Secret;
     let mut out = Vec::new();
     let Some(url) = &c.redis_url else {
         return out;
     };
+    let mut fail = |key: &str, e: burstwatch_cluster::Error| {
+        out.push(super::sinks::Finding {
+            key: key.into(),
+            error: true,
+            message: e.to_string(),
+        })
+    };
     if let Err(e) = Target::new(url, c.password_file.as_deref()) {
-        out.push(("cluster.password_file", e.to_string(), true));
+        fail("cluster.password_file", e);
     }
-    let t = Target::new(url, None);
-    if let (Some(ca), Ok(t)) = (&c.ca_file, &t) {
-        if let Err(e) = t.clone().with_ca_file(ca) {
-            out.push(("cluster.ca_file", e.to_string(), true));
+    // Without a password file a target is always made.
+    if let Ok(t) = Target::new(url, None) {
+        if let Some(Err(e)) = c.ca_file.as_ref().map(|ca| t.clone().with_ca_file(ca)) {
+            fail("cluster.ca_file", e);
         }
-    }
-    if let (Some((cert, key)), Ok(t)) = (&c.client_cert, &t) {
-        if let Err(e) = t.clone().with_client_cert(cert, key) {
-            out.push(("cluster.client_cert_file", e.to_string(), true));
+        if let Some(Err(e)) = c
+            .client_cert
+            .as_ref()
+            .map(|(cert, key)| t.clone().with_client_cert(cert, key))
+        {
+            fail("cluster.client_cert_file", e);
         }
     }
     let secrets = [
@@ -198,16 +201,7 @@ fn cluster_files(c: &burstwatch_config::ClusterSettings) -> Vec<(&'static str, S
         ),
     ];
     for (key, path) in secrets {
-        if let Some(p) = path.filter(|p| Secret::world_readable(p)) {
-            out.push((
-                key,
-                format!(
-                    "{}: readable by every user; make it 0600 or 0640 (chmod o-r)",
-                    p.display()
-                ),
-                false,
-            ));
-        }
+        out.extend(path.and_then(|p| super::sinks::world_readable(key.into(), p)));
     }
     out
 }

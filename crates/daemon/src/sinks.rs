@@ -112,6 +112,18 @@ pub struct Finding {
     pub message: String,
 }
 
+/// A warning when every user can read the secret file `path`.
+pub fn world_readable(key: String, path: &std::path::Path) -> Option<Finding> {
+    Secret::world_readable(path).then(|| Finding {
+        key,
+        error: false,
+        message: format!(
+            "{}: readable by every user; make it 0600 or 0640 (chmod o-r)",
+            path.display()
+        ),
+    })
+}
+
 /// CA files that hold certificates, secret files that can be read (and are not readable by
 /// everyone), a syslog socket that exists.
 pub fn check(d: &DaemonSettings) -> Vec<Finding> {
@@ -141,15 +153,7 @@ pub fn check(d: &DaemonSettings) -> Vec<Finding> {
                     error: true,
                     message: e,
                 }),
-                Ok(_) if Secret::world_readable(path) => out.push(Finding {
-                    key,
-                    error: false,
-                    message: format!(
-                        "{}: readable by every user; make it 0600 or 0640 (chmod o-r)",
-                        path.display()
-                    ),
-                }),
-                Ok(_) => {}
+                Ok(_) => out.extend(world_readable(key, path)),
             }
         }
     }
