@@ -25,6 +25,7 @@ pub mod exchange;
 pub mod global;
 pub mod idle;
 pub mod pair;
+mod pending;
 pub mod prevalence;
 mod ring;
 pub mod sampling;

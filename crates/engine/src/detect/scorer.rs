@@ -15,6 +15,7 @@ use super::burstlog::{BurstLog, BurstOutcome, BurstRecord};
 use super::config::{DetectConfig, EndpointLists};
 use super::event::{port_slot, Candidate, Event, EventKind, PORT_SLOTS};
 use super::global::{Contact, Global, GlobalConfig, GlobalPrevalence, GlobalQuery, GlobalStats};
+use super::pending::Pending;
 use super::prevalence::{sec_of, EndpointState, ASN_NONE, ASN_UNKNOWN};
 use super::subscribers::host_hash;
 use super::{alert_id, score, DetectStats, Enrich, NS_PER_SEC};
@@ -40,7 +41,7 @@ pub struct Scorer {
     pub(crate) prefixes: LruMap<Addr, EndpointState>,
     /// Prevalence of the endpoints' autonomous systems (with an ASN database only).
     pub(crate) asns: LruMap<u32, EndpointState>,
-    pub(crate) pending: VecDeque<Candidate>,
+    pub(crate) pending: Pending,
     out: VecDeque<Alert>,
     pub(crate) port_pairs: Vec<u32>,
     pub(crate) port_max: u32,
@@ -78,7 +79,7 @@ impl Scorer {
             prefixes: LruMap::new(prefix_cap(cfg.max_endpoints), prefix_hasher),
             asns: LruMap::new(asn_cap(cfg.max_endpoints), asn_hasher),
             cfg,
-            pending: VecDeque::new(),
+            pending: Pending::default(),
             out: VecDeque::new(),
             port_pairs: vec![0; PORT_SLOTS],
             port_max: 1,
@@ -298,7 +299,7 @@ impl Scorer {
                     self.port_max = self.port_max.max(*slot);
                 }
             }
-            EventKind::Candidate(c) => self.pending.push_back(*c),
+            EventKind::Candidate(c) => self.pending.push(c),
             EventKind::Burst(rec) => {
                 if let Some(log) = self.burst_log.as_mut() {
                     log.push(*rec);
@@ -329,28 +330,14 @@ impl Scorer {
     }
 
     fn emit_due(&mut self, all: bool) {
-        // Candidates enter in roughly time order; sort the due ones for deterministic output.
-        let mut due: Vec<Candidate> = Vec::new();
-        let mut keep = VecDeque::with_capacity(self.pending.len());
-        for c in self.pending.drain(..) {
-            if all || c.emit_at <= self.now_ns {
-                due.push(c);
-            } else {
-                keep.push_back(c);
-            }
-        }
-        self.pending = keep;
-        due.sort_by(|a, b| {
-            (a.emit_at, a.start_ns, a.home, a.ext, a.kind)
-                .cmp(&(b.emit_at, b.start_ns, b.home, b.ext, b.kind))
-        });
-        for c in due {
+        // In (emit time, start, subscriber, endpoint, kind) order: deterministic output.
+        while let Some(c) = self.pending.pop_due(self.now_ns, all) {
             let early = if c.emit_at > self.now_ns {
                 self.finish_reason
             } else {
                 None
             };
-            self.emit_or_ask(c, early);
+            self.emit_or_ask(*c, early);
         }
     }
 

@@ -126,7 +126,8 @@ impl LearnedState {
             // after a restart.
             pending: scorer
                 .pending
-                .iter()
+                .sorted()
+                .into_iter()
                 .chain(
                     scorer
                         .global
@@ -216,12 +217,9 @@ impl LearnedState {
         // Candidates on hold at the snapshot: they are decided when packet time passes their
         // hold, as if the process had not stopped.
         let room = MAX_PENDING.saturating_sub(scorer.pending.len());
-        scorer.pending.extend(
-            self.pending
-                .into_iter()
-                .take(room)
-                .map(Candidate::sanitized),
-        );
+        for c in self.pending.into_iter().take(room) {
+            scorer.pending.push(Box::new(c.sanitized()));
+        }
         Ok(())
     }
 }
