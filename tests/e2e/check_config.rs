@@ -429,6 +429,16 @@ fn check_config_checks_the_shared_stores_certificate_and_secret_files() {
             "no PEM private key",
         ),
         (
+            format!(
+                "client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+                cert.display(),
+                d.join("ca.key").display()
+            ),
+            "cluster.client_cert_file",
+            9,
+            "not the key of the certificate",
+        ),
+        (
             format!("client_cert_file = \"{}\"\n", cert.display()),
             "cluster.client_cert_file",
             9,

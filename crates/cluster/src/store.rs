@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use burstwatch_engine::detect::GlobalPrevalence;
 use redis::{Cmd, ConnectionLike as _, Value};
+use rustls::pki_types::pem::{self, PemObject as _};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 
 use crate::backlog::Members;
 use crate::conn::{exec_all, groups, query_all, Conn};
@@ -105,7 +108,7 @@ impl Target {
     /// The same, checking `rediss://` servers against the CA certificates in `ca_file` (PEM,
     /// at most 1 MiB) instead of the system's roots.
     pub fn with_ca_file(mut self, ca_file: &Path) -> Result<Self, Error> {
-        let pem = read_pem(ca_file, "CERTIFICATE-----").map_err(|why| Error::CaFile {
+        let pem = read_pem(ca_file, Pem::Certificates).map_err(|why| Error::CaFile {
             path: ca_file.display().to_string(),
             why,
         })?;
@@ -116,14 +119,24 @@ impl Target {
     /// The same, presenting the certificate in `cert_file` with the private key in `key_file`
     /// (PEM, at most 1 MiB each) to `rediss://` servers that ask for a client certificate.
     pub fn with_client_cert(mut self, cert_file: &Path, key_file: &Path) -> Result<Self, Error> {
-        let read = |path: &Path, marker: &str| {
-            read_pem(path, marker).map_err(|why| Error::ClientCert {
-                path: path.display().to_string(),
-                why,
-            })
+        let fail = |path: &Path| {
+            let path = path.display().to_string();
+            move |why| Error::ClientCert { path, why }
         };
-        let cert = read(cert_file, "CERTIFICATE-----")?;
-        let key = read(key_file, "PRIVATE KEY-----")?;
+        let cert = read_pem(cert_file, Pem::Certificates).map_err(fail(cert_file))?;
+        let key = read_pem(key_file, Pem::PrivateKey).map_err(fail(key_file))?;
+        // The key must be one rustls can sign with, and the certificate's.
+        let chain = certificates(&cert).map_err(fail(cert_file))?;
+        let der = private_key(&key).map_err(fail(key_file))?;
+        let provider = rustls::crypto::ring::default_provider();
+        CertifiedKey::from_der(chain, der, &provider).map_err(|e| {
+            fail(key_file)(match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    format!("not the key of the certificate in {}", cert_file.display())
+                }
+                e => format!("not a usable private key: {e}"),
+            })
+        })?;
         self.client_pem = Some((cert, key));
         Ok(self)
     }
@@ -142,26 +155,59 @@ impl Target {
     }
 }
 
-/// The bytes of the PEM file `path` (at most 1 MiB) if it holds a `-----BEGIN ...{marker}`
-/// block, else why not.
-fn read_pem(path: &Path, marker: &str) -> Result<Vec<u8>, String> {
+/// The bytes of the PEM file `path` (at most 1 MiB) if it holds what `want` asks for, else
+/// why not.
+fn read_pem(path: &Path, want: Pem) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if meta.len() > 1 << 20 {
         return Err("larger than 1 MiB".into());
     }
     let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&pem);
-    let found = text.match_indices("-----BEGIN ").any(|(i, _)| {
-        text[i..]
-            .lines()
-            .next()
-            .is_some_and(|l| l.ends_with(marker))
-    });
-    if !found {
-        let what = marker.trim_end_matches('-').to_lowercase();
-        return Err(format!("no PEM {what} in it"));
+    match want {
+        Pem::Certificates => {
+            certificates(&pem)?;
+        }
+        Pem::PrivateKey => {
+            private_key(&pem)?;
+        }
     }
     Ok(pem)
+}
+
+/// What a PEM file is to hold.
+#[derive(Clone, Copy)]
+enum Pem {
+    /// At least one certificate.
+    Certificates,
+    /// An unencrypted private key.
+    PrivateKey,
+}
+
+/// The certificates of a PEM file (at least one).
+fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file.
+fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(
+            "an encrypted private key: the daemon cannot ask for its passphrase; \
+                    store it decrypted (openssl pkey -in KEY -out NEW) and readable by root only"
+                .into(),
+        );
+    }
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => "no PEM private key in it".to_string(),
+        e => format!("not a PEM private key: {e}"),
+    })
 }
 
 /// One sensor as the directory shows it.

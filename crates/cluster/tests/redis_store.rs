@@ -597,6 +597,53 @@ fn a_tls_store_is_reached_with_its_ca_file_and_refused_without() {
 }
 
 #[test]
+fn client_certificate_files_are_checked_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ca, cert, key) =
+        burstwatch_tests::alertmanager::make_certs(d, [127, 0, 0, 1].into()).unwrap();
+    let target = || Target::new("rediss://127.0.0.1:6380", None).unwrap();
+    let why = |cert: &std::path::Path, key: &std::path::Path| match target()
+        .with_client_cert(cert, key)
+    {
+        Err(Error::ClientCert { path, why }) => format!("{path}: {why}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    };
+    // The CA's own key is a valid key, but not the certificate's.
+    let ca_key = d.join("ca.key");
+    assert!(why(&cert, &ca_key).contains("not the key of the certificate"));
+    // An encrypted key: the daemon cannot ask for a passphrase, and says so when reading it.
+    let enc = d.join("enc.key");
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-aes256", "-passout", "pass:x", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&enc)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let msg = why(&cert, &enc);
+    assert!(
+        msg.contains("enc.key") && msg.contains("encrypted private key"),
+        "{msg}"
+    );
+    // A certificate file with garbage in a certificate block.
+    let broken = d.join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    assert!(why(&broken, &key).contains("broken.pem"));
+    // The right pair is taken.
+    assert!(target()
+        .with_ca_file(&ca)
+        .unwrap()
+        .with_client_cert(&cert, &key)
+        .is_ok());
+}
+
+#[test]
 fn a_store_that_asks_for_client_certificates_takes_the_configured_one() {
     let dir = tempfile::tempdir().unwrap();
     // The test certificate is valid for client authentication too.
