@@ -3,7 +3,7 @@
 //! open (retrying with backoff), read, and hand packets to the engine worker, decoded and
 //! batched by the same steps as a file read (`burstwatch_pipeline::decode`).
 
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,13 +21,14 @@ const DRAIN: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Run until shutdown: capture on `cfg.interface` (starting with `first` if it was opened
-/// already), publishing counters in slot `slot`.
+/// already), publishing counters in slot `slot`. Batches go out on `tx`; new ones reuse the
+/// buffers the worker gives back on `spare` (no allocation per batch).
 pub fn run(
     cfg: LiveConfig,
     first: Option<LiveCapture>,
     slot: usize,
     retry: Duration,
-    tx: SyncSender<Batch>,
+    (tx, spare): (SyncSender<Batch>, Receiver<Batch>),
     shared: Arc<Shared>,
 ) {
     let mut local = IfaceCounters {
@@ -38,7 +39,7 @@ pub fn run(
     let mut opened = false;
     let mut decoder = FrameDecoder::default();
     // A partial batch is handed over as soon as the interface goes quiet.
-    let mut batcher = Batcher::new(LIVE_BATCH, None);
+    let mut batcher = Batcher::new(LIVE_BATCH, Some(spare));
     // Counters of captures closed earlier (libpcap's restart at zero on reopen).
     let (mut base_dropped, mut base_ifdropped) = (0u64, 0u64);
     let mut first = first;

@@ -206,8 +206,12 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
         }
         None => (None, None),
     };
+    // Emptied batches go back to the capture threads for reuse, a few per thread.
+    let (spare_tx, mut spare_rx): (Vec<_>, Vec<_>) =
+        (0..live.len()).map(|_| mpsc::sync_channel(8)).unzip();
     let worker = {
         let shared = Arc::clone(&shared);
+        let write_flows = d.flows_file.is_some();
         std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
@@ -221,6 +225,10 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
                     resume_ns,
                     checkpoints,
                     cluster,
+                    worker::Recycle {
+                        write_flows,
+                        spare: spare_tx,
+                    },
                 )
             })?
     };
@@ -250,8 +258,8 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
     let retry = Duration::from_secs_f64(d.retry_seconds);
     let mut captures = Vec::new();
     let threads = capture_threads(&d);
-    for (slot, (cfg, first)) in live.into_iter().enumerate() {
-        let (tx, shared) = (pkt_tx.clone(), Arc::clone(&shared));
+    for (slot, ((cfg, first), spare)) in live.into_iter().zip(spare_rx.drain(..)).enumerate() {
+        let (tx, shared) = ((pkt_tx.clone(), spare), Arc::clone(&shared));
         let name = if threads > 1 {
             format!("capture-{}-{}", cfg.interface, slot % threads)
         } else {

@@ -57,11 +57,13 @@ pub fn run(
             }
         }
         match msg {
-            Ok(Output::Flow(line)) => {
+            Ok(Output::Flows(lines)) => {
                 if let Some(f) = flows.as_mut() {
-                    f.push(&line);
-                    if f.wants_write() {
-                        f.write_out();
+                    for line in lines.split_inclusive(|&b| b == b'\n') {
+                        f.push(line);
+                        if f.wants_write() {
+                            f.write_out();
+                        }
                     }
                 }
             }

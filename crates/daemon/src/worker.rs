@@ -21,12 +21,26 @@ use burstwatch_pipeline::shards::Engines;
 /// Longest wait before host shards get a partly filled round.
 const FLUSH: Duration = Duration::from_millis(50);
 
+/// Flow-record JSON lines are handed to the output thread in buffers of about this size.
+const FLOW_BATCH: usize = 64 * 1024;
+
 /// What the worker sends to the output thread.
 pub enum Output {
-    /// One flow record as a JSON line (with its newline).
-    Flow(Vec<u8>),
+    /// Flow records as JSON lines, each with its newline (at most about [`FLOW_BATCH`] bytes
+    /// of whole lines).
+    Flows(Vec<u8>),
     /// One alert as a JSON line (with its newline), and the alert.
     Alert(Vec<u8>, Box<Alert>),
+}
+
+/// What the worker saves work with.
+pub struct Recycle {
+    /// Whether flow records are written anywhere (a flow file is configured); otherwise they
+    /// are only counted, not made into JSON lines.
+    pub write_flows: bool,
+    /// Where emptied packet batches go back for reuse, one channel per capture thread (taken
+    /// in turn; a batch no thread has room for is freed).
+    pub spare: Vec<SyncSender<Batch>>,
 }
 
 /// Requests to the worker.
@@ -58,25 +72,33 @@ pub fn run(
     resume_ns: Option<i64>,
     checkpoints: Option<Checkpoints>,
     mut cluster: Option<burstwatch_pipeline::cluster::Shared>,
+    recycle: Recycle,
 ) -> Engines {
     let mut last_ts: Option<i64> = resume_ns;
     let mut last_checkpoint = Instant::now();
     let mut last_wall = Instant::now();
     let mut last_publish = Instant::now();
     let mut last_flush = Instant::now();
+    let mut next_spare = 0usize;
     let mut outlet = Outlet {
         out,
         privacy,
         shared,
+        write_flows: recycle.write_flows,
         records: 0,
         alerts: 0,
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(batch) => {
+            Ok(mut batch) => {
                 for (ts, meta) in &batch {
                     engine.ingest(*ts, meta);
                     last_ts = Some(last_ts.map_or(*ts, |l| l.max(*ts)));
+                }
+                if !recycle.spare.is_empty() {
+                    batch.clear();
+                    next_spare = (next_spare + 1) % recycle.spare.len();
+                    let _ = recycle.spare[next_spare].try_send(batch);
                 }
                 last_wall = Instant::now();
                 if last_flush.elapsed() >= FLUSH {
@@ -161,6 +183,8 @@ struct Outlet {
     out: Sender<Output>,
     privacy: Privacy,
     shared: Arc<Shared>,
+    /// Whether flow records are written anywhere (else only counted).
+    write_flows: bool,
     records: u64,
     alerts: u64,
 }
@@ -176,19 +200,33 @@ impl Outlet {
             .flow_listening
             .load(std::sync::atomic::Ordering::Relaxed)
             .then(|| shared.flow_tag.lock().map(|t| *t).unwrap_or_default());
+        let sensor = shared.sensor.as_deref();
+        let mut lines = Vec::new();
         while let Some(rec) = engine.pop_record() {
-            let mut line = Vec::with_capacity(320);
-            let sensor = shared.sensor.as_deref();
-            if write_record(&mut line, &rec, &self.privacy, sensor).is_ok() {
+            if !self.write_flows {
                 self.records += 1;
-                let _ = self.out.send(Output::Flow(line));
+                continue;
             }
+            if lines.capacity() == 0 {
+                lines.reserve(FLOW_BATCH + 1024);
+            }
+            let start = lines.len();
+            if write_record(&mut lines, &rec, &self.privacy, sensor).is_ok() {
+                self.records += 1;
+            } else {
+                lines.truncate(start);
+            }
+            if lines.len() >= FLOW_BATCH {
+                let _ = self.out.send(Output::Flows(std::mem::take(&mut lines)));
+            }
+        }
+        if !lines.is_empty() {
+            let _ = self.out.send(Output::Flows(lines));
         }
         while let Some(alert) = engine.pop_alert() {
             let alert = self.privacy.alert(alert);
             let mut line = Vec::with_capacity(1024);
             let src = source.map(|t| t.alert_source(&alert));
-            let sensor = shared.sensor.as_deref();
             if write_alert_from(&mut line, &alert, &Privacy::disabled(), src, sensor).is_ok() {
                 self.alerts += 1;
                 let _ = self.out.send(Output::Alert(line, Box::new(alert)));
