@@ -518,6 +518,76 @@ fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
     a.finish();
 }
 
+#[test]
+fn a_primary_that_dies_is_replaced_by_its_replica_and_nothing_written_is_lost() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rc = redis_cluster::RedisCluster::start_with_replicas(dir.path());
+    let urls = rc.urls();
+    let mut o = opts_on(
+        Target::new(&urls[0], None).unwrap().cluster(&urls[1..]),
+        "a",
+        3,
+    );
+    o.mode = Mode::Live;
+    let a = Cluster::start(o).unwrap();
+    let c = a.counters().clone();
+    // 300 endpoints (their sets on every primary), contacted by `home`.
+    let batch = |home: &str, t: i64| -> Vec<Contact> {
+        (0..300)
+            .map(|i| contact(home, &format!("198.18.{}.{}", i / 200, i % 200 + 1), t))
+            .collect()
+    };
+    let wait = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !done() {
+            assert!(t.elapsed() < limit, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    a.publish(batch("10.0.0.1", 10), T0 + 10 * S);
+    wait("first flush", Duration::from_secs(5), &|| {
+        c.written.load(Relaxed) == 302 && c.backlog.load(Relaxed) == 0
+    });
+    rc.wait_replicated();
+    // A primary other than the URL's node dies; its replica takes its slots.
+    let victim = (1..rc.ports.len())
+        .find(|&i| !rc.is_replica(i))
+        .expect("a second primary");
+    rc.kill(victim);
+    a.publish(batch("10.0.0.2", 20), T0 + 20 * S);
+    rc.wait_ok_without(Some(victim));
+    wait(
+        "the second batch written after the failover",
+        Duration::from_secs(20),
+        &|| c.backlog.load(Relaxed) == 0 && c.written.load(Relaxed) >= 604,
+    );
+    // Flushes failed while the slots had no primary (about a second at 100 ms a flush); the
+    // contacts waited in the backlog and none was dropped.
+    assert!(c.errors.load(Relaxed) >= 1);
+    assert_eq!(c.dropped.load(Relaxed), 0);
+    // Both subscribers are in every endpoint's set: what the dead primary held before the
+    // failover lives on in its replica, and what came after was written there.
+    let qs: Vec<GlobalQuery> = (0..300)
+        .map(|i| question(i, &format!("198.18.{}.{}", i / 200, i % 200 + 1), 20))
+        .collect();
+    a.ask(qs);
+    let ans = std::cell::RefCell::new(Vec::new());
+    wait("answers", Duration::from_secs(10), &|| {
+        ans.borrow_mut().extend(a.answers());
+        ans.borrow().len() >= 300
+    });
+    let ans = ans.into_inner();
+    assert_eq!(ans.len(), 300);
+    let short: Vec<_> = ans.iter().filter(|(_, g)| g.prevalence != 2).collect();
+    assert!(
+        short.is_empty(),
+        "{} of 300 endpoints: {short:?}",
+        short.len()
+    );
+    a.finish();
+}
+
 /// A TLS-only `redis-server` on a free loopback port with the certificate `cert` (signed by
 /// `ca`), asking clients for a certificate when `auth_clients`; its URL.
 fn tls_server(ca: &Path, cert: &Path, key: &Path, auth_clients: bool) -> (KillOnDrop, String) {

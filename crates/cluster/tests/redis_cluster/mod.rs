@@ -1,7 +1,9 @@
 //! A throwaway Redis Cluster for tests: three primaries on loopback (Debian's `redis-server`,
 //! joined by `redis-cli --cluster create`), no persistence, stopped on drop. A node can be
 //! killed and started again (it rejoins from its cluster config file, its data gone). With
-//! [`RedisCluster::start_tls`] the nodes speak TLS only, to clients and on the cluster bus.
+//! [`RedisCluster::start_tls`] the nodes speak TLS only, to clients and on the cluster bus;
+//! with [`RedisCluster::start_with_replicas`] each primary has a replica that takes over
+//! within about a second of its primary's death.
 #![allow(dead_code)] // each test crate that includes it uses a part
 
 use std::net::TcpListener;
@@ -9,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Three `redis-server` processes in cluster mode sharing the 16,384 slots.
+/// Three `redis-server` primaries in cluster mode sharing the 16,384 slots (and their replicas,
+/// if asked for).
 pub struct RedisCluster {
     children: Vec<Option<Child>>,
     /// Their client ports on 127.0.0.1.
@@ -19,6 +22,8 @@ pub struct RedisCluster {
     dir: PathBuf,
     /// TLS only: the CA, certificate and key files.
     tls: Option<[PathBuf; 3]>,
+    /// Replicas per primary.
+    replicas: usize,
 }
 
 /// `redis-cli` arguments that reach `port` (over TLS, trusting `tls`'s CA, if given).
@@ -67,7 +72,13 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 impl RedisCluster {
     /// Start three nodes with their files in `dir` and join them into one cluster.
     pub fn start(dir: &Path) -> RedisCluster {
-        Self::start_with(dir, None)
+        Self::start_with(dir, None, 0)
+    }
+
+    /// Three primaries and a replica of each (nodes 0-2 the primaries, 3-5 their replicas as
+    /// `redis-cli` pairs them), failing over after a second without a primary.
+    pub fn start_with_replicas(dir: &Path) -> RedisCluster {
+        Self::start_with(dir, None, 1)
     }
 
     /// The same, speaking TLS only with the certificate and key given (and trusting the CA).
@@ -75,18 +86,20 @@ impl RedisCluster {
         Self::start_with(
             dir,
             Some([ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()]),
+            0,
         )
     }
 
-    fn start_with(dir: &Path, tls: Option<[PathBuf; 3]>) -> RedisCluster {
+    fn start_with(dir: &Path, tls: Option<[PathBuf; 3]>, replicas: usize) -> RedisCluster {
         let mut c = RedisCluster {
             children: Vec::new(),
             ports: Vec::new(),
             buses: Vec::new(),
             dir: dir.to_path_buf(),
             tls,
+            replicas,
         };
-        for i in 0..3 {
+        for i in 0..3 * (1 + replicas) {
             c.ports.push(free_port());
             c.buses.push(free_port());
             c.children.push(None);
@@ -95,7 +108,8 @@ impl RedisCluster {
         let nodes: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut args = vec!["--cluster", "create"];
         args.extend(nodes.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let replicas = replicas.to_string();
+        args.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
         let made = cli(c.ports[0], c.tls.as_ref(), &args);
         assert!(made.is_some(), "redis-cli --cluster create failed");
         c.wait_ok();
@@ -125,6 +139,8 @@ impl RedisCluster {
                 "yes",
                 "--cluster-port",
                 &bus.to_string(),
+                "--cluster-node-timeout",
+                if self.replicas > 0 { "1000" } else { "15000" },
             ])
             .arg("--cluster-config-file")
             .arg(self.dir.join(format!("nodes-{port}.conf")))
@@ -143,7 +159,17 @@ impl RedisCluster {
 
     /// Wait until every node serves all 16,384 slots.
     pub fn wait_ok(&self) {
-        for &p in &self.ports {
+        self.wait_ok_without(None);
+    }
+
+    /// The same, leaving out node `down` (killed: its replica has to take over).
+    pub fn wait_ok_without(&self, down: Option<usize>) {
+        for (_, &p) in self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != down)
+        {
             wait_for("the cluster did not come up", || {
                 cli(p, self.tls.as_ref(), &["cluster", "info"]).is_some_and(|o| {
                     o.contains("cluster_state:ok") && o.contains("cluster_slots_ok:16384")
@@ -177,6 +203,42 @@ impl RedisCluster {
             .iter()
             .map(|p| format!("{scheme}://127.0.0.1:{p}"))
             .collect()
+    }
+
+    /// Whether node `i` is a replica now.
+    pub fn is_replica(&self, i: usize) -> bool {
+        cli(self.ports[i], self.tls.as_ref(), &["role"]).is_some_and(|o| o.starts_with("slave"))
+    }
+
+    /// Wait until every replica has the whole of its primary's data (replication is
+    /// asynchronous: a test that kills a primary waits for this first).
+    pub fn wait_replicated(&self) {
+        for (i, &p) in self.ports.iter().enumerate() {
+            if self.is_replica(i) {
+                continue;
+            }
+            wait_for("the replicas did not catch up", || {
+                let Some(info) = cli(p, self.tls.as_ref(), &["info", "replication"]) else {
+                    return false;
+                };
+                let field = |name: &str| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim().to_string())
+                };
+                let offset = field("master_repl_offset:");
+                let replicas: Vec<String> = (0..self.replicas)
+                    .filter_map(|r| field(&format!("slave{r}:")))
+                    .collect();
+                replicas.len() == self.replicas
+                    && replicas.iter().all(|r| {
+                        r.contains("state=online")
+                            && offset
+                                .as_deref()
+                                .is_some_and(|o| r.contains(&format!("offset={o},")))
+                    })
+            });
+        }
     }
 
     /// Keys held by each node.
