@@ -8,6 +8,8 @@
 //!   to everything); `discord.pcap`'s voice keep-alive every 60 s and `wechat.pcap`'s TLS
 //!   keep-alive every 16 s are such cases and must say so in their reasons (interval, events
 //!   seen and needed, prevalence 1).
+//! * Upload bursts of random rate, length and start (fixed seed) written next to six of those
+//!   captures and read with them: each is found, with its start and volume, and alone.
 
 use burstwatch_tests::{corpus, run_ok};
 
@@ -109,4 +111,144 @@ fn a_benign_keep_alive_of_one_subscriber_is_explained() {
     assert!(reason(a, "events") >= reason(a, "events_needed"), "{a}");
     // Rare only because the capture holds one subscriber: the alert says so.
     assert_eq!(a["endpoint"]["prevalence"], 1);
+}
+
+/// A classic pcap (Ethernet, microseconds) of one TCP upload from `home` to `ep`:443 at `mbit`
+/// for `secs` seconds from `start` (s), 1460-byte segments, an ACK for every second one back.
+fn upload_pcap(
+    path: &std::path::Path,
+    start: f64,
+    home: [u8; 4],
+    ep: [u8; 4],
+    secs: f64,
+    mbit: f64,
+) -> u64 {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut frame =
+        |t: f64, src: [u8; 4], dst: [u8; 4], ports: (u16, u16), payload: usize, flags: u8| {
+            let ip_len = 40 + payload;
+            let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
+            f.extend_from_slice(&[0x45, 0]);
+            f.extend_from_slice(&(ip_len as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&dst);
+            let sum = f[14..34]
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum::<u32>();
+            let sum = !(((sum >> 16) + (sum & 0xffff)) as u16);
+            f[24..26].copy_from_slice(&sum.to_be_bytes());
+            f.extend_from_slice(&ports.0.to_be_bytes());
+            f.extend_from_slice(&ports.1.to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+            f.resize(14 + ip_len, 0);
+            let us = (t * 1e6).round() as u64;
+            out.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+            out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(&f);
+        };
+    let (up, down) = ((51515, 443), (443, 51515));
+    frame(start, home, ep, up, 0, 0x02);
+    frame(start + 0.02, ep, home, down, 0, 0x12);
+    let n = (mbit * 1e6 / 8.0 * secs / 1460.0) as u64;
+    let dt = secs / n as f64;
+    for i in 0..n {
+        let t = start + 0.03 + i as f64 * dt;
+        frame(t, home, ep, up, 1460, 0x18);
+        if i % 2 == 1 {
+            frame(t + dt / 2.0, ep, home, down, 0, 0x10);
+        }
+    }
+    frame(start + 0.03 + secs, home, ep, up, 0, 0x11);
+    std::fs::write(path, out).unwrap();
+    n * 1500
+}
+
+/// First and last packet time of a capture (s), by `capinfos`.
+fn span_of(path: &std::path::Path) -> (f64, f64) {
+    let out = std::process::Command::new("capinfos")
+        .args(["-a", "-e", "-S", "-T", "-r"])
+        .arg(path)
+        .output()
+        .expect("capinfos (Debian package wireshark-common, with tshark)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(f.len() >= 2, "capinfos: {text}");
+    (f[f.len() - 2], f[f.len() - 1])
+}
+
+/// Operator's view of the mission: a short, high-rate upload to an endpoint nobody else talks
+/// to, hidden in real traffic. Bursts of random rate (8-100 Mbit/s), length (2-20 s, at least
+/// 4 MB) and start are put into busy benign captures (read together with the capture, as two
+/// input files); each is found with its own start and volume, and it is the only alert.
+#[test]
+fn a_burst_injected_into_real_traffic_is_found_and_is_the_only_alert() {
+    let private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed seed: the same bursts every run, spread widely.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let captures = [
+        "traffic/teams.pcap",
+        "traffic/webex.pcap",
+        "traffic/netflix.pcap",
+        "traffic/telegram.pcap",
+        "traffic/whatsapp_login_call.pcap",
+        "traffic/instagram.pcap",
+    ];
+    for (n, capture) in captures.iter().enumerate() {
+        let real = corpus().join(capture);
+        let (first, last) = span_of(&real);
+        let secs = 2.0 + rnd() * 18.0;
+        let mbit = (8.0 + rnd() * 92.0).max(32.0 / secs);
+        // Anywhere in the capture (or just after it, for the shortest ones).
+        let start = first + rnd() * (last - first - secs).max(1.0);
+        let home = [192, 168, 200 + n as u8, 2 + (rnd() * 250.0) as u8];
+        let ep = [198, 18, (rnd() * 255.0) as u8, 1 + (rnd() * 250.0) as u8];
+        let burst = dir.path().join(format!("burst-{n}.pcap"));
+        let bytes = upload_pcap(&burst, start.floor(), home, ep, secs, mbit);
+        let mut args = vec!["analyze", "--alerts", "-"];
+        for h in private {
+            args.extend(["--home-net", h]);
+        }
+        let (r, b) = (real.to_string_lossy(), burst.to_string_lossy());
+        args.extend([&*r, &*b]);
+        let out = run_ok(&args);
+        let what = format!(
+            "{capture}: {mbit:.1} Mbit/s for {secs:.1} s from {start:.0}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(alerts.len(), 1, "{what}\n{alerts:?}");
+        let a = &alerts[0];
+        let ip = |o: [u8; 4]| std::net::Ipv4Addr::from(o).to_string();
+        assert_eq!(a["kind"], "burst", "{what}\n{a}");
+        assert_eq!(a["src"], ip(home), "{what}\n{a}");
+        assert_eq!(a["dst"], ip(ep), "{what}\n{a}");
+        let a_start = a["start_ts"].as_f64().unwrap();
+        assert!((a_start - start.floor()).abs() <= 1.0, "{what}\n{a}");
+        let out_bytes = a["bytes_out"].as_f64().unwrap();
+        assert!(
+            (out_bytes - bytes as f64).abs() <= 0.02 * bytes as f64,
+            "{what}: {bytes} bytes sent\n{a}"
+        );
+    }
 }
