@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use burstwatch_cluster::{Cluster, Error, Mode, Options, Store, Tags, Target};
-use burstwatch_engine::detect::{Contact, GlobalQuery};
+use burstwatch_engine::detect::{Contact, GlobalPrevalence, GlobalQuery};
 
 const S: i64 = 1_000_000_000;
 const T0: i64 = 1_767_225_600 * S;
@@ -441,11 +441,8 @@ fn a_store_down_leaves_questions_unanswered_and_keeps_the_backlog() {
     drop(r2);
 }
 
-#[test]
-fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
-    use std::sync::atomic::Ordering::Relaxed;
-    let dir = tempfile::tempdir().unwrap();
-    let mut rc = redis_cluster::RedisCluster::start(dir.path());
+/// A live sensor "a" on the cluster `rc` (its first node's URL, the others as seeds).
+fn live_sensor_on(rc: &redis_cluster::RedisCluster) -> Cluster {
     let urls = rc.urls();
     let mut o = opts_on(
         Target::new(&urls[0], None).unwrap().cluster(&urls[1..]),
@@ -453,42 +450,64 @@ fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
         3,
     );
     o.mode = Mode::Live;
-    let a = Cluster::start(o).unwrap();
+    Cluster::start(o).unwrap()
+}
+
+/// Contacts of `home` with 300 endpoints at `t`: their sets lie on every node of a cluster.
+fn contacts_300(home: &str, t: i64) -> Vec<Contact> {
+    (0..300)
+        .map(|i| contact(home, &format!("198.18.{}.{}", i / 200, i % 200 + 1), t))
+        .collect()
+}
+
+/// Questions about the 300 endpoints of [`contacts_300`] at `t`, numbered from `first`.
+fn questions_300(first: u64, t: i64) -> Vec<GlobalQuery> {
+    (0..300)
+        .map(|i| question(first + i, &format!("198.18.{}.{}", i / 200, i % 200 + 1), t))
+        .collect()
+}
+
+/// Wait up to `limit` for `done`, failing with `what`.
+fn wait_until(what: &str, limit: Duration, done: &dyn Fn() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// All answers to `n` questions asked of `a`.
+fn answers_of(a: &Cluster, n: usize) -> Vec<(u64, GlobalPrevalence)> {
+    let ans = std::cell::RefCell::new(Vec::new());
+    wait_until("answers", Duration::from_secs(10), &|| {
+        ans.borrow_mut().extend(a.answers());
+        ans.borrow().len() >= n
+    });
+    ans.into_inner()
+}
+
+#[test]
+fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rc = redis_cluster::RedisCluster::start(dir.path());
+    let a = live_sensor_on(&rc);
     let c = a.counters().clone();
-    // Contacts with 300 endpoints: their sets lie on every node.
-    let batch = |t: i64| -> Vec<Contact> {
-        (0..300)
-            .map(|i| {
-                contact(
-                    "10.0.0.1",
-                    &format!("198.18.{}.{}", i / 200, i % 200 + 1),
-                    t,
-                )
-            })
-            .collect()
-    };
-    let wait = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
-        let t = Instant::now();
-        while !done() {
-            assert!(t.elapsed() < limit, "{what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     // Written: a member per endpoint set and one per prefix set (one subscriber, 2 prefixes).
-    a.publish(batch(10), T0 + 10 * S);
-    wait("first flush", Duration::from_secs(5), &|| {
+    a.publish(contacts_300("10.0.0.1", 10), T0 + 10 * S);
+    wait_until("first flush", Duration::from_secs(5), &|| {
         c.written.load(Relaxed) == 302 && c.backlog.load(Relaxed) == 0
     });
     // A primary dies: the flush fails, the contacts wait, the caller never blocks.
     rc.kill(1);
     let t = Instant::now();
-    a.publish(batch(20), T0 + 20 * S);
+    a.publish(contacts_300("10.0.0.1", 20), T0 + 20 * S);
     a.ask(vec![question(1, "198.18.0.1", 20)]);
     assert!(
         t.elapsed() < Duration::from_millis(50),
         "never blocks the caller"
     );
-    wait(
+    wait_until(
         "the failed flush is counted",
         Duration::from_secs(10),
         &|| c.errors.load(Relaxed) >= 1 && c.backlog.load(Relaxed) > 0,
@@ -498,21 +517,13 @@ fn a_cluster_node_down_keeps_the_backlog_and_it_drains_when_the_node_is_back() {
     assert_eq!(c.dropped.load(Relaxed), 0);
     // Back (its data gone, its slots its own again): the backlog drains.
     rc.restart(1);
-    wait("backlog drained", Duration::from_secs(10), &|| {
+    wait_until("backlog drained", Duration::from_secs(10), &|| {
         c.backlog.load(Relaxed) == 0 && c.connected.load(Relaxed)
     });
     assert_eq!(c.written.load(Relaxed), 302 + waiting);
     // Every endpoint's set of the second batch is there, on whichever node it lies.
-    let qs: Vec<GlobalQuery> = (0..300)
-        .map(|i| question(100 + i, &format!("198.18.{}.{}", i / 200, i % 200 + 1), 20))
-        .collect();
-    a.ask(qs);
-    let ans = std::cell::RefCell::new(Vec::new());
-    wait("answers", Duration::from_secs(10), &|| {
-        ans.borrow_mut().extend(a.answers());
-        ans.borrow().len() >= 300
-    });
-    let ans = ans.into_inner();
+    a.ask(questions_300(100, 20));
+    let ans = answers_of(&a, 300);
     assert_eq!(ans.len(), 300);
     assert!(ans.iter().all(|(_, g)| g.prevalence == 1), "{ans:?}");
     a.finish();
@@ -523,30 +534,10 @@ fn a_primary_that_dies_is_replaced_by_its_replica_and_nothing_written_is_lost() 
     use std::sync::atomic::Ordering::Relaxed;
     let dir = tempfile::tempdir().unwrap();
     let mut rc = redis_cluster::RedisCluster::start_with_replicas(dir.path());
-    let urls = rc.urls();
-    let mut o = opts_on(
-        Target::new(&urls[0], None).unwrap().cluster(&urls[1..]),
-        "a",
-        3,
-    );
-    o.mode = Mode::Live;
-    let a = Cluster::start(o).unwrap();
+    let a = live_sensor_on(&rc);
     let c = a.counters().clone();
-    // 300 endpoints (their sets on every primary), contacted by `home`.
-    let batch = |home: &str, t: i64| -> Vec<Contact> {
-        (0..300)
-            .map(|i| contact(home, &format!("198.18.{}.{}", i / 200, i % 200 + 1), t))
-            .collect()
-    };
-    let wait = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
-        let t = Instant::now();
-        while !done() {
-            assert!(t.elapsed() < limit, "{what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    a.publish(batch("10.0.0.1", 10), T0 + 10 * S);
-    wait("first flush", Duration::from_secs(5), &|| {
+    a.publish(contacts_300("10.0.0.1", 10), T0 + 10 * S);
+    wait_until("first flush", Duration::from_secs(5), &|| {
         c.written.load(Relaxed) == 302 && c.backlog.load(Relaxed) == 0
     });
     rc.wait_replicated();
@@ -555,9 +546,9 @@ fn a_primary_that_dies_is_replaced_by_its_replica_and_nothing_written_is_lost() 
         .find(|&i| !rc.is_replica(i))
         .expect("a second primary");
     rc.kill(victim);
-    a.publish(batch("10.0.0.2", 20), T0 + 20 * S);
+    a.publish(contacts_300("10.0.0.2", 20), T0 + 20 * S);
     rc.wait_ok_without(Some(victim));
-    wait(
+    wait_until(
         "the second batch written after the failover",
         Duration::from_secs(20),
         &|| c.backlog.load(Relaxed) == 0 && c.written.load(Relaxed) >= 604,
@@ -568,16 +559,8 @@ fn a_primary_that_dies_is_replaced_by_its_replica_and_nothing_written_is_lost() 
     assert_eq!(c.dropped.load(Relaxed), 0);
     // Both subscribers are in every endpoint's set: what the dead primary held before the
     // failover lives on in its replica, and what came after was written there.
-    let qs: Vec<GlobalQuery> = (0..300)
-        .map(|i| question(i, &format!("198.18.{}.{}", i / 200, i % 200 + 1), 20))
-        .collect();
-    a.ask(qs);
-    let ans = std::cell::RefCell::new(Vec::new());
-    wait("answers", Duration::from_secs(10), &|| {
-        ans.borrow_mut().extend(a.answers());
-        ans.borrow().len() >= 300
-    });
-    let ans = ans.into_inner();
+    a.ask(questions_300(0, 20));
+    let ans = answers_of(&a, 300);
     assert_eq!(ans.len(), 300);
     let short: Vec<_> = ans.iter().filter(|(_, g)| g.prevalence != 2).collect();
     assert!(
