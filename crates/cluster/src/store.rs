@@ -108,10 +108,12 @@ impl Target {
     /// The same, checking `rediss://` servers against the CA certificates in `ca_file` (PEM,
     /// at most 1 MiB) instead of the system's roots.
     pub fn with_ca_file(mut self, ca_file: &Path) -> Result<Self, Error> {
-        let pem = read_pem(ca_file, Pem::Certificates).map_err(|why| Error::CaFile {
-            path: ca_file.display().to_string(),
-            why,
-        })?;
+        let pem = read_pem(ca_file)
+            .and_then(|pem| certificates(&pem).map(|_| pem))
+            .map_err(|why| Error::CaFile {
+                path: ca_file.display().to_string(),
+                why,
+            })?;
         self.ca_pem = Some(pem);
         Ok(self)
     }
@@ -123,11 +125,11 @@ impl Target {
             let path = path.display().to_string();
             move |why| Error::ClientCert { path, why }
         };
-        let cert = read_pem(cert_file, Pem::Certificates).map_err(fail(cert_file))?;
-        let key = read_pem(key_file, Pem::PrivateKey).map_err(fail(key_file))?;
-        // The key must be one rustls can sign with, and the certificate's.
+        let cert = read_pem(cert_file).map_err(fail(cert_file))?;
         let chain = certificates(&cert).map_err(fail(cert_file))?;
+        let key = read_pem(key_file).map_err(fail(key_file))?;
         let der = private_key(&key).map_err(fail(key_file))?;
+        // The key must be one rustls can sign with, and the certificate's.
         let provider = rustls::crypto::ring::default_provider();
         CertifiedKey::from_der(chain, der, &provider).map_err(|e| {
             fail(key_file)(match e {
@@ -155,32 +157,13 @@ impl Target {
     }
 }
 
-/// The bytes of the PEM file `path` (at most 1 MiB) if it holds what `want` asks for, else
-/// why not.
-fn read_pem(path: &Path, want: Pem) -> Result<Vec<u8>, String> {
+/// The bytes of the file `path` (at most 1 MiB), else why not.
+fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if meta.len() > 1 << 20 {
         return Err("larger than 1 MiB".into());
     }
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    match want {
-        Pem::Certificates => {
-            certificates(&pem)?;
-        }
-        Pem::PrivateKey => {
-            private_key(&pem)?;
-        }
-    }
-    Ok(pem)
-}
-
-/// What a PEM file is to hold.
-#[derive(Clone, Copy)]
-enum Pem {
-    /// At least one certificate.
-    Certificates,
-    /// An unencrypted private key.
-    PrivateKey,
+    std::fs::read(path).map_err(|e| e.to_string())
 }
 
 /// The certificates of a PEM file (at least one).
