@@ -399,3 +399,43 @@ fn a_beacon_that_stops_is_reported_seconds_after_its_last_poll_not_at_the_end_of
         );
     }
 }
+
+#[test]
+fn with_beacon_scoring_off_a_beacon_is_not_analysed_and_nothing_else_changes() {
+    for seed in 1..=4u64 {
+        let mut rng = Rng(seed);
+        let mut sim = Sim::new();
+        let rtt = (rng.uniform(0.02, 0.3) * S as f64) as i64;
+        let port = 41_000;
+        let mut t = sim.connect(T0 + 5 * S, port, rtt);
+        for _ in 0..14 {
+            sim.poll(t, port, 300, 500, 0, rtt);
+            t += (rng.uniform(8.0, 11.0) * S as f64) as i64;
+        }
+        sim.background(&mut rng, T0, t);
+        // An upload burst to the same endpoint: 12 MB at about 58 Mbit/s, mid-way.
+        sim.tcp_send(T0 + 60 * S, (HOST, 42_000), (C2, 443), 12_000_000, rtt);
+        let packets = sim.packets.clone();
+        let on = sim.run(DetectConfig::default());
+        assert_eq!(beacons_to_c2(&on), 1, "seed {seed}:\n{}", describe(&on));
+        let off_cfg = DetectConfig {
+            beacon_min_events: u32::MAX,
+            ..DetectConfig::default()
+        };
+        assert!(off_cfg.beacons_off());
+        let off = Sim { packets }.run(off_cfg);
+        assert_eq!(beacons_to_c2(&off), 0, "seed {seed}:\n{}", describe(&off));
+        let not_beacons = |a: &[Alert]| {
+            a.iter()
+                .filter(|a| a.kind != AlertKind::Beacon)
+                .map(|a| (a.kind, a.src, a.dst, a.start_ns, a.bytes_out))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            on.iter().any(|a| a.kind == AlertKind::Burst),
+            "seed {seed}:\n{}",
+            describe(&on)
+        );
+        assert_eq!(not_beacons(&on), not_beacons(&off), "seed {seed}");
+    }
+}

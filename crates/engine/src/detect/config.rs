@@ -106,7 +106,8 @@ pub struct DetectConfig {
     /// new exchange of a pair (beacon analysis; see [`super::exchange`]).
     pub beacon_event_gap_ns: i64,
     /// Exchanges a beacon needs (up to a period of 300 s; slower ones need fewer, see
-    /// [`super::beacon`]).
+    /// [`super::beacon`]). `u32::MAX` turns beacon scoring off (flow export, whose records
+    /// and samples keep no packet timing): exchanges are then not analysed at all.
     pub beacon_min_events: u32,
     /// Median bytes (both ways) of an event of a beacon, at most.
     pub beacon_max_event_bytes: u64,
@@ -201,6 +202,14 @@ impl DetectConfig {
         } else {
             (floor, ThresholdBasis::Floor)
         }
+    }
+}
+
+impl DetectConfig {
+    /// Whether beacon scoring is off (`beacon_min_events == u32::MAX`).
+    #[inline]
+    pub fn beacons_off(&self) -> bool {
+        self.beacon_min_events == u32::MAX
     }
 }
 

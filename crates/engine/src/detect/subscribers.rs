@@ -424,6 +424,7 @@ impl Subscribers {
         let opened = pair.ex.open_start();
         if opened.is_some()
             && opened != open_before
+            && !self.cfg.beacons_off()
             && pair.ex.closed.saturating_add(1) >= self.cfg.beacon_min_events.min(6)
         {
             if let Some(start) = opened {
@@ -453,7 +454,7 @@ impl Subscribers {
                 self.bursting.push((pidx, (home, ext)));
             }
         }
-        if event_closed {
+        if event_closed && !self.cfg.beacons_off() {
             self.check_beacon(pidx, (home, ext), v4, ts, out);
         }
     }

@@ -72,6 +72,9 @@ impl Subscribers {
     /// Close the open exchange of every pair that could be a beacon, run the beacon analysis
     /// on it, and count the pairs whose polls are regular but too few for a beacon.
     pub(super) fn close_exchanges(&mut self, out: &mut Vec<Event>) {
+        if self.cfg.beacons_off() {
+            return;
+        }
         // With the open one, three exchanges at least give two intervals.
         let keys: Vec<(Addr, Addr)> = self
             .pairs
