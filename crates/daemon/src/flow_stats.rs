@@ -127,6 +127,7 @@ pub fn merge(threads: &[FlowThreadStats]) -> (Vec<FlowExporterStats>, Vec<FlowSo
         parse_errors: s.parse_errors,
         template_misses: s.template_misses,
         held_dropped: s.dropped_sets,
+        own_clock: s.own_clock,
         sampling_rate: s.last_rate,
     };
     let mut out = Vec::new();

@@ -12,6 +12,7 @@ pub(crate) struct FlowFamilies {
     parse_errors: IntCounterVec,
     template_misses: IntCounterVec,
     held_dropped: IntCounterVec,
+    own_clock: IntCounterVec,
     sampling_rate: IntGaugeVec,
     socket_drops: IntCounterVec,
     if_octets: IntCounterVec,
@@ -76,6 +77,7 @@ impl FlowFamilies {
             parse_errors: cv("flow_export_parse_errors_total", "Flow-export datagrams (or parts) that did not parse, by exporter.", "exporter")?,
             template_misses: cv("flow_export_template_misses_total", "NetFlow v9/IPFIX data sets that came before their template (held, bounded), by exporter.", "exporter")?,
             held_dropped: cv("flow_export_held_dropped_total", "Held data sets dropped (over the cap, or their template never came), by exporter.", "exporter")?,
+            own_clock: cv("flow_export_records_own_clock_total", "Flow records whose times were more than a week from their export time (softflowd reading an old capture file), placed by the exporter's own clock pinned to an arrival, by exporter.", "exporter")?,
             sampling_rate,
             socket_drops: cv("flow_export_socket_drops_total", "Datagrams the kernel dropped at the flow-export socket's full receive buffer (/proc/net/udp drops).", "listen")?,
         })
@@ -110,6 +112,11 @@ impl FlowFamilies {
                 &self.held_dropped.with_label_values(&l),
                 format!("fxh/{x}"),
                 e.held_dropped,
+            );
+            set(
+                &self.own_clock.with_label_values(&l),
+                format!("fxo/{x}"),
+                e.own_clock,
             );
             self.sampling_rate
                 .with_label_values(&l)

@@ -297,6 +297,9 @@ pub struct FlowExporterStats {
     pub template_misses: u64,
     /// Held data sets dropped (over the cap, or their template never came).
     pub held_dropped: u64,
+    /// Records whose times were weeks from their export time, placed by the exporter's own
+    /// clock pinned to an arrival.
+    pub own_clock: u64,
     /// The last sampling rate applied (1 = unsampled; the highest for `other`).
     pub sampling_rate: u32,
 }

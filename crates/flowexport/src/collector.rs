@@ -10,14 +10,13 @@ use netflow_parser::variable_versions::v9::{Data as V9Data, FlowSetBody as V9Bod
 use netflow_parser::{NetflowPacket, NetflowParser, PendingFlowsConfig};
 
 use crate::bins::{Bin, BinStats, Bins, Key, Volume};
+use crate::clock::{Anchor, ExportClock, Placed};
 use crate::counters::{ExporterStats, Exporters};
 use crate::interfaces::{Interface, Interfaces};
 use crate::record::{ipfix_field, v9_field, Flat};
 use crate::templates::TemplateStash;
 use crate::{sflow, Config, ConfigError, Kind, NS_PER_SEC};
 
-/// Record times further than this from the datagram's arrival are not believed.
-const MAX_AGE_NS: i64 = 7 * 86_400 * NS_PER_SEC;
 /// Entries kept of learned options data (sampling rate, system init time) in all.
 const MAX_OPTIONS: usize = 4096;
 
@@ -74,6 +73,9 @@ pub struct Collector {
     parser: AutoScopedParser,
     exporters: Exporters,
     learned: HashMap<(IpAddr, u32), Learned>,
+    /// Per (exporter, domain) whose record times are far from their export times: where its
+    /// own clock was pinned (see [`crate::clock`]); at most [`MAX_OPTIONS`].
+    anchors: HashMap<(IpAddr, u32), Option<Anchor>>,
     bins: Bins,
     ready: Vec<Bin>,
     ready_pos: usize,
@@ -118,6 +120,7 @@ impl Collector {
             cfg,
             parser,
             learned: HashMap::new(),
+            anchors: HashMap::new(),
             ready: Vec::new(),
             ready_pos: 0,
             newest_ns: None,
@@ -383,7 +386,16 @@ impl Collector {
             .unwrap_or_default();
         let forced = self.cfg.exporter_rates.get(&ctx.exporter).copied();
         let default = self.cfg.default_rate;
-        let times = times(ctx, flat, learned.sys_init_ms);
+        let clock = ExportClock {
+            arrival_ns: ctx.arrival_ns,
+            export_ms: ctx.export_ms,
+            uptime_ms: ctx.uptime_ms,
+            sys_init_ms: learned.sys_init_ms,
+        };
+        let key = (ctx.exporter, ctx.domain);
+        let room = self.anchors.len() < MAX_OPTIONS || self.anchors.contains_key(&key);
+        let anchor = room.then(|| self.anchors.entry(key).or_default());
+        let placed = clock.place(flat, anchor);
         let st = self.exporters.get_mut(ctx.exporter);
         let (Some(src), Some(dst), Some(bytes)) = (flat.src, flat.dst, flat.bytes) else {
             st.incomplete_records += 1;
@@ -401,10 +413,17 @@ impl Collector {
             .or(learned.rate)
             .or((ctx.v5_rate > 0).then_some(ctx.v5_rate))
             .unwrap_or(default);
-        let (start, end) = times.unwrap_or_else(|| {
-            st.no_time += 1;
-            (ctx.arrival_ns, ctx.arrival_ns)
-        });
+        let (start, end) = match placed {
+            Placed::Export(s, e) => (s, e),
+            Placed::OwnClock(s, e) => {
+                st.own_clock += 1;
+                (s, e)
+            }
+            Placed::Untimed => {
+                st.no_time += 1;
+                (ctx.arrival_ns, ctx.arrival_ns)
+            }
+        };
         st.records += 1;
         st.last_rate = rate;
         let key = Key {
@@ -433,49 +452,4 @@ impl Collector {
             self.bins.add_span(back, start, end, rev);
         }
     }
-}
-
-/// A record's start and end on the arrival clock, if its fields give them and they lie within
-/// a week of its arrival.
-fn times(ctx: &Ctx, f: &Flat, sys_init_ms: Option<u64>) -> Option<(i64, i64)> {
-    // Absolute ms since 1970 → arrival clock, through the datagram's export time.
-    let from_abs = |ms: u64| -> Option<i64> {
-        let ms = i64::try_from(ms).ok()?;
-        let age_ms = ctx.export_ms.checked_sub(ms)?;
-        ctx.arrival_ns.checked_sub(age_ms.checked_mul(1_000_000)?)
-    };
-    let from_uptime = |up: u64| -> Option<i64> {
-        match (ctx.uptime_ms, sys_init_ms) {
-            // v5/v9: the header's uptime at export; u32 ms wrap after 49.7 days.
-            (Some(now_up), _) => {
-                let up = u32::try_from(up).ok()?;
-                let age_ms = i64::from(now_up.wrapping_sub(up));
-                ctx.arrival_ns.checked_sub(age_ms.checked_mul(1_000_000)?)
-            }
-            // IPFIX: relative to the system init time from options data.
-            (None, Some(init)) => from_abs(init.checked_add(up)?),
-            (None, None) => None,
-        }
-    };
-    let from_delta = |us: u64| -> Option<i64> {
-        ctx.arrival_ns
-            .checked_sub(i64::try_from(us).ok()?.checked_mul(1000)?)
-    };
-    let start = f
-        .start_abs_ms
-        .and_then(from_abs)
-        .or_else(|| f.start_uptime_ms.and_then(from_uptime))
-        .or_else(|| f.start_delta_us.and_then(from_delta));
-    let end = f
-        .end_abs_ms
-        .and_then(from_abs)
-        .or_else(|| f.end_uptime_ms.and_then(from_uptime))
-        .or_else(|| f.end_delta_us.and_then(from_delta));
-    let (start, end) = match (start, end) {
-        (Some(s), Some(e)) => (s, e),
-        (Some(t), None) | (None, Some(t)) => (t, t),
-        (None, None) => return None,
-    };
-    let near = |t: i64| t.abs_diff(ctx.arrival_ns) <= MAX_AGE_NS.unsigned_abs();
-    (near(start) && near(end)).then_some((start, end))
 }

@@ -36,6 +36,9 @@ pub struct ExporterStats {
     pub incomplete_records: u64,
     /// Records without a usable start/end time: binned at their arrival second.
     pub no_time: u64,
+    /// Records whose times were far from their export time (more than a week): placed by
+    /// the exporter's own clock, pinned to an arrival (see the collector's docs).
+    pub own_clock: u64,
     /// Sampling rates of 0 seen (ignored: the next source of a rate applies).
     pub zero_rates: u64,
     /// The last sampling rate applied (1 = unsampled).
@@ -61,6 +64,7 @@ impl ExporterStats {
         self.template_collisions += o.template_collisions;
         self.incomplete_records += o.incomplete_records;
         self.no_time += o.no_time;
+        self.own_clock += o.own_clock;
         self.zero_rates += o.zero_rates;
         self.last_rate = self.last_rate.max(o.last_rate);
         self.bytes = self.bytes.saturating_add(o.bytes);

@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 mod bins;
+mod clock;
 mod collector;
 mod config;
 mod counters;

@@ -89,6 +89,18 @@ pub(crate) fn v9_field(f: V9) -> Option<F> {
         V9::Ipv4DstAddr | V9::Ipv6DstAddr => F::Dst,
         V9::FirstSwitched => F::StartUptime,
         V9::LastSwitched => F::EndUptime,
+        // IPFIX's time elements in a v9 template (nfdump's nfreplay sends 152/153).
+        V9::FlowStartSeconds
+        | V9::FlowStartMilliseconds
+        | V9::FlowStartMicroseconds
+        | V9::FlowStartNanoseconds => F::StartAbs,
+        V9::FlowEndSeconds
+        | V9::FlowEndMilliseconds
+        | V9::FlowEndMicroseconds
+        | V9::FlowEndNanoseconds => F::EndAbs,
+        V9::FlowStartDeltaMicroseconds => F::StartDeltaUs,
+        V9::FlowEndDeltaMicroseconds => F::EndDeltaUs,
+        V9::SystemInitTimeMilliseconds => F::SysInit,
         V9::SamplingInterval | V9::FlowSamplerRandomInterval => F::Rate,
         _ => return None,
     })

@@ -213,6 +213,7 @@ impl FlowSummary {
             "dropped_sets": t.dropped_sets,
             "incomplete_records": t.incomplete_records,
             "no_time": t.no_time,
+            "own_clock": t.own_clock,
             "zero_rates": t.zero_rates,
             "estimated_bytes": t.bytes,
             "bins": self.bins,
@@ -240,7 +241,7 @@ impl FlowSummary {
         let t = &self.total;
         format!(
             "flow export: {} datagrams ({}), {} records, {} packet samples, sampling up to 1:{}, \
-             {} parse errors, {} template misses, {} exporters; beacon scoring off",
+             {} parse errors, {} template misses, {} exporters; beacon scoring off{}",
             t.datagrams,
             self.tag.kinds().join(", "),
             t.records,
@@ -249,6 +250,15 @@ impl FlowSummary {
             t.parse_errors,
             t.template_misses,
             self.exporters.len(),
+            if t.own_clock > 0 {
+                format!(
+                    "; {} records stamped weeks from their export (softflowd -r?) placed by \
+                     their exporter's own clock: times shifted, intervals kept",
+                    t.own_clock
+                )
+            } else {
+                String::new()
+            },
         )
     }
 }

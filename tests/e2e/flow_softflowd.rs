@@ -1,0 +1,265 @@
+//! softflowd, an exporter burstwatch shares nothing with, turning a simulated capture into
+//! NetFlow v9 or IPFIX (`softflowd -r`): `analyze --input-kind flow-export` of its datagrams
+//! must give the flows packet mode gives, at the same times, and mostly the same bursts.
+//!
+//! softflowd reading a file stamps the headers with the wall clock and the records with the
+//! capture's times on an uptime counted from its own start, so a capture more than a few weeks
+//! old gives records whose times cannot be squared with their export: they are placed by the
+//! exporter's own clock, pinned to the arrival of the first, and keep their intervals. The
+//! bursts are therefore compared after one constant shift.
+
+use std::collections::BTreeMap;
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use burstwatch_tests::{json_lines, run_ok};
+
+use crate::flow_export::{analyze, next, run_seed, DETECT};
+
+/// Start of the simulator's captures (2026-01-01T00:00:00Z).
+const SIM_START_S: u64 = 1_767_225_600;
+
+/// Whether this machine's clock is more than eight days past the simulator's captures: their
+/// records then look weeks from their export when an exporter stamps the headers with the
+/// current time.
+pub(crate) fn capture_is_weeks_old() -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    now > SIM_START_S + 8 * 86_400
+}
+
+/// A classic pcap of UDP datagrams from 127.0.0.1:`port + 1` to 127.0.0.1:`port`, each
+/// stamped with its arrival (what tcpdump on the collector would write).
+fn write_datagrams(path: &Path, port: u16, got: &[(Duration, Vec<u8>)]) {
+    let mut out = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    for (at, d) in got {
+        let udp_len = 8 + d.len();
+        let ip_len = 20 + udp_len;
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        frame.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        frame.extend_from_slice(&(port.wrapping_add(1)).to_be_bytes());
+        frame.extend_from_slice(&port.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(d);
+        let len = frame.len() as u32;
+        for w in [at.as_secs() as u32, at.subsec_micros(), len, len] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(&frame);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// A burst alert: subscriber, endpoint, start, bytes out.
+type Burst = (String, String, f64, u64);
+
+/// The burst alerts of an alert file.
+fn bursts(path: &Path) -> Vec<Burst> {
+    json_lines(&std::fs::read(path).unwrap())
+        .iter()
+        .filter(|a| a["kind"] == "burst")
+        .map(|a| {
+            (
+                a["src"].as_str().unwrap().to_string(),
+                a["dst"].as_str().unwrap().to_string(),
+                a["start_ts"].as_f64().unwrap(),
+                a["bytes_out"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// First and last time of every flow record, by 5-tuple.
+fn flow_times(path: &Path) -> BTreeMap<String, Vec<(f64, f64)>> {
+    let mut out: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in json_lines(&std::fs::read(path).unwrap()) {
+        let key = format!(
+            "{} {}:{} {}:{}",
+            r["proto"], r["src"], r["sport"], r["dst"], r["dport"]
+        );
+        let t = |k: &str| r[k].as_f64().unwrap();
+        out.entry(key)
+            .or_default()
+            .push((t("first_ts"), t("last_ts")));
+    }
+    out
+}
+
+/// The flows that are one record in both modes start and end at the same times in both, after
+/// one shift of the clock, within two seconds (records are pro-rated over whole seconds):
+/// nothing is piled up at the export instants. Returns the shift (s).
+fn same_times(packet: &Path, flow: &Path) -> f64 {
+    let (p, f) = (flow_times(packet), flow_times(flow));
+    let both: Vec<((f64, f64), (f64, f64))> = p
+        .iter()
+        .filter_map(
+            |(k, pv)| match (pv.as_slice(), f.get(k).map(Vec::as_slice)) {
+                ([a], Some([b])) => Some((*a, *b)),
+                _ => None,
+            },
+        )
+        .collect();
+    assert!(both.len() > 100, "{} flows in both modes", both.len());
+    let mut shifts: Vec<f64> = both.iter().map(|(a, b)| b.0 - a.0).collect();
+    shifts.sort_by(f64::total_cmp);
+    let shift = shifts[shifts.len() / 2];
+    let off = both
+        .iter()
+        .filter(|(a, b)| (b.0 - shift - a.0).abs() > 2.0 || (b.1 - shift - a.1).abs() > 2.0)
+        .count();
+    eprintln!(
+        "softflowd: {} flows in both modes, shift {shift:.3} s, {off} off by more than 2 s",
+        both.len()
+    );
+    assert!(off * 100 <= both.len(), "{off} of {} flows off", both.len());
+    shift
+}
+
+#[test]
+fn softflowd_reading_a_capture_gives_the_bursts_packet_mode_finds() {
+    let mut rng = run_seed();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pcap = d.join("traffic.pcap");
+    let seed = (next(&mut rng) % 1000).to_string();
+    let subs = (60 + next(&mut rng) % 40).to_string();
+    let version = if next(&mut rng) % 2 == 0 { "9" } else { "10" };
+    eprintln!("softflowd: seed {seed}, {subs} subscribers, -v {version}");
+    run_ok(&[
+        "simulate",
+        "-q",
+        "-o",
+        pcap.to_str().unwrap(),
+        "--seed",
+        &seed,
+        "--subscribers",
+        &subs,
+        "--duration",
+        "300",
+        "--scenario-scale",
+        "0.01",
+    ]);
+    let cfg = d.join("detect.toml");
+    std::fs::write(&cfg, DETECT).unwrap();
+    let cfg = cfg.to_str().unwrap();
+
+    // The collector: a socket of the test's own, taking every datagram with its arrival.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let receiver = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        let mut idle_since = Instant::now();
+        while idle_since.elapsed() < Duration::from_secs(3) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+                got.push((at, buf[..n].to_vec()));
+                idle_since = Instant::now();
+            }
+        }
+        got
+    });
+    // -d: stay in the foreground; maxlife=10: a 10 s active timeout, as recommended.
+    let st = Command::new("softflowd")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-n", &format!("127.0.0.1:{port}"), "-v", version])
+        .args(["-t", "maxlife=10", "-d"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("softflowd (Debian softflowd)");
+    assert!(st.success(), "softflowd: {st}");
+    let got = receiver.join().unwrap();
+    assert!(got.len() > 10, "{} datagrams from softflowd", got.len());
+    let rec = d.join("softflowd.pcap");
+    write_datagrams(&rec, port, &got);
+
+    let flow_dir = d.join("flow");
+    std::fs::create_dir(&flow_dir).unwrap();
+    let fx_flows = flow_dir.join("flows.jsonl");
+    let fx = analyze(
+        &rec,
+        &flow_dir,
+        &[
+            "--config",
+            cfg,
+            "--flow-port",
+            &port.to_string(),
+            "--flows",
+            fx_flows.to_str().unwrap(),
+        ],
+    );
+    eprintln!("softflowd: {fx}");
+    let records = fx["records"].as_u64().unwrap();
+    assert!(records > 100, "{records} records");
+    assert_eq!(fx["parse_errors"], 0);
+    assert_eq!(fx["template_misses"], 0);
+    assert_eq!(fx["no_time"], 0);
+    if capture_is_weeks_old() {
+        assert_eq!(fx["own_clock"], records, "every record by its own clock");
+    }
+    let packet_alerts = d.join("packets.jsonl");
+    let packet_flows = d.join("packet-flows.jsonl");
+    run_ok(&[
+        "analyze",
+        pcap.to_str().unwrap(),
+        "--config",
+        cfg,
+        "--quiet",
+        "--flows",
+        packet_flows.to_str().unwrap(),
+        "--alerts",
+        packet_alerts.to_str().unwrap(),
+    ]);
+    let shift = same_times(&packet_flows, &fx_flows);
+    let packet = bursts(&packet_alerts);
+    let flow = bursts(&flow_dir.join("alerts.jsonl"));
+    eprintln!(
+        "softflowd: {} bursts in packet mode, {} from softflowd's records",
+        packet.len(),
+        flow.len()
+    );
+    assert!(
+        packet.iter().filter(|b| b.3 >= 40_000).count() >= 2,
+        "too few bursts to compare: {packet:?}"
+    );
+
+    // A burst's start moves by a second or two in flow mode (records pro-rated over whole
+    // seconds, 10 s records against packets).
+    let matches =
+        |p: &Burst, f: &Burst| p.0 == f.0 && p.1 == f.1 && (f.2 - shift - p.2).abs() <= 2.0;
+    // The bursts compared carry twice the lowered `burst_min_bytes` (20,000) at least: near
+    // the floors a burst can be just above in one mode and just below in the other, and one
+    // of a second or two can be smoothed below the floor rate by the 10 s records. Most of
+    // both sides' must be the other's.
+    let clear = |b: &&Burst| b.3 >= 40_000;
+    let share = |of: &[Burst], among: &[Burst], m: &dyn Fn(&Burst, &Burst) -> bool| {
+        let of: Vec<_> = of.iter().filter(clear).collect();
+        let found = of.iter().filter(|b| among.iter().any(|o| m(b, o))).count();
+        (found, of.len())
+    };
+    let (found, wanted) = share(&packet, &flow, &|p, f| matches(p, f));
+    assert!(
+        found * 10 >= wanted * 6 && found >= 2,
+        "{found} of {wanted} packet-mode bursts of 40 kB or more found from softflowd's records \
+         (shift {shift:.0} s)\npacket mode: {packet:?}\nflow: {flow:?}"
+    );
+    let (known, from_flow) = share(&flow, &packet, &|f, p| matches(p, f));
+    assert!(
+        known * 10 >= from_flow * 6,
+        "{known} of {from_flow} bursts of 40 kB or more from softflowd's records also in packet \
+         mode (shift {shift:.0} s)\npacket mode: {packet:?}\nflow: {flow:?}"
+    );
+}
