@@ -115,7 +115,7 @@ fn a_benign_keep_alive_of_one_subscriber_is_explained() {
 
 /// A classic pcap (Ethernet, microseconds) of one TCP upload from `home` to `ep`:443 at `mbit`
 /// for `secs` seconds from `start` (s), 1460-byte segments, an ACK for every second one back.
-fn upload_pcap(
+pub(crate) fn upload_pcap(
     path: &std::path::Path,
     start: f64,
     home: [u8; 4],
@@ -172,7 +172,7 @@ fn upload_pcap(
 }
 
 /// First and last packet time of a capture (s), by `capinfos`.
-fn span_of(path: &std::path::Path) -> (f64, f64) {
+pub(crate) fn span_of(path: &std::path::Path) -> (f64, f64) {
     let out = std::process::Command::new("capinfos")
         .args(["-a", "-e", "-S", "-T", "-r"])
         .arg(path)

@@ -17,9 +17,14 @@
 //! absolute times under headers a day before them. Their absolute time is lost (or not to be
 //! trusted), but their times relative to each other are exact. A record more than
 //! [`MAX_AGE_NS`] before its arrival, or more than [`MAX_AHEAD_NS`] after it (no record ends
-//! after its export), is therefore placed by its exporter's own clock: the first such record of an (exporter, domain, clock origin) pins its
-//! end to its arrival, and every later one keeps its offset from that record. Bursts then keep
-//! their shape and their place among each other; their times are those of the arrival.
+//! after its export), is therefore placed by its exporter's own clock: the first such record of
+//! an (exporter, domain, clock origin) pins its start to its arrival, and every later one keeps
+//! its offset from that record. Bursts then keep their shape and their place among each other;
+//! their times are those of the arrival. The start, not the end: a replay exports its records
+//! as they expire, and the first to expire can be long (its end minutes after the starts of
+//! records that come later), while the earliest start of a replay is close to the first
+//! record's; records placed more than the hold before the arrivals would find their seconds
+//! released already.
 
 use crate::record::Flat;
 use crate::NS_PER_SEC;
@@ -76,8 +81,8 @@ pub(crate) struct Anchor {
     /// The clock's origin (ms since 1970): system init or boot time for uptime, 0 for
     /// absolute times.
     origin_ms: i64,
-    /// The pinned record's end as stated.
-    end: Stated,
+    /// The pinned record's start as stated.
+    start: Stated,
     /// The arrival it was pinned to (ns).
     at_ns: i64,
 }
@@ -180,18 +185,19 @@ impl ExportClock {
         };
         let pinned = anchor.filter(|a| {
             a.origin_ms.abs_diff(origin_ms) <= SAME_ORIGIN_MS.unsigned_abs()
-                && end
-                    .since(a.end)
+                && start
+                    .since(a.start)
                     .is_some_and(|d| d.unsigned_abs() <= (MAX_AGE_NS / 1_000_000).unsigned_abs())
         });
         let a = pinned.unwrap_or(Anchor {
             origin_ms,
-            end,
+            start,
             at_ns: self.arrival_ns,
         });
         *anchor = Some(a);
         let at = |s: Stated| -> Option<i64> {
-            a.at_ns.checked_add(s.since(a.end)?.checked_mul(1_000_000)?)
+            a.at_ns
+                .checked_add(s.since(a.start)?.checked_mul(1_000_000)?)
         };
         match (at(start), at(end)) {
             (Some(s), Some(e)) => Placed::OwnClock(s, e),
@@ -276,9 +282,9 @@ mod tests {
         let base = 677_929_679u32;
         let mut a = None;
         let first = c.place(&uptime(base, base + 48_793), Some(&mut a));
-        assert_eq!(first, Placed::OwnClock(ARR - 48_793_000_000, ARR));
+        assert_eq!(first, Placed::OwnClock(ARR, ARR + 48_793_000_000));
         // A later datagram, one second later on the arrival clock, whose record ended 250 s
-        // after the first one on the exporter's clock: 250 s after the first on ours.
+        // after the first one ended on the exporter's clock: 250 s after it on ours.
         let later = ExportClock {
             arrival_ns: ARR + NS_PER_SEC,
             export_ms: T + 1000,
@@ -287,7 +293,7 @@ mod tests {
         };
         assert_eq!(
             later.place(&uptime(base + 240_000, base + 298_793), Some(&mut a)),
-            Placed::OwnClock(ARR + 191_207_000_000, ARR + 250_000_000_000)
+            Placed::OwnClock(ARR + 240_000_000_000, ARR + 298_793_000_000)
         );
         // A restarted exporter (another origin) is pinned afresh.
         let restarted = ExportClock {
@@ -298,7 +304,7 @@ mod tests {
         };
         assert_eq!(
             restarted.place(&uptime(base, base + 1_000), Some(&mut a)),
-            Placed::OwnClock(ARR + 599 * NS_PER_SEC, ARR + 600 * NS_PER_SEC)
+            Placed::OwnClock(ARR + 600 * NS_PER_SEC, ARR + 601 * NS_PER_SEC)
         );
         // Without room for an anchor: no time.
         assert_eq!(c.place(&uptime(base, base), None), Placed::Untimed);
@@ -323,7 +329,7 @@ mod tests {
         let day = 86_400_000;
         assert_eq!(
             c.place(&abs(T + day, T + day + 5_000), Some(&mut a)),
-            Placed::OwnClock(ARR - 5 * NS_PER_SEC, ARR)
+            Placed::OwnClock(ARR, ARR + 5 * NS_PER_SEC)
         );
     }
 
@@ -339,7 +345,7 @@ mod tests {
         let mut a = None;
         assert_eq!(
             c.place(&f, Some(&mut a)),
-            Placed::OwnClock(ARR - 2_000_000_000, ARR)
+            Placed::OwnClock(ARR, ARR + 2_000_000_000)
         );
         let d = Flat {
             start_delta_us: Some(3_000_000),
