@@ -375,6 +375,26 @@ pub(crate) const DETECT: &str = "[detect]\nbaseline_warmup_seconds = 1\nburst_mi
                       burst_rate_floor_bps = 80000\nburst_min_upstream_ratio = 0.0\n\
                       alert_min_score = 0.0\n";
 
+/// A small capture of the simulator's labelled scenarios (bursts among them) at `pcap`: 300 s
+/// of `subs` subscribers (40 or more for the scenarios), the scenarios' volumes scaled down
+/// a hundredfold (see [`DETECT`]).
+pub(crate) fn small_scenarios(pcap: &Path, seed: &str, subs: &str) {
+    run_ok(&[
+        "simulate",
+        "-q",
+        "-o",
+        pcap.to_str().unwrap(),
+        "--seed",
+        seed,
+        "--subscribers",
+        subs,
+        "--duration",
+        "300",
+        "--scenario-scale",
+        "0.01",
+    ]);
+}
+
 /// A daemon listening for flow export on a loopback port, with tcpdump recording what reaches
 /// that port (for `analyze` of the same datagrams).
 struct FlowDaemon {
@@ -552,20 +572,7 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
     // them), scaled down so that the capture stays small.
     let subs = (40 + next(&mut rng) % 30).to_string();
     eprintln!("nfreplay: seed {seed}, {subs} subscribers");
-    run_ok(&[
-        "simulate",
-        "-q",
-        "-o",
-        pcap.to_str().unwrap(),
-        "--seed",
-        &seed,
-        "--subscribers",
-        &subs,
-        "--duration",
-        "300",
-        "--scenario-scale",
-        "0.01",
-    ]);
+    small_scenarios(&pcap, &seed, &subs);
     let nf = d.join("nf");
     std::fs::create_dir(&nf).unwrap();
     let st = Command::new("nfpcapd")
@@ -914,22 +921,7 @@ fn simulate_sends_the_datagrams_it_writes() {
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("x.pcap");
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let port = sock.local_addr().unwrap().port();
-    let receiver = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        let mut idle_since = Instant::now();
-        while idle_since.elapsed() < Duration::from_secs(5) {
-            if let Ok(n) = sock.recv(&mut buf) {
-                got.push(buf[..n].to_vec());
-                idle_since = Instant::now();
-            }
-        }
-        got
-    });
+    let (port, receiver) = crate::flow_softflowd::collector(Duration::from_secs(5));
     // One simulated export (seed 5, 1:10 IPFIX) sent to `to` at `speed`, written to `out`.
     let simulate = |to: u16, speed: &str, out: &Path| {
         let to = format!("udp://127.0.0.1:{to}");
@@ -962,7 +954,12 @@ fn simulate_sends_the_datagrams_it_writes() {
         String::from_utf8_lossy(&sent.stderr)
     );
     let took = started.elapsed();
-    let got = receiver.join().unwrap();
+    let got: Vec<Vec<u8>> = receiver
+        .join()
+        .unwrap()
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
     // The capture's frames: Ethernet, IPv4 and UDP headers (42 bytes), then the payload.
     let bytes = std::fs::read(&pcap).unwrap();
     let mut written = Vec::new();

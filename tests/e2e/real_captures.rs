@@ -171,6 +171,44 @@ pub(crate) fn upload_pcap(
     n * 1500
 }
 
+/// An upload put into a real capture: who sent it to where, when (s) and how many bytes.
+pub(crate) struct Injected {
+    pub home: [u8; 4],
+    pub ep: [u8; 4],
+    pub start: f64,
+    pub bytes: u64,
+}
+
+impl Injected {
+    /// `alerts` are exactly one: this upload as a burst, starting within `within` seconds of
+    /// its start once `shift` (s) is taken off, with its bytes to 2 %.
+    pub(crate) fn is_the_only_alert(
+        &self,
+        alerts: &[serde_json::Value],
+        shift: f64,
+        within: f64,
+        what: &str,
+    ) {
+        assert_eq!(alerts.len(), 1, "{what}\n{alerts:?}");
+        let a = &alerts[0];
+        let ip = |o: [u8; 4]| std::net::Ipv4Addr::from(o).to_string();
+        assert_eq!(a["kind"], "burst", "{what}\n{a}");
+        assert_eq!(a["src"], ip(self.home), "{what}\n{a}");
+        assert_eq!(a["dst"], ip(self.ep), "{what}\n{a}");
+        let a_start = a["start_ts"].as_f64().unwrap() - shift;
+        assert!(
+            (a_start - self.start).abs() <= within,
+            "{what} (shift {shift:.3} s)\n{a}"
+        );
+        let (out, sent) = (a["bytes_out"].as_f64().unwrap(), self.bytes as f64);
+        assert!(
+            (out - sent).abs() <= 0.02 * sent,
+            "{what}: {} bytes sent\n{a}",
+            self.bytes
+        );
+    }
+}
+
 /// First and last packet time of a capture (s), by `capinfos`.
 pub(crate) fn span_of(path: &std::path::Path) -> (f64, f64) {
     let out = std::process::Command::new("capinfos")
@@ -237,18 +275,12 @@ fn a_burst_injected_into_real_traffic_is_found_and_is_the_only_alert() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(alerts.len(), 1, "{what}\n{alerts:?}");
-        let a = &alerts[0];
-        let ip = |o: [u8; 4]| std::net::Ipv4Addr::from(o).to_string();
-        assert_eq!(a["kind"], "burst", "{what}\n{a}");
-        assert_eq!(a["src"], ip(home), "{what}\n{a}");
-        assert_eq!(a["dst"], ip(ep), "{what}\n{a}");
-        let a_start = a["start_ts"].as_f64().unwrap();
-        assert!((a_start - start.floor()).abs() <= 1.0, "{what}\n{a}");
-        let out_bytes = a["bytes_out"].as_f64().unwrap();
-        assert!(
-            (out_bytes - bytes as f64).abs() <= 0.02 * bytes as f64,
-            "{what}: {bytes} bytes sent\n{a}"
-        );
+        let burst = Injected {
+            home,
+            ep,
+            start: start.floor(),
+            bytes,
+        };
+        burst.is_the_only_alert(&alerts, 0.0, 1.0, &what);
     }
 }
