@@ -34,7 +34,7 @@ pub(crate) fn capture_is_weeks_old() -> bool {
 
 /// A classic pcap of UDP datagrams from 127.0.0.1:`port + 1` to 127.0.0.1:`port`, each
 /// stamped with its arrival (what tcpdump on the collector would write).
-fn write_datagrams(path: &Path, port: u16, got: &[Arrived]) {
+pub(crate) fn write_datagrams(path: &Path, port: u16, got: &[Arrived]) {
     let mut out = Vec::new();
     for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
         out.extend_from_slice(&w.to_le_bytes());

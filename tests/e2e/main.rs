@@ -19,6 +19,7 @@ mod deploy_kit;
 mod docs;
 mod exporter;
 mod flow_export;
+mod flow_pmacct;
 mod flow_softflowd;
 mod flow_templates;
 mod help_examples;
