@@ -153,10 +153,15 @@ impl ExportClock {
     }
 
     /// Place record `f`: by its export time if that puts it less than [`MAX_AGE_NS`] before
-    /// its arrival and less than [`MAX_AHEAD_NS`] after, else by its exporter's own clock through `anchor` (set on first use, and
-    /// again when the clock's origin changes or the record is more than [`MAX_AGE_NS`] from
-    /// the pinned one).
-    pub(crate) fn place(&self, f: &Flat, anchor: Option<&mut Option<Anchor>>) -> Placed {
+    /// its arrival and less than [`MAX_AHEAD_NS`] after, else by its exporter's own clock
+    /// through the anchor `anchor()` gives (called only then; `None`: no room for one). The
+    /// anchor is set on first use, and again when the clock's origin changes or the record
+    /// starts more than [`MAX_AGE_NS`] from the pinned one.
+    pub(crate) fn place<'a>(
+        &self,
+        f: &Flat,
+        anchor: impl FnOnce() -> Option<&'a mut Option<Anchor>>,
+    ) -> Placed {
         let start = self.stated(f.start_abs_ms, f.start_uptime_ms);
         let end = self.stated(f.end_abs_ms, f.end_uptime_ms);
         let on_arrival = |s: Option<Stated>, delta: Option<u64>| {
@@ -175,7 +180,10 @@ impl ExportClock {
             return Placed::Export(s, e);
         }
         // Only stated times can be far: a delta is relative to the export already.
-        let (Some(anchor), Some(end)) = (anchor, end.or(start)) else {
+        let Some(end) = end.or(start) else {
+            return Placed::Untimed;
+        };
+        let Some(anchor) = anchor() else {
             return Placed::Untimed;
         };
         let start = start.unwrap_or(end);
@@ -237,18 +245,18 @@ mod tests {
         let mut a = None;
         // 4 s to 1 s before export.
         assert_eq!(
-            c.place(&uptime(1_000, 4_000), Some(&mut a)),
+            c.place(&uptime(1_000, 4_000), || Some(&mut a)),
             Placed::Export(ARR - 4_000_000_000, ARR - 1_000_000_000)
         );
         // Ending 2 ms after export: not 49.7 days old.
         assert_eq!(
-            c.place(&uptime(4_000, 5_002), Some(&mut a)),
+            c.place(&uptime(4_000, 5_002), || Some(&mut a)),
             Placed::Export(ARR - 1_000_000_000, ARR + 2_000_000)
         );
         // Uptime wrapped between the record's start and the export.
         let c = v9(1_000);
         assert_eq!(
-            c.place(&uptime(u32::MAX - 999, 500), Some(&mut a)),
+            c.place(&uptime(u32::MAX - 999, 500), || Some(&mut a)),
             Placed::Export(ARR - 2_000_000_000, ARR - 500_000_000)
         );
         assert_eq!(a, None);
@@ -268,7 +276,7 @@ mod tests {
         let two_days: i64 = 2 * 86_400_000;
         let start = (-two_days - 10_000) as u32;
         let end = (-two_days) as u32;
-        let Placed::Export(s, e) = c.place(&uptime(start, end), None) else {
+        let Placed::Export(s, e) = c.place(&uptime(start, end), || None) else {
             panic!("not placed by export time");
         };
         assert_eq!(e, ARR - (two_days + 150) * 1_000_000);
@@ -281,7 +289,7 @@ mod tests {
         let c = v9(3);
         let base = 677_929_679u32;
         let mut a = None;
-        let first = c.place(&uptime(base, base + 48_793), Some(&mut a));
+        let first = c.place(&uptime(base, base + 48_793), || Some(&mut a));
         assert_eq!(first, Placed::OwnClock(ARR, ARR + 48_793_000_000));
         // A later datagram, one second later on the arrival clock, whose record ended 250 s
         // after the first one ended on the exporter's clock: 250 s after it on ours.
@@ -292,7 +300,7 @@ mod tests {
             sys_init_ms: None,
         };
         assert_eq!(
-            later.place(&uptime(base + 240_000, base + 298_793), Some(&mut a)),
+            later.place(&uptime(base + 240_000, base + 298_793), || Some(&mut a)),
             Placed::OwnClock(ARR + 240_000_000_000, ARR + 298_793_000_000)
         );
         // A restarted exporter (another origin) is pinned afresh.
@@ -303,11 +311,11 @@ mod tests {
             sys_init_ms: None,
         };
         assert_eq!(
-            restarted.place(&uptime(base, base + 1_000), Some(&mut a)),
+            restarted.place(&uptime(base, base + 1_000), || Some(&mut a)),
             Placed::OwnClock(ARR + 600 * NS_PER_SEC, ARR + 601 * NS_PER_SEC)
         );
         // Without room for an anchor: no time.
-        assert_eq!(c.place(&uptime(base, base), None), Placed::Untimed);
+        assert_eq!(c.place(&uptime(base, base), || None), Placed::Untimed);
     }
 
     #[test]
@@ -321,14 +329,14 @@ mod tests {
         let mut a = None;
         // One second ahead (the header's export time is whole seconds): believed.
         assert_eq!(
-            c.place(&abs(T, T + 1_000), Some(&mut a)),
+            c.place(&abs(T, T + 1_000), || Some(&mut a)),
             Placed::Export(ARR, ARR + NS_PER_SEC)
         );
         assert_eq!(a, None);
         // A day ahead (nfreplay): pinned to the arrival.
         let day = 86_400_000;
         assert_eq!(
-            c.place(&abs(T + day, T + day + 5_000), Some(&mut a)),
+            c.place(&abs(T + day, T + day + 5_000), || Some(&mut a)),
             Placed::OwnClock(ARR, ARR + 5 * NS_PER_SEC)
         );
     }
@@ -344,7 +352,7 @@ mod tests {
         };
         let mut a = None;
         assert_eq!(
-            c.place(&f, Some(&mut a)),
+            c.place(&f, || Some(&mut a)),
             Placed::OwnClock(ARR, ARR + 2_000_000_000)
         );
         let d = Flat {
@@ -353,9 +361,9 @@ mod tests {
             ..Flat::default()
         };
         assert_eq!(
-            c.place(&d, Some(&mut a)),
+            c.place(&d, || Some(&mut a)),
             Placed::Export(ARR - 3_000_000_000, ARR - 1_000_000_000)
         );
-        assert_eq!(c.place(&Flat::default(), Some(&mut a)), Placed::Untimed);
+        assert_eq!(c.place(&Flat::default(), || Some(&mut a)), Placed::Untimed);
     }
 }

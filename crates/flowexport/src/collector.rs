@@ -393,9 +393,12 @@ impl Collector {
             sys_init_ms: learned.sys_init_ms,
         };
         let key = (ctx.exporter, ctx.domain);
-        let room = self.anchors.len() < MAX_OPTIONS || self.anchors.contains_key(&key);
-        let anchor = room.then(|| self.anchors.entry(key).or_default());
-        let placed = clock.place(flat, anchor);
+        // The anchors are looked up only for a record its export time cannot place.
+        let anchors = &mut self.anchors;
+        let placed = clock.place(flat, move || {
+            let room = anchors.len() < MAX_OPTIONS || anchors.contains_key(&key);
+            room.then(|| anchors.entry(key).or_default())
+        });
         let st = self.exporters.get_mut(ctx.exporter);
         let (Some(src), Some(dst), Some(bytes)) = (flat.src, flat.dst, flat.bytes) else {
             st.incomplete_records += 1;
