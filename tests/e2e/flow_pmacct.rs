@@ -4,13 +4,12 @@
 //! IP bytes (each sampled packet's IP length times N) falls within the sampling error of what
 //! packet mode counts.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use burstwatch_tests::{json_lines, run_ok};
 
 use crate::flow_export::{analyze, next, run_seed, small_scenarios};
-use crate::flow_softflowd::{collector, write_datagrams};
+use crate::flow_softflowd::record_exporter;
 
 #[test]
 fn pmacct_sflow_samples_of_a_capture_estimate_its_bytes() {
@@ -42,29 +41,22 @@ fn pmacct_sflow_samples_of_a_capture_estimate_its_bytes() {
         bytes += n("bytes_fwd") + n("bytes_rev");
     }
 
-    let (port, receiver) = collector(Duration::from_secs(3));
     let conf = d.join("pmacctd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\n\
-             sfprobe_receiver: 127.0.0.1:{port}\nsampling_rate: {rate}\n",
-            pcap.display()
-        ),
-    )
-    .unwrap();
-    let st = Command::new("pmacctd")
-        .arg("-f")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("pmacctd (Debian pmacct)");
-    assert!(st.success(), "pmacctd: {st}");
-    let got = receiver.join().unwrap();
-    assert!(!got.is_empty(), "no datagram from pmacctd");
     let rec = d.join("sflow.pcap");
-    write_datagrams(&rec, port, &got);
+    let port = record_exporter(&rec, "pmacctd (Debian pmacct)", |port| {
+        std::fs::write(
+            &conf,
+            format!(
+                "daemonize: false\npcap_savefile: {}\nplugins: sfprobe\n\
+                 sfprobe_receiver: 127.0.0.1:{port}\nsampling_rate: {rate}\n",
+                pcap.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("pmacctd");
+        cmd.arg("-f").arg(&conf);
+        cmd
+    });
 
     let port = port.to_string();
     let fx = analyze(&rec, d, &["--flow-port", &port, "--flows", "/dev/null"]);

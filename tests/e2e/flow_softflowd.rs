@@ -34,7 +34,7 @@ pub(crate) fn capture_is_weeks_old() -> bool {
 
 /// A classic pcap of UDP datagrams from 127.0.0.1:`port + 1` to 127.0.0.1:`port`, each
 /// stamped with its arrival (what tcpdump on the collector would write).
-pub(crate) fn write_datagrams(path: &Path, port: u16, got: &[Arrived]) {
+fn write_datagrams(path: &Path, port: u16, got: &[Arrived]) {
     let mut out = Vec::new();
     for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
         out.extend_from_slice(&w.to_le_bytes());
@@ -94,23 +94,38 @@ pub(crate) fn collector(quiet: Duration) -> (u16, JoinHandle<Vec<Arrived>>) {
 /// recording (`softflowd.pcap` in `dir`, what tcpdump on the collector would write) and the
 /// port it was sent to.
 pub(crate) fn through_softflowd(capture: &Path, version: &str, dir: &Path) -> (PathBuf, u16) {
+    let rec = dir.join("softflowd.pcap");
+    let port = record_exporter(&rec, "softflowd (Debian softflowd)", |port| {
+        let mut cmd = Command::new("softflowd");
+        // -d: stay in the foreground.
+        cmd.arg("-r")
+            .arg(capture)
+            .args(["-n", &format!("127.0.0.1:{port}"), "-v", version])
+            .args(["-t", "maxlife=10", "-d"]);
+        cmd
+    });
+    (rec, port)
+}
+
+/// Run the exporter `exporter(port)` makes (`what` names its package) to completion, sending
+/// to a [`collector`] on `port`; write what the collector took to `rec` (at least one
+/// datagram). Returns the port.
+pub(crate) fn record_exporter(
+    rec: &Path,
+    what: &str,
+    exporter: impl FnOnce(u16) -> Command,
+) -> u16 {
     let (port, receiver) = collector(Duration::from_secs(3));
-    // -d: stay in the foreground.
-    let st = Command::new("softflowd")
-        .arg("-r")
-        .arg(capture)
-        .args(["-n", &format!("127.0.0.1:{port}"), "-v", version])
-        .args(["-t", "maxlife=10", "-d"])
+    let st = exporter(port)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .expect("softflowd (Debian softflowd)");
-    assert!(st.success(), "softflowd: {st}");
+        .expect(what);
+    assert!(st.success(), "{what}: {st}");
     let got = receiver.join().unwrap();
-    assert!(!got.is_empty(), "no datagram from softflowd");
-    let rec = dir.join("softflowd.pcap");
-    write_datagrams(&rec, port, &got);
-    (rec, port)
+    assert!(!got.is_empty(), "no datagram from {what}");
+    write_datagrams(rec, port, &got);
+    port
 }
 
 /// The burst alerts of an alert file.

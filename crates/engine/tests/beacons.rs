@@ -401,7 +401,7 @@ fn a_beacon_that_stops_is_reported_seconds_after_its_last_poll_not_at_the_end_of
 }
 
 #[test]
-fn with_beacon_scoring_off_a_beacon_is_not_analysed_and_nothing_else_changes() {
+fn with_beacon_scoring_off_no_beacon_is_raised_and_the_other_alerts_are_the_same() {
     for seed in 1..=4u64 {
         let mut rng = Rng(seed);
         let mut sim = Sim::new();
