@@ -89,11 +89,16 @@ pub(crate) fn collector(quiet: Duration) -> (u16, JoinHandle<Vec<Arrived>>) {
     (port, receiver)
 }
 
-/// `softflowd -r capture` (NetFlow `version` 9 or 10, a 10 s active timeout, as recommended)
-/// exporting to a socket of the test's own, which takes every datagram with its arrival: the
-/// recording (`softflowd.pcap` in `dir`, what tcpdump on the collector would write) and the
-/// port it was sent to.
-pub(crate) fn through_softflowd(capture: &Path, version: &str, dir: &Path) -> (PathBuf, u16) {
+/// `softflowd -r capture` (NetFlow `version` 9 or 10, a 10 s active timeout, as recommended,
+/// and the options in `extra`) exporting to a socket of the test's own, which takes every
+/// datagram with its arrival: the recording (`softflowd.pcap` in `dir`, what tcpdump on the
+/// collector would write) and the port it was sent to.
+pub(crate) fn through_softflowd(
+    capture: &Path,
+    version: &str,
+    extra: &[&str],
+    dir: &Path,
+) -> (PathBuf, u16) {
     let rec = dir.join("softflowd.pcap");
     let port = record_exporter(&rec, "softflowd (Debian softflowd)", |port| {
         let mut cmd = Command::new("softflowd");
@@ -101,7 +106,8 @@ pub(crate) fn through_softflowd(capture: &Path, version: &str, dir: &Path) -> (P
         cmd.arg("-r")
             .arg(capture)
             .args(["-n", &format!("127.0.0.1:{port}"), "-v", version])
-            .args(["-t", "maxlife=10", "-d"]);
+            .args(["-t", "maxlife=10", "-d"])
+            .args(extra);
         cmd
     });
     (rec, port)
@@ -147,9 +153,10 @@ fn bursts(path: &Path) -> Vec<Burst> {
 /// First and last time (s) of a flow record, or of all the records of a 5-tuple.
 type Span = (f64, f64);
 
-/// First and last time of every flow record, by 5-tuple (its two ends in order).
-fn flow_times(path: &Path) -> BTreeMap<String, Vec<Span>> {
-    let mut out: BTreeMap<String, Vec<Span>> = BTreeMap::new();
+/// First and last time of every flow record, and the packets counted both ways, by 5-tuple
+/// (its two ends in order).
+fn flow_times(path: &Path) -> BTreeMap<String, (Vec<Span>, u64)> {
+    let mut out: BTreeMap<String, (Vec<Span>, u64)> = BTreeMap::new();
     for r in json_lines(&std::fs::read(path).unwrap()) {
         // Either way round: which side a mode calls the source depends on what it saw first.
         let mut ends = [
@@ -159,9 +166,9 @@ fn flow_times(path: &Path) -> BTreeMap<String, Vec<Span>> {
         ends.sort();
         let key = format!("{} {} {}", r["proto"], ends[0], ends[1]);
         let t = |k: &str| r[k].as_f64().unwrap();
-        out.entry(key)
-            .or_default()
-            .push((t("first_ts"), t("last_ts")));
+        let e = out.entry(key).or_default();
+        e.0.push((t("first_ts"), t("last_ts")));
+        e.1 += r["packets_fwd"].as_u64().unwrap() + r["packets_rev"].as_u64().unwrap();
     }
     out
 }
@@ -169,18 +176,31 @@ fn flow_times(path: &Path) -> BTreeMap<String, Vec<Span>> {
 /// Every 5-tuple of both modes is seen from the same first to the same last time in both
 /// (its records' earliest start and latest end, however each mode split it), after one shift
 /// of the clock, within two seconds (records are pro-rated over whole seconds): nothing is
-/// piled up at the export instants. Returns the shift (s).
-fn same_times(packet: &Path, flow: &Path) -> f64 {
+/// piled up at the export instants. All but 1 % of them must be. Under 1-in-`sampling`
+/// sampling a flow starts and ends at its first and last sampled packet, which only for a flow
+/// of many packets is close to its own: only those of 200 × `sampling` packets or more count
+/// (an injected upload is one), and two thirds of them must be. Returns the shift (s).
+fn same_times(packet: &Path, flow: &Path, sampling: u64) -> f64 {
     let span = |v: &Vec<Span>| {
         v.iter()
             .fold((f64::MAX, f64::MIN), |(a, b), &(f, l)| (a.min(f), b.max(l)))
     };
+    let (min_packets, max_off, min_flows) = if sampling > 1 {
+        (200 * sampling, 0.34, 1)
+    } else {
+        (0, 0.01, 10)
+    };
     let (p, f) = (flow_times(packet), flow_times(flow));
     let both: Vec<(&String, (Span, Span))> = p
         .iter()
-        .filter_map(|(k, pv)| Some((k, (span(pv), span(f.get(k)?)))))
+        .filter(|(_, (_, packets))| *packets >= min_packets)
+        .filter_map(|(k, (pv, _))| Some((k, (span(pv), span(&f.get(k)?.0)))))
         .collect();
-    assert!(both.len() >= 10, "{} flows in both modes", both.len());
+    assert!(
+        both.len() >= min_flows,
+        "{} flows in both modes",
+        both.len()
+    );
     let mut shifts: Vec<f64> = both.iter().map(|(_, (a, b))| b.0 - a.0).collect();
     shifts.sort_by(f64::total_cmp);
     let shift = shifts[shifts.len() / 2];
@@ -195,7 +215,7 @@ fn same_times(packet: &Path, flow: &Path) -> f64 {
         both.len()
     );
     assert!(
-        off * 100 <= both.len(),
+        off as f64 <= max_off * both.len() as f64,
         "{off} of {} flows off:\n{}",
         both.len(),
         offs.join("\n")
@@ -218,7 +238,7 @@ fn softflowd_reading_a_capture_gives_the_bursts_packet_mode_finds() {
     std::fs::write(&cfg, DETECT).unwrap();
     let cfg = cfg.to_str().unwrap();
 
-    let (rec, port) = through_softflowd(&pcap, version, d);
+    let (rec, port) = through_softflowd(&pcap, version, &[], d);
 
     let flow_dir = d.join("flow");
     std::fs::create_dir(&flow_dir).unwrap();
@@ -261,7 +281,7 @@ fn softflowd_reading_a_capture_gives_the_bursts_packet_mode_finds() {
         "--alerts",
         packet_alerts.to_str().unwrap(),
     ]);
-    let shift = same_times(&packet_flows, &fx_flows);
+    let shift = same_times(&packet_flows, &fx_flows, 1);
     let packet = bursts(&packet_alerts);
     let flow = bursts(&flow_dir.join("alerts.jsonl"));
     eprintln!(
@@ -302,89 +322,184 @@ fn softflowd_reading_a_capture_gives_the_bursts_packet_mode_finds() {
     );
 }
 
+/// What one upload through softflowd gave: the upload, `analyze`'s alerts and flow-export
+/// figures, the clock shift, and a line saying what was run.
+struct Through {
+    burst: crate::real_captures::Injected,
+    alerts: Vec<serde_json::Value>,
+    fx: serde_json::Value,
+    shift: f64,
+    what: String,
+}
+
 /// The operator's view with a router in between: a short upload to an endpoint nobody else
-/// talks to, of random rate (8-100 Mbit/s) and length (3-20 s, at least 4 MB), put into a busy
-/// benign real capture (`mergecap`), goes through softflowd as IPFIX with a 10 s active
-/// timeout. From the records, the upload is found with its volume, at the time packet mode
-/// finds it (after the one shift of softflowd's clock), and it is the only alert.
-#[test]
-fn a_burst_in_real_traffic_through_softflowd_is_found_and_is_the_only_alert() {
+/// talks to, of a rate drawn from `mbit` (Mbit/s) and a length from `secs` (s, at least 4 MB),
+/// put into the busy benign real capture `capture` (`mergecap`), goes through softflowd as
+/// IPFIX with a 10 s active timeout and the options `extra`; `analyze` reads the datagrams.
+/// Checked on the way: no parse error, every record timed, none late, and every 5-tuple at the
+/// time packet mode sees it (after the one shift of softflowd's clock; under sampling, `-s`,
+/// those of many packets).
+fn upload_through_softflowd(
+    n: usize,
+    capture: &str,
+    rnd: &mut dyn FnMut() -> f64,
+    (mbit, secs): ((f64, f64), (f64, f64)),
+    extra: &[&str],
+    dir: &Path,
+) -> Through {
     use crate::real_captures::{span_of, upload_pcap, Injected};
     let private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
-    let mut rng = run_seed();
-    let mut rnd = move || (next(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
-    let dir = tempfile::tempdir().unwrap();
-    for (n, capture) in [
-        "traffic/teams.pcap",
-        "traffic/netflix.pcap",
-        "traffic/whatsapp_login_call.pcap",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let d = dir.path().join(n.to_string());
-        std::fs::create_dir(&d).unwrap();
-        let real = burstwatch_tests::corpus().join(capture);
-        let (first, last) = span_of(&real);
-        let secs = 3.0 + rnd() * 17.0;
-        let mbit = (8.0 + rnd() * 92.0).max(32.0 / secs);
-        let start = (first + rnd() * (last - first - secs).max(1.0)).floor();
-        let home = [192, 168, 200 + n as u8, 2 + (rnd() * 250.0) as u8];
-        let ep = [198, 18, (rnd() * 255.0) as u8, 1 + (rnd() * 250.0) as u8];
-        let burst = d.join("burst.pcap");
-        let bytes = upload_pcap(&burst, start, home, ep, secs, mbit);
-        let merged = d.join("merged.pcap");
-        let st = Command::new("mergecap")
-            .args(["-F", "pcap", "-w"])
-            .arg(&merged)
-            .arg(&real)
-            .arg(&burst)
-            .status()
-            .expect("mergecap (Debian package wireshark-common, with tshark)");
-        assert!(st.success());
-        let what = format!("{capture}: {mbit:.1} Mbit/s for {secs:.1} s from {start:.0}");
-        eprintln!("softflowd: {what}");
+    let d = dir.join(n.to_string());
+    std::fs::create_dir(&d).unwrap();
+    let real = burstwatch_tests::corpus().join(capture);
+    let (first, last) = span_of(&real);
+    let secs = secs.0 + rnd() * (secs.1 - secs.0);
+    let mbit = (mbit.0 + rnd() * (mbit.1 - mbit.0)).max(32.0 / secs);
+    let start = (first + rnd() * (last - first - secs).max(1.0)).floor();
+    let home = [192, 168, 200 + n as u8, 2 + (rnd() * 250.0) as u8];
+    let ep = [198, 18, (rnd() * 255.0) as u8, 1 + (rnd() * 250.0) as u8];
+    let upload = d.join("burst.pcap");
+    let bytes = upload_pcap(&upload, start, home, ep, secs, mbit);
+    let merged = d.join("merged.pcap");
+    let st = Command::new("mergecap")
+        .args(["-F", "pcap", "-w"])
+        .arg(&merged)
+        .arg(&real)
+        .arg(&upload)
+        .status()
+        .expect("mergecap (Debian package wireshark-common, with tshark)");
+    assert!(st.success());
+    let what = format!(
+        "{capture}: {mbit:.1} Mbit/s for {secs:.1} s from {start:.0}, softflowd {}",
+        extra.join(" ")
+    );
+    eprintln!("softflowd: {what}");
 
-        let mut home_nets = Vec::new();
-        for h in private {
-            home_nets.extend(["--home-net", h]);
-        }
-        let packet_flows = d.join("packet-flows.jsonl");
-        let mut args = vec![
-            "analyze",
-            merged.to_str().unwrap(),
-            "--quiet",
-            "--alerts",
-            "/dev/null",
-            "--flows",
-            packet_flows.to_str().unwrap(),
-        ];
-        args.extend(&home_nets);
-        run_ok(&args);
+    let mut home_nets = Vec::new();
+    for h in private {
+        home_nets.extend(["--home-net", h]);
+    }
+    let packet_flows = d.join("packet-flows.jsonl");
+    let mut args = vec![
+        "analyze",
+        merged.to_str().unwrap(),
+        "--quiet",
+        "--alerts",
+        "/dev/null",
+        "--flows",
+        packet_flows.to_str().unwrap(),
+    ];
+    args.extend(&home_nets);
+    run_ok(&args);
 
-        let (rec, port) = through_softflowd(&merged, "10", &d);
-        let flow_flows = d.join("flow-flows.jsonl");
-        let port = port.to_string();
-        let mut args = vec![
-            "--flow-port",
-            &port,
-            "--flows",
-            flow_flows.to_str().unwrap(),
-        ];
-        args.extend(&home_nets);
-        let fx = analyze(&rec, &d, &args);
-        assert_eq!(fx["parse_errors"], 0, "{what}: {fx}");
-        assert_eq!(fx["no_time"], 0, "{what}: {fx}");
-        assert_eq!(fx["late_bins"], 0, "{what}: {fx}");
-        let shift = same_times(&packet_flows, &flow_flows);
-
-        let alerts = json_lines(&std::fs::read(d.join("alerts.jsonl")).unwrap());
-        let burst = Injected {
+    let (rec, port) = through_softflowd(&merged, "10", extra, &d);
+    let flow_flows = d.join("flow-flows.jsonl");
+    let port = port.to_string();
+    let mut args = vec![
+        "--flow-port",
+        &port,
+        "--flows",
+        flow_flows.to_str().unwrap(),
+    ];
+    args.extend(&home_nets);
+    let fx = analyze(&rec, &d, &args);
+    assert_eq!(fx["parse_errors"], 0, "{what}: {fx}");
+    assert_eq!(fx["no_time"], 0, "{what}: {fx}");
+    assert_eq!(fx["late_bins"], 0, "{what}: {fx}");
+    let sampling = match extra.iter().position(|&a| a == "-s") {
+        Some(i) => extra[i + 1].parse().unwrap(),
+        None => 1,
+    };
+    let shift = same_times(&packet_flows, &flow_flows, sampling);
+    Through {
+        burst: Injected {
             home,
             ep,
             start,
             bytes,
-        };
-        burst.is_the_only_alert(&alerts, shift, 2.0, &what);
+        },
+        alerts: json_lines(&std::fs::read(d.join("alerts.jsonl")).unwrap()),
+        fx,
+        shift,
+        what,
+    }
+}
+
+/// The real captures the uploads are put into.
+const REAL: [&str; 3] = [
+    "traffic/teams.pcap",
+    "traffic/netflix.pcap",
+    "traffic/whatsapp_login_call.pcap",
+];
+
+/// An upload (8-100 Mbit/s, 3-20 s) in real traffic through softflowd, unsampled, each capture
+/// with a drawn way of writing its records: uniflows or RFC 5103 biflows (`-b`), and times as
+/// uptime or as absolute seconds, milli-, micro- or nanoseconds (`-A`, IEs 150-157). From the
+/// records, the upload is found with its volume to 2 %, within 2 s of the time packet mode
+/// finds it, and it is the only alert.
+#[test]
+fn a_burst_in_real_traffic_through_softflowd_is_found_and_is_the_only_alert() {
+    let mut rng = run_seed();
+    let mut rnd = move || (next(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
+    let dir = tempfile::tempdir().unwrap();
+    for (n, capture) in REAL.iter().enumerate() {
+        let mut extra = Vec::new();
+        if rnd() < 0.5 {
+            extra.push("-b");
+        }
+        let times = ["", "sec", "milli", "micro", "nano"][(rnd() * 5.0) as usize % 5];
+        if !times.is_empty() {
+            extra.extend(["-A", times]);
+        }
+        let t = upload_through_softflowd(
+            n,
+            capture,
+            &mut rnd,
+            ((8.0, 100.0), (3.0, 20.0)),
+            &extra,
+            dir.path(),
+        );
+        t.burst
+            .is_the_only_alert(&t.alerts, t.shift, 2.0, 0.02, &t.what);
+    }
+}
+
+/// The same through softflowd sampling 1 in N packets (`-s N`, N drawn 2-30), at 20-100
+/// Mbit/s for 5-20 s: burstwatch takes the rate from softflowd's options data, and the upload
+/// is the only alert, within 2 s, its bytes estimated within the sampling error (four
+/// standard errors of N-fold sampling of its packets, plus 1 %).
+#[test]
+fn a_burst_in_real_traffic_through_sampling_softflowd_is_found_with_its_estimated_volume() {
+    let mut rng = run_seed();
+    let mut rnd = move || (next(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
+    let dir = tempfile::tempdir().unwrap();
+    for (n, capture) in REAL.iter().enumerate() {
+        let rate = 2 + (rnd() * 29.0) as u64;
+        let rate_arg = rate.to_string();
+        let t = upload_through_softflowd(
+            n,
+            capture,
+            &mut rnd,
+            ((20.0, 100.0), (5.0, 20.0)),
+            &["-s", &rate_arg],
+            dir.path(),
+        );
+        assert_eq!(t.fx["max_sampling_rate"], rate, "{}: {}", t.what, t.fx);
+        // 1,500-byte packets; samples of them about packets / N.
+        let samples = t.burst.bytes as f64 / 1500.0 / rate as f64;
+        let tol = 4.0 / samples.sqrt() + 0.01;
+        eprintln!(
+            "softflowd: 1 in {rate}, about {samples:.0} samples of the upload, bytes within {:.1} %",
+            tol * 100.0
+        );
+        if let Some(a) = t.alerts.first() {
+            let est = a["bytes_out"].as_f64().unwrap_or(0.0);
+            eprintln!(
+                "softflowd: alert estimate {est:.0} bytes, {:+.2} % of those sent",
+                (est / t.burst.bytes as f64 - 1.0) * 100.0
+            );
+        }
+        t.burst
+            .is_the_only_alert(&t.alerts, t.shift, 2.0, tol, &t.what);
     }
 }

@@ -114,7 +114,8 @@ fn a_benign_keep_alive_of_one_subscriber_is_explained() {
 }
 
 /// A classic pcap (Ethernet, microseconds) of one TCP upload from `home` to `ep`:443 at `mbit`
-/// for `secs` seconds from `start` (s), 1460-byte segments, an ACK for every second one back.
+/// for `secs` seconds from `start` (s), 1460-byte segments, an ACK for about every second one
+/// back.
 pub(crate) fn upload_pcap(
     path: &std::path::Path,
     start: f64,
@@ -162,7 +163,9 @@ pub(crate) fn upload_pcap(
     for i in 0..n {
         let t = start + 0.03 + i as f64 * dt;
         frame(t, home, ep, up, 1460, 0x18);
-        if i % 2 == 1 {
+        // About every second segment is acknowledged, irregularly, as delayed ACKs come: a
+        // strict data-data-ACK cycle would alias with an exporter sampling every Nth packet.
+        if i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 63 == 1 {
             frame(t + dt / 2.0, ep, home, down, 0, 0x10);
         }
     }
@@ -181,12 +184,13 @@ pub(crate) struct Injected {
 
 impl Injected {
     /// `alerts` are exactly one: this upload as a burst, starting within `within` seconds of
-    /// its start once `shift` (s) is taken off, with its bytes to 2 %.
+    /// its start once `shift` (s) is taken off, with its bytes to `tol` (a fraction).
     pub(crate) fn is_the_only_alert(
         &self,
         alerts: &[serde_json::Value],
         shift: f64,
         within: f64,
+        tol: f64,
         what: &str,
     ) {
         assert_eq!(alerts.len(), 1, "{what}\n{alerts:?}");
@@ -202,7 +206,7 @@ impl Injected {
         );
         let (out, sent) = (a["bytes_out"].as_f64().unwrap(), self.bytes as f64);
         assert!(
-            (out - sent).abs() <= 0.02 * sent,
+            (out - sent).abs() <= tol * sent,
             "{what}: {} bytes sent\n{a}",
             self.bytes
         );
@@ -281,6 +285,6 @@ fn a_burst_injected_into_real_traffic_is_found_and_is_the_only_alert() {
             start: start.floor(),
             bytes,
         };
-        burst.is_the_only_alert(&alerts, 0.0, 1.0, &what);
+        burst.is_the_only_alert(&alerts, 0.0, 1.0, 0.02, &what);
     }
 }
