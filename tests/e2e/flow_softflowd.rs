@@ -68,10 +68,32 @@ pub(crate) type Arrived = (Duration, Vec<u8>);
 
 /// A collector of the test's own: a loopback UDP socket (its port) and the thread that takes
 /// every datagram with its arrival until none has come for `quiet`.
+/// Its socket has a large receive buffer (an exporter flushing its cache at the end of a file
+/// sends faster than the default buffer takes), and the thread fails if the kernel dropped a
+/// datagram for it all the same (`/proc/net/udp`): a recording is all that was sent.
 pub(crate) fn collector(quiet: Duration) -> (u16, JoinHandle<Vec<Arrived>>) {
+    use std::os::fd::AsRawFd;
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    let size: libc::c_int = 32 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt on a socket this function owns, with a c_int value of its size.
+        #[allow(unsafe_code)]
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        // SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped at net.core.rmem_max.
+        if r == 0 {
+            break;
+        }
+    }
     let port = sock.local_addr().unwrap().port();
     let receiver = std::thread::spawn(move || {
         let mut got = Vec::new();
@@ -84,9 +106,34 @@ pub(crate) fn collector(quiet: Duration) -> (u16, JoinHandle<Vec<Arrived>>) {
                 idle_since = Instant::now();
             }
         }
+        let dropped = udp_drops(port);
+        assert_eq!(
+            dropped,
+            0,
+            "the test's collector on port {port} lost {dropped} datagrams (its socket buffer \
+             overflowed); {} taken",
+            got.len()
+        );
         got
     });
     (port, receiver)
+}
+
+/// Datagrams the kernel dropped for the IPv4 UDP socket bound to `port` (the last column of
+/// its line in `/proc/net/udp`; 0 if it is not there).
+fn udp_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| a.ends_with(&local))
+        })
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// `softflowd -r capture` (NetFlow `version` 9 or 10, a 10 s active timeout, as recommended,
