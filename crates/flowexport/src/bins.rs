@@ -84,6 +84,9 @@ pub struct BinStats {
     /// Bins whose second had already been released when they came: added to the oldest
     /// second still held instead.
     pub late: u64,
+    /// The most seconds a late bin's own second was behind the oldest second still held: how
+    /// much longer the hold would have had to be for none to be late.
+    pub late_behind_s: u64,
     /// Seconds released before the watermark because the held entries reached the cap.
     pub forced: u64,
     /// Records whose span was longer than the cap: spread over its last `max_span` seconds.
@@ -323,7 +326,7 @@ impl Bins {
             let upto = last.min(self.released_below - 1);
             for sec in first..=upto {
                 if let Some(v) = span.take(sec) {
-                    self.stats.late += 1;
+                    self.note_late(sec);
                     late.add(&v);
                 }
             }
@@ -343,10 +346,17 @@ impl Bins {
     pub fn add(&mut self, second: i64, key: Key, vol: Volume) {
         let mut second = second;
         if second < self.released_below {
-            self.stats.late += 1;
+            self.note_late(second);
             second = self.released_below;
         }
         self.hold(Span::whole(SortKey::of(&key), second, vol));
+    }
+
+    /// A bin of second `sec`, already released, counted late.
+    fn note_late(&mut self, sec: i64) {
+        self.stats.late += 1;
+        let behind = self.released_below.saturating_sub(sec).unsigned_abs();
+        self.stats.late_behind_s = self.stats.late_behind_s.max(behind);
     }
 
     /// Hold a one-second entry, merged into the previous one when it has the same key (sFlow
@@ -526,6 +536,8 @@ mod tests {
         assert_eq!(out.len(), 1);
         b.add(2, key(), vol(1, 1)); // second 2 was released: goes to 4, counted
         assert_eq!(b.stats().late, 1);
+        // Second 4 was the oldest held: second 2 came 2 s behind it.
+        assert_eq!(b.stats().late_behind_s, 2);
         out.clear();
         b.release_all(&mut out);
         assert_eq!(out.iter().map(|b| b.second).collect::<Vec<_>>(), vec![4, 8]);
@@ -710,6 +722,8 @@ mod tests {
         // to second 6 with its own 100; 7-9 get 100 each.
         b.add_span(key(), 2 * NS_PER_SEC, 10 * NS_PER_SEC, vol(800, 8));
         assert_eq!(b.stats().late, 4);
+        // Its first second, 2, is 4 s behind second 6.
+        assert_eq!(b.stats().late_behind_s, 4);
         out.clear();
         b.release_all(&mut out);
         let got: Vec<(i64, u64, u32)> = out

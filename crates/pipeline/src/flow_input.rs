@@ -150,6 +150,10 @@ pub struct FlowSummary {
     pub exporters: Vec<(IpAddr, ExporterStats)>,
     /// Late, forced and clamped bins.
     pub late_bins: u64,
+    /// The most seconds a late bin was behind the hold.
+    pub late_behind_s: u64,
+    /// The hold the collector ran with (s).
+    pub hold_s: u32,
     /// Seconds let out before the watermark (bin cap).
     pub forced_seconds: u64,
     /// Records longer than the span cap.
@@ -196,6 +200,7 @@ impl FlowSummary {
         let b = c.bin_stats();
         (self.late_bins, self.forced_seconds, self.clamped_spans) =
             (b.late, b.forced, b.clamped_spans);
+        self.late_behind_s = b.late_behind_s;
     }
 
     /// As JSON, for `--stats`.
@@ -219,6 +224,7 @@ impl FlowSummary {
             "bins": self.bins,
             "bins_filtered": self.bins_filtered,
             "late_bins": self.late_bins,
+            "late_behind_seconds": self.late_behind_s,
             "forced_seconds": self.forced_seconds,
             "clamped_spans": self.clamped_spans,
             "exporters": self.exporters.len(),
@@ -259,6 +265,21 @@ impl FlowSummary {
             } else {
                 String::new()
             },
+        ) + &self.late_line()
+    }
+
+    /// What the summary says of late bins: how many, and the hold that would have had none.
+    fn late_line(&self) -> String {
+        if self.late_bins == 0 {
+            return String::new();
+        }
+        format!(
+            "; {} bins came up to {} s after their second was released and were added to the \
+             oldest second held (an exporter reading a file sends minutes of records at once: \
+             for such a recording run again with --flow-hold {} or more)",
+            self.late_bins,
+            self.late_behind_s,
+            u64::from(self.hold_s) + self.late_behind_s
         )
     }
 }
@@ -275,7 +296,10 @@ pub fn run(
     mut on_ip: impl FnMut(i64, &PacketMeta, SourceTag),
 ) -> (ReadCounts, FlowSummary) {
     let ports = args.ports();
-    let mut fs = FlowSummary::default();
+    let mut fs = FlowSummary {
+        hold_s: args.flow_hold,
+        ..FlowSummary::default()
+    };
     let mut meta = PacketMeta::default();
     let mut feed = |col: &mut Collector, fs: &mut FlowSummary| {
         while let Some(bin) = col.pop() {
