@@ -375,6 +375,32 @@ pub(crate) const DETECT: &str = "[detect]\nbaseline_warmup_seconds = 1\nburst_mi
                       burst_rate_floor_bps = 80000\nburst_min_upstream_ratio = 0.0\n\
                       alert_min_score = 0.0\n";
 
+/// A test's draw of a small scenario: its random stream (from [`run_seed`]), a temporary
+/// directory, the capture's path in it, and the simulator seed and subscribers (60-99) drawn.
+pub(crate) struct Draw {
+    pub rng: u64,
+    pub dir: tempfile::TempDir,
+    pub pcap: std::path::PathBuf,
+    pub seed: String,
+    pub subs: String,
+}
+
+/// Draw a small scenario (write it with [`small_scenarios`]).
+pub(crate) fn draw() -> Draw {
+    let mut rng = run_seed();
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("traffic.pcap");
+    let seed = (next(&mut rng) % 1000).to_string();
+    let subs = (60 + next(&mut rng) % 40).to_string();
+    Draw {
+        rng,
+        dir,
+        pcap,
+        seed,
+        subs,
+    }
+}
+
 /// A small capture of the simulator's labelled scenarios (bursts among them) at `pcap`: 300 s
 /// of `subs` subscribers (40 or more for the scenarios), the scenarios' volumes scaled down
 /// a hundredfold (see [`DETECT`]).

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use burstwatch_tests::{json_lines, run_ok};
 
-use crate::flow_export::{analyze, next, run_seed, small_scenarios};
+use crate::flow_export::{analyze, draw, next, small_scenarios, Draw};
 use crate::flow_softflowd::record_exporter;
 
 /// IP packets and bytes of every flow packet mode finds in `pcap`, in all and of IPv4 only.
@@ -70,12 +70,14 @@ fn through_pmacct(
 
 #[test]
 fn pmacct_netflow_records_of_a_capture_count_its_bytes() {
-    let mut rng = run_seed();
-    let dir = tempfile::tempdir().unwrap();
+    let Draw {
+        mut rng,
+        dir,
+        pcap,
+        seed,
+        subs,
+    } = draw();
     let d = dir.path();
-    let pcap = d.join("traffic.pcap");
-    let seed = (next(&mut rng) % 1000).to_string();
-    let subs = (60 + next(&mut rng) % 40).to_string();
     let (version, kind) =
         [(5, "netflow5"), (9, "netflow9"), (10, "ipfix")][next(&mut rng) as usize % 3];
     let rate = if next(&mut rng) % 2 == 0 {
@@ -138,12 +140,14 @@ fn pmacct_netflow_records_of_a_capture_count_its_bytes() {
 
 #[test]
 fn pmacct_sflow_samples_of_a_capture_estimate_its_bytes() {
-    let mut rng = run_seed();
-    let dir = tempfile::tempdir().unwrap();
+    let Draw {
+        mut rng,
+        dir,
+        pcap,
+        seed,
+        subs,
+    } = draw();
     let d = dir.path();
-    let pcap = d.join("traffic.pcap");
-    let seed = (next(&mut rng) % 1000).to_string();
-    let subs = (60 + next(&mut rng) % 40).to_string();
     let rate = 4 + next(&mut rng) % 37;
     eprintln!("pmacct: seed {seed}, {subs} subscribers, sFlow 1:{rate}");
     small_scenarios(&pcap, &seed, &subs);

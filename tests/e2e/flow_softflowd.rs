@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use burstwatch_tests::{json_lines, run_ok};
 
-use crate::flow_export::{analyze, next, run_seed, small_scenarios, DETECT};
+use crate::flow_export::{analyze, draw, next, run_seed, small_scenarios, Draw, DETECT};
 
 /// Start of the simulator's captures (2026-01-01T00:00:00Z).
 const SIM_START_S: u64 = 1_767_225_600;
@@ -288,12 +288,14 @@ fn softflowd_on_a_recent_capture_gives_the_bursts_at_packet_modes_times() {
 }
 
 fn softflowd_against_packet_mode(recent: bool) {
-    let mut rng = run_seed();
-    let dir = tempfile::tempdir().unwrap();
+    let Draw {
+        mut rng,
+        dir,
+        pcap,
+        seed,
+        subs,
+    } = draw();
     let d = dir.path();
-    let pcap = d.join("traffic.pcap");
-    let seed = (next(&mut rng) % 1000).to_string();
-    let subs = (60 + next(&mut rng) % 40).to_string();
     let version = if next(&mut rng) % 2 == 0 { "9" } else { "10" };
     eprintln!("softflowd: seed {seed}, {subs} subscribers, -v {version}, recent {recent}");
     if recent {
