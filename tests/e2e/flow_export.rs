@@ -479,9 +479,9 @@ impl FlowDaemon {
     }
 
     /// The exporter's series on /metrics (records, datagrams, parse errors, template misses,
-    /// sampling rate) and the socket's kernel drops, once `done` holds for the records (or
-    /// after 15 s).
-    fn series(&self, done: impl Fn(Option<u64>) -> bool) -> ([Option<u64>; 5], Option<u64>) {
+    /// sampling rate) and the socket's (kernel drops, late bins), once `done` holds for the
+    /// records (or after 15 s).
+    fn series(&self, done: impl Fn(Option<u64>) -> bool) -> ([Option<u64>; 5], [Option<u64>; 2]) {
         use std::time::Duration;
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], self.metrics).into();
         let until = std::time::Instant::now() + Duration::from_secs(15);
@@ -503,12 +503,14 @@ impl FlowDaemon {
                 "burstwatch_flow_export_sampling_rate",
             ]
             .map(|n| value(n, ex));
-            let drops = value(
+            let listen = format!("listen=\"udp://127.0.0.1:{}\"", self.port);
+            let socket = [
                 "burstwatch_flow_export_socket_drops_total",
-                &format!("listen=\"udp://127.0.0.1:{}\"", self.port),
-            );
+                "burstwatch_flow_export_late_bins_total",
+            ]
+            .map(|n| value(n, &listen));
             if done(got[0]) || std::time::Instant::now() > until {
-                return (got, drops);
+                return (got, socket);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -671,12 +673,13 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
         got["records"], nf_flows,
         "records analyze read from the recording"
     );
-    let ([records, datagrams, parse_errors, _, rate], drops) = series;
+    let ([records, datagrams, parse_errors, _, rate], [drops, late]) = series;
     assert_eq!(records, Some(nf_flows), "the daemon's exporter records");
     assert_eq!(datagrams, got["datagrams"].as_u64(), "exporter datagrams");
     assert_eq!(parse_errors, Some(0));
     assert_eq!(rate, Some(1), "unsampled");
     assert_eq!(drops, Some(0), "kernel drops at the flow socket");
+    assert!(late.is_some(), "the socket's late bins");
     assert_eq!(got["estimated_bytes"], nf_bytes);
     if crate::flow_softflowd::capture_is_weeks_old() {
         assert_eq!(
@@ -749,7 +752,7 @@ fn daemon_takes_sampled_export_as_analyze_takes_its_recording() {
     fd.stop();
 
     let got = fd.analyze_recording(d);
-    let ([records, _, parse_errors, misses, rate], drops) = series;
+    let ([records, _, parse_errors, misses, rate], [drops, late]) = series;
     assert_eq!(
         got["records"].as_u64(),
         sent_records,
@@ -760,6 +763,9 @@ fn daemon_takes_sampled_export_as_analyze_takes_its_recording() {
     assert_eq!(misses, Some(0), "template misses");
     assert_eq!(rate.map(|r| r.to_string()), Some(sampling.clone()));
     assert_eq!(drops, Some(0), "kernel drops at the flow socket");
+    // Records end shortly before a paced router sends them: none comes after the hold.
+    assert_eq!(late, Some(0), "late bins at the flow socket");
+    assert_eq!(got["late_bins"], 0, "late bins of the recording");
     assert_eq!(got["max_sampling_rate"].to_string(), sampling);
     fd.assert_same_as_analyze(d, "sampled daemon");
     for a in burstwatch_tests::json_lines(&std::fs::read(d.join("alerts.jsonl")).unwrap()) {

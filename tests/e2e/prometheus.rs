@@ -109,6 +109,8 @@ fn snapshot(t: u64, now: i64) -> StatsSnapshot {
         flow_sockets: vec![FlowSocketStats {
             listen: "udp://0.0.0.0:2055".into(),
             kernel_drops: t / 8,
+            late_bins: t / 4,
+            late_behind_seconds: 30,
         }],
         flow_interfaces: vec![FlowInterfaceStats {
             agent: "192.0.2.1".into(),

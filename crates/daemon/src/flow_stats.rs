@@ -9,7 +9,7 @@ use burstwatch_exporter::stats::{
     FlowExporterStats, FlowInterfaceStats, FlowSocketStats, FLOW_EXPORTER_LABELS,
     FLOW_INTERFACE_LABELS,
 };
-use burstwatch_flowexport::{Collector, ExporterStats, Interface};
+use burstwatch_flowexport::{BinStats, Collector, ExporterStats, Interface};
 
 /// One thread's counters.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +24,8 @@ pub struct FlowThreadStats {
     pub kernel_drops: u64,
     /// sFlow agents' interfaces with their latest counters.
     pub interfaces: Vec<Interface>,
+    /// What its bins counted (late ones).
+    pub bins: BinStats,
 }
 
 impl FlowThreadStats {
@@ -35,6 +37,7 @@ impl FlowThreadStats {
             other: collector.other_exporters(),
             kernel_drops: kernel_drops(socket).unwrap_or(0),
             interfaces: collector.interfaces(),
+            bins: collector.bin_stats(),
         }
     }
 }
@@ -146,6 +149,8 @@ pub fn merge(threads: &[FlowThreadStats]) -> (Vec<FlowExporterStats>, Vec<FlowSo
         .map(|t| FlowSocketStats {
             listen: t.listen.clone(),
             kernel_drops: t.kernel_drops,
+            late_bins: t.bins.late,
+            late_behind_seconds: t.bins.late_behind_s,
         })
         .collect();
     (out, sockets)
@@ -195,6 +200,11 @@ mod tests {
                     ..ExporterStats::default()
                 },
                 kernel_drops: k,
+                bins: BinStats {
+                    late: 3 * k,
+                    late_behind_s: 40 + k,
+                    ..BinStats::default()
+                },
                 ..FlowThreadStats::default()
             })
             .collect();
@@ -210,6 +220,7 @@ mod tests {
         assert_eq!(total, 2 * n as u64 + 10);
         assert_eq!(socks.len(), 2);
         assert_eq!(socks[1].kernel_drops, 1);
+        assert_eq!((socks[1].late_bins, socks[1].late_behind_seconds), (3, 41));
     }
 
     #[test]

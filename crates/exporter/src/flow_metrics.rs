@@ -15,6 +15,8 @@ pub(crate) struct FlowFamilies {
     own_clock: IntCounterVec,
     sampling_rate: IntGaugeVec,
     socket_drops: IntCounterVec,
+    socket_late: IntCounterVec,
+    socket_late_behind: IntGaugeVec,
     if_octets: IntCounterVec,
     if_packets: IntCounterVec,
     if_errors: IntCounterVec,
@@ -43,6 +45,14 @@ impl FlowFamilies {
             &["exporter"],
         )?;
         r.register(Box::new(sampling_rate.clone()))?;
+        let socket_late_behind = IntGaugeVec::new(
+            Opts::new(
+                "burstwatch_flow_export_late_behind_seconds",
+                "The most seconds a late bin of the socket's records came behind the hold: raise the hold (or shorten the routers' active timeout) by at least this much.",
+            ),
+            &["listen"],
+        )?;
+        r.register(Box::new(socket_late_behind.clone()))?;
         let cvd = |n: &str, h: &str| -> Result<IntCounterVec, prometheus::Error> {
             let c = IntCounterVec::new(
                 Opts::new(format!("burstwatch_sflow_interface_{n}"), h),
@@ -80,6 +90,8 @@ impl FlowFamilies {
             own_clock: cv("flow_export_records_own_clock_total", "Flow records whose times were more than a week from their export time (softflowd reading an old capture file), placed by the exporter's own clock pinned to an arrival, by exporter.", "exporter")?,
             sampling_rate,
             socket_drops: cv("flow_export_socket_drops_total", "Datagrams the kernel dropped at the flow-export socket's full receive buffer (/proc/net/udp drops).", "listen")?,
+            socket_late: cv("flow_export_late_bins_total", "Per-second bins of the socket's records that came after their second had gone to the engine (records older than the hold when they arrived), added to the oldest second still held.", "listen")?,
+            socket_late_behind,
         })
     }
 
@@ -156,6 +168,14 @@ impl FlowFamilies {
                 format!("fxk/{n}"),
                 k.kernel_drops,
             );
+            set(
+                &self.socket_late.with_label_values(&[n]),
+                format!("fxl/{n}"),
+                k.late_bins,
+            );
+            self.socket_late_behind
+                .with_label_values(&[n])
+                .set(i64::try_from(k.late_behind_seconds).unwrap_or(i64::MAX));
         }
     }
 }

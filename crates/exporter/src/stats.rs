@@ -311,6 +311,11 @@ pub struct FlowSocketStats {
     pub listen: String,
     /// Datagrams the kernel dropped at the socket's full receive buffer.
     pub kernel_drops: u64,
+    /// Bins of its records that came after their second had gone to the engine (added to the
+    /// oldest second still held).
+    pub late_bins: u64,
+    /// The most seconds such a bin came behind the hold.
+    pub late_behind_seconds: u64,
 }
 
 impl StatsSnapshot {

@@ -78,6 +78,7 @@ fn snap(packets: u64, drops: u64) -> StatsSnapshot {
         flow_sockets: vec![crate::stats::FlowSocketStats {
             listen: "udp://0.0.0.0:2055".into(),
             kernel_drops: drops,
+            ..Default::default()
         }],
         flow_interfaces: vec![crate::stats::FlowInterfaceStats {
             agent: "192.0.2.9".into(),
