@@ -51,7 +51,11 @@ fn through_pmacct(
 ) -> (std::path::PathBuf, String) {
     let conf = d.join("pmacctd.conf");
     let rec = d.join("export.pcap");
-    let port = record_exporter(&rec, "pmacctd (Debian pmacct)", |port| {
+    // At the end of the file pmacctd stops its plugin; when the plugin exits first (a loaded
+    // machine), the core reports the lost connection and exits with 1 after a complete export
+    // (the byte counts below tell).
+    let ended = Some("Shutting down on user request");
+    let port = record_exporter(&rec, "pmacctd (Debian pmacct)", ended, |port| {
         std::fs::write(
             &conf,
             format!(
