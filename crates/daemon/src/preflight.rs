@@ -79,15 +79,7 @@ pub(crate) fn preflight(config: &Path) -> anyhow::Result<Settings> {
     let mut s = s;
     let workers = s.daemon.workers;
     memory_budget(&mut s, workers, config)?;
-    flow_beacons_off(&mut s);
     Ok(s)
-}
-
-/// Flow export (`daemon.flow_listen`) keeps no packet timing: beacons are not scored.
-pub(crate) fn flow_beacons_off(s: &mut Settings) {
-    if !s.daemon.flow_listen.is_empty() {
-        s.detect.beacon_min_events = u32::MAX;
-    }
 }
 
 /// The caps of the flow and detector tables from `limits.memory_budget_mib`, for `workers`

@@ -9,7 +9,7 @@ use burstwatch_config::Settings;
 use burstwatch_exporter::metrics::Metrics;
 use burstwatch_exporter::sinks::Sinks;
 
-use crate::preflight::{flow_beacons_off, memory_budget};
+use crate::preflight::memory_budget;
 use crate::shared::Shared;
 use crate::worker::Control;
 use crate::{notify, reload};
@@ -57,7 +57,6 @@ pub(crate) async fn until_stop(
                 sinks.reopen();
                 let workers = shared.workers.load(Ordering::Relaxed);
                 let loaded = reload::load(config, &running).and_then(|mut r| {
-                    flow_beacons_off(&mut r.settings);
                     memory_budget(&mut r.settings, workers, config)
                         .map(|()| r)
                         .map_err(|e| vec![format!("{e:#}")])

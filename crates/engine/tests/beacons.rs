@@ -439,3 +439,59 @@ fn with_beacon_scoring_off_no_beacon_is_raised_and_the_other_alerts_are_the_same
         assert_eq!(not_beacons(&on), not_beacons(&off), "seed {seed}");
     }
 }
+
+/// Beacon scoring is per pair: the exchanges of a pair fed by flow export (synthetic packets
+/// that carry a sampling rate, 1 for unsampled records) are never scored, while a captured
+/// beacon beside them, with scoring on, still is. A daemon that captures and also receives flow
+/// export keeps its beacons on the captured traffic.
+#[test]
+fn a_beacon_seen_through_flow_export_is_not_scored_and_a_captured_one_beside_it_is() {
+    const OTHER: &str = "10.0.0.77";
+    for seed in 1..=4u64 {
+        let mut rng = Rng(seed);
+        let mut sim = Sim::new();
+        let rtt = (rng.uniform(0.02, 0.3) * S as f64) as i64;
+        let port = 41_000;
+        let mut t = sim.connect(T0 + 5 * S, port, rtt);
+        for _ in 0..14 {
+            sim.poll(t, port, 300, 500, 0, rtt);
+            t += (rng.uniform(8.0, 11.0) * S as f64) as i64;
+        }
+        // The same polls from another subscriber, as flow export gives them.
+        let (home, other): (IpAddr, IpAddr) = (HOST.parse().unwrap(), OTHER.parse().unwrap());
+        let exported: Vec<(i64, PacketMeta)> = sim
+            .packets
+            .iter()
+            .map(|(t, m)| {
+                let mut m = m.clone();
+                for a in [&mut m.src, &mut m.dst] {
+                    if *a == home {
+                        *a = other;
+                    }
+                }
+                m.sampling = 1;
+                (*t, m)
+            })
+            .collect();
+        let captured_only = Sim {
+            packets: sim.packets.clone(),
+        }
+        .run(DetectConfig::default());
+        assert_eq!(beacons_to_c2(&captured_only), 1, "seed {seed}");
+        sim.packets.extend(exported.iter().cloned());
+        let both = sim.run(DetectConfig::default());
+        let beacons: Vec<String> = both
+            .iter()
+            .filter(|a| a.kind == AlertKind::Beacon)
+            .map(|a| a.src.to_string())
+            .collect();
+        assert_eq!(beacons, [HOST], "seed {seed}:\n{}", describe(&both));
+        let export_only = Sim { packets: exported }.run(DetectConfig::default());
+        assert_eq!(
+            beacons_to_c2(&export_only),
+            0,
+            "seed {seed}:\n{}",
+            describe(&export_only)
+        );
+    }
+}

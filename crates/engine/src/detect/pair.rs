@@ -294,6 +294,14 @@ impl PairState {
         }
     }
 
+    /// Whether any of the pair's packets stood for flow export (a record's or a sample's
+    /// estimate, sampling 1 or more): such input keeps no packet timing, so the pair's
+    /// exchanges are not scored as beacons.
+    #[inline]
+    pub fn from_export(&self) -> bool {
+        self.sampling > 0
+    }
+
     /// Note a second in which the pair carried sampled input; whether it is one of its first
     /// three (endpoint prevalence counts a subscriber's sampled seconds up to three, to
     /// estimate the subscribers sampling hid: see `super::prevalence`).

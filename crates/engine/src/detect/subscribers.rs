@@ -420,11 +420,13 @@ impl Subscribers {
             exchange,
             gap,
         );
-        // A new exchange of a pair that could already be a beacon waits for its silence.
+        // A new exchange of a pair that could already be a beacon waits for its silence (not
+        // where beacons are not scored: flow export, or scoring off).
+        let scored = !self.cfg.beacons_off() && !pair.from_export();
         let opened = pair.ex.open_start();
         if opened.is_some()
             && opened != open_before
-            && !self.cfg.beacons_off()
+            && scored
             && pair.ex.closed.saturating_add(1) >= self.cfg.beacon_min_events.min(6)
         {
             if let Some(start) = opened {
@@ -454,7 +456,7 @@ impl Subscribers {
                 self.bursting.push((pidx, (home, ext)));
             }
         }
-        if event_closed && !self.cfg.beacons_off() {
+        if event_closed && scored {
             self.check_beacon(pidx, (home, ext), v4, ts, out);
         }
     }

@@ -94,7 +94,8 @@ impl Subscribers {
     ) -> bool {
         let cfg = &self.cfg;
         let pair = self.pairs.get(pidx);
-        if pair.ex.closed < cfg.beacon_min_events.min(6)
+        if pair.from_export()
+            || pair.ex.closed < cfg.beacon_min_events.min(6)
             || (pair.last_beacon_ns != i64::MIN
                 && ts.saturating_sub(pair.last_beacon_ns) < cfg.beacon_realert_ns)
         {

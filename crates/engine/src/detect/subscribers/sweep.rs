@@ -79,7 +79,7 @@ impl Subscribers {
         let keys: Vec<(Addr, Addr)> = self
             .pairs
             .iter_lru()
-            .filter(|(_, p)| p.ex.is_open() && p.ex.closed >= 2)
+            .filter(|(_, p)| p.ex.is_open() && p.ex.closed >= 2 && !p.from_export())
             .map(|(k, _)| *k)
             .collect();
         let now = self.now_ns;
