@@ -1,6 +1,7 @@
 //! Records per second through the flow-export path: IPFIX datagrams (16 records each, templates
 //! every 10 s) parsed, pro-rated into bins and fed to the engine, and the parser alone; with
-//! records of 10 s spans and of zero spans.
+//! records of 10 s spans and of zero spans; from a fresh and a warm engine (both to the end of
+//! input) and in a steady state (fed on, never finished, as in a daemon).
 //! `cargo bench -p burstwatch-flowexport -- --quick`.
 
 use std::hint::black_box;
@@ -81,6 +82,24 @@ fn feed(col: &mut Collector, engine: &mut Engine, input: &[(i64, Vec<u8>)], meta
     drain(col, engine, meta);
 }
 
+/// Feed `input` through `col` into `engine` as a daemon does: no end of input.
+fn feed_open(
+    col: &mut Collector,
+    engine: &mut Engine,
+    input: &[(i64, Vec<u8>)],
+    meta: &mut PacketMeta,
+) {
+    let from = SocketAddr::from(([192, 0, 2, 250], 4739));
+    for (ts, d) in input {
+        col.push(*ts, from, d);
+        while let Some(bin) = col.pop() {
+            engine_input(&bin, meta, |ts, m| engine.ingest(ts, m));
+        }
+        while engine.pop_record().is_some() {}
+        while engine.pop_alert().is_some() {}
+    }
+}
+
 /// Records of 10 s spans (what an active timeout of 10 s gives long flows: each record
 /// touches 11 one-second bins) and of zero spans (each touches one).
 fn bench(c: &mut Criterion) {
@@ -151,6 +170,26 @@ fn bench_spans(c: &mut Criterion, name: &str, span_s: i64) {
             },
             criterion::BatchSize::PerIteration,
         )
+    });
+    // Steady state, as in a daemon: one collector and engine fed hour after hour of the same
+    // traffic (each hour's flows have timed out by the next), never finished; the feed alone
+    // is timed.
+    let mut col = Collector::new(Config::default()).expect("default config");
+    let mut engine = Engine::new(FlowConfig::default(), detect(), 1);
+    let mut meta = PacketMeta::default();
+    let mut hour = 2;
+    g.bench_function("collector+engine steady", |b| {
+        b.iter_custom(|iters| {
+            let mut took = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                let data = datagrams(T0 + hour * 3600 * NS_PER_SEC, span_s);
+                hour += 1;
+                let t = std::time::Instant::now();
+                feed_open(&mut col, &mut engine, &data, &mut meta);
+                took += t.elapsed();
+            }
+            took
+        })
     });
     g.finish();
 }
