@@ -434,8 +434,9 @@ struct FlowDaemon {
 }
 
 impl FlowDaemon {
-    /// Start the daemon (config `DETECT`, flow records and alerts in `d`) and the recording.
-    fn start(d: &Path) -> Self {
+    /// Start the daemon (config `DETECT`, alerts in `d`, and flow records there when `flows`:
+    /// without a flow file its flow-export bins skip the flow table) and the recording.
+    fn start(d: &Path, flows: bool) -> Self {
         use std::process::Stdio;
         use std::time::Duration;
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -449,8 +450,13 @@ impl FlowDaemon {
             &cfg,
             format!(
                 "[daemon]\nflow_listen = [\"udp://127.0.0.1:{port}\"]\n\
-                 metrics_bind = \"127.0.0.1:{metrics}\"\nflows_file = \"flows.jsonl\"\n\
-                 alerts_file = \"alerts.jsonl\"\n{DETECT}"
+                 metrics_bind = \"127.0.0.1:{metrics}\"\n{}\
+                 alerts_file = \"alerts.jsonl\"\n{DETECT}",
+                if flows {
+                    "flows_file = \"flows.jsonl\"\n"
+                } else {
+                    ""
+                }
             ),
         )
         .unwrap();
@@ -531,12 +537,18 @@ impl FlowDaemon {
     }
 
     /// `analyze --input-kind flow-export` of the recording with the daemon's config, its
-    /// outputs in `d/analyze`: its run counters.
+    /// outputs in `d/analyze`: its run counters. Run again without flow records (its bins then
+    /// skip the flow table) in `d/analyze-no-flows`: the same alerts, line for line.
     fn analyze_recording(&self, d: &Path) -> serde_json::Value {
+        let bare = d.join("analyze-no-flows");
+        std::fs::create_dir(&bare).unwrap();
+        let port = self.port.to_string();
+        let cfg = ["--config", self.cfg.to_str().unwrap(), "--flow-port", &port];
+        let bare_stats = analyze(&self.rec, &bare, &cfg);
         let an = d.join("analyze");
         std::fs::create_dir(&an).unwrap();
         let af = an.join("flows.jsonl");
-        analyze(
+        let stats = analyze(
             &self.rec,
             &an,
             &[
@@ -547,20 +559,42 @@ impl FlowDaemon {
                 "--flows",
                 af.to_str().unwrap(),
             ],
-        )
+        );
+        let lines = |p: &Path| -> Vec<serde_json::Value> {
+            burstwatch_tests::json_lines(&std::fs::read(p).unwrap())
+                .into_iter()
+                .map(|mut a| {
+                    // The time the line was written.
+                    a.as_object_mut().map(|o| o.remove("timestamp"));
+                    a
+                })
+                .collect()
+        };
+        let with = lines(&an.join("alerts.jsonl"));
+        assert!(!with.is_empty(), "no alert to compare");
+        assert_eq!(
+            with,
+            lines(&bare.join("alerts.jsonl")),
+            "alerts with and without flow records"
+        );
+        assert_eq!(stats["records"], bare_stats["records"]);
+        stats
     }
 
-    /// The daemon's flow records carry the bytes of analyze's per address pair (more than one
-    /// pair), and both raised the same alerts, at least one (`what` names the run).
+    /// The daemon's flow records, if it wrote any, carry the bytes of analyze's per address pair
+    /// (more than one pair), and both raised the same alerts, at least one (`what` names the run).
     fn assert_same_as_analyze(&self, d: &Path, what: &str) {
         let an = d.join("analyze");
         let pairs = pair_bytes(&an.join("flows.jsonl"));
         assert!(pairs.len() > 1, "{pairs:?}");
-        assert_eq!(
-            pair_bytes(&d.join("flows.jsonl")),
-            pairs,
-            "bytes per address pair: the daemon's and analyze's flow records"
-        );
+        // A daemon without a flow file writes no flow records.
+        if d.join("flows.jsonl").exists() {
+            assert_eq!(
+                pair_bytes(&d.join("flows.jsonl")),
+                pairs,
+                "bytes per address pair: the daemon's and analyze's flow records"
+            );
+        }
         let (daemon_alerts, analyze_alerts) = (
             alert_keys(&d.join("alerts.jsonl")),
             alert_keys(&an.join("alerts.jsonl")),
@@ -643,7 +677,7 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
     }
     assert!(nf_flows > 0 && nf_bytes > 0);
 
-    let mut fd = FlowDaemon::start(d);
+    let mut fd = FlowDaemon::start(d, true);
     for f in &files {
         let st = Command::new("nfreplay")
             .args([
@@ -699,8 +733,10 @@ fn daemon_takes_nfreplay_as_analyze_takes_its_recording() {
 /// The daemon's sampled path: `simulate --export ipfix|netflow9 --sampling N --send` is the
 /// router, sending 1-in-N sampled export of the simulator's scenarios to the daemon on
 /// loopback while tcpdump records the datagrams. The daemon reports the sampling rate, scales
-/// its flow records by it as `analyze` does on the recording (the same bytes per address pair),
-/// and both raise the same alerts, at least one, each saying its sampling rate. (The records
+/// its flow records by it as `analyze` does on the recording (the same bytes per address pair;
+/// the test draws whether the daemon writes flow records at all: without, its bins skip the
+/// flow table), and both raise the same alerts, at least one, each saying its sampling rate;
+/// `analyze` with and without flow records raises them line for line. (The records
 /// keep the simulator's times, far from the clock, so both count them at their arrival second:
 /// see the nfreplay test above.)
 #[test]
@@ -716,7 +752,10 @@ fn daemon_takes_sampled_export_as_analyze_takes_its_recording() {
     let format = ["ipfix", "netflow9"][(next(&mut rng) % 2) as usize];
     let sampling = (10 + next(&mut rng) % 91).to_string();
     eprintln!("sampled daemon: seed {seed}, {format} 1:{sampling}");
-    let mut fd = FlowDaemon::start(d);
+    // With flow records written, or without (the bins then skip the flow table).
+    let flows = next(&mut rng) % 2 == 0;
+    eprintln!("sampled daemon: flow records written: {flows}");
+    let mut fd = FlowDaemon::start(d, flows);
     let sent = d.join("sent.pcap");
     run_ok(&[
         "simulate",

@@ -212,6 +212,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut shared = crate::cluster::Shared::start(&settings, burstwatch_cluster::Mode::Batch)?;
     let global_cfg = crate::cluster::Shared::global_config(&settings);
     let peer_wait = std::time::Duration::from_millis(settings.cluster.peer_wait_ms);
+    // Flow export makes flow records only where they are read (a record file or the report):
+    // without them its synthetic packets skip the flow table (the alerts are the same).
+    settings.flow.export_flows = flows_out.is_some() || report.is_some();
     let mut engines = Engines::new(
         workers,
         EngineSpec {

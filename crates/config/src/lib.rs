@@ -162,6 +162,7 @@ impl Settings {
         let d = FlowConfig::default();
         let f = &raw.flow;
         let flow = FlowConfig {
+            export_flows: d.export_flows,
             tcp_idle_ns: ctx.seconds(
                 &f.tcp_idle_timeout_seconds,
                 "flow.tcp_idle_timeout_seconds",

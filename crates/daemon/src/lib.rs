@@ -66,7 +66,10 @@ pub fn run(config: &Path, build: &BuildInfo<'static>) -> anyhow::Result<ExitCode
         let _entered = rt.enter();
         Signals::install().context("cannot install the signal handlers")?
     };
-    let settings = preflight(config)?;
+    let mut settings = preflight(config)?;
+    // Flow export makes flow records only where they are written (`flows_file`); without it
+    // its synthetic packets skip the flow table (the alerts are the same). Kept on reload.
+    settings.flow.export_flows = settings.daemon.flows_file.is_some();
     let d = settings.daemon.clone();
     announce::start(config, &settings, &sinks::names(&d));
     // Room for the exporter's connections besides captures and outputs.

@@ -49,6 +49,7 @@ pub fn load(config: &Path, running: &Settings) -> Result<Reload, Vec<String>> {
     new.cluster = running.cluster.clone();
     new.flow.max_fragments = running.flow.max_fragments;
     new.flow.fragment_timeout_ns = running.flow.fragment_timeout_ns;
+    new.flow.export_flows = running.flow.export_flows;
     Ok(Reload {
         settings: new,
         enrich,

@@ -22,6 +22,13 @@ pub struct FlowConfig {
     pub max_fragments: usize,
     /// How long a first fragment's ports are remembered.
     pub fragment_timeout_ns: i64,
+    /// Whether flow export's synthetic packets (those that carry a sampling rate, see
+    /// [`burstwatch_wire::PacketMeta::sampling`]) go through the flow table too. Off where
+    /// nothing reads the flow records: the detector then counts them alone, with the flow hash
+    /// the table would have given them, so alerts are the same either way; the table makes no
+    /// records of them and counts them as passed by. Not a configuration key: `analyze` and the
+    /// daemon set it from whether flow records are written.
+    pub export_flows: bool,
 }
 
 /// Nanoseconds in one second.
@@ -39,6 +46,7 @@ impl Default for FlowConfig {
             max_flows: crate::memory::Caps::default().max_flows,
             max_fragments: crate::memory::DEFAULT_FRAGMENTS,
             fragment_timeout_ns: 30 * NS_PER_SEC,
+            export_flows: true,
         }
     }
 }

@@ -298,6 +298,27 @@ impl FlowTable {
         self.next_check_ns = next;
     }
 
+    /// Let a synthetic packet of flow export by without a flow (see
+    /// [`FlowConfig::export_flows`]): time moves on and it is counted, and it gets the ports
+    /// and flow hash [`FlowTable::ingest`] would have given it, with no slot.
+    pub fn pass_by(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
+        if self.started && ts_ns < self.now_ns {
+            self.stats.out_of_order += 1;
+        }
+        self.advance_to(ts_ns);
+        self.stats.packets += 1;
+        self.stats.bytes += u64::from(meta.ip_len);
+        self.stats.passed_by += 1;
+        let (key, _) = FlowKey::from_packet(meta, meta.sport, meta.dport);
+        let hash = self.slab.hash(key);
+        Ingested {
+            sport: meta.sport,
+            dport: meta.dport,
+            flow_hash: (hash >> 32) as u32,
+            slot: u32::MAX,
+        }
+    }
+
     /// Count one decoded packet captured at `ts_ns`. Returns the ports the packet was counted
     /// under (later fragments get their first fragment's) and a hash identifying its flow.
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {

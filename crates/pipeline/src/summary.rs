@@ -138,6 +138,10 @@ impl Summary {
         if let Some(d) = v.get_mut("detect").and_then(|d| d.as_object_mut()) {
             d.insert("bursts_uncertain".into(), ds.bursts_uncertain.into());
         }
+        // Flow export's synthetic packets that skipped the flow table (no flow records read).
+        if let Some(o) = v.as_object_mut() {
+            o.insert("export_packets_without_flow".into(), fs.passed_by.into());
+        }
         v
     }
 

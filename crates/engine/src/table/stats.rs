@@ -21,6 +21,9 @@ pub struct FlowStats {
     pub fragment_map_evictions: u64,
     /// Packets whose timestamp was older than the newest seen (counted normally).
     pub out_of_order: u64,
+    /// Flow export's synthetic packets passed by without a flow, where nothing reads their
+    /// flow records (see [`crate::FlowConfig::export_flows`]); also in `packets` and `bytes`.
+    pub passed_by: u64,
 }
 
 impl FlowStats {
@@ -37,5 +40,6 @@ impl FlowStats {
         self.fragments_orphaned += o.fragments_orphaned;
         self.fragment_map_evictions += o.fragment_map_evictions;
         self.out_of_order += o.out_of_order;
+        self.passed_by += o.passed_by;
     }
 }

@@ -1,0 +1,163 @@
+//! Flow export's synthetic packets (one per 5-tuple and second, with a sampling rate) give the
+//! same alerts whether they go through the flow table (`FlowConfig::export_flows`, when flow
+//! records are written) or pass it by: the flow hash and ports the detector gets are the same.
+//! Captured packets beside them still make flows.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use burstwatch_engine::{Alert, DetectConfig, Engine, FlowConfig};
+use burstwatch_wire::PacketMeta;
+
+const S: i64 = 1_000_000_000;
+const T0: i64 = 1_767_225_600 * S;
+
+mod common;
+use common::Rng;
+
+fn bin(
+    t: i64,
+    src: IpAddr,
+    sport: u16,
+    dst: IpAddr,
+    dport: u16,
+    bytes: u32,
+    rate: u32,
+) -> (i64, PacketMeta) {
+    let meta = PacketMeta {
+        src,
+        dst,
+        proto: 6,
+        sport,
+        dport,
+        ip_len: bytes,
+        payload_len: bytes.saturating_sub(40),
+        sampling: rate,
+        ..PacketMeta::default()
+    };
+    (t, meta)
+}
+
+fn sub(i: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8))
+}
+
+/// Ten minutes of export bins of `subs` subscribers (both directions, a few endpoints each,
+/// many shared) at sampling `rate`, with uploads of 20–100 Mbit/s for 5–15 s over 1–4
+/// connections to rare endpoints; and, from another subscriber, captured packets (no rate).
+fn traffic(seed: u64, subs: u64, rate: u32) -> Vec<(i64, PacketMeta)> {
+    let mut r = Rng(seed);
+    let mut out = Vec::new();
+    let popular: Vec<IpAddr> = (0..20)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
+        .collect();
+    for s in 0..subs {
+        let home = sub(s);
+        // Background: flows of 5–120 s to popular endpoints, a few kB/s each way.
+        let mut t = T0 + r.below(30) as i64 * S;
+        while t < T0 + 600 * S {
+            let ext = popular[r.below(popular.len() as u64) as usize];
+            let sport = 30_000 + r.below(30_000) as u16;
+            let len = 5 + r.below(115) as i64;
+            let up = 500 + r.below(5_000) as u32;
+            let down = 2_000 + r.below(50_000) as u32;
+            for k in 0..len {
+                let ts = t + k * S;
+                out.push(bin(
+                    ts,
+                    home,
+                    sport,
+                    ext,
+                    443,
+                    up / rate.max(1) * rate.max(1),
+                    rate,
+                ));
+                out.push(bin(ts, ext, 443, home, sport, down, rate));
+            }
+            t += (10 + r.below(60) as i64) * S;
+        }
+    }
+    // Uploads to rare endpoints.
+    for u in 0..3 {
+        let home = sub(r.below(subs));
+        let ext = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10 + u));
+        let start = T0 + (120 + u as i64 * 150 + r.below(60) as i64) * S;
+        let secs = 5 + r.below(11) as i64;
+        let mbit = 20 + r.below(81);
+        let conns = 1 + r.below(4) as u16;
+        let per_sec = (mbit * 1_000_000 / 8 / u64::from(conns)) as u32;
+        for c in 0..conns {
+            for k in 0..secs {
+                out.push(bin(
+                    start + k * S,
+                    home,
+                    50_000 + c,
+                    ext,
+                    8443,
+                    per_sec,
+                    rate,
+                ));
+                out.push(bin(
+                    start + k * S,
+                    ext,
+                    8443,
+                    home,
+                    50_000 + c,
+                    per_sec / 50,
+                    rate,
+                ));
+            }
+        }
+    }
+    // Captured packets of one more subscriber (sampling 0): they make flows either way.
+    let cap = sub(subs + 1);
+    for k in 0..120 {
+        let mut p = bin(T0 + k * S + 300_000, cap, 40_000, popular[0], 443, 1_400, 0);
+        p.1.sampling = 0;
+        out.push(p);
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+fn run(input: &[(i64, PacketMeta)], export_flows: bool) -> (Vec<Alert>, Engine) {
+    let flow = FlowConfig {
+        export_flows,
+        ..FlowConfig::default()
+    };
+    let mut e = Engine::new(flow, DetectConfig::default(), 3);
+    for (t, m) in input {
+        e.ingest(*t, m);
+    }
+    e.finish();
+    let alerts = std::iter::from_fn(|| e.pop_alert()).collect();
+    (alerts, e)
+}
+
+#[test]
+fn export_bins_give_the_same_alerts_with_or_without_the_flow_table() {
+    for seed in 1..=6 {
+        let rate = [1, 1, 10, 100, 1, 1000][seed as usize - 1];
+        let input = traffic(seed, 40, rate);
+        let export = input.iter().filter(|(_, m)| m.sampling > 0).count() as u64;
+        let (with, mut on) = run(&input, true);
+        let (without, mut off) = run(&input, false);
+        assert!(
+            with.iter()
+                .any(|a| a.kind == burstwatch_engine::AlertKind::Burst),
+            "seed {seed}: no burst alert to compare"
+        );
+        assert_eq!(with, without, "seed {seed} (1:{rate})");
+        // With the table: flows of every bin; without: only the captured subscriber's.
+        let (son, soff) = (on.flows().stats(), off.flows().stats());
+        assert_eq!(son.passed_by, 0);
+        assert_eq!(soff.passed_by, export, "seed {seed}");
+        assert_eq!((son.packets, son.bytes), (soff.packets, soff.bytes));
+        assert_eq!(soff.flows_created, 1, "seed {seed}: the captured flow only");
+        assert!(son.flows_created > 40, "seed {seed}");
+        let off_records: Vec<_> = std::iter::from_fn(|| off.pop_record()).collect();
+        assert_eq!(off_records.len(), 1);
+        assert_eq!(off_records[0].packets(), 120);
+        assert!(std::iter::from_fn(|| on.pop_record()).count() > 40);
+    }
+}
