@@ -298,16 +298,23 @@ impl FlowTable {
         self.next_check_ns = next;
     }
 
-    /// Let a synthetic packet of flow export by without a flow (see
-    /// [`FlowConfig::export_flows`]): time moves on and it is counted, and it gets the ports
-    /// and flow hash [`FlowTable::ingest`] would have given it, with no slot.
-    pub fn pass_by(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
+    /// A packet at `ts_ns`: time moves on (expiring what timed out) and it is counted, out of
+    /// order too if it is older than the newest.
+    #[inline]
+    fn arrive(&mut self, ts_ns: i64, meta: &PacketMeta) {
         if self.started && ts_ns < self.now_ns {
             self.stats.out_of_order += 1;
         }
         self.advance_to(ts_ns);
         self.stats.packets += 1;
         self.stats.bytes += u64::from(meta.ip_len);
+    }
+
+    /// Let a synthetic packet of flow export by without a flow (see
+    /// [`FlowConfig::export_flows`]): time moves on and it is counted, and it gets the ports
+    /// and flow hash [`FlowTable::ingest`] would have given it, with no slot.
+    pub fn pass_by(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
+        self.arrive(ts_ns, meta);
         self.stats.passed_by += 1;
         let (key, _) = FlowKey::from_packet(meta, meta.sport, meta.dport);
         let hash = self.slab.hash(key);
@@ -322,12 +329,7 @@ impl FlowTable {
     /// Count one decoded packet captured at `ts_ns`. Returns the ports the packet was counted
     /// under (later fragments get their first fragment's) and a hash identifying its flow.
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
-        if self.started && ts_ns < self.now_ns {
-            self.stats.out_of_order += 1;
-        }
-        self.advance_to(ts_ns);
-        self.stats.packets += 1;
-        self.stats.bytes += u64::from(meta.ip_len);
+        self.arrive(ts_ns, meta);
 
         let (sport, dport, later) = match meta.frag {
             Frag::None => (meta.sport, meta.dport, false),

@@ -63,15 +63,7 @@ fn traffic(seed: u64, subs: u64, rate: u32) -> Vec<(i64, PacketMeta)> {
             let down = 2_000 + r.below(50_000) as u32;
             for k in 0..len {
                 let ts = t + k * S;
-                out.push(bin(
-                    ts,
-                    home,
-                    sport,
-                    ext,
-                    443,
-                    up / rate.max(1) * rate.max(1),
-                    rate,
-                ));
+                out.push(bin(ts, home, sport, ext, 443, up, rate));
                 out.push(bin(ts, ext, 443, home, sport, down, rate));
             }
             t += (10 + r.below(60) as i64) * S;
@@ -112,9 +104,15 @@ fn traffic(seed: u64, subs: u64, rate: u32) -> Vec<(i64, PacketMeta)> {
     // Captured packets of one more subscriber (sampling 0): they make flows either way.
     let cap = sub(subs + 1);
     for k in 0..120 {
-        let mut p = bin(T0 + k * S + 300_000, cap, 40_000, popular[0], 443, 1_400, 0);
-        p.1.sampling = 0;
-        out.push(p);
+        out.push(bin(
+            T0 + k * S + 300_000,
+            cap,
+            40_000,
+            popular[0],
+            443,
+            1_400,
+            0,
+        ));
     }
     out.sort_by_key(|(t, _)| *t);
     out
