@@ -578,6 +578,14 @@ impl FlowDaemon {
             "alerts with and without flow records"
         );
         assert_eq!(stats["records"], bare_stats["records"]);
+        // Without flow records every bin passed the flow table by; with them none did.
+        let passed = |dir: &Path| -> u64 {
+            let s: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("stats.json")).unwrap()).unwrap();
+            s["export_packets_without_flow"].as_u64().unwrap()
+        };
+        assert!(passed(&bare) > 0);
+        assert_eq!(passed(&an), 0);
         stats
     }
 
