@@ -153,4 +153,23 @@ mod tests {
         );
         assert!(restart_only_changes(&old, &old).is_empty());
     }
+
+    /// Whether flow export makes flow records is set at start from `flows_file` (not a key of
+    /// the file): a reload keeps it, and keeps the start-only `[flow]` keys with it.
+    #[test]
+    fn a_reload_keeps_what_the_start_set_of_the_flow_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("burstwatch.toml");
+        let text = "[daemon]\nflow_listen = [\"udp://127.0.0.1:2055\"]\n\
+                    [flow]\nmax_fragments = 10\n";
+        std::fs::write(&path, text).unwrap();
+        let mut running = Settings::parse(text, "t").unwrap();
+        for export_flows in [false, true] {
+            running.flow.export_flows = export_flows;
+            running.flow.max_fragments = 7;
+            let r = load(&path, &running).unwrap();
+            assert_eq!(r.settings.flow.export_flows, export_flows);
+            assert_eq!(r.settings.flow.max_fragments, 7);
+        }
+    }
 }
