@@ -56,7 +56,7 @@ fn datagrams(t0: i64, span_s: i64) -> Vec<(i64, Vec<u8>)> {
 }
 
 /// The detector settings of flow-export input: beacon scoring off, as `analyze --input-kind
-/// flow-export` and a daemon with `flow_listen` set it.
+/// flow-export` sets it (a daemon skips beacon work for flow-export pairs one by one).
 fn detect() -> DetectConfig {
     DetectConfig {
         beacon_min_events: u32::MAX,
@@ -173,24 +173,34 @@ fn bench_spans(c: &mut Criterion, name: &str, span_s: i64) {
     });
     // Steady state, as in a daemon: one collector and engine fed hour after hour of the same
     // traffic (each hour's flows have timed out by the next), never finished; the feed alone
-    // is timed.
-    let mut col = Collector::new(Config::default()).expect("default config");
-    let mut engine = Engine::new(FlowConfig::default(), detect(), 1);
-    let mut meta = PacketMeta::default();
-    let mut hour = 2;
-    g.bench_function("collector+engine steady", |b| {
-        b.iter_custom(|iters| {
-            let mut took = std::time::Duration::ZERO;
-            for _ in 0..iters {
-                let data = datagrams(T0 + hour * 3600 * NS_PER_SEC, span_s);
-                hour += 1;
-                let t = std::time::Instant::now();
-                feed_open(&mut col, &mut engine, &data, &mut meta);
-                took += t.elapsed();
-            }
-            took
-        })
-    });
+    // is timed. With flow records made of the bins (a daemon with `flows_file`), and without
+    // (the bins skip the flow table).
+    for (name, export_flows) in [
+        ("collector+engine steady", true),
+        ("collector+engine steady, no flow records", false),
+    ] {
+        let mut col = Collector::new(Config::default()).expect("default config");
+        let flow = FlowConfig {
+            export_flows,
+            ..FlowConfig::default()
+        };
+        let mut engine = Engine::new(flow, detect(), 1);
+        let mut meta = PacketMeta::default();
+        let mut hour = 2;
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut took = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    let data = datagrams(T0 + hour * 3600 * NS_PER_SEC, span_s);
+                    hour += 1;
+                    let t = std::time::Instant::now();
+                    feed_open(&mut col, &mut engine, &data, &mut meta);
+                    took += t.elapsed();
+                }
+                took
+            })
+        });
+    }
     g.finish();
 }
 
