@@ -167,3 +167,17 @@ pub fn normalize_ip(s: &str) -> String {
     s.parse::<std::net::IpAddr>()
         .map_or_else(|_| s.to_string(), |ip| ip.to_string())
 }
+
+/// Wait up to `limit` until a server accepts connections on the Unix socket `path`. Its file
+/// appearing is not enough: a server binds the socket (which makes the file) before it
+/// listens, and a connection in between is refused.
+pub fn wait_unix_listener(path: &Path, limit: std::time::Duration) -> bool {
+    let t = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(path).is_err() {
+        if t.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}

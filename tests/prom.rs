@@ -36,10 +36,23 @@ pub fn promtool_bin() -> String {
     std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "promtool".into())
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1 and that no earlier call in this process
+/// handed out. Tests run in parallel, and the kernel hands a port out again once it is free:
+/// a test that kills a server and starts it again on its port could otherwise find another
+/// test's server there, or another test could be given the port while it is down.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local address").port()
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = l.local_addr().expect("local address").port();
+        // A test that panicked while holding the lock leaves the set as it was: still right.
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 impl Prometheus {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burstwatch_tests::{bin, json_lines, write_test_key};
 
@@ -101,14 +101,10 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server) must be installed");
-        let t = Instant::now();
-        while !sock.exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            burstwatch_tests::wait_unix_listener(&sock, Duration::from_secs(10)),
+            "redis-server did not start"
+        );
         Redis { child, sock }
     }
 

@@ -6,7 +6,6 @@
 //! within about a second of its primary's death.
 #![allow(dead_code)] // each test crate that includes it uses a part
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,11 +39,9 @@ fn cli_args(port: u16, tls: Option<&[PathBuf; 3]>) -> Vec<String> {
     a
 }
 
+/// A loopback port no other test of this process was given (see the function's docs).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    burstwatch_tests::prom::free_port()
 }
 
 /// `redis-cli` on `port`, its output if it succeeded within a minute.
@@ -242,6 +239,20 @@ impl RedisCluster {
     }
 
     /// Keys held by each node.
+    /// `redis-cli args` on every node that answers: (node, its output), for a failed test's
+    /// message.
+    pub fn on_each_node(&self, args: &[&str]) -> Vec<(usize, String)> {
+        (0..self.ports.len())
+            .filter(|&i| self.children[i].is_some())
+            .filter_map(|i| {
+                Some((
+                    i,
+                    cli(self.ports[i], self.tls.as_ref(), args)?.trim().into(),
+                ))
+            })
+            .collect()
+    }
+
     pub fn keys_per_node(&self) -> Vec<u64> {
         self.ports
             .iter()
