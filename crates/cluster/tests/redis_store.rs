@@ -537,6 +537,9 @@ fn a_primary_that_dies_is_replaced_by_its_replica_and_nothing_written_is_lost() 
         c.written.load(Relaxed) == 302 && c.backlog.load(Relaxed) == 0
     });
     rc.wait_replicated();
+    // Who replicates whom just before the kill (`ROLE`: a replica names its primary's port),
+    // for a failure's message.
+    let roles_before = rc.on_each_node(&["role"]);
     // A primary other than the URL's node dies; its replica takes its slots.
     let victim = (1..rc.ports.len())
         .find(|&i| !rc.is_replica(i))
@@ -572,8 +575,8 @@ fn a_primary_that_dies_is_replaced_by_its_replica_and_nothing_written_is_lost() 
     assert!(
         short.is_empty(),
         "{} of 300 endpoints: {:?} ... (victim {victim}, replica roles {roles:?}, keys per node \
-         {:?}, the first one's set on each node {first_short:?}, written {}, errors {}, \
-         dropped {})",
+         {:?}, the first one's set on each node {first_short:?}, roles before the kill \
+         {roles_before:?}, written {}, errors {}, dropped {})",
         short.len(),
         &short[..short.len().min(3)],
         rc.keys_per_node(),
