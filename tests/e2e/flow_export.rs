@@ -538,12 +538,20 @@ impl FlowDaemon {
 
     /// `analyze --input-kind flow-export` of the recording with the daemon's config, its
     /// outputs in `d/analyze`: its run counters. Run again without flow records (its bins then
-    /// skip the flow table) in `d/analyze-no-flows`: the same alerts, line for line.
+    /// skip the flow table), on two engine workers (whose shards skip it too), in
+    /// `d/analyze-no-flows`: the same alerts, line for line.
     fn analyze_recording(&self, d: &Path) -> serde_json::Value {
         let bare = d.join("analyze-no-flows");
         std::fs::create_dir(&bare).unwrap();
         let port = self.port.to_string();
-        let cfg = ["--config", self.cfg.to_str().unwrap(), "--flow-port", &port];
+        let cfg = [
+            "--config",
+            self.cfg.to_str().unwrap(),
+            "--flow-port",
+            &port,
+            "--workers",
+            "2",
+        ];
         let bare_stats = analyze(&self.rec, &bare, &cfg);
         let an = d.join("analyze");
         std::fs::create_dir(&an).unwrap();

@@ -38,14 +38,6 @@ impl Engine {
     /// the slot of the packet's (subscriber, endpoint) pair in the flow's entry.
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
-        if meta.sampling > 0 && !self.flows.config().export_flows {
-            // Flow export with no one reading its flow records: the detector alone (see
-            // `FlowConfig::export_flows`).
-            let flow = self.flows.pass_by(ts_ns, meta);
-            let mut no_hint = u32::MAX;
-            self.detector.count(ts_ns, meta, &flow, &mut no_hint);
-            return;
-        }
         let flow = self.flows.ingest(ts_ns, meta);
         let mut spare = u32::MAX;
         let pair_slot = self.flows.pair_slot_mut(flow.slot).unwrap_or(&mut spare);

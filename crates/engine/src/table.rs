@@ -312,8 +312,8 @@ impl FlowTable {
 
     /// Let a synthetic packet of flow export by without a flow (see
     /// [`FlowConfig::export_flows`]): time moves on and it is counted, and it gets the ports
-    /// and flow hash [`FlowTable::ingest`] would have given it, with no slot.
-    pub fn pass_by(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
+    /// and flow hash a flow would have given it, with no slot.
+    fn pass_by(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
         self.arrive(ts_ns, meta);
         self.stats.passed_by += 1;
         let (key, _) = FlowKey::from_packet(meta, meta.sport, meta.dport);
@@ -327,8 +327,13 @@ impl FlowTable {
     }
 
     /// Count one decoded packet captured at `ts_ns`. Returns the ports the packet was counted
-    /// under (later fragments get their first fragment's) and a hash identifying its flow.
+    /// under (later fragments get their first fragment's) and a hash identifying its flow. A
+    /// synthetic packet of flow export (one with a sampling rate) passes by without a flow
+    /// where nothing reads their records ([`FlowConfig::export_flows`] off): no slot then.
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) -> Ingested {
+        if meta.sampling > 0 && !self.cfg.export_flows {
+            return self.pass_by(ts_ns, meta);
+        }
         self.arrive(ts_ns, meta);
 
         let (sport, dport, later) = match meta.frag {

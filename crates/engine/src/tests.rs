@@ -332,3 +332,45 @@ fn records_carry_what_their_community_id_needs() {
         ]
     );
 }
+
+/// Flow export's synthetic packets (with a sampling rate) pass the table by where no flow
+/// records are read, with the ports and flow hash a flow gives them; captured packets still
+/// make flows. Every caller (the engine and each shard) gets this from `ingest`.
+#[test]
+fn export_packets_pass_by_without_a_flow_where_no_records_are_read() {
+    let sampled = PacketMeta {
+        sampling: 100,
+        ..pkt("10.0.0.2", 40000, "192.0.2.10", 443, 6, 0x18, 1500)
+    };
+    let captured = pkt("10.0.0.3", 40001, "192.0.2.10", 443, 17, 0, 200);
+    let with = |export_flows| {
+        FlowTable::new(
+            FlowConfig {
+                export_flows,
+                ..FlowConfig::default()
+            },
+            7,
+        )
+    };
+    let (mut on, mut off) = (with(true), with(false));
+    let (a, b) = (on.ingest(S, &sampled), off.ingest(S, &sampled));
+    assert_eq!(
+        (a.sport, a.dport, a.flow_hash),
+        (b.sport, b.dport, b.flow_hash)
+    );
+    assert_ne!(a.slot, u32::MAX);
+    assert_eq!(b.slot, u32::MAX, "no flow, no slot");
+    assert!(off.pair_slot_mut(b.slot).is_none());
+    off.ingest(2 * S, &captured);
+    on.ingest(2 * S, &captured);
+    let (son, soff) = (on.stats(), off.stats());
+    assert_eq!((son.flows_created, son.passed_by), (2, 0));
+    assert_eq!((soff.flows_created, soff.passed_by), (1, 1));
+    assert_eq!((soff.packets, soff.bytes), (son.packets, son.bytes));
+    on.finish();
+    off.finish();
+    assert_eq!(drain(&mut on).len(), 2);
+    let recs = drain(&mut off);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].packets(), 1);
+}
