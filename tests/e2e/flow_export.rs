@@ -431,6 +431,8 @@ struct FlowDaemon {
     cfg: std::path::PathBuf,
     log: std::path::PathBuf,
     rec: std::path::PathBuf,
+    /// Whether the daemon was given a flow file.
+    flows: bool,
 }
 
 impl FlowDaemon {
@@ -481,6 +483,7 @@ impl FlowDaemon {
             cfg,
             log,
             rec,
+            flows,
         }
     }
 
@@ -597,19 +600,22 @@ impl FlowDaemon {
         stats
     }
 
-    /// The daemon's flow records, if it wrote any, carry the bytes of analyze's per address pair
-    /// (more than one pair), and both raised the same alerts, at least one (`what` names the run).
+    /// The daemon's flow records (where it was given a flow file; none otherwise) carry the
+    /// bytes of analyze's per address pair (more than one pair), and both raised the same
+    /// alerts, at least one (`what` names the run).
     fn assert_same_as_analyze(&self, d: &Path, what: &str) {
         let an = d.join("analyze");
         let pairs = pair_bytes(&an.join("flows.jsonl"));
         assert!(pairs.len() > 1, "{pairs:?}");
-        // A daemon without a flow file writes no flow records.
-        if d.join("flows.jsonl").exists() {
+        let daemon_flows = d.join("flows.jsonl");
+        if self.flows {
             assert_eq!(
-                pair_bytes(&d.join("flows.jsonl")),
+                pair_bytes(&daemon_flows),
                 pairs,
                 "bytes per address pair: the daemon's and analyze's flow records"
             );
+        } else {
+            assert!(!daemon_flows.exists(), "flow records without a flow file");
         }
         let (daemon_alerts, analyze_alerts) = (
             alert_keys(&d.join("alerts.jsonl")),
