@@ -22,6 +22,8 @@ use crate::{FlowConfig, FlowRecord, FlowTable};
 pub struct Engine {
     flows: FlowTable,
     detector: Detector,
+    /// The pair slot of the last packet that had no flow entry (see [`pass_by_slot`]).
+    pass_by_hint: u32,
 }
 
 impl Engine {
@@ -31,6 +33,7 @@ impl Engine {
         Self {
             flows: FlowTable::new(flow, hash_seed),
             detector: Detector::new(detect, hash_seed),
+            pass_by_hint: u32::MAX,
         }
     }
 
@@ -39,8 +42,7 @@ impl Engine {
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
         let flow = self.flows.ingest(ts_ns, meta);
-        let mut spare = u32::MAX;
-        let pair_slot = self.flows.pair_slot_mut(flow.slot).unwrap_or(&mut spare);
+        let pair_slot = pass_by_slot(&mut self.flows, flow.slot, &mut self.pass_by_hint);
         self.detector.count(ts_ns, meta, &flow, pair_slot);
     }
 
@@ -92,5 +94,22 @@ impl Engine {
     /// The flow table, mutably (config reload).
     pub fn flows_mut(&mut self) -> &mut FlowTable {
         &mut self.flows
+    }
+}
+
+/// The word that keeps the packet's pair slot: its flow's, or for a packet the table passed by
+/// (flow export without flow records) the one shared by all such packets. Bins of one
+/// connection and of one pair come one after another (see the flow-export bins' order), so
+/// the last pair is the next one's more often than not; a hint that names another pair is
+/// only a missed shortcut, never a wrong answer.
+#[inline]
+pub(crate) fn pass_by_slot<'a>(
+    flows: &'a mut FlowTable,
+    slot: u32,
+    shared: &'a mut u32,
+) -> &'a mut u32 {
+    match flows.pair_slot_mut(slot) {
+        Some(s) => s,
+        None => shared,
     }
 }

@@ -10,7 +10,9 @@
 //! start in it (sorted once) into those under way and walks them in key order, taking each
 //! one's share of the second and adding up the shares of one key: one pass over what is under
 //! way per second, no hashing or sorting per record and second. The output order is the key
-//! order, never an arrival or hash order.
+//! order, never an arrival or hash order. Keys order by connection (both directions of one
+//! connection, then the next connection between the same two addresses), so the engine meets
+//! a pair's bins one after another and finds its entries still in the cache.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -18,8 +20,10 @@ use std::net::IpAddr;
 
 use crate::NS_PER_SEC;
 
-/// A directional 5-tuple: what one bin entry is kept per.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A directional 5-tuple: what one bin entry is kept per. Keys order by connection (see
+/// [`Key::connection_order`]), so both directions of one connection, and every connection
+/// between two addresses, are neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
     /// Source address.
     pub src: IpAddr,
@@ -31,6 +35,33 @@ pub struct Key {
     pub sport: u16,
     /// Destination port (0 where the protocol has none).
     pub dport: u16,
+}
+
+impl Key {
+    /// What keys are ordered by: the lower of the two endpoints (address, then port; an IPv4
+    /// address before any IPv6 one), the higher, protocol, the two ports, and last whether the
+    /// key goes from the higher endpoint to the lower.
+    pub fn connection_order(&self) -> (IpAddr, IpAddr, u8, u16, u16, bool) {
+        if self.src <= self.dst {
+            (
+                self.src, self.dst, self.proto, self.sport, self.dport, false,
+            )
+        } else {
+            (self.dst, self.src, self.proto, self.dport, self.sport, true)
+        }
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.connection_order().cmp(&o.connection_order())
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
 }
 
 /// Estimated volume of one key in one second, with what it was estimated from.
@@ -93,33 +124,40 @@ pub struct BinStats {
     pub clamped_spans: u64,
 }
 
-/// A key as plain integers, ordered as [`Key`]'s derived order (an IPv4 address before any
-/// IPv6 one, then by octets; then protocol and ports): comparing two is a few integer
-/// comparisons instead of matching two address enums. 40 bytes: each address as its high and
-/// low halves, the two family flags in the top bits of `rest`.
+/// A key as plain integers, ordered by its connection first: the lower of its two endpoints
+/// (an IPv4 address before any IPv6 one, then by octets), the higher, then protocol and their
+/// ports, then direction. Both directions of a connection, and all connections between two
+/// addresses, are neighbours in that order, so the engine finds the pair's state still in the
+/// cache for all but the first of them. Comparing two is a few integer comparisons instead of
+/// matching two address enums. 40 bytes: each address as its high and low halves, the two
+/// family flags and the direction in `rest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SortKey {
-    src: [u64; 2],
-    dst: [u64; 2],
-    /// [`SRC_V6`], [`DST_V6`], then protocol, source port and destination port in the low
-    /// 40 bits ([`PORTS`]).
+    /// The lower endpoint's address.
+    lo: [u64; 2],
+    /// The higher endpoint's address.
+    hi: [u64; 2],
+    /// [`LO_V6`], [`HI_V6`], then protocol, the lower endpoint's port, the higher one's and
+    /// [`SWAPPED`] in the low 41 bits ([`PORTS`]).
     rest: u64,
 }
 
-/// `SortKey::rest`: the source address is IPv6.
-const SRC_V6: u64 = 1 << 63;
-/// `SortKey::rest`: the destination address is IPv6.
-const DST_V6: u64 = 1 << 62;
-/// `SortKey::rest`: protocol and ports.
-const PORTS: u64 = (1 << 40) - 1;
+/// `SortKey::rest`: the lower address is IPv6.
+const LO_V6: u64 = 1 << 63;
+/// `SortKey::rest`: the higher address is IPv6.
+const HI_V6: u64 = 1 << 62;
+/// `SortKey::rest`: the key goes from the higher endpoint to the lower one.
+const SWAPPED: u64 = 1;
+/// `SortKey::rest`: protocol, ports and direction.
+const PORTS: u64 = (1 << 41) - 1;
 
 impl Ord for SortKey {
     fn cmp(&self, o: &Self) -> Ordering {
-        (self.rest & SRC_V6)
-            .cmp(&(o.rest & SRC_V6))
-            .then(self.src.cmp(&o.src))
-            .then((self.rest & DST_V6).cmp(&(o.rest & DST_V6)))
-            .then(self.dst.cmp(&o.dst))
+        (self.rest & LO_V6)
+            .cmp(&(o.rest & LO_V6))
+            .then(self.lo.cmp(&o.lo))
+            .then((self.rest & HI_V6).cmp(&(o.rest & HI_V6)))
+            .then(self.hi.cmp(&o.hi))
             .then((self.rest & PORTS).cmp(&(o.rest & PORTS)))
     }
 }
@@ -150,23 +188,44 @@ impl SortKey {
             }
         };
         let r = self.rest;
-        Key {
-            src: addr(r & SRC_V6 != 0, self.src),
-            dst: addr(r & DST_V6 != 0, self.dst),
-            proto: (r >> 32) as u8,
-            sport: (r >> 16) as u16,
-            dport: r as u16,
+        let (lo, hi) = (addr(r & LO_V6 != 0, self.lo), addr(r & HI_V6 != 0, self.hi));
+        let (lo_port, hi_port) = ((r >> 17) as u16, (r >> 1) as u16);
+        let proto = (r >> 33) as u8;
+        if r & SWAPPED != 0 {
+            Key {
+                src: hi,
+                dst: lo,
+                proto,
+                sport: hi_port,
+                dport: lo_port,
+            }
+        } else {
+            Key {
+                src: lo,
+                dst: hi,
+                proto,
+                sport: lo_port,
+                dport: hi_port,
+            }
         }
     }
 
     fn of(k: &Key) -> Self {
-        let (fs, src) = addr_bits(k.src);
-        let (fd, dst) = addr_bits(k.dst);
-        let flags = if fs { SRC_V6 } else { 0 } | if fd { DST_V6 } else { 0 };
+        let src = addr_bits(k.src);
+        let dst = addr_bits(k.dst);
+        let (lo, hi, lo_port, hi_port, swapped) = if src <= dst {
+            (src, dst, k.sport, k.dport, 0)
+        } else {
+            (dst, src, k.dport, k.sport, SWAPPED)
+        };
+        let flags = if lo.0 { LO_V6 } else { 0 } | if hi.0 { HI_V6 } else { 0 } | swapped;
         Self {
-            src,
-            dst,
-            rest: flags | u64::from(k.proto) << 32 | u64::from(k.sport) << 16 | u64::from(k.dport),
+            lo: lo.1,
+            hi: hi.1,
+            rest: flags
+                | u64::from(k.proto) << 33
+                | u64::from(lo_port) << 17
+                | u64::from(hi_port) << 1,
         }
     }
 }
@@ -254,6 +313,8 @@ pub struct Bins {
     next: Vec<Span>,
     /// Emptied vectors of `pending`, kept for the next seconds (at most [`SPARE`]).
     spare: Vec<Vec<Span>>,
+    /// Scratch: the order of the spans starting in the second being released.
+    order: Vec<u32>,
     /// (span, second) entries held: the seconds each held span has still to give.
     entries: usize,
     max_entries: usize,
@@ -272,6 +333,7 @@ impl Bins {
             active: Vec::new(),
             next: Vec::new(),
             spare: Vec::new(),
+            order: Vec::new(),
             entries: 0,
             max_entries: max_entries.max(1),
             max_span_s: i64::from(max_span_s.max(1)),
@@ -423,7 +485,12 @@ impl Bins {
             _ => None,
         }
         .unwrap_or_default();
-        fresh.sort_unstable_by_key(|s| s.key);
+        // Sorted by index: a span is too large to move around cheaply.
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(0..fresh.len() as u32);
+        order.sort_unstable_by(|&x, &y| fresh[x as usize].key.cmp(&fresh[y as usize].key));
+        let fresh_at = |f: usize| order.get(f).and_then(|&i| fresh.get(i as usize));
         let mut next = std::mem::take(&mut self.next);
         next.clear();
         let mut acc: Option<(SortKey, Volume)> = None;
@@ -437,8 +504,8 @@ impl Bins {
             }
         };
         let (mut a, mut f) = (0, 0);
-        while a < self.active.len() || f < fresh.len() {
-            let from_active = match (self.active.get(a), fresh.get(f)) {
+        while a < self.active.len() || f < order.len() {
+            let from_active = match (self.active.get(a), fresh_at(f)) {
                 (Some(x), Some(y)) => x.key <= y.key,
                 (Some(_), None) => true,
                 _ => false,
@@ -448,7 +515,10 @@ impl Bins {
                 self.active[a - 1]
             } else {
                 f += 1;
-                fresh[f - 1]
+                match fresh_at(f - 1) {
+                    Some(&s) => s,
+                    None => continue,
+                }
             };
             self.entries = self.entries.saturating_sub(1);
             if let Some(v) = span.take(sec) {
@@ -464,6 +534,7 @@ impl Bins {
         emit(acc);
         self.next = std::mem::replace(&mut self.active, next);
         self.released_below = self.released_below.max(sec + 1);
+        self.order = order;
         fresh.clear();
         // The spare vectors together hold room for at most the cap.
         if self.spare.len() < SPARE && fresh.capacity() <= self.max_entries / SPARE {
@@ -541,6 +612,35 @@ mod tests {
         out.clear();
         b.release_all(&mut out);
         assert_eq!(out.iter().map(|b| b.second).collect::<Vec<_>>(), vec![4, 8]);
+    }
+
+    /// A second's bins come by connection: both directions of one, then the next between
+    /// the same addresses, whichever address is lower and whatever the arrival order.
+    #[test]
+    fn both_directions_of_a_connection_come_together() {
+        let rev = |k: Key| Key {
+            src: k.dst,
+            dst: k.src,
+            sport: k.dport,
+            dport: k.sport,
+            ..k
+        };
+        let a = key();
+        let b = Key { sport: 40001, ..a };
+        // A subscriber above its endpoint in address order.
+        let hi = Key {
+            src: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+            dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            ..a
+        };
+        let mut bins = Bins::new(1 << 10, 60);
+        for k in [rev(b), hi, a, rev(hi), b, rev(a)] {
+            bins.add(5, k, vol(100, 1));
+        }
+        let mut out = Vec::new();
+        bins.release_all(&mut out);
+        let got: Vec<Key> = out.iter().map(|x| x.key).collect();
+        assert_eq!(got, vec![a, rev(a), b, rev(b), rev(hi), hi]);
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub struct Collector {
     cfg: Config,
     parser: AutoScopedParser,
     exporters: Exporters,
-    learned: HashMap<(IpAddr, u32), Learned>,
+    learned: foldhash::HashMap<(IpAddr, u32), Learned>,
     /// Per (exporter, domain) whose record times are far from their export times: where its
     /// own clock was pinned (see [`crate::clock`]); at most [`MAX_OPTIONS`].
     anchors: HashMap<(IpAddr, u32), Option<Anchor>>,
@@ -119,7 +119,7 @@ impl Collector {
             bins: Bins::new(cfg.max_bin_entries, cfg.max_span_s),
             cfg,
             parser,
-            learned: HashMap::new(),
+            learned: foldhash::HashMap::default(),
             anchors: HashMap::new(),
             ready: Vec::new(),
             ready_pos: 0,

@@ -74,7 +74,8 @@ impl ExporterStats {
 /// Counters per exporter address, at most `cap` of them; later exporters share `other`.
 #[derive(Debug)]
 pub struct Exporters {
-    by_addr: HashMap<IpAddr, ExporterStats>,
+    /// Looked up for every record: foldhash, not SipHash (the keys are bounded by `cap`).
+    by_addr: foldhash::HashMap<IpAddr, ExporterStats>,
     other: ExporterStats,
     cap: usize,
 }
@@ -83,7 +84,7 @@ impl Exporters {
     /// Counters for at most `cap` exporters.
     pub fn new(cap: usize) -> Self {
         Self {
-            by_addr: HashMap::new(),
+            by_addr: foldhash::HashMap::default(),
             other: ExporterStats::default(),
             cap,
         }
