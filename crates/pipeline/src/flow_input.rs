@@ -333,6 +333,13 @@ pub fn run(
 /// first takes the remainder).
 pub fn split_bin(bin: &Bin, meta: &mut PacketMeta, on_ip: &mut impl FnMut(i64, &PacketMeta)) {
     let n = u64::from(bin.volume.samples.clamp(1, MAX_PIECES));
+    if n == 1 {
+        // Most bins (unsampled records, one a second): no shares to divide.
+        if bin.volume.bytes > 0 {
+            engine_input(bin, meta, |ts, m| on_ip(ts, m));
+        }
+        return;
+    }
     let mut part = *bin;
     for i in 0..n {
         let share = |v: u64| v / n + if i == 0 { v % n } else { 0 };
