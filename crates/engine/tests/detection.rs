@@ -9,6 +9,9 @@ use burstwatch_engine::{Alert, DetectConfig, Engine, FlowConfig};
 use burstwatch_wire::PacketMeta;
 use proptest::prelude::*;
 
+mod common;
+use common::sharded;
+
 const S: i64 = 1_000_000_000;
 const T0: i64 = 1_767_225_600 * S; // 2026-01-01T00:00:00Z
 
@@ -486,59 +489,6 @@ fn mixed_scenario() -> Vec<(i64, PacketMeta)> {
     packets
 }
 
-/// Run `packets` through `n` host shards and one scorer, handing events over every `batch`
-/// packets, as the threaded shells do.
-fn sharded(
-    packets: &[(i64, PacketMeta)],
-    n: usize,
-    batch: usize,
-) -> (Vec<Alert>, Vec<String>, burstwatch_engine::DetectStats) {
-    use burstwatch_engine::shard::{merge_into, Router, Shard};
-    use burstwatch_engine::Scorer;
-    let cfg = DetectConfig::default();
-    let mut router = Router::new(n, cfg.home_nets.clone());
-    let mut shards: Vec<Shard> = (0..n)
-        .map(|i| Shard::new(i, FlowConfig::default(), cfg.clone(), 5 + i as u64))
-        .collect();
-    let mut scorer = Scorer::new(cfg, 77);
-    let (mut alerts, mut records) = (Vec::new(), Vec::new());
-    let mut hand_over = |shards: &mut Vec<Shard>, scorer: &mut Scorer| {
-        let mut parts: Vec<_> = shards.iter_mut().map(|s| s.take_events()).collect();
-        merge_into(&mut parts, scorer);
-        for s in shards.iter_mut() {
-            while let Some(r) = s.pop_record() {
-                records.push(format!("{:?}", r));
-            }
-        }
-        while let Some(a) = scorer.pop_alert() {
-            alerts.push(a);
-        }
-    };
-    for (i, (ts, meta)) in packets.iter().enumerate() {
-        let r = router.route(*ts, meta);
-        if let Some(t) = r.tick {
-            for s in shards.iter_mut() {
-                s.tick(r.seq, t);
-            }
-        }
-        shards[r.shard].packet(r.seq, *ts, r.now, meta);
-        if (i + 1) % batch == 0 {
-            hand_over(&mut shards, &mut scorer);
-        }
-    }
-    let fin = router.finish();
-    for s in shards.iter_mut() {
-        s.finish(fin.seq, fin.now);
-    }
-    hand_over(&mut shards, &mut scorer);
-    let mut stats = scorer.stats();
-    for s in &shards {
-        stats.add(&s.subscribers().stats());
-    }
-    records.sort();
-    (alerts, records, stats)
-}
-
 #[test]
 fn host_shards_give_exactly_the_alerts_of_one_engine() {
     let packets = mixed_scenario();
@@ -569,7 +519,7 @@ fn host_shards_give_exactly_the_alerts_of_one_engine() {
     );
     let want_stats = one.detector().stats();
     for (n, batch) in [(1, 1024), (2, 1024), (3, 1), (4, 333), (7, 50_000)] {
-        let (got, records, stats) = sharded(&packets, n, batch);
+        let (got, records, stats) = sharded(&packets, n, batch, FlowConfig::default());
         // Every field, exactly (scores, reasons, detection times, prevalence, first contact).
         assert_eq!(format!("{got:?}"), format!("{want:?}"), "{n} shards");
         let differ: Vec<_> = records

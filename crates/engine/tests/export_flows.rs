@@ -13,7 +13,7 @@ const S: i64 = 1_000_000_000;
 const T0: i64 = 1_767_225_600 * S;
 
 mod common;
-use common::Rng;
+use common::{sharded, Rng};
 
 fn bin(
     t: i64,
@@ -153,6 +153,16 @@ fn shuffled_export_bins_give_the_same_alerts_with_or_without_the_flow_table() {
         assert!(!with.is_empty(), "seed {seed}: no alert to compare");
         assert_eq!(with, without, "seed {seed}");
         assert_eq!(on.detector().stats(), off.detector().stats(), "seed {seed}");
+        // Each host shard keeps its own hint for the bins it is given.
+        let pass_by = FlowConfig {
+            export_flows: false,
+            ..FlowConfig::default()
+        };
+        for (n, batch) in [(2, 512), (3, 1)] {
+            let (got, _, stats) = sharded(&input, n, batch, pass_by.clone());
+            assert_eq!(got, with, "seed {seed}, {n} shards");
+            assert_eq!(stats, on.detector().stats(), "seed {seed}, {n} shards");
+        }
     }
 }
 
