@@ -576,13 +576,15 @@ fn a_primary_that_dies_is_replaced_by_its_replica_and_nothing_written_is_lost() 
         short.is_empty(),
         "{} of 300 endpoints: {:?} ... (victim {victim}, replica roles {roles:?}, keys per node \
          {:?}, the first one's set on each node {first_short:?}, roles before the kill \
-         {roles_before:?}, written {}, errors {}, dropped {})",
+         {roles_before:?}, written {}, errors {}, dropped {}; the nodes' logs on roles and \
+         replication: {:#?})",
         short.len(),
         &short[..short.len().min(3)],
         rc.keys_per_node(),
         c.written.load(Relaxed),
         c.errors.load(Relaxed),
         c.dropped.load(Relaxed),
+        rc.role_log(40),
     );
     a.finish();
 }

@@ -143,6 +143,8 @@ impl RedisCluster {
             .arg(self.dir.join(format!("nodes-{port}.conf")))
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.log_path(i))
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
@@ -249,6 +251,37 @@ impl RedisCluster {
                     i,
                     cli(self.ports[i], self.tls.as_ref(), args)?.trim().into(),
                 ))
+            })
+            .collect()
+    }
+
+    /// Node `i`'s log file (kept across restarts).
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node-{}.log", self.ports[i]))
+    }
+
+    /// The lines of each node's log about roles, failovers and replication (at most the last
+    /// `max` of each), for a failed test's message.
+    pub fn role_log(&self, max: usize) -> Vec<(usize, Vec<String>)> {
+        const ABOUT: [&str; 8] = [
+            "ailover",
+            "eplica",
+            "master",
+            "MASTER",
+            "FAIL",
+            "Reconfiguring",
+            "sync",
+            "election",
+        ];
+        (0..self.ports.len())
+            .map(|i| {
+                let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+                let lines: Vec<String> = text
+                    .lines()
+                    .filter(|l| ABOUT.iter().any(|a| l.contains(a)) && !l.contains("overcommit"))
+                    .map(String::from)
+                    .collect();
+                (i, lines[lines.len().saturating_sub(max)..].to_vec())
             })
             .collect()
     }
