@@ -38,9 +38,9 @@ pub struct Key {
 }
 
 impl Key {
-    /// What keys are ordered by: the lower of the two endpoints (address, then port; an IPv4
-    /// address before any IPv6 one), the higher, protocol, the two ports, and last whether the
-    /// key goes from the higher endpoint to the lower.
+    /// What keys are ordered by: the lower of the two addresses (an IPv4 address before any
+    /// IPv6 one), the higher, protocol, the lower address's port, the higher one's, and last
+    /// whether the key goes from the higher address to the lower.
     pub fn connection_order(&self) -> (IpAddr, IpAddr, u8, u16, u16, bool) {
         if self.src <= self.dst {
             (
@@ -488,6 +488,7 @@ impl Bins {
         // Sorted by index: a span is too large to move around cheaply.
         let mut order = std::mem::take(&mut self.order);
         order.clear();
+        // At most the cap (`max_entries`, far below 2^32) plus one datagram's spans.
         order.extend(0..fresh.len() as u32);
         order.sort_unstable_by(|&x, &y| fresh[x as usize].key.cmp(&fresh[y as usize].key));
         let fresh_at = |f: usize| order.get(f).and_then(|&i| fresh.get(i as usize));
