@@ -194,7 +194,7 @@ impl Subscribers {
             return;
         };
         let v4 = src.is_ipv4();
-        let (hidx, pidx) = self.locate(&side, ts, ip_len, sampling, v4, proto, pair_hint, out);
+        let (hidx, pidx) = self.locate(&side, ts, sampling, v4, proto, pair_hint, out);
         let pkt = PairPacket {
             ts,
             proto,
@@ -288,7 +288,7 @@ impl Subscribers {
     }
 
     /// The subscriber's and the pair's slots (created if new; a pair evicted to make room
-    /// finishes its burst), the subscriber's baseline taught by an upstream packet, and the
+    /// finishes its burst), the subscriber's second rolled to the packet's, and the
     /// scorer told of the contact (a new pair, after a second of silence, or for sampled input
     /// each of the pair's first three seconds).
     #[allow(clippy::too_many_arguments)] // the packet's facts the slots need, flat
@@ -297,7 +297,6 @@ impl Subscribers {
         &mut self,
         side: &Side,
         ts: i64,
-        ip_len: u32,
         sampling: u32,
         v4: bool,
         proto: u8,
@@ -333,15 +332,12 @@ impl Subscribers {
         let pair = self.pairs.get_mut(pidx);
         pair.host_hint = hidx;
         pair.home_epoch = self.home_epoch;
-        if side.up {
-            // After the pair (whether its bytes teach the baseline), before its bin closes
-            // (which reads the baseline).
-            let cfg = &self.cfg;
-            let held = pair.held_from_baseline(ts, cfg.burst_max_ns, cfg.lookback_ns);
-            self.hosts
-                .get_mut(hidx)
-                .count_upstream(ts, ip_len, held, |h| h.burst_entry(cfg).0);
-        }
+        // Before the pair's bin closes (which reads the baseline), in either direction; the
+        // upstream bytes are added once it has closed (see `add_to_pair`).
+        let cfg = &self.cfg;
+        self.hosts
+            .get_mut(hidx)
+            .roll(ts.div_euclid(NS_PER_SEC), |h| h.burst_entry(cfg).0);
         if let Some((k, mut v)) = evicted {
             if let Some(f) = v.finish_burst(self.cfg.burst_max_ns) {
                 self.on_burst(k, v4, f, &v, out);
@@ -406,6 +402,15 @@ impl Subscribers {
         } else {
             None
         };
+        let pair = self.pairs.get_mut(pidx);
+        if side.up {
+            // Whether its bytes teach the baseline, asked once the pair's last second has
+            // closed: a burst that second started holds every byte of this one out, whichever
+            // of the pair's packets of it came first.
+            let cfg = &self.cfg;
+            let held = pair.held_from_baseline(ts, cfg.burst_max_ns, cfg.lookback_ns);
+            self.hosts.get_mut(hidx).add_upstream(pkt.ip_len, held);
+        }
         let pair = self.pairs.get_mut(pidx);
         let exchange = super::exchange::carries_exchange(pkt.proto, pkt.payload_len);
         let bin_up_before = pair.open_bin_up();

@@ -2,7 +2,6 @@
 
 use crate::detect::config::{DetectConfig, ThresholdBasis};
 use crate::detect::stats::LogQuantile;
-use crate::detect::NS_PER_SEC;
 use crate::key::Addr;
 
 /// Subscriber state.
@@ -11,7 +10,7 @@ pub(crate) struct HostState {
     pub(super) sec: i64,
     /// Upstream bytes of the open second (saturating).
     pub(crate) bin_up: u32,
-    /// Of those, the bytes of pairs kept out of the baseline (see [`HostState::count_upstream`]).
+    /// Of those, the bytes of pairs kept out of the baseline (see [`HostState::add_upstream`]).
     #[serde(default)]
     pub(crate) bin_held: u32,
     pub(super) p50: Option<LogQuantile>,
@@ -24,13 +23,8 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// Count upstream bytes. The baseline describes the subscriber's ordinary activity, so
-    /// its own bursts must not raise the bar for its next ones: `held` bytes (of a pair in a
-    /// burst or recently alerted, see [`PairState::held_from_baseline`]) are left out of it,
-    /// and so is a closed second whose other bytes reach `burst_bytes` (the rate that starts
-    /// a burst). The uplink peak counts every byte.
-    /// `burst_bytes` is asked only when a second closes (it reads the baseline).
-    #[inline]
+    /// Roll to `ts`'s second and count upstream bytes there (what a packet does; tests).
+    #[cfg(test)]
     pub(super) fn count_upstream(
         &mut self,
         ts: i64,
@@ -38,12 +32,36 @@ impl HostState {
         held: bool,
         burst_bytes: impl FnOnce(&Self) -> f64,
     ) {
-        let sec = ts.div_euclid(NS_PER_SEC);
+        self.roll(ts.div_euclid(crate::detect::NS_PER_SEC), burst_bytes);
+        self.add_upstream(bytes, held);
+    }
+
+    /// Make `sec` the open second, closing the one open before if it is another.
+    ///
+    /// Every packet of the subscriber, either direction, rolls it before any of its pairs'
+    /// seconds is judged against the baseline, and so do the sweeps before they judge a
+    /// silent pair's second. The baseline a pair's second is judged against then holds
+    /// every second of the subscriber before the packet (or sweep) that closed it, whichever
+    /// of the subscriber's packets of that second came first. Before, only an upstream
+    /// packet closed the subscriber's second, so a pair's second closed by a downstream packet
+    /// that came before the subscriber's first upstream one was judged without the last
+    /// second. `burst_bytes` is asked only when a second closes (it reads the baseline).
+    #[inline]
+    pub(super) fn roll(&mut self, sec: i64, burst_bytes: impl FnOnce(&Self) -> f64) {
         if sec != self.sec {
             let threshold = burst_bytes(self);
             self.close_bin(threshold);
             self.sec = sec;
         }
+    }
+
+    /// Add upstream bytes to the open second. The baseline describes the subscriber's
+    /// ordinary activity, so its own bursts must not raise the bar for its next ones: `held`
+    /// bytes (of a pair in a burst or recently alerted, see [`PairState::held_from_baseline`])
+    /// are left out of it, and so is a closed second whose other bytes reach the rate that
+    /// starts a burst. The uplink peak counts every byte.
+    #[inline]
+    pub(super) fn add_upstream(&mut self, bytes: u32, held: bool) {
         self.bin_up = self.bin_up.saturating_add(bytes);
         if held {
             self.bin_held = self.bin_held.saturating_add(bytes);

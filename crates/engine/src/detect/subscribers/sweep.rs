@@ -125,7 +125,7 @@ impl Subscribers {
                 self.bursting.swap_remove(i);
                 continue;
             }
-            let (entry, baseline) = self.thresholds_of(&key.0);
+            let (entry, baseline) = self.thresholds_at(&key.0, now_sec);
             let pair = self.pairs.get_mut(idx);
             let mut done = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
             if done.is_none() && (all || pair.burst_is_over(now_sec, quiet, max_ns)) {
@@ -164,7 +164,7 @@ impl Subscribers {
             if pair.open_sec() != Some(sec) || pair.burst.is_some() {
                 continue; // closed by a later packet, or a burst the sweep follows
             }
-            let (entry, baseline) = self.thresholds_of(&key.0);
+            let (entry, baseline) = self.thresholds_at(&key.0, now_sec);
             let pair = self.pairs.get_mut(idx);
             // No burst was in progress, so none can end here.
             let ended = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
@@ -176,16 +176,27 @@ impl Subscribers {
         }
     }
 
-    /// The burst entry rate and the baseline of subscriber `home` (the configured defaults
-    /// for a subscriber no longer tracked).
-    pub(super) fn thresholds_of(&self, home: &Addr) -> ((f64, ThresholdBasis), Option<f64>) {
-        let host = self.hosts.find(home).map(|h| self.hosts.get(h));
-        let baseline = host.and_then(|h| h.baseline_bytes(self.cfg.baseline_warmup_seconds));
-        let entry = host.map_or_else(
-            || self.cfg.burst_entry(None, 0),
-            |h| h.burst_entry(&self.cfg),
-        );
-        (entry, baseline)
+    /// The burst entry rate and the baseline of subscriber `home` as a packet of it at
+    /// `now_sec` would find them: its open second closed first if older (see
+    /// [`super::host::HostState::roll`]). The configured defaults for a subscriber no longer
+    /// tracked.
+    pub(super) fn thresholds_at(
+        &mut self,
+        home: &Addr,
+        now_sec: i64,
+    ) -> ((f64, ThresholdBasis), Option<f64>) {
+        let Some(hidx) = self.hosts.find(home) else {
+            return (self.cfg.burst_entry(None, 0), None);
+        };
+        let cfg = &self.cfg;
+        let host = self.hosts.get_mut(hidx);
+        if host.sec < now_sec {
+            host.roll(now_sec, |h| h.burst_entry(cfg).0);
+        }
+        (
+            host.burst_entry(cfg),
+            host.baseline_bytes(cfg.baseline_warmup_seconds),
+        )
     }
 
     pub(super) fn expire_idle(&mut self) {
