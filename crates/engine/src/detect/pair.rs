@@ -171,7 +171,7 @@ pub struct FinishedBurst {
     pub too_long: bool,
 }
 
-/// State of one pair (576 bytes in the pair table; see `crate::memory`).
+/// State of one pair (544 bytes a slab entry in the pair table; see `crate::memory`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairState {
     /// Slot of the subscriber's state in the host map when last seen (checked before use).
@@ -191,6 +191,12 @@ pub struct PairState {
     bin_conns: [Connection; 4],
     bin_nflows: u8,
     bin_port: (u8, u16),
+    /// What the open bin is judged against when it closes, taken from the subscriber when the
+    /// bin opened (see [`PairState::set_bin_thresholds`]): the rate (bytes/s) that starts a
+    /// burst, what set it, and the baseline (NaN: none).
+    bin_entry: f64,
+    bin_baseline: f64,
+    bin_basis: ThresholdBasis,
     /// The burst in progress.
     pub burst: Option<Box<BurstAcc>>,
     /// When the pair was first seen (ns).
@@ -264,6 +270,9 @@ impl PairState {
             bin_conns: [Connection::default(); 4],
             bin_nflows: 0,
             bin_port: (0, 0),
+            bin_entry: f64::INFINITY,
+            bin_baseline: f64::NAN,
+            bin_basis: ThresholdBasis::Floor,
             burst: None,
             first_seen_ns: ts,
             last_ns: i64::MIN,
@@ -315,6 +324,30 @@ impl PairState {
     /// Second index of the open bin, if any.
     pub fn open_sec(&self) -> Option<i64> {
         (self.sec != i64::MIN).then_some(self.sec)
+    }
+
+    /// Keep what the open bin will be judged against: the subscriber's burst entry rate and
+    /// baseline as they stand when the bin opens, every second of the subscriber before the
+    /// bin's closed and the bin's own not yet. Taken then, they do not depend on which packet
+    /// of the next second closes the bin, nor on whether a packet or a sweep closes it, and a
+    /// second never raises its own bar.
+    #[inline]
+    pub(crate) fn set_bin_thresholds(
+        &mut self,
+        entry: (f64, ThresholdBasis),
+        baseline: Option<f64>,
+    ) {
+        self.bin_entry = entry.0;
+        self.bin_basis = entry.1;
+        self.bin_baseline = baseline.unwrap_or(f64::NAN);
+    }
+
+    /// What the open bin is judged against (see [`PairState::set_bin_thresholds`]); a bin
+    /// opened without them starts no burst.
+    #[inline]
+    pub(crate) fn bin_thresholds(&self) -> ((f64, ThresholdBasis), Option<f64>) {
+        let baseline = (!self.bin_baseline.is_nan()).then_some(self.bin_baseline);
+        ((self.bin_entry, self.bin_basis), baseline)
     }
 
     /// Upstream bytes of the open bin (0 when none is open).

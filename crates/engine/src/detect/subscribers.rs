@@ -392,13 +392,10 @@ impl Subscribers {
         let had_burst = self.pairs.get(pidx).burst.is_some();
         // The subscriber's baseline only matters when the pair's open bin closes (a new second).
         let now_sec = ts.div_euclid(NS_PER_SEC);
-        let finished = if self.pairs.get(pidx).bin_closes_before(now_sec) {
-            let host = self.hosts.get(hidx);
-            let baseline = host.baseline_bytes(self.cfg.baseline_warmup_seconds);
-            let entry = host.burst_entry(&self.cfg);
-            self.pairs
-                .get_mut(pidx)
-                .close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns)
+        let pair = self.pairs.get_mut(pidx);
+        let finished = if pair.bin_closes_before(now_sec) {
+            let (entry, baseline) = pair.bin_thresholds();
+            pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns)
         } else {
             None
         };
@@ -414,6 +411,7 @@ impl Subscribers {
         let pair = self.pairs.get_mut(pidx);
         let exchange = super::exchange::carries_exchange(pkt.proto, pkt.payload_len);
         let bin_up_before = pair.open_bin_up();
+        let opens = pair.open_sec().is_none();
         let open_before = pair.ex.open_start();
         let event_closed = pair.add(
             ts,
@@ -425,6 +423,15 @@ impl Subscribers {
             exchange,
             gap,
         );
+        if opens {
+            // The subscriber was rolled to this packet's second (`locate`): its baseline and
+            // peak hold every second before this one.
+            let host = self.hosts.get(hidx);
+            pair.set_bin_thresholds(
+                host.burst_entry(&self.cfg),
+                host.baseline_bytes(self.cfg.baseline_warmup_seconds),
+            );
+        }
         // A new exchange of a pair that could already be a beacon waits for its silence (not
         // where beacons are not scored: flow export, or scoring off).
         let scored = !self.cfg.beacons_off() && !pair.from_export();

@@ -36,19 +36,21 @@ impl HostState {
         self.add_upstream(bytes, held);
     }
 
-    /// Make `sec` the open second, closing the one open before if it is another.
+    /// Make `sec` the open second, closing the one open before if it is older.
     ///
-    /// Every packet of the subscriber, either direction, rolls it before any of its pairs'
-    /// seconds is judged against the baseline, and so do the sweeps before they judge a
-    /// silent pair's second. The baseline a pair's second is judged against then holds
-    /// every second of the subscriber before the packet (or sweep) that closed it, whichever
-    /// of the subscriber's packets of that second came first. Before, only an upstream
-    /// packet closed the subscriber's second, so a pair's second closed by a downstream packet
-    /// that came before the subscriber's first upstream one was judged without the last
-    /// second. `burst_bytes` is asked only when a second closes (it reads the baseline).
+    /// Every packet of the subscriber, either direction, rolls it before its pair is looked
+    /// at, so a pair's bin that opens takes (see `PairState::set_bin_thresholds`) a baseline
+    /// and peak of every second of the subscriber before the bin's own, whichever packet of
+    /// the second came first. Before, only an upstream packet closed the subscriber's second,
+    /// and a pair's second was judged when it closed, against whatever the subscriber's had
+    /// closed by then. `burst_bytes` is asked only when a second closes (it reads the baseline).
+    ///
+    /// A late packet (of a second before the open one, from input merged out of order) counts
+    /// in the open second, as a pair's late packet counts in its open bin; only an empty
+    /// second moves back (nothing to close), so that a subscriber's first second can be any.
     #[inline]
     pub(super) fn roll(&mut self, sec: i64, burst_bytes: impl FnOnce(&Self) -> f64) {
-        if sec != self.sec {
+        if sec > self.sec || (sec < self.sec && self.bin_up == 0) {
             let threshold = burst_bytes(self);
             self.close_bin(threshold);
             self.sec = sec;

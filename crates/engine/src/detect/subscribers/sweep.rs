@@ -3,7 +3,6 @@
 
 use super::Subscribers;
 use crate::detect::beacon;
-use crate::detect::config::ThresholdBasis;
 use crate::detect::event::{Event, EventKind};
 use crate::detect::idle::IDLE_CLOSE_NS;
 use crate::detect::pair::{self};
@@ -125,8 +124,8 @@ impl Subscribers {
                 self.bursting.swap_remove(i);
                 continue;
             }
-            let (entry, baseline) = self.thresholds_at(&key.0, now_sec);
             let pair = self.pairs.get_mut(idx);
+            let (entry, baseline) = pair.bin_thresholds();
             let mut done = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
             if done.is_none() && (all || pair.burst_is_over(now_sec, quiet, max_ns)) {
                 done = pair.finish_burst(max_ns);
@@ -164,8 +163,8 @@ impl Subscribers {
             if pair.open_sec() != Some(sec) || pair.burst.is_some() {
                 continue; // closed by a later packet, or a burst the sweep follows
             }
-            let (entry, baseline) = self.thresholds_at(&key.0, now_sec);
             let pair = self.pairs.get_mut(idx);
+            let (entry, baseline) = pair.bin_thresholds();
             // No burst was in progress, so none can end here.
             let ended = pair.close_bin_before(now_sec, entry, baseline, cont, quiet, max_ns);
             debug_assert!(ended.is_none());
@@ -174,29 +173,6 @@ impl Subscribers {
                 self.bursting.push((idx, key));
             }
         }
-    }
-
-    /// The burst entry rate and the baseline of subscriber `home` as a packet of it at
-    /// `now_sec` would find them: its open second closed first if older (see
-    /// [`super::host::HostState::roll`]). The configured defaults for a subscriber no longer
-    /// tracked.
-    pub(super) fn thresholds_at(
-        &mut self,
-        home: &Addr,
-        now_sec: i64,
-    ) -> ((f64, ThresholdBasis), Option<f64>) {
-        let Some(hidx) = self.hosts.find(home) else {
-            return (self.cfg.burst_entry(None, 0), None);
-        };
-        let cfg = &self.cfg;
-        let host = self.hosts.get_mut(hidx);
-        if host.sec < now_sec {
-            host.roll(now_sec, |h| h.burst_entry(cfg).0);
-        }
-        (
-            host.burst_entry(cfg),
-            host.baseline_bytes(cfg.baseline_warmup_seconds),
-        )
     }
 
     pub(super) fn expire_idle(&mut self) {

@@ -68,6 +68,27 @@ fn held_bytes_count_in_the_uplink_peak_but_not_in_the_baseline() {
 }
 
 #[test]
+fn a_late_packet_counts_in_the_open_second_and_any_packet_rolls_it() {
+    let entry = |_: &HostState| 125_000.0;
+    let mut h = HostState::default();
+    h.count_upstream(5 * NS_PER_SEC, 1_000, false, entry);
+    h.count_upstream(6 * NS_PER_SEC, 2_000, false, entry);
+    // Second 5 again, late: it stays in second 6, which is not closed by it.
+    h.count_upstream(5 * NS_PER_SEC + 900_000_000, 500, false, entry);
+    assert_eq!((h.sec, h.bin_up, h.active_secs), (6, 2_500, 1));
+    // A packet without upstream bytes (the subscriber's downstream) closes second 6.
+    h.roll(7, entry);
+    assert_eq!((h.sec, h.bin_up, h.active_secs), (7, 0, 2));
+    assert_eq!(h.peak_up, 2_500);
+    // An empty second may move back: a first packet before 1970 still opens its second.
+    let mut h = HostState::default();
+    h.count_upstream(-3 * NS_PER_SEC, 700, false, entry);
+    assert_eq!((h.sec, h.bin_up), (-3, 700));
+    h.roll(-2, entry);
+    assert_eq!((h.sec, h.active_secs, h.peak_up), (-2, 1, 700));
+}
+
+#[test]
 fn subscriber_hash_is_fixed_across_machines_and_versions() {
     // Golden values: these hashes are written to state files; a change here makes old
     // files unreadable and needs a new STATE_VERSION.
