@@ -135,12 +135,27 @@ fn run(input: &[(i64, PacketMeta)], export_flows: bool) -> (Vec<Alert>, Engine) 
 /// `input` with the bins of each second in a shuffled order: consecutive bins then seldom
 /// share a pair, so the pair hint of passed-by bins is mostly another pair's.
 fn shuffled_within_seconds(input: &[(i64, PacketMeta)], seed: u64) -> Vec<(i64, PacketMeta)> {
+    shuffled_within(input, seed, |t| t.div_euclid(S))
+}
+
+/// `input` with the bins of each instant (all of a second's bins share one) in a shuffled order;
+/// captured packets, each at an instant of its own, stay where they were.
+fn shuffled_within_instants(input: &[(i64, PacketMeta)], seed: u64) -> Vec<(i64, PacketMeta)> {
+    shuffled_within(input, seed, |t| t)
+}
+
+/// `input` shuffled among the packets whose times `group` maps to one value.
+fn shuffled_within(
+    input: &[(i64, PacketMeta)],
+    seed: u64,
+    group: impl Fn(i64) -> i64,
+) -> Vec<(i64, PacketMeta)> {
     let mut r = Rng(seed);
     let mut out: Vec<(u64, (i64, PacketMeta))> = input
         .iter()
         .map(|x| (r.below(u64::MAX), x.clone()))
         .collect();
-    out.sort_by_key(|(k, (t, _))| (t.div_euclid(S), *k));
+    out.sort_by_key(|(k, (t, _))| (group(*t), *k));
     out.into_iter().map(|(_, x)| x).collect()
 }
 
@@ -194,18 +209,6 @@ fn export_bins_give_the_same_alerts_with_or_without_the_flow_table() {
         assert_eq!(off_records[0].packets(), 120);
         assert!(std::iter::from_fn(|| on.pop_record()).count() > 40);
     }
-}
-
-/// `input` with the bins of each instant (all of a second's bins share one) in a shuffled order;
-/// captured packets, each at an instant of its own, stay where they were.
-fn shuffled_within_instants(input: &[(i64, PacketMeta)], seed: u64) -> Vec<(i64, PacketMeta)> {
-    let mut r = Rng(seed);
-    let mut out: Vec<(u64, (i64, PacketMeta))> = input
-        .iter()
-        .map(|x| (r.below(u64::MAX), x.clone()))
-        .collect();
-    out.sort_by_key(|(k, (t, _))| (*t, *k));
-    out.into_iter().map(|(_, x)| x).collect()
 }
 
 /// What a burst alert says that must not depend on the order of the bins within a second:
