@@ -390,7 +390,8 @@ impl Subscribers {
         );
         self.pairs.get_mut(pidx).note_sampling(pkt.sampling);
         let had_burst = self.pairs.get(pidx).burst.is_some();
-        // The subscriber's baseline only matters when the pair's open bin closes (a new second).
+        // The pair's open bin closes at a new second, judged against what it took when it
+        // opened (see `PairState::set_bin_thresholds`).
         let now_sec = ts.div_euclid(NS_PER_SEC);
         let pair = self.pairs.get_mut(pidx);
         let finished = if pair.bin_closes_before(now_sec) {

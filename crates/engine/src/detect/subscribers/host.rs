@@ -41,9 +41,8 @@ impl HostState {
     /// Every packet of the subscriber, either direction, rolls it before its pair is looked
     /// at, so a pair's bin that opens takes (see `PairState::set_bin_thresholds`) a baseline
     /// and peak of every second of the subscriber before the bin's own, whichever packet of
-    /// the second came first. Before, only an upstream packet closed the subscriber's second,
-    /// and a pair's second was judged when it closed, against whatever the subscriber's had
-    /// closed by then. `burst_bytes` is asked only when a second closes (it reads the baseline).
+    /// the second came first. `burst_bytes` is asked only when a second closes (it reads the
+    /// baseline).
     ///
     /// A late packet (of a second before the open one, from input merged out of order) counts
     /// in the open second, as a pair's late packet counts in its open bin; only an empty
