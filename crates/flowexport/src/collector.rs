@@ -13,6 +13,7 @@ use crate::bins::{Bin, BinStats, Bins, Key, Volume};
 use crate::clock::{Anchor, ExportClock, Placed};
 use crate::counters::{ExporterStats, Exporters};
 use crate::interfaces::{Interface, Interfaces};
+use crate::layout::Layouts;
 use crate::record::{ipfix_field, v9_field, Flat};
 use crate::templates::TemplateStash;
 use crate::{sflow, Config, ConfigError, Kind, NS_PER_SEC};
@@ -82,6 +83,10 @@ pub struct Collector {
     newest_ns: Option<i64>,
     sflow_scratch: VecDeque<sflow::Sampled>,
     interfaces: Interfaces,
+    /// IPFIX record layouts, to read data sets without the parser (see [`crate::layout`]).
+    pub(crate) layouts: Layouts,
+    /// Whether confirmed layouts are used (off only to compare the two paths in tests).
+    pub(crate) read_by_layout: bool,
 }
 
 impl Collector {
@@ -126,6 +131,8 @@ impl Collector {
             newest_ns: None,
             sflow_scratch: VecDeque::new(),
             interfaces: Interfaces::default(),
+            layouts: Layouts::default(),
+            read_by_layout: true,
         })
     }
 
@@ -148,6 +155,7 @@ impl Collector {
         match kind {
             Kind::Unknown => {}
             Kind::Sflow => self.push_sflow(arrival_ns, ip, datagram),
+            Kind::Ipfix if self.by_layout(arrival_ns, exporter, datagram) => {}
             _ => self.push_netflow(arrival_ns, exporter, datagram),
         }
         self.advance(arrival_ns);
@@ -301,7 +309,7 @@ impl Collector {
                     }
                 }
                 NetflowPacket::V9(v9) => self.v9(arrival_ns, ip, v9),
-                NetflowPacket::IPFix(ipfix) => self.ipfix(arrival_ns, ip, ipfix),
+                NetflowPacket::IPFix(ipfix) => self.ipfix(arrival_ns, exporter, ipfix),
                 _ => self.exporters.get_mut(ip).parse_errors += 1,
             }
         }
@@ -325,13 +333,50 @@ impl Collector {
         }
     }
 
-    fn ipfix(&mut self, arrival_ns: i64, ip: IpAddr, msg: &IPFix) {
+    /// An IPFIX message read by the layouts of its templates, without the parser. `false`
+    /// unless every set is data of a confirmed layout: the parser is to read it then.
+    fn by_layout(&mut self, arrival_ns: i64, exporter: SocketAddr, datagram: &[u8]) -> bool {
+        let known = self.layouts.known(exporter, datagram);
+        let Some(known) = known.filter(|_| self.read_by_layout) else {
+            self.layouts.before_parser(exporter, datagram);
+            return false;
+        };
+        let export_ms = i64::from(known.export_s) * 1000;
+        let ctx = Ctx::new(arrival_ns, exporter.ip(), known.domain, export_ms, None);
+        let layouts = std::mem::take(&mut self.layouts);
+        layouts.records(exporter, known, datagram, |flat| self.record(&ctx, flat));
+        self.layouts = layouts;
+        self.layouts.read_here += 1;
+        true
+    }
+
+    fn ipfix(&mut self, arrival_ns: i64, exporter: SocketAddr, msg: &IPFix) {
         let h = &msg.header;
+        let ip = exporter.ip();
+        let domain = h.observation_domain_id;
         let export_ms = i64::from(h.export_time) * 1000;
-        let ctx = Ctx::new(arrival_ns, ip, h.observation_domain_id, export_ms, None);
+        let ctx = Ctx::new(arrival_ns, ip, domain, export_ms, None);
         for set in &msg.flowsets {
             match &set.body {
+                IpfixBody::Template(t) => self.layouts.template(exporter, domain, t),
+                IpfixBody::Templates(ts) => {
+                    for t in ts {
+                        self.layouts.template(exporter, domain, t);
+                    }
+                }
+                IpfixBody::OptionsTemplate(t) => {
+                    self.layouts.forget(exporter, domain, t.template_id);
+                }
+                IpfixBody::OptionsTemplates(ts) => {
+                    for t in ts {
+                        self.layouts.forget(exporter, domain, t.template_id);
+                    }
+                }
                 IpfixBody::Data(data) => {
+                    if let Some(first) = data.fields.first() {
+                        let id = set.header.header_id;
+                        self.layouts.confirm(exporter, domain, id, first);
+                    }
                     for rec in &data.fields {
                         self.record(&ctx, &Flat::of(rec, ipfix_field));
                     }

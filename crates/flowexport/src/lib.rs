@@ -40,6 +40,7 @@ mod collector;
 mod config;
 mod counters;
 mod interfaces;
+mod layout;
 mod record;
 mod sflow;
 mod templates;
@@ -148,5 +149,7 @@ pub fn engine_input(bin: &Bin, meta: &mut PacketMeta, mut f: impl FnMut(i64, &Pa
     }
 }
 
+#[cfg(test)]
+mod layout_tests;
 #[cfg(test)]
 mod tests;

@@ -106,6 +106,16 @@ pub(crate) fn v9_field(f: V9) -> Option<F> {
     })
 }
 
+/// A field's value in the forms [`Flat`] takes a value in: the parser's `as_u64` (or, for
+/// absolute times, milliseconds since 1970), `as_u8`, `as_u16`, and an address.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Plain {
+    pub number: Option<u64>,
+    pub byte: Option<u8>,
+    pub short: Option<u16>,
+    pub addr: Option<IpAddr>,
+}
+
 /// One data record, flattened.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Flat {
@@ -149,26 +159,49 @@ impl Flat {
     /// Take one field's value.
     pub(crate) fn set(&mut self, f: F, v: &FieldValue) {
         match f {
-            F::Bytes => self.bytes = v.as_u64(),
-            F::Packets => self.packets = v.as_u64(),
-            F::RevBytes => self.rev_bytes = v.as_u64(),
-            F::RevPackets => self.rev_packets = v.as_u64(),
             F::Proto => self.proto = v.as_u8().unwrap_or(0),
             F::SrcPort => self.sport = v.as_u16().unwrap_or(0),
             F::DstPort => self.dport = v.as_u16().unwrap_or(0),
             F::Src => self.src = addr(v),
             F::Dst => self.dst = addr(v),
-            F::StartUptime => self.start_uptime_ms = v.as_u64(),
-            F::EndUptime => self.end_uptime_ms = v.as_u64(),
-            F::StartAbs => self.start_abs_ms = abs_ms(v),
-            F::EndAbs => self.end_abs_ms = abs_ms(v),
-            F::StartDeltaUs => self.start_delta_us = v.as_u64(),
-            F::EndDeltaUs => self.end_delta_us = v.as_u64(),
-            F::SysInit => self.sys_init_ms = v.as_u64(),
-            F::Rate => self.rate = v.as_u64(),
-            F::PacketInterval => self.packet_interval = v.as_u64(),
-            F::PacketSpace => self.packet_space = v.as_u64(),
+            F::StartAbs | F::EndAbs => self.set_number(f, abs_ms(v)),
+            _ => self.set_number(f, v.as_u64()),
         }
+    }
+
+    /// Take one field's value read straight from its bytes, as [`Flat::set`] takes the
+    /// parser's value of the same bytes.
+    pub(crate) fn set_plain(&mut self, f: F, v: Plain) {
+        match f {
+            F::Proto => self.proto = v.byte.unwrap_or(0),
+            F::SrcPort => self.sport = v.short.unwrap_or(0),
+            F::DstPort => self.dport = v.short.unwrap_or(0),
+            F::Src => self.src = v.addr,
+            F::Dst => self.dst = v.addr,
+            _ => self.set_number(f, v.number),
+        }
+    }
+
+    /// A field held as a number.
+    fn set_number(&mut self, f: F, v: Option<u64>) {
+        let slot = match f {
+            F::Bytes => &mut self.bytes,
+            F::Packets => &mut self.packets,
+            F::RevBytes => &mut self.rev_bytes,
+            F::RevPackets => &mut self.rev_packets,
+            F::StartUptime => &mut self.start_uptime_ms,
+            F::EndUptime => &mut self.end_uptime_ms,
+            F::StartAbs => &mut self.start_abs_ms,
+            F::EndAbs => &mut self.end_abs_ms,
+            F::StartDeltaUs => &mut self.start_delta_us,
+            F::EndDeltaUs => &mut self.end_delta_us,
+            F::SysInit => &mut self.sys_init_ms,
+            F::Rate => &mut self.rate,
+            F::PacketInterval => &mut self.packet_interval,
+            F::PacketSpace => &mut self.packet_space,
+            F::Proto | F::SrcPort | F::DstPort | F::Src | F::Dst => return,
+        };
+        *slot = v;
     }
 
     /// The sampling rate this record (or options record) states: `Some(0)` for a zero rate.
