@@ -153,12 +153,13 @@ const PORTS: u64 = (1 << 41) - 1;
 
 impl Ord for SortKey {
     fn cmp(&self, o: &Self) -> Ordering {
+        // Lazily: most keys differ in their lower address already.
         (self.rest & LO_V6)
             .cmp(&(o.rest & LO_V6))
-            .then(self.lo.cmp(&o.lo))
-            .then((self.rest & HI_V6).cmp(&(o.rest & HI_V6)))
-            .then(self.hi.cmp(&o.hi))
-            .then((self.rest & PORTS).cmp(&(o.rest & PORTS)))
+            .then_with(|| self.lo.cmp(&o.lo))
+            .then_with(|| (self.rest & HI_V6).cmp(&(o.rest & HI_V6)))
+            .then_with(|| self.hi.cmp(&o.hi))
+            .then_with(|| (self.rest & PORTS).cmp(&(o.rest & PORTS)))
     }
 }
 
@@ -313,8 +314,9 @@ pub struct Bins {
     next: Vec<Span>,
     /// Emptied vectors of `pending`, kept for the next seconds (at most [`SPARE`]).
     spare: Vec<Vec<Span>>,
-    /// Scratch: the order of the spans starting in the second being released.
-    order: Vec<u32>,
+    /// Scratch: the keys and indexes of the spans starting in the second being released,
+    /// sorted by key (a span is too large to move around cheaply; its key is not).
+    order: Vec<(SortKey, u32)>,
     /// (span, second) entries held: the seconds each held span has still to give.
     entries: usize,
     max_entries: usize,
@@ -485,13 +487,12 @@ impl Bins {
             _ => None,
         }
         .unwrap_or_default();
-        // Sorted by index: a span is too large to move around cheaply.
         let mut order = std::mem::take(&mut self.order);
         order.clear();
         // At most the cap (`max_entries`, far below 2^32) plus one datagram's spans.
-        order.extend(0..fresh.len() as u32);
-        order.sort_unstable_by(|&x, &y| fresh[x as usize].key.cmp(&fresh[y as usize].key));
-        let fresh_at = |f: usize| order.get(f).and_then(|&i| fresh.get(i as usize));
+        order.extend(fresh.iter().zip(0u32..).map(|(s, i)| (s.key, i)));
+        order.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        let fresh_at = |f: usize| order.get(f).and_then(|&(_, i)| fresh.get(i as usize));
         let mut next = std::mem::take(&mut self.next);
         next.clear();
         let mut acc: Option<(SortKey, Volume)> = None;

@@ -94,7 +94,13 @@ impl Plainly {
 
     /// The value of `bytes` (as long as the field), in the forms the parser's value gives.
     fn read(self, bytes: &[u8]) -> Plain {
-        let n = bytes.iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
+        let n = match *bytes {
+            [a] => u64::from(a),
+            [a, b] => u64::from(u16::from_be_bytes([a, b])),
+            [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+            [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            _ => bytes.iter().fold(0u64, |n, &b| n << 8 | u64::from(b)),
+        };
         match self {
             Plainly::Unsigned => Plain {
                 number: Some(n),
