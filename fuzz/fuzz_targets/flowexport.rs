@@ -3,7 +3,8 @@
 //! `udp_datagram`, link type from the second byte), the rest is the input. With the selector's
 //! bit 1 set, a datagram's collector first restores a saved template from the input (its
 //! length in the next byte, then its encoding) under every kind, id 256 and domain 0 of the
-//! exporter: damaged or hostile saved templates met by data.
+//! exporter: damaged or hostile saved templates met by data. With bit 2 set, the input is
+//! two datagrams, so that data without templates meets IPFIX layouts confirmed by the first.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -57,9 +58,19 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let from = SocketAddr::from(([192, 0, 2, 1], 2055));
-    // Twice: the second pass meets whatever templates the first one defined.
-    c.push(1_000_000_000_000, from, rest);
-    c.push(1_001_000_000_000, from, rest);
+    // With bit 2 of the selector, the input is two datagrams (the first one's length in the
+    // next two bytes): the second, sent twice, meets the templates the first defined and,
+    // without templates of its own, the IPFIX layouts the first confirmed. Otherwise the
+    // input is one datagram, sent twice: the second pass meets the templates of the first.
+    let (first, second) = match rest {
+        [hi, lo, more @ ..] if selector & 4 != 0 => {
+            more.split_at(usize::from(u16::from_be_bytes([*hi, *lo])).min(more.len()))
+        }
+        _ => (rest, rest),
+    };
+    c.push(1_000_000_000_000, from, first);
+    c.push(1_001_000_000_000, from, second);
+    c.push(1_002_000_000_000, from, second);
     assert!(c.held_bins() <= 4096);
     c.finish();
     while c.pop().is_some() {}

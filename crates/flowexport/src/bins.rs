@@ -316,7 +316,7 @@ pub struct Bins {
     spare: Vec<Vec<Span>>,
     /// Scratch: the keys and indexes of the spans starting in the second being released,
     /// sorted by key (a span is too large to move around cheaply; its key is not).
-    order: Vec<(SortKey, u32)>,
+    order: Vec<u32>,
     /// (span, second) entries held: the seconds each held span has still to give.
     entries: usize,
     max_entries: usize,
@@ -490,9 +490,9 @@ impl Bins {
         let mut order = std::mem::take(&mut self.order);
         order.clear();
         // At most the cap (`max_entries`, far below 2^32) plus one datagram's spans.
-        order.extend(fresh.iter().zip(0u32..).map(|(s, i)| (s.key, i)));
-        order.sort_unstable_by(|x, y| x.0.cmp(&y.0));
-        let fresh_at = |f: usize| order.get(f).and_then(|&(_, i)| fresh.get(i as usize));
+        order.extend(0..fresh.len() as u32);
+        order.sort_unstable_by(|&x, &y| fresh[x as usize].key.cmp(&fresh[y as usize].key));
+        let fresh_at = |f: usize| order.get(f).and_then(|&i| fresh.get(i as usize));
         let mut next = std::mem::take(&mut self.next);
         next.clear();
         let mut acc: Option<(SortKey, Volume)> = None;

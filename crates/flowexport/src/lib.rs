@@ -26,6 +26,10 @@
 //! * Templates can be kept across a restart: a [`TemplateStash`] given to
 //!   [`Collector::with_templates`] receives every template learned and answers the parser's
 //!   misses; the daemon saves and loads it.
+//! * IPFIX data records are read by the layout of their template once the parser has decoded
+//!   a record of it field for field: a message of such data sets alone skips the parser's
+//!   typed field lists (the larger part of the collector's cost); anything else goes through
+//!   the parser (see the `layout` module).
 //! * Every table is bounded (template sources and templates per source, held data sets, learned
 //!   options, bin entries, exporters with counters) and what goes over is counted.
 //!
