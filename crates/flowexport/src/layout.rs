@@ -31,6 +31,7 @@
 //! most [`MAX_LAYOUTS`] in all). Data of a template the parser has evicted is therefore still
 //! read here, where the parser would have held it as a template miss.
 
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use netflow_parser::variable_versions::field_value::{FieldDataType, FieldValue};
@@ -43,6 +44,8 @@ use crate::record::{ipfix_field, Flat, Plain, F};
 
 /// Layouts kept at most, every exporter together.
 pub(crate) const MAX_LAYOUTS: usize = 16_384;
+/// Fields read per record at most (a template naming more of them is left to the parser).
+const MAX_READS: usize = 32;
 
 const MESSAGE_HEADER: usize = 16;
 const SET_HEADER: usize = 4;
@@ -135,8 +138,9 @@ impl Plainly {
 /// Where the fields this crate reads sit in a record of one template.
 #[derive(Debug, Clone)]
 struct Layout {
-    /// The template's fields and lengths, to check the parser's decoded records against.
-    fields: Vec<(IPFixField, u16)>,
+    /// A hash of the template's fields and lengths, in order, to check the parser's decoded
+    /// records against (kept instead of the fields: a template may have 512).
+    fingerprint: u64,
     record_len: usize,
     reads: Vec<Read>,
     /// The scope's epoch in which the parser decoded a record of this template, field for
@@ -144,8 +148,21 @@ struct Layout {
     confirmed: Option<u64>,
 }
 
+/// The hash of a sequence of (field, length).
+fn fingerprint(fields: impl Iterator<Item = (IPFixField, usize)>) -> u64 {
+    let mut h = foldhash::quality::FixedState::with_seed(0x1bf1).build_hasher();
+    let mut n = 0usize;
+    for f in fields {
+        f.hash(&mut h);
+        n += 1;
+    }
+    n.hash(&mut h);
+    h.finish()
+}
+
 impl Layout {
-    /// The layout of a template of fixed-length fields (`None` for a variable-length one).
+    /// The layout of a template of fixed-length fields (`None` for a variable-length one, or
+    /// one that repeats the fields this crate reads more than [`MAX_READS`] times in all).
     fn of(fields: &[TemplateField]) -> Option<Layout> {
         let registry = EnterpriseFieldRegistry::default();
         let mut offset = 0usize;
@@ -155,6 +172,9 @@ impl Layout {
                 return None;
             }
             if let Some(field) = ipfix_field(&tf.field_type) {
+                if reads.len() == MAX_READS {
+                    return None;
+                }
                 let ty = tf.field_type.to_field_data_type(&registry);
                 reads.push(Read {
                     field,
@@ -166,11 +186,13 @@ impl Layout {
             }
             offset += usize::from(tf.field_length);
         }
-        (offset > 0).then(|| Layout {
-            fields: fields
+        let fingerprint = fingerprint(
+            fields
                 .iter()
-                .map(|f| (f.field_type, f.field_length))
-                .collect(),
+                .map(|f| (f.field_type, usize::from(f.field_length))),
+        );
+        (offset > 0).then_some(Layout {
+            fingerprint,
             record_len: offset,
             reads,
             confirmed: None,
@@ -179,11 +201,7 @@ impl Layout {
 
     /// Whether the parser's record has this layout's fields, each as long as here.
     fn matches(&self, record: &[IPFixFieldPair]) -> bool {
-        record.len() == self.fields.len()
-            && record
-                .iter()
-                .zip(&self.fields)
-                .all(|((f, v), (lf, len))| f == lf && v.byte_len() == usize::from(*len))
+        fingerprint(record.iter().map(|(f, v)| (*f, v.byte_len()))) == self.fingerprint
     }
 
     /// One record's fields, as [`Flat::of`] takes them from the parser's record.

@@ -258,6 +258,18 @@ fn a_set_gives_at_most_the_parsers_records() {
 }
 
 #[test]
+fn a_template_naming_too_many_read_fields_is_left_to_the_parser() {
+    let mut t = v4_template();
+    t.extend(std::iter::repeat_n(spec(1, 4), 40));
+    let steps = [
+        Step::Templates(vec![(256, t)]),
+        Step::Data(vec![(256, 2)]),
+        Step::Data(vec![(256, 2)]),
+    ];
+    assert_eq!(compare(&messages(&steps, 9)), 0);
+}
+
+#[test]
 fn withdrawn_redefined_and_options_templates_go_back_to_the_parser() {
     let t = v4_template();
     let mut wider = t.clone();
