@@ -156,21 +156,25 @@ impl Flat {
         flat
     }
 
-    /// Take one field's value.
+    /// Take one field's value, as the parser made it.
     pub(crate) fn set(&mut self, f: F, v: &FieldValue) {
-        match f {
-            F::Proto => self.proto = v.as_u8().unwrap_or(0),
-            F::SrcPort => self.sport = v.as_u16().unwrap_or(0),
-            F::DstPort => self.dport = v.as_u16().unwrap_or(0),
-            F::Src => self.src = addr(v),
-            F::Dst => self.dst = addr(v),
-            F::StartAbs | F::EndAbs => self.set_number(f, abs_ms(v)),
-            _ => self.set_number(f, v.as_u64()),
-        }
+        let number = match f {
+            F::StartAbs | F::EndAbs => abs_ms(v),
+            _ => v.as_u64(),
+        };
+        self.set_plain(
+            f,
+            Plain {
+                number,
+                byte: v.as_u8(),
+                short: v.as_u16(),
+                addr: addr(v),
+            },
+        );
     }
 
-    /// Take one field's value read straight from its bytes, as [`Flat::set`] takes the
-    /// parser's value of the same bytes.
+    /// Take one field's value in its plain forms (read straight from its bytes by the IPFIX
+    /// layouts, or taken from the parser's value by [`Flat::set`]).
     pub(crate) fn set_plain(&mut self, f: F, v: Plain) {
         match f {
             F::Proto => self.proto = v.byte.unwrap_or(0),
