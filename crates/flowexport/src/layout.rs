@@ -258,6 +258,17 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Whether the sets from `at` to `end` are data sets, each at least a set header long.
+fn only_data_sets(dg: &[u8], mut at: usize, end: usize) -> bool {
+    while at < end {
+        match (be16(dg, at), be16(dg, at + 2).map(usize::from)) {
+            (Some(id), Some(len)) if id >= FIRST_DATA_SET_ID && len >= SET_HEADER => at += len,
+            _ => return false,
+        }
+    }
+    true
+}
+
 impl Layouts {
     /// A template the parser returned (it took it): learned or redefined, not yet confirmed.
     pub(crate) fn template(&mut self, exporter: SocketAddr, domain: u32, t: &Template) {
@@ -276,28 +287,24 @@ impl Layouts {
         }
     }
 
-    /// Before the parser reads `dg`: if it carries anything but data sets, the parser may
-    /// learn, replace, withdraw or refuse templates of its exporter and domain, so their
-    /// layouts wait for its confirmation again.
+    /// Before the parser reads `dg`: where a message of it carries anything but data sets,
+    /// the parser may learn, replace, withdraw or refuse templates of that message's exporter
+    /// and domain, so their layouts wait for its confirmation again. Each message of the
+    /// datagram is looked at (the parser reads every one).
     pub(crate) fn before_parser(&mut self, exporter: SocketAddr, dg: &[u8]) {
-        let Some(domain) = be32(dg, 12) else {
-            return;
-        };
-        let scope = Scope { exporter, domain };
-        let Some(epoch) = self.epochs.get_mut(&scope) else {
-            return;
-        };
-        let mut at = MESSAGE_HEADER;
-        while at < dg.len() {
-            match (be16(dg, at), be16(dg, at + 2).map(usize::from)) {
-                (Some(id), Some(len)) if id >= FIRST_DATA_SET_ID && len >= SET_HEADER => {
-                    at += len;
-                }
-                _ => {
+        let mut at = 0;
+        while let (Some(len), Some(domain)) = (be16(dg, at + 2), be32(dg, at + 12)) {
+            let len = usize::from(len);
+            let end = (at + len).min(dg.len());
+            if !only_data_sets(dg, at + MESSAGE_HEADER, end) {
+                if let Some(epoch) = self.epochs.get_mut(&Scope { exporter, domain }) {
                     *epoch += 1;
-                    return;
                 }
             }
+            if len < MESSAGE_HEADER {
+                return;
+            }
+            at += len;
         }
     }
 

@@ -270,6 +270,39 @@ fn a_template_naming_too_many_read_fields_is_left_to_the_parser() {
 }
 
 #[test]
+fn a_withdrawal_in_the_second_message_of_a_datagram_is_followed() {
+    let in_domain = |steps: &[Step], domain: u32| {
+        let mut d = messages(steps, 13);
+        for m in &mut d {
+            m[12..16].copy_from_slice(&domain.to_be_bytes());
+        }
+        d
+    };
+    let confirm = [
+        Step::Templates(vec![(256, v4_template())]),
+        Step::Data(vec![(256, 3)]),
+    ];
+    let mut d = in_domain(&confirm, 1);
+    d.extend(in_domain(&confirm, 2));
+    // One datagram: data of domain 1, then domain 2 withdrawing its template.
+    let data = in_domain(&[Step::Data(vec![(256, 2)])], 1).remove(0);
+    let withdraw = in_domain(&[Step::Templates(vec![(256, vec![])])], 2).remove(0);
+    d.push([data, withdraw].concat());
+    // Domain 2's data after the withdrawal is the parser's template miss, not read by layout.
+    let mut late = messages(
+        &[
+            Step::Templates(vec![(256, v4_template())]),
+            Step::Data(vec![(256, 4)]),
+        ],
+        17,
+    );
+    let mut after = late.remove(1);
+    after[12..16].copy_from_slice(&2u32.to_be_bytes());
+    d.push(after);
+    assert_eq!(compare(&d), 0);
+}
+
+#[test]
 fn withdrawn_redefined_and_options_templates_go_back_to_the_parser() {
     let t = v4_template();
     let mut wider = t.clone();
