@@ -314,8 +314,8 @@ pub struct Bins {
     next: Vec<Span>,
     /// Emptied vectors of `pending`, kept for the next seconds (at most [`SPARE`]).
     spare: Vec<Vec<Span>>,
-    /// Scratch: the keys and indexes of the spans starting in the second being released,
-    /// sorted by key (a span is too large to move around cheaply; its key is not).
+    /// Scratch: the indexes of the spans starting in the second being released, sorted by
+    /// their spans' keys (a span is too large to move around cheaply).
     order: Vec<u32>,
     /// (span, second) entries held: the seconds each held span has still to give.
     entries: usize,

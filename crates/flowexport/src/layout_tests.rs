@@ -269,8 +269,11 @@ fn a_template_naming_too_many_read_fields_is_left_to_the_parser() {
     assert_eq!(compare(&messages(&steps, 9)), 0);
 }
 
+/// A datagram of two IPFIX messages, the second withdrawing domain 2's template: whether the
+/// parser reads that second message or not, domain 2's layout waits for its confirmation
+/// again, so its next data goes to the parser (and both readings agree).
 #[test]
-fn a_withdrawal_in_the_second_message_of_a_datagram_is_followed() {
+fn every_message_of_a_datagram_is_looked_at_before_the_parser_reads_it() {
     let in_domain = |steps: &[Step], domain: u32| {
         let mut d = messages(steps, 13);
         for m in &mut d {
@@ -288,7 +291,7 @@ fn a_withdrawal_in_the_second_message_of_a_datagram_is_followed() {
     let data = in_domain(&[Step::Data(vec![(256, 2)])], 1).remove(0);
     let withdraw = in_domain(&[Step::Templates(vec![(256, vec![])])], 2).remove(0);
     d.push([data, withdraw].concat());
-    // Domain 2's data after the withdrawal is the parser's template miss, not read by layout.
+    // Domain 2's next data is the parser's, not read by layout.
     let mut late = messages(
         &[
             Step::Templates(vec![(256, v4_template())]),
