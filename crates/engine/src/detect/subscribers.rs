@@ -410,7 +410,10 @@ impl Subscribers {
             self.hosts.get_mut(hidx).add_upstream(pkt.ip_len, held);
         }
         let pair = self.pairs.get_mut(pidx);
-        let exchange = super::exchange::carries_exchange(pkt.proto, pkt.payload_len);
+        // Exchanges feed only the beacon analysis, which flow export's samples never get
+        // (they carry a sampling rate; captured packets do not).
+        let exchange =
+            pkt.sampling == 0 && super::exchange::carries_exchange(pkt.proto, pkt.payload_len);
         let bin_up_before = pair.open_bin_up();
         let opens = pair.open_sec().is_none();
         let open_before = pair.ex.open_start();
