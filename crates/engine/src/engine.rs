@@ -22,8 +22,8 @@ use crate::{FlowConfig, FlowRecord, FlowTable};
 pub struct Engine {
     flows: FlowTable,
     detector: Detector,
-    /// Pair slots of connections that have no flow entry (see [`PassByHints`]).
-    pass_by: PassByHints,
+    /// The pair slot of the last packet that had no flow entry (see [`pass_by_slot`]).
+    pass_by_hint: u32,
 }
 
 impl Engine {
@@ -33,7 +33,7 @@ impl Engine {
         Self {
             flows: FlowTable::new(flow, hash_seed),
             detector: Detector::new(detect, hash_seed),
-            pass_by: PassByHints::new(),
+            pass_by_hint: u32::MAX,
         }
     }
 
@@ -42,7 +42,7 @@ impl Engine {
     #[inline]
     pub fn ingest(&mut self, ts_ns: i64, meta: &PacketMeta) {
         let flow = self.flows.ingest(ts_ns, meta);
-        let pair_slot = pass_by_slot(&mut self.flows, &flow, &mut self.pass_by);
+        let pair_slot = pass_by_slot(&mut self.flows, flow.slot, &mut self.pass_by_hint);
         self.detector.count(ts_ns, meta, &flow, pair_slot);
     }
 
@@ -97,47 +97,19 @@ impl Engine {
     }
 }
 
-/// Pair slots of connections that have no flow entry (flow export without flow records), by
-/// flow hash: what the flow table keeps per flow for packets, kept here for those it passes
-/// by. Each of a record's seconds is a synthetic packet of the same connection, so its second
-/// and later ones find their pair's slot here. A fixed table of [`PassByHints::SLOTS`]
-/// entries (128 KiB), each the flow hash it was written for and the slot: a connection finds
-/// only its own entry (another one's would cost a look at a pair that is not its own), and
-/// connections whose hashes collide take each other's place. A slot that names another pair
-/// is only a missed shortcut, never a wrong answer (the slot's key is compared before use).
-pub(crate) struct PassByHints(Box<[(u32, u32)]>);
-
-impl PassByHints {
-    /// Entries in the table (a power of two).
-    pub(crate) const SLOTS: usize = 1 << 14;
-
-    pub(crate) fn new() -> Self {
-        Self(vec![(0, u32::MAX); Self::SLOTS].into_boxed_slice())
-    }
-
-    /// The word of the connection with this flow hash: `u32::MAX` unless the entry is its
-    /// own (another connection's entry becomes this one's).
-    #[inline]
-    fn word(&mut self, flow_hash: u32) -> &mut u32 {
-        // The mask keeps the index below the table's length.
-        let e = &mut self.0[flow_hash as usize & (Self::SLOTS - 1)];
-        if e.0 != flow_hash {
-            *e = (flow_hash, u32::MAX);
-        }
-        &mut e.1
-    }
-}
-
 /// The word that keeps the packet's pair slot: its flow's, or for a packet the table passed by
-/// (flow export without flow records) its connection's word in `hints`.
+/// (flow export without flow records) the one shared by all such packets. Bins of one
+/// connection and of one pair come one after another (see the flow-export bins' order), so
+/// the last pair is the next one's more often than not; a hint that names another pair is
+/// only a missed shortcut, never a wrong answer.
 #[inline]
 pub(crate) fn pass_by_slot<'a>(
     flows: &'a mut FlowTable,
-    flow: &crate::table::Ingested,
-    hints: &'a mut PassByHints,
+    slot: u32,
+    shared: &'a mut u32,
 ) -> &'a mut u32 {
-    match flows.pair_slot_mut(flow.slot) {
+    match flows.pair_slot_mut(slot) {
         Some(s) => s,
-        None => hints.word(flow.flow_hash),
+        None => shared,
     }
 }

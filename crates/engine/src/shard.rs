@@ -194,8 +194,8 @@ pub struct Shard {
     subscribers: Subscribers,
     buf: Vec<Event>,
     events: Vec<Tagged>,
-    /// Pair slots of connections that have no flow entry.
-    pass_by: crate::engine::PassByHints,
+    /// The pair slot of the last packet that had no flow entry.
+    pass_by_hint: u32,
 }
 
 impl Shard {
@@ -208,7 +208,7 @@ impl Shard {
             subscribers: Subscribers::new(detect, seed),
             buf: Vec::with_capacity(16),
             events: Vec::new(),
-            pass_by: crate::engine::PassByHints::new(),
+            pass_by_hint: u32::MAX,
         }
     }
 
@@ -218,7 +218,8 @@ impl Shard {
         // The flow table and the subscriber half share nothing: the order of the two is free.
         self.subscribers.advance_to(now, &mut self.buf);
         let flow = self.flows.ingest(ts, meta);
-        let pair_slot = crate::engine::pass_by_slot(&mut self.flows, &flow, &mut self.pass_by);
+        let pair_slot =
+            crate::engine::pass_by_slot(&mut self.flows, flow.slot, &mut self.pass_by_hint);
         self.subscribers
             .count(ts, meta, &flow, pair_slot, &mut self.buf);
         self.tag(seq, 2);
