@@ -83,6 +83,8 @@ pub fn snapshot(
         s.flows = FlowTableStats::from_flow_stats(&w.flows, caps.0);
         s.detector = DetectorStats::from_detect(&w.detect, &caps.1);
         s.worker_newest_ns = vec![w.last_packet_ns.unwrap_or(0)];
+        s.clock_steps = w.clock_steps;
+        s.clock_offset_seconds = w.clock_offset_ns as f64 / 1e9;
     }
     s.state_restored = shared.restored.load(Ordering::Relaxed);
     if let Ok(saved) = shared.state_saved_ns.lock() {

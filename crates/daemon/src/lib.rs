@@ -12,6 +12,7 @@
 mod announce;
 mod capture;
 mod check;
+mod clock_step;
 mod export;
 mod flow;
 mod flow_stats;

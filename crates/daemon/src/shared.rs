@@ -47,6 +47,10 @@ pub struct WorkerCounters {
     pub detect: DetectStats,
     /// Newest packet time seen (ns since the epoch).
     pub last_packet_ns: Option<i64>,
+    /// Steps back of the capture clock taken (see `clock_step`).
+    pub clock_steps: u64,
+    /// What the steps add to packet times now (ns).
+    pub clock_offset_ns: i64,
     /// Flow records written.
     pub records: u64,
     /// Alerts raised.

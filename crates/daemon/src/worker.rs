@@ -11,6 +11,7 @@ use burstwatch_engine::detect::EarlyReason;
 use burstwatch_engine::Alert;
 
 use super::capture::Batch;
+use super::clock_step::{ClockStep, Step};
 use super::reload::Reload;
 use super::shared::Shared;
 use burstwatch_pipeline::alert_json::write_alert_from;
@@ -75,6 +76,7 @@ pub fn run(
     recycle: Recycle,
 ) -> Engines {
     let mut last_ts: Option<i64> = resume_ns;
+    let mut clock = ClockStep::new(resume_ns);
     let mut last_checkpoint = Instant::now();
     let mut last_wall = Instant::now();
     let mut last_publish = Instant::now();
@@ -92,8 +94,20 @@ pub fn run(
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(mut batch) => {
                 for (ts, meta) in &batch {
-                    engine.ingest(*ts, meta);
-                    last_ts = Some(last_ts.map_or(*ts, |l| l.max(*ts)));
+                    // Flow export's samples (a sampling rate) come placed by their exporters'
+                    // clocks and held seconds behind the captured packets: not the capture
+                    // clock's to judge.
+                    let t = if meta.sampling > 0 {
+                        *ts
+                    } else {
+                        let (t, step) = clock.place(*ts);
+                        if let Some(s) = step {
+                            warn_step(s, t);
+                        }
+                        t
+                    };
+                    engine.ingest(t, meta);
+                    last_ts = Some(last_ts.map_or(t, |l| l.max(t)));
                 }
                 if !recycle.spare.is_empty() {
                     batch.clear();
@@ -132,7 +146,7 @@ pub fn run(
         }
         if last_publish.elapsed() >= Duration::from_secs(1) {
             last_publish = Instant::now();
-            outlet.publish(&engine, last_ts);
+            outlet.publish(&engine, last_ts, &clock);
         }
         if let Some(c) = checkpoints.as_ref() {
             if last_checkpoint.elapsed() >= c.every {
@@ -163,8 +177,22 @@ pub fn run(
         c.finish();
     }
     outlet.drain(&mut engine);
-    outlet.publish(&engine, last_ts);
+    outlet.publish(&engine, last_ts, &clock);
     engine
+}
+
+/// Say that the capture clock stepped back, and what that does to times from here on.
+fn warn_step(s: Step, at_ns: i64) {
+    tracing::warn!(
+        back_seconds = s.back_ns as f64 / 1e9,
+        offset_seconds = s.offset_ns as f64 / 1e9,
+        "packet time stepped back {:.1} s (the system clock was set back?): detection goes on from \
+         packet time {:.3}; packet times are shifted by +{:.1} s from here on, in alerts and flow \
+         records too",
+        s.back_ns as f64 / 1e9,
+        at_ns as f64 / 1e9,
+        s.offset_ns as f64 / 1e9
+    );
 }
 
 /// Hand a snapshot to the state writer (skipped while it still writes the previous one).
@@ -235,14 +263,19 @@ impl Outlet {
     }
 
     /// The worker's counters and heartbeat for the exporter and the watchdog.
-    fn publish(&self, engine: &Engines, last_ts: Option<i64>) {
+    fn publish(&self, engine: &Engines, last_ts: Option<i64>, clock: &ClockStep) {
         if let Ok(mut w) = self.shared.worker.lock() {
             w.flows = engine.flow_stats();
             w.detect = engine.detect_stats();
             w.last_packet_ns = last_ts;
+            w.clock_steps = clock.steps();
+            w.clock_offset_ns = clock.offset_ns();
             w.records = self.records;
             w.alerts = self.alerts;
             w.beat = Some(Instant::now());
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

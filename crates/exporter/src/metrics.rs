@@ -109,6 +109,8 @@ struct Families {
     newest: GaugeVec,
     restored: IntGauge,
     snapshot_age: Gauge,
+    clock_steps: IntCounter,
+    clock_offset: Gauge,
     last_update: Gauge,
     sink_sent: IntCounterVec,
     sink_failed: IntCounterVec,
@@ -168,6 +170,8 @@ impl Families {
             newest: reg!(r, GaugeVec::new(opts("worker_last_packet_timestamp_seconds", "Timestamp of the newest packet the worker processed, seconds since the Unix epoch (0: none yet)."), &["worker"])?),
             restored: reg!(r, IntGauge::with_opts(opts("state_restored", "1 if engine state was restored from a snapshot at start."))?),
             snapshot_age: reg!(r, Gauge::with_opts(opts("state_snapshot_age_seconds", "Age of the restored state snapshot at start (0 when none)."))?),
+            clock_steps: reg!(r, IntCounter::with_opts(opts("clock_steps_total", "Times the capture clock stepped back and packet times were shifted to go on from the newest."))?),
+            clock_offset: reg!(r, Gauge::with_opts(opts("clock_offset_seconds", "What those steps add to packet times now (alerts and flow records carry shifted times)."))?),
             last_update: reg!(r, Gauge::with_opts(opts("stats_last_update_timestamp_seconds", "When the statistics behind these metrics were last gathered, seconds since the Unix epoch."))?),
             sink_sent: reg!(r, cv("sink_alerts_sent_total", "Alerts delivered by the sink.", &["sink", "target"])?),
             sink_failed: reg!(r, cv("sink_alerts_failed_total", "Alerts the sink gave up on after its retries.", &["sink", "target"])?),
@@ -435,6 +439,8 @@ impl Metrics {
         }
         f.restored.set(i64::from(s.state_restored));
         f.snapshot_age.set(s.snapshot_age_seconds.max(0.0));
+        set(&f.clock_steps, "clock_steps".into(), s.clock_steps);
+        f.clock_offset.set(s.clock_offset_seconds);
         f.last_update.set(now_unix_ns as f64 / 1e9);
         for k in &s.sinks {
             let l = [k.name, k.target.as_str()];

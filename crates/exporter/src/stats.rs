@@ -234,6 +234,10 @@ pub struct StatsSnapshot {
     pub detector: DetectorStats,
     /// Newest packet timestamp seen by each worker (ns since the Unix epoch; 0 = none yet).
     pub worker_newest_ns: Vec<i64>,
+    /// Steps back of the capture clock that packet times were shifted over.
+    pub clock_steps: u64,
+    /// What those steps add to packet times now, in seconds.
+    pub clock_offset_seconds: f64,
     /// Whether engine state was restored from a snapshot at start.
     pub state_restored: bool,
     /// Age of the restored snapshot at start, in seconds (0 when none was restored).

@@ -1,0 +1,180 @@
+//! Packet time that the system clock stepped back under.
+//!
+//! A live capture stamps packets with the system clock. When that clock is stepped back (NTP
+//! correcting a clock that ran fast, a virtual machine restored, a wrong time set by hand), every
+//! later packet is older than what the engine has seen. The engine never moves time backwards,
+//! so without this guard each such packet would count in the second the engine is at: every
+//! pair's open bin would take all its traffic until the clock caught up again (an hour for a
+//! one-hour step), nothing would time out or be alerted on meanwhile, and then each of those
+//! bins would close as one second holding all of it, a false burst per busy pair.
+//!
+//! [`ClockStep`] tells a step from ordinary disorder (capture threads a little apart, a stray
+//! packet with a wrong stamp): a packet more than [`STEP_NS`] behind the newest one is only
+//! counted; [`CONFIRM`] such packets in a row are a step. From then on packet times get an
+//! offset that puts the step's first packet at the newest time seen, so the engine's time goes
+//! on without a gap. Its alerts and flow records then carry times that far ahead of the new
+//! clock; the daemon logs each step with its size, and the offset is a metric.
+
+/// How far behind the newest packet a packet must be to count toward a step (ns).
+pub const STEP_NS: i64 = 30_000_000_000;
+/// Packets in a row that far behind that make a step.
+pub const CONFIRM: u32 = 64;
+
+/// The offset applied to packet times and what led to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockStep {
+    /// Newest time handed to the engine (ns), `None` before the first packet.
+    newest: Option<i64>,
+    /// Added to every packet time (ns): the sum of the steps taken.
+    offset_ns: i64,
+    /// Packets in a row more than [`STEP_NS`] behind.
+    behind: u32,
+    /// Steps taken.
+    steps: u64,
+}
+
+/// A step just taken: how far back the clock went (ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// How far behind the newest time the step's packets were (ns).
+    pub back_ns: i64,
+    /// The offset now applied to packet times (ns).
+    pub offset_ns: i64,
+}
+
+impl ClockStep {
+    /// A guard whose time starts at `resume_ns` (a restored snapshot's packet time), if any.
+    pub fn new(resume_ns: Option<i64>) -> Self {
+        Self {
+            newest: resume_ns,
+            ..Self::default()
+        }
+    }
+
+    /// The engine time of a packet stamped `ts`, and the step it completes, if it does.
+    #[inline]
+    pub fn place(&mut self, ts: i64) -> (i64, Option<Step>) {
+        let t = ts.saturating_add(self.offset_ns);
+        let Some(newest) = self.newest else {
+            self.newest = Some(t);
+            return (t, None);
+        };
+        if t >= newest.saturating_sub(STEP_NS) {
+            self.behind = 0;
+            self.newest = Some(newest.max(t));
+            return (t, None);
+        }
+        self.behind += 1;
+        if self.behind < CONFIRM {
+            // Counted where the engine is (as it counts any older packet).
+            return (t, None);
+        }
+        let back_ns = newest.saturating_sub(t);
+        self.offset_ns = self.offset_ns.saturating_add(back_ns);
+        self.behind = 0;
+        self.steps += 1;
+        (
+            newest,
+            Some(Step {
+                back_ns,
+                offset_ns: self.offset_ns,
+            }),
+        )
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The offset applied to packet times now (ns).
+    pub fn offset_ns(&self) -> i64 {
+        self.offset_ns
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+    const T0: i64 = 1_767_225_600 * S;
+
+    /// Engine times of packets `ts`, in order.
+    fn run(c: &mut ClockStep, ts: impl IntoIterator<Item = i64>) -> Vec<i64> {
+        ts.into_iter().map(|t| c.place(t).0).collect()
+    }
+
+    #[test]
+    fn ordinary_disorder_and_stray_packets_are_left_alone() {
+        let mut c = ClockStep::new(None);
+        let got = run(&mut c, [T0, T0 + S, T0 + S / 2, T0 - 20 * S, T0 + 2 * S]);
+        assert_eq!(got, [T0, T0 + S, T0 + S / 2, T0 - 20 * S, T0 + 2 * S]);
+        // A few packets an hour behind (wrong stamps), then the clock as before.
+        let stray: Vec<i64> = (0..i64::from(CONFIRM) - 1)
+            .map(|i| T0 - 3600 * S + i)
+            .collect();
+        assert_eq!(run(&mut c, stray.clone()), stray);
+        assert_eq!(run(&mut c, [T0 + 3 * S]), [T0 + 3 * S]);
+        assert_eq!((c.steps(), c.offset_ns()), (0, 0));
+    }
+
+    #[test]
+    fn a_step_back_is_taken_after_its_confirmation_and_time_goes_on_from_the_newest() {
+        let mut c = ClockStep::new(None);
+        run(&mut c, (0..100).map(|i| T0 + i * S / 10));
+        let newest = T0 + 99 * S / 10;
+        // The clock steps back an hour; packets go on every 10 ms.
+        let back = T0 + 10 * S - 3600 * S;
+        let mut step = None;
+        let mut times = Vec::new();
+        for i in 0..200 {
+            let (t, s) = c.place(back + i * S / 100);
+            if s.is_some() {
+                step = s;
+            }
+            times.push(t);
+        }
+        let at = (CONFIRM - 1) as usize;
+        let s = step.expect("a step");
+        assert_eq!(s.back_ns, newest - (back + at as i64 * S / 100));
+        assert_eq!(c.steps(), 1);
+        assert_eq!(times[at], newest, "the step's packet at the newest time");
+        // After it, time goes on at the packets' pace, never behind the newest.
+        for w in times[at..].windows(2) {
+            assert_eq!(w[1] - w[0], S / 100);
+        }
+        assert_eq!(c.offset_ns(), s.offset_ns);
+        // A second step adds to the offset.
+        let newest = *times.last().unwrap();
+        let again: Vec<i64> = (0..i64::from(CONFIRM))
+            .map(|i| back - 600 * S + i)
+            .collect();
+        let got = run(&mut c, again);
+        assert_eq!(*got.last().unwrap(), newest);
+        assert_eq!(c.steps(), 2);
+    }
+
+    #[test]
+    fn a_restored_snapshots_time_counts_as_seen() {
+        let mut c = ClockStep::new(Some(T0));
+        let got = run(&mut c, (0..i64::from(CONFIRM)).map(|i| T0 - 7200 * S + i));
+        assert_eq!(*got.last().unwrap(), T0);
+        assert_eq!(c.steps(), 1);
+        // A clock that moved forward meanwhile is taken as it is.
+        let mut c = ClockStep::new(Some(T0));
+        assert_eq!(c.place(T0 + 600 * S), (T0 + 600 * S, None));
+    }
+
+    #[test]
+    fn extreme_stamps_do_not_overflow() {
+        let mut c = ClockStep::new(None);
+        run(&mut c, [i64::MAX, i64::MAX]);
+        for _ in 0..CONFIRM * 2 {
+            c.place(i64::MIN);
+        }
+        c.place(0);
+        assert!(c.steps() >= 1);
+    }
+}
