@@ -13,12 +13,18 @@
 //! counted; [`CONFIRM`] such packets in a row are a step. From then on packet times get an
 //! offset that puts the step's first packet at the newest time seen, so the engine's time goes
 //! on without a gap. Its alerts and flow records then carry times that far ahead of the new
-//! clock; the daemon logs each step with its size, and the offset is a metric.
+//! clock; the daemon logs each step with its size, and the offset is a metric. The offset then
+//! shrinks by one part in [`SLEW`] of the packet time that passes (engine time runs 0.5 %
+//! slow), so times come back to the capture clock: an hour's step in about eight days. A
+//! snapshot saved meanwhile holds the shifted time; the next process takes the rest of the
+//! offset as a step of its own and goes on shrinking it.
 
 /// How far behind the newest packet a packet must be to count toward a step (ns).
 pub const STEP_NS: i64 = 30_000_000_000;
 /// Packets in a row that far behind that make a step.
 pub const CONFIRM: u32 = 64;
+/// The offset shrinks by one nanosecond for every `SLEW` of packet time.
+pub const SLEW: i64 = 200;
 
 /// The offset applied to packet times and what led to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +35,8 @@ pub struct ClockStep {
     offset_ns: i64,
     /// Packets in a row more than [`STEP_NS`] behind.
     behind: u32,
+    /// The newest packet stamp (unshifted) while an offset shrinks (ns).
+    last_stamp: Option<i64>,
     /// Steps taken.
     steps: u64,
 }
@@ -54,6 +62,20 @@ impl ClockStep {
     /// The engine time of a packet stamped `ts`, and the step it completes, if it does.
     #[inline]
     pub fn place(&mut self, ts: i64) -> (i64, Option<Step>) {
+        if self.offset_ns > 0 {
+            match self.last_stamp {
+                Some(last) if ts > last => {
+                    // Packet time runs on: the offset shrinks by its share of that, never below
+                    // zero, so engine time still never goes back. What a share leaves over
+                    // counts with the next packet.
+                    let shrink = (ts.saturating_sub(last) / SLEW).min(self.offset_ns);
+                    self.offset_ns -= shrink;
+                    self.last_stamp = Some(last.saturating_add(shrink.saturating_mul(SLEW)));
+                }
+                Some(_) => {}
+                None => self.last_stamp = Some(ts),
+            }
+        }
         let t = ts.saturating_add(self.offset_ns);
         let Some(newest) = self.newest else {
             self.newest = Some(t);
@@ -71,6 +93,7 @@ impl ClockStep {
         }
         let back_ns = newest.saturating_sub(t);
         self.offset_ns = self.offset_ns.saturating_add(back_ns);
+        self.last_stamp = Some(ts);
         self.behind = 0;
         self.steps += 1;
         (
@@ -141,11 +164,12 @@ mod tests {
         assert_eq!(s.back_ns, newest - (back + at as i64 * S / 100));
         assert_eq!(c.steps(), 1);
         assert_eq!(times[at], newest, "the step's packet at the newest time");
-        // After it, time goes on at the packets' pace, never behind the newest.
+        // After it, time goes on at the packets' pace less the offset's shrinking (0.5 %).
         for w in times[at..].windows(2) {
-            assert_eq!(w[1] - w[0], S / 100);
+            assert_eq!(w[1] - w[0], S / 100 - S / 100 / SLEW);
         }
-        assert_eq!(c.offset_ns(), s.offset_ns);
+        let after = (times.len() - 1 - at) as i64;
+        assert_eq!(c.offset_ns(), s.offset_ns - after * (S / 100 / SLEW));
         // A second step adds to the offset.
         let newest = *times.last().unwrap();
         let again: Vec<i64> = (0..i64::from(CONFIRM))
@@ -154,6 +178,34 @@ mod tests {
         let got = run(&mut c, again);
         assert_eq!(*got.last().unwrap(), newest);
         assert_eq!(c.steps(), 2);
+    }
+
+    #[test]
+    fn the_offset_shrinks_with_packet_time_until_times_are_the_clocks_again() {
+        let mut c = ClockStep::new(Some(T0));
+        // A 100 s step, then a packet every millisecond.
+        let back = T0 - 100 * S;
+        let mut last = i64::MIN;
+        let mut i = 0i64;
+        loop {
+            let (t, _) = c.place(back + i * S / 1000);
+            assert!(
+                t >= last,
+                "engine time went back at packet {i}: {t} < {last}"
+            );
+            last = t;
+            if c.steps() == 1 && c.offset_ns() == 0 {
+                break;
+            }
+            i += 1;
+            assert!(i < 30_000_000, "the offset did not shrink to zero");
+        }
+        // The step's 99.94 s of offset (100 s less its 63 confirming packets' time) go in 200
+        // times that much packet time.
+        let took = i * S / 1000;
+        assert!((19_980 * S..=20_000 * S).contains(&took), "{took}");
+        // From then on, times are the packets' own.
+        assert_eq!(c.place(back + took + S).0, back + took + S);
     }
 
     #[test]
