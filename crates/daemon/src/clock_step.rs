@@ -11,13 +11,15 @@
 //! [`ClockStep`] tells a step from ordinary disorder (capture threads a little apart, a stray
 //! packet with a wrong stamp): a packet more than [`STEP_NS`] behind the newest one is only
 //! counted; [`CONFIRM`] such packets in a row are a step. From then on packet times get an
-//! offset that puts the step's first packet at the newest time seen, so the engine's time goes
-//! on without a gap. Its alerts and flow records then carry times that far ahead of the new
+//! offset that puts the packet that confirms the step at the newest time seen, so the engine's
+//! time goes on without a gap. Its alerts and flow records then carry times that far ahead of the new
 //! clock; the daemon logs each step with its size, and the offset is a metric. The offset then
 //! shrinks by one part in [`SLEW`] of the packet time that passes (engine time runs 0.5 %
 //! slow), so times come back to the capture clock: an hour's step in about eight days. A
 //! snapshot saved meanwhile holds the shifted time; the next process takes the rest of the
-//! offset as a step of its own and goes on shrinking it.
+//! offset as a step of its own and goes on shrinking it. Right after a restart there is no
+//! disorder to tolerate yet: until a packet reaches the restored snapshot's time, any packet
+//! behind it counts toward a step, so that a rest of under [`STEP_NS`] is not piled up either.
 
 /// How far behind the newest packet a packet must be to count toward a step (ns).
 pub const STEP_NS: i64 = 30_000_000_000;
@@ -31,8 +33,10 @@ pub const SLEW: i64 = 200;
 pub struct ClockStep {
     /// Newest time handed to the engine (ns), `None` before the first packet.
     newest: Option<i64>,
-    /// Added to every packet time (ns): the sum of the steps taken.
+    /// Added to every packet time (ns): the steps taken, less what has shrunk since.
     offset_ns: i64,
+    /// Started from a restored snapshot's time and no packet has reached it yet.
+    resuming: bool,
     /// Packets in a row more than [`STEP_NS`] behind.
     behind: u32,
     /// The newest packet stamp (unshifted) while an offset shrinks (ns).
@@ -55,6 +59,7 @@ impl ClockStep {
     pub fn new(resume_ns: Option<i64>) -> Self {
         Self {
             newest: resume_ns,
+            resuming: resume_ns.is_some(),
             ..Self::default()
         }
     }
@@ -81,8 +86,10 @@ impl ClockStep {
             self.newest = Some(t);
             return (t, None);
         };
-        if t >= newest.saturating_sub(STEP_NS) {
+        let tolerated = if self.resuming { 0 } else { STEP_NS };
+        if t >= newest.saturating_sub(tolerated) {
             self.behind = 0;
+            self.resuming = false;
             self.newest = Some(newest.max(t));
             return (t, None);
         }
@@ -95,6 +102,7 @@ impl ClockStep {
         self.offset_ns = self.offset_ns.saturating_add(back_ns);
         self.last_stamp = Some(ts);
         self.behind = 0;
+        self.resuming = false;
         self.steps += 1;
         (
             newest,
@@ -217,6 +225,18 @@ mod tests {
         // A clock that moved forward meanwhile is taken as it is.
         let mut c = ClockStep::new(Some(T0));
         assert_eq!(c.place(T0 + 600 * S), (T0 + 600 * S, None));
+        // What is left of an earlier step's offset after a restart (the snapshot holds shifted
+        // time), less than STEP_NS: a step too, not a pile-up at the snapshot's time.
+        let mut c = ClockStep::new(Some(T0));
+        let got = run(&mut c, (0..i64::from(CONFIRM)).map(|i| T0 - 10 * S + i));
+        assert_eq!(*got.last().unwrap(), T0);
+        assert_eq!(c.steps(), 1);
+        // Once a packet has reached the snapshot's time, 10 s behind is ordinary disorder.
+        let mut c = ClockStep::new(Some(T0));
+        c.place(T0 + S);
+        let behind: Vec<i64> = (0..i64::from(CONFIRM)).map(|i| T0 - 9 * S + i).collect();
+        assert_eq!(run(&mut c, behind.clone()), behind);
+        assert_eq!(c.steps(), 0);
     }
 
     #[test]

@@ -180,8 +180,8 @@ fn addr_bits(a: IpAddr) -> (bool, [u64; 2]) {
 impl SortKey {
     /// A prefix of the key's order in one word: `a.rank() < b.rank()` implies `a < b`, and
     /// `a == b` implies equal ranks. An IPv6 lower address gives its top 63 bits; an IPv4
-    /// one gives its 32 bits, then whether the higher address is IPv6 and the top 30 bits of
-    /// the higher address's first word that differs between addresses of its family.
+    /// one gives its 32 bits, then whether the higher address is IPv6, then the higher
+    /// address's top 30 bits (of its 32 for IPv4, of its high word for IPv6).
     #[inline]
     fn rank(&self) -> u64 {
         if self.rest & LO_V6 != 0 {
